@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/fhirlake/fhirlake/extract/sandbox"
+)
+
+type sandboxOptions struct {
+	addr string
+	cfg  sandbox.Config
+}
+
+func sandboxCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "sandbox",
+		Usage:     "serve the synthetic sandbox payer (Bulk Data, 1upHealth flavour) until SIGINT/SIGTERM",
+		UsageText: "fhirlake sandbox [--addr 127.0.0.1:8089] [--members 200] [--seed 1]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8089", Usage: "listen address"},
+			&cli.IntFlag{Name: "members", Value: 200, Usage: "synthetic members to generate"},
+			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "generator seed (same seed, same data)"},
+		},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+		Action: func(c *cli.Context) error {
+			if c.Int("members") < 1 {
+				return usagef("--members must be at least 1")
+			}
+			return runSandbox(c.Context, c, sandboxOptions{
+				addr: c.String("addr"),
+				cfg:  sandbox.Config{Members: c.Int("members"), Seed: c.Int64("seed")},
+			})
+		},
+	}
+}
+
+func runSandbox(ctx context.Context, c *cli.Context, o sandboxOptions) error {
+	srv, err := sandbox.New(o.cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return usagef("listen on %s: %v", o.addr, err)
+	}
+	root := "http://" + ln.Addr().String()
+	fmt.Fprintf(c.App.Writer, "sandbox payer on %s\n  1upHealth base: %s\n  standard base:  %s\n  token URL:      %s\n  client id:      %s (secret %q, public sandbox credential)\n",
+		root, sandbox.OneUpBase(root, sandbox.DefaultTenant), sandbox.StandardBase(root), root+sandbox.TokenPath,
+		sandbox.DefaultClientID, sandbox.DefaultClientSecret)
+	return serve(ctx, ln, srv.Handler())
+}
+
+// serve serves h on ln until ctx is cancelled, then shuts down gracefully.
+func serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- hs.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("sandbox server: %w", err)
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := hs.Shutdown(sctx)
+		if e := <-done; e != nil && !errors.Is(e, http.ErrServerClosed) {
+			err = errors.Join(err, e)
+		}
+		return err
+	}
+}

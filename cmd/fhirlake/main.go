@@ -1,0 +1,129 @@
+// Command fhirlake pulls member data out of payer FHIR APIs with the HL7
+// Bulk Data $export protocol and lands it in an analytics warehouse: typed
+// Parquet files and a DuckDB database.
+//
+// This package only wires: flags, environment, logging and exit codes. The
+// work happens in extract, transform, load and internal/pipeline.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/fhirlake/fhirlake/extract"
+)
+
+// Exit codes. They are part of the contract with schedulers: keep them
+// stable and keep exitCodesHelp in step.
+const (
+	exitOK        = 0
+	exitFailure   = 1 // anything not classified below
+	exitUsage     = 2 // bad flags, bad configuration
+	exitAuth      = 3 // the server rejected our credentials or token
+	exitExport    = 4 // the export failed or expired on the server
+	exitTransient = 5 // network, 429, 5xx, wait budget spent: safe to retry
+	exitCancelled = 130
+)
+
+const exitCodesHelp = `EXIT CODES:
+   0    success
+   1    failure not classified below
+   2    usage or configuration error (fix the command line)
+   3    authentication or authorization failed (check client id, secret, key, scopes)
+   4    the export failed or expired on the server (rerun starts a new export)
+   5    transient failure: network, 429, 5xx, --max-wait exceeded (safe to retry)
+   130  interrupted (SIGINT/SIGTERM)`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args)
+	stop()
+	code := exitCode(ctx, err)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fhirlake: "+err.Error())
+	}
+	os.Exit(code)
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "fhirlake",
+		Usage: "Bulk FHIR $export from payer APIs into Parquet and DuckDB",
+		Description: "fhirlake runs the HL7 Bulk Data export lifecycle against a payer FHIR API, flattens the NDJSON\n" +
+			"through SQL-on-FHIR v2 ViewDefinitions, and loads typed tables into DuckDB and a Parquet lake.",
+		CustomAppHelpTemplate: cli.AppHelpTemplate + "\n" + exitCodesHelp + "\n",
+		Writer:                stdout,
+		ErrWriter:             stderr,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"FHIRLAKE_LOG_LEVEL"}},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json (logs go to stderr)", EnvVars: []string{"FHIRLAKE_LOG_FORMAT"}},
+		},
+		Commands: []*cli.Command{
+			sandboxCommand(),
+			exportCommand(),
+			runCommand(),
+			demoCommand(),
+		},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+		// Errors are reported and mapped to exit codes by main, not by cli.
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+}
+
+// usageError is a mistake on the command line: exit code 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// exitCode maps an error to the documented exit codes, in one place.
+func exitCode(ctx context.Context, err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+		return exitCancelled
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, extract.ErrUnauthorized):
+		return exitAuth
+	case errors.Is(err, extract.ErrExportFailed), errors.Is(err, extract.ErrExportExpired):
+		return exitExport
+	case errors.Is(err, extract.ErrTransient):
+		return exitTransient
+	case strings.HasPrefix(err.Error(), "flag provided but not defined"), strings.HasPrefix(err.Error(), "Required flag"):
+		return exitUsage
+	default:
+		return exitFailure
+	}
+}
+
+// logger builds the logger from the global flags. Logs go to stderr so that
+// stdout carries only results.
+func logger(c *cli.Context) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	w := c.App.ErrWriter
+	switch c.String("log-format") {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, usagef("--log-format %q: want text or json", c.String("log-format"))
+	}
+}

@@ -1,0 +1,121 @@
+//go:build duckdb_arrow
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fhirlake/fhirlake/extract/sandbox"
+)
+
+// run executes the CLI in-process and returns its exit code, stdout and
+// stderr (the error line main would print is appended to stderr).
+func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var stdout, stderr bytes.Buffer
+	ctx := context.Background()
+	err := newApp(&stdout, &stderr).RunContext(ctx, append([]string{"fhirlake"}, args...))
+	if err != nil {
+		stderr.WriteString("fhirlake: " + err.Error() + "\n")
+	}
+	return exitCode(ctx, err), stdout.String(), stderr.String()
+}
+
+func startSandbox(t *testing.T) (fhirURL, tokenURL string) {
+	t.Helper()
+	sb, err := sandbox.New(sandbox.Config{Members: 10, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	return sandbox.OneUpBase(srv.URL, sandbox.DefaultTenant), srv.URL + sandbox.TokenPath
+}
+
+func TestExitCodes(t *testing.T) {
+	fhirURL, tokenURL := startSandbox(t)
+	dir := t.TempDir()
+	badSecret := filepath.Join(dir, "bad-secret")
+	os.WriteFile(badSecret, []byte("not-the-secret\n"), 0o600)
+	goodSecret := filepath.Join(dir, "secret")
+	os.WriteFile(goodSecret, []byte(sandbox.DefaultClientSecret+"\n"), 0o600)
+	source := []string{"--fhir-url", fhirURL, "--token-url", tokenURL, "--client-id", sandbox.DefaultClientID}
+
+	tests := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		code     int
+		stderr   string // substring expected on stderr
+		noSecret bool   // the secret must not appear anywhere
+	}{
+		{"unknown flag", nil, []string{"export", "--nope"}, exitUsage, "flag provided but not defined", false},
+		{"missing required flag", nil, []string{"export", "--out", dir}, exitUsage, `"fhir-url"`, false},
+		{"bad since", nil, append([]string{"export", "--out", dir, "--since", "yesterday", "--client-secret-file", goodSecret}, source...), exitUsage, "RFC 3339", false},
+		{"no secret", map[string]string{"FHIRLAKE_CLIENT_SECRET": ""}, append([]string{"export", "--out", dir}, source...), exitUsage, "no client secret", false},
+		{"wrong secret", nil, append([]string{"export", "--out", dir, "--client-secret-file", badSecret}, source...), exitAuth,
+			`token endpoint rejected client "` + sandbox.DefaultClientID + `" (401 invalid_client): check client id and secret`, true},
+		{"export ok", nil, append([]string{"export", "--out", filepath.Join(dir, "out"), "--types", "Patient,Coverage"}, source...), exitOK, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := tt.env
+			if env == nil {
+				env = map[string]string{"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret}
+			}
+			code, stdout, stderr := run(t, env, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit code = %d, want %d; stderr:\n%s", code, tt.code, stderr)
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.stderr, stderr)
+			}
+			if tt.noSecret && (strings.Contains(stdout+stderr, sandbox.DefaultClientSecret) || strings.Contains(stdout+stderr, "not-the-secret")) {
+				t.Errorf("a secret leaked into the output:\n%s\n%s", stdout, stderr)
+			}
+		})
+	}
+	// The successful export left exactly the requested types and the manifest.
+	got, _ := filepath.Glob(filepath.Join(dir, "out", "*"))
+	for i := range got {
+		got[i] = filepath.Base(got[i])
+	}
+	if strings.Join(got, " ") != "Coverage.001.ndjson Patient.001.ndjson manifest.json" {
+		t.Errorf("export wrote %v", got)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	code, stdout, stderr := run(t, nil, "--log-level", "warn", "demo", "--dir", dir, "--members", "20")
+	if code != exitOK {
+		t.Fatalf("demo exit %d:\n%s", code, stderr)
+	}
+	for _, want := range []string{"patient ", "eob_item ", "claims_by_type", "professional", "institutional", "pharmacy"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if stderr != "" {
+		t.Errorf("demo was not quiet at --log-level warn:\n%s", stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "lake", "eob", "data.parquet")); err != nil {
+		t.Errorf("lake not written: %v", err)
+	}
+}
+
+func TestHelpListsExitCodes(t *testing.T) {
+	code, stdout, _ := run(t, nil, "--help")
+	if code != exitOK || !strings.Contains(stdout, "EXIT CODES") || !strings.Contains(stdout, "safe to retry") {
+		t.Errorf("help (exit %d) lacks the exit codes:\n%s", code, stdout)
+	}
+}

@@ -1,0 +1,505 @@
+package extract
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Client drives Bulk Data exports against one FHIR server. Configure it by
+// setting fields before the first call; zero values get the defaults listed
+// on each field. A Client is safe for concurrent use once configured.
+type Client struct {
+	// BaseURL is the FHIR base, e.g. https://payer.example/v1/bison/bulk-data/r4.
+	BaseURL string
+	// HTTP carries every request; nil means a client with sane timeouts.
+	HTTP *http.Client
+	// Tokens supplies bearer tokens; nil means the server needs none.
+	Tokens TokenSource
+	// PollFloor and PollCeiling clamp the server's Retry-After (defaults 1s
+	// and 5m); PollDefault is used when the server sends none (default 5s).
+	PollFloor, PollCeiling, PollDefault time.Duration
+	// MaxWait bounds the whole wait for an export (default 24h).
+	MaxWait time.Duration
+	// Concurrency is the number of parallel downloads (default 4).
+	Concurrency int
+	// Retries is how many times a transient failure of one request is
+	// retried (default 5).
+	Retries int
+	// Log receives progress lines; nil discards them. Lines carry job and
+	// file names and counts, never tokens or resource content.
+	Log *slog.Logger
+	// Sleep waits for d or until ctx is done; nil means a real timer. Tests
+	// replace it so that they never sleep.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Now is the client's clock; nil means time.Now.
+	Now func() time.Time
+
+	httpOnce sync.Once
+	hc       *http.Client
+}
+
+// Request says what to export.
+type Request struct {
+	// Group exports Group/{Group}/$export; empty means a system or
+	// Patient-level export.
+	Group string
+	// Patient selects Patient/$export when Group is empty.
+	Patient bool
+	// Types is the _type filter; empty means every type the server offers.
+	Types []string
+	// Since is the _since filter; zero means everything.
+	Since time.Time
+}
+
+// kickoffURL builds the kick-off URL for r.
+func (c *Client) kickoffURL(r Request) (string, error) {
+	base := strings.TrimRight(c.BaseURL, "/")
+	if _, err := url.Parse(base); err != nil || base == "" {
+		return "", fmt.Errorf("invalid FHIR base URL %q", c.BaseURL)
+	}
+	var path string
+	switch {
+	case r.Group != "":
+		path = "/Group/" + url.PathEscape(r.Group) + "/$export"
+	case r.Patient:
+		path = "/Patient/$export"
+	default:
+		path = "/$export"
+	}
+	q := url.Values{}
+	if len(r.Types) > 0 {
+		q.Set("_type", strings.Join(r.Types, ","))
+	}
+	if !r.Since.IsZero() {
+		q.Set("_since", r.Since.UTC().Format(time.RFC3339Nano))
+	}
+	u := base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u, nil
+}
+
+// httpClient returns the configured client wrapped so that a redirect to
+// another origin never carries the bearer token.
+func (c *Client) httpClient() *http.Client {
+	c.httpOnce.Do(func() {
+		base := c.HTTP
+		if base == nil {
+			base = &http.Client{}
+		}
+		hc := *base
+		hc.CheckRedirect = stripAuthOnRedirect(base.CheckRedirect)
+		c.hc = &hc
+	})
+	return c.hc
+}
+
+// stripAuthOnRedirect removes the Authorization header when a redirect
+// leaves the origin (scheme, host and port) of the first request. net/http
+// already drops it for another host name, but keeps it for another port of
+// the same host; pre-signed storage URLs must see no token at all.
+func stripAuthOnRedirect(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return fmt.Errorf("stopped after 10 redirects: %w", ErrProtocol)
+		}
+		first := via[0].URL
+		if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+			req.Header.Del("Authorization")
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		return nil
+	}
+}
+
+func (c *Client) log() *slog.Logger {
+	if c.Log != nil {
+		return c.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	if c.Sleep != nil {
+		return c.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// send performs one request. When auth is true it attaches a bearer token
+// to this request only: the header is set on the request, not by a
+// transport, so net/http drops it on a redirect to another host and a
+// pre-signed storage URL never sees it. A 401 invalidates the cached token
+// and retries once with a fresh one.
+func (c *Client) send(ctx context.Context, method, rawURL string, header http.Header, auth bool) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, method, rawURL, nil)
+		if err != nil {
+			return nil, fmt.Errorf("build request: %w", err)
+		}
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		if auth && c.Tokens != nil {
+			tok, err := c.Tokens.Token(ctx)
+			if err != nil {
+				return nil, err
+			}
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := c.httpClient().Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("%s %s: %w: %w", method, redact(rawURL), ErrTransient, err)
+		}
+		if resp.StatusCode == http.StatusUnauthorized && auth && attempt == 0 {
+			if inv, ok := c.Tokens.(Invalidator); ok {
+				drain(resp)
+				inv.Invalidate()
+				continue
+			}
+		}
+		return resp, nil
+	}
+}
+
+// retrying calls fn until it succeeds, fails with a non-transient error, or
+// the retry budget is spent. Waits grow exponentially with jitter, or follow
+// the server's Retry-After when fn reports one.
+func (c *Client) retrying(ctx context.Context, op string, fn func() (retryAfter time.Duration, err error)) error {
+	retries := orDefault(c.Retries, 5)
+	backoff := time.Second
+	for attempt := 0; ; attempt++ {
+		ra, err := fn()
+		if err == nil || !errors.Is(err, ErrTransient) || attempt >= retries {
+			return err
+		}
+		wait := backoff + rand.N(backoff/2+1)
+		if ra > 0 {
+			wait = c.clampPoll(ra)
+		}
+		c.log().Warn("retrying after transient failure", "op", op, "attempt", attempt+1, "wait", wait.String(), "error", err.Error())
+		if err := c.sleep(ctx, wait); err != nil {
+			return err
+		}
+		backoff = min(backoff*2, time.Minute)
+	}
+}
+
+func drain(resp *http.Response) {
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+}
+
+// redact strips the query string from a URL before it goes into a log line
+// or an error: pre-signed storage URLs carry credentials there.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparseable url>"
+	}
+	u.RawQuery = ""
+	u.User = nil
+	return u.String()
+}
+
+// statusError reads an error response into a StatusError.
+func statusError(op string, resp *http.Response, kind error) error {
+	defer drain(resp)
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if kind == nil {
+		kind = classify(resp.StatusCode)
+	}
+	if kind == nil {
+		kind = ErrProtocol
+	}
+	return &StatusError{Op: op, Status: resp.StatusCode, Summary: outcomeSummary(body), kind: kind}
+}
+
+// operationOutcome is the part of a FHIR OperationOutcome we read.
+type operationOutcome struct {
+	ResourceType string `json:"resourceType"`
+	Issue        []struct {
+		Severity    string `json:"severity"`
+		Code        string `json:"code"`
+		Diagnostics string `json:"diagnostics"`
+		Details     struct {
+			Text string `json:"text"`
+		} `json:"details"`
+	} `json:"issue"`
+}
+
+// outcomeSummary returns the diagnostics of an OperationOutcome body, cut to
+// a sane length, or "" when the body is not one.
+func outcomeSummary(body []byte) string {
+	var oo operationOutcome
+	if json.Unmarshal(body, &oo) != nil || oo.ResourceType != "OperationOutcome" {
+		return ""
+	}
+	var parts []string
+	for _, is := range oo.Issue {
+		text := is.Diagnostics
+		if text == "" {
+			text = is.Details.Text
+		}
+		if text == "" {
+			text = is.Code
+		}
+		parts = append(parts, is.Severity+": "+text)
+	}
+	s := strings.Join(parts, "; ")
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}
+
+// trackJobRE finds the status URL in 1upHealth's kick-off answer, an
+// OperationOutcome whose text reads "... Track job at <url>".
+var trackJobRE = regexp.MustCompile(`(?i)track job at\s+(\S+)`)
+
+// Kickoff starts an export and returns its status URL.
+func (c *Client) Kickoff(ctx context.Context, r Request) (string, error) {
+	u, err := c.kickoffURL(r)
+	if err != nil {
+		return "", err
+	}
+	h := http.Header{
+		"Accept": {"application/fhir+json"},
+		"Prefer": {"respond-async"},
+	}
+	var status string
+	err = c.retrying(ctx, "kick-off", func() (time.Duration, error) {
+		resp, err := c.send(ctx, http.MethodGet, u, h, true)
+		if err != nil {
+			return 0, fmt.Errorf("kick-off: %w", err)
+		}
+		if resp.StatusCode != http.StatusAccepted {
+			ra := retryAfter(resp.Header.Get("Retry-After"), c.now())
+			kind := classify(resp.StatusCode)
+			if kind == ErrExportExpired { // 404 at kick-off: wrong URL or group, not an expired job
+				kind = ErrProtocol
+			}
+			return ra, statusError("kick-off", resp, kind)
+		}
+		defer drain(resp)
+		status, err = statusLocation(resp, u)
+		return 0, err
+	})
+	if err != nil {
+		return "", err
+	}
+	c.log().Info("export started", "job", redact(status))
+	return status, nil
+}
+
+// statusLocation finds the status URL of an accepted kick-off: the
+// Content-Location header, or else the "Track job at" text of the body.
+// Relative URLs are resolved against the kick-off URL.
+func statusLocation(resp *http.Response, kickoff string) (string, error) {
+	loc := resp.Header.Get("Content-Location")
+	if loc == "" {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var oo operationOutcome
+		if json.Unmarshal(body, &oo) == nil {
+			for _, is := range oo.Issue {
+				for _, text := range []string{is.Diagnostics, is.Details.Text} {
+					if m := trackJobRE.FindStringSubmatch(text); m != nil {
+						loc = strings.TrimRight(m[1], ".,;\"'")
+					}
+				}
+			}
+		}
+	}
+	if loc == "" {
+		return "", fmt.Errorf("kick-off accepted without Content-Location or a job URL in the body: %w", ErrProtocol)
+	}
+	base, err := url.Parse(kickoff)
+	if err != nil {
+		return "", fmt.Errorf("parse kick-off URL: %w", err)
+	}
+	ref, err := url.Parse(loc)
+	if err != nil {
+		return "", fmt.Errorf("status URL %q: %w: %w", loc, ErrProtocol, err)
+	}
+	return base.ResolveReference(ref).String(), nil
+}
+
+// retryAfter parses a Retry-After header, as delta-seconds or an HTTP-date
+// relative to now. It returns 0 when the header is absent or unusable.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > 1e6 { // also guards the conversion below against overflow
+			secs = 1e6
+		}
+		return time.Duration(secs * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// clampPoll bounds a server-suggested wait to [PollFloor, PollCeiling] and
+// adds up to 10% jitter so that many clients do not poll in lockstep.
+func (c *Client) clampPoll(d time.Duration) time.Duration {
+	floor := orDefault(c.PollFloor, time.Second)
+	ceiling := orDefault(c.PollCeiling, 5*time.Minute)
+	if d <= 0 {
+		d = orDefault(c.PollDefault, 5*time.Second)
+	}
+	d = max(floor, min(d, ceiling))
+	return d + rand.N(d/10+1)
+}
+
+// Poll waits for the export at statusURL to finish and returns its
+// manifest. It honours Retry-After, retries transient failures, and gives
+// up after MaxWait.
+func (c *Client) Poll(ctx context.Context, statusURL string) (*Manifest, error) {
+	deadline := c.now().Add(orDefault(c.MaxWait, 24*time.Hour))
+	h := http.Header{"Accept": {"application/json"}}
+	transient := 0
+	for {
+		resp, err := c.send(ctx, http.MethodGet, statusURL, h, true)
+		var wait time.Duration
+		switch {
+		case err != nil && !errors.Is(err, ErrTransient):
+			return nil, fmt.Errorf("poll export status: %w", err)
+		case err != nil:
+			transient++
+			wait = backoffFor(transient)
+			c.log().Warn("export status unreachable, will retry", "job", redact(statusURL), "error", err.Error())
+		case resp.StatusCode == http.StatusAccepted:
+			transient = 0
+			wait = retryAfter(resp.Header.Get("Retry-After"), c.now())
+			c.log().Info("export in progress", "job", redact(statusURL), "progress", resp.Header.Get("X-Progress"))
+			drain(resp)
+		case resp.StatusCode == http.StatusOK:
+			body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+			resp.Body.Close()
+			if err != nil {
+				return nil, fmt.Errorf("read manifest: %w: %w", ErrTransient, err)
+			}
+			m, done, err := completion(body)
+			if err != nil {
+				return nil, err
+			}
+			if done {
+				return m, nil
+			}
+			wait = retryAfter(resp.Header.Get("Retry-After"), c.now())
+		default:
+			serr := statusError("export status", resp, nil)
+			if !errors.Is(serr, ErrTransient) {
+				return nil, serr
+			}
+			transient++
+			wait = max(retryAfter(resp.Header.Get("Retry-After"), c.now()), backoffFor(transient))
+			c.log().Warn("export status failed, will retry", "job", redact(statusURL), "error", serr.Error())
+		}
+		wait = c.clampPoll(wait)
+		if c.now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("export not complete after %s (--max-wait): %w", orDefault(c.MaxWait, 24*time.Hour), ErrTransient)
+		}
+		if err := c.sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func backoffFor(n int) time.Duration {
+	return min(time.Duration(1<<min(n, 8))*time.Second, 5*time.Minute)
+}
+
+// completion interprets a 200 from the status URL. Standard servers send
+// the manifest; 1upHealth adds a status field and may answer 200 while the
+// job is still running or after it failed.
+func completion(body []byte) (*Manifest, bool, error) {
+	var probe struct {
+		Status          string `json:"status"`
+		TransactionTime string `json:"transactionTime"`
+		ResourceType    string `json:"resourceType"`
+	}
+	if err := json.Unmarshal(body, &probe); err != nil {
+		return nil, false, fmt.Errorf("decode export status: %w: %w", ErrProtocol, err)
+	}
+	if probe.ResourceType == "OperationOutcome" {
+		return nil, false, fmt.Errorf("export status: %s: %w", outcomeSummary(body), ErrExportFailed)
+	}
+	switch strings.ToLower(probe.Status) {
+	case "failed", "error", "cancelled", "canceled":
+		return nil, false, fmt.Errorf("export status %q: %w", probe.Status, ErrExportFailed)
+	case "", "successful", "completed", "complete", "succeeded":
+	default:
+		if probe.TransactionTime == "" {
+			return nil, false, nil // still running, 1up style
+		}
+	}
+	m, err := parseManifest(body)
+	if err != nil {
+		return nil, false, err
+	}
+	return m, true, nil
+}
+
+// Cancel asks the server to stop the export or delete its files (DELETE on
+// the status URL). A 404 counts as done.
+func (c *Client) Cancel(ctx context.Context, statusURL string) error {
+	resp, err := c.send(ctx, http.MethodDelete, statusURL, http.Header{"Accept": {"application/fhir+json"}}, true)
+	if err != nil {
+		return fmt.Errorf("delete export job: %w", err)
+	}
+	if resp.StatusCode/100 == 2 || resp.StatusCode == http.StatusNotFound {
+		drain(resp)
+		return nil
+	}
+	return statusError("delete export job", resp, nil)
+}

@@ -1,0 +1,300 @@
+package extract
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name, header string
+		want         time.Duration
+	}{
+		{"absent", "", 0},
+		{"seconds", "120", 2 * time.Minute},
+		{"fractional seconds", "1.5", 1500 * time.Millisecond},
+		{"zero", "0", 0},
+		{"negative", "-4", 0},
+		{"http date", "Mon, 05 Jan 2026 12:00:30 GMT", 30 * time.Second},
+		{"http date in the past", "Mon, 05 Jan 2026 11:00:00 GMT", 0},
+		{"absurd", "99999999999", 1e6 * time.Second},
+		{"garbage", "soon", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := retryAfter(tt.header, now); got != tt.want {
+				t.Errorf("retryAfter(%q) = %v, want %v", tt.header, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestClampPoll(t *testing.T) {
+	c := &Client{PollFloor: 2 * time.Second, PollCeiling: time.Minute, PollDefault: 10 * time.Second}
+	tests := []struct {
+		in, lo time.Duration
+	}{
+		{0, 10 * time.Second},               // default
+		{time.Millisecond, 2 * time.Second}, // floor
+		{time.Hour, time.Minute},            // ceiling
+		{30 * time.Second, 30 * time.Second},
+	}
+	for _, tt := range tests {
+		got := c.clampPoll(tt.in)
+		if got < tt.lo || got > tt.lo+tt.lo/10 {
+			t.Errorf("clampPoll(%v) = %v, want in [%v, %v]", tt.in, got, tt.lo, tt.lo+tt.lo/10)
+		}
+	}
+}
+
+func TestKickoffURL(t *testing.T) {
+	since := time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600))
+	tests := []struct {
+		name string
+		req  Request
+		want string
+	}{
+		{"system", Request{}, "https://p.example/fhir/$export"},
+		{"patient", Request{Patient: true}, "https://p.example/fhir/Patient/$export"},
+		{"group with filters", Request{Group: "g 1", Types: []string{"Patient", "Coverage"}, Since: since},
+			"https://p.example/fhir/Group/g%201/$export?_since=2026-01-02T02%3A04%3A05Z&_type=Patient%2CCoverage"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Client{BaseURL: "https://p.example/fhir/"}
+			got, err := c.kickoffURL(tt.req)
+			if err != nil || got != tt.want {
+				t.Errorf("kickoffURL = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	tests := []struct {
+		name     string
+		body     string
+		done     bool
+		wantErr  error
+		wantType string
+	}{
+		{"standard", `{"transactionTime":"2026-01-05T00:00:00Z","requiresAccessToken":true,"output":[{"type":"Patient","url":"http://x/1","count":2}],"error":[]}`, true, nil, "Patient"},
+		{"1up successful", `{"status":"Successful","transactionTime":"2026-01-05T00:00:00.000+00:00","output":[{"type":"Coverage","url":"http://x/2"}],"error":[],"batches":1}`, true, nil, "Coverage"},
+		{"1up running", `{"status":"In Progress"}`, false, nil, ""},
+		{"1up failed", `{"status":"Failed"}`, false, ErrExportFailed, ""},
+		{"outcome", `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception","diagnostics":"boom"}]}`, false, ErrExportFailed, ""},
+		{"no transactionTime", `{"output":[]}`, false, ErrProtocol, ""},
+		{"not json", `<html>`, false, ErrProtocol, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, done, err := completion([]byte(tt.body))
+			if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if done != tt.done {
+				t.Fatalf("done = %v, want %v", done, tt.done)
+			}
+			if done && m.Output[0].Type != tt.wantType {
+				t.Errorf("output type = %q, want %q", m.Output[0].Type, tt.wantType)
+			}
+		})
+	}
+}
+
+func TestStatusLocationFromTrackJobBody(t *testing.T) {
+	body := `{"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational",` +
+		`"details":{"text":"Asynchronous export running. Track job at https://gateway.example/v1/bison/bulk-data/r4/$export/job/42."}}]}`
+	rec := httptest.NewRecorder()
+	rec.WriteHeader(202)
+	rec.WriteString(body)
+	got, err := statusLocation(rec.Result(), "https://api.example/v1/bison/bulk-data/r4/$export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "https://gateway.example/v1/bison/bulk-data/r4/$export/job/42"; got != want {
+		t.Errorf("status URL = %q, want %q", got, want)
+	}
+
+	rec = httptest.NewRecorder()
+	rec.Header().Set("Content-Location", "/status/7")
+	rec.WriteHeader(202)
+	got, err = statusLocation(rec.Result(), "https://api.example/fhir/$export")
+	if err != nil || got != "https://api.example/status/7" {
+		t.Errorf("relative Content-Location = %q, %v", got, err)
+	}
+
+	rec = httptest.NewRecorder()
+	rec.WriteHeader(202)
+	if _, err := statusLocation(rec.Result(), "https://api.example/fhir/$export"); !errors.Is(err, ErrProtocol) {
+		t.Errorf("no location: err = %v, want ErrProtocol", err)
+	}
+}
+
+// fakeServer is a minimal Bulk Data server for protocol edge cases; the
+// sandbox package covers the full lifecycle.
+type fakeServer struct {
+	mu       sync.Mutex
+	polls    int
+	sawAuth  map[string]bool // path -> Authorization header present
+	files    map[string]string
+	manifest func(base string) string
+}
+
+func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.sawAuth[r.Host+r.URL.Path] = r.Header.Get("Authorization") != ""
+	f.mu.Unlock()
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/$export"):
+		w.Header().Set("Content-Location", "http://"+r.Host+"/status")
+		w.WriteHeader(202)
+	case r.URL.Path == "/status":
+		f.mu.Lock()
+		f.polls++
+		n := f.polls
+		f.mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Retry-After", "7")
+			w.WriteHeader(202)
+			return
+		}
+		fmt.Fprint(w, f.manifest("http://"+r.Host))
+	default:
+		body, ok := f.files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, body)
+	}
+}
+
+func TestExportHonoursRetryAfterAndVerifies(t *testing.T) {
+	f := &fakeServer{sawAuth: map[string]bool{}, files: map[string]string{
+		"/f/1": `{"resourceType":"Patient","id":"a"}` + "\n" + `{"resourceType":"Patient","id":"b"}` + "\n",
+		"/f/2": `{"resourceType":"Coverage","id":"c"}`, // no trailing newline
+	}}
+	f.manifest = func(base string) string {
+		return `{"transactionTime":"2026-01-05T00:00:00Z","requiresAccessToken":true,"output":[` +
+			`{"type":"Patient","url":"` + base + `/f/1","count":2},{"type":"../../etc/Coverage","url":"` + base + `/f/2","count":1}],"error":[]}`
+	}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+
+	var slept []time.Duration
+	c := &Client{BaseURL: srv.URL, Tokens: StaticToken("t0k"), PollCeiling: time.Minute,
+		Sleep: func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }}
+	dir := t.TempDir()
+	res, err := c.Export(t.Context(), Request{}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(slept) != 1 || slept[0] < 7*time.Second || slept[0] > 8*time.Second {
+		t.Errorf("slept %v, want one wait of 7s plus jitter", slept)
+	}
+	var names []string
+	var lines []int64
+	for _, fl := range res.Files {
+		names = append(names, fl.Name)
+		lines = append(lines, fl.Lines)
+	}
+	if diff := cmp.Diff([]string{"Patient.001.ndjson", "_etc_Coverage.001.ndjson"}, names); diff != "" {
+		t.Errorf("file names (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int64{2, 1}, lines); diff != "" {
+		t.Errorf("lines (-want +got):\n%s", diff)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err != nil {
+		t.Errorf("manifest not kept: %v", err)
+	}
+	host := strings.TrimPrefix(srv.URL, "http://")
+	if !f.sawAuth[host+"/f/1"] || !f.sawAuth[host+"/status"] {
+		t.Errorf("token not sent to status and files: %v", f.sawAuth)
+	}
+}
+
+func TestDownloadCountMismatchFails(t *testing.T) {
+	f := &fakeServer{sawAuth: map[string]bool{}, files: map[string]string{"/f/1": `{"resourceType":"Patient","id":"a"}` + "\n"}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	three := int64(3)
+	m := &Manifest{Output: []FileEntry{{Type: "Patient", URL: srv.URL + "/f/1", Count: &three}}}
+	c := &Client{Retries: 2, Sleep: func(context.Context, time.Duration) error { return nil }}
+	dir := t.TempDir()
+	_, err := c.Download(t.Context(), m, dir)
+	if !errors.Is(err, ErrVerify) {
+		t.Fatalf("err = %v, want ErrVerify", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("a file that failed verification was left behind: %v", ents)
+	}
+}
+
+func TestTokenNotSentAcrossRedirectOrWhenNotRequired(t *testing.T) {
+	storage := &fakeServer{sawAuth: map[string]bool{}, files: map[string]string{"/signed/1": `{"resourceType":"Patient","id":"a"}` + "\n"}}
+	store := httptest.NewServer(storage)
+	defer store.Close()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, store.URL+"/signed/1?sig=secret", http.StatusTemporaryRedirect)
+	}))
+	defer api.Close()
+
+	for _, requires := range []bool{true, false} {
+		t.Run(fmt.Sprintf("requiresAccessToken=%v", requires), func(t *testing.T) {
+			clear(storage.sawAuth)
+			m := &Manifest{RequiresAccessToken: requires, Output: []FileEntry{{Type: "Patient", URL: api.URL + "/file/1"}}}
+			c := &Client{Tokens: StaticToken("t0k")}
+			if _, err := c.Download(t.Context(), m, t.TempDir()); err != nil {
+				t.Fatal(err)
+			}
+			host := strings.TrimPrefix(store.URL, "http://")
+			if got, ok := storage.sawAuth[host+"/signed/1"]; !ok || got {
+				t.Errorf("storage host saw Authorization = %v (reached %v), want false", got, ok)
+			}
+		})
+	}
+}
+
+func TestRedactDropsQueryAndUserinfo(t *testing.T) {
+	got := redact("https://user:pw@store.example/f/1?X-Amz-Signature=abc")
+	if got != "https://store.example/f/1" {
+		t.Errorf("redact = %q", got)
+	}
+}
+
+func TestLineCounter(t *testing.T) {
+	tests := []struct {
+		chunks []string
+		want   int64
+	}{
+		{[]string{"a\nb\n"}, 2},
+		{[]string{"a\nb"}, 2},
+		{[]string{"a", "\n", "", "b\n\n\n"}, 2},
+		{[]string{"\n  \n"}, 0},
+		{[]string{"{\"x\":", "1}\n{", "}"}, 2},
+	}
+	for _, tt := range tests {
+		lc := &lineCounter{}
+		for _, c := range tt.chunks {
+			if n, _ := lc.Write([]byte(c)); n != len(c) {
+				t.Fatalf("Write returned %d, want %d", n, len(c))
+			}
+		}
+		if got := lc.finish(); got != tt.want {
+			t.Errorf("lines(%q) = %d, want %d", tt.chunks, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,75 @@
+package extract
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Manifest is the completion answer of a Bulk Data export (the body of the
+// final 200 on the status URL). Fields beyond the standard ones are the
+// 1upHealth extras, kept for diagnostics.
+type Manifest struct {
+	// TransactionTime is the server's time when the export started; every
+	// resource in the files was last updated at or before it. It is the
+	// watermark of the data, never the client's clock.
+	TransactionTime     time.Time   `json:"-"`
+	RawTransactionTime  string      `json:"transactionTime"`
+	Request             string      `json:"request"`
+	RequiresAccessToken bool        `json:"requiresAccessToken"`
+	Output              []FileEntry `json:"output"`
+	Error               []FileEntry `json:"error"`
+	Deleted             []FileEntry `json:"deleted,omitempty"`
+
+	// Status is 1upHealth's job status ("Successful", "Failed", ...).
+	Status        string `json:"status,omitempty"`
+	ResourceCount int64  `json:"resourceCount,omitempty"`
+
+	// Raw is the manifest exactly as the server sent it.
+	Raw []byte `json:"-"`
+}
+
+// FileEntry is one file of a manifest.
+type FileEntry struct {
+	Type string `json:"type"`
+	URL  string `json:"url"`
+	// Count is the number of resources in the file, when the server says.
+	Count *int64 `json:"count,omitempty"`
+}
+
+// parseManifest decodes and checks a manifest body.
+func parseManifest(body []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("decode manifest: %w: %w", ErrProtocol, err)
+	}
+	if m.RawTransactionTime == "" {
+		return nil, fmt.Errorf("manifest has no transactionTime: %w", ErrProtocol)
+	}
+	t, err := parseInstant(m.RawTransactionTime)
+	if err != nil {
+		return nil, fmt.Errorf("manifest transactionTime %q: %w: %w", m.RawTransactionTime, ErrProtocol, err)
+	}
+	m.TransactionTime = t
+	m.Raw = append([]byte(nil), body...)
+	for i, f := range m.Output {
+		if f.Type == "" || f.URL == "" {
+			return nil, fmt.Errorf("manifest output[%d] lacks type or url: %w", i, ErrProtocol)
+		}
+	}
+	return &m, nil
+}
+
+// parseInstant accepts the FHIR instant forms servers send: RFC 3339 with
+// or without fractional seconds, and (seen in the wild) without a zone,
+// which we read as UTC.
+func parseInstant(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05.999999999Z0700"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("not an instant")
+}

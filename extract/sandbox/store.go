@@ -1,0 +1,269 @@
+package sandbox
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// resourceTypes is every type the sandbox serves, in export order.
+var resourceTypes = []string{
+	"Patient", "Coverage", "ExplanationOfBenefit", "Encounter", "Condition",
+	"Observation", "Practitioner", "Organization", "Group",
+}
+
+// record is one stored resource. A record is never modified after it is
+// stored: updates store a new record, so export snapshots can share raw.
+type record struct {
+	typ, id string
+	raw     []byte
+	updated time.Time // meta.lastUpdated
+	patient string    // id of the Patient whose compartment holds it, or ""
+}
+
+// store holds the current data. Callers synchronise access.
+type store struct {
+	byType map[string][]*record
+	index  map[string]int // type/id -> position in byType[type]
+}
+
+func newStore() *store {
+	return &store{byType: make(map[string][]*record), index: make(map[string]int)}
+}
+
+// put stores a generated resource.
+func (st *store) put(res obj) error {
+	raw, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	return st.putJSON(raw, time.Time{})
+}
+
+// putJSON parses and stores raw; now fills a missing meta.lastUpdated.
+func (st *store) putJSON(raw []byte, now time.Time) error {
+	var r struct {
+		ResourceType string `json:"resourceType"`
+		ID           string `json:"id"`
+		Meta         struct {
+			LastUpdated string `json:"lastUpdated"`
+		} `json:"meta"`
+		Subject     *jsonRef `json:"subject"`
+		Patient     *jsonRef `json:"patient"`
+		Beneficiary *jsonRef `json:"beneficiary"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return fmt.Errorf("put: %w", err)
+	}
+	if !slices.Contains(resourceTypes, r.ResourceType) {
+		return fmt.Errorf("put: unsupported resourceType %q", r.ResourceType)
+	}
+	if r.ID == "" {
+		return fmt.Errorf("put %s: missing id", r.ResourceType)
+	}
+	var updated time.Time
+	if r.Meta.LastUpdated == "" {
+		if now.IsZero() {
+			return fmt.Errorf("put %s/%s: missing meta.lastUpdated", r.ResourceType, r.ID)
+		}
+		var err error
+		if raw, err = setLastUpdated(raw, now); err != nil {
+			return fmt.Errorf("put %s/%s: %w", r.ResourceType, r.ID, err)
+		}
+		updated = now
+	} else {
+		var err error
+		if updated, err = time.Parse(time.RFC3339Nano, r.Meta.LastUpdated); err != nil {
+			return fmt.Errorf("put %s/%s: meta.lastUpdated: %w", r.ResourceType, r.ID, err)
+		}
+	}
+	rec := &record{typ: r.ResourceType, id: r.ID, raw: compact(raw), updated: updated}
+	switch {
+	case r.ResourceType == "Patient":
+		rec.patient = r.ID
+	case r.Subject != nil:
+		rec.patient = r.Subject.patientID()
+	case r.Patient != nil:
+		rec.patient = r.Patient.patientID()
+	case r.Beneficiary != nil:
+		rec.patient = r.Beneficiary.patientID()
+	}
+	st.replace(rec)
+	return nil
+}
+
+func (st *store) replace(rec *record) {
+	key := rec.typ + "/" + rec.id
+	if i, ok := st.index[key]; ok {
+		st.byType[rec.typ][i] = rec
+		return
+	}
+	st.index[key] = len(st.byType[rec.typ])
+	st.byType[rec.typ] = append(st.byType[rec.typ], rec)
+}
+
+func (st *store) get(typ, id string) *record {
+	i, ok := st.index[typ+"/"+id]
+	if !ok {
+		return nil
+	}
+	return st.byType[typ][i]
+}
+
+func (st *store) touch(typ, id string, now time.Time) error {
+	rec := st.get(typ, id)
+	if rec == nil {
+		return fmt.Errorf("touch %s/%s: %w", typ, id, errNotFound)
+	}
+	raw, err := setLastUpdated(rec.raw, now)
+	if err != nil {
+		return fmt.Errorf("touch %s/%s: %w", typ, id, err)
+	}
+	next := *rec
+	next.raw, next.updated = raw, now
+	st.replace(&next)
+	return nil
+}
+
+// groupMembers returns the Patient ids in the Group with id, or false.
+func (st *store) groupMembers(id string) (map[string]bool, bool) {
+	rec := st.get("Group", id)
+	if rec == nil {
+		return nil, false
+	}
+	var g struct {
+		Member []struct {
+			Entity jsonRef `json:"entity"`
+		} `json:"member"`
+	}
+	if err := json.Unmarshal(rec.raw, &g); err != nil {
+		return nil, false
+	}
+	members := make(map[string]bool, len(g.Member))
+	for _, m := range g.Member {
+		if p := m.Entity.patientID(); p != "" {
+			members[p] = true
+		}
+	}
+	return members, true
+}
+
+type jsonRef struct {
+	Reference string `json:"reference"`
+}
+
+func (r *jsonRef) patientID() string {
+	id, ok := strings.CutPrefix(r.Reference, "Patient/")
+	if !ok {
+		return ""
+	}
+	return id
+}
+
+// setLastUpdated returns raw with meta.lastUpdated set to t, keeping the
+// order of the other fields.
+func setLastUpdated(raw []byte, t time.Time) ([]byte, error) {
+	var top orderedObject
+	if err := json.Unmarshal(raw, &top); err != nil {
+		return nil, err
+	}
+	var meta orderedObject
+	if m, ok := top.get("meta"); ok {
+		if err := json.Unmarshal(m, &meta); err != nil {
+			return nil, fmt.Errorf("meta: %w", err)
+		}
+	}
+	ts, _ := json.Marshal(instant(t))
+	meta.set("lastUpdated", ts)
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := top.get("meta"); !ok {
+		// Put meta after id, where FHIR JSON usually has it.
+		top.insertAfter("id", "meta", mb)
+	} else {
+		top.set("meta", mb)
+	}
+	return json.Marshal(top)
+}
+
+// orderedObject is a JSON object that keeps its key order.
+type orderedObject struct {
+	keys []string
+	vals []json.RawMessage
+}
+
+func (o *orderedObject) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return fmt.Errorf("not a JSON object")
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+		o.keys = append(o.keys, tok.(string))
+		o.vals = append(o.vals, v)
+	}
+	return nil
+}
+
+func (o orderedObject) MarshalJSON() ([]byte, error) {
+	var b []byte
+	b = append(b, '{')
+	for i, k := range o.keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		kb, _ := json.Marshal(k)
+		b = append(b, kb...)
+		b = append(b, ':')
+		b = append(b, o.vals[i]...)
+	}
+	return append(b, '}'), nil
+}
+
+func (o *orderedObject) get(k string) (json.RawMessage, bool) {
+	i := slices.Index(o.keys, k)
+	if i < 0 {
+		return nil, false
+	}
+	return o.vals[i], true
+}
+
+func (o *orderedObject) set(k string, v json.RawMessage) {
+	if i := slices.Index(o.keys, k); i >= 0 {
+		o.vals[i] = v
+		return
+	}
+	o.keys = append(o.keys, k)
+	o.vals = append(o.vals, v)
+}
+
+func (o *orderedObject) insertAfter(after, k string, v json.RawMessage) {
+	i := slices.Index(o.keys, after) + 1 // 0 when after is absent
+	o.keys = slices.Insert(o.keys, i, k)
+	o.vals = slices.Insert(o.vals, i, v)
+}
+
+// compact returns raw on one line, as NDJSON needs.
+func compact(raw []byte) []byte {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return raw
+	}
+	return buf.Bytes()
+}

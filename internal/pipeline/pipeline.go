@@ -1,0 +1,311 @@
+// Package pipeline is the one orchestrator of a fhirlake run: extract the
+// export into a work directory, transform its NDJSON through the compiled
+// views, load the batches into the warehouse in one commit, then mirror the
+// committed tables to the Parquet lake.
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/fhirlake/fhirlake/extract"
+	"github.com/fhirlake/fhirlake/load"
+	"github.com/fhirlake/fhirlake/transform"
+)
+
+// Pipeline runs export → transform → load for one source. Set the fields,
+// then call Run; defaults are applied in one place, withDefaults.
+type Pipeline struct {
+	// Source names the payer/tenant in bookkeeping (default "default").
+	Source string
+	// Client talks to the FHIR server. Required by Run.
+	Client *extract.Client
+	// Request says what to export.
+	Request extract.Request
+	// WorkDir holds downloads while a run is in flight:
+	// WorkDir/jobs/<source>/<run id>/. Default: "fhirlake-work" beside the
+	// warehouse file. A committed run's download directory is removed.
+	WorkDir string
+	// Views are the compiled tables to produce. Required.
+	Views []*transform.View
+	// SQL holds analytics views (*.sql) created after each load; nil for none.
+	SQL fs.FS
+	// Warehouse is the DuckDB file. Required.
+	Warehouse string
+	// Lake is the Parquet lake directory; empty skips the lake.
+	Lake string
+	// BatchRows bounds the rows per Arrow batch (default 8192).
+	BatchRows int
+	// Workers is the number of files transformed in parallel (default: the
+	// number of CPUs).
+	Workers int
+	// Log receives progress; nil discards it.
+	Log *slog.Logger
+	// Now is the clock for run bookkeeping; nil means time.Now.
+	Now func() time.Time
+}
+
+// Summary is what a run did.
+type Summary struct {
+	RunID           string             `json:"run_id"`
+	Source          string             `json:"source"`
+	Scope           string             `json:"scope"`
+	Since           *time.Time         `json:"since,omitempty"`
+	TransactionTime time.Time          `json:"transaction_time"`
+	Files           int                `json:"files"`
+	Lines           int64              `json:"lines"`
+	Resources       int64              `json:"resources"`
+	Rejects         int64              `json:"rejects"`
+	Rows            map[string]int64   `json:"rows"`
+	ExportErrors    int64              `json:"export_errors"`
+	Timings         map[string]float64 `json:"timings_seconds"`
+}
+
+func (p Pipeline) withDefaults() Pipeline {
+	if p.Source == "" {
+		p.Source = "default"
+	}
+	if p.WorkDir == "" {
+		p.WorkDir = filepath.Join(filepath.Dir(p.Warehouse), "fhirlake-work")
+	}
+	if p.BatchRows <= 0 {
+		p.BatchRows = 8192
+	}
+	if p.Workers <= 0 {
+		p.Workers = runtime.GOMAXPROCS(0)
+	}
+	if p.Log == nil {
+		p.Log = slog.New(slog.DiscardHandler)
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	return p
+}
+
+// Scope names what a request covers, for bookkeeping: "system",
+// "patient" or "group/<id>".
+func Scope(r extract.Request) string {
+	switch {
+	case r.Group != "":
+		return "group/" + r.Group
+	case r.Patient:
+		return "patient"
+	default:
+		return "system"
+	}
+}
+
+// Run performs one run and returns its summary.
+func (p Pipeline) Run(ctx context.Context) (*Summary, error) {
+	p = p.withDefaults()
+	if p.Client == nil || p.Warehouse == "" || len(p.Views) == 0 {
+		return nil, errors.New("pipeline: Client, Warehouse and Views are required")
+	}
+	started := p.Now()
+	runID := newRunID(started)
+	log := p.Log.With("run", runID, "source", p.Source)
+	sum := &Summary{RunID: runID, Source: p.Source, Scope: Scope(p.Request), Timings: map[string]float64{}}
+	if !p.Request.Since.IsZero() {
+		s := p.Request.Since
+		sum.Since = &s
+	}
+
+	dir := filepath.Join(p.WorkDir, "jobs", safe(p.Source), runID)
+	log.Info("export starting", "scope", sum.Scope, "types", strings.Join(p.Request.Types, ","))
+	t0 := p.Now()
+	res, err := p.Client.Export(ctx, p.Request, dir)
+	if err != nil {
+		return sum, fmt.Errorf("export: %w", err)
+	}
+	sum.Timings["extract"] = p.Now().Sub(t0).Seconds()
+	sum.TransactionTime = res.Manifest.TransactionTime
+	for _, f := range res.Files {
+		if f.Kind == extract.KindError {
+			sum.ExportErrors += f.Lines
+		}
+	}
+	if sum.ExportErrors > 0 {
+		log.Warn("server reported export errors", "count", sum.ExportErrors)
+	}
+
+	if err := p.load(ctx, log, res, sum, started); err != nil {
+		return sum, err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		log.Warn("could not remove downloaded files", "dir", dir, "error", err.Error())
+	}
+	return sum, nil
+}
+
+// load transforms the downloaded output files and commits them.
+func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Result, sum *Summary, started time.Time) error {
+	w, err := load.Open(ctx, p.Warehouse)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+
+	tables, err := Tables(p.Views)
+	if err != nil {
+		return err
+	}
+	engine, err := transform.NewEngine(p.Views, transform.Options{BatchRows: p.BatchRows})
+	if err != nil {
+		return err
+	}
+	loader, err := w.Begin(ctx, tables)
+	if err != nil {
+		return err
+	}
+	defer loader.Rollback(context.WithoutCancel(ctx))
+
+	t0 := p.Now()
+	var files []string
+	for _, f := range res.Files {
+		if f.Kind == extract.KindOutput {
+			files = append(files, filepath.Join(res.Dir, f.Name))
+		}
+	}
+	sum.Files = len(files)
+	st, err := transformFiles(ctx, engine, files, sink{loader}, p.Workers)
+	if err != nil {
+		return err
+	}
+	sum.Lines = st.Lines
+	sum.Timings["transform"] = p.Now().Sub(t0).Seconds()
+
+	t0 = p.Now()
+	run := load.Run{ID: sum.RunID, Source: sum.Source, Scope: sum.Scope, Started: started, TransactionTime: sum.TransactionTime}
+	if sum.Since != nil {
+		run.Since = *sum.Since
+	}
+	ls, err := loader.Commit(ctx, run)
+	if err != nil {
+		return err
+	}
+	sum.Resources, sum.Rejects, sum.Rows = ls.Resources, ls.Rejects, ls.Rows
+	log.Info("run committed", "resources", ls.Resources, "rejects", ls.Rejects)
+	if p.SQL != nil {
+		for _, warn := range w.ApplySQL(ctx, p.SQL) {
+			log.Warn("analytics view not created", "error", warn.Error())
+		}
+	}
+	if p.Lake != "" {
+		if err := w.WriteLake(ctx, p.Lake, tables); err != nil {
+			return fmt.Errorf("write lake (the warehouse is committed; rerun to refresh the lake): %w", err)
+		}
+	}
+	sum.Timings["load"] = p.Now().Sub(t0).Seconds()
+	return nil
+}
+
+// Tables describes the warehouse table of each view.
+func Tables(views []*transform.View) ([]load.Table, error) {
+	tables := make([]load.Table, 0, len(views))
+	for _, v := range views {
+		if v.KeyColumn() == "" {
+			return nil, fmt.Errorf("view %s has no resource key column: add a column named id, or one with path getResourceKey()", v.Name())
+		}
+		tables = append(tables, load.Table{Name: v.Name(), Resource: v.Resource(), Key: v.KeyColumn(), Schema: v.Schema()})
+	}
+	return tables, nil
+}
+
+// sink adapts the loader to transform.Sink.
+type sink struct{ l *load.Loader }
+
+var _ transform.Sink = sink{}
+
+func (s sink) WriteBatch(ctx context.Context, table string, rec arrow.RecordBatch) error {
+	return s.l.WriteBatch(ctx, table, rec)
+}
+
+func (s sink) Reject(ctx context.Context, r transform.Reject) error {
+	return s.l.Reject(ctx, load.Reject(r))
+}
+
+// transformFiles runs the engine over files with a pool of workers.
+func transformFiles(ctx context.Context, e *transform.Engine, files []string, s transform.Sink, workers int) (transform.Stats, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		mu    sync.Mutex
+		total = transform.Stats{Rows: map[string]int64{}}
+		wg    sync.WaitGroup
+		next  = make(chan string)
+	)
+	for range min(workers, max(1, len(files))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for path := range next {
+				st, err := transformFile(ctx, e, path, s)
+				if err != nil {
+					cancel(err)
+					return
+				}
+				mu.Lock()
+				total.Lines += st.Lines
+				total.Resources += st.Resources
+				total.Rejected += st.Rejected
+				for k, v := range st.Rows {
+					total.Rows[k] += v
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for _, f := range files {
+		select {
+		case next <- f:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	return total, context.Cause(ctx)
+}
+
+func transformFile(ctx context.Context, e *transform.Engine, path string, s transform.Sink) (transform.Stats, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return transform.Stats{}, fmt.Errorf("transform: %w", err)
+	}
+	defer f.Close()
+	st, err := e.Transform(ctx, filepath.Base(path), f, s)
+	if err != nil {
+		return st, fmt.Errorf("transform %s: %w", filepath.Base(path), err)
+	}
+	return st, nil
+}
+
+func newRunID(t time.Time) string {
+	var b [3]byte
+	rand.Read(b[:])
+	return t.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+func safe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}

@@ -1,0 +1,237 @@
+package transform
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+
+	"github.com/fhirlake/fhirlake/transform/fhirpath"
+)
+
+// colKind is the Arrow storage of a column's elements.
+type colKind struct {
+	base             baseKind
+	precision, scale int32 // decimal
+}
+
+type baseKind int
+
+const (
+	kString baseKind = iota
+	kBool
+	kInt32
+	kInt64
+	kDecimal
+	kDate
+	kTimestamp
+)
+
+// Default precision and scale of decimal columns without an ansi/type tag.
+const (
+	DefaultDecimalPrecision = 18
+	DefaultDecimalScale     = 6
+)
+
+// TimestampType is the Arrow type of dateTime and instant columns.
+var TimestampType = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+
+var ansiDecimalRE = regexp.MustCompile(`(?i)^\s*(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*$`)
+
+func kindOf(fhirType string, tags map[string]string) (colKind, error) {
+	switch fhirType {
+	case "", "string", "code", "id", "uri", "url", "canonical", "markdown", "oid", "uuid", "base64Binary", "time", "xhtml":
+		return colKind{base: kString}, nil
+	case "boolean":
+		return colKind{base: kBool}, nil
+	case "integer", "positiveInt", "unsignedInt":
+		return colKind{base: kInt32}, nil
+	case "integer64":
+		return colKind{base: kInt64}, nil
+	case "decimal":
+		k := colKind{base: kDecimal, precision: DefaultDecimalPrecision, scale: DefaultDecimalScale}
+		if t, ok := tags["ansi/type"]; ok {
+			m := ansiDecimalRE.FindStringSubmatch(t)
+			if m == nil {
+				return k, fmt.Errorf("ansi/type %q: want DECIMAL(p,s)", t)
+			}
+			p, _ := strconv.Atoi(m[1])
+			s, _ := strconv.Atoi(m[2])
+			if p < 1 || p > 38 || s > p {
+				return k, fmt.Errorf("ansi/type %q: precision must be 1..38 and scale at most precision", t)
+			}
+			k.precision, k.scale = int32(p), int32(s)
+		}
+		return k, nil
+	case "date":
+		return colKind{base: kDate}, nil
+	case "dateTime", "instant":
+		return colKind{base: kTimestamp}, nil
+	}
+	// Complex types have no column mapping; keep them as their text.
+	return colKind{base: kString}, fmt.Errorf("unsupported column type %q", fhirType)
+}
+
+func (k colKind) arrowType() arrow.DataType {
+	switch k.base {
+	case kBool:
+		return arrow.FixedWidthTypes.Boolean
+	case kInt32:
+		return arrow.PrimitiveTypes.Int32
+	case kInt64:
+		return arrow.PrimitiveTypes.Int64
+	case kDecimal:
+		return &arrow.Decimal128Type{Precision: k.precision, Scale: k.scale}
+	case kDate:
+		return arrow.FixedWidthTypes.Date32
+	case kTimestamp:
+		return TimestampType
+	}
+	return arrow.BinaryTypes.String
+}
+
+func buildSchema(cols []Column, tags []map[string]string) (*arrow.Schema, []colKind, error) {
+	fields := make([]arrow.Field, len(cols))
+	kinds := make([]colKind, len(cols))
+	for i, c := range cols {
+		k, err := kindOf(c.Type, tags[i])
+		if err != nil {
+			return nil, nil, fmt.Errorf("column %q: %w", c.Name, err)
+		}
+		kinds[i] = k
+		t := k.arrowType()
+		if c.Collection {
+			t = arrow.ListOf(t)
+		}
+		var md arrow.Metadata
+		if c.Description != "" {
+			md = arrow.NewMetadata([]string{"description"}, []string{c.Description})
+		}
+		fields[i] = arrow.Field{Name: c.Name, Type: t, Nullable: true, Metadata: md}
+	}
+	return arrow.NewSchema(fields, nil), kinds, nil
+}
+
+// errCell is wrapped by errors about a single cell value.
+var errCell = errors.New("bad value")
+
+// appendValue appends one converted value to b, or returns an error and
+// appends nothing.
+func appendValue(b array.Builder, k colKind, v fhirpath.Value) error {
+	if v.Kind() == fhirpath.KindObject {
+		return fmt.Errorf("%w: %s is not a primitive", errCell, typeName(v))
+	}
+	switch k.base {
+	case kString:
+		b.(*array.StringBuilder).Append(v.Str())
+	case kBool:
+		if v.Kind() != fhirpath.KindBoolean {
+			return fmt.Errorf("%w: %s is not a boolean", errCell, typeName(v))
+		}
+		b.(*array.BooleanBuilder).Append(v.Bool())
+	case kInt32, kInt64:
+		i, err := toInt(v)
+		if err != nil {
+			return err
+		}
+		if k.base == kInt64 {
+			b.(*array.Int64Builder).Append(i)
+			return nil
+		}
+		if i < math.MinInt32 || i > math.MaxInt32 {
+			return fmt.Errorf("%w: integer out of int32 range", errCell)
+		}
+		b.(*array.Int32Builder).Append(int32(i))
+	case kDecimal:
+		if v.Kind() != fhirpath.KindDecimal && v.Kind() != fhirpath.KindInteger && v.Kind() != fhirpath.KindString {
+			return fmt.Errorf("%w: %s is not a decimal", errCell, typeName(v))
+		}
+		n, err := decimal128.FromString(v.Str(), k.precision, k.scale)
+		if err != nil {
+			return fmt.Errorf("%w: not a decimal(%d,%d)", errCell, k.precision, k.scale)
+		}
+		b.(*array.Decimal128Builder).Append(n)
+	case kDate:
+		t, err := ParseDate(v.Str())
+		if err != nil {
+			return err
+		}
+		b.(*array.Date32Builder).Append(arrow.Date32FromTime(t))
+	case kTimestamp:
+		t, err := ParseDateTime(v.Str())
+		if err != nil {
+			return err
+		}
+		b.(*array.TimestampBuilder).Append(arrow.Timestamp(t.UnixMicro()))
+	}
+	return nil
+}
+
+func typeName(v fhirpath.Value) string {
+	if t := v.Type(); t != "" {
+		return t
+	}
+	return "object"
+}
+
+func toInt(v fhirpath.Value) (int64, error) {
+	switch v.Kind() {
+	case fhirpath.KindInteger:
+		return v.Int(), nil
+	case fhirpath.KindString:
+		if i, err := strconv.ParseInt(v.Str(), 10, 64); err == nil {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: %s is not an integer", errCell, typeName(v))
+}
+
+// ParseDate parses a FHIR date, partial or full ("2001", "2001-03",
+// "2001-03-04"), to its first day. The date part of a dateTime is accepted.
+func ParseDate(s string) (time.Time, error) {
+	if len(s) > 10 && s[10] == 'T' {
+		s = s[:10]
+	}
+	low, ok := fhirpath.DateBoundary(s, false)
+	if !ok {
+		return time.Time{}, fmt.Errorf("%w: not a date", errCell)
+	}
+	t, err := time.Parse(time.DateOnly, low)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: not a date", errCell)
+	}
+	return t, nil
+}
+
+// ParseDateTime parses a FHIR dateTime or instant to UTC. Offsets are
+// applied; a partial value becomes its low boundary, and a value without a
+// zone (a date, or a time without offset) is taken as UTC.
+func ParseDateTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	low, ok := fhirpath.DateTimeBoundary(s, false)
+	if !ok {
+		return time.Time{}, fmt.Errorf("%w: not a dateTime", errCell)
+	}
+	if !hasZone(s) {
+		low = strings.TrimSuffix(low, "+14:00") + "Z"
+	}
+	t, err := time.Parse(time.RFC3339Nano, low)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: not a dateTime", errCell)
+	}
+	return t.UTC(), nil
+}
+
+func hasZone(s string) bool {
+	i := strings.IndexByte(s, 'T')
+	return i >= 0 && strings.ContainsAny(s[i:], "Z+-")
+}

@@ -1,0 +1,172 @@
+package transform
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata")
+
+func testdata(parts ...string) string {
+	return filepath.Join(append([]string{"..", "testdata", "transform"}, parts...)...)
+}
+
+func loadTestViews(t *testing.T) []*View {
+	t.Helper()
+	views, err := LoadViews(os.DirFS(testdata("views")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return views
+}
+
+func transformFile(t *testing.T, views []*View, opts Options, file string) (Stats, *MemSink) {
+	t.Helper()
+	e, err := NewEngine(views, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(testdata(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sink := NewMemSink()
+	t.Cleanup(sink.Release)
+	st, err := e.Transform(t.Context(), file, f, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, sink
+}
+
+func TestTransformGolden(t *testing.T) {
+	_, sink := transformFile(t, loadTestViews(t), Options{}, "patients.ndjson")
+	for _, table := range []string{"person", "person_name", ResourcesTable} {
+		t.Run(table, func(t *testing.T) {
+			got, err := sink.JSON(table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := testdata("golden", table+".jsonl")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", table, diff)
+			}
+		})
+	}
+}
+
+func TestTransformRejects(t *testing.T) {
+	st, sink := transformFile(t, loadTestViews(t), Options{}, "patients.ndjson")
+	want := []Reject{
+		{File: "patients.ndjson", Line: 3, ResourceType: "Patient", ResourceID: "p2", Column: "birth_date", Reason: "bad value: not a date"},
+		{File: "patients.ndjson", Line: 5, Reason: "missing id", ResourceType: "Patient"},
+		{File: "patients.ndjson", Line: 6, Reason: "missing resourceType"},
+		{File: "patients.ndjson", Line: 7, Reason: "invalid JSON"},
+		{File: "patients.ndjson", Line: 9, ResourceType: "Patient", ResourceID: "p5", Column: "family", Reason: ErrNotCollection.Error()},
+	}
+	if diff := cmp.Diff(want, sink.Rejects); diff != "" {
+		t.Errorf("rejects (-want +got):\n%s", diff)
+	}
+	wantStats := Stats{Lines: 9, Resources: 5, Rejected: 3, CellRejects: 2,
+		Rows: map[string]int64{"person": 4, "person_name": 5, ResourcesTable: 5}}
+	if diff := cmp.Diff(wantStats, st); diff != "" {
+		t.Errorf("stats (-want +got):\n%s", diff)
+	}
+}
+
+func TestTransformBatching(t *testing.T) {
+	_, sink := transformFile(t, loadTestViews(t), Options{BatchRows: 2}, "patients.ndjson")
+	for table, want := range map[string][]int64{"person": {2, 2}, ResourcesTable: {2, 2, 1}, "person_name": {2, 2, 1}} {
+		var got []int64
+		for _, b := range sink.Batches[table] {
+			got = append(got, b.NumRows())
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s batch sizes (-want +got):\n%s", table, diff)
+		}
+	}
+}
+
+func TestTransformLongLine(t *testing.T) {
+	e, err := NewEngine(nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := `{"resourceType":"Patient","id":"big","text":"` + strings.Repeat("x", 3<<20) + `"}` + "\n"
+	sink := NewMemSink()
+	defer sink.Release()
+	st, err := e.Transform(t.Context(), "big.ndjson", strings.NewReader(big+big), sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Resources != 2 || st.Rejected != 0 {
+		t.Errorf("stats = %+v, want 2 resources and no rejects", st)
+	}
+}
+
+func TestCompileViewErrors(t *testing.T) {
+	tests := []struct {
+		name, view, want string
+	}{
+		{"bad name", `{"name":"1x","resource":"Patient","select":[{"column":[{"name":"id","path":"id"}]}]}`, `view "1x": name must match`},
+		{"no name", `{"resource":"Patient","select":[{"column":[{"name":"id","path":"id"}]}]}`, `view "": name must match`},
+		{"bad column name", `{"name":"v","resource":"Patient","select":[{"column":[{"name":"a-b","path":"id"}]}]}`, `view "v": column "a-b": name must match`},
+		{"duplicate column", `{"name":"v","resource":"Patient","select":[{"column":[{"name":"a","path":"id"},{"name":"a","path":"id"}]}]}`, `column "a": duplicate name`},
+		{"parse error", `{"name":"v","resource":"Patient","select":[{"column":[{"name":"a","path":"name.where(x))"}]}]}`, `view "v": column "a": fhirpath: 1:14: unexpected ')'`},
+		{"unknown function", `{"name":"v","resource":"Patient","select":[{"column":[{"name":"a","path":"name.nope()"}]}]}`, `column "a": fhirpath: 1:6: unknown function nope`},
+		{"unknown constant", `{"name":"v","resource":"Patient","select":[{"column":[{"name":"a","path":"%x"}]}]}`, `column "a": undefined constant %x`},
+		{"union mismatch", `{"name":"v","resource":"Patient","select":[{"unionAll":[{"column":[{"name":"a","path":"id"}]},{"column":[{"name":"b","path":"id"}]}]}]}`, `unionAll branch 2: columns [b] differ from branch 1 columns [a]`},
+		{"two forEach", `{"name":"v","resource":"Patient","select":[{"forEach":"name","forEachOrNull":"name","column":[{"name":"a","path":"id"}]}]}`, `only one of forEach, forEachOrNull and repeat`},
+		{"bad type", `{"name":"v","resource":"Patient","select":[{"column":[{"name":"a","path":"id","type":"Quantity"}]}]}`, `column "a": unsupported column type "Quantity"`},
+		{"bad decimal tag", `{"name":"v","resource":"Patient","select":[{"column":[{"name":"a","path":"id","type":"decimal","tag":[{"name":"ansi/type","value":"FLOAT"}]}]}]}`, `ansi/type "FLOAT"`},
+		{"no resource", `{"name":"v","select":[{"column":[{"name":"a","path":"id"}]}]}`, `resource must be`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := CompileView([]byte(tt.view))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("CompileView error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestViewMetadata(t *testing.T) {
+	views := loadTestViews(t)
+	got := map[string][]string{}
+	for _, v := range views {
+		got[v.Name()] = append(got[v.Name()], "key="+v.KeyColumn())
+		for _, f := range v.Schema().Fields() {
+			got[v.Name()] = append(got[v.Name()], f.Name+": "+f.Type.String())
+		}
+	}
+	want := map[string][]string{
+		"person": {"key=id", "id: utf8", "updated: timestamp[us, tz=UTC]", "family: utf8", "given: list<item: utf8, nullable>",
+			"birth_date: date32", "active: bool", "balance: decimal(12, 2)", "org_id: utf8"},
+		"person_name": {"key=patient_id", "patient_id: utf8", "idx: int32", "use: utf8", "family: utf8"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if _, err := NewEngine(append(views, views[0]), Options{}); err == nil {
+		t.Error("NewEngine accepted duplicate view names")
+	}
+}

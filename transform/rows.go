@@ -1,0 +1,192 @@
+package transform
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/fhirlake/fhirlake/transform/fhirpath"
+)
+
+// ErrWhereNotBoolean is returned when a view's where path yields something
+// other than a boolean.
+var ErrWhereNotBoolean = errors.New("where path is not boolean")
+
+// ErrNotCollection is reported when a column without collection: true
+// receives more than one value.
+var ErrNotCollection = errors.New("more than one value for a column that is not a collection")
+
+// row holds one output row: a collection per view column, nil for null.
+type row []fhirpath.Collection
+
+// evalState is the per-goroutine state of evaluating one view.
+type evalState struct {
+	view *View
+	ctx  fhirpath.Context
+	// cellError is called for a cell whose value breaks the column's
+	// rules; the cell is nulled. Returning an error aborts the resource.
+	cellError func(col int, err error) error
+}
+
+func newEvalState(v *View, cellError func(int, error) error) *evalState {
+	consts := make(map[string]fhirpath.Collection, len(v.constants)+1)
+	for k, c := range v.constants {
+		consts[k] = c
+	}
+	return &evalState{view: v, ctx: fhirpath.Context{Constants: consts}, cellError: cellError}
+}
+
+// rows evaluates the view over one resource. It returns no rows when a
+// where path is not true.
+func (s *evalState) rows(res fhirpath.Value) ([]row, error) {
+	s.ctx.Resource = res
+	s.ctx.Constants["rowIndex"] = fhirpath.Collection{fhirpath.Integer(0)}
+	focus := fhirpath.Collection{res}
+	for _, w := range s.view.where {
+		c, err := w.Eval(&s.ctx, focus)
+		if err != nil {
+			return nil, fmt.Errorf("where %s: %w", w, err)
+		}
+		if len(c) == 0 {
+			return nil, nil
+		}
+		if len(c) > 1 || c[0].Kind() != fhirpath.KindBoolean {
+			return nil, fmt.Errorf("where %s: %w", w, ErrWhereNotBoolean)
+		}
+		if !c[0].Bool() {
+			return nil, nil
+		}
+	}
+	return s.run(s.view.root, focus, 0)
+}
+
+func (s *evalState) newRow() row { return make(row, len(s.view.columns)) }
+
+// run produces the rows of one select over a focus item.
+// The focus is one item, or empty for the null row of forEachOrNull.
+func (s *evalState) run(sp *selectPlan, focus fhirpath.Collection, rowIndex int) ([]row, error) {
+	var foci []fhirpath.Collection
+	iterated := false
+	switch {
+	case sp.forEach != nil:
+		c, err := sp.forEach.Eval(&s.ctx, focus)
+		if err != nil {
+			return nil, err
+		}
+		for i := range c {
+			foci = append(foci, c[i:i+1:i+1])
+		}
+		if len(c) == 0 && sp.orNull {
+			foci = []fhirpath.Collection{nil}
+		}
+		iterated = true
+	case len(sp.repeat) > 0:
+		var c fhirpath.Collection
+		for _, f := range focus {
+			var err error
+			if c, err = s.repeat(sp.repeat, f, c, 0); err != nil {
+				return nil, err
+			}
+		}
+		for i := range c {
+			foci = append(foci, c[i:i+1:i+1])
+		}
+		iterated = true
+	default:
+		foci = []fhirpath.Collection{focus}
+	}
+	var out []row
+	for i, f := range foci {
+		idx := rowIndex
+		if iterated {
+			idx = i
+		}
+		base := s.newRow()
+		s.ctx.Constants["rowIndex"] = fhirpath.Collection{fhirpath.Integer(int64(idx))}
+		for _, cp := range sp.columns {
+			c, err := cp.expr.Eval(&s.ctx, f)
+			if err != nil {
+				return nil, err
+			}
+			if !cp.collection && len(c) > 1 {
+				if err := s.cellError(cp.idx, ErrNotCollection); err != nil {
+					return nil, err
+				}
+				c = nil
+			}
+			base[cp.idx] = c
+		}
+		partial := []row{base}
+		for _, sub := range sp.selects {
+			rows, err := s.run(sub, f, idx)
+			if err != nil {
+				return nil, err
+			}
+			partial = cross(partial, rows)
+		}
+		if len(sp.unionAll) > 0 {
+			var union []row
+			for _, u := range sp.unionAll {
+				rows, err := s.run(u, f, idx)
+				if err != nil {
+					return nil, err
+				}
+				union = append(union, rows...)
+			}
+			partial = cross(partial, union)
+		}
+		out = append(out, partial...)
+	}
+	return out, nil
+}
+
+// maxRepeatDepth bounds repeat recursion over cyclic or hostile data.
+const maxRepeatDepth = 64
+
+// repeat collects, depth first, the items reached by applying the paths
+// again and again from focus.
+func (s *evalState) repeat(paths []*fhirpath.Expr, focus fhirpath.Value, out fhirpath.Collection, depth int) (fhirpath.Collection, error) {
+	if depth > maxRepeatDepth {
+		return nil, errors.New("repeat nested too deeply")
+	}
+	for _, p := range paths {
+		c, err := p.Eval(&s.ctx, fhirpath.Collection{focus})
+		if err != nil {
+			return nil, err
+		}
+		for _, item := range c {
+			out = append(out, item)
+			if out, err = s.repeat(paths, item, out, depth+1); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// cross returns every combination of a row from a and one from b. The two
+// sides fill disjoint columns.
+func cross(a, b []row) []row {
+	if len(b) == 1 {
+		for _, r := range a {
+			merge(r, b[0])
+		}
+		return a
+	}
+	out := make([]row, 0, len(a)*len(b))
+	for _, x := range a {
+		for _, y := range b {
+			r := append(row(nil), x...)
+			merge(r, y)
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func merge(dst, src row) {
+	for i, c := range src {
+		if c != nil {
+			dst[i] = c
+		}
+	}
+}

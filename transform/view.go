@@ -1,0 +1,415 @@
+// Package transform turns FHIR Bulk Data NDJSON into Arrow record batches,
+// one table per SQL-on-FHIR v2 ViewDefinition. It reads only the input
+// stream it is given; writing the batches is the Sink's business.
+package transform
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/fhirlake/fhirlake/transform/fhirpath"
+)
+
+// ErrInvalidView is wrapped by every error CompileView returns.
+var ErrInvalidView = errors.New("invalid view definition")
+
+// Column describes one output column of a compiled view.
+type Column struct {
+	Name        string
+	Type        string // FHIR type from the ViewDefinition ("string","boolean","integer","decimal","date","dateTime","instant",...), "" if untyped (-> string)
+	Collection  bool
+	Description string
+	Path        string // canonical FHIRPath source (the compiled expression's String())
+}
+
+// View is a compiled ViewDefinition: immutable, safe for concurrent use;
+// paths are parsed once.
+type View struct {
+	name        string
+	title       string
+	description string
+	resource    string
+	columns     []Column
+	kinds       []colKind
+	schema      *arrow.Schema
+	root        *selectPlan
+	where       []*fhirpath.Expr
+	constants   map[string]fhirpath.Collection
+	key         string
+}
+
+// selectPlan is one compiled select: its own columns, then the columns of
+// its nested selects, then those of its unionAll branches, in view order.
+type selectPlan struct {
+	columns  []colPlan
+	forEach  *fhirpath.Expr
+	orNull   bool
+	repeat   []*fhirpath.Expr
+	selects  []*selectPlan
+	unionAll []*selectPlan
+}
+
+type colPlan struct {
+	idx        int // index in the view's columns
+	expr       *fhirpath.Expr
+	collection bool
+}
+
+// Name returns the view's name, which is also its table name.
+func (v *View) Name() string { return v.name }
+
+// Title returns the view's human title ("" when it has none).
+func (v *View) Title() string { return v.title }
+
+// Description returns the view's description ("" when it has none).
+func (v *View) Description() string { return v.description }
+
+// Resource returns the FHIR resource type the view reads.
+func (v *View) Resource() string { return v.resource }
+
+// Columns returns the view's columns in output order. The caller must not
+// modify the slice.
+func (v *View) Columns() []Column { return v.columns }
+
+// Schema returns the Arrow schema of the view's record batches.
+func (v *View) Schema() *arrow.Schema { return v.schema }
+
+// KeyColumn is the column holding the id of the resource each row came
+// from: "id" when the view has a column named id, otherwise the first
+// column whose path is exactly getResourceKey(); "" when there is none.
+func (v *View) KeyColumn() string { return v.key }
+
+// viewJSON is the subset of ViewDefinition this package reads.
+type viewJSON struct {
+	ResourceType string            `json:"resourceType"`
+	Name         string            `json:"name"`
+	Title        string            `json:"title"`
+	Description  string            `json:"description"`
+	Resource     string            `json:"resource"`
+	Constant     []json.RawMessage `json:"constant"`
+	Select       []selectJSON      `json:"select"`
+	Where        []struct {
+		Path string `json:"path"`
+	} `json:"where"`
+}
+
+type selectJSON struct {
+	Column        []columnJSON `json:"column"`
+	Select        []selectJSON `json:"select"`
+	ForEach       string       `json:"forEach"`
+	ForEachOrNull string       `json:"forEachOrNull"`
+	Repeat        []string     `json:"repeat"`
+	UnionAll      []selectJSON `json:"unionAll"`
+}
+
+type columnJSON struct {
+	Name        string `json:"name"`
+	Path        string `json:"path"`
+	Type        string `json:"type"`
+	Collection  bool   `json:"collection"`
+	Description string `json:"description"`
+	Tag         []struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	} `json:"tag"`
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+
+// CompileView parses and checks a ViewDefinition. It rejects names that
+// are not ^[A-Za-z][A-Za-z0-9_]*$ (view and columns), duplicate columns,
+// unionAll branches whose columns differ, selects with more than one of
+// forEach, forEachOrNull and repeat, unknown functions or constants, and
+// FHIRPath syntax errors. Errors name the view and the column.
+func CompileView(data []byte) (*View, error) {
+	return compileView(data, true)
+}
+
+func compileView(data []byte, requireName bool) (*View, error) {
+	var vj viewJSON
+	if err := json.Unmarshal(data, &vj); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidView, err)
+	}
+	c := &compiler{view: &View{name: vj.Name, title: vj.Title, description: vj.Description, resource: vj.Resource, constants: map[string]fhirpath.Collection{}}}
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("%w: view %q: %s", ErrInvalidView, vj.Name, fmt.Sprintf(format, args...))
+	}
+	if vj.ResourceType != "" && vj.ResourceType != "ViewDefinition" {
+		return nil, fail("resourceType is %q, want ViewDefinition", vj.ResourceType)
+	}
+	if (requireName || vj.Name != "") && !nameRE.MatchString(vj.Name) {
+		return nil, fail("name must match %s", nameRE)
+	}
+	if vj.Resource == "" || !nameRE.MatchString(vj.Resource) {
+		return nil, fail("resource must be a FHIR resource type")
+	}
+	if len(vj.Select) == 0 {
+		return nil, fail("no select")
+	}
+	for _, raw := range vj.Constant {
+		name, val, err := parseConstant(raw)
+		if err != nil {
+			return nil, fail("%s", err)
+		}
+		c.view.constants[name] = fhirpath.Collection{val}
+	}
+	for _, w := range vj.Where {
+		e, err := c.expr(w.Path)
+		if err != nil {
+			return nil, fail("where %q: %s", w.Path, err)
+		}
+		c.view.where = append(c.view.where, e)
+	}
+	root, err := c.compileSelect(selectJSON{Select: vj.Select})
+	if err != nil {
+		return nil, fail("%s", err)
+	}
+	c.view.root = root
+	v := c.view
+	seen := map[string]bool{}
+	for _, col := range v.columns {
+		if seen[col.Name] {
+			return nil, fail("column %q: duplicate name", col.Name)
+		}
+		seen[col.Name] = true
+	}
+	if v.schema, v.kinds, err = buildSchema(v.columns, c.tags); err != nil {
+		return nil, fail("%s", err)
+	}
+	for _, col := range v.columns {
+		if col.Name == "id" {
+			v.key = "id"
+			break
+		}
+	}
+	if v.key == "" {
+		for _, col := range v.columns {
+			if col.Path == "getResourceKey()" {
+				v.key = col.Name
+				break
+			}
+		}
+	}
+	return v, nil
+}
+
+type compiler struct {
+	view *View
+	tags []map[string]string // per column: tag name -> value
+}
+
+func (c *compiler) expr(src string) (*fhirpath.Expr, error) {
+	e, err := fhirpath.Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range e.Constants() {
+		switch name {
+		case "rowIndex", "resource", "rootResource":
+			continue
+		}
+		if _, ok := c.view.constants[name]; !ok {
+			return nil, fmt.Errorf("undefined constant %%%s", name)
+		}
+	}
+	return e, nil
+}
+
+func (c *compiler) compileSelect(sj selectJSON) (*selectPlan, error) {
+	sp := &selectPlan{}
+	n := 0
+	for _, p := range []bool{sj.ForEach != "", sj.ForEachOrNull != "", len(sj.Repeat) > 0} {
+		if p {
+			n++
+		}
+	}
+	if n > 1 {
+		return nil, errors.New("a select may have only one of forEach, forEachOrNull and repeat")
+	}
+	var err error
+	switch {
+	case sj.ForEach != "":
+		if sp.forEach, err = c.expr(sj.ForEach); err != nil {
+			return nil, fmt.Errorf("forEach %q: %w", sj.ForEach, err)
+		}
+	case sj.ForEachOrNull != "":
+		sp.orNull = true
+		if sp.forEach, err = c.expr(sj.ForEachOrNull); err != nil {
+			return nil, fmt.Errorf("forEachOrNull %q: %w", sj.ForEachOrNull, err)
+		}
+	}
+	for _, r := range sj.Repeat {
+		e, err := c.expr(r)
+		if err != nil {
+			return nil, fmt.Errorf("repeat %q: %w", r, err)
+		}
+		sp.repeat = append(sp.repeat, e)
+	}
+	for _, cj := range sj.Column {
+		if !nameRE.MatchString(cj.Name) {
+			return nil, fmt.Errorf("column %q: name must match %s", cj.Name, nameRE)
+		}
+		e, err := c.expr(cj.Path)
+		if err != nil {
+			return nil, fmt.Errorf("column %q: %w", cj.Name, err)
+		}
+		tags := map[string]string{}
+		for _, t := range cj.Tag {
+			tags[t.Name] = t.Value
+		}
+		sp.columns = append(sp.columns, colPlan{idx: len(c.view.columns), expr: e, collection: cj.Collection})
+		c.view.columns = append(c.view.columns, Column{
+			Name: cj.Name, Type: cj.Type, Collection: cj.Collection, Description: cj.Description, Path: e.String(),
+		})
+		c.tags = append(c.tags, tags)
+	}
+	for _, sub := range sj.Select {
+		s, err := c.compileSelect(sub)
+		if err != nil {
+			return nil, err
+		}
+		sp.selects = append(sp.selects, s)
+	}
+	if len(sj.UnionAll) > 0 {
+		start := len(c.view.columns)
+		var first []Column
+		for i, branch := range sj.UnionAll {
+			// Every branch fills the same columns: compile it, check its
+			// columns against the first branch's, then drop the copies.
+			s, err := c.compileSelect(branch)
+			if err != nil {
+				return nil, err
+			}
+			if i == 0 {
+				first = slices.Clone(c.view.columns[start:])
+			} else {
+				got := c.view.columns[start+len(first):]
+				if !slices.EqualFunc(first, got, func(a, b Column) bool { return a.Name == b.Name }) {
+					return nil, fmt.Errorf("unionAll branch %d: columns %s differ from branch 1 columns %s", i+1, colNames(got), colNames(first))
+				}
+				c.view.columns = c.view.columns[:start+len(first)]
+				c.tags = c.tags[:start+len(first)]
+				renumber(s, start)
+			}
+			sp.unionAll = append(sp.unionAll, s)
+		}
+	}
+	return sp, nil
+}
+
+// renumber gives the columns of a later unionAll branch the indices of the
+// first branch's columns, which appear in the same order from start.
+func renumber(s *selectPlan, start int) {
+	next := start
+	var walk func(s *selectPlan)
+	walk = func(s *selectPlan) {
+		for i := range s.columns {
+			s.columns[i].idx = next
+			next++
+		}
+		for _, sub := range s.selects {
+			walk(sub)
+		}
+		if len(s.unionAll) > 0 {
+			first := next
+			for _, u := range s.unionAll {
+				next = first
+				walk(u)
+			}
+		}
+	}
+	walk(s)
+}
+
+func colNames(cols []Column) string {
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+	}
+	return "[" + strings.Join(names, ", ") + "]"
+}
+
+// parseConstant reads {"name": ..., "valueX": ...}.
+func parseConstant(raw json.RawMessage) (string, fhirpath.Value, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return "", fhirpath.Value{}, fmt.Errorf("constant: %w", err)
+	}
+	var name string
+	if err := json.Unmarshal(m["name"], &name); err != nil || !nameRE.MatchString(name) {
+		return "", fhirpath.Value{}, fmt.Errorf("constant %q: bad name", name)
+	}
+	for k, v := range m {
+		suffix, ok := strings.CutPrefix(k, "value")
+		if !ok || suffix == "" {
+			continue
+		}
+		typ := suffix
+		if typ[0] >= 'A' && typ[0] <= 'Z' {
+			typ = strings.ToLower(typ[:1]) + typ[1:]
+		}
+		switch typ {
+		case "boolean":
+			var b bool
+			if err := json.Unmarshal(v, &b); err != nil {
+				return "", fhirpath.Value{}, fmt.Errorf("constant %q: %w", name, err)
+			}
+			return name, fhirpath.Boolean(b), nil
+		case "integer", "positiveInt", "unsignedInt", "integer64":
+			var n json.Number
+			if err := json.Unmarshal(v, &n); err != nil {
+				return "", fhirpath.Value{}, fmt.Errorf("constant %q: %w", name, err)
+			}
+			i, err := strconv.ParseInt(n.String(), 10, 64)
+			if err != nil {
+				return "", fhirpath.Value{}, fmt.Errorf("constant %q: %w", name, err)
+			}
+			return name, fhirpath.Integer(i).WithType(typ), nil
+		case "decimal":
+			var n json.Number
+			if err := json.Unmarshal(v, &n); err != nil {
+				return "", fhirpath.Value{}, fmt.Errorf("constant %q: %w", name, err)
+			}
+			return name, fhirpath.Decimal(n.String()), nil
+		default:
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil {
+				return "", fhirpath.Value{}, fmt.Errorf("constant %q: %s must be a string", name, k)
+			}
+			return name, fhirpath.String(s).WithType(typ), nil
+		}
+	}
+	return "", fhirpath.Value{}, fmt.Errorf("constant %q: no value", name)
+}
+
+// LoadViews compiles every *.json file in fsys (sorted by name); errors
+// name the file.
+func LoadViews(fsys fs.FS) ([]*View, error) {
+	names, err := fs.Glob(fsys, "*.json")
+	if err != nil {
+		return nil, fmt.Errorf("load views: %w", err)
+	}
+	slices.Sort(names)
+	views := make([]*View, 0, len(names))
+	for _, name := range names {
+		data, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, fmt.Errorf("load views: %w", err)
+		}
+		v, err := CompileView(data)
+		if err != nil {
+			return nil, fmt.Errorf("load views: %s: %w", path.Base(name), err)
+		}
+		views = append(views, v)
+	}
+	return views, nil
+}

@@ -35,7 +35,7 @@ func sandboxCommand() *cli.Command {
 			}
 			return runSandbox(c.Context, c, sandboxOptions{
 				addr: c.String("addr"),
-				cfg:  sandbox.Config{Members: c.Int("members"), Seed: c.Int64("seed")},
+				cfg:  sandbox.Config{Members: c.Int("members"), Seed: c.Int64("seed"), ClockRuns: true, Start: time.Now().UTC()},
 			})
 		},
 	}

@@ -155,7 +155,6 @@ type member struct {
 }
 
 type condition struct {
-	id      string
 	dx      code
 	chronic bool
 	onset   time.Time

@@ -5,11 +5,13 @@ package pipeline_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/fhirlake/fhirlake/extract"
 	"github.com/fhirlake/fhirlake/extract/sandbox"
@@ -71,9 +73,45 @@ func queryStrings(t *testing.T, w *load.Warehouse, q string) []string {
 	return out
 }
 
-// tableRows is the expected row count of every table for the sandbox with
-// 50 members and seed 1.
-var tableRows = map[string]int64{}
+// tableRows is the row count of every table for the sandbox with 50
+// members and seed 1: the generator is deterministic, so these are exact.
+var tableRows = map[string]int64{
+	"attribution": 50, "coverage": 50, "encounter": 134, "encounter_diagnosis": 199,
+	"eob": 206, "eob_care_team": 210, "eob_diagnosis": 220, "eob_item": 558,
+	"eob_item_adjudication": 3906, "eob_procedure": 4, "observation": 166,
+	"observation_component": 230, "patient": 50, "patient_identifier": 50,
+}
+
+// exactValues are hand-checked values derived from seed 1, one query each.
+var exactValues = []struct {
+	query string
+	want  []string
+}{
+	{"SELECT concat_ws(' | ', id, member_id, family, given, gender, birth_date, race_code, ethnicity_code, state, meta_last_updated) FROM patient ORDER BY id LIMIT 2",
+		[]string{
+			"pat-0001 | 92169970808 | Rodriguez | Nancy | female | 1945-08-19 | 2076-8 | 2135-2 | MT | 2026-01-02 09:23:56+00",
+			"pat-0002 | 81693692063 | Brown | Thomas | male | 1951-10-30 | 2106-3 | 2186-5 | SD | 2025-11-21 16:06:42+00",
+		}},
+	{"SELECT concat_ws(' | ', id, claim_type, patient_id, billable_period_start, total_submitted, total_paid) FROM eob ORDER BY id LIMIT 3",
+		[]string{
+			"eob-0001-01 | pharmacy | pat-0001 | 2025-03-05 | 11.34 | 0.00",
+			"eob-0001-02 | professional | pat-0001 | 2025-04-06 | 239.60 | 82.50",
+			"eob-0001-03 | professional | pat-0001 | 2025-06-20 | 239.32 | 114.05",
+		}},
+	{"SELECT concat_ws(' | ', eob_id, sequence, service_code, ndc, serviced_start, submitted, allowed, paid) FROM eob_item WHERE eob_id IN ('eob-0001-01','eob-0001-02') ORDER BY eob_id, sequence",
+		[]string{
+			"eob-0001-01 | 1 | 68180051301 | 2025-03-05 | 11.34 | 5.55 | 0.00",
+			"eob-0001-02 | 1 | 99214 | 2025-04-06 | 198.00 | 110.88 | 56.71",
+			"eob-0001-02 | 2 | 93000 | 2025-04-06 | 41.60 | 25.79 | 25.79",
+		}},
+	{"SELECT concat_ws(' | ', id, value_quantity::DECIMAL(5,1), value_unit, effective_start) FROM observation WHERE code = '4548-4' ORDER BY id LIMIT 2",
+		[]string{"obs-0010-01 | 7.0 | % | 2025-09-23 10:49:00+00", "obs-0010-04 | 8.3 | % | 2025-11-13 15:26:00+00"}},
+	{"SELECT concat_ws(' | ', claim_type, claims, members, claim_lines, total_paid) FROM claims_by_type",
+		[]string{"professional | 130 | 50 | 424 | 16926.56", "pharmacy | 57 | 21 | 57 | 1665.49", "institutional | 19 | 18 | 77 | 40544.62"}},
+	{"SELECT concat_ws(' ', typeof(meta_last_updated), typeof(birth_date)) FROM patient LIMIT 1",
+		[]string{"TIMESTAMP WITH TIME ZONE DATE"}},
+	{"SELECT typeof(paid) FROM eob_item LIMIT 1", []string{"DECIMAL(12,2)"}},
+}
 
 func TestRunAgainstSandbox(t *testing.T) {
 	dir := t.TempDir()
@@ -83,6 +121,73 @@ func TestRunAgainstSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("rows: %v resources: %d", sum.Rows, sum.Resources)
-	_ = sb
+	if diff := cmp.Diff(tableRows, sum.Rows); diff != "" {
+		t.Errorf("rows per table (-want +got):\n%s", diff)
+	}
+	var resources int64
+	for _, typ := range []string{"Patient", "Coverage", "ExplanationOfBenefit", "Encounter", "Condition", "Observation", "Practitioner", "Organization", "Group"} {
+		resources += int64(sb.Count(typ))
+	}
+	if sum.Resources != resources || sum.Rejects != 0 {
+		t.Errorf("summary: %d resources, %d rejects; want %d and 0", sum.Resources, sum.Rejects, resources)
+	}
+	if sum.TransactionTime != sandbox.DefaultStart {
+		t.Errorf("transaction time = %v, want the sandbox clock %v", sum.TransactionTime, sandbox.DefaultStart)
+	}
+
+	// A second run of the same export replaces, never duplicates.
+	if _, err := p.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	w, err := load.Open(t.Context(), p.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	names := make([]string, 0, len(tableRows))
+	for n := range tableRows {
+		names = append(names, n)
+	}
+	got, err := w.TableRows(t.Context(), names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(tableRows, got); diff != "" {
+		t.Errorf("warehouse rows after two runs (-want +got):\n%s", diff)
+	}
+	for _, n := range names {
+		lake := filepath.Join(p.Lake, n, load.LakeFile)
+		q := "SELECT count(*)::VARCHAR FROM read_parquet('" + lake + "')"
+		if got := queryStrings(t, w, q); len(got) != 1 || got[0] != fmt.Sprint(tableRows[n]) {
+			t.Errorf("lake %s holds %v rows, want %d", n, got, tableRows[n])
+		}
+	}
+	for _, ev := range exactValues {
+		if diff := cmp.Diff(ev.want, queryStrings(t, w, ev.query)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", ev.query, diff)
+		}
+	}
+	if got := queryStrings(t, w, "SELECT concat_ws(' ', source, scope, status, resources) FROM fhirlake_runs ORDER BY started_at"); len(got) != 2 || got[0] != fmt.Sprintf("sandbox system committed %d", resources) {
+		t.Errorf("fhirlake_runs = %v", got)
+	}
+	// The committed run's downloads are cleaned up.
+	if ents, _ := filepath.Glob(filepath.Join(dir, "fhirlake-work", "jobs", "sandbox", "*")); len(ents) != 0 {
+		t.Errorf("download directories left behind: %v", ents)
+	}
+}
+
+func TestRunTypesAndGroupScope(t *testing.T) {
+	dir := t.TempDir()
+	p, sb := newPipeline(t, 50, dir)
+	group := sb.GroupIDs()[0]
+	p.Request = extract.Request{Group: group, Types: []string{"Patient", "ExplanationOfBenefit"}}
+	sum, err := p.Run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first group of seed 1 (atr-1723023440) has 13 members.
+	if sum.Scope != "group/"+group || sum.Rows["patient"] != 13 || sum.Rows["coverage"] != 0 || sum.Rows["eob"] == 0 {
+		t.Errorf("group export: scope %s, rows %v", sum.Scope, sum.Rows)
+	}
 }

@@ -4,8 +4,11 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"math/big"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/duckdb/duckdb-go/v2"
 )
 
 // printRows writes a query result as an aligned text table.
@@ -41,6 +44,10 @@ func formatCell(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return "NULL"
+	case duckdb.Decimal:
+		// Keep the declared scale: money prints as 60081.50, not 60081.5.
+		r := new(big.Rat).SetFrac(x.Value, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(x.Scale)), nil))
+		return r.FloatString(int(x.Scale))
 	case fmt.Stringer:
 		return x.String()
 	default:

@@ -1,6 +1,7 @@
 package extract
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,48 +49,6 @@ type Client struct {
 
 	httpOnce sync.Once
 	hc       *http.Client
-}
-
-// Request says what to export.
-type Request struct {
-	// Group exports Group/{Group}/$export; empty means a system or
-	// Patient-level export.
-	Group string
-	// Patient selects Patient/$export when Group is empty.
-	Patient bool
-	// Types is the _type filter; empty means every type the server offers.
-	Types []string
-	// Since is the _since filter; zero means everything.
-	Since time.Time
-}
-
-// kickoffURL builds the kick-off URL for r.
-func (c *Client) kickoffURL(r Request) (string, error) {
-	base := strings.TrimRight(c.BaseURL, "/")
-	if _, err := url.Parse(base); err != nil || base == "" {
-		return "", fmt.Errorf("invalid FHIR base URL %q", c.BaseURL)
-	}
-	var path string
-	switch {
-	case r.Group != "":
-		path = "/Group/" + url.PathEscape(r.Group) + "/$export"
-	case r.Patient:
-		path = "/Patient/$export"
-	default:
-		path = "/$export"
-	}
-	q := url.Values{}
-	if len(r.Types) > 0 {
-		q.Set("_type", strings.Join(r.Types, ","))
-	}
-	if !r.Since.IsZero() {
-		q.Set("_since", r.Since.UTC().Format(time.RFC3339Nano))
-	}
-	u := base + path
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
-	return u, nil
 }
 
 // httpClient returns the configured client wrapped so that a redirect to
@@ -168,9 +127,13 @@ func orDefault[T comparable](v, def T) T {
 // transport, so net/http drops it on a redirect to another host and a
 // pre-signed storage URL never sees it. A 401 invalidates the cached token
 // and retries once with a fresh one.
-func (c *Client) send(ctx context.Context, method, rawURL string, header http.Header, auth bool) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, method, rawURL string, header http.Header, body []byte, auth bool) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, method, rawURL, nil)
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, rawURL, rd)
 		if err != nil {
 			return nil, fmt.Errorf("build request: %w", err)
 		}
@@ -297,41 +260,6 @@ func outcomeSummary(body []byte) string {
 // OperationOutcome whose text reads "... Track job at <url>".
 var trackJobRE = regexp.MustCompile(`(?i)track job at\s+(\S+)`)
 
-// Kickoff starts an export and returns its status URL.
-func (c *Client) Kickoff(ctx context.Context, r Request) (string, error) {
-	u, err := c.kickoffURL(r)
-	if err != nil {
-		return "", err
-	}
-	h := http.Header{
-		"Accept": {"application/fhir+json"},
-		"Prefer": {"respond-async"},
-	}
-	var status string
-	err = c.retrying(ctx, "kick-off", func() (time.Duration, error) {
-		resp, err := c.send(ctx, http.MethodGet, u, h, true)
-		if err != nil {
-			return 0, fmt.Errorf("kick-off: %w", err)
-		}
-		if resp.StatusCode != http.StatusAccepted {
-			ra := retryAfter(resp.Header.Get("Retry-After"), c.now())
-			kind := classify(resp.StatusCode)
-			if kind == ErrExportExpired { // 404 at kick-off: wrong URL or group, not an expired job
-				kind = ErrProtocol
-			}
-			return ra, statusError("kick-off", resp, kind)
-		}
-		defer drain(resp)
-		status, err = statusLocation(resp, u)
-		return 0, err
-	})
-	if err != nil {
-		return "", err
-	}
-	c.log().Info("export started", "job", redact(status))
-	return status, nil
-}
-
 // statusLocation finds the status URL of an accepted kick-off: the
 // Content-Location header, or else the "Track job at" text of the body.
 // Relative URLs are resolved against the kick-off URL.
@@ -408,7 +336,7 @@ func (c *Client) Poll(ctx context.Context, statusURL string) (*Manifest, error) 
 	h := http.Header{"Accept": {"application/json"}}
 	transient := 0
 	for {
-		resp, err := c.send(ctx, http.MethodGet, statusURL, h, true)
+		resp, err := c.send(ctx, http.MethodGet, statusURL, h, nil, true)
 		var wait time.Duration
 		switch {
 		case err != nil && !errors.Is(err, ErrTransient):
@@ -493,7 +421,7 @@ func completion(body []byte) (*Manifest, bool, error) {
 // Cancel asks the server to stop the export or delete its files (DELETE on
 // the status URL). A 404 counts as done.
 func (c *Client) Cancel(ctx context.Context, statusURL string) error {
-	resp, err := c.send(ctx, http.MethodDelete, statusURL, http.Header{"Accept": {"application/fhir+json"}}, true)
+	resp, err := c.send(ctx, http.MethodDelete, statusURL, http.Header{"Accept": {"application/fhir+json"}}, nil, true)
 	if err != nil {
 		return fmt.Errorf("delete export job: %w", err)
 	}

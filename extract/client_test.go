@@ -275,26 +275,71 @@ func TestRedactDropsQueryAndUserinfo(t *testing.T) {
 	}
 }
 
-func TestLineCounter(t *testing.T) {
+func TestCheckLines(t *testing.T) {
 	tests := []struct {
-		chunks []string
-		want   int64
+		name              string
+		body              string
+		lines, bad, first int64
 	}{
-		{[]string{"a\nb\n"}, 2},
-		{[]string{"a\nb"}, 2},
-		{[]string{"a", "\n", "", "b\n\n\n"}, 2},
-		{[]string{"\n  \n"}, 0},
-		{[]string{"{\"x\":", "1}\n{", "}"}, 2},
+		{"clean", `{"resourceType":"Patient","id":"a"}` + "\n" + `{"resourceType":"Patient","id":"b"}` + "\n", 2, 0, 0},
+		{"no final newline, blank lines", "\n" + `{"resourceType":"Patient"}` + "\n\n" + `{"resourceType":"Patient"}`, 2, 0, 0},
+		{"wrong type on line 2", `{"resourceType":"Patient"}` + "\n" + `{"resourceType":"Coverage"}` + "\n", 2, 1, 2},
+		{"truncated last line", `{"resourceType":"Patient"}` + "\n" + `{"resourceType":"Pat`, 2, 1, 2},
+		{"not an object", "[1,2]\n", 1, 1, 1},
 	}
 	for _, tt := range tests {
-		lc := &lineCounter{}
-		for _, c := range tt.chunks {
-			if n, _ := lc.Write([]byte(c)); n != len(c) {
-				t.Fatalf("Write returned %d, want %d", n, len(c))
+		t.Run(tt.name, func(t *testing.T) {
+			lc := checkLines(strings.NewReader(tt.body), "Patient")
+			if lc.err != nil || lc.lines != tt.lines || lc.invalid != tt.bad || lc.firstInvalid != tt.first {
+				t.Errorf("checkLines = %+v, want lines %d invalid %d first %d", lc, tt.lines, tt.bad, tt.first)
 			}
+		})
+	}
+}
+
+func TestLimiterAdapts(t *testing.T) {
+	l := newLimiter(4)
+	ctx := t.Context()
+	for range 4 {
+		if err := l.acquire(ctx); err != nil {
+			t.Fatal(err)
 		}
-		if got := lc.finish(); got != tt.want {
-			t.Errorf("lines(%q) = %d, want %d", tt.chunks, got, tt.want)
+	}
+	l.release(true) // 429: limit 4 -> 2
+	if l.limit != 2 {
+		t.Fatalf("limit after 429 = %d, want 2", l.limit)
+	}
+	l.release(false)
+	l.release(false)
+	l.release(false)
+	// Two successes at limit 2 raise it to 3.
+	if l.limit != 3 {
+		t.Errorf("limit after successes = %d, want 3", l.limit)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	for range 3 {
+		l.acquire(ctx)
+	}
+	cancel()
+	if err := l.acquire(cctx); err == nil {
+		t.Error("acquire on a full limiter with a cancelled context succeeded")
+	}
+}
+
+func TestChecksumFromExtension(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	tests := []struct {
+		ext  map[string]any
+		want string
+	}{
+		{nil, ""},
+		{map[string]any{"https://example.org/sha256": sum}, sum},
+		{map[string]any{"checksum": "sha256:" + strings.ToUpper(sum)}, sum},
+		{map[string]any{"checksum": "md5:abc"}, ""},
+	}
+	for _, tt := range tests {
+		if got := (FileEntry{Extension: tt.ext}).checksum(); got != tt.want {
+			t.Errorf("checksum(%v) = %q, want %q", tt.ext, got, tt.want)
 		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/fhirlake/fhirlake/internal/atomicfile"
 )
 
@@ -39,6 +41,12 @@ type File struct {
 	Lines  int64  `json:"lines"`
 	Bytes  int64  `json:"bytes"`
 	SHA256 string `json:"sha256"`
+	// Invalid counts lines that are not JSON objects of the expected
+	// resourceType; FirstInvalid is the 1-based line number of the first.
+	// They are kept (transform rejects them with file and line), not
+	// dropped here.
+	Invalid      int64 `json:"invalid,omitempty"`
+	FirstInvalid int64 `json:"firstInvalid,omitempty"`
 }
 
 // Result is a finished export on disk.
@@ -47,31 +55,8 @@ type Result struct {
 	Manifest  *Manifest
 	Dir       string
 	Files     []File
-}
-
-// ManifestFile is the name under which Export keeps the manifest beside the
-// files it describes.
-const ManifestFile = "manifest.json"
-
-// Export runs the whole lifecycle: kick-off, poll, download into dir (which
-// is created), and the manifest saved as dir/manifest.json.
-func (c *Client) Export(ctx context.Context, r Request, dir string) (*Result, error) {
-	status, err := c.Kickoff(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	m, err := c.Poll(ctx, status)
-	if err != nil {
-		return nil, err
-	}
-	files, err := c.Download(ctx, m, dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, ManifestFile), m.Raw); err != nil {
-		return nil, fmt.Errorf("save manifest: %w", err)
-	}
-	return &Result{StatusURL: status, Manifest: m, Dir: dir, Files: files}, nil
+	// Errors summarises the OperationOutcomes of the manifest's error files.
+	Errors ErrorSummary
 }
 
 // job is one file to download.
@@ -114,26 +99,52 @@ func safeName(s string) string {
 	return s
 }
 
-// Download fetches every file of m into dir with Concurrency workers,
-// verifying each against its manifest entry. It returns the files in
-// manifest order.
+// Download fetches every file of m into dir, without job state.
 func (c *Client) Download(ctx context.Context, m *Manifest, dir string) ([]File, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output dir: %w", err)
 	}
+	return c.download(ctx, m, dir, nil)
+}
+
+// download fetches the files of m with up to Concurrency workers, skipping
+// those st records as verified and still intact on disk. It returns the
+// files in manifest order.
+func (c *Client) download(ctx context.Context, m *Manifest, dir string, st *jobStore) ([]File, error) {
 	jobs := plan(m)
 	files := make([]File, len(jobs))
+	var todo []int
+	for i, j := range jobs {
+		if f, ok := c.alreadyDone(st, dir, j); ok {
+			files[i] = f
+			continue
+		}
+		todo = append(todo, i)
+	}
+	if skipped := len(jobs) - len(todo); skipped > 0 {
+		c.log().Info("skipping files already downloaded and verified", "files", skipped)
+	}
+
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-
+	workers := max(1, orDefault(c.Concurrency, 4))
+	lim := newLimiter(workers)
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range max(1, orDefault(c.Concurrency, 4)) {
+	for range min(workers, max(1, len(todo))) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				f, err := c.downloadOne(ctx, jobs[i], m.RequiresAccessToken, dir)
+				f, err := c.downloadOne(ctx, jobs[i], m.RequiresAccessToken, dir, lim)
+				if err == nil && st != nil {
+					err = st.update(func(j *Job) {
+						if j.Files == nil {
+							j.Files = map[string]File{}
+						}
+						j.Files[f.Name] = f
+					})
+				}
 				if err != nil {
 					cancel(err)
 					return
@@ -143,7 +154,7 @@ func (c *Client) Download(ctx context.Context, m *Manifest, dir string) ([]File,
 		}()
 	}
 feed:
-	for i := range jobs {
+	for _, i := range todo {
 		select {
 		case next <- i:
 		case <-ctx.Done():
@@ -158,34 +169,94 @@ feed:
 	return files, nil
 }
 
-// downloadOne fetches one file with retries.
-func (c *Client) downloadOne(ctx context.Context, j job, auth bool, dir string) (File, error) {
+// alreadyDone reports whether a file was verified by an earlier attempt and
+// is still on disk with the same checksum.
+func (c *Client) alreadyDone(st *jobStore, dir string, j job) (File, bool) {
+	if st == nil {
+		return File{}, false
+	}
+	st.mu.Lock()
+	f, ok := st.job.Files[j.name]
+	st.mu.Unlock()
+	if !ok {
+		return File{}, false
+	}
+	sum, err := fileSHA256(filepath.Join(dir, j.name))
+	return f, err == nil && sum == f.SHA256
+}
+
+func fileSHA256(path string) (string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer fh.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// downloadOne fetches one file with retries, holding a slot of lim while a
+// request is in flight.
+func (c *Client) downloadOne(ctx context.Context, j job, auth bool, dir string, lim *limiter) (File, error) {
 	var f File
 	start := c.now()
 	err := c.retrying(ctx, "download "+j.name, func() (time.Duration, error) {
+		if err := lim.acquire(ctx); err != nil {
+			return 0, err
+		}
 		var ra time.Duration
 		var err error
 		f, ra, err = c.fetchFile(ctx, j, auth, dir)
+		var se *StatusError
+		lim.release(errors.As(err, &se) && se.Status == http.StatusTooManyRequests)
 		return ra, err
 	})
 	if err != nil {
+		if errors.Is(err, ErrExportExpired) {
+			return File{}, fmt.Errorf("download %s: files expired (410): rerun to start a new export: %w", j.name, err)
+		}
 		return File{}, fmt.Errorf("download %s: %w", j.name, err)
+	}
+	if f.Invalid > 0 {
+		c.log().Warn("file has lines that are not resources of its type; transform will reject them",
+			"file", f.Name, "invalid", f.Invalid, "first_line", f.FirstInvalid)
 	}
 	c.log().Info("file downloaded", "file", f.Name, "type", f.Type, "lines", f.Lines, "bytes", f.Bytes,
 		"seconds", strconv.FormatFloat(c.now().Sub(start).Seconds(), 'f', 2, 64))
 	return f, nil
 }
 
-// fetchFile makes one attempt at one file.
+// expectedType is the resourceType every line of a file must have.
+func (j job) expectedType() string {
+	switch j.kind {
+	case KindError:
+		return "OperationOutcome"
+	case KindDeleted:
+		return "Bundle"
+	default:
+		return j.entry.Type
+	}
+}
+
+// fetchFile makes one attempt at one file: stream it to a temporary file
+// while hashing it and checking every line, verify against the manifest,
+// then rename it into place.
 func (c *Client) fetchFile(ctx context.Context, j job, auth bool, dir string) (File, time.Duration, error) {
 	h := http.Header{"Accept": {"application/fhir+ndjson"}}
-	resp, err := c.send(ctx, http.MethodGet, j.entry.URL, h, auth)
+	resp, err := c.send(ctx, http.MethodGet, j.entry.URL, h, nil, auth)
 	if err != nil {
 		return File{}, 0, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		ra := retryAfter(resp.Header.Get("Retry-After"), c.now())
-		return File{}, ra, statusError("download", resp, nil)
+		var kind error
+		if resp.StatusCode == http.StatusNotFound {
+			kind = ErrProtocol // a file the manifest names but the server lacks
+		}
+		return File{}, ra, statusError("download", resp, kind)
 	}
 	defer resp.Body.Close()
 
@@ -199,26 +270,77 @@ func (c *Client) fetchFile(ctx context.Context, j job, auth bool, dir string) (F
 	}
 	defer out.Abort()
 	sum := sha256.New()
-	lc := &lineCounter{}
-	n, err := io.Copy(io.MultiWriter(out, sum, lc), body)
+	pr, pw := io.Pipe()
+	checked := make(chan lineCheck, 1)
+	go func() { checked <- checkLines(pr, j.expectedType()) }()
+	n, err := io.Copy(io.MultiWriter(out, sum, pw), body)
+	pw.CloseWithError(err)
+	lc := <-checked
 	if err != nil {
 		if ctx.Err() != nil {
 			return File{}, 0, ctx.Err()
 		}
 		return File{}, 0, fmt.Errorf("read body: %w: %w", ErrTransient, err)
 	}
-	lines := lc.finish()
-	if j.entry.Count != nil && *j.entry.Count != lines {
+	if lc.err != nil {
+		return File{}, 0, fmt.Errorf("check lines: %w", lc.err)
+	}
+	if j.entry.Count != nil && *j.entry.Count != lc.lines {
 		// A short body is usually a dropped connection: worth another try.
-		return File{}, 0, fmt.Errorf("%w: manifest count %d, got %d lines: %w", ErrVerify, *j.entry.Count, lines, ErrTransient)
+		return File{}, 0, fmt.Errorf("%w: manifest count %d, got %d lines: %w", ErrVerify, *j.entry.Count, lc.lines, ErrTransient)
+	}
+	got := hex.EncodeToString(sum.Sum(nil))
+	if want := j.entry.checksum(); want != "" && want != got {
+		return File{}, 0, fmt.Errorf("%w: SHA-256 differs from the manifest's: %w", ErrVerify, ErrTransient)
 	}
 	if err := out.Commit(); err != nil {
 		return File{}, 0, err
 	}
 	return File{
 		Kind: j.kind, Type: j.entry.Type, Name: j.name,
-		Lines: lines, Bytes: n, SHA256: hex.EncodeToString(sum.Sum(nil)),
+		Lines: lc.lines, Bytes: n, SHA256: got,
+		Invalid: lc.invalid, FirstInvalid: lc.firstInvalid,
 	}, 0, nil
+}
+
+// lineCheck is what checkLines found.
+type lineCheck struct {
+	lines, invalid, firstInvalid int64
+	err                          error
+}
+
+// maxLine bounds one NDJSON line; FHIR resources with large attachments
+// can be big, but a line beyond this is not a resource we can load.
+const maxLine = 256 << 20
+
+// checkLines counts the non-empty lines of r and checks that each is a JSON
+// object with the expected resourceType. It reads r to the end.
+func checkLines(r io.Reader, wantType string) lineCheck {
+	var lc lineCheck
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 1<<20), maxLine)
+	var p fastjson.Parser
+	var n int64
+	for sc.Scan() {
+		n++
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		lc.lines++
+		v, err := p.ParseBytes(line)
+		if err != nil || v.Type() != fastjson.TypeObject || string(v.GetStringBytes("resourceType")) != wantType {
+			lc.invalid++
+			if lc.firstInvalid == 0 {
+				lc.firstInvalid = n
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		lc.err = err
+		io.Copy(io.Discard, r) // let the writer finish
+	}
+	return lc
 }
 
 // maybeGunzip transparently decompresses a gzip body (recognised by its
@@ -235,35 +357,58 @@ func maybeGunzip(r io.Reader) (io.Reader, error) {
 	return br, nil
 }
 
-// lineCounter counts non-empty NDJSON lines in a stream.
-type lineCounter struct {
-	lines   int64
-	pending bool // bytes seen since the last newline
+// limiter bounds concurrent downloads and adapts to the server: a 429 halves
+// the limit (never below one); each run of successes as long as the limit
+// raises it by one again, up to the configured maximum.
+type limiter struct {
+	mu      sync.Mutex // guards the fields below
+	cond    *sync.Cond
+	limit   int
+	max     int
+	active  int
+	streak  int
+	lowered int // times the limit was lowered, for tests and logs
 }
 
-func (l *lineCounter) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			if len(bytes.TrimSpace(p)) > 0 {
-				l.pending = true
-			}
-			break
-		}
-		if l.pending || len(bytes.TrimSpace(p[:i])) > 0 {
-			l.lines++
-		}
-		l.pending = false
-		p = p[i+1:]
-	}
-	return n, nil
+func newLimiter(n int) *limiter {
+	l := &limiter{limit: n, max: n}
+	l.cond = sync.NewCond(&l.mu)
+	return l
 }
 
-func (l *lineCounter) finish() int64 {
-	if l.pending {
-		l.lines++
-		l.pending = false
+func (l *limiter) acquire(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		l.mu.Lock()
+		l.cond.Broadcast()
+		l.mu.Unlock()
+	})
+	defer stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.active >= l.limit {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		l.cond.Wait()
 	}
-	return l.lines
+	l.active++
+	return nil
+}
+
+func (l *limiter) release(throttled bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.active--
+	if throttled {
+		l.limit = max(1, l.limit/2)
+		l.streak = 0
+		l.lowered++
+	} else if l.limit < l.max {
+		l.streak++
+		if l.streak >= l.limit {
+			l.limit++
+			l.streak = 0
+		}
+	}
+	l.cond.Broadcast()
 }

@@ -36,6 +36,26 @@ type FileEntry struct {
 	URL  string `json:"url"`
 	// Count is the number of resources in the file, when the server says.
 	Count *int64 `json:"count,omitempty"`
+	// Extension may carry a checksum (see checksum).
+	Extension map[string]any `json:"extension,omitempty"`
+}
+
+// checksum returns the SHA-256 (lower-case hex) the server gives for the
+// file in an extension whose key mentions sha256 or checksum, with or
+// without a "sha256:" prefix; "" when there is none.
+func (f FileEntry) checksum() string {
+	for k, v := range f.Extension {
+		s, ok := v.(string)
+		lk := strings.ToLower(k)
+		if !ok || !(strings.Contains(lk, "sha256") || strings.Contains(lk, "checksum")) {
+			continue
+		}
+		s = strings.ToLower(strings.TrimPrefix(strings.TrimPrefix(s, "sha256:"), "SHA256:"))
+		if len(s) == 64 && strings.Trim(s, "0123456789abcdef") == "" {
+			return s
+		}
+	}
+	return ""
 }
 
 // parseManifest decodes and checks a manifest body.

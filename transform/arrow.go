@@ -153,12 +153,20 @@ func appendValue(b array.Builder, k colKind, v fhirpath.Value) error {
 		if v.Kind() != fhirpath.KindDecimal && v.Kind() != fhirpath.KindInteger && v.Kind() != fhirpath.KindString {
 			return fmt.Errorf("%w: %s is not a decimal", errCell, typeName(v))
 		}
+		if n, ok := fastDecimal(v.Str(), k.precision, k.scale); ok {
+			b.(*array.Decimal128Builder).Append(n)
+			return nil
+		}
 		n, err := decimal128.FromString(v.Str(), k.precision, k.scale)
 		if err != nil {
 			return fmt.Errorf("%w: not a decimal(%d,%d)", errCell, k.precision, k.scale)
 		}
 		b.(*array.Decimal128Builder).Append(n)
 	case kDate:
+		if d, ok := fastDate(v.Str()); ok {
+			b.(*array.Date32Builder).Append(d)
+			return nil
+		}
 		t, err := ParseDate(v.Str())
 		if err != nil {
 			return err
@@ -172,6 +180,95 @@ func appendValue(b array.Builder, k colKind, v fhirpath.Value) error {
 		b.(*array.TimestampBuilder).Append(arrow.Timestamp(t.UnixMicro()))
 	}
 	return nil
+}
+
+// pow10 holds the powers of ten that fit an int64.
+var pow10 = func() (p [19]int64) {
+	p[0] = 1
+	for i := 1; i < len(p); i++ {
+		p[i] = p[i-1] * 10
+	}
+	return p
+}()
+
+// fastDecimal converts plain decimal text ("-12.5") whose digits fit in 18
+// and whose fraction needs no rounding; ok is false for anything else,
+// which decimal128.FromString then handles.
+func fastDecimal(s string, precision, scale int32) (decimal128.Num, bool) {
+	neg := false
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	var n int64
+	digits, frac := 0, -1
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if digits == 18 {
+				return decimal128.Num{}, false
+			}
+			n = n*10 + int64(c-'0')
+			if n != 0 {
+				digits++
+			}
+			if frac >= 0 {
+				frac++
+			}
+		case c == '.' && frac < 0 && i > 0 && i < len(s)-1:
+			frac = 0
+		default:
+			return decimal128.Num{}, false
+		}
+	}
+	if len(s) == 0 || frac > int(scale) {
+		return decimal128.Num{}, false
+	}
+	shift := int(scale) - max(frac, 0)
+	if digits+shift > 18 {
+		return decimal128.Num{}, false
+	}
+	n *= pow10[shift]
+	if precision <= 18 && n >= pow10[precision] {
+		return decimal128.Num{}, false // out of range: FromString reports it
+	}
+	if neg {
+		n = -n
+	}
+	return decimal128.FromI64(n), true
+}
+
+// fastDate converts a full date "YYYY-MM-DD" (or the date part of a
+// dateTime) whose fields are in range; ok is false for anything else.
+func fastDate(s string) (arrow.Date32, bool) {
+	if len(s) > 10 && s[10] == 'T' {
+		s = s[:10]
+	}
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
+		return 0, false
+	}
+	num := func(t string) (int, bool) {
+		n := 0
+		for i := 0; i < len(t); i++ {
+			if t[i] < '0' || t[i] > '9' {
+				return 0, false
+			}
+			n = n*10 + int(t[i]-'0')
+		}
+		return n, true
+	}
+	y, ok1 := num(s[:4])
+	m, ok2 := num(s[5:7])
+	d, ok3 := num(s[8:])
+	if !ok1 || !ok2 || !ok3 || m < 1 || m > 12 || d < 1 || d > daysIn(time.Month(m), y) {
+		return 0, false
+	}
+	return arrow.Date32FromTime(time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)), true
+}
+
+func daysIn(m time.Month, year int) int {
+	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
 func typeName(v fhirpath.Value) string {

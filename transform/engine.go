@@ -1,12 +1,14 @@
 package transform
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"slices"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -64,6 +66,9 @@ type Options struct {
 	// BatchRows is the number of rows per record batch and table; 0 means
 	// DefaultBatchRows.
 	BatchRows int
+	// Workers is the number of goroutines transforming one input; 0 means
+	// runtime.GOMAXPROCS(0).
+	Workers int
 }
 
 // Stats counts what one Transform call did.
@@ -77,12 +82,23 @@ type Stats struct {
 	CellRejects int64
 }
 
+func (s *Stats) add(o *Stats) {
+	s.Lines += o.Lines
+	s.Resources += o.Resources
+	s.Rejected += o.Rejected
+	s.CellRejects += o.CellRejects
+	for k, n := range o.Rows {
+		s.Rows[k] += n
+	}
+}
+
 // Engine evaluates a set of compiled views over NDJSON streams. It is
 // immutable and safe for concurrent use.
 type Engine struct {
 	views      []*View
 	byResource map[string][]int // resource type -> indices in views
 	batchRows  int
+	workers    int
 }
 
 // ErrDuplicateView is returned by NewEngine when two views share a name.
@@ -91,9 +107,12 @@ var ErrDuplicateView = errors.New("duplicate view name")
 // NewEngine returns an engine for views. View names must be unique and
 // must not be ResourcesTable.
 func NewEngine(views []*View, opts Options) (*Engine, error) {
-	e := &Engine{views: views, byResource: map[string][]int{}, batchRows: opts.BatchRows}
+	e := &Engine{views: views, byResource: map[string][]int{}, batchRows: opts.BatchRows, workers: opts.Workers}
 	if e.batchRows <= 0 {
 		e.batchRows = DefaultBatchRows
+	}
+	if e.workers <= 0 {
+		e.workers = runtime.GOMAXPROCS(0)
 	}
 	seen := map[string]bool{ResourcesTable: true}
 	for i, v := range views {
@@ -118,8 +137,9 @@ type table struct {
 	kinds  []colKind // nil for ResourcesTable
 }
 
-// run is the state of one Transform call.
-type run struct {
+// worker is the state of one goroutine of a Transform call: its own
+// parser, builders and evaluation state.
+type worker struct {
 	e      *Engine
 	ctx    context.Context
 	file   string
@@ -128,9 +148,44 @@ type run struct {
 	tables []*table // parallel to e.views
 	res    *table
 	states []*evalState
+	parser fastjson.Parser
 	line   int64
 	rtype  string
 	rid    string
+}
+
+func (e *Engine) newWorker(ctx context.Context, name string, sink Sink) *worker {
+	mem := memory.DefaultAllocator
+	w := &worker{e: e, ctx: ctx, file: name, sink: sink, stats: Stats{Rows: map[string]int64{}}}
+	w.res = &table{name: ResourcesTable, schema: ResourcesSchema, b: array.NewRecordBuilder(mem, ResourcesSchema)}
+	w.tables = make([]*table, len(e.views))
+	w.states = make([]*evalState, len(e.views))
+	for i, v := range e.views {
+		w.tables[i] = &table{name: v.Name(), schema: v.Schema(), b: array.NewRecordBuilder(mem, v.Schema()), kinds: v.kinds}
+		w.states[i] = newEvalState(v, func(col int, err error) error {
+			return w.cellReject(v.columns[col].Name, err)
+		})
+	}
+	return w
+}
+
+func (w *worker) release() {
+	w.res.b.Release()
+	for _, t := range w.tables {
+		t.b.Release()
+	}
+}
+
+// chunkBytes is the size of the blocks of whole lines handed to workers.
+const chunkBytes = 1 << 20
+
+// chunk is a block of whole lines (each ending in '\n' but maybe the last
+// of the input), or a single line too long to keep.
+type chunk struct {
+	buf     *[]byte // from the chunk pool; data is a prefix of *buf
+	data    []byte
+	first   int64 // 1-based number of the first line
+	tooLong bool
 }
 
 // Transform streams NDJSON from r (name is used in rejects: a file name),
@@ -139,134 +194,283 @@ type run struct {
 // resourceType, appends rows, and sends a batch per table whenever
 // BatchRows rows accumulate and at the end, plus ResourcesTable batches. A
 // malformed line (bad JSON, no resourceType, no id) becomes a Reject with
-// the file and 1-based line number and the run goes on. Memory is bounded
-// by BatchRows, never by input size. Safe to call concurrently on
-// different inputs.
+// the file and 1-based line number and the run goes on.
+//
+// The input is cut into blocks of whole lines (about 1 MiB) transformed by
+// Options.Workers goroutines, each with its own builders, so batches of a
+// table and rejects reach the sink from several goroutines and in no
+// particular order; a batch may hold fewer than BatchRows rows (each
+// worker flushes what it holds at the end). All rows of one resource are
+// produced by one worker, in view order, before Transform returns; they
+// may be split across consecutive batches of a table. With Workers 1 the
+// output order is the input order. Memory is bounded by Workers x (block
+// + BatchRows rows) and by the longest line, never by input size. Safe to
+// call concurrently on different inputs.
 func (e *Engine) Transform(ctx context.Context, name string, r io.Reader, sink Sink) (Stats, error) {
-	mem := memory.DefaultAllocator
-	rn := &run{e: e, ctx: ctx, file: name, sink: sink, stats: Stats{Rows: map[string]int64{}}}
-	rn.res = &table{name: ResourcesTable, schema: ResourcesSchema, b: array.NewRecordBuilder(mem, ResourcesSchema)}
-	defer rn.res.b.Release()
-	rn.tables = make([]*table, len(e.views))
-	rn.states = make([]*evalState, len(e.views))
-	for i, v := range e.views {
-		t := &table{name: v.Name(), schema: v.Schema(), b: array.NewRecordBuilder(mem, v.Schema()), kinds: v.kinds}
-		defer t.b.Release()
-		rn.tables[i] = t
-		rn.states[i] = newEvalState(v, func(col int, err error) error {
-			return rn.cellReject(v.columns[col].Name, err)
-		})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := e.workers
+	chunks := make(chan chunk, n)
+	free := make(chan *[]byte, 2*n+1) // recycled block buffers; bounds memory
+	for range cap(free) {
+		b := make([]byte, 0, chunkBytes)
+		free <- &b
 	}
-	err := rn.read(r)
-	if err == nil {
-		err = rn.flushAll()
+	var (
+		mu       sync.Mutex // guards firstErr
+		firstErr error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+		cancel()
 	}
-	return rn.stats, err
+	workers := make([]*worker, n)
+	var wg sync.WaitGroup
+	for i := range workers {
+		w := e.newWorker(ctx, name, sink)
+		defer w.release()
+		workers[i] = w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range chunks {
+				err := w.chunk(c)
+				if c.buf != nil {
+					recycle(c.buf, free)
+				}
+				if err != nil {
+					fail(err)
+					for c := range chunks { // drain so the reader can finish
+						if c.buf != nil {
+							recycle(c.buf, free)
+						}
+					}
+					return
+				}
+			}
+			if err := w.flushAll(); err != nil {
+				fail(err)
+			}
+		}()
+	}
+	rerr := e.split(ctx, name, r, chunks, free)
+	close(chunks)
+	wg.Wait()
+	stats := Stats{Rows: map[string]int64{}}
+	for _, w := range workers {
+		stats.add(&w.stats)
+	}
+	if rerr != nil && (firstErr == nil || !errors.Is(rerr, context.Canceled)) {
+		return stats, rerr
+	}
+	if firstErr != nil {
+		return stats, firstErr
+	}
+	// The reader stops without error when ctx is cancelled by a worker
+	// failure; a cancellation from the caller is reported here.
+	return stats, context.Cause(ctx)
 }
 
-func (rn *run) read(r io.Reader) error {
-	br := bufio.NewReaderSize(r, 1<<20)
-	var p fastjson.Parser
-	var long []byte // a line longer than the reader's buffer, gathered
-	tooLong := false
-	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			if !tooLong && len(long)+len(line) > MaxLineBytes {
-				tooLong, long = true, nil
+// recycle returns a block buffer to free, replacing one grown for a long
+// line so that the pool keeps no more than chunkBytes a buffer.
+func recycle(bp *[]byte, free chan<- *[]byte) {
+	if cap(*bp) > 2*chunkBytes {
+		b := make([]byte, 0, chunkBytes)
+		bp = &b
+	}
+	*bp = (*bp)[:0]
+	free <- bp
+}
+
+// split reads r and sends blocks of whole lines to chunks, taking buffers
+// from free. A block grows to hold a line longer than itself; a line
+// longer than MaxLineBytes is skipped and sent as a tooLong chunk.
+func (e *Engine) split(ctx context.Context, name string, r io.Reader, chunks chan<- chunk, free chan *[]byte) error {
+	line := int64(1) // number of the next line
+	var carry []byte // the start of a line not yet complete
+	eof := false
+	send := func(c chunk) error {
+		select {
+		case chunks <- c:
+			return nil
+		case <-ctx.Done():
+			if c.buf != nil {
+				free <- c.buf
 			}
-			if !tooLong {
-				long = append(long, line...)
+			return ctx.Err()
+		}
+	}
+	read := func(buf []byte) ([]byte, error) {
+		k, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if err == io.EOF {
+			eof = true
+		} else if err != nil {
+			return buf, fmt.Errorf("read %s: %w", name, err)
+		}
+		return buf, nil
+	}
+	for !eof || len(carry) > 0 {
+		var bp *[]byte
+		select {
+		case bp = <-free:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		buf := append((*bp)[:0], carry...)
+		carry = nil
+		scanned := 0 // no newline in buf[:scanned]
+		for !eof {
+			if len(buf) == cap(buf) {
+				if bytes.IndexByte(buf[scanned:], '\n') >= 0 {
+					break
+				}
+				scanned = len(buf)
+				if len(buf) > MaxLineBytes {
+					break
+				}
+				buf = slices.Grow(buf, len(buf)) // a long line: double the block
 			}
+			var err error
+			if buf, err = read(buf); err != nil {
+				*bp = buf[:0]
+				free <- bp
+				return err
+			}
+		}
+		if len(buf) > MaxLineBytes && bytes.IndexByte(buf[:MaxLineBytes+1], '\n') < 0 {
+			// Skip the too long line up to its newline.
+			rest := buf[:0]
+			for {
+				if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+					carry = append([]byte(nil), rest[i+1:]...)
+					break
+				}
+				if eof {
+					break
+				}
+				var err error
+				if rest, err = read(rest[:0]); err != nil {
+					*bp = rest[:0]
+					free <- bp
+					return err
+				}
+			}
+			*bp = nil // drop the grown buffer; a fresh one replaces it
+			nb := make([]byte, 0, chunkBytes)
+			free <- &nb
+			if err := send(chunk{first: line, tooLong: true}); err != nil {
+				return err
+			}
+			line++
 			continue
 		}
-		if long != nil || tooLong {
-			line = append(long, line...)
-			long = nil
+		data := buf
+		if !eof {
+			i := bytes.LastIndexByte(buf, '\n')
+			data, carry = buf[:i+1], append([]byte(nil), buf[i+1:]...)
 		}
-		if len(line) == 0 && !tooLong {
-			if err == nil || errors.Is(err, io.EOF) {
-				return nil
-			}
-			return fmt.Errorf("read %s: %w", rn.file, err)
+		if len(data) == 0 {
+			*bp = data
+			free <- bp
+			continue
 		}
-		rn.line++
-		rn.stats.Lines++
-		if rn.line%1024 == 0 {
-			if cerr := rn.ctx.Err(); cerr != nil {
-				return cerr
-			}
+		lines := int64(bytes.Count(data, []byte{'\n'}))
+		if data[len(data)-1] != '\n' {
+			lines++
 		}
-		var herr error
-		if tooLong {
-			rn.rtype, rn.rid = "", ""
-			herr = rn.lineReject(fmt.Sprintf("line longer than %d bytes", MaxLineBytes))
-			tooLong = false
-		} else {
-			herr = rn.resource(&p, line)
+		*bp = data
+		if err := send(chunk{buf: bp, data: data, first: line}); err != nil {
+			return err
 		}
-		if herr != nil {
-			return herr
-		}
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return fmt.Errorf("read %s: %w", rn.file, err)
-		}
+		line += lines
 	}
+	return nil
 }
 
-func (rn *run) lineReject(reason string) error {
-	rn.stats.Rejected++
-	return rn.sink.Reject(rn.ctx, Reject{File: rn.file, Line: rn.line, ResourceType: rn.rtype, ResourceID: rn.rid, Reason: reason})
+// chunk transforms the lines of c.
+func (w *worker) chunk(c chunk) error {
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	w.line = c.first
+	if c.tooLong {
+		w.stats.Lines++
+		w.rtype, w.rid = "", ""
+		return w.lineReject(fmt.Sprintf("line longer than %d bytes", MaxLineBytes))
+	}
+	data := c.data
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		var line []byte
+		if i < 0 {
+			line, data = data, nil
+		} else {
+			line, data = data[:i], data[i+1:]
+		}
+		w.stats.Lines++
+		if err := w.resource(line); err != nil {
+			return err
+		}
+		w.line++
+	}
+	return nil
 }
 
-func (rn *run) cellReject(column string, err error) error {
-	rn.stats.CellRejects++
-	return rn.sink.Reject(rn.ctx, Reject{
-		File: rn.file, Line: rn.line, ResourceType: rn.rtype, ResourceID: rn.rid, Column: column, Reason: err.Error(),
+func (w *worker) lineReject(reason string) error {
+	w.stats.Rejected++
+	return w.sink.Reject(w.ctx, Reject{File: w.file, Line: w.line, ResourceType: w.rtype, ResourceID: w.rid, Reason: reason})
+}
+
+func (w *worker) cellReject(column string, err error) error {
+	w.stats.CellRejects++
+	return w.sink.Reject(w.ctx, Reject{
+		File: w.file, Line: w.line, ResourceType: w.rtype, ResourceID: w.rid, Column: column, Reason: err.Error(),
 	})
 }
 
 // resource handles one line.
-func (rn *run) resource(p *fastjson.Parser, line []byte) error {
-	rn.rtype, rn.rid = "", ""
+func (w *worker) resource(line []byte) error {
+	w.rtype, w.rid = "", ""
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 {
 		return nil
 	}
-	v, err := p.ParseBytes(line)
+	v, err := w.parser.ParseBytes(line)
 	if err != nil {
-		return rn.lineReject("invalid JSON") // the parser's message quotes content
+		return w.lineReject("invalid JSON") // the parser's message quotes content
 	}
 	if v.Type() != fastjson.TypeObject {
-		return rn.lineReject("not a JSON object")
+		return w.lineReject("not a JSON object")
 	}
 	rt := v.GetStringBytes("resourceType")
 	if len(rt) == 0 {
-		return rn.lineReject("missing resourceType")
+		return w.lineReject("missing resourceType")
 	}
-	rn.rtype = string(rt)
+	w.rtype = string(rt)
 	id := v.GetStringBytes("id")
 	if len(id) == 0 {
-		return rn.lineReject("missing id")
+		return w.lineReject("missing id")
 	}
-	rn.rid = string(id)
-	rn.stats.Resources++
-	if err := rn.index(v); err != nil {
+	w.rid = string(id)
+	w.stats.Resources++
+	if err := w.index(v); err != nil {
 		return err
 	}
 	res := fhirpath.Object(v)
-	for _, i := range rn.e.byResource[rn.rtype] {
-		rows, err := rn.states[i].rows(res)
+	for _, i := range w.e.byResource[w.rtype] {
+		rows, err := w.states[i].rows(res)
 		if err != nil {
-			if cerr := rn.cellReject("", err); cerr != nil {
+			if cerr := w.cellReject("", err); cerr != nil {
 				return cerr
 			}
 			continue
 		}
-		if err := rn.appendRows(rn.tables[i], rows); err != nil {
+		if err := w.appendRows(w.tables[i], rows); err != nil {
 			return err
 		}
 	}
@@ -274,17 +478,17 @@ func (rn *run) resource(p *fastjson.Parser, line []byte) error {
 }
 
 // index appends the ResourcesTable row of the current resource.
-func (rn *run) index(v *fastjson.Value) error {
-	b := rn.res.b
-	b.Field(0).(*array.StringBuilder).Append(rn.rtype)
-	b.Field(1).(*array.StringBuilder).Append(rn.rid)
+func (w *worker) index(v *fastjson.Value) error {
+	b := w.res.b
+	b.Field(0).(*array.StringBuilder).Append(w.rtype)
+	b.Field(1).(*array.StringBuilder).Append(w.rid)
 	lu := b.Field(2).(*array.TimestampBuilder)
 	if s := v.GetStringBytes("meta", "lastUpdated"); s != nil {
 		if t, err := ParseDateTime(string(s)); err == nil {
 			lu.Append(arrow.Timestamp(t.UnixMicro()))
 		} else {
 			lu.AppendNull()
-			if err := rn.cellReject("meta_last_updated", err); err != nil {
+			if err := w.cellReject("meta_last_updated", err); err != nil {
 				return err
 			}
 		}
@@ -297,26 +501,26 @@ func (rn *run) index(v *fastjson.Value) error {
 	} else {
 		vid.AppendNull()
 	}
-	b.Field(4).(*array.StringBuilder).Append(rn.file)
-	b.Field(5).(*array.Int64Builder).Append(rn.line)
-	return rn.added(rn.res, 1)
+	b.Field(4).(*array.StringBuilder).Append(w.file)
+	b.Field(5).(*array.Int64Builder).Append(w.line)
+	return w.added(w.res, 1)
 }
 
-func (rn *run) appendRows(t *table, rows []row) error {
+func (w *worker) appendRows(t *table, rows []row) error {
 	for _, r := range rows {
 		for ci, cell := range r {
-			if err := rn.appendCell(t, ci, cell); err != nil {
+			if err := w.appendCell(t, ci, cell); err != nil {
 				return err
 			}
 		}
-		if err := rn.added(t, 1); err != nil {
+		if err := w.added(t, 1); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (rn *run) appendCell(t *table, ci int, cell fhirpath.Collection) error {
+func (w *worker) appendCell(t *table, ci int, cell fhirpath.Collection) error {
 	fb := t.b.Field(ci)
 	k := t.kinds[ci]
 	if lb, ok := fb.(*array.ListBuilder); ok {
@@ -329,7 +533,7 @@ func (rn *run) appendCell(t *table, ci int, cell fhirpath.Collection) error {
 		for _, v := range cell {
 			if err := appendValue(vb, k, v); err != nil {
 				vb.AppendNull()
-				if rerr := rn.cellReject(t.schema.Field(ci).Name, err); rerr != nil {
+				if rerr := w.cellReject(t.schema.Field(ci).Name, err); rerr != nil {
 					return rerr
 				}
 			}
@@ -342,39 +546,39 @@ func (rn *run) appendCell(t *table, ci int, cell fhirpath.Collection) error {
 	}
 	if err := appendValue(fb, k, cell[0]); err != nil {
 		fb.AppendNull()
-		return rn.cellReject(t.schema.Field(ci).Name, err)
+		return w.cellReject(t.schema.Field(ci).Name, err)
 	}
 	return nil
 }
 
 // added counts n new rows in t and flushes it when full.
-func (rn *run) added(t *table, n int) error {
+func (w *worker) added(t *table, n int) error {
 	t.rows += n
-	rn.stats.Rows[t.name] += int64(n)
-	if t.rows >= rn.e.batchRows {
-		return rn.flush(t)
+	w.stats.Rows[t.name] += int64(n)
+	if t.rows >= w.e.batchRows {
+		return w.flush(t)
 	}
 	return nil
 }
 
-func (rn *run) flush(t *table) error {
+func (w *worker) flush(t *table) error {
 	if t.rows == 0 {
 		return nil
 	}
 	rec := t.b.NewRecordBatch()
 	t.rows = 0
 	defer rec.Release()
-	if err := rn.sink.WriteBatch(rn.ctx, t.name, rec); err != nil {
+	if err := w.sink.WriteBatch(w.ctx, t.name, rec); err != nil {
 		return fmt.Errorf("write %s batch: %w", t.name, err)
 	}
 	return nil
 }
 
-func (rn *run) flushAll() error {
-	for _, t := range rn.tables {
-		if err := rn.flush(t); err != nil {
+func (w *worker) flushAll() error {
+	for _, t := range w.tables {
+		if err := w.flush(t); err != nil {
 			return err
 		}
 	}
-	return rn.flush(rn.res)
+	return w.flush(w.res)
 }

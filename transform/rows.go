@@ -25,6 +25,10 @@ type evalState struct {
 	// cellError is called for a cell whose value breaks the column's
 	// rules; the cell is nulled. Returning an error aborts the resource.
 	cellError func(col int, err error) error
+	// cells is carved into rows; reused from one resource to the next.
+	cells []fhirpath.Collection
+	// rowIndexes[i] is the collection {i}, for %rowIndex.
+	rowIndexes []fhirpath.Collection
 }
 
 func newEvalState(v *View, cellError func(int, error) error) *evalState {
@@ -38,8 +42,10 @@ func newEvalState(v *View, cellError func(int, error) error) *evalState {
 // rows evaluates the view over one resource. It returns no rows when a
 // where path is not true.
 func (s *evalState) rows(res fhirpath.Value) ([]row, error) {
+	s.ctx.Reset()
+	s.cells = s.cells[:0]
 	s.ctx.Resource = res
-	s.ctx.Constants["rowIndex"] = fhirpath.Collection{fhirpath.Integer(0)}
+	s.setRowIndex(0)
 	focus := fhirpath.Collection{res}
 	for _, w := range s.view.where {
 		c, err := w.Eval(&s.ctx, focus)
@@ -59,7 +65,29 @@ func (s *evalState) rows(res fhirpath.Value) ([]row, error) {
 	return s.run(s.view.root, focus, 0)
 }
 
-func (s *evalState) newRow() row { return make(row, len(s.view.columns)) }
+// newRow returns an empty row, valid until the next call of rows.
+func (s *evalState) newRow() row {
+	n := len(s.view.columns)
+	if cap(s.cells)-len(s.cells) < n {
+		s.cells = make([]fhirpath.Collection, 0, max(64*n, 2*cap(s.cells)))
+	}
+	l := len(s.cells)
+	s.cells = s.cells[:l+n]
+	r := row(s.cells[l : l+n : l+n])
+	clear(r)
+	return r
+}
+
+// setRowIndex sets %rowIndex when the view uses it.
+func (s *evalState) setRowIndex(i int) {
+	if !s.view.usesRowIndex {
+		return
+	}
+	for len(s.rowIndexes) <= i {
+		s.rowIndexes = append(s.rowIndexes, fhirpath.Collection{fhirpath.Integer(int64(len(s.rowIndexes)))})
+	}
+	s.ctx.Constants["rowIndex"] = s.rowIndexes[i]
+}
 
 // run produces the rows of one select over a focus item.
 // The focus is one item, or empty for the null row of forEachOrNull.
@@ -101,7 +129,7 @@ func (s *evalState) run(sp *selectPlan, focus fhirpath.Collection, rowIndex int)
 			idx = i
 		}
 		base := s.newRow()
-		s.ctx.Constants["rowIndex"] = fhirpath.Collection{fhirpath.Integer(int64(idx))}
+		s.setRowIndex(idx)
 		for _, cp := range sp.columns {
 			c, err := cp.expr.Eval(&s.ctx, f)
 			if err != nil {
@@ -121,7 +149,7 @@ func (s *evalState) run(sp *selectPlan, focus fhirpath.Collection, rowIndex int)
 			if err != nil {
 				return nil, err
 			}
-			partial = cross(partial, rows)
+			partial = s.cross(partial, rows)
 		}
 		if len(sp.unionAll) > 0 {
 			var union []row
@@ -132,7 +160,7 @@ func (s *evalState) run(sp *selectPlan, focus fhirpath.Collection, rowIndex int)
 				}
 				union = append(union, rows...)
 			}
-			partial = cross(partial, union)
+			partial = s.cross(partial, union)
 		}
 		out = append(out, partial...)
 	}
@@ -165,7 +193,7 @@ func (s *evalState) repeat(paths []*fhirpath.Expr, focus fhirpath.Value, out fhi
 
 // cross returns every combination of a row from a and one from b. The two
 // sides fill disjoint columns.
-func cross(a, b []row) []row {
+func (s *evalState) cross(a, b []row) []row {
 	if len(b) == 1 {
 		for _, r := range a {
 			merge(r, b[0])
@@ -175,7 +203,8 @@ func cross(a, b []row) []row {
 	out := make([]row, 0, len(a)*len(b))
 	for _, x := range a {
 		for _, y := range b {
-			r := append(row(nil), x...)
+			r := s.newRow()
+			copy(r, x)
 			merge(r, y)
 			out = append(out, r)
 		}

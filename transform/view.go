@@ -45,6 +45,8 @@ type View struct {
 	where       []*fhirpath.Expr
 	constants   map[string]fhirpath.Collection
 	key         string
+	// usesRowIndex is set when a path refers to %rowIndex.
+	usesRowIndex bool
 }
 
 // selectPlan is one compiled select: its own columns, then the columns of
@@ -214,7 +216,10 @@ func (c *compiler) expr(src string) (*fhirpath.Expr, error) {
 	}
 	for _, name := range e.Constants() {
 		switch name {
-		case "rowIndex", "resource", "rootResource":
+		case "rowIndex":
+			c.view.usesRowIndex = true
+			continue
+		case "resource", "rootResource":
 			continue
 		}
 		if _, ok := c.view.constants[name]; !ok {

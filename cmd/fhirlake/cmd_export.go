@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/fhirlake/fhirlake/extract"
 )
 
 type exportOptions struct {
 	source sourceOptions
 	out    string
+	cancel bool
 }
 
 func exportCommand() *cli.Command {
@@ -18,7 +22,8 @@ func exportCommand() *cli.Command {
 		Usage:     "run a Bulk Data export and download its NDJSON files and manifest into a directory",
 		UsageText: "fhirlake export --fhir-url URL [--group ID] [--types T1,T2] [--since RFC3339] --token-url URL --client-id ID --client-secret-file FILE --out DIR",
 		Flags: append(sourceFlags(),
-			&cli.StringFlag{Name: "out", Usage: "directory for the NDJSON files and manifest.json", Required: true, EnvVars: []string{"FHIRLAKE_OUT"}},
+			&cli.StringFlag{Name: "out", Usage: "directory for the NDJSON files, manifest.json and the job state (job.json); rerunning with the same flags resumes the job", Required: true, EnvVars: []string{"FHIRLAKE_OUT"}},
+			&cli.BoolFlag{Name: "cancel", Usage: "cancel the job recorded in --out (DELETE on the server) and forget it"},
 		),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
 		Action: func(c *cli.Context) error {
@@ -30,13 +35,27 @@ func exportCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return runExport(c.Context, c, exportOptions{source: src, out: c.String("out")})
+			return runExport(c.Context, c, exportOptions{source: src, out: c.String("out"), cancel: c.Bool("cancel")})
 		},
 	}
 }
 
 func runExport(ctx context.Context, c *cli.Context, o exportOptions) error {
+	if o.cancel {
+		found, err := o.source.client.CancelJob(ctx, o.out)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return usagef("no export job recorded in %s", o.out)
+		}
+		fmt.Fprintf(c.App.Writer, "export job in %s cancelled\n", o.out)
+		return nil
+	}
 	res, err := o.source.client.Export(ctx, o.source.request, o.out)
+	if errors.Is(err, extract.ErrJobMismatch) {
+		return usageError{err.Error()}
+	}
 	if err != nil {
 		return err
 	}

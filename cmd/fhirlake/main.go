@@ -72,6 +72,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			exportCommand(),
 			runCommand(),
 			demoCommand(),
+			keysCommand(),
+			memberMatchCommand(),
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
 		// Errors are reported and mapped to exit codes by main, not by cli.

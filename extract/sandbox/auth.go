@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -15,9 +16,10 @@ type token struct {
 	scope   string
 }
 
-// handleToken answers OAuth2 client-credentials token requests. Client
-// credentials come as HTTP Basic (form-urlencoded, RFC 6749 2.3.1) or in
-// the form body.
+// handleToken answers OAuth2 client-credentials token requests. Clients
+// authenticate with a secret, as HTTP Basic (form-urlencoded, RFC 6749
+// 2.3.1) or in the form body, or with a SMART Backend Services client
+// assertion (private_key_jwt, see RegisterClient).
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -28,28 +30,35 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "unreadable form body")
 		return
 	}
-	id, secret, basic := r.BasicAuth()
-	if basic {
-		// Clients form-encode the parts before Basic encoding; undo it.
-		if v, err := url.QueryUnescape(id); err == nil {
-			id = v
-		}
-		if v, err := url.QueryUnescape(secret); err == nil {
-			secret = v
-		}
-	} else {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
 	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be client_credentials")
 		return
 	}
-	if !equal(id, s.cfg.ClientID) || !equal(secret, s.cfg.ClientSecret) {
-		if basic {
-			w.Header().Set("WWW-Authenticate", `Basic realm="sandbox"`)
+	if r.PostForm.Has("client_assertion") || r.PostForm.Has("client_assertion_type") {
+		if err := s.verifyAssertion(r); err != nil {
+			oauthError(w, http.StatusUnauthorized, "invalid_client", err.Error())
+			return
 		}
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong secret")
-		return
+	} else {
+		id, secret, basic := r.BasicAuth()
+		if basic {
+			// Clients form-encode the parts before Basic encoding; undo it.
+			if v, err := url.QueryUnescape(id); err == nil {
+				id = v
+			}
+			if v, err := url.QueryUnescape(secret); err == nil {
+				secret = v
+			}
+		} else {
+			id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+		}
+		if !equal(id, s.cfg.ClientID) || !equal(secret, s.cfg.ClientSecret) {
+			if basic {
+				w.Header().Set("WWW-Authenticate", `Basic realm="sandbox"`)
+			}
+			oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong secret")
+			return
+		}
 	}
 	scope := r.PostForm.Get("scope")
 	if scope == "" {
@@ -58,12 +67,16 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	tok := randomID(32)
 	s.mu.Lock()
 	s.tokens[tok] = token{expires: s.clock.Now().Add(s.cfg.TokenTTL), scope: scope}
+	var expiresIn any = int(s.cfg.TokenTTL / time.Second)
+	if s.faults.ExpiresInString {
+		expiresIn = strconv.Itoa(int(s.cfg.TokenTTL / time.Second))
+	}
 	s.mu.Unlock()
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, "application/json", http.StatusOK, map[string]any{
 		"access_token": tok,
 		"token_type":   "bearer",
-		"expires_in":   int(s.cfg.TokenTTL / time.Second),
+		"expires_in":   expiresIn,
 		"scope":        scope,
 	})
 }
@@ -83,14 +96,14 @@ func bearer(r *http.Request) (string, bool) {
 	return strings.TrimSpace(tok), true
 }
 
-// authorized reports whether r carries a token that is valid now; if not it
-// has answered 401.
-func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
+// authorized returns the token r carries and whether it is valid now; if
+// not it has answered 401.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request) (token, bool) {
 	tok, ok := bearer(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sandbox"`)
 		writeOutcome(w, http.StatusUnauthorized, "error", "login", "missing bearer token")
-		return false
+		return token{}, false
 	}
 	s.mu.Lock()
 	t, known := s.tokens[tok]
@@ -99,13 +112,13 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 	case !known:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sandbox", error="invalid_token"`)
 		writeOutcome(w, http.StatusUnauthorized, "error", "login", "unknown access token")
-		return false
+		return token{}, false
 	case !s.clock.Now().Before(t.expires):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sandbox", error="invalid_token", error_description="expired"`)
 		writeOutcome(w, http.StatusUnauthorized, "error", "expired", "access token expired")
-		return false
+		return token{}, false
 	}
-	return true
+	return t, true
 }
 
 func writeJSON(w http.ResponseWriter, contentType string, status int, v any) {

@@ -2,7 +2,11 @@ package sandbox
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -20,19 +24,34 @@ const (
 // job is one export: its file set is fixed at kick-off.
 type job struct {
 	id      string
+	seq     int // kick-off order
 	flavour flavour
 	request string    // kick-off URL
-	root    string    // scheme://host of the kick-off
+	host    string    // Host of the kick-off
+	link    string    // scheme://host of status and file URLs (AltHost or the kick-off host)
 	txTime  time.Time // sandbox clock at kick-off
 	files   []exportFile
+	deleted []exportFile // nil unless the kick-off had _since
+	errFile exportFile   // listed only under Faults.ErrorFile
 	polls   int
 	total   int
+	served  bool // a manifest has been answered
 }
 
 type exportFile struct {
 	name, typ string
 	count     int
 	body      []byte
+}
+
+// file returns the job's file called name.
+func (j *job) file(name string) (exportFile, bool) {
+	for _, f := range slices.Concat(j.files, j.deleted, []exportFile{j.errFile}) {
+		if f.name == name {
+			return f, true
+		}
+	}
+	return exportFile{}, false
 }
 
 // serveHTTP routes every request and records it.
@@ -51,15 +70,23 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p == TokenPath || p == "/auth/token":
 		s.handleToken(rec, r)
+	case p == "/_admin/faults":
+		s.handleAdminFaults(rec, r)
+	case strings.HasPrefix(p, "/_storage/"):
+		s.storage(rec, r, strings.TrimPrefix(p, "/_storage/"))
 	case strings.HasPrefix(p, "/v1/"):
 		tenant, rest, _ := strings.Cut(strings.TrimPrefix(p, "/v1/"), "/")
+		if tenant != s.cfg.Tenant {
+			writeOutcome(rec, http.StatusNotFound, "error", "not-found", "unknown tenant "+tenant)
+			return
+		}
+		if rest == "member-match/$member-match" || rest == "member-match-sandbox/$member-match" {
+			s.memberMatch(rec, r, oneUp)
+			return
+		}
 		sub, ok := strings.CutPrefix(rest, "bulk-data/r4/")
 		if !ok && rest != "bulk-data/r4" {
 			writeOutcome(rec, http.StatusNotFound, "error", "not-found", "no route "+p)
-			return
-		}
-		if tenant != s.cfg.Tenant {
-			writeOutcome(rec, http.StatusNotFound, "error", "not-found", "unknown tenant "+tenant)
 			return
 		}
 		s.route(rec, r, oneUp, strings.Split(sub, "/"))
@@ -82,30 +109,38 @@ func (w *statusRecorder) WriteHeader(code int) {
 
 // route serves one FHIR base; seg is the path below the base.
 func (s *Server) route(w http.ResponseWriter, r *http.Request, fl flavour, seg []string) {
-	if fl == standard && len(seg) == 2 && seg[0] == ".well-known" && seg[1] == "smart-configuration" {
-		s.smartConfiguration(w, r)
-		return
-	}
-	if !s.authorized(w, r) {
-		return
-	}
 	n := len(seg)
 	switch {
-	case n == 1 && seg[0] == "$export":
-		s.kickOff(w, r, fl, "", "")
-	case n == 2 && seg[0] == "Patient" && seg[1] == "$export":
-		s.kickOff(w, r, fl, "Patient", "")
-	case n == 3 && seg[0] == "Group" && seg[2] == "$export":
-		s.kickOff(w, r, fl, "Group", seg[1])
-	case fl == oneUp && n == 3 && seg[0] == "$export" && seg[1] == "job":
-		s.status(w, r, fl, seg[2])
+	case fl == standard && n == 2 && seg[0] == ".well-known" && seg[1] == "smart-configuration":
+		s.smartConfiguration(w, r)
+		return
+	// Files check the token themselves: Faults.NoAccessToken.
 	case fl == oneUp && n == 3 && seg[0] == "$export" && seg[1] == "file":
 		jobID, name, _ := strings.Cut(seg[2], "_")
 		s.file(w, r, fl, jobID, name)
-	case fl == standard && n == 2 && seg[0] == "$export-status":
-		s.status(w, r, fl, seg[1])
+		return
 	case fl == standard && n == 3 && seg[0] == "$export-file":
 		s.file(w, r, fl, seg[1], seg[2])
+		return
+	}
+	if _, ok := s.authorized(w, r); !ok {
+		return
+	}
+	switch {
+	case n == 1 && seg[0] == "$export":
+		s.kickOff(w, r, fl, "", "", false)
+	case n == 2 && seg[0] == "Patient" && seg[1] == "$export":
+		s.kickOff(w, r, fl, "Patient", "", false)
+	case n == 3 && seg[0] == "Group" && seg[2] == "$export":
+		s.kickOff(w, r, fl, "Group", seg[1], false)
+	case n == 3 && seg[0] == "Group" && seg[2] == "$davinci-data-export":
+		s.kickOff(w, r, fl, "Group", seg[1], true)
+	case fl == standard && n == 2 && seg[0] == "Patient" && seg[1] == "$member-match":
+		s.memberMatch(w, r, fl)
+	case fl == oneUp && n == 3 && seg[0] == "$export" && seg[1] == "job":
+		s.status(w, r, fl, seg[2])
+	case fl == standard && n == 2 && seg[0] == "$export-status":
+		s.status(w, r, fl, seg[1])
 	default:
 		writeOutcome(w, http.StatusNotFound, "error", "not-found", "no route "+r.URL.Path)
 	}
@@ -127,11 +162,12 @@ func (s *Server) base(fl flavour, root string) string {
 
 func (s *Server) smartConfiguration(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, "application/json", http.StatusOK, map[string]any{
-		"token_endpoint":                        TokenURL(rootOf(r)),
-		"grant_types_supported":                 []string{"client_credentials"},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-		"scopes_supported":                      []string{"bulk-data|user/*.rs", "member-match|read", "system/*.read"},
-		"capabilities":                          []string{"client-confidential-symmetric"},
+		"token_endpoint":                                   TokenURL(rootOf(r)),
+		"grant_types_supported":                            []string{"client_credentials"},
+		"token_endpoint_auth_methods_supported":            []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"token_endpoint_auth_signing_alg_values_supported": []string{"RS384", "ES384"},
+		"scopes_supported":                                 []string{"bulk-data|user/*.rs", "member-match|read", "system/*.read"},
+		"capabilities":                                     []string{"client-confidential-symmetric", "client-confidential-asymmetric"},
 	})
 }
 
@@ -139,20 +175,38 @@ func (s *Server) smartConfiguration(w http.ResponseWriter, r *http.Request) {
 // Group exports are limited to.
 var patientTypes = []string{"Patient", "Coverage", "ExplanationOfBenefit", "Encounter", "Condition", "Observation"}
 
-// kickOff starts an export; level is "", "Patient" or "Group".
-func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, level, groupID string) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		writeOutcome(w, http.StatusMethodNotAllowed, "error", "not-supported", "kick-off is GET")
+// kickOff starts an export; level is "", "Patient" or "Group"; davinci
+// marks $davinci-data-export, a Group export that needs exportType.
+func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, level, groupID string, davinci bool) {
+	var ps []param
+	var aerr *apiError
+	switch r.Method {
+	case http.MethodGet:
+		ps, aerr = queryParams(r)
+	case http.MethodPost:
+		if ps, aerr = queryParams(r); aerr == nil {
+			var body []param
+			body, aerr = bodyParams(r)
+			ps = append(ps, body...)
+		}
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		writeOutcome(w, http.StatusMethodNotAllowed, "error", "not-supported", "kick-off is GET or POST")
 		return
 	}
-	if !strings.Contains(strings.ToLower(r.Header.Get("Prefer")), "respond-async") {
-		writeOutcome(w, http.StatusBadRequest, "error", "invalid", "Prefer: respond-async is required")
+	switch {
+	case !strings.Contains(strings.ToLower(r.Header.Get("Accept")), "application/fhir+json"):
+		aerr = badRequest("invalid", "Accept: application/fhir+json is required")
+	case !strings.Contains(strings.ToLower(r.Header.Get("Prefer")), "respond-async"):
+		aerr = badRequest("invalid", "Prefer: respond-async is required")
+	}
+	if aerr != nil {
+		aerr.write(w)
 		return
 	}
-	q := r.URL.Query()
-	if f := q.Get("_outputFormat"); f != "" && !slices.Contains([]string{"application/fhir+ndjson", "application/ndjson", "ndjson"}, f) {
-		writeOutcome(w, http.StatusBadRequest, "error", "not-supported", "unsupported _outputFormat "+f)
+	ep, aerr := parseExport(ps, level, davinci)
+	if aerr != nil {
+		aerr.write(w)
 		return
 	}
 	scope := resourceTypes
@@ -163,71 +217,109 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 		}
 	}
 	types := scope
-	if tp := q.Get("_type"); tp != "" {
+	if ep.types != nil {
 		types = nil
-		for _, t := range strings.Split(tp, ",") {
-			t = strings.TrimSpace(t)
-			if !slices.Contains(resourceTypes, t) {
-				writeOutcome(w, http.StatusBadRequest, "error", "not-supported", "unsupported _type "+t)
-				return
-			}
-			if slices.Contains(scope, t) && !slices.Contains(types, t) {
+		for _, t := range ep.types {
+			if slices.Contains(scope, t) {
 				types = append(types, t)
 			}
 		}
-		// Export order follows resourceTypes, whatever order _type lists.
-		slices.SortFunc(types, func(a, b string) int {
-			return slices.Index(resourceTypes, a) - slices.Index(resourceTypes, b)
-		})
-	}
-	var since time.Time
-	if v := q.Get("_since"); v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			writeOutcome(w, http.StatusBadRequest, "error", "invalid", "_since must be a FHIR instant: "+v)
-			return
-		}
-		since = t
 	}
 
 	now := s.clock.Now()
 	s.mu.Lock()
-	var members map[string]bool
+	// inScope reports whether a resource in the compartment of patient
+	// belongs in the export.
+	inScope := func(patient string) bool { return level == "" || patient != "" }
 	if level == "Group" {
-		var ok bool
-		if members, ok = s.store.groupMembers(groupID); !ok {
+		members, ok := s.store.groupMembers(groupID)
+		if !ok {
 			s.mu.Unlock()
 			writeOutcome(w, http.StatusNotFound, "error", "not-found", "unknown Group "+groupID)
 			return
 		}
+		inScope = func(patient string) bool { return members[patient] }
 	}
-	j := &job{id: randomID(16), flavour: fl, root: rootOf(r), txTime: now}
-	j.request = j.root + r.URL.RequestURI()
+	if ep.patients != nil {
+		for _, p := range ep.patients {
+			if s.store.get("Patient", p) == nil {
+				s.mu.Unlock()
+				badRequest("invalid", "unknown patient Patient/%s", p).write(w)
+				return
+			}
+		}
+		outer := inScope
+		inScope = func(patient string) bool { return outer(patient) && slices.Contains(ep.patients, patient) }
+	}
+	if s.faults.KickoffTooMany > 0 {
+		s.faults.KickoffTooMany--
+		var running *job
+		if s.faults.KickoffRunningJob {
+			for _, j := range s.jobs {
+				if j.flavour == fl && !j.served && (running == nil || j.seq > running.seq) {
+					running = j
+				}
+			}
+		}
+		if ra := s.faults.KickoffRetryAfter; ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
+		s.mu.Unlock()
+		text := "too many concurrent export requests"
+		if running != nil {
+			w.Header().Set("Content-Location", s.statusURL(running))
+			text += "; export already running at " + s.statusURL(running)
+		}
+		writeOutcome(w, http.StatusTooManyRequests, "error", "throttled", text)
+		return
+	}
+	s.seq++
+	j := &job{id: randomID(16), seq: s.seq, flavour: fl, host: r.Host, link: rootOf(r), txTime: now}
+	j.request = rootOf(r) + r.URL.RequestURI()
+	if s.cfg.AltHost != "" {
+		j.link = "http://" + s.cfg.AltHost
+	}
 	for _, t := range types {
 		var lines [][]byte
 		for _, rec := range s.store.byType[t] {
 			switch {
-			case !since.IsZero() && rec.updated.Before(since):
+			case !ep.since.IsZero() && rec.updated.Before(ep.since):
 				continue
-			case level == "Patient" && rec.patient == "":
-				continue
-			case level == "Group" && !(members[rec.patient] || (t == "Group" && rec.id == groupID)):
+			case level == "Group" && t == "Group":
+				if rec.id != groupID {
+					continue
+				}
+			case !inScope(rec.patient):
 				continue
 			}
-			lines = append(lines, rec.raw)
+			if fs, ok := ep.filters[t]; ok && !slices.ContainsFunc(fs, func(f typeFilter) bool { return f.match(rec) }) {
+				continue
+			}
+			line := rec.raw
+			if ep.elements != nil {
+				line = applyElements(line, t, ep.elements)
+			}
+			lines = append(lines, line)
 		}
-		for k := 0; len(lines) > 0; k++ {
-			n := min(len(lines), s.cfg.MaxLinesPerFile)
-			var body bytes.Buffer
-			for _, l := range lines[:n] {
-				body.Write(l)
-				body.WriteByte('\n')
-			}
-			j.files = append(j.files, exportFile{name: fmt.Sprintf("%s-%d.ndjson", t, k+1), typ: t, count: n, body: body.Bytes()})
-			j.total += n
-			lines = lines[n:]
+		files := s.split(t, t, lines)
+		j.files = append(j.files, files...)
+		for _, f := range files {
+			j.total += f.count
 		}
 	}
+	if !ep.since.IsZero() {
+		j.deleted = []exportFile{}
+		for _, t := range types {
+			var lines [][]byte
+			for _, ts := range s.store.tombstones {
+				if ts.typ == t && !ts.at.Before(ep.since) && inScope(ts.patient) {
+					lines = append(lines, deletionBundle(ts))
+				}
+			}
+			j.deleted = append(j.deleted, s.split(t+"-deleted", "Bundle", lines)...)
+		}
+	}
+	j.errFile = errorFile()
 	s.jobs[j.id] = j
 	s.mu.Unlock()
 
@@ -243,18 +335,58 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 	writeOutcome(w, http.StatusAccepted, "information", "informational", "Asynchronous export running. Track job at "+statusURL)
 }
 
+// split cuts lines into files of at most MaxLinesPerFile, named
+// {prefix}-{k}.ndjson.
+func (s *Server) split(prefix, typ string, lines [][]byte) []exportFile {
+	var out []exportFile
+	for k := 0; len(lines) > 0; k++ {
+		n := min(len(lines), s.cfg.MaxLinesPerFile)
+		var body bytes.Buffer
+		for _, l := range lines[:n] {
+			body.Write(l)
+			body.WriteByte('\n')
+		}
+		out = append(out, exportFile{name: fmt.Sprintf("%s-%d.ndjson", prefix, k+1), typ: typ, count: n, body: body.Bytes()})
+		lines = lines[n:]
+	}
+	return out
+}
+
+// deletionBundle is the deleted[] line for a tombstone: a transaction
+// Bundle with one DELETE entry, as the Bulk Data IG shows.
+func deletionBundle(ts tombstone) []byte {
+	b, _ := o("resourceType", "Bundle", "type", "transaction", "entry", []obj{
+		o("request", o("method", "DELETE", "url", ts.typ+"/"+ts.id)),
+	}).MarshalJSON()
+	return b
+}
+
+// errorFile is the error[] file Faults.ErrorFile lists.
+func errorFile() exportFile {
+	var body bytes.Buffer
+	for _, oo := range []obj{
+		outcome("warning", "incomplete", "Observation: 2 resources skipped (missing subject)"),
+		outcome("error", "exception", "Observation export partially failed"),
+	} {
+		b, _ := oo.MarshalJSON()
+		body.Write(b)
+		body.WriteByte('\n')
+	}
+	return exportFile{name: "OperationOutcome-1.ndjson", typ: "OperationOutcome", count: 2, body: body.Bytes()}
+}
+
 func (s *Server) statusURL(j *job) string {
 	if j.flavour == oneUp {
-		return s.base(oneUp, j.root) + "/$export/job/" + j.id
+		return s.base(oneUp, j.link) + "/$export/job/" + j.id
 	}
-	return s.base(standard, j.root) + "/$export-status/" + j.id
+	return s.base(standard, j.link) + "/$export-status/" + j.id
 }
 
 func (s *Server) fileURL(j *job, f exportFile) string {
 	if j.flavour == oneUp {
-		return s.base(oneUp, j.root) + "/$export/file/" + j.id + "_" + f.name
+		return s.base(oneUp, j.link) + "/$export/file/" + j.id + "_" + f.name
 	}
-	return s.base(standard, j.root) + "/$export-file/" + j.id + "/" + f.name
+	return s.base(standard, j.link) + "/$export-file/" + j.id + "/" + f.name
 }
 
 // lookup returns the job with id in flavour fl, or nil.
@@ -287,35 +419,99 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, fl flavour, id s
 		writeOutcome(w, http.StatusMethodNotAllowed, "error", "not-supported", "status is GET or DELETE")
 		return
 	}
+	retryAfter, sendRetryAfter := s.statusRetryAfter()
+	switch s.takeStatusFault() {
+	case http.StatusTooManyRequests:
+		s.mu.Unlock()
+		if sendRetryAfter {
+			w.Header().Set("Retry-After", retryAfter)
+		}
+		writeOutcome(w, http.StatusTooManyRequests, "error", "throttled", "too many status requests")
+		return
+	case http.StatusInternalServerError:
+		s.mu.Unlock()
+		writeOutcome(w, http.StatusInternalServerError, "error", "transient", "status temporarily unavailable, try again")
+		return
+	}
 	j.polls++
 	polls := j.polls
+	f := s.faults
+	if polls > s.cfg.PollsBeforeReady && !f.JobFails {
+		j.served = true
+	}
 	s.mu.Unlock()
 
 	if polls <= s.cfg.PollsBeforeReady {
-		secs := int((s.cfg.RetryAfter + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		if sendRetryAfter {
+			w.Header().Set("Retry-After", retryAfter)
+		}
 		w.Header().Set("X-Progress", fmt.Sprintf("in progress %d%%", polls*100/(s.cfg.PollsBeforeReady+1)))
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	output := []obj{}
-	for _, f := range j.files { // files never change after kick-off
-		output = append(output, o("type", f.typ, "url", s.fileURL(j, f), "count", f.count))
+	if f.JobFails {
+		if fl == standard {
+			writeOutcome(w, http.StatusInternalServerError, "error", "exception", "export job "+id+" failed")
+			return
+		}
+		writeJSON(w, "application/json", http.StatusOK, obj{
+			{"status", "Failed"},
+			{"transactionTime", instant(j.txTime)},
+			{"request", j.request},
+			{"requiresAccessToken", true},
+			{"output", []obj{}},
+			{"error", []obj{}},
+			{"batches", 0},
+			{"resourceCount", 0},
+			{"message", "export job " + id + " failed"},
+		})
+		return
 	}
-	kv := []any{
-		"transactionTime", instant(j.txTime),
-		"request", j.request,
-		"requiresAccessToken", true,
-		"output", output,
-		"error", []obj{},
+
+	output := []obj{}
+	for _, ef := range j.files { // files never change after kick-off
+		output = append(output, o("type", ef.typ, "url", s.fileURL(j, ef), "count", ef.count))
+	}
+	page, pages := 1, 1
+	if f.ManifestPageSize > 0 && len(output) > 0 {
+		pages = (len(output) + f.ManifestPageSize - 1) / f.ManifestPageSize
+	}
+	if v := r.URL.Query().Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > pages {
+			writeOutcome(w, http.StatusNotFound, "error", "not-found", "no manifest page "+v)
+			return
+		}
+		page = n
+	}
+	if pages > 1 {
+		output = output[(page-1)*f.ManifestPageSize : min(len(output), page*f.ManifestPageSize)]
+	}
+	manifest := obj{
+		{"transactionTime", instant(j.txTime)},
+		{"request", j.request},
+		{"requiresAccessToken", !f.NoAccessToken},
+		{"output", output},
+	}
+	// Not o(): empty output, error and deleted arrays are part of the
+	// manifest.
+	errs := []obj{}
+	if f.ErrorFile && page == 1 {
+		errs = append(errs, o("type", j.errFile.typ, "url", s.fileURL(j, j.errFile), "count", j.errFile.count))
+	}
+	manifest = append(manifest, field{"error", errs})
+	if j.deleted != nil && page == 1 {
+		del := []obj{}
+		for _, df := range j.deleted {
+			del = append(del, o("type", df.typ, "url", s.fileURL(j, df), "count", df.count))
+		}
+		manifest = append(manifest, field{"deleted", del})
+	}
+	if page < pages {
+		manifest = append(manifest, field{"link", []obj{o("relation", "next", "url", s.statusURL(j)+"?page="+strconv.Itoa(page+1))}})
 	}
 	if fl == oneUp {
-		kv = append(kv, "status", "Successful", "batches", len(j.files), "resourceCount", j.total)
-	}
-	manifest := obj{}
-	for k := 0; k < len(kv); k += 2 {
-		// Not o(): empty output and error arrays are part of the manifest.
-		manifest = append(manifest, field{kv[k].(string), kv[k+1]})
+		manifest = append(manifest, field{"status", "Successful"}, field{"batches", len(j.files)}, field{"resourceCount", j.total})
 	}
 	w.Header().Set("Expires", j.txTime.Add(24*time.Hour).Format(http.TimeFormat))
 	writeJSON(w, "application/json", http.StatusOK, manifest)
@@ -327,19 +523,123 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request, fl flavour, jobID,
 		writeOutcome(w, http.StatusMethodNotAllowed, "error", "not-supported", "files are GET")
 		return
 	}
-	s.mu.Lock()
-	var body []byte
-	if j := s.lookup(fl, jobID); j != nil {
-		for _, f := range j.files {
-			if f.name == name {
-				body = f.body
-			}
+	f := s.Faults()
+	if f.NoAccessToken {
+		if r.Header.Get("Authorization") != "" {
+			writeOutcome(w, http.StatusBadRequest, "error", "invalid", "requiresAccessToken is false: send no Authorization header")
+			return
 		}
+	} else if _, ok := s.authorized(w, r); !ok {
+		return
+	}
+	s.mu.Lock()
+	var ef exportFile
+	j := s.lookup(fl, jobID)
+	found := false
+	if j != nil {
+		ef, found = j.file(name)
 	}
 	s.mu.Unlock()
-	if body == nil {
+	if !found {
 		writeOutcome(w, http.StatusNotFound, "error", "not-found", "unknown export file "+name)
 		return
+	}
+	if f.RedirectFiles && !f.FilesGone {
+		path := jobID + "/" + name
+		target := "http://" + s.otherHost(r.Host, j.host) + "/_storage/" + path + "?sig=" + s.sign(path)
+		w.Header().Set("Location", target)
+		w.WriteHeader(http.StatusTemporaryRedirect)
+		return
+	}
+	s.serveFile(w, r, ef)
+}
+
+// otherHost is the host a redirect to storage goes to: see
+// Faults.RedirectFiles.
+func (s *Server) otherHost(host, kickoffHost string) string {
+	alt := s.cfg.AltHost
+	switch {
+	case alt != "" && host != alt:
+		return alt
+	case alt != "" && kickoffHost != alt:
+		return kickoffHost
+	}
+	h, port, err := net.SplitHostPort(host)
+	if err != nil {
+		return host
+	}
+	switch h {
+	case "localhost":
+		return net.JoinHostPort("127.0.0.1", port)
+	case "127.0.0.1":
+		return net.JoinHostPort("localhost", port)
+	}
+	return host
+}
+
+// sign is the storage URL signature of path.
+func (s *Server) sign(path string) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(path))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// storage serves /_storage/{job}/{file}?sig=..., the signed storage URLs
+// file GETs redirect to under Faults.RedirectFiles. Like S3 presigned URLs
+// it takes no bearer token and refuses one.
+func (s *Server) storage(w http.ResponseWriter, r *http.Request, path string) {
+	s3Error := func(status int, code, msg string) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code><Message>%s</Message></Error>", code, msg)
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		s3Error(http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+		return
+	}
+	if r.Header.Get("Authorization") != "" {
+		s3Error(http.StatusBadRequest, "InvalidArgument", "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified")
+		return
+	}
+	if !hmac.Equal([]byte(r.URL.Query().Get("sig")), []byte(s.sign(path))) {
+		s3Error(http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.")
+		return
+	}
+	jobID, name, _ := strings.Cut(path, "/")
+	s.mu.Lock()
+	var ef exportFile
+	found := false
+	if j := s.jobs[jobID]; j != nil {
+		ef, found = j.file(name)
+	}
+	s.mu.Unlock()
+	if !found {
+		s3Error(http.StatusNotFound, "NoSuchKey", "The specified key does not exist.")
+		return
+	}
+	s.serveFile(w, r, ef)
+}
+
+// serveFile answers with the body of ef, or with the file fault due.
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, ef exportFile) {
+	s.mu.Lock()
+	status, truncate := s.takeFileFault(r.Method == http.MethodGet)
+	s.mu.Unlock()
+	switch status {
+	case http.StatusGone:
+		writeOutcome(w, http.StatusGone, "error", "expired", "export file "+ef.name+" has expired; start a new export")
+		return
+	case http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", "1")
+		writeOutcome(w, http.StatusTooManyRequests, "error", "throttled", "too many file requests")
+		return
+	case http.StatusInternalServerError:
+		writeOutcome(w, http.StatusInternalServerError, "error", "transient", "file temporarily unavailable, try again")
+		return
+	}
+	body := ef.body
+	if truncate {
+		body = firstLines(body, ef.count/2)
 	}
 	w.Header().Set("Content-Type", "application/fhir+ndjson")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
@@ -347,4 +647,17 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request, fl flavour, jobID,
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(body)
 	}
+}
+
+// firstLines returns the first n lines of body.
+func firstLines(body []byte, n int) []byte {
+	end := 0
+	for range n {
+		i := bytes.IndexByte(body[end:], '\n')
+		if i < 0 {
+			return body
+		}
+		end += i + 1
+	}
+	return body[:end]
 }

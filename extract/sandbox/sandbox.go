@@ -21,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // Public sandbox defaults. DefaultClientSecret is a documented, public
@@ -66,6 +68,12 @@ type Config struct {
 	OmitContentLocation bool
 	// MaxLinesPerFile splits output files; default 5000.
 	MaxLinesPerFile int
+	// AltHost, when set (e.g. "localhost:PORT" for a server listening on
+	// 127.0.0.1:PORT), is the host of the status and file URLs the server
+	// hands out (http://AltHost/...), whatever host the kick-off used, as
+	// 1up's file URLs sit on another gateway host. Both hosts must reach the
+	// same handler; tokens are valid on both.
+	AltHost string
 }
 
 func (c *Config) applyDefaults() error {
@@ -108,6 +116,9 @@ func (c *Config) applyDefaults() error {
 	if c.MaxLinesPerFile <= 0 {
 		c.MaxLinesPerFile = 5000
 	}
+	if strings.ContainsAny(c.AltHost, "/?#@ ") {
+		return fmt.Errorf("sandbox: alt host %q: want host:port", c.AltHost)
+	}
 	return nil
 }
 
@@ -126,11 +137,17 @@ type Server struct {
 	cfg   Config
 	clock *Clock
 
+	key []byte // signs storage URLs
+
 	mu       sync.Mutex // guards everything below
 	store    *store
 	tokens   map[string]token
 	jobs     map[string]*job
+	seq      int // last job kick-off number
 	requests []RequestLog
+	faults   Faults
+	jwks     map[string]jose.JSONWebKeySet // private_key_jwt clients by id
+	jtis     map[string]bool               // client assertion ids seen
 }
 
 // New generates the data for cfg and returns a server over it.
@@ -147,9 +164,12 @@ func New(cfg Config) (*Server, error) {
 	return &Server{
 		cfg:    cfg,
 		clock:  newClock(cfg.Start, cfg.ClockRuns),
+		key:    []byte(randomID(32)),
 		store:  st,
 		tokens: make(map[string]token),
 		jobs:   make(map[string]*job),
+		jwks:   make(map[string]jose.JSONWebKeySet),
+		jtis:   make(map[string]bool),
 	}, nil
 }
 
@@ -213,6 +233,28 @@ func (s *Server) Touch(resourceType, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.store.touch(resourceType, id, s.clock.Now())
+}
+
+// Delete removes a resource, recording a tombstone at the sandbox clock:
+// exports with a _since at or before that time list it in the manifest's
+// deleted[]. Putting the resource again clears the tombstone. Running
+// export jobs are not affected.
+func (s *Server) Delete(resourceType, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.store.remove(resourceType, id, s.clock.Now())
+}
+
+// Update changes a resource as the payer would: mutate edits a decoded copy
+// (numbers as json.Number; it must not change resourceType or id), then
+// meta.lastUpdated is set to the sandbox clock and meta.versionId bumped
+// (a resource without one counts as version 1, so its first update makes
+// "2"). The original key order is kept; new keys follow, sorted. Running
+// export jobs are not affected.
+func (s *Server) Update(resourceType, id string, mutate func(map[string]any)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.store.update(resourceType, id, s.clock.Now(), mutate)
 }
 
 // Requests returns every request seen so far, in arrival order.

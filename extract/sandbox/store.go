@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,8 +28,16 @@ type record struct {
 
 // store holds the current data. Callers synchronise access.
 type store struct {
-	byType map[string][]*record
-	index  map[string]int // type/id -> position in byType[type]
+	byType     map[string][]*record
+	index      map[string]int // type/id -> position in byType[type]
+	tombstones []tombstone    // deletions, in clock order
+}
+
+// tombstone records a deleted resource.
+type tombstone struct {
+	typ, id string
+	patient string    // compartment of the deleted resource, as record.patient
+	at      time.Time // sandbox clock at deletion
 }
 
 func newStore() *store {
@@ -103,6 +113,122 @@ func (st *store) replace(rec *record) {
 	}
 	st.index[key] = len(st.byType[rec.typ])
 	st.byType[rec.typ] = append(st.byType[rec.typ], rec)
+	// A resource stored again is no longer deleted.
+	st.tombstones = slices.DeleteFunc(st.tombstones, func(t tombstone) bool { return t.typ == rec.typ && t.id == rec.id })
+}
+
+// remove deletes a resource and records a tombstone at now.
+func (st *store) remove(typ, id string, now time.Time) error {
+	key := typ + "/" + id
+	i, ok := st.index[key]
+	if !ok {
+		return fmt.Errorf("delete %s/%s: %w", typ, id, errNotFound)
+	}
+	rec := st.byType[typ][i]
+	// A new slice: nothing else holds it, but keep records immutable anyway.
+	st.byType[typ] = slices.Concat(st.byType[typ][:i], st.byType[typ][i+1:])
+	delete(st.index, key)
+	for k := i; k < len(st.byType[typ]); k++ {
+		st.index[typ+"/"+st.byType[typ][k].id] = k
+	}
+	st.tombstones = append(st.tombstones, tombstone{typ: typ, id: id, patient: rec.patient, at: now})
+	return nil
+}
+
+// update applies mutate to a decoded copy of a resource (numbers as
+// json.Number), then sets meta.lastUpdated to now and bumps meta.versionId
+// (a resource without one counts as version 1). Key order of the original
+// JSON is kept; new keys follow in sorted order.
+func (st *store) update(typ, id string, now time.Time, mutate func(map[string]any)) error {
+	rec := st.get(typ, id)
+	if rec == nil {
+		return fmt.Errorf("update %s/%s: %w", typ, id, errNotFound)
+	}
+	dec := json.NewDecoder(bytes.NewReader(rec.raw))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return fmt.Errorf("update %s/%s: %w", typ, id, err)
+	}
+	mutate(m)
+	if m["resourceType"] != typ || m["id"] != id {
+		return fmt.Errorf("update %s/%s: mutate must not change resourceType or id", typ, id)
+	}
+	mt, _ := m["meta"].(map[string]any)
+	if mt == nil {
+		mt = make(map[string]any)
+	}
+	version := 1
+	if v, ok := mt["versionId"].(string); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("update %s/%s: meta.versionId %q is not a number", typ, id, v)
+		}
+		version = n
+	}
+	mt["versionId"] = strconv.Itoa(version + 1)
+	mt["lastUpdated"] = instant(now)
+	m["meta"] = mt
+	raw, err := marshalLike(m, rec.raw)
+	if err != nil {
+		return fmt.Errorf("update %s/%s: %w", typ, id, err)
+	}
+	return st.putJSON(raw, now)
+}
+
+// marshalLike marshals v, writing object keys in the order orig (the JSON v
+// was decoded from) has them; keys orig lacks follow, sorted.
+func marshalLike(v any, orig json.RawMessage) ([]byte, error) {
+	switch x := v.(type) {
+	case map[string]any:
+		var was orderedObject
+		_ = json.Unmarshal(orig, &was) // orig may be absent or not an object
+		var out orderedObject
+		add := func(k string, o json.RawMessage) error {
+			b, err := marshalLike(x[k], o)
+			if err != nil {
+				return err
+			}
+			out.keys, out.vals = append(out.keys, k), append(out.vals, b)
+			return nil
+		}
+		for i, k := range was.keys {
+			if _, ok := x[k]; ok {
+				if err := add(k, was.vals[i]); err != nil {
+					return nil, err
+				}
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			if !slices.Contains(was.keys, k) {
+				if err := add(k, nil); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return json.Marshal(out)
+	case []any:
+		var was []json.RawMessage
+		_ = json.Unmarshal(orig, &was)
+		b := []byte{'['}
+		for i, e := range x {
+			var o json.RawMessage
+			if i < len(was) {
+				o = was[i]
+			}
+			eb, err := marshalLike(e, o)
+			if err != nil {
+				return nil, err
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, eb...)
+		}
+		return append(b, ']'), nil
+	default:
+		return json.Marshal(v)
+	}
 }
 
 func (st *store) get(typ, id string) *record {

@@ -35,10 +35,16 @@ type Pipeline struct {
 	Client *extract.Client
 	// Request says what to export.
 	Request extract.Request
-	// WorkDir holds downloads while a run is in flight:
-	// WorkDir/jobs/<source>/<run id>/. Default: "fhirlake-work" beside the
-	// warehouse file. A committed run's download directory is removed.
+	// WorkDir holds export jobs while a run is in flight:
+	// WorkDir/jobs/<source>/<request key>/ with job.json (the job state)
+	// beside the downloaded files. The key fingerprints the base URL and the
+	// request, so a rerun with the same arguments after a crash resumes the
+	// same server job and skips verified files. Default: "fhirlake-work"
+	// beside the warehouse file. A committed run's job directory is removed.
 	WorkDir string
+	// KeepServerJob leaves the export on the server after a successful
+	// load; by default it is deleted (DELETE on the status URL).
+	KeepServerJob bool
 	// Views are the compiled tables to produce. Required.
 	Views []*transform.View
 	// SQL holds analytics views (*.sql) created after each load; nil for none.
@@ -60,18 +66,18 @@ type Pipeline struct {
 
 // Summary is what a run did.
 type Summary struct {
-	RunID           string             `json:"run_id"`
-	Source          string             `json:"source"`
-	Scope           string             `json:"scope"`
-	Since           *time.Time         `json:"since,omitempty"`
-	TransactionTime time.Time          `json:"transaction_time"`
-	Files           int                `json:"files"`
-	Lines           int64              `json:"lines"`
-	Resources       int64              `json:"resources"`
-	Rejects         int64              `json:"rejects"`
-	Rows            map[string]int64   `json:"rows"`
-	ExportErrors    int64              `json:"export_errors"`
-	Timings         map[string]float64 `json:"timings_seconds"`
+	RunID           string               `json:"run_id"`
+	Source          string               `json:"source"`
+	Scope           string               `json:"scope"`
+	Since           *time.Time           `json:"since,omitempty"`
+	TransactionTime time.Time            `json:"transaction_time"`
+	Files           int                  `json:"files"`
+	Lines           int64                `json:"lines"`
+	Resources       int64                `json:"resources"`
+	Rejects         int64                `json:"rejects"`
+	Rows            map[string]int64     `json:"rows"`
+	ExportErrors    extract.ErrorSummary `json:"export_errors"`
+	Timings         map[string]float64   `json:"timings_seconds"`
 }
 
 func (p Pipeline) withDefaults() Pipeline {
@@ -124,26 +130,33 @@ func (p Pipeline) Run(ctx context.Context) (*Summary, error) {
 		sum.Since = &s
 	}
 
-	dir := filepath.Join(p.WorkDir, "jobs", safe(p.Source), runID)
+	dir := filepath.Join(p.WorkDir, "jobs", safe(p.Source), p.Request.Key(p.Client.BaseURL))
 	log.Info("export starting", "scope", sum.Scope, "types", strings.Join(p.Request.Types, ","))
 	t0 := p.Now()
 	res, err := p.Client.Export(ctx, p.Request, dir)
+	if errors.Is(err, extract.ErrExportExpired) {
+		// The server dropped the files (410) before we had them all: the
+		// job is useless, a new export is the only way forward.
+		log.Warn("export files expired on the server; starting a new export")
+		if err := extract.ResetJob(dir); err != nil {
+			return sum, err
+		}
+		res, err = p.Client.Export(ctx, p.Request, dir)
+	}
 	if err != nil {
 		return sum, fmt.Errorf("export: %w", err)
 	}
 	sum.Timings["extract"] = p.Now().Sub(t0).Seconds()
 	sum.TransactionTime = res.Manifest.TransactionTime
-	for _, f := range res.Files {
-		if f.Kind == extract.KindError {
-			sum.ExportErrors += f.Lines
-		}
-	}
-	if sum.ExportErrors > 0 {
-		log.Warn("server reported export errors", "count", sum.ExportErrors)
-	}
+	sum.ExportErrors = res.Errors
 
 	if err := p.load(ctx, log, res, sum, started); err != nil {
 		return sum, err
+	}
+	if !p.KeepServerJob {
+		if err := p.Client.Cancel(ctx, res.StatusURL); err != nil {
+			log.Warn("could not delete the export job on the server", "error", err.Error())
+		}
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		log.Warn("could not remove downloaded files", "dir", dir, "error", err.Error())

@@ -21,6 +21,69 @@ type Context struct {
 	Resource Value
 	// Constants holds %name values (without the %).
 	Constants map[string]Collection
+
+	// scratch is carved into the collections Eval builds; see Reset.
+	scratch []Value
+	// text holds number texts read from JSON, aliased by Values.
+	text []byte
+}
+
+// scratchValues is the size of a Context's scratch block.
+const scratchValues = 2048
+
+// Reset lets later evaluations reuse the memory of the collections that
+// earlier ones returned: those collections must no longer be used. Without
+// Reset that memory is left to the garbage collector. Values read from a
+// JSON document alias it, and are valid only while the document is.
+func (c *Context) Reset() {
+	c.scratch = c.scratch[:0]
+	c.text = c.text[:0]
+}
+
+// rest returns an empty collection whose capacity is the free scratch
+// space, to append to without any evaluation in between; keep commits it.
+func (ev *evaluator) rest() Collection {
+	c := ev.ctx
+	if cap(c.scratch)-len(c.scratch) < 32 {
+		c.scratch = make([]Value, 0, scratchValues)
+	}
+	return c.scratch[len(c.scratch):len(c.scratch):cap(c.scratch)]
+}
+
+// keep commits a collection built on rest: when appending did not move it
+// off the scratch block, its items become used. The result has no spare
+// capacity, so appending to it never writes into scratch.
+func (ev *evaluator) keep(out Collection) Collection {
+	if len(out) == 0 {
+		return nil
+	}
+	c := ev.ctx
+	l := len(c.scratch)
+	if l < cap(c.scratch) && cap(out) == cap(c.scratch)-l && &c.scratch[l:cap(c.scratch)][0] == &out[0] {
+		c.scratch = c.scratch[:l+len(out)]
+	}
+	return out[:len(out):len(out)]
+}
+
+// alloc reserves n items of scratch space: an empty collection of
+// capacity n that nothing else uses.
+func (ev *evaluator) alloc(n int) Collection {
+	if n > scratchValues/8 {
+		return make(Collection, 0, n)
+	}
+	c := ev.ctx
+	if cap(c.scratch)-len(c.scratch) < n {
+		c.scratch = make([]Value, 0, scratchValues)
+	}
+	l := len(c.scratch)
+	c.scratch = c.scratch[:l+n]
+	return c.scratch[l : l : l+n]
+}
+
+// one returns the collection of v alone.
+func (ev *evaluator) one(v Value) Collection {
+	c := ev.alloc(1)
+	return append(c, v)
 }
 
 // Eval evaluates e with the given focus, which is also $this.
@@ -87,7 +150,7 @@ func (ev *evaluator) eval(n Node, focus Collection) (Collection, error) {
 		if n.Kind == LitEmpty {
 			return nil, nil
 		}
-		return Collection{n.val}, nil
+		return n.coll, nil
 	case *ConstantNode:
 		switch n.Name {
 		case "resource", "rootResource":
@@ -120,7 +183,7 @@ func (ev *evaluator) eval(n Node, focus Collection) (Collection, error) {
 			string(base[0].obj.GetStringBytes("resourceType")) == n.Name {
 			return base, nil // Patient.name: the type name selects the resource itself
 		}
-		return navigate(base, n.Name), nil
+		return ev.navigate(base, n.Name), nil
 	case *FunctionNode:
 		base := focus
 		if n.Target != nil {
@@ -185,8 +248,8 @@ func (ev *evaluator) eval(n Node, focus Collection) (Collection, error) {
 // navigate returns the children called name of the objects in base,
 // flattening arrays. A missing element is looked up as a choice element:
 // value finds valueQuantity and tags it "Quantity".
-func navigate(base Collection, name string) Collection {
-	var out Collection
+func (ev *evaluator) navigate(base Collection, name string) Collection {
+	out := ev.rest()
 	for _, it := range base {
 		if it.kind != KindObject {
 			continue
@@ -199,26 +262,44 @@ func navigate(base Collection, name string) Collection {
 				continue
 			}
 		}
-		out = appendJSON(out, child, typ)
+		out = ev.appendJSON(out, child, typ)
 	}
-	return out
+	return ev.keep(out)
 }
 
-func appendJSON(out Collection, j *fastjson.Value, typ string) Collection {
+func (ev *evaluator) appendJSON(out Collection, j *fastjson.Value, typ string) Collection {
 	if j.Type() == fastjson.TypeArray {
 		for _, e := range j.GetArray() {
-			if v, ok := FromJSON(e); ok {
+			if v, ok := ev.fromJSON(e); ok {
 				v.typ = typ
 				out = append(out, v)
 			}
 		}
 		return out
 	}
-	if v, ok := FromJSON(j); ok {
+	if v, ok := ev.fromJSON(j); ok {
 		v.typ = typ
 		out = append(out, v)
 	}
 	return out
+}
+
+// fromJSON is FromJSON without copies: strings alias the document, number
+// texts the context's text buffer.
+func (ev *evaluator) fromJSON(j *fastjson.Value) (Value, bool) {
+	switch j.Type() {
+	case fastjson.TypeString:
+		return Value{kind: KindString, str: aliasString(j.GetStringBytes())}, true
+	case fastjson.TypeNumber:
+		c := ev.ctx
+		start := len(c.text)
+		if cap(c.text)-start < 64 {
+			c.text, start = make([]byte, 0, 4096), 0
+		}
+		c.text = j.MarshalTo(c.text)
+		return numberValue(aliasString(c.text[start:len(c.text):len(c.text)]))
+	}
+	return FromJSON(j)
 }
 
 func choice(o *fastjson.Value, name string) (*fastjson.Value, string) {
@@ -230,7 +311,7 @@ func choice(o *fastjson.Value, name string) (*fastjson.Value, string) {
 	var typ string
 	obj.Visit(func(k []byte, v *fastjson.Value) {
 		if found == nil && len(k) > len(name) && string(k[:len(name)]) == name && k[len(name)] >= 'A' && k[len(name)] <= 'Z' {
-			found, typ = v, choiceType(string(k[len(name):]))
+			found, typ = v, choiceTypeBytes(k[len(name):])
 		}
 	})
 	return found, typ
@@ -252,7 +333,19 @@ func singletonBool(n Node, c Collection) (b, ok bool, err error) {
 	return false, false, evalErrorf(n, "expected a single boolean, got %d items", len(c))
 }
 
-func boolColl(b bool) Collection { return Collection{Boolean(b)} }
+var (
+	trueColl  = Collection{Boolean(true)}
+	falseColl = Collection{Boolean(false)}
+)
+
+// boolColl returns a shared collection: callers never write into
+// collections they did not build.
+func boolColl(b bool) Collection {
+	if b {
+		return trueColl[:1:1]
+	}
+	return falseColl[:1:1]
+}
 
 func (ev *evaluator) binary(n *BinaryNode, focus Collection) (Collection, error) {
 	l, err := ev.eval(n.Left, focus)
@@ -536,6 +629,9 @@ func (n *LiteralNode) init() error {
 		default:
 			n.val = Date(n.Text)
 		}
+	}
+	if n.Kind != LitEmpty {
+		n.coll = Collection{n.val}
 	}
 	return nil
 }

@@ -124,7 +124,7 @@ func fnCount(_ *evaluator, _ *FunctionNode, base, _ Collection) (Collection, err
 }
 
 func fnWhere(ev *evaluator, n *FunctionNode, base, _ Collection) (Collection, error) {
-	var out Collection
+	out := ev.alloc(len(base))
 	err := ev.lambda(n.Args[0], base, func(i int, r Collection) error {
 		b, ok, err := singletonBool(n, r)
 		if ok && b {
@@ -235,7 +235,7 @@ func fnExtension(ev *evaluator, n *FunctionNode, base, focus Collection) (Collec
 		return nil, err
 	}
 	var out Collection
-	for _, ext := range navigate(base, "extension") {
+	for _, ext := range ev.navigate(base, "extension") {
 		if ext.kind == KindObject && string(ext.obj.GetStringBytes("url")) == url.str {
 			out = append(out, ext)
 		}
@@ -294,7 +294,7 @@ func fnStartsWith(ev *evaluator, n *FunctionNode, base, focus Collection) (Colle
 }
 
 func fnGetResourceKey(ev *evaluator, _ *FunctionNode, base, _ Collection) (Collection, error) {
-	var out Collection
+	out := ev.alloc(len(base))
 	for _, v := range base {
 		if v.kind != KindObject {
 			continue
@@ -303,23 +303,23 @@ func fnGetResourceKey(ev *evaluator, _ *FunctionNode, base, _ Collection) (Colle
 			v = ev.ctx.Resource
 		}
 		if id := v.obj.GetStringBytes("id"); id != nil {
-			out = append(out, String(string(id)))
+			out = append(out, String(aliasString(id)))
 		}
 	}
 	return out, nil
 }
 
-func fnGetReferenceKey(_ *evaluator, n *FunctionNode, base, _ Collection) (Collection, error) {
+func fnGetReferenceKey(ev *evaluator, n *FunctionNode, base, _ Collection) (Collection, error) {
 	want := ""
 	if len(n.Args) == 1 {
 		want = n.Args[0].(*TypeNode).Name
 	}
-	var out Collection
+	out := ev.alloc(len(base))
 	for _, v := range base {
 		if v.kind != KindObject {
 			continue
 		}
-		typ, id, ok := SplitReference(string(v.obj.GetStringBytes("reference")))
+		typ, id, ok := SplitReference(aliasString(v.obj.GetStringBytes("reference")))
 		if !ok || (want != "" && typ != want) {
 			continue
 		}

@@ -37,7 +37,8 @@ type LiteralNode struct {
 	Pos
 	Kind LiteralKind
 	Text string
-	val  Value // precomputed value, unset for LitEmpty
+	val  Value      // precomputed value, unset for LitEmpty
+	coll Collection // {val}, shared by every evaluation
 }
 
 func (n *LiteralNode) String() string { return nodeString(n) }

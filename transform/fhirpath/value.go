@@ -3,6 +3,7 @@ package fhirpath
 import (
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/valyala/fastjson"
 )
@@ -78,15 +79,27 @@ func FromJSON(j *fastjson.Value) (Value, bool) {
 	case fastjson.TypeFalse:
 		return Value{kind: KindBoolean}, true
 	case fastjson.TypeNumber:
-		text := string(j.MarshalTo(nil))
-		if !strings.ContainsAny(text, ".eE") {
-			if i, err := strconv.ParseInt(text, 10, 64); err == nil {
-				return Value{kind: KindInteger, i: i}, true
-			}
-		}
-		return Value{kind: KindDecimal, str: text}, true
+		return numberValue(string(j.MarshalTo(nil)))
 	}
 	return Value{}, false
+}
+
+func numberValue(text string) (Value, bool) {
+	if !strings.ContainsAny(text, ".eE") {
+		if i, err := strconv.ParseInt(text, 10, 64); err == nil {
+			return Value{kind: KindInteger, i: i}, true
+		}
+	}
+	return Value{kind: KindDecimal, str: text}, true
+}
+
+// aliasString returns b as a string without copying; b must not change
+// while the string is in use.
+func aliasString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // Kind returns the kind of v.
@@ -172,10 +185,36 @@ func init() {
 // choiceType turns a choice suffix ("DateTime", "Quantity") into a FHIR
 // type name ("dateTime", "Quantity").
 func choiceType(suffix string) string {
+	if t, ok := choiceTypes[suffix]; ok {
+		return t
+	}
 	if t, ok := primitiveTypes[strings.ToLower(suffix)]; ok {
 		return t
 	}
 	return suffix
+}
+
+// choiceTypes maps the choice suffixes of primitive and common complex
+// types to their type name, so that reading them allocates nothing.
+var choiceTypes = map[string]string{}
+
+func init() {
+	for _, t := range primitiveTypes {
+		choiceTypes[strings.ToUpper(t[:1])+t[1:]] = t
+	}
+	for _, t := range []string{"Quantity", "CodeableConcept", "Coding", "Period", "Range", "Ratio", "Reference",
+		"Identifier", "Attachment", "SampledData", "Age", "Duration", "Money", "Timing", "Annotation", "Address",
+		"HumanName", "ContactPoint", "Signature", "Meta", "Dosage", "Count", "Distance", "Expression"} {
+		choiceTypes[t] = t
+	}
+}
+
+// choiceTypeBytes is choiceType for a suffix read from JSON.
+func choiceTypeBytes(suffix []byte) string {
+	if t, ok := choiceTypes[string(suffix)]; ok {
+		return t
+	}
+	return choiceType(string(suffix))
 }
 
 // isType reports whether v is of the type ns.name. Unqualified names and

@@ -1,0 +1,273 @@
+package extract
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fhirlake/fhirlake/internal/atomicfile"
+)
+
+// JobFile is the name of the job state file in an export directory.
+const JobFile = "job.json"
+
+// ManifestFile is the name under which Export keeps the manifest beside the
+// files it describes.
+const ManifestFile = "manifest.json"
+
+// ErrJobMismatch means the export directory holds the state of a job with
+// other parameters; resuming it would mix two exports.
+var ErrJobMismatch = errors.New("directory holds a different export job")
+
+// Job is the persisted state of one export: enough to resume polling the
+// same server job after a crash and to skip files already verified. It is
+// rewritten atomically after every step.
+type Job struct {
+	Version   int       `json:"version"`
+	Key       string    `json:"key"`
+	BaseURL   string    `json:"baseUrl"`
+	Request   Request   `json:"request"`
+	StatusURL string    `json:"statusUrl,omitempty"`
+	KickedOff time.Time `json:"kickedOff,omitzero"`
+	// Manifest is the complete manifest (all pages merged), once ready.
+	Manifest json.RawMessage `json:"manifest,omitempty"`
+	// Files are the verified files by name, with their checksums.
+	Files map[string]File `json:"files,omitempty"`
+}
+
+// LoadJob reads the job state in dir; it returns nil, nil when there is none.
+func LoadJob(dir string) (*Job, error) {
+	b, err := os.ReadFile(filepath.Join(dir, JobFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read job state: %w", err)
+	}
+	var j Job
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("job state %s is corrupt (remove it to start over): %w", filepath.Join(dir, JobFile), err)
+	}
+	return &j, nil
+}
+
+// jobStore saves a job after each step. Downloads update it from several
+// goroutines.
+type jobStore struct {
+	path string
+	mu   sync.Mutex // guards job and serialises writes of the file
+	job  Job
+}
+
+func (s *jobStore) save() error {
+	b, err := json.MarshalIndent(&s.job, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode job state: %w", err)
+	}
+	if err := atomicfile.WriteFile(s.path, b); err != nil {
+		return fmt.Errorf("save job state: %w", err)
+	}
+	return nil
+}
+
+func (s *jobStore) update(fn func(j *Job)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn(&s.job)
+	return s.save()
+}
+
+// Export runs the whole lifecycle into dir, resuming whatever a previous
+// attempt with the same base URL and request left there: it re-polls the
+// same server job instead of starting a new one, and skips files already
+// downloaded and verified. The manifest is saved as dir/manifest.json. The
+// job state stays in dir/job.json until the caller removes dir.
+//
+// A resumed job whose status URL the server no longer knows (404/410) is
+// replaced by a new export. Files that expired (410) fail with
+// ErrExportExpired: ResetJob and call Export again for a new export.
+func (c *Client) Export(ctx context.Context, r Request, dir string) (*Result, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create export dir: %w", err)
+	}
+	key := r.Key(c.BaseURL)
+	prev, err := LoadJob(dir)
+	if err != nil {
+		return nil, err
+	}
+	st := &jobStore{path: filepath.Join(dir, JobFile), job: Job{Version: 1, Key: key, BaseURL: c.BaseURL, Request: r}}
+	if prev != nil {
+		if prev.Key != key {
+			return nil, fmt.Errorf("%s: %w (started for %s); cancel it or use another directory", dir, ErrJobMismatch, prev.BaseURL)
+		}
+		st.job = *prev
+	}
+
+	var m *Manifest
+	for attempt := 0; m == nil; attempt++ {
+		if st.job.StatusURL == "" {
+			status, err := c.Kickoff(ctx, r)
+			if err != nil {
+				return nil, err
+			}
+			if err := st.update(func(j *Job) { j.StatusURL, j.KickedOff = status, c.now().UTC() }); err != nil {
+				return nil, err
+			}
+		} else if st.job.Manifest == nil {
+			c.log().Info("resuming export job", "job", redact(st.job.StatusURL))
+		}
+		if st.job.Manifest != nil {
+			if m, err = parseManifest(st.job.Manifest); err != nil {
+				return nil, err
+			}
+			break
+		}
+		m, err = c.Poll(ctx, st.job.StatusURL)
+		if errors.Is(err, ErrExportExpired) && attempt == 0 && prev != nil {
+			c.log().Warn("the resumed export job is gone on the server; starting a new export", "job", redact(st.job.StatusURL))
+			st.job.StatusURL = ""
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m, err = c.followPages(ctx, m); err != nil {
+			return nil, err
+		}
+		if err := st.update(func(j *Job) { j.Manifest = m.Raw }); err != nil {
+			return nil, err
+		}
+	}
+
+	files, err := c.download(ctx, m, dir, st)
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, ManifestFile), m.Raw); err != nil {
+		return nil, fmt.Errorf("save manifest: %w", err)
+	}
+	res := &Result{StatusURL: st.job.StatusURL, Manifest: m, Dir: dir, Files: files}
+	res.Errors = summarizeErrors(dir, files)
+	if res.Errors.Errors+res.Errors.Warnings > 0 {
+		c.log().Warn("server reported export issues", "errors", res.Errors.Errors, "warnings", res.Errors.Warnings)
+	}
+	return res, nil
+}
+
+// ResetJob forgets the job in dir (state and downloaded files) so that the
+// next Export starts a new one. It does not contact the server.
+func ResetJob(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reset job: %w", err)
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if n == JobFile || n == ManifestFile || filepath.Ext(n) == ".ndjson" {
+			if err := os.Remove(filepath.Join(dir, n)); err != nil {
+				return fmt.Errorf("reset job: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// CancelJob sends DELETE for the job recorded in dir, if any, and forgets
+// it. It reports whether there was a job.
+func (c *Client) CancelJob(ctx context.Context, dir string) (bool, error) {
+	j, err := LoadJob(dir)
+	if err != nil || j == nil {
+		return false, err
+	}
+	if j.StatusURL != "" {
+		if err := c.Cancel(ctx, j.StatusURL); err != nil {
+			return true, err
+		}
+	}
+	return true, ResetJob(dir)
+}
+
+// link is a manifest paging link.
+type link struct {
+	Relation string `json:"relation"`
+	URL      string `json:"url"`
+}
+
+// followPages fetches the pages a manifest links to ("next") and merges
+// their files into one manifest. Raw becomes the merged manifest.
+func (c *Client) followPages(ctx context.Context, m *Manifest) (*Manifest, error) {
+	var raw map[string]any
+	if err := json.Unmarshal(m.Raw, &raw); err != nil {
+		return nil, fmt.Errorf("decode manifest: %w: %w", ErrProtocol, err)
+	}
+	next := nextLink(m.Raw)
+	if next == "" {
+		return m, nil
+	}
+	seen := map[string]bool{}
+	for page := 2; next != ""; page++ {
+		if seen[next] || page > 10_000 {
+			return nil, fmt.Errorf("manifest paging loops at page %d: %w", page, ErrProtocol)
+		}
+		seen[next] = true
+		var body []byte
+		err := c.retrying(ctx, "manifest page", func() (time.Duration, error) {
+			resp, err := c.send(ctx, http.MethodGet, next, http.Header{"Accept": {"application/json"}}, nil, true)
+			if err != nil {
+				return 0, err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return retryAfter(resp.Header.Get("Retry-After"), c.now()), statusError("manifest page", resp, nil)
+			}
+			defer resp.Body.Close()
+			body, err = io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+			if err != nil {
+				return 0, fmt.Errorf("read manifest page: %w: %w", ErrTransient, err)
+			}
+			return 0, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		pm, err := parseManifest(body)
+		if err != nil {
+			return nil, fmt.Errorf("manifest page %d: %w", page, err)
+		}
+		m.Output = append(m.Output, pm.Output...)
+		m.Error = append(m.Error, pm.Error...)
+		m.Deleted = append(m.Deleted, pm.Deleted...)
+		next = nextLink(body)
+	}
+	raw["output"], raw["error"], raw["deleted"] = m.Output, m.Error, m.Deleted
+	delete(raw, "link")
+	merged, err := json.Marshal(raw)
+	if err != nil {
+		return nil, fmt.Errorf("merge manifest pages: %w", err)
+	}
+	m.Raw = merged
+	c.log().Info("manifest pages merged", "files", len(m.Output)+len(m.Error)+len(m.Deleted))
+	return m, nil
+}
+
+func nextLink(body []byte) string {
+	var p struct {
+		Link []link `json:"link"`
+	}
+	json.Unmarshal(body, &p)
+	for _, l := range p.Link {
+		if l.Relation == "next" && l.URL != "" {
+			return l.URL
+		}
+	}
+	return ""
+}

@@ -1,0 +1,223 @@
+package extract
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Request says what to export. The zero value is a system-level export of
+// everything.
+type Request struct {
+	// Group exports Group/{Group}/$export; empty means a system or
+	// Patient-level export.
+	Group string `json:"group,omitempty"`
+	// Patient selects Patient/$export when Group is empty.
+	Patient bool `json:"patient,omitempty"`
+	// ExportType, with Group, uses the Da Vinci PDex operation
+	// Group/{id}/$davinci-data-export with this exportType
+	// (e.g. hl7.fhir.us.davinci-pdex#provider-download).
+	ExportType string `json:"exportType,omitempty"`
+	// Types is the _type filter; empty means every type the server offers.
+	Types []string `json:"types,omitempty"`
+	// Since is the _since filter; zero means everything.
+	Since time.Time `json:"since,omitzero"`
+	// TypeFilters are _typeFilter queries, e.g. "Observation?category=laboratory".
+	TypeFilters []string `json:"typeFilters,omitempty"`
+	// Elements is the _elements filter.
+	Elements []string `json:"elements,omitempty"`
+	// OutputFormat is _outputFormat; empty leaves the server default (ndjson).
+	OutputFormat string `json:"outputFormat,omitempty"`
+	// IncludeAssociatedData values, e.g. LatestProvenanceResources.
+	IncludeAssociatedData []string `json:"includeAssociatedData,omitempty"`
+	// Patients restricts the export to these patient references
+	// ("Patient/123"); only with Post.
+	Patients []string `json:"patients,omitempty"`
+	// OrganizeOutputBy asks the server to group output by a resource type.
+	OrganizeOutputBy string `json:"organizeOutputBy,omitempty"`
+	// Post kicks off with POST and a FHIR Parameters body instead of GET.
+	Post bool `json:"post,omitempty"`
+}
+
+// Key fingerprints the base URL and the request: the same arguments give
+// the same key, so a restarted process finds and resumes its job.
+func (r Request) Key(baseURL string) string {
+	b, _ := json.Marshal(struct {
+		Base string  `json:"base"`
+		Req  Request `json:"req"`
+	}{strings.TrimRight(baseURL, "/"), r})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// validate rejects requests no server can take.
+func (r Request) validate() error {
+	if len(r.Patients) > 0 && !r.Post {
+		return errors.New("the patient parameter needs a POST kick-off (--post)")
+	}
+	if r.ExportType != "" && r.Group == "" {
+		return errors.New("exportType ($davinci-data-export) needs a group")
+	}
+	return nil
+}
+
+// kickoffURL builds the kick-off URL, with the parameters in the query
+// string unless the request is a POST.
+func (c *Client) kickoffURL(r Request) (string, error) {
+	base := strings.TrimRight(c.BaseURL, "/")
+	if u, err := url.Parse(base); err != nil || base == "" || u.Host == "" {
+		return "", fmt.Errorf("invalid FHIR base URL %q", c.BaseURL)
+	}
+	var path string
+	switch {
+	case r.Group != "" && r.ExportType != "":
+		path = "/Group/" + url.PathEscape(r.Group) + "/$davinci-data-export"
+	case r.Group != "":
+		path = "/Group/" + url.PathEscape(r.Group) + "/$export"
+	case r.Patient:
+		path = "/Patient/$export"
+	default:
+		path = "/$export"
+	}
+	u := base + path
+	if r.Post {
+		return u, nil
+	}
+	q := url.Values{}
+	if len(r.Types) > 0 {
+		q.Set("_type", strings.Join(r.Types, ","))
+	}
+	if !r.Since.IsZero() {
+		q.Set("_since", r.Since.UTC().Format(time.RFC3339Nano))
+	}
+	for _, f := range r.TypeFilters {
+		q.Add("_typeFilter", f)
+	}
+	if len(r.Elements) > 0 {
+		q.Set("_elements", strings.Join(r.Elements, ","))
+	}
+	if r.OutputFormat != "" {
+		q.Set("_outputFormat", r.OutputFormat)
+	}
+	if len(r.IncludeAssociatedData) > 0 {
+		q.Set("includeAssociatedData", strings.Join(r.IncludeAssociatedData, ","))
+	}
+	if r.OrganizeOutputBy != "" {
+		q.Set("organizeOutputBy", r.OrganizeOutputBy)
+	}
+	if r.ExportType != "" {
+		q.Set("exportType", r.ExportType)
+	}
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u, nil
+}
+
+// parametersBody is the FHIR Parameters resource of a POST kick-off.
+func parametersBody(r Request) ([]byte, error) {
+	type param struct {
+		Name           string          `json:"name"`
+		ValueString    string          `json:"valueString,omitempty"`
+		ValueInstant   string          `json:"valueInstant,omitempty"`
+		ValueCode      string          `json:"valueCode,omitempty"`
+		ValueReference *map[string]any `json:"valueReference,omitempty"`
+	}
+	var ps []param
+	if r.OutputFormat != "" {
+		ps = append(ps, param{Name: "_outputFormat", ValueString: r.OutputFormat})
+	}
+	if !r.Since.IsZero() {
+		ps = append(ps, param{Name: "_since", ValueInstant: r.Since.UTC().Format(time.RFC3339Nano)})
+	}
+	if len(r.Types) > 0 {
+		ps = append(ps, param{Name: "_type", ValueString: strings.Join(r.Types, ",")})
+	}
+	for _, f := range r.TypeFilters {
+		ps = append(ps, param{Name: "_typeFilter", ValueString: f})
+	}
+	if len(r.Elements) > 0 {
+		ps = append(ps, param{Name: "_elements", ValueString: strings.Join(r.Elements, ",")})
+	}
+	for _, v := range r.IncludeAssociatedData {
+		ps = append(ps, param{Name: "includeAssociatedData", ValueCode: v})
+	}
+	for _, p := range r.Patients {
+		ref := map[string]any{"reference": p}
+		ps = append(ps, param{Name: "patient", ValueReference: &ref})
+	}
+	if r.OrganizeOutputBy != "" {
+		ps = append(ps, param{Name: "organizeOutputBy", ValueString: r.OrganizeOutputBy})
+	}
+	if r.ExportType != "" {
+		ps = append(ps, param{Name: "exportType", ValueCode: r.ExportType})
+	}
+	return json.Marshal(map[string]any{"resourceType": "Parameters", "parameter": ps})
+}
+
+// Kickoff starts an export and returns its status URL. A 429 that names a
+// running job (Content-Location) adopts that job; a 429 without one waits
+// (Retry-After, else backoff) and tries again.
+func (c *Client) Kickoff(ctx context.Context, r Request) (string, error) {
+	if err := r.validate(); err != nil {
+		return "", err
+	}
+	u, err := c.kickoffURL(r)
+	if err != nil {
+		return "", err
+	}
+	method := http.MethodGet
+	var body []byte
+	h := http.Header{
+		"Accept": {"application/fhir+json"},
+		"Prefer": {"respond-async"},
+	}
+	if r.Post {
+		method = http.MethodPost
+		if body, err = parametersBody(r); err != nil {
+			return "", fmt.Errorf("kick-off parameters: %w", err)
+		}
+		h.Set("Content-Type", "application/fhir+json")
+	}
+	var status string
+	err = c.retrying(ctx, "kick-off", func() (time.Duration, error) {
+		resp, err := c.send(ctx, method, u, h, body, true)
+		if err != nil {
+			return 0, fmt.Errorf("kick-off: %w", err)
+		}
+		switch resp.StatusCode {
+		case http.StatusAccepted:
+			defer drain(resp)
+			status, err = statusLocation(resp, u)
+			return 0, err
+		case http.StatusTooManyRequests:
+			if loc := resp.Header.Get("Content-Location"); loc != "" {
+				// The server limits concurrent exports and names ours.
+				defer drain(resp)
+				status, err = statusLocation(resp, u)
+				if err == nil {
+					c.log().Info("server is already running an export for this client; resuming it", "job", redact(status))
+				}
+				return 0, err
+			}
+		}
+		ra := retryAfter(resp.Header.Get("Retry-After"), c.now())
+		kind := classify(resp.StatusCode)
+		if kind == ErrExportExpired { // 404 at kick-off: wrong URL or group, not an expired job
+			kind = ErrProtocol
+		}
+		return ra, statusError("kick-off", resp, kind)
+	})
+	if err != nil {
+		return "", err
+	}
+	c.log().Info("export started", "job", redact(status))
+	return status, nil
+}

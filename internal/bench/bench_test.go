@@ -1,0 +1,197 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/fhirlake/fhirlake/schemas"
+	"github.com/fhirlake/fhirlake/transform"
+)
+
+// benchDir holds the generated files of this test binary; TestMain removes it.
+var benchDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fhirlake-bench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	benchDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type fileKey struct {
+	kind   Kind
+	target int64
+}
+
+type genFile struct {
+	path      string
+	size      int64
+	resources int64
+}
+
+var (
+	filesMu sync.Mutex // guards files
+	files   = map[fileKey]genFile{}
+)
+
+// input generates (once per binary) the file of kind with target bytes.
+func input(tb testing.TB, kind Kind, target int64) genFile {
+	tb.Helper()
+	filesMu.Lock()
+	defer filesMu.Unlock()
+	k := fileKey{kind, target}
+	if f, ok := files[k]; ok {
+		return f
+	}
+	dir, err := os.MkdirTemp(benchDir, "gen-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path, n, err := Generate(dir, kind, target)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := genFile{path: path, size: st.Size(), resources: n}
+	files[k] = f
+	return f
+}
+
+// countSink discards batches and counts their rows.
+type countSink struct {
+	rows    atomic.Int64
+	rejects atomic.Int64
+}
+
+var _ transform.Sink = (*countSink)(nil)
+
+func (s *countSink) WriteBatch(_ context.Context, _ string, rec arrow.RecordBatch) error {
+	s.rows.Add(rec.NumRows())
+	return nil
+}
+
+func (s *countSink) Reject(context.Context, transform.Reject) error {
+	s.rejects.Add(1)
+	return nil
+}
+
+func builtinEngine(tb testing.TB, opts transform.Options) *transform.Engine {
+	tb.Helper()
+	views, err := transform.LoadViews(schemas.FS)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e, err := transform.NewEngine(views, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
+}
+
+// transformFile runs the built-in views over path once and returns the
+// view rows written (ResourcesTable excluded) and the elapsed time.
+func transformFile(tb testing.TB, e *transform.Engine, path string) (int64, time.Duration) {
+	tb.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	var sink countSink
+	start := time.Now()
+	st, err := e.Transform(context.Background(), path, f, &sink)
+	d := time.Since(start)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if st.Rejected != 0 || sink.rejects.Load() != 0 {
+		tb.Fatalf("%d lines rejected, %d rejects reported", st.Rejected, sink.rejects.Load())
+	}
+	return sink.rows.Load() - st.Rows[transform.ResourcesTable], d
+}
+
+func benchTransform(b *testing.B, kind Kind) {
+	in := input(b, kind, TargetBytes())
+	e := builtinEngine(b, transform.Options{})
+	b.SetBytes(in.size)
+	b.ResetTimer()
+	var rows int64
+	var total time.Duration
+	for range b.N {
+		n, d := transformFile(b, e, in.path)
+		rows += n
+		total += d
+	}
+	b.ReportMetric(float64(rows)/total.Seconds(), "rows/s")
+}
+
+// BenchmarkTransformEOB runs every built-in view over an EOB-only file.
+func BenchmarkTransformEOB(b *testing.B) { benchTransform(b, EOB) }
+
+// BenchmarkTransformObservation runs every built-in view over an
+// Observation-only file.
+func BenchmarkTransformObservation(b *testing.B) { benchTransform(b, Observation) }
+
+// TestMemoryBounded checks that the Go heap a Transform needs does not grow
+// with the input: a 100 MB file may not need much more than a 20 MB one.
+func TestMemoryBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates 120 MB of NDJSON")
+	}
+	e := builtinEngine(t, transform.Options{BatchRows: 8192})
+	peak := func(mb int64) uint64 {
+		in := input(t, EOB, mb*1e6)
+		runtime.GC()
+		var base runtime.MemStats
+		runtime.ReadMemStats(&base)
+		var max atomic.Uint64
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(2 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > max.Load() {
+					max.Store(ms.HeapInuse)
+				}
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+		transformFile(t, e, in.path)
+		close(done)
+		wg.Wait()
+		p := max.Load() - min(max.Load(), base.HeapInuse)
+		t.Logf("%d MB file: peak heap in use %.1f MiB above the %.1f MiB baseline", mb, float64(p)/(1<<20), float64(base.HeapInuse)/(1<<20))
+		return p
+	}
+	small, large := peak(20), peak(100)
+	// GC timing makes the peak noisy; a leak proportional to the input
+	// would show as about 5x.
+	if tol := small + small/2 + 16<<20; large > tol {
+		t.Errorf("peak heap grew with input: %d MiB for 100 MB vs %d MiB for 20 MB", large>>20, small>>20)
+	}
+}

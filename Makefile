@@ -33,8 +33,12 @@ lint: $(TOOLS)/staticcheck
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
+# Benchmarks: transform and DuckDB's read_ndjson on the same generated
+# NDJSON (FHIRLAKE_BENCH_MB, default 500), and download throughput by
+# concurrency. Prints MB/s, rows/s and the fhirlake/DuckDB ratio.
 bench:
-	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem ./...
+	FHIRLAKE_BENCH_MB=$${FHIRLAKE_BENCH_MB:-500} $(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/bench/
+	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 3x ./extract/
 
 clean:
 	rm -rf bin fhirlake-demo .tools

@@ -61,7 +61,7 @@ func NewClientSecretSource(cfg ClientSecretConfig) TokenSource {
 		}
 		tok, err := cc.Token(ctx)
 		if err != nil {
-			return nil, tokenError(cfg.ClientID, err)
+			return nil, tokenError(cfg.ClientID, "client id and secret", err)
 		}
 		return tok, nil
 	}
@@ -70,7 +70,7 @@ func NewClientSecretSource(cfg ClientSecretConfig) TokenSource {
 
 // tokenError turns an oauth2 failure into an error a person can act on. It
 // names the client id (not a secret) and never includes the response body.
-func tokenError(clientID string, err error) error {
+func tokenError(clientID, check string, err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil {
 		status := re.Response.StatusCode
@@ -83,7 +83,7 @@ func tokenError(clientID string, err error) error {
 			kind = ErrUnauthorized
 		}
 		if kind == ErrUnauthorized {
-			return fmt.Errorf("token endpoint rejected client %q (%d %s): check client id and secret: %w", clientID, status, code, kind)
+			return fmt.Errorf("token endpoint rejected client %q (%d %s): check %s: %w", clientID, status, code, check, kind)
 		}
 		if kind == nil {
 			kind = ErrProtocol

@@ -99,7 +99,7 @@ func NewPrivateKeyJWTSource(cfg PrivateKeyJWTConfig) (TokenSource, error) {
 		}
 		tok, err := cc.Token(ctx)
 		if err != nil {
-			return nil, tokenError(cfg.ClientID, err)
+			return nil, tokenError(cfg.ClientID, "client id, key id and the registered public key", err)
 		}
 		return tok, nil
 	}

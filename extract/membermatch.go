@@ -148,7 +148,7 @@ func memberMatchBody(m Member, requester string) ([]byte, error) {
 		"resourceType": "Consent", "id": "consent", "status": "active",
 		"scope": map[string]any{"coding": []any{map[string]any{
 			"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}},
-		"category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "64292-6"}}}},
+		"category":  []any{map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "64292-6"}}}},
 		"patient":   map[string]any{"reference": "Patient/member"},
 		"performer": []any{map[string]any{"reference": "Patient/member"}},
 		"sourceReference": map[string]any{

@@ -1,9 +1,12 @@
 package transform
 
 import (
+	cmp2 "cmp"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -168,5 +171,74 @@ func TestViewMetadata(t *testing.T) {
 	}
 	if _, err := NewEngine(append(views, views[0]), Options{}); err == nil {
 		t.Error("NewEngine accepted duplicate view names")
+	}
+}
+
+// TestTransformParallel checks that several workers over many blocks give
+// the same rows as one worker and exact line numbers in rejects.
+func TestTransformParallel(t *testing.T) {
+	var in strings.Builder
+	var want []Reject
+	line := int64(0)
+	add := func(s string) {
+		line++
+		in.WriteString(s + "\n")
+	}
+	for i := range 40000 {
+		switch {
+		case i%997 == 0:
+			add(`{"resourceType":"Patient"`)
+			want = append(want, Reject{File: "p.ndjson", Line: line, Reason: "invalid JSON"})
+		case i%1499 == 0:
+			add("")
+		case i == 20000:
+			add(`{"resourceType":"Patient","id":"big","text":"` + strings.Repeat("x", 3*chunkBytes/2) + `"}`)
+		default:
+			add(fmt.Sprintf(`{"resourceType":"Patient","id":"p%d","name":[{"family":"F%d","given":["A","B"]}],"birthDate":"1970-01-%02d"}`, i, i, i%28+1))
+		}
+	}
+	in.WriteString(`{"resourceType":"Patient","id":"last"}`) // no final newline
+	line++
+	run := func(workers int) (Stats, *MemSink) {
+		e, err := NewEngine(loadTestViews(t), Options{Workers: workers, BatchRows: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := NewMemSink()
+		t.Cleanup(sink.Release)
+		st, err := e.Transform(t.Context(), "p.ndjson", strings.NewReader(in.String()), sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, sink
+	}
+	st1, sink1 := run(1)
+	st4, sink4 := run(4)
+	if diff := cmp.Diff(st1, st4); diff != "" {
+		t.Errorf("stats, 1 worker vs 4 (-1 +4):\n%s", diff)
+	}
+	if st4.Lines != line {
+		t.Errorf("lines = %d, want %d", st4.Lines, line)
+	}
+	rejects := slices.Clone(sink4.Rejects)
+	slices.SortFunc(rejects, func(a, b Reject) int { return cmp2.Compare(a.Line, b.Line) })
+	if diff := cmp.Diff(want, rejects); diff != "" {
+		t.Errorf("rejects (-want +got):\n%s", diff)
+	}
+	for _, table := range []string{"person", "person_name", ResourcesTable} {
+		a, err := sink1.JSON(table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := sink4.JSON(table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+		slices.Sort(la)
+		slices.Sort(lb)
+		if !slices.Equal(la, lb) {
+			t.Errorf("%s: 4 workers give other rows than 1 (%d vs %d lines)", table, len(lb), len(la))
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fhirlake/fhirlake/extract/sandbox"
 )
@@ -89,7 +90,7 @@ func TestExitCodes(t *testing.T) {
 	for i := range got {
 		got[i] = filepath.Base(got[i])
 	}
-	if strings.Join(got, " ") != "Coverage.001.ndjson Patient.001.ndjson manifest.json" {
+	if strings.Join(got, " ") != "Coverage.001.ndjson Patient.001.ndjson job.json manifest.json" {
 		t.Errorf("export wrote %v", got)
 	}
 }
@@ -117,5 +118,75 @@ func TestHelpListsExitCodes(t *testing.T) {
 	code, stdout, _ := run(t, nil, "--help")
 	if code != exitOK || !strings.Contains(stdout, "EXIT CODES") || !strings.Contains(stdout, "safe to retry") {
 		t.Errorf("help (exit %d) lacks the exit codes:\n%s", code, stdout)
+	}
+}
+
+func TestKeysGenerate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	code, stdout, stderr := run(t, nil, "keys", "generate", "--alg", "ES384", "--out", dir)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	st, err := os.Stat(filepath.Join(dir, "private-key.pem"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("private key: %v, mode %v; want 0600", err, st.Mode())
+	}
+	jwks, _ := os.ReadFile(filepath.Join(dir, "jwks.json"))
+	if !strings.Contains(string(jwks), `"alg": "ES384"`) || strings.Contains(string(jwks), `"d":`) || !strings.Contains(stdout, "kid: ") {
+		t.Errorf("jwks.json must hold only the public ES384 key:\n%s\n%s", jwks, stdout)
+	}
+	// Never overwrite a key.
+	if code, _, stderr := run(t, nil, "keys", "generate", "--out", dir); code != exitUsage || !strings.Contains(stderr, "refusing to overwrite") {
+		t.Errorf("second generate: exit %d, %s", code, stderr)
+	}
+	if code, _, _ := run(t, nil, "keys", "generate", "--alg", "HS256", "--out", t.TempDir()); code != exitUsage {
+		t.Errorf("HS256: exit %d, want usage error", code)
+	}
+}
+
+func TestMemberMatchAndRunWithRoster(t *testing.T) {
+	sb, err := sandbox.New(sandbox.Config{Members: 10, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	now := sb.Clock().Now()
+	var rows []string
+	for i := range 3 {
+		m, _ := sb.MemberMatchInfo(i)
+		birth := m.BirthDate
+		if i == 2 {
+			birth = "1900-01-01" // no such member
+		}
+		rows = append(rows, strings.Join([]string{m.Given, m.Family, birth, m.MemberID,
+			now.AddDate(0, -1, 0).Format(time.DateOnly), now.AddDate(1, 0, 0).Format(time.DateOnly)}, ","))
+	}
+	dir := t.TempDir()
+	roster := filepath.Join(dir, "roster.csv")
+	os.WriteFile(roster, []byte("given,family,birth_date,member_id,consent_start,consent_end\n"+strings.Join(rows, "\n")+"\n"), 0o600)
+	env := map[string]string{"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret}
+	source := []string{"--fhir-url", sandbox.OneUpBase(srv.URL, sandbox.DefaultTenant), "--token-url", srv.URL + sandbox.TokenPath,
+		"--client-id", sandbox.DefaultClientID, "--scope", "bulk-data|user/*.rs member-match|read", "--roster", roster}
+
+	out := filepath.Join(dir, "matches.csv")
+	code, stdout, stderr := run(t, env, append([]string{"member-match", "--out", out}, source...)...)
+	if code != exitOK || !strings.Contains(stdout, "3 members: 2 matched, 1 not matched") {
+		t.Fatalf("member-match exit %d:\n%s\n%s", code, stdout, stderr)
+	}
+	csv, _ := os.ReadFile(out)
+	if lines := strings.Split(strings.TrimSpace(string(csv)), "\n"); len(lines) != 4 || !strings.HasPrefix(lines[0], "line,member_id,status,group_id") ||
+		!strings.Contains(lines[3], ",not_matched,") {
+		t.Errorf("matches.csv:\n%s", csv)
+	}
+
+	code, stdout, stderr = run(t, env, append([]string{"--log-level", "warn", "run", "--types", "Patient,Coverage",
+		"--warehouse", filepath.Join(dir, "w.duckdb")}, source...)...)
+	if code != exitOK {
+		t.Fatalf("run --roster exit %d:\n%s", code, stderr)
+	}
+	// Two matched members, two groups, two committed runs of one patient each.
+	if n := strings.Count(stdout, "committed: 1 resources") + strings.Count(stdout, "committed: 2 resources"); n != 2 || !strings.Contains(stdout, "patient=1") {
+		t.Errorf("run --roster output:\n%s", stdout)
 	}
 }

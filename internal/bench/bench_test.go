@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -91,11 +92,16 @@ func (s *countSink) Reject(context.Context, transform.Reject) error {
 	return nil
 }
 
-func builtinEngine(tb testing.TB, opts transform.Options) *transform.Engine {
+// builtinEngine returns an engine for the built-in views, or only those
+// named.
+func builtinEngine(tb testing.TB, opts transform.Options, names ...string) *transform.Engine {
 	tb.Helper()
 	views, err := transform.LoadViews(schemas.FS)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if len(names) > 0 {
+		views = slices.DeleteFunc(views, func(v *transform.View) bool { return !slices.Contains(names, v.Name()) })
 	}
 	e, err := transform.NewEngine(views, opts)
 	if err != nil {

@@ -6,8 +6,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,5 +193,88 @@ func TestRunTypesAndGroupScope(t *testing.T) {
 	// The first group of seed 1 (atr-1723023440) has 13 members.
 	if sum.Scope != "group/"+group || sum.Rows["patient"] != 13 || sum.Rows["coverage"] != 0 || sum.Rows["eob"] == 0 {
 		t.Errorf("group export: scope %s, rows %v", sum.Scope, sum.Rows)
+	}
+}
+
+func countRequests(sb *sandbox.Server, match func(sandbox.RequestLog) bool) int {
+	n := 0
+	for _, r := range sb.Requests() {
+		if match(r) {
+			n++
+		}
+	}
+	return n
+}
+
+func isKickoff(r sandbox.RequestLog) bool {
+	return strings.HasSuffix(r.Path, "$export") && r.Method != http.MethodDelete && r.Status == 202
+}
+func isFile(r sandbox.RequestLog) bool { return strings.Contains(r.Path, "/$export/file/") }
+
+func TestRunResumesAfterFailedLoad(t *testing.T) {
+	dir := t.TempDir()
+	p, sb := newPipeline(t, 20, dir)
+	p.WorkDir = filepath.Join(dir, "work")
+	good := p.Warehouse
+	p.Warehouse = dir // a directory: the load fails after the export is on disk
+	if _, err := p.Run(t.Context()); err == nil {
+		t.Fatal("run into a directory as warehouse succeeded")
+	}
+	files := countRequests(sb, isFile)
+	p.Warehouse = good
+	sum, err := p.Run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := countRequests(sb, isKickoff); k != 1 {
+		t.Errorf("%d kick-offs, want 1: the rerun must reuse the downloaded export", k)
+	}
+	if again := countRequests(sb, isFile) - files; again != 0 {
+		t.Errorf("%d files downloaded again, want 0", again)
+	}
+	if sum.Rows["patient"] != 20 {
+		t.Errorf("rows %v", sum.Rows)
+	}
+	// After the commit the server job is deleted and the work dir is clean.
+	if d := countRequests(sb, func(r sandbox.RequestLog) bool { return r.Method == http.MethodDelete }); d != 1 {
+		t.Errorf("%d DELETEs of the server job, want 1", d)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(p.WorkDir, "jobs", "sandbox", "*")); len(ents) != 0 {
+		t.Errorf("job directories left: %v", ents)
+	}
+}
+
+// goneOnce answers 410 to the first file request, as a server whose files
+// expired before the client got them all.
+type goneOnce struct {
+	mu   sync.Mutex
+	done bool
+}
+
+func (g *goneOnce) RoundTrip(r *http.Request) (*http.Response, error) {
+	g.mu.Lock()
+	fire := !g.done && strings.Contains(r.URL.Path, "/$export/file/")
+	if fire {
+		g.done = true
+	}
+	g.mu.Unlock()
+	if fire {
+		return &http.Response{StatusCode: http.StatusGone, Body: io.NopCloser(strings.NewReader("")), Header: http.Header{}, Request: r}, nil
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestRunStartsNewExportWhenFilesExpired(t *testing.T) {
+	p, sb := newPipeline(t, 20, t.TempDir())
+	p.Client.HTTP = &http.Client{Transport: &goneOnce{}}
+	sum, err := p.Run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := countRequests(sb, isKickoff); k != 2 {
+		t.Errorf("%d kick-offs, want 2 (a new export after the 410)", k)
+	}
+	if sum.Rows["patient"] != 20 {
+		t.Errorf("rows %v", sum.Rows)
 	}
 }

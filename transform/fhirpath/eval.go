@@ -26,6 +26,7 @@ type Context struct {
 	scratch []Value
 	// text holds number texts read from JSON, aliased by Values.
 	text []byte
+	ev   *evaluator // reused by Eval
 }
 
 // scratchValues is the size of a Context's scratch block.
@@ -80,16 +81,20 @@ func (ev *evaluator) alloc(n int) Collection {
 	return c.scratch[l : l : l+n]
 }
 
-// one returns the collection of v alone.
-func (ev *evaluator) one(v Value) Collection {
-	c := ev.alloc(1)
-	return append(c, v)
-}
-
 // Eval evaluates e with the given focus, which is also $this.
 func (e *Expr) Eval(ctx *Context, focus Collection) (Collection, error) {
-	ev := evaluator{ctx: ctx, this: focus}
-	return ev.eval(e.root, focus)
+	// The evaluator lives in the context so that it is not allocated on
+	// every call (calls through function values would move it to the heap).
+	ev := ctx.ev
+	if ev == nil {
+		ev = new(evaluator)
+		ctx.ev = ev
+	}
+	saved := *ev
+	*ev = evaluator{ctx: ctx, this: focus}
+	c, err := ev.eval(e.root, focus)
+	*ev = saved
+	return c, err
 }
 
 // Constants returns the names of the %constants e refers to, in order of

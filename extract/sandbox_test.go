@@ -1,0 +1,522 @@
+package extract_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/fhirlake/fhirlake/extract"
+	"github.com/fhirlake/fhirlake/extract/sandbox"
+)
+
+// env is a sandbox payer served on 127.0.0.1:PORT whose status and file
+// URLs sit on localhost:PORT, a second host name, as 1upHealth's do.
+type env struct {
+	sb       *sandbox.Server
+	root     string // http://127.0.0.1:PORT
+	altHost  string // localhost:PORT
+	mu       sync.Mutex
+	waits    []time.Duration
+	tokenURL string
+}
+
+func newEnv(t *testing.T, cfg sandbox.Config) *env {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	cfg.AltHost = "localhost:" + port
+	if cfg.Members == 0 {
+		cfg.Members = 20
+	}
+	sb, err := sandbox.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(sb.Handler())
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return &env{sb: sb, root: srv.URL, altHost: cfg.AltHost, tokenURL: srv.URL + sandbox.TokenPath}
+}
+
+// client returns a client for the 1up flavour whose waits advance the
+// sandbox clock instead of sleeping.
+func (e *env) client() *extract.Client {
+	return &extract.Client{
+		BaseURL: sandbox.OneUpBase(e.root, sandbox.DefaultTenant),
+		Tokens: extract.NewClientSecretSource(extract.ClientSecretConfig{
+			TokenURL: e.tokenURL, ClientID: sandbox.DefaultClientID, ClientSecret: sandbox.DefaultClientSecret,
+			Scopes: []string{"bulk-data|user/*.rs", "member-match|read"},
+		}),
+		Concurrency: 4,
+		Now:         e.sb.Clock().Now,
+		Sleep: func(_ context.Context, d time.Duration) error {
+			e.mu.Lock()
+			e.waits = append(e.waits, d)
+			e.mu.Unlock()
+			e.sb.Clock().Advance(d)
+			return nil
+		},
+	}
+}
+
+// requests counts the sandbox requests that match.
+func (e *env) requests(match func(sandbox.RequestLog) bool) int {
+	n := 0
+	for _, r := range e.sb.Requests() {
+		if match(r) {
+			n++
+		}
+	}
+	return n
+}
+
+func isKickoff(r sandbox.RequestLog) bool {
+	return strings.HasSuffix(r.Path, "$export") || strings.HasSuffix(r.Path, "$davinci-data-export")
+}
+func isFile(r sandbox.RequestLog) bool { return strings.Contains(r.Path, "/$export/file/") }
+
+// linesByType sums the downloaded lines per resource type.
+func linesByType(files []extract.File, kind extract.Kind) map[string]int64 {
+	out := map[string]int64{}
+	for _, f := range files {
+		if f.Kind == kind {
+			out[f.Type] += f.Lines
+		}
+	}
+	return out
+}
+
+func (e *env) allCounts() map[string]int64 {
+	out := map[string]int64{}
+	for _, t := range []string{"Patient", "Coverage", "ExplanationOfBenefit", "Encounter", "Condition", "Observation", "Practitioner", "Organization", "Group"} {
+		out[t] = int64(e.sb.Count(t))
+	}
+	return out
+}
+
+func TestFullExportOf200MembersVerified(t *testing.T) {
+	e := newEnv(t, sandbox.Config{Members: 200, MaxLinesPerFile: 300})
+	res, err := e.client().Export(t.Context(), extract.Request{}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(e.allCounts(), linesByType(res.Files, extract.KindOutput)); diff != "" {
+		t.Errorf("lines per type (-want +got):\n%s", diff)
+	}
+	for _, f := range res.Files {
+		if f.Invalid != 0 || len(f.SHA256) != 64 {
+			t.Errorf("file %s: invalid %d, sha %q", f.Name, f.Invalid, f.SHA256)
+		}
+	}
+	// The token reached the status and file URLs on the second host.
+	onAlt := e.requests(func(r sandbox.RequestLog) bool { return r.Host == e.altHost && r.Authorization && r.Status == 200 })
+	if want := len(res.Files) + 1; onAlt < want {
+		t.Errorf("%d authorized 200s on %s, want at least %d (manifest + files)", onAlt, e.altHost, want)
+	}
+}
+
+func TestPollingHonoursRetryAfter(t *testing.T) {
+	start := sandbox.DefaultStart
+	tests := []struct {
+		name       string
+		retryAfter string
+		lo, hi     time.Duration
+	}{
+		{"seconds", "42", 42 * time.Second, 47 * time.Second},
+		{"http date", start.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, 99 * time.Second},
+		{"absurdly large is clamped to the ceiling", "86400", 5 * time.Minute, 5*time.Minute + 30*time.Second},
+		{"missing uses the default", "-", 5 * time.Second, 6 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, sandbox.Config{PollsBeforeReady: 1})
+			e.sb.SetFaults(sandbox.Faults{StatusRetryAfter: tt.retryAfter})
+			if _, err := e.client().Export(t.Context(), extract.Request{Types: []string{"Patient"}}, t.TempDir()); err != nil {
+				t.Fatal(err)
+			}
+			if len(e.waits) != 1 || e.waits[0] < tt.lo || e.waits[0] > tt.hi {
+				t.Errorf("waits %v, want one in [%v, %v]", e.waits, tt.lo, tt.hi)
+			}
+		})
+	}
+}
+
+func TestTransientFaultsAreRetried(t *testing.T) {
+	tests := []struct {
+		name   string
+		faults sandbox.Faults
+	}{
+		{"429 at kick-off without Retry-After", sandbox.Faults{KickoffTooMany: 2}},
+		{"429 at kick-off with Retry-After", sandbox.Faults{KickoffTooMany: 1, KickoffRetryAfter: "3"}},
+		{"429 on status", sandbox.Faults{StatusTooMany: 2, StatusRetryAfter: "2"}},
+		{"500 on status", sandbox.Faults{StatusServerErrors: 3}},
+		{"500 on files", sandbox.Faults{FileServerErrors: 3}},
+		{"429 on files", sandbox.Faults{FileTooMany: 3}},
+		{"truncated file bodies", sandbox.Faults{TruncateFiles: 2}},
+		{"expires_in as a string", sandbox.Faults{ExpiresInString: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, sandbox.Config{})
+			e.sb.SetFaults(tt.faults)
+			res, err := e.client().Export(t.Context(), extract.Request{}, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(e.allCounts(), linesByType(res.Files, extract.KindOutput)); diff != "" {
+				t.Errorf("lines per type (-want +got):\n%s", diff)
+			}
+			if n := e.requests(func(r sandbox.RequestLog) bool { return isKickoff(r) && r.Status == 202 }); n != 1 {
+				t.Errorf("%d accepted kick-offs, want 1", n)
+			}
+		})
+	}
+}
+
+func TestKickoff429AdoptsRunningJob(t *testing.T) {
+	e := newEnv(t, sandbox.Config{})
+	c := e.client()
+	status, err := c.Kickoff(t.Context(), extract.Request{Types: []string{"Patient"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sb.SetFaults(sandbox.Faults{KickoffTooMany: 1, KickoffRunningJob: true})
+	res, err := c.Export(t.Context(), extract.Request{Types: []string{"Patient"}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusURL != status {
+		t.Errorf("status URL %s, want the running job %s", res.StatusURL, status)
+	}
+	if n := e.requests(func(r sandbox.RequestLog) bool { return isKickoff(r) && r.Status == 202 }); n != 1 {
+		t.Errorf("%d accepted kick-offs, want 1 (the job was adopted, not restarted)", n)
+	}
+}
+
+func TestTokenExpiresMidJob(t *testing.T) {
+	e := newEnv(t, sandbox.Config{TokenTTL: 2 * time.Minute, PollsBeforeReady: 4, RetryAfter: time.Minute})
+	res, err := e.client().Export(t.Context(), extract.Request{Types: []string{"Patient", "Coverage"}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Files) != 2 {
+		t.Errorf("files %v", res.Files)
+	}
+	tokens := e.requests(func(r sandbox.RequestLog) bool { return r.Path == sandbox.TokenPath && r.Status == 200 })
+	rejected := e.requests(func(r sandbox.RequestLog) bool { return r.Status == 401 })
+	if tokens < 2 || rejected < 1 {
+		t.Errorf("%d tokens issued and %d 401s; want a refresh after the token expired", tokens, rejected)
+	}
+}
+
+func TestFilesGoneIsActionable(t *testing.T) {
+	e := newEnv(t, sandbox.Config{})
+	e.sb.SetFaults(sandbox.Faults{FilesGone: true})
+	_, err := e.client().Export(t.Context(), extract.Request{Types: []string{"Patient"}}, t.TempDir())
+	if !errors.Is(err, extract.ErrExportExpired) || !strings.Contains(err.Error(), "files expired (410): rerun to start a new export") {
+		t.Errorf("err = %v, want ErrExportExpired with advice", err)
+	}
+}
+
+func TestJobFailedOnServer(t *testing.T) {
+	e := newEnv(t, sandbox.Config{})
+	e.sb.SetFaults(sandbox.Faults{JobFails: true})
+	_, err := e.client().Export(t.Context(), extract.Request{}, t.TempDir())
+	if !errors.Is(err, extract.ErrExportFailed) {
+		t.Errorf("err = %v, want ErrExportFailed", err)
+	}
+}
+
+func TestTokenNeverReachesStorageOrUnauthenticatedFiles(t *testing.T) {
+	tests := []struct {
+		name   string
+		faults sandbox.Faults
+		match  func(sandbox.RequestLog) bool
+	}{
+		{"redirect to storage on another host", sandbox.Faults{RedirectFiles: true},
+			func(r sandbox.RequestLog) bool { return strings.HasPrefix(r.Path, "/_storage/") }},
+		{"requiresAccessToken false", sandbox.Faults{NoAccessToken: true}, isFile},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, sandbox.Config{})
+			e.sb.SetFaults(tt.faults)
+			res, err := e.client().Export(t.Context(), extract.Request{}, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			reached := e.requests(tt.match)
+			withAuth := e.requests(func(r sandbox.RequestLog) bool { return tt.match(r) && r.Authorization })
+			if reached < len(res.Files) || withAuth != 0 {
+				t.Errorf("%d requests reached the host, %d with Authorization; want >= %d and 0", reached, withAuth, len(res.Files))
+			}
+		})
+	}
+}
+
+func TestManifestPagingErrorsAndDeletes(t *testing.T) {
+	e := newEnv(t, sandbox.Config{MaxLinesPerFile: 5})
+	since := e.sb.Clock().Now()
+	e.sb.Clock().Advance(time.Hour)
+	if err := e.sb.Delete("Patient", "pat-0003"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sb.Update("Patient", "pat-0001", func(m map[string]any) { m["gender"] = "unknown" }); err != nil {
+		t.Fatal(err)
+	}
+	e.sb.SetFaults(sandbox.Faults{ManifestPageSize: 2, ErrorFile: true})
+
+	full, err := e.client().Export(t.Context(), extract.Request{}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(e.allCounts(), linesByType(full.Files, extract.KindOutput)); diff != "" {
+		t.Errorf("paged manifest: lines per type (-want +got):\n%s", diff)
+	}
+	if want := (extract.ErrorSummary{Errors: 1, Warnings: 1, Types: []string{"Observation"}}); !cmp.Equal(want, full.Errors) {
+		t.Errorf("error summary = %+v, want %+v", full.Errors, want)
+	}
+
+	e.sb.SetFaults(sandbox.Faults{})
+	inc, err := e.client().Export(t.Context(), extract.Request{Since: since, Types: []string{"Patient"}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := linesByType(inc.Files, extract.KindOutput)["Patient"]; got != 1 {
+		t.Errorf("incremental export holds %d patients, want the 1 updated", got)
+	}
+	if got := linesByType(inc.Files, extract.KindDeleted)["Bundle"]; got != 1 {
+		t.Errorf("deleted files hold %d tombstone bundles, want 1", got)
+	}
+}
+
+func TestResumeAfterCrash(t *testing.T) {
+	e := newEnv(t, sandbox.Config{PollsBeforeReady: 2, MaxLinesPerFile: 10})
+	dir := t.TempDir()
+	c := e.client()
+	// First attempt: the process "dies" at its first wait, after kick-off.
+	crash := errors.New("killed")
+	c.Sleep = func(context.Context, time.Duration) error { return crash }
+	if _, err := c.Export(t.Context(), extract.Request{}, dir); !errors.Is(err, crash) {
+		t.Fatalf("err = %v, want the crash", err)
+	}
+	job, err := extract.LoadJob(dir)
+	if err != nil || job == nil || job.StatusURL == "" {
+		t.Fatalf("job state after crash = %+v, %v", job, err)
+	}
+	// Second attempt: the connection dies after three files (no retries).
+	c = e.client()
+	c.Retries = 0
+	c.Concurrency = 1
+	c.HTTP = &http.Client{Transport: &dyingTransport{after: 3}}
+	if _, err := c.Export(t.Context(), extract.Request{}, dir); !errors.Is(err, extract.ErrTransient) {
+		t.Fatalf("err = %v, want a transient failure", err)
+	}
+	job, _ = extract.LoadJob(dir)
+	if len(job.Files) != 3 {
+		t.Fatalf("%d files recorded as verified, want 3", len(job.Files))
+	}
+	filesBefore := e.requests(isFile)
+	// Third attempt resumes the same job and fetches only the rest.
+	res, err := e.client().Export(t.Context(), extract.Request{}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := e.requests(func(r sandbox.RequestLog) bool { return isKickoff(r) && r.Status == 202 }); n != 1 {
+		t.Errorf("%d kick-offs, want 1: the job must be resumed, not restarted", n)
+	}
+	fetched := e.requests(isFile) - filesBefore
+	if fetched != len(res.Files)-3 {
+		t.Errorf("fetched %d files on resume, want %d", fetched, len(res.Files)-3)
+	}
+	if diff := cmp.Diff(e.allCounts(), linesByType(res.Files, extract.KindOutput)); diff != "" {
+		t.Errorf("lines per type after resume (-want +got):\n%s", diff)
+	}
+	// Another run finds everything verified on disk and fetches nothing.
+	res2, err := e.client().Export(t.Context(), extract.Request{}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again := e.requests(isFile) - filesBefore - fetched; again != 0 {
+		t.Errorf("%d files fetched again, want 0", again)
+	}
+	if !cmp.Equal(res.Files, res2.Files) {
+		t.Errorf("resumed result differs")
+	}
+	// A file damaged on disk is fetched again.
+	os.WriteFile(filepath.Join(dir, res.Files[0].Name), []byte("{}\n"), 0o644)
+	if _, err := e.client().Export(t.Context(), extract.Request{}, dir); err != nil {
+		t.Fatal(err)
+	}
+	if again := e.requests(isFile) - filesBefore - fetched; again != 1 {
+		t.Errorf("%d files fetched after damaging one, want 1", again)
+	}
+	// Cancel sends DELETE and forgets the job.
+	if found, err := e.client().CancelJob(t.Context(), dir); !found || err != nil {
+		t.Fatalf("cancel: %v, %v", found, err)
+	}
+	if n := e.requests(func(r sandbox.RequestLog) bool { return r.Method == http.MethodDelete }); n != 1 {
+		t.Errorf("%d DELETEs, want 1", n)
+	}
+	if j, _ := extract.LoadJob(dir); j != nil {
+		t.Error("job state kept after cancel")
+	}
+}
+
+// dyingTransport fails every file request after the first few, as a
+// dropped connection would.
+type dyingTransport struct {
+	mu    sync.Mutex
+	after int
+	seen  int
+}
+
+func (d *dyingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, "/$export/file/") {
+		d.mu.Lock()
+		d.seen++
+		dead := d.seen > d.after
+		d.mu.Unlock()
+		if dead {
+			return nil, errors.New("connection reset by peer")
+		}
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestOtherArgumentsDoNotResumeTheJob(t *testing.T) {
+	e := newEnv(t, sandbox.Config{})
+	dir := t.TempDir()
+	if _, err := e.client().Export(t.Context(), extract.Request{Types: []string{"Patient"}}, dir); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.client().Export(t.Context(), extract.Request{Types: []string{"Coverage"}}, dir)
+	if !errors.Is(err, extract.ErrJobMismatch) {
+		t.Errorf("err = %v, want ErrJobMismatch", err)
+	}
+}
+
+func TestKickoffVariants(t *testing.T) {
+	e := newEnv(t, sandbox.Config{})
+	group := e.sb.GroupIDs()[0]
+	tests := []struct {
+		name     string
+		req      extract.Request
+		patients int64
+	}{
+		{"POST with patient parameter", extract.Request{Post: true, Patient: true, Patients: []string{"Patient/pat-0001", "Patient/pat-0002"}, Types: []string{"Patient", "Coverage"}}, 2},
+		{"davinci-data-export", extract.Request{Group: group, ExportType: "hl7.fhir.us.davinci-pdex#provider-download", Types: []string{"Patient"}}, -1},
+		{"typeFilter", extract.Request{Types: []string{"Patient"}, TypeFilters: []string{"Patient?_id=pat-0004"}}, 1},
+		{"POST group with elements", extract.Request{Post: true, Group: group, Types: []string{"Patient"}, Elements: []string{"birthDate"}, OutputFormat: "application/fhir+ndjson"}, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := e.client().Export(t.Context(), tt.req, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := linesByType(res.Files, extract.KindOutput)["Patient"]
+			if tt.patients >= 0 && got != tt.patients || tt.patients < 0 && (got == 0 || got == int64(e.sb.Count("Patient"))) {
+				t.Errorf("%d patients exported, want %d (-1: a group's share)", got, tt.patients)
+			}
+		})
+	}
+}
+
+func TestPrivateKeyJWTAgainstSandbox(t *testing.T) {
+	e := newEnv(t, sandbox.Config{})
+	priv, jwks, kid, err := extract.GenerateKey(extract.RS384)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sb.RegisterClient("smart-client", jwks); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "key.pem")
+	os.WriteFile(path, priv, 0o600)
+	key, _, err := extract.LoadPrivateKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	c.Tokens, err = extract.NewPrivateKeyJWTSource(extract.PrivateKeyJWTConfig{
+		TokenURL: e.tokenURL, ClientID: "smart-client", Key: key, KeyID: kid, Scopes: []string{"bulk-data|user/*.rs"},
+		Now: e.sb.Clock().Now, // the sandbox checks exp against its own clock
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Export(t.Context(), extract.Request{Types: []string{"Patient"}}, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMemberMatchAgainstSandbox(t *testing.T) {
+	e := newEnv(t, sandbox.Config{})
+	m0, _ := e.sb.MemberMatchInfo(0)
+	m1, _ := e.sb.MemberMatchInfo(1)
+	clock := e.sb.Clock().Now()
+	valid := func(mi sandbox.MemberInfo) extract.Member {
+		return extract.Member{Given: mi.Given, Family: strings.ToUpper(mi.Family), BirthDate: mi.BirthDate, MemberID: mi.MemberID,
+			ConsentStart: clock.AddDate(0, -1, 0).Format(time.DateOnly), ConsentEnd: clock.AddDate(1, 0, 0).Format(time.DateOnly)}
+	}
+	wrongBirth := valid(m1)
+	wrongBirth.BirthDate = "1900-01-01"
+	expired := valid(m1)
+	expired.ConsentEnd = clock.AddDate(0, 0, -1).Format(time.DateOnly)
+
+	c := e.client()
+	endpoint := extract.MemberMatchURL(c.BaseURL)
+	tests := []struct {
+		name   string
+		member extract.Member
+		want   extract.MatchStatus
+	}{
+		{"match", valid(m0), extract.Matched},
+		{"no match", wrongBirth, extract.NotMatched},
+		{"consent expired", expired, extract.ConsentRejected},
+	}
+	var group string
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := c.MemberMatch(t.Context(), endpoint, tt.member, "New Plan")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != tt.want {
+				t.Fatalf("status %s (%s), want %s", res.Status, res.Message, tt.want)
+			}
+			if tt.want == extract.Matched {
+				if res.GroupID == "" || res.PatientRef != "Patient/"+m0.PatientID || !strings.HasSuffix(res.MemberIdentifier, "|"+m0.MemberID) {
+					t.Errorf("match = %+v", res)
+				}
+				group = res.GroupID
+			}
+		})
+	}
+	if group == "" {
+		t.Fatal("no group to export")
+	}
+	res, err := c.Export(t.Context(), extract.Request{Group: group, Types: []string{"Patient", "ExplanationOfBenefit"}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := linesByType(res.Files, extract.KindOutput)["Patient"]; got != 1 {
+		t.Errorf("the matched group exported %d patients, want 1", got)
+	}
+}

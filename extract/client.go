@@ -212,6 +212,10 @@ func statusError(op string, resp *http.Response, kind error) error {
 	if kind == nil {
 		kind = classify(resp.StatusCode)
 	}
+	if kind != ErrUnauthorized && transientOutcome(body) {
+		// Whatever the status, the server says "try again".
+		kind = ErrTransient
+	}
 	if kind == nil {
 		kind = ErrProtocol
 	}
@@ -254,6 +258,23 @@ func outcomeSummary(body []byte) string {
 		s = s[:300] + "..."
 	}
 	return s
+}
+
+// transientOutcome reports whether an OperationOutcome body says the
+// failure is temporary (issue codes transient, throttled, timeout,
+// lock-error), as some servers do on 4xx and 5xx answers alike.
+func transientOutcome(body []byte) bool {
+	var oo operationOutcome
+	if json.Unmarshal(body, &oo) != nil || oo.ResourceType != "OperationOutcome" {
+		return false
+	}
+	for _, is := range oo.Issue {
+		switch is.Code {
+		case "transient", "throttled", "timeout", "lock-error":
+			return true
+		}
+	}
+	return false
 }
 
 // trackJobRE finds the status URL in 1upHealth's kick-off answer, an

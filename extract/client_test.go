@@ -1,6 +1,8 @@
 package extract
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -341,5 +343,56 @@ func TestChecksumFromExtension(t *testing.T) {
 		if got := (FileEntry{Extension: tt.ext}).checksum(); got != tt.want {
 			t.Errorf("checksum(%v) = %q, want %q", tt.ext, got, tt.want)
 		}
+	}
+}
+
+func TestTransientOutcomeIsRetried(t *testing.T) {
+	polls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		polls++
+		if polls == 1 {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"transient","diagnostics":"busy"}]}`)
+			return
+		}
+		fmt.Fprint(w, `{"transactionTime":"2026-01-05T00:00:00Z","output":[],"error":[]}`)
+	}))
+	defer srv.Close()
+	c := &Client{Sleep: func(context.Context, time.Duration) error { return nil }}
+	if _, err := c.Poll(t.Context(), srv.URL); err != nil || polls != 2 {
+		t.Errorf("poll: %v after %d polls; want success on the second", err, polls)
+	}
+	polls = 0
+	srv2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		polls++
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","diagnostics":"bad"}]}`)
+	}))
+	defer srv2.Close()
+	if _, err := c.Poll(t.Context(), srv2.URL); !errors.Is(err, ErrProtocol) || polls != 1 {
+		t.Errorf("poll on a permanent 400: %v after %d polls; want ErrProtocol at once", err, polls)
+	}
+}
+
+func TestGzipBodyIsDecompressed(t *testing.T) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte(`{"resourceType":"Patient","id":"a"}` + "\n" + `{"resourceType":"Patient","id":"b"}` + "\n"))
+	zw.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/gzip") // no Content-Encoding: net/http will not decode it
+		w.Write(buf.Bytes())
+	}))
+	defer srv.Close()
+	two := int64(2)
+	m := &Manifest{Output: []FileEntry{{Type: "Patient", URL: srv.URL + "/f.ndjson.gz", Count: &two}}}
+	dir := t.TempDir()
+	files, err := (&Client{}).Download(t.Context(), m, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, files[0].Name))
+	if files[0].Lines != 2 || !strings.HasPrefix(string(got), `{"resourceType":"Patient"`) {
+		t.Errorf("file %+v holds %q", files[0], got)
 	}
 }

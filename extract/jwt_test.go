@@ -63,7 +63,7 @@ func (e *tokenEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail("claims: " + err.Error())
 		return
 	}
-	if c.Expiry.Time().Sub(time.Now()) > 5*time.Minute || c.ID == "" || e.jtis[c.ID] {
+	if time.Until(c.Expiry.Time()) > 5*time.Minute || c.ID == "" || e.jtis[c.ID] {
 		fail("exp or jti")
 		return
 	}

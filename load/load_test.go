@@ -186,3 +186,43 @@ func TestRollbackLeavesWarehouseUntouched(t *testing.T) {
 		t.Errorf("runs after rollback = %v, want 1", got)
 	}
 }
+
+func TestDeletesRemoveResourcesAndChildren(t *testing.T) {
+	w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	loadRun(t, w, "r1",
+		batch{Resources, resources("a", "b", "c")},
+		batch{"parent", parents("a", "b", "c")},
+		batch{"child", children("a", 1, "b", 1, "b", 2, "c", 1)})
+
+	ctx := t.Context()
+	l, err := w.Begin(ctx, tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b is deleted; c is deleted and re-exported in the same run, so it stays.
+	l.Delete(ctx, []Tombstone{{"Claim", "b"}, {"Claim", "c"}, {"Patient", "a"}})
+	for _, b := range []batch{{Resources, resources("c")}, {"parent", parents("c")}, {"child", children("c", 7)}} {
+		l.WriteBatch(ctx, b.table, b.rec)
+		b.rec.Release()
+	}
+	st, err := l.Commit(ctx, Run{ID: "r2", Source: "test", Scope: "all", Started: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Deleted != 3 {
+		t.Errorf("stats deleted = %d, want 3", st.Deleted)
+	}
+	if diff := cmp.Diff([]string{"a:1", "c:7"}, query(t, w, "SELECT parent_id || ':' || seq FROM child ORDER BY 1")); diff != "" {
+		t.Errorf("child rows (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"a", "c"}, query(t, w, "SELECT id FROM parent ORDER BY 1")); diff != "" {
+		t.Errorf("parent rows (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"r2 Claim b", "r2 Claim c", "r2 Patient a"}, query(t, w, "SELECT concat_ws(' ', run_id, resource_type, id) FROM fhirlake_deleted ORDER BY 1")); diff != "" {
+		t.Errorf("fhirlake_deleted (-want +got):\n%s", diff)
+	}
+}

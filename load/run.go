@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,10 +55,18 @@ type Run struct {
 	TransactionTime time.Time
 }
 
+// Tombstone is a resource deleted at the source.
+type Tombstone struct {
+	ResourceType string
+	ID           string
+}
+
 // Stats counts what a committed run changed.
 type Stats struct {
 	Resources int64
 	Rejects   int64
+	// Deleted is the number of tombstones applied.
+	Deleted int64
 	// Rows is the number of rows staged per table.
 	Rows map[string]int64
 }
@@ -78,6 +87,7 @@ type Loader struct {
 	resources int64
 	rejects   []Reject
 	nrejects  int64
+	deleted   []Tombstone
 	done      bool
 }
 
@@ -182,6 +192,19 @@ func (l *Loader) Reject(_ context.Context, r Reject) error {
 	return nil
 }
 
+// Delete stages tombstones: at commit the resources and all their rows in
+// every table fed by their type are removed, before the run's own rows are
+// inserted (so a resource both deleted and re-exported in one run stays).
+func (l *Loader) Delete(_ context.Context, ts []Tombstone) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return errors.New("stage deletes: run already finished")
+	}
+	l.deleted = append(l.deleted, ts...)
+	return nil
+}
+
 // Commit replaces, in one transaction, every row of each resource the run
 // carried, then records the run and its rejects. On error nothing changes.
 func (l *Loader) Commit(ctx context.Context, run Run) (Stats, error) {
@@ -208,10 +231,13 @@ func (l *Loader) Commit(ctx context.Context, run Run) (Stats, error) {
 	for k, v := range l.rows {
 		rows[k] = v
 	}
-	return Stats{Resources: l.resources, Rejects: l.nrejects, Rows: rows}, nil
+	return Stats{Resources: l.resources, Rejects: l.nrejects, Deleted: int64(len(l.deleted)), Rows: rows}, nil
 }
 
 func (l *Loader) merge(ctx context.Context, run Run) error {
+	if err := l.stageDeletes(ctx, run); err != nil {
+		return err
+	}
 	names := make([]string, 0, len(l.tables))
 	for n := range l.tables {
 		if n != Resources {
@@ -224,9 +250,11 @@ func (l *Loader) merge(ctx context.Context, run Run) error {
 		if err := l.ensureTable(ctx, t); err != nil {
 			return err
 		}
-		del := fmt.Sprintf("DELETE FROM %s WHERE %s IN (SELECT id FROM %s WHERE resource_type = ?)",
+		del := fmt.Sprintf(`DELETE FROM %s WHERE %s IN (
+			SELECT id FROM %s WHERE resource_type = $1
+			UNION ALL SELECT id FROM fhirlake_deleted WHERE run_id = $2 AND resource_type = $1)`,
 			ident(name), ident(t.Key), ident(stageName(Resources)))
-		if err := l.w.exec(ctx, del, t.Resource); err != nil {
+		if err := l.w.exec(ctx, del, t.Resource, run.ID); err != nil {
 			return fmt.Errorf("replace rows of %s: %w", name, err)
 		}
 		ins := fmt.Sprintf("INSERT INTO %s BY NAME SELECT * FROM %s", ident(name), ident(stageName(name)))
@@ -252,6 +280,34 @@ func (l *Loader) merge(ctx context.Context, run Run) error {
 			run.ID, r.File, r.Line, nullable(r.ResourceType), nullable(r.ResourceID), nullable(r.Column), r.Reason)
 		if err != nil {
 			return fmt.Errorf("record rejects: %w", err)
+		}
+	}
+	return nil
+}
+
+// stageDeletes records the run's tombstones in fhirlake_deleted (inside the
+// commit transaction), where merge reads them.
+func (l *Loader) stageDeletes(ctx context.Context, run Run) error {
+	var tt any
+	if !run.TransactionTime.IsZero() {
+		tt = run.TransactionTime
+	}
+	const chunk = 500
+	for i := 0; i < len(l.deleted); i += chunk {
+		part := l.deleted[i:min(i+chunk, len(l.deleted))]
+		var sb strings.Builder
+		args := make([]any, 0, 2*len(part)+2)
+		args = append(args, run.ID, tt)
+		sb.WriteString("INSERT INTO fhirlake_deleted VALUES ")
+		for j, d := range part {
+			if j > 0 {
+				sb.WriteString(", ")
+			}
+			fmt.Fprintf(&sb, "($1, $%d, $%d, $2)", 2*j+3, 2*j+4)
+			args = append(args, d.ResourceType, d.ID)
+		}
+		if err := l.w.exec(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("record deletes: %w", err)
 		}
 	}
 	return nil

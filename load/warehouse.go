@@ -102,6 +102,12 @@ CREATE TABLE IF NOT EXISTS fhirlake_runs (
 	rejects          BIGINT NOT NULL,
 	rows_per_table   MAP(VARCHAR, BIGINT) NOT NULL
 );
+CREATE TABLE IF NOT EXISTS fhirlake_deleted (
+	run_id           VARCHAR NOT NULL,
+	resource_type    VARCHAR NOT NULL,
+	id               VARCHAR NOT NULL,
+	transaction_time TIMESTAMPTZ
+);
 CREATE TABLE IF NOT EXISTS fhirlake_rejects (
 	run_id        VARCHAR NOT NULL,
 	file          VARCHAR NOT NULL,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -14,8 +15,9 @@ import (
 )
 
 type sandboxOptions struct {
-	addr string
-	cfg  sandbox.Config
+	addr   string
+	cfg    sandbox.Config
+	faults sandbox.Faults
 }
 
 func sandboxCommand() *cli.Command {
@@ -27,16 +29,25 @@ func sandboxCommand() *cli.Command {
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8089", Usage: "listen address"},
 			&cli.IntFlag{Name: "members", Value: 200, Usage: "synthetic members to generate"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "generator seed (same seed, same data)"},
+			&cli.StringFlag{Name: "alt-host", Usage: "serve status and file URLs on this second `HOST:PORT` (e.g. localhost:8089), as 1upHealth does"},
+			&cli.StringFlag{Name: "faults", Usage: "fault injection as `JSON`, e.g. '{\"kickoffTooMany\":2,\"redirectFiles\":true}'; also POST /_admin/faults at run time"},
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
 		Action: func(c *cli.Context) error {
 			if c.Int("members") < 1 {
 				return usagef("--members must be at least 1")
 			}
-			return runSandbox(c.Context, c, sandboxOptions{
+			o := sandboxOptions{
 				addr: c.String("addr"),
-				cfg:  sandbox.Config{Members: c.Int("members"), Seed: c.Int64("seed"), ClockRuns: true, Start: time.Now().UTC()},
-			})
+				cfg: sandbox.Config{Members: c.Int("members"), Seed: c.Int64("seed"), ClockRuns: true, Start: time.Now().UTC(),
+					AltHost: c.String("alt-host")},
+			}
+			if f := c.String("faults"); f != "" {
+				if err := json.Unmarshal([]byte(f), &o.faults); err != nil {
+					return usagef("--faults: %v", err)
+				}
+			}
+			return runSandbox(c.Context, c, o)
 		},
 	}
 }
@@ -46,6 +57,7 @@ func runSandbox(ctx context.Context, c *cli.Context, o sandboxOptions) error {
 	if err != nil {
 		return err
 	}
+	srv.SetFaults(o.faults)
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return usagef("listen on %s: %v", o.addr, err)

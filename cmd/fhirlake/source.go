@@ -27,6 +27,7 @@ func baseFlags() []cli.Flag {
 		&cli.StringFlag{Name: "fhir-url", Usage: "FHIR base URL of the payer API", EnvVars: []string{"FHIRLAKE_FHIR_URL"}, Required: true},
 		&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "parallel file downloads", EnvVars: []string{"FHIRLAKE_CONCURRENCY"}},
 		&cli.DurationFlag{Name: "max-wait", Value: 24 * time.Hour, Usage: "give up waiting for the export after this long", EnvVars: []string{"FHIRLAKE_MAX_WAIT"}},
+		&cli.DurationFlag{Name: "poll-floor", Value: time.Second, Usage: "shortest wait between status polls, whatever Retry-After says", EnvVars: []string{"FHIRLAKE_POLL_FLOOR"}},
 		&cli.DurationFlag{Name: "poll-ceiling", Value: 5 * time.Minute, Usage: "longest wait between status polls, whatever Retry-After says", EnvVars: []string{"FHIRLAKE_POLL_CEILING"}},
 	}
 }
@@ -110,10 +111,14 @@ func newClient(c *cli.Context, log *slog.Logger) (*extract.Client, error) {
 	if c.Int("concurrency") < 1 {
 		return nil, usagef("--concurrency must be at least 1")
 	}
+	if c.Duration("poll-floor") <= 0 || c.Duration("poll-ceiling") < c.Duration("poll-floor") {
+		return nil, usagef("--poll-floor must be positive and at most --poll-ceiling")
+	}
 	cl := &extract.Client{
 		BaseURL:     c.String("fhir-url"),
 		Concurrency: c.Int("concurrency"),
 		MaxWait:     c.Duration("max-wait"),
+		PollFloor:   c.Duration("poll-floor"),
 		PollCeiling: c.Duration("poll-ceiling"),
 		Log:         log,
 	}

@@ -75,6 +75,7 @@ type Summary struct {
 	Lines           int64                `json:"lines"`
 	Resources       int64                `json:"resources"`
 	Rejects         int64                `json:"rejects"`
+	Deleted         int64                `json:"deleted"`
 	Rows            map[string]int64     `json:"rows"`
 	ExportErrors    extract.ErrorSummary `json:"export_errors"`
 	Timings         map[string]float64   `json:"timings_seconds"`
@@ -199,6 +200,22 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 		return err
 	}
 	sum.Lines = st.Lines
+	for _, f := range res.Files {
+		if f.Kind != extract.KindDeleted {
+			continue
+		}
+		ts, err := extract.ReadDeleted(filepath.Join(res.Dir, f.Name))
+		if err != nil {
+			return err
+		}
+		lts := make([]load.Tombstone, len(ts))
+		for i, t := range ts {
+			lts[i] = load.Tombstone(t)
+		}
+		if err := loader.Delete(ctx, lts); err != nil {
+			return err
+		}
+	}
 	sum.Timings["transform"] = p.Now().Sub(t0).Seconds()
 
 	t0 = p.Now()
@@ -210,8 +227,8 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 	if err != nil {
 		return err
 	}
-	sum.Resources, sum.Rejects, sum.Rows = ls.Resources, ls.Rejects, ls.Rows
-	log.Info("run committed", "resources", ls.Resources, "rejects", ls.Rejects)
+	sum.Resources, sum.Rejects, sum.Deleted, sum.Rows = ls.Resources, ls.Rejects, ls.Deleted, ls.Rows
+	log.Info("run committed", "resources", ls.Resources, "rejects", ls.Rejects, "deleted", ls.Deleted)
 	if p.SQL != nil {
 		for _, warn := range w.ApplySQL(ctx, p.SQL) {
 			log.Warn("analytics view not created", "error", warn.Error())

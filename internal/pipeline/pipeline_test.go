@@ -278,3 +278,42 @@ func TestRunStartsNewExportWhenFilesExpired(t *testing.T) {
 		t.Errorf("rows %v", sum.Rows)
 	}
 }
+
+func TestIncrementalRunAppliesUpdatesAndDeletes(t *testing.T) {
+	p, sb := newPipeline(t, 20, t.TempDir())
+	first, err := p.Run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.Clock().Advance(24 * time.Hour)
+	if err := sb.Delete("ExplanationOfBenefit", "eob-0001-02"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Update("Patient", "pat-0002", func(m map[string]any) { m["gender"] = "unknown" }); err != nil {
+		t.Fatal(err)
+	}
+	p.Request.Since = first.TransactionTime
+	second, err := p.Run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Resources != 1 || second.Deleted != 1 {
+		t.Errorf("incremental run carried %d resources and %d deletes, want 1 and 1", second.Resources, second.Deleted)
+	}
+	w, err := load.Open(t.Context(), p.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for q, want := range map[string]string{
+		"SELECT count(*)::VARCHAR FROM eob WHERE id = 'eob-0001-02'":          "0",
+		"SELECT count(*)::VARCHAR FROM eob_item WHERE eob_id = 'eob-0001-02'": "0",
+		"SELECT gender FROM patient WHERE id = 'pat-0002'":                    "unknown",
+		"SELECT count(*)::VARCHAR FROM patient":                               "20",
+		"SELECT concat_ws(' ', resource_type, id) FROM fhirlake_deleted":      "ExplanationOfBenefit eob-0001-02",
+	} {
+		if got := queryStrings(t, w, q); len(got) != 1 || got[0] != want {
+			t.Errorf("%s = %v, want %s", q, got, want)
+		}
+	}
+}

@@ -15,10 +15,17 @@ all: build
 build:
 	$(GO) build -tags $(TAGS) -o $(BIN) ./cmd/fhirlake
 
-# vet + every test, including the end-to-end run against the in-process
-# sandbox payer and the SQL-on-FHIR conformance suite (../shared/fixtures).
-test:
+# vet, the SQL-on-FHIR v2 conformance suite (../shared/fixtures/sof-tests,
+# report in sof-report.json; any failure fails the target), and every Go
+# test, including the end-to-end runs against the in-process sandbox payer.
+SOF_SUITE := ../shared/fixtures/sof-tests
+
+test: build
 	$(GO) vet -tags $(TAGS) ./...
+	@if [ -d $(SOF_SUITE) ]; then \
+		echo "SQL-on-FHIR v2 conformance ($(SOF_SUITE)):"; \
+		./$(BIN) views test --suite $(SOF_SUITE) --report sof-report.json || exit 1; \
+	else echo "skipping SQL-on-FHIR conformance: $(SOF_SUITE) not found"; fi
 	$(GO) test -tags $(TAGS) -count=1 ./...
 
 # Start the sandbox payer in-process, export, transform, load, print a query.
@@ -41,4 +48,4 @@ bench:
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 3x ./extract/
 
 clean:
-	rm -rf bin fhirlake-demo .tools
+	rm -rf bin fhirlake-demo .tools sof-report.json

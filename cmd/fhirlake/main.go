@@ -74,6 +74,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			demoCommand(),
 			keysCommand(),
 			memberMatchCommand(),
+			viewsCommand(),
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
 		// Errors are reported and mapped to exit codes by main, not by cli.

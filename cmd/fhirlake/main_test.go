@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -188,5 +189,59 @@ func TestMemberMatchAndRunWithRoster(t *testing.T) {
 	// Two matched members, two groups, two committed runs of one patient each.
 	if n := strings.Count(stdout, "committed: 1 resources") + strings.Count(stdout, "committed: 2 resources"); n != 2 || !strings.Contains(stdout, "patient=1") {
 		t.Errorf("run --roster output:\n%s", stdout)
+	}
+}
+
+func TestViewsTestSuite(t *testing.T) {
+	suite := filepath.Join("..", "..", "..", "shared", "fixtures", "sof-tests")
+	if _, err := os.Stat(suite); err != nil {
+		t.Skipf("SQL-on-FHIR suite not found at %s", suite)
+	}
+	report := filepath.Join(t.TempDir(), "report.json")
+	code, stdout, stderr := run(t, nil, "views", "test", "--suite", suite, "--report", report)
+	if code != exitOK || stdout != "134 passed, 0 failed\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %s", code, stdout, stderr)
+	}
+	var rep map[string]struct {
+		Tests []struct {
+			Name   string `json:"name"`
+			Result struct {
+				Passed bool `json:"passed"`
+			} `json:"result"`
+		} `json:"tests"`
+	}
+	b, _ := os.ReadFile(report)
+	if err := json.Unmarshal(b, &rep); err != nil || len(rep["basic.json"].Tests) == 0 || !rep["basic.json"].Tests[0].Result.Passed {
+		t.Errorf("report is not in the standard shape: %v\n%.300s", err, b)
+	}
+	// A failing test fails the command.
+	bad := t.TempDir()
+	os.WriteFile(filepath.Join(bad, "bad.json"), []byte(`{"title":"bad","resources":[{"resourceType":"Patient","id":"p"}],"tests":[{"title":"wrong","view":{"resource":"Patient","select":[{"column":[{"name":"id","path":"id"}]}]},"expect":[{"id":"q"}]}]}`), 0o644)
+	if code, stdout, _ := run(t, nil, "views", "test", "--suite", bad); code != exitFailure || stdout != "0 passed, 1 failed\n" {
+		t.Errorf("failing suite: exit %d, stdout %q", code, stdout)
+	}
+}
+
+func TestRunWithUserViews(t *testing.T) {
+	fhirURL, tokenURL := startSandbox(t)
+	dir := t.TempDir()
+	views := filepath.Join(dir, "views")
+	os.MkdirAll(views, 0o755)
+	os.WriteFile(filepath.Join(views, "coverage_class.json"), []byte(`{
+	  "resourceType": "ViewDefinition", "name": "coverage_class", "resource": "Coverage", "status": "active",
+	  "select": [{"column": [{"name": "coverage_id", "path": "getResourceKey()"}]},
+	             {"forEach": "class", "column": [{"name": "type", "path": "type.coding.code.first()"}, {"name": "value", "path": "value"}]}]}`), 0o644)
+	env := map[string]string{"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret}
+	args := []string{"--log-level", "warn", "run", "--fhir-url", fhirURL, "--token-url", tokenURL, "--client-id", sandbox.DefaultClientID,
+		"--types", "Coverage", "--warehouse", filepath.Join(dir, "w.duckdb"), "--views", views}
+	code, stdout, stderr := run(t, env, args...)
+	// The sandbox's 10 members have a plan and a group class each.
+	if code != exitOK || !strings.Contains(stdout, "coverage_class=20") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	os.WriteFile(filepath.Join(views, "broken.json"), []byte(`{"resourceType":"ViewDefinition","name":"broken","resource":"Coverage","select":[{"column":[{"name":"x","path":"foo(("}]}]}`), 0o644)
+	code, _, stderr = run(t, env, args...)
+	if code != exitUsage || !strings.Contains(stderr, "broken.json") {
+		t.Errorf("broken view: exit %d, stderr %s; want usage error naming the file", code, stderr)
 	}
 }

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/fhirlake/fhirlake/internal/atomicfile"
+	"github.com/fhirlake/fhirlake/transform"
+)
+
+// errSuiteFailed means conformance tests failed; the counts were printed.
+var errSuiteFailed = errors.New("SQL-on-FHIR conformance tests failed")
+
+type viewsTestOptions struct {
+	suite   string
+	report  string
+	verbose bool
+}
+
+func viewsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "views",
+		Usage: "work with SQL-on-FHIR v2 ViewDefinitions",
+		Subcommands: []*cli.Command{{
+			Name:      "test",
+			Usage:     "run a folder of SQL-on-FHIR v2 test files and write the standard report",
+			UsageText: "fhirlake views test --suite DIR [--report FILE]",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "suite", Usage: "`DIR` of SQL-on-FHIR test files (*.json)", Required: true},
+				&cli.StringFlag{Name: "report", Usage: "write the report ({\"file.json\":{\"tests\":[{\"name\":...,\"result\":{\"passed\":bool}}]}}) to `FILE`"},
+				&cli.BoolFlag{Name: "verbose", Usage: "list every failed test with its reason"},
+			},
+			OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+			Action: func(c *cli.Context) error {
+				return runViewsTest(c.Context, c, viewsTestOptions{suite: c.String("suite"), report: c.String("report"), verbose: c.Bool("verbose")})
+			},
+		}},
+	}
+}
+
+func runViewsTest(_ context.Context, c *cli.Context, o viewsTestOptions) error {
+	rep, err := transform.RunSuite(o.suite)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if o.report != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(o.report, append(b, '\n')); err != nil {
+			return err
+		}
+	}
+	passed, failed := rep.Counts()
+	if o.verbose || failed > 0 {
+		files := make([]string, 0, len(rep))
+		for f := range rep {
+			files = append(files, f)
+		}
+		sort.Strings(files)
+		for _, f := range files {
+			for _, t := range rep[f].Tests {
+				if !t.Result.Passed {
+					fmt.Fprintf(c.App.ErrWriter, "FAIL %s: %s: %s\n", f, t.Name, t.Result.Reason)
+				}
+			}
+		}
+	}
+	fmt.Fprintf(c.App.Writer, "%d passed, %d failed\n", passed, failed)
+	if failed > 0 {
+		return errSuiteFailed
+	}
+	return nil
+}

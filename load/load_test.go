@@ -26,10 +26,6 @@ var (
 		{Name: "parent_id", Type: arrow.BinaryTypes.String},
 		{Name: "seq", Type: arrow.PrimitiveTypes.Int32},
 	}, nil)
-	resSchema = arrow.NewSchema([]arrow.Field{
-		{Name: "resource_type", Type: arrow.BinaryTypes.String},
-		{Name: "id", Type: arrow.BinaryTypes.String},
-	}, nil)
 	tables = []Table{
 		{Name: "parent", Resource: "Claim", Key: "id", Schema: parentSchema},
 		{Name: "child", Resource: "Claim", Key: "parent_id", Schema: childSchema},
@@ -59,12 +55,39 @@ func children(pairs ...any) arrow.RecordBatch {
 	return b.NewRecordBatch()
 }
 
+// resources lists Claim resources, all last updated at the same instant.
 func resources(ids ...string) arrow.RecordBatch {
-	b := array.NewRecordBuilder(memory.DefaultAllocator, resSchema)
+	vs := make([]version, len(ids))
+	for i, id := range ids {
+		vs[i] = version{id: id, updated: "2025-01-02T03:04:05Z"}
+	}
+	return versions(vs...)
+}
+
+// version is one resource of the Resources stream.
+type version struct {
+	id, updated, versionID string
+}
+
+func versions(vs ...version) arrow.RecordBatch {
+	b := array.NewRecordBuilder(memory.DefaultAllocator, ResourcesSchema)
 	defer b.Release()
-	for _, id := range ids {
+	for i, v := range vs {
 		b.Field(0).(*array.StringBuilder).Append("Claim")
-		b.Field(1).(*array.StringBuilder).Append(id)
+		b.Field(1).(*array.StringBuilder).Append(v.id)
+		if v.updated == "" {
+			b.Field(2).AppendNull()
+		} else {
+			ts, _ := time.Parse(time.RFC3339, v.updated)
+			b.Field(2).(*array.TimestampBuilder).Append(arrow.Timestamp(ts.UnixMicro()))
+		}
+		if v.versionID == "" {
+			b.Field(3).AppendNull()
+		} else {
+			b.Field(3).(*array.StringBuilder).Append(v.versionID)
+		}
+		b.Field(4).(*array.StringBuilder).Append("Claim.001.ndjson")
+		b.Field(5).(*array.Int64Builder).Append(int64(i + 1))
 	}
 	return b.NewRecordBatch()
 }

@@ -26,13 +26,44 @@ type Table struct {
 	Key string
 	// Schema is the Arrow schema of the batches.
 	Schema *arrow.Schema
+	// Partition, when set, splits the table's Parquet lake into Hive-style
+	// partitions by the year of a date or timestamp column.
+	Partition *Partition
+}
+
+// Partition names the column whose year partitions a table in the lake.
+type Partition struct {
+	// Column is a DATE or TIMESTAMPTZ column of the table.
+	Column string
+	// Name is the Hive partition key, e.g. service_year, giving folders
+	// lake/<table>/service_year=2024/.
+	Name string
+}
+
+// NullPartition is the partition value of rows whose partition column is
+// null.
+const NullPartition = "unknown"
+
+// partitionExpr is the SQL expression of a row's partition value.
+func (p *Partition) expr() string {
+	return fmt.Sprintf("coalesce(CAST(year(%s) AS VARCHAR), '%s')", ident(p.Column), NullPartition)
 }
 
 // Resources is the name of the batch stream that lists every resource the
-// run carried: columns resource_type and id (more are allowed). Rows of a
-// resource listed there are replaced even when the resource now yields no
-// rows for a table.
+// run carried, with the columns of ResourcesSchema. It decides which rows
+// are replaced (all rows of a resource, even when it now yields none for a
+// table) and which version of a resource wins.
 const Resources = "_resources"
+
+// ResourcesSchema is the schema of the Resources stream.
+var ResourcesSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "resource_type", Type: arrow.BinaryTypes.String},
+	{Name: "id", Type: arrow.BinaryTypes.String},
+	{Name: "meta_last_updated", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
+	{Name: "version_id", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "file", Type: arrow.BinaryTypes.String},
+	{Name: "line", Type: arrow.PrimitiveTypes.Int64},
+}, nil)
 
 // Reject is a line or value that could not be loaded. It never holds
 // resource content.
@@ -53,6 +84,10 @@ type Run struct {
 	Started         time.Time
 	Since           time.Time // zero when the run was a full export
 	TransactionTime time.Time
+	// WatermarkTypes are the resource types whose watermark moves to
+	// TransactionTime when the run commits (never backwards); empty leaves
+	// the watermarks alone (e.g. the server reported errors for them).
+	WatermarkTypes []string
 }
 
 // Tombstone is a resource deleted at the source.
@@ -67,8 +102,15 @@ type Stats struct {
 	Rejects   int64
 	// Deleted is the number of tombstones applied.
 	Deleted int64
+	// SkippedOlder counts resources not loaded because the warehouse already
+	// holds a newer version (meta.lastUpdated, then versionId).
+	SkippedOlder int64
 	// Rows is the number of rows staged per table.
 	Rows map[string]int64
+	// Touched lists, per table whose rows the run changed, the lake
+	// partitions (year values, or NullPartition) that changed: before and
+	// after values both count. An unpartitioned table maps to nil.
+	Touched map[string][]string
 }
 
 // maxStoredRejects caps the rejects kept in memory and written to
@@ -88,6 +130,7 @@ type Loader struct {
 	rejects   []Reject
 	nrejects  int64
 	deleted   []Tombstone
+	skipped   int64
 	done      bool
 }
 
@@ -95,11 +138,7 @@ type Loader struct {
 // exist yet are created from their schema.
 func (w *Warehouse) Begin(ctx context.Context, tables []Table) (*Loader, error) {
 	l := &Loader{w: w, tables: map[string]Table{}, rows: map[string]int64{}}
-	resSchema := arrow.NewSchema([]arrow.Field{
-		{Name: "resource_type", Type: arrow.BinaryTypes.String},
-		{Name: "id", Type: arrow.BinaryTypes.String},
-	}, nil)
-	all := append([]Table{{Name: Resources, Schema: resSchema}}, tables...)
+	all := append([]Table{{Name: Resources, Schema: ResourcesSchema}}, tables...)
 	for _, t := range all {
 		if _, dup := l.tables[t.Name]; dup {
 			return nil, fmt.Errorf("table %s declared twice", t.Name)
@@ -167,7 +206,7 @@ func (l *Loader) WriteBatch(ctx context.Context, table string, rec arrow.RecordB
 	defer release()
 	cols := "*"
 	if table == Resources {
-		cols = "resource_type, id" // the stream may carry more columns
+		cols = "resource_type, id, meta_last_updated, version_id, file, line" // the stream may carry more
 	}
 	q := fmt.Sprintf("INSERT INTO %s SELECT %s FROM %s; DROP VIEW IF EXISTS %s", ident(stageName(table)), cols, ident(view), ident(view))
 	if err := l.w.exec(ctx, q); err != nil {
@@ -219,7 +258,8 @@ func (l *Loader) Commit(ctx context.Context, run Run) (Stats, error) {
 	if err := l.w.exec(ctx, "BEGIN TRANSACTION"); err != nil {
 		return Stats{}, fmt.Errorf("commit run %s: %w", run.ID, err)
 	}
-	if err := l.merge(ctx, run); err != nil {
+	touched, err := l.merge(ctx, run)
+	if err != nil {
 		l.w.exec(context.WithoutCancel(ctx), "ROLLBACK")
 		return Stats{}, fmt.Errorf("commit run %s: %w", run.ID, err)
 	}
@@ -231,13 +271,26 @@ func (l *Loader) Commit(ctx context.Context, run Run) (Stats, error) {
 	for k, v := range l.rows {
 		rows[k] = v
 	}
-	return Stats{Resources: l.resources, Rejects: l.nrejects, Deleted: int64(len(l.deleted)), Rows: rows}, nil
+	return Stats{Resources: l.resources, Rejects: l.nrejects, Deleted: int64(len(l.deleted)), SkippedOlder: l.skipped, Rows: rows, Touched: touched}, nil
 }
 
-func (l *Loader) merge(ctx context.Context, run Run) error {
+func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error) {
 	if err := l.stageDeletes(ctx, run); err != nil {
-		return err
+		return nil, err
 	}
+	if err := l.w.exec(ctx, acceptSQL); err != nil {
+		return nil, fmt.Errorf("pick newest versions: %w", err)
+	}
+	var accepted int64
+	if err := l.w.conn.QueryRowContext(ctx, "SELECT count(*) FROM fhirlake_accepted").Scan(&accepted); err != nil {
+		return nil, fmt.Errorf("pick newest versions: %w", err)
+	}
+	var distinct int64
+	if err := l.w.conn.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT DISTINCT resource_type, id FROM "+ident(stageName(Resources))+")").Scan(&distinct); err != nil {
+		return nil, fmt.Errorf("pick newest versions: %w", err)
+	}
+	l.skipped = distinct - accepted
+	touched := map[string][]string{}
 	names := make([]string, 0, len(l.tables))
 	for n := range l.tables {
 		if n != Resources {
@@ -248,18 +301,60 @@ func (l *Loader) merge(ctx context.Context, run Run) error {
 	for _, name := range names {
 		t := l.tables[name]
 		if err := l.ensureTable(ctx, t); err != nil {
-			return err
+			return nil, err
 		}
-		del := fmt.Sprintf(`DELETE FROM %s WHERE %s IN (
-			SELECT id FROM %s WHERE resource_type = $1
+		affected := fmt.Sprintf(`%s IN (
+			SELECT id FROM fhirlake_accepted WHERE resource_type = $1
 			UNION ALL SELECT id FROM fhirlake_deleted WHERE run_id = $2 AND resource_type = $1)`,
-			ident(name), ident(t.Key), ident(stageName(Resources)))
-		if err := l.w.exec(ctx, del, t.Resource, run.ID); err != nil {
-			return fmt.Errorf("replace rows of %s: %w", name, err)
+			ident(t.Key))
+		before, err := l.partitions(ctx, t, affected, run.ID)
+		if err != nil {
+			return nil, err
 		}
-		ins := fmt.Sprintf("INSERT INTO %s BY NAME SELECT * FROM %s", ident(name), ident(stageName(name)))
-		if err := l.w.exec(ctx, ins); err != nil {
-			return fmt.Errorf("insert rows of %s: %w", name, err)
+		res, err := l.w.conn.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s", ident(name), affected), t.Resource, run.ID)
+		if err != nil {
+			return nil, fmt.Errorf("replace rows of %s: %w", name, err)
+		}
+		deleted, _ := res.RowsAffected()
+		// Only rows of accepted (newest) versions go in; identical copies of a
+		// resource exported twice collapse to one.
+		ins := fmt.Sprintf(`INSERT INTO %s BY NAME SELECT DISTINCT * FROM %s
+			WHERE %s IN (SELECT id FROM fhirlake_accepted WHERE resource_type = $1)`,
+			ident(name), ident(stageName(name)), ident(t.Key))
+		if err := l.w.exec(ctx, ins, t.Resource); err != nil {
+			return nil, fmt.Errorf("insert rows of %s: %w", name, err)
+		}
+		after, err := l.partitions(ctx, t, affected, run.ID)
+		if err != nil {
+			return nil, err
+		}
+		if deleted > 0 || l.rows[name] > 0 {
+			touched[name] = union(before, after)
+		}
+	}
+	// The version index: accepted versions replace what was there, deleted
+	// resources leave it.
+	for _, q := range []string{
+		`DELETE FROM fhirlake_resources WHERE (resource_type, id) IN (
+			SELECT resource_type, id FROM fhirlake_accepted
+			UNION ALL SELECT resource_type, id FROM fhirlake_deleted WHERE run_id = $1)`,
+		`INSERT INTO fhirlake_resources SELECT resource_type, id, meta_last_updated, version_id, $1 FROM fhirlake_accepted`,
+		`DROP TABLE fhirlake_accepted`,
+	} {
+		if err := l.w.exec(ctx, q, run.ID); err != nil {
+			return nil, fmt.Errorf("update version index: %w", err)
+		}
+	}
+	if !run.TransactionTime.IsZero() && len(run.WatermarkTypes) > 0 {
+		err := l.w.exec(ctx, `INSERT INTO fhirlake_watermarks
+			SELECT $1, $2, unnest($3::VARCHAR[]), $4, $5
+			ON CONFLICT (source, scope, resource_type) DO UPDATE SET
+				transaction_time = greatest(fhirlake_watermarks.transaction_time, excluded.transaction_time),
+				run_id = CASE WHEN excluded.transaction_time > fhirlake_watermarks.transaction_time
+				              THEN excluded.run_id ELSE fhirlake_watermarks.run_id END`,
+			run.Source, run.Scope, run.WatermarkTypes, run.TransactionTime, run.ID)
+		if err != nil {
+			return nil, fmt.Errorf("advance watermark: %w", err)
 		}
 	}
 	rowsMap := "MAP {" + joinRows(l.rows) + "}"
@@ -270,20 +365,87 @@ func (l *Loader) merge(ctx context.Context, run Run) error {
 	if !run.TransactionTime.IsZero() {
 		tt = run.TransactionTime
 	}
-	err := l.w.exec(ctx, `INSERT INTO fhirlake_runs VALUES (?, ?, ?, ?, now(), 'committed', ?, ?, ?, ?, `+rowsMap+`)`,
-		run.ID, run.Source, run.Scope, run.Started, since, tt, l.resources, l.nrejects)
+	wtypes := run.WatermarkTypes
+	if wtypes == nil || run.TransactionTime.IsZero() {
+		wtypes = []string{}
+	}
+	err := l.w.exec(ctx, `INSERT INTO fhirlake_runs VALUES (?, ?, ?, ?, now(), 'committed', ?, ?, ?, ?, ?, ?, ?, `+rowsMap+`)`,
+		run.ID, run.Source, run.Scope, run.Started, since, tt, l.resources, l.skipped, int64(len(l.deleted)), l.nrejects, wtypes)
 	if err != nil {
-		return fmt.Errorf("record run: %w", err)
+		return nil, fmt.Errorf("record run: %w", err)
 	}
 	for _, r := range l.rejects {
 		err := l.w.exec(ctx, `INSERT INTO fhirlake_rejects VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			run.ID, r.File, r.Line, nullable(r.ResourceType), nullable(r.ResourceID), nullable(r.Column), r.Reason)
 		if err != nil {
-			return fmt.Errorf("record rejects: %w", err)
+			return nil, fmt.Errorf("record rejects: %w", err)
 		}
 	}
-	return nil
+	return touched, nil
 }
+
+// partitions returns the lake partition values of the table's rows that
+// match where (nil for an unpartitioned table).
+func (l *Loader) partitions(ctx context.Context, t Table, where string, runID string) ([]string, error) {
+	if t.Partition == nil {
+		return nil, nil
+	}
+	q := fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s", t.Partition.expr(), ident(t.Name), where)
+	rows, err := l.w.conn.QueryContext(ctx, q, t.Resource, runID)
+	if err != nil {
+		return nil, fmt.Errorf("partitions of %s: %w", t.Name, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// union merges two sets of partition values, sorted.
+func union(a, b []string) []string {
+	set := map[string]bool{}
+	for _, v := range append(append([]string{}, a...), b...) {
+		set[v] = true
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(set))
+	for v := range set {
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// acceptSQL picks, per resource the run carried, the newest version within
+// the run (meta.lastUpdated as an instant, then versionId, numerically
+// when it is a number, then file and line order) and keeps it only when
+// the warehouse does not already hold a strictly newer one. Equal versions
+// are taken again: the later run wins a tie.
+const acceptSQL = `
+CREATE OR REPLACE TEMP TABLE fhirlake_accepted AS
+WITH ranked AS (
+	SELECT resource_type, id, meta_last_updated, version_id,
+	       row_number() OVER (PARTITION BY resource_type, id ORDER BY
+	           meta_last_updated DESC NULLS LAST,
+	           try_cast(version_id AS BIGINT) DESC NULLS LAST, version_id DESC NULLS LAST,
+	           file DESC, line DESC) AS rn
+	FROM fhirlake_stage__resources)
+SELECT r.resource_type, r.id, r.meta_last_updated, r.version_id
+FROM ranked AS r
+LEFT JOIN fhirlake_resources AS cur ON cur.resource_type = r.resource_type AND cur.id = r.id
+WHERE r.rn = 1 AND (cur.id IS NULL OR NOT (
+	coalesce(cur.meta_last_updated, '-infinity'::TIMESTAMPTZ) > coalesce(r.meta_last_updated, '-infinity'::TIMESTAMPTZ)
+	OR (cur.meta_last_updated IS NOT DISTINCT FROM r.meta_last_updated
+	    AND coalesce(try_cast(cur.version_id AS BIGINT), -1) > coalesce(try_cast(r.version_id AS BIGINT), -1))))
+`
 
 // stageDeletes records the run's tombstones in fhirlake_deleted (inside the
 // commit transaction), where merge reads them.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
 )
@@ -70,9 +71,35 @@ func (w *Warehouse) Query(ctx context.Context, query string, args ...any) (*sql.
 	return w.conn.QueryContext(ctx, query, args...)
 }
 
+// Exec runs a statement on the warehouse connection (for maintenance and
+// tests; loads go through Begin and Commit).
+func (w *Warehouse) Exec(ctx context.Context, query string, args ...any) error {
+	return w.exec(ctx, query, args...)
+}
+
 func (w *Warehouse) exec(ctx context.Context, query string, args ...any) error {
 	_, err := w.conn.ExecContext(ctx, query, args...)
 	return err
+}
+
+// Watermark returns the transaction time up to which source and scope are
+// loaded for all of types: the oldest of their watermarks. ok is false
+// when any type has none (the next run must be a full export).
+func (w *Warehouse) Watermark(ctx context.Context, source, scope string, types []string) (t time.Time, ok bool, err error) {
+	if len(types) == 0 {
+		return time.Time{}, false, nil
+	}
+	var n int
+	var min sql.NullTime
+	err = w.conn.QueryRowContext(ctx, `SELECT count(*), min(transaction_time) FROM fhirlake_watermarks
+		WHERE source = ? AND scope = ? AND list_contains(?, resource_type)`, source, scope, types).Scan(&n, &min)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read watermark: %w", err)
+	}
+	if n < len(types) || !min.Valid {
+		return time.Time{}, false, nil
+	}
+	return min.Time.UTC(), true, nil
 }
 
 // TableRows returns the row count of each named table that exists.
@@ -99,8 +126,27 @@ CREATE TABLE IF NOT EXISTS fhirlake_runs (
 	since            TIMESTAMPTZ,
 	transaction_time TIMESTAMPTZ,
 	resources        BIGINT NOT NULL,
+	skipped_older    BIGINT NOT NULL,
+	deleted          BIGINT NOT NULL,
 	rejects          BIGINT NOT NULL,
+	watermark_types  VARCHAR[] NOT NULL,
 	rows_per_table   MAP(VARCHAR, BIGINT) NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fhirlake_resources (
+	resource_type     VARCHAR NOT NULL,
+	id                VARCHAR NOT NULL,
+	meta_last_updated TIMESTAMPTZ,
+	version_id        VARCHAR,
+	run_id            VARCHAR NOT NULL,
+	PRIMARY KEY (resource_type, id)
+);
+CREATE TABLE IF NOT EXISTS fhirlake_watermarks (
+	source           VARCHAR NOT NULL,
+	scope            VARCHAR NOT NULL,
+	resource_type    VARCHAR NOT NULL,
+	transaction_time TIMESTAMPTZ NOT NULL,
+	run_id           VARCHAR NOT NULL,
+	PRIMARY KEY (source, scope, resource_type)
 );
 CREATE TABLE IF NOT EXISTS fhirlake_deleted (
 	run_id           VARCHAR NOT NULL,

@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/fhirlake/fhirlake/extract"
+	"github.com/fhirlake/fhirlake/internal/lockfile"
 	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/transform"
 )
@@ -45,6 +48,9 @@ type Pipeline struct {
 	// KeepServerJob leaves the export on the server after a successful
 	// load; by default it is deleted (DELETE on the status URL).
 	KeepServerJob bool
+	// Full ignores the stored watermark: the export runs without _since
+	// (unless Request.Since is set explicitly).
+	Full bool
 	// Views are the compiled tables to produce. Required.
 	Views []*transform.View
 	// SQL holds analytics views (*.sql) created after each load; nil for none.
@@ -66,19 +72,23 @@ type Pipeline struct {
 
 // Summary is what a run did.
 type Summary struct {
-	RunID           string               `json:"run_id"`
-	Source          string               `json:"source"`
-	Scope           string               `json:"scope"`
-	Since           *time.Time           `json:"since,omitempty"`
-	TransactionTime time.Time            `json:"transaction_time"`
-	Files           int                  `json:"files"`
-	Lines           int64                `json:"lines"`
-	Resources       int64                `json:"resources"`
-	Rejects         int64                `json:"rejects"`
-	Deleted         int64                `json:"deleted"`
-	Rows            map[string]int64     `json:"rows"`
-	ExportErrors    extract.ErrorSummary `json:"export_errors"`
-	Timings         map[string]float64   `json:"timings_seconds"`
+	RunID           string     `json:"run_id"`
+	Source          string     `json:"source"`
+	Scope           string     `json:"scope"`
+	Since           *time.Time `json:"since,omitempty"`
+	TransactionTime time.Time  `json:"transaction_time"`
+	Files           int        `json:"files"`
+	Lines           int64      `json:"lines"`
+	Resources       int64      `json:"resources"`
+	Rejects         int64      `json:"rejects"`
+	Deleted         int64      `json:"deleted"`
+	SkippedOlder    int64      `json:"skipped_older"`
+	// Watermark lists the resource types whose watermark moved to
+	// TransactionTime.
+	Watermark    []string             `json:"watermark_advanced"`
+	Rows         map[string]int64     `json:"rows"`
+	ExportErrors extract.ErrorSummary `json:"export_errors"`
+	Timings      map[string]float64   `json:"timings_seconds"`
 }
 
 func (p Pipeline) withDefaults() Pipeline {
@@ -126,6 +136,24 @@ func (p Pipeline) Run(ctx context.Context) (*Summary, error) {
 	runID := newRunID(started)
 	log := p.Log.With("run", runID, "source", p.Source)
 	sum := &Summary{RunID: runID, Source: p.Source, Scope: Scope(p.Request), Timings: map[string]float64{}}
+
+	// One writer per warehouse, checked before anything is touched.
+	lock, err := lockfile.Acquire(p.Warehouse, "fhirlake run --source "+p.Source)
+	if err != nil {
+		return sum, err
+	}
+	defer lock.Release()
+
+	if p.Request.Since.IsZero() && !p.Full {
+		since, ok, err := p.watermark(ctx)
+		if err != nil {
+			return sum, err
+		}
+		if ok {
+			p.Request.Since = since
+			log.Info("incremental run", "since", since.Format(time.RFC3339Nano))
+		}
+	}
 	if !p.Request.Since.IsZero() {
 		s := p.Request.Since
 		sum.Since = &s
@@ -219,7 +247,8 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 	sum.Timings["transform"] = p.Now().Sub(t0).Seconds()
 
 	t0 = p.Now()
-	run := load.Run{ID: sum.RunID, Source: sum.Source, Scope: sum.Scope, Started: started, TransactionTime: sum.TransactionTime}
+	run := load.Run{ID: sum.RunID, Source: sum.Source, Scope: sum.Scope, Started: started,
+		TransactionTime: sum.TransactionTime, WatermarkTypes: p.advanceable(res.Errors)}
 	if sum.Since != nil {
 		run.Since = *sum.Since
 	}
@@ -228,6 +257,7 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 		return err
 	}
 	sum.Resources, sum.Rejects, sum.Deleted, sum.Rows = ls.Resources, ls.Rejects, ls.Deleted, ls.Rows
+	sum.SkippedOlder, sum.Watermark = ls.SkippedOlder, run.WatermarkTypes
 	log.Info("run committed", "resources", ls.Resources, "rejects", ls.Rejects, "deleted", ls.Deleted)
 	if p.SQL != nil {
 		for _, warn := range w.ApplySQL(ctx, p.SQL) {
@@ -243,6 +273,58 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 	return nil
 }
 
+// watermarkTypes are the resource types a run's watermark covers: the
+// requested types, or else every type a view reads.
+func (p Pipeline) watermarkTypes() []string {
+	if len(p.Request.Types) > 0 {
+		return slices.Sorted(slices.Values(p.Request.Types))
+	}
+	set := map[string]bool{}
+	for _, v := range p.Views {
+		set[v.Resource()] = true
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// watermark reads the stored watermark of this source and scope.
+func (p Pipeline) watermark(ctx context.Context) (time.Time, bool, error) {
+	if _, err := os.Stat(p.Warehouse); errors.Is(err, os.ErrNotExist) {
+		return time.Time{}, false, nil
+	}
+	w, err := load.Open(ctx, p.Warehouse)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	defer w.Close()
+	return w.Watermark(ctx, p.Source, Scope(p.Request), p.watermarkTypes())
+}
+
+// advanceable drops from the watermark the types the server reported
+// errors for; errors that name no type hold every type back.
+func (p Pipeline) advanceable(errs extract.ErrorSummary) []string {
+	types := p.watermarkTypes()
+	if errs.Errors == 0 {
+		return types
+	}
+	if len(errs.Types) == 0 {
+		return nil
+	}
+	var out []string
+	for _, t := range types {
+		if !slices.Contains(errs.Types, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// builtinPartitions splits the big built-in tables of the lake by year.
+var builtinPartitions = map[string]*load.Partition{
+	"eob":         {Column: "billable_period_start", Name: "service_year"},
+	"eob_item":    {Column: "serviced_start", Name: "service_year"},
+	"observation": {Column: "effective_start", Name: "effective_year"},
+}
+
 // Tables describes the warehouse table of each view.
 func Tables(views []*transform.View) ([]load.Table, error) {
 	tables := make([]load.Table, 0, len(views))
@@ -250,7 +332,11 @@ func Tables(views []*transform.View) ([]load.Table, error) {
 		if v.KeyColumn() == "" {
 			return nil, fmt.Errorf("view %s has no resource key column: add a column named id, or one with path getResourceKey()", v.Name())
 		}
-		tables = append(tables, load.Table{Name: v.Name(), Resource: v.Resource(), Key: v.KeyColumn(), Schema: v.Schema()})
+		t := load.Table{Name: v.Name(), Resource: v.Resource(), Key: v.KeyColumn(), Schema: v.Schema()}
+		if part, ok := builtinPartitions[v.Name()]; ok && v.Schema().FieldIndices(part.Column) != nil {
+			t.Partition = part
+		}
+		tables = append(tables, t)
 	}
 	return tables, nil
 }

@@ -215,13 +215,25 @@ func TestRunResumesAfterFailedLoad(t *testing.T) {
 	dir := t.TempDir()
 	p, sb := newPipeline(t, 20, dir)
 	p.WorkDir = filepath.Join(dir, "work")
-	good := p.Warehouse
-	p.Warehouse = dir // a directory: the load fails after the export is on disk
-	if _, err := p.Run(t.Context()); err == nil {
-		t.Fatal("run into a directory as warehouse succeeded")
+	// A table in the way makes the commit fail after the export is on disk,
+	// as a crash between download and commit would.
+	exec := func(q string) {
+		t.Helper()
+		w, err := load.Open(t.Context(), p.Warehouse)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		if err := w.Exec(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec("CREATE TABLE patient (x INTEGER)")
+	if _, err := p.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "table patient: columns in the warehouse") {
+		t.Fatalf("run with a conflicting table: %v", err)
 	}
 	files := countRequests(sb, isFile)
-	p.Warehouse = good
+	exec("DROP TABLE patient")
 	sum, err := p.Run(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -292,10 +304,13 @@ func TestIncrementalRunAppliesUpdatesAndDeletes(t *testing.T) {
 	if err := sb.Update("Patient", "pat-0002", func(m map[string]any) { m["gender"] = "unknown" }); err != nil {
 		t.Fatal(err)
 	}
-	p.Request.Since = first.TransactionTime
+	// The second run finds the watermark and exports only what changed.
 	second, err := p.Run(t.Context())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if second.Since == nil || !second.Since.Equal(first.TransactionTime) {
+		t.Errorf("second run since %v, want the first run's transaction time %v", second.Since, first.TransactionTime)
 	}
 	if second.Resources != 1 || second.Deleted != 1 {
 		t.Errorf("incremental run carried %d resources and %d deletes, want 1 and 1", second.Resources, second.Deleted)

@@ -1,0 +1,110 @@
+//go:build duckdb_arrow
+
+package load
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestNewestVersionWins(t *testing.T) {
+	tests := []struct {
+		name       string
+		first      version
+		second     version
+		wantSecond bool // the second run's rows replace the first's
+	}{
+		{"newer lastUpdated", version{"a", "2025-01-01T00:00:00Z", "1"}, version{"a", "2025-02-01T00:00:00Z", "2"}, true},
+		{"older lastUpdated arriving later", version{"a", "2025-02-01T00:00:00Z", "2"}, version{"a", "2025-01-01T00:00:00Z", "1"}, false},
+		{"same instant in another zone, higher version", version{"a", "2025-02-01T00:00:00Z", "9"}, version{"a", "2025-02-01T01:00:00+01:00", "10"}, true},
+		{"same instant, lower version", version{"a", "2025-02-01T00:00:00Z", "10"}, version{"a", "2025-02-01T00:00:00Z", "9"}, false},
+		{"exact tie: the later run wins", version{"a", "2025-02-01T00:00:00Z", "3"}, version{"a", "2025-02-01T00:00:00Z", "3"}, true},
+		{"no lastUpdated never beats a dated version", version{"a", "2025-02-01T00:00:00Z", ""}, version{"a", "", ""}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			loadRun(t, w, "r1", batch{Resources, versions(tt.first)}, batch{"child", children("a", 1)})
+			st := loadRun(t, w, "r2", batch{Resources, versions(tt.second)}, batch{"child", children("a", 2, "a", 3)})
+			want := []string{"a:1"}
+			var skipped int64 = 1
+			if tt.wantSecond {
+				want, skipped = []string{"a:2", "a:3"}, 0
+			}
+			if diff := cmp.Diff(want, query(t, w, "SELECT parent_id || ':' || seq FROM child ORDER BY 1")); diff != "" {
+				t.Errorf("rows (-want +got):\n%s", diff)
+			}
+			if st.SkippedOlder != skipped {
+				t.Errorf("skipped older = %d, want %d", st.SkippedOlder, skipped)
+			}
+		})
+	}
+}
+
+func TestDuplicateIdenticalCopiesCollapse(t *testing.T) {
+	w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	// The same resource exported twice (as Group exports do with shared
+	// resources) gives its rows once.
+	loadRun(t, w, "r1", batch{Resources, resources("a", "a")}, batch{"parent", parents("a")}, batch{"parent", parents("a")},
+		batch{"child", children("a", 1, "a", 1)})
+	if diff := cmp.Diff([]string{"1 1"}, query(t, w, "SELECT (SELECT count(*) FROM parent) || ' ' || (SELECT count(*) FROM child)")); diff != "" {
+		t.Errorf("rows (-want +got):\n%s", diff)
+	}
+}
+
+func TestWatermarkOnlyMovesForward(t *testing.T) {
+	w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx := t.Context()
+	t1 := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	commit := func(id string, tt time.Time, types ...string) {
+		t.Helper()
+		l, err := w.Begin(ctx, tables)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Commit(ctx, Run{ID: id, Source: "payer", Scope: "group/g1", Started: tt, TransactionTime: tt, WatermarkTypes: types}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, _ := w.Watermark(ctx, "payer", "group/g1", []string{"Patient"}); ok {
+		t.Fatal("watermark before any run")
+	}
+	commit("r1", t1, "Patient", "Claim")
+	commit("r2", t1.Add(-time.Hour), "Patient") // an older export committed later
+	commit("r3", t1.Add(24*time.Hour), "Claim")
+	commit("r4", t1.Add(48*time.Hour)) // errors: no type advances
+	tests := []struct {
+		types []string
+		want  time.Time
+		ok    bool
+	}{
+		{[]string{"Patient"}, t1, true},
+		{[]string{"Claim"}, t1.Add(24 * time.Hour), true},
+		{[]string{"Patient", "Claim"}, t1, true},
+		{[]string{"Patient", "Coverage"}, time.Time{}, false},
+	}
+	for _, tt := range tests {
+		got, ok, err := w.Watermark(ctx, "payer", "group/g1", tt.types)
+		if err != nil || ok != tt.ok || !got.Equal(tt.want) {
+			t.Errorf("Watermark(%v) = %v, %v, %v; want %v, %v", tt.types, got, ok, err, tt.want, tt.ok)
+		}
+	}
+	if _, ok, _ := w.Watermark(ctx, "payer", "group/other", []string{"Patient"}); ok {
+		t.Error("watermark leaked across scopes")
+	}
+}

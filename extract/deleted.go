@@ -27,7 +27,11 @@ func ReadDeleted(path string) ([]Tombstone, error) {
 	}
 	defer f.Close()
 	name := filepath.Base(path)
-	sc := bufio.NewScanner(f)
+	r, err := maybeGunzip(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), maxLine)
 	var p fastjson.Parser
 	var out []Tombstone

@@ -3,6 +3,7 @@ package extract
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -92,4 +93,17 @@ func parseInstant(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("not an instant")
+}
+
+// ReadManifest reads a manifest saved beside downloaded files.
+func ReadManifest(path string) (*Manifest, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	m, err := parseManifest(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
 }

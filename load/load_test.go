@@ -170,7 +170,7 @@ func TestReloadReplacesResourcesAndTheirChildren(t *testing.T) {
 	}
 
 	lake := t.TempDir()
-	if err := w.WriteLake(t.Context(), lake, tables); err != nil {
+	if err := w.WriteLake(t.Context(), lake, tables, nil); err != nil {
 		t.Fatal(err)
 	}
 	got = query(t, w, "SELECT count(*)::VARCHAR FROM read_parquet("+sqlString(filepath.Join(lake, "child", LakeFile))+")")

@@ -231,6 +231,40 @@ func (l *Loader) Reject(_ context.Context, r Reject) error {
 	return nil
 }
 
+// NewValues returns the distinct non-null values of column among the rows
+// staged for table that the warehouse table does not hold yet (all of them
+// when the table does not exist). The pipeline uses it to find members new
+// to a scope: patients newly attributed or seen for the first time.
+func (l *Loader) NewValues(ctx context.Context, table, column string) ([]string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.tables[table]; !ok {
+		return nil, nil
+	}
+	exists, err := l.columns(ctx, table, false)
+	if err != nil {
+		return nil, err
+	}
+	q := fmt.Sprintf("SELECT DISTINCT CAST(%s AS VARCHAR) FROM %s WHERE %s IS NOT NULL", ident(column), ident(stageName(table)), ident(column))
+	if len(exists) > 0 {
+		q += fmt.Sprintf(" AND %s NOT IN (SELECT %s FROM %s WHERE %s IS NOT NULL)", ident(column), ident(column), ident(table), ident(column))
+	}
+	rows, err := l.w.conn.QueryContext(ctx, q+" ORDER BY 1")
+	if err != nil {
+		return nil, fmt.Errorf("new values of %s.%s: %w", table, column, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // Delete stages tombstones: at commit the resources and all their rows in
 // every table fed by their type are removed, before the run's own rows are
 // inserted (so a resource both deleted and re-exported in one run stays).

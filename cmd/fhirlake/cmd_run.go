@@ -28,6 +28,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "work-dir", Usage: "where downloads wait for the load (default: fhirlake-work beside the warehouse)", EnvVars: []string{"FHIRLAKE_WORK_DIR"}},
 			&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files to load as more tables", EnvVars: []string{"FHIRLAKE_VIEWS"}},
 			&cli.IntFlag{Name: "batch-rows", Value: 8192, Usage: "rows per Arrow batch (bounds memory)", EnvVars: []string{"FHIRLAKE_BATCH_ROWS"}},
+			&cli.BoolFlag{Name: "full", Usage: "ignore the stored watermark and export everything (no automatic _since)", EnvVars: []string{"FHIRLAKE_FULL"}},
 			&cli.BoolFlag{Name: "keep-server-job", Usage: "do not DELETE the export job on the server after a successful load", EnvVars: []string{"FHIRLAKE_KEEP_SERVER_JOB"}},
 		),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
@@ -55,6 +56,7 @@ func runCommand() *cli.Command {
 				Lake:          c.String("lake"),
 				BatchRows:     c.Int("batch-rows"),
 				KeepServerJob: c.Bool("keep-server-job"),
+				Full:          c.Bool("full"),
 				Log:           log,
 			}
 			reqs := []extract.Request{src.request}

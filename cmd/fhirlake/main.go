@@ -20,6 +20,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fhirlake/fhirlake/extract"
+	"github.com/fhirlake/fhirlake/internal/lockfile"
 )
 
 // Exit codes. They are part of the contract with schedulers: keep them
@@ -31,6 +32,7 @@ const (
 	exitAuth      = 3 // the server rejected our credentials or token
 	exitExport    = 4 // the export failed or expired on the server
 	exitTransient = 5 // network, 429, 5xx, wait budget spent: safe to retry
+	exitBusy      = 7 // another fhirlake process is writing to the warehouse
 	exitCancelled = 130
 )
 
@@ -41,6 +43,7 @@ const exitCodesHelp = `EXIT CODES:
    3    authentication or authorization failed (check client id, secret, key, scopes)
    4    the export failed or expired on the server (rerun starts a new export)
    5    transient failure: network, 429, 5xx, --max-wait exceeded (safe to retry)
+   7    warehouse busy: another fhirlake process is writing to it (retry later)
    130  interrupted (SIGINT/SIGTERM)`
 
 func main() {
@@ -71,6 +74,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			sandboxCommand(),
 			exportCommand(),
 			runCommand(),
+			loadCommand(),
 			demoCommand(),
 			keysCommand(),
 			memberMatchCommand(),
@@ -105,6 +109,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitExport
 	case errors.Is(err, extract.ErrTransient):
 		return exitTransient
+	case errors.Is(err, lockfile.ErrBusy):
+		return exitBusy
 	case strings.HasPrefix(err.Error(), "flag provided but not defined"), strings.HasPrefix(err.Error(), "Required flag"):
 		return exitUsage
 	default:

@@ -5,11 +5,13 @@
 package pipeline
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -83,6 +85,9 @@ type Summary struct {
 	Rejects         int64      `json:"rejects"`
 	Deleted         int64      `json:"deleted"`
 	SkippedOlder    int64      `json:"skipped_older"`
+	// Backfill says which members new to the scope had their full history
+	// exported by this run.
+	Backfill Backfill `json:"backfill"`
 	// Watermark lists the resource types whose watermark moved to
 	// TransactionTime.
 	Watermark    []string             `json:"watermark_advanced"`
@@ -244,6 +249,14 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 			return err
 		}
 	}
+	bf, err := p.backfill(ctx, log, loader, engine, sink{loader}, res.Dir)
+	if err != nil {
+		return err
+	}
+	sum.Backfill = bf
+	if bf.Mode != "" {
+		log.Info("back-fill done", "members", len(bf.Patients), "mode", bf.Mode)
+	}
 	sum.Timings["transform"] = p.Now().Sub(t0).Seconds()
 
 	t0 = p.Now()
@@ -265,7 +278,7 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 		}
 	}
 	if p.Lake != "" {
-		if err := w.WriteLake(ctx, p.Lake, tables); err != nil {
+		if err := w.WriteLake(ctx, p.Lake, tables, ls.Touched); err != nil {
 			return fmt.Errorf("write lake (the warehouse is committed; rerun to refresh the lake): %w", err)
 		}
 	}
@@ -404,7 +417,16 @@ func transformFile(ctx context.Context, e *transform.Engine, path string, s tran
 		return transform.Stats{}, fmt.Errorf("transform: %w", err)
 	}
 	defer f.Close()
-	st, err := e.Transform(ctx, filepath.Base(path), f, s)
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return transform.Stats{}, fmt.Errorf("transform %s: %w", filepath.Base(path), err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	st, err := e.Transform(ctx, filepath.Base(path), r, s)
 	if err != nil {
 		return st, fmt.Errorf("transform %s: %w", filepath.Base(path), err)
 	}

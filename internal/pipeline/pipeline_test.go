@@ -161,8 +161,7 @@ func TestRunAgainstSandbox(t *testing.T) {
 		t.Errorf("warehouse rows after two runs (-want +got):\n%s", diff)
 	}
 	for _, n := range names {
-		lake := filepath.Join(p.Lake, n, load.LakeFile)
-		q := "SELECT count(*)::VARCHAR FROM read_parquet('" + lake + "')"
+		q := "SELECT count(*)::VARCHAR FROM read_parquet('" + filepath.Join(p.Lake, n, "**", "*.parquet") + "', hive_partitioning = true)"
 		if got := queryStrings(t, w, q); len(got) != 1 || got[0] != fmt.Sprint(tableRows[n]) {
 			t.Errorf("lake %s holds %v rows, want %d", n, got, tableRows[n])
 		}

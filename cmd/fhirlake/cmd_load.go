@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/fhirlake/fhirlake/internal/pipeline"
+	fsql "github.com/fhirlake/fhirlake/sql"
+)
+
+func loadCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "load",
+		Usage:     "transform and load NDJSON files already on disk (another client's export, a BCDA download, fixtures)",
+		UsageText: "fhirlake load --in DIR --warehouse FILE.duckdb [--lake DIR]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "in", Usage: "`DIR` of .ndjson / .ndjson.gz files, with manifest.json when there is one", Required: true},
+			&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE` (created if missing)", Required: true, EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
+			&cli.StringFlag{Name: "lake", Usage: "Parquet lake `DIR`; empty skips it", EnvVars: []string{"FHIRLAKE_LAKE"}},
+			&cli.StringFlag{Name: "source", Value: "files", Usage: "source `NAME` recorded with the run", EnvVars: []string{"FHIRLAKE_SOURCE"}},
+			&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files", EnvVars: []string{"FHIRLAKE_VIEWS"}},
+			&cli.IntFlag{Name: "batch-rows", Value: 8192, Usage: "rows per Arrow batch (bounds memory)", EnvVars: []string{"FHIRLAKE_BATCH_ROWS"}},
+		},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+		Action: func(c *cli.Context) error {
+			log, err := logger(c)
+			if err != nil {
+				return err
+			}
+			if st, err := os.Stat(c.String("in")); err != nil || !st.IsDir() {
+				return usagef("--in %s is not a directory", c.String("in"))
+			}
+			views, err := loadViews(c.String("views"))
+			if err != nil {
+				return err
+			}
+			p := pipeline.Pipeline{
+				Source:    c.String("source"),
+				Views:     views,
+				SQL:       fsql.FS,
+				Warehouse: c.String("warehouse"),
+				Lake:      c.String("lake"),
+				BatchRows: c.Int("batch-rows"),
+				Log:       log,
+			}
+			return runLoad(c.Context, c, p, c.String("in"))
+		},
+	}
+}
+
+func runLoad(ctx context.Context, c *cli.Context, p pipeline.Pipeline, dir string) error {
+	sum, err := p.LoadDir(ctx, dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "load %s committed: %d resources, %d deleted, %d rejects, rows %s\n",
+		sum.RunID, sum.Resources, sum.Deleted, sum.Rejects, formatRows(sum.Rows))
+	return nil
+}

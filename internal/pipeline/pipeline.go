@@ -70,6 +70,25 @@ type Pipeline struct {
 	Log *slog.Logger
 	// Now is the clock for run bookkeeping; nil means time.Now.
 	Now func() time.Time
+	// Observe, when set, is called as each stage of a run completes, with
+	// the stage name (StageExported, StageTransformed, StageCommitted,
+	// StageLake). It runs on the pipeline's goroutine; progress displays
+	// use it, and crash tests stop the process there.
+	Observe func(stage string)
+}
+
+// The stages reported to Observe.
+const (
+	StageExported    = "exported"    // every file downloaded and verified
+	StageTransformed = "transformed" // every batch staged, nothing committed
+	StageCommitted   = "committed"   // the warehouse transaction committed
+	StageLake        = "lake"        // the Parquet lake mirrors the commit
+)
+
+func (p Pipeline) observe(stage string) {
+	if p.Observe != nil {
+		p.Observe(stage)
+	}
 }
 
 // Summary is what a run did.
@@ -181,6 +200,7 @@ func (p Pipeline) Run(ctx context.Context) (*Summary, error) {
 		return sum, fmt.Errorf("export: %w", err)
 	}
 	sum.Timings["extract"] = p.Now().Sub(t0).Seconds()
+	p.observe(StageExported)
 	sum.TransactionTime = res.Manifest.TransactionTime
 	sum.ExportErrors = res.Errors
 
@@ -258,6 +278,10 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 		log.Info("back-fill done", "members", len(bf.Patients), "mode", bf.Mode)
 	}
 	sum.Timings["transform"] = p.Now().Sub(t0).Seconds()
+	p.observe(StageTransformed)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 
 	t0 = p.Now()
 	run := load.Run{ID: sum.RunID, Source: sum.Source, Scope: sum.Scope, Started: started,
@@ -271,6 +295,7 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 	}
 	sum.Resources, sum.Rejects, sum.Deleted, sum.Rows = ls.Resources, ls.Rejects, ls.Deleted, ls.Rows
 	sum.SkippedOlder, sum.Watermark = ls.SkippedOlder, run.WatermarkTypes
+	p.observe(StageCommitted)
 	log.Info("run committed", "resources", ls.Resources, "rejects", ls.Rejects, "deleted", ls.Deleted)
 	if p.SQL != nil {
 		for _, warn := range w.ApplySQL(ctx, p.SQL) {
@@ -278,9 +303,13 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 		}
 	}
 	if p.Lake != "" {
+		// Only the partitions this run touched are rewritten; WriteLake
+		// itself notices a lake that lags the warehouse (a crash after an
+		// earlier commit, a new directory) and rewrites it whole.
 		if err := w.WriteLake(ctx, p.Lake, tables, ls.Touched); err != nil {
 			return fmt.Errorf("write lake (the warehouse is committed; rerun to refresh the lake): %w", err)
 		}
+		p.observe(StageLake)
 	}
 	sum.Timings["load"] = p.Now().Sub(t0).Seconds()
 	return nil

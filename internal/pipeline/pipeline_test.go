@@ -36,6 +36,13 @@ func newPipeline(t *testing.T, members int, dir string) (pipeline.Pipeline, *san
 	}
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(srv.Close)
+	return pipelineFor(t, srv.URL, dir), sb
+}
+
+// pipelineFor points a pipeline at the sandbox served at root.
+func pipelineFor(t testing.TB, root, dir string) pipeline.Pipeline {
+	t.Helper()
+	srv := struct{ URL string }{root}
 	views, err := transform.LoadViews(schemas.FS)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +63,7 @@ func newPipeline(t *testing.T, members int, dir string) (pipeline.Pipeline, *san
 		Warehouse: filepath.Join(dir, "warehouse.duckdb"),
 		Lake:      filepath.Join(dir, "lake"),
 		BatchRows: 100, // several batches per table
-	}, sb
+	}
 }
 
 func queryStrings(t *testing.T, w *load.Warehouse, q string) []string {

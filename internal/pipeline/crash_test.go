@@ -1,0 +1,140 @@
+//go:build duckdb_arrow
+
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/fhirlake/fhirlake/extract/sandbox"
+	"github.com/fhirlake/fhirlake/internal/pipeline"
+	"github.com/fhirlake/fhirlake/load"
+)
+
+// TestCrashHelperProcess is the child of TestKilledRunConverges: it runs the
+// pipeline against the parent's sandbox and SIGKILLs itself at a stage.
+func TestCrashHelperProcess(t *testing.T) {
+	at := os.Getenv("FHIRLAKE_CRASH_AT")
+	if at == "" {
+		t.Skip("helper process of TestKilledRunConverges")
+	}
+	p := pipelineFor(t, os.Getenv("FHIRLAKE_CRASH_ROOT"), os.Getenv("FHIRLAKE_CRASH_DIR"))
+	p.Observe = func(stage string) {
+		if stage == at {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}
+	p.Run(context.Background())
+	t.Fatal("the run was not killed")
+}
+
+func TestKilledRunConverges(t *testing.T) {
+	for _, stage := range []string{pipeline.StageTransformed, pipeline.StageCommitted} {
+		for _, how := range []string{"cancel", "sigkill"} {
+			t.Run(stage+"/"+how, func(t *testing.T) {
+				sb, err := sandbox.New(sandbox.Config{Members: 30, Seed: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv := httptest.NewServer(sb.Handler())
+				defer srv.Close()
+				dir := t.TempDir()
+				p := pipelineFor(t, srv.URL, dir)
+
+				switch how {
+				case "cancel":
+					ctx, cancel := context.WithCancel(t.Context())
+					p.Observe = func(s string) {
+						if s == stage {
+							cancel()
+						}
+					}
+					if _, err := p.Run(ctx); !errors.Is(err, context.Canceled) {
+						t.Fatalf("cancelled run: %v", err)
+					}
+					p.Observe = nil
+				case "sigkill":
+					cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelperProcess$")
+					cmd.Env = append(os.Environ(), "FHIRLAKE_CRASH_AT="+stage, "FHIRLAKE_CRASH_ROOT="+srv.URL, "FHIRLAKE_CRASH_DIR="+dir)
+					out, err := cmd.CombinedOutput()
+					var ee *exec.ExitError
+					if !errors.As(err, &ee) || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+						t.Fatalf("child was not killed: %v\n%s", err, out)
+					}
+				}
+				committed := runsIn(t, p.Warehouse)
+				if want := map[string]int{pipeline.StageTransformed: 0, pipeline.StageCommitted: 1}[stage]; committed != want {
+					t.Fatalf("%d runs committed after a crash at %s, want %d", committed, stage, want)
+				}
+
+				if _, err := p.Run(t.Context()); err != nil {
+					t.Fatalf("rerun: %v", err)
+				}
+				if stage == pipeline.StageTransformed {
+					if k := countRequests(sb, isKickoff); k != 1 {
+						t.Errorf("%d kick-offs: the rerun must resume the downloaded export", k)
+					}
+				}
+				clean := pipelineFor(t, srv.URL, t.TempDir())
+				if _, err := clean.Run(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				assertSameTables(t, p, clean)
+			})
+		}
+	}
+}
+
+// runsIn counts the committed runs of a warehouse (0 when it is absent).
+func runsIn(t *testing.T, path string) int {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		return 0
+	}
+	w, err := load.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var n int
+	fmt.Sscan(queryStrings(t, w, "SELECT count(*)::VARCHAR FROM fhirlake_runs")[0], &n)
+	return n
+}
+
+// assertSameTables compares every view table of two pipelines' warehouses
+// (EXCEPT ALL both ways) and checks that got's lake holds its tables.
+func assertSameTables(t *testing.T, got, want pipeline.Pipeline) {
+	t.Helper()
+	w, err := load.Open(t.Context(), got.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Exec(t.Context(), "ATTACH '"+want.Warehouse+"' AS want (READ_ONLY)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range got.Views {
+		n := v.Name()
+		for _, q := range []string{
+			fmt.Sprintf("SELECT count(*)::VARCHAR FROM (SELECT * FROM main.%s EXCEPT ALL SELECT * FROM want.%s)", n, n),
+			fmt.Sprintf("SELECT count(*)::VARCHAR FROM (SELECT * FROM want.%s EXCEPT ALL SELECT * FROM main.%s)", n, n),
+			// The lake mirrors the warehouse (files hold every column; the
+			// year in the path is only for pruning).
+			fmt.Sprintf("SELECT count(*)::VARCHAR FROM (SELECT * FROM main.%s EXCEPT ALL SELECT * FROM read_parquet('%s', hive_partitioning = false))",
+				n, filepath.Join(got.Lake, n, "**", "*.parquet")),
+			fmt.Sprintf("SELECT count(*)::VARCHAR FROM (SELECT * FROM read_parquet('%s', hive_partitioning = false) EXCEPT ALL SELECT * FROM main.%s)",
+				filepath.Join(got.Lake, n, "**", "*.parquet"), n),
+		} {
+			if r := queryStrings(t, w, q); r[0] != "0" {
+				t.Errorf("%s: %s rows differ (%s)", n, r[0], q)
+			}
+		}
+	}
+}

@@ -27,8 +27,8 @@ var (
 		{Name: "seq", Type: arrow.PrimitiveTypes.Int32},
 	}, nil)
 	tables = []Table{
-		{Name: "parent", Resource: "Claim", Key: "id", Schema: parentSchema},
-		{Name: "child", Resource: "Claim", Key: "parent_id", Schema: childSchema},
+		{Name: "parent", Resource: "Claim", Key: "id", Schema: parentSchema, PrimaryKey: []string{"id"}},
+		{Name: "child", Resource: "Claim", Key: "parent_id", Schema: childSchema, PrimaryKey: []string{"parent_id", "seq"}},
 	}
 )
 

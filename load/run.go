@@ -29,6 +29,10 @@ type Table struct {
 	// Partition, when set, splits the table's Parquet lake into Hive-style
 	// partitions by the year of a date or timestamp column.
 	Partition *Partition
+	// PrimaryKey lists the columns of the table's primary key (Key for a
+	// parent table; Key plus index columns for a child table). Empty means
+	// no constraint.
+	PrimaryKey []string
 }
 
 // Partition names the column whose year partitions a table in the lake.
@@ -544,7 +548,21 @@ func (l *Loader) ensureTable(ctx context.Context, t Table) error {
 		return err
 	}
 	if len(have) == 0 {
-		q := fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM %s LIMIT 0", ident(t.Name), ident(stageName(t.Name)))
+		// Column types come from the stage (DuckDB's reading of the Arrow
+		// schema); the primary key from the table description.
+		defs := append([]string(nil), want...)
+		for i, c := range defs {
+			name, typ, _ := strings.Cut(c, " ")
+			defs[i] = ident(name) + " " + typ
+		}
+		if len(t.PrimaryKey) > 0 {
+			keys := make([]string, len(t.PrimaryKey))
+			for i, k := range t.PrimaryKey {
+				keys[i] = ident(k)
+			}
+			defs = append(defs, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
+		}
+		q := fmt.Sprintf("CREATE TABLE %s (\n\t%s\n)", ident(t.Name), strings.Join(defs, ",\n\t"))
 		if err := l.w.exec(ctx, q); err != nil {
 			return fmt.Errorf("create table %s: %w", t.Name, err)
 		}

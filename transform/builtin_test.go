@@ -86,7 +86,7 @@ func TestBuiltinCMSDPC(t *testing.T) {
 	}, map[string]string{
 		"patient":  `{"birth_date":"1999-06-01","deceased":true,"deceased_date_time":"1981-03-17T00:00:00Z","ethnicity_code":null,"family":"Doe","gender":"female","given":"Jane","id":"-19990000002208","mbi":"3S58A00AA00","member_id":"-19990000002208","meta_last_updated":"2021-06-08T01:50:49.05Z","postal_code":"99999","race_code":"UNK","state":"21"}`,
 		"coverage": `{"group_name":null,"group_value":"Medicare","id":"part-a--19990000002208","meta_last_updated":"2021-06-08T01:50:49.05Z","patient_id":"-19990000002208","payor_id":null,"payor_name":"Centers for Medicare and Medicaid Services","period_end":null,"period_start":"1983-03-24","plan_name":null,"plan_value":"Part A","relationship_code":"self","status":"active","subscriber_id":"3S58A00AA00","type_code":"SUBSIDIZ"}`,
-		"eob_item": `{"allowed":"60","coinsurance":"0","copay":null,"deductible":"0","eob_id":"carrier--10177349616","ndc":null,"noncovered":null,"paid":"10","place_of_service":"99","quantity":"1","revenue_code":null,"sequence":1,"service_code":"88164","service_system":"https://bluebutton.cms.gov/resources/codesystem/hcpcs","serviced_end":"2000-11-01","serviced_start":"2000-11-01","submitted":"60"}`,
+		"eob_item": `{"allowed":"60","coinsurance":"0","copay":null,"deductible":"0","eob_id":"carrier--10177349616","idx":0,"ndc":null,"noncovered":null,"paid":"10","place_of_service":"99","quantity":"1","revenue_code":null,"sequence":1,"service_code":"88164","service_system":"https://bluebutton.cms.gov/resources/codesystem/hcpcs","serviced_end":"2000-11-01","serviced_start":"2000-11-01","submitted":"60"}`,
 	})
 }
 

@@ -110,7 +110,10 @@ func TestDemo(t *testing.T) {
 	if stderr != "" {
 		t.Errorf("demo was not quiet at --log-level warn:\n%s", stderr)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "lake", "eob", "data.parquet")); err != nil {
+	if parts, _ := filepath.Glob(filepath.Join(dir, "lake", "eob", "service_year=*", "data.parquet")); len(parts) == 0 {
+		t.Errorf("lake not written: no partitions under %s", filepath.Join(dir, "lake", "eob"))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "lake", "patient", "data.parquet")); err != nil {
 		t.Errorf("lake not written: %v", err)
 	}
 }

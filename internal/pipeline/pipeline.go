@@ -360,6 +360,26 @@ func (p Pipeline) advanceable(errs extract.ErrorSummary) []string {
 	return out
 }
 
+// primaryKey is id for a parent table, and for a child table its resource
+// key plus its index columns (idx, or names ending in _idx, from
+// %rowIndex). A child view without index columns gets no constraint: its
+// rows need not be unique.
+func primaryKey(v *transform.View) []string {
+	if v.KeyColumn() == "id" {
+		return []string{"id"}
+	}
+	key := []string{v.KeyColumn()}
+	for _, c := range v.Columns() {
+		if c.Name == "idx" || strings.HasSuffix(c.Name, "_idx") {
+			key = append(key, c.Name)
+		}
+	}
+	if len(key) == 1 {
+		return nil
+	}
+	return key
+}
+
 // builtinPartitions splits the big built-in tables of the lake by year.
 var builtinPartitions = map[string]*load.Partition{
 	"eob":         {Column: "billable_period_start", Name: "service_year"},
@@ -374,7 +394,7 @@ func Tables(views []*transform.View) ([]load.Table, error) {
 		if v.KeyColumn() == "" {
 			return nil, fmt.Errorf("view %s has no resource key column: add a column named id, or one with path getResourceKey()", v.Name())
 		}
-		t := load.Table{Name: v.Name(), Resource: v.Resource(), Key: v.KeyColumn(), Schema: v.Schema()}
+		t := load.Table{Name: v.Name(), Resource: v.Resource(), Key: v.KeyColumn(), Schema: v.Schema(), PrimaryKey: primaryKey(v)}
 		if part, ok := builtinPartitions[v.Name()]; ok && v.Schema().FieldIndices(part.Column) != nil {
 			t.Partition = part
 		}

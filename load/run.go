@@ -235,6 +235,69 @@ func (l *Loader) Reject(_ context.Context, r Reject) error {
 	return nil
 }
 
+// Source locates the line a resource was read from.
+type Source struct {
+	ResourceType, ID string
+	File             string
+	Line             int64
+}
+
+// Duplicates returns, for every resource the run carried more than once
+// (the same id on several lines, perhaps in several versions), the line of
+// the version that wins: newest meta.lastUpdated, then versionId, then
+// file and line order, as at commit.
+func (l *Loader) Duplicates(ctx context.Context) ([]Source, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rows, err := l.w.conn.QueryContext(ctx, `
+		WITH d AS (SELECT DISTINCT * FROM fhirlake_stage__resources),
+		ranked AS (
+			SELECT resource_type, id, file, line,
+			       count(*) OVER (PARTITION BY resource_type, id) AS n,
+			       row_number() OVER (PARTITION BY resource_type, id ORDER BY
+			           meta_last_updated DESC NULLS LAST,
+			           try_cast(version_id AS BIGINT) DESC NULLS LAST, version_id DESC NULLS LAST,
+			           file DESC, line DESC) AS rn
+			FROM d)
+		SELECT resource_type, id, file, line FROM ranked WHERE n > 1 AND rn = 1 ORDER BY file, line`)
+	if err != nil {
+		return nil, fmt.Errorf("find duplicates: %w", err)
+	}
+	defer rows.Close()
+	var out []Source
+	for rows.Next() {
+		var s Source
+		if err := rows.Scan(&s.ResourceType, &s.ID, &s.File, &s.Line); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// Unstage drops the staged table rows of these resources (the Resources
+// stream keeps them, so the version ranking is unchanged); the caller then
+// stages the winning version's rows again.
+func (l *Loader) Unstage(ctx context.Context, srcs []Source) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	byType := map[string][]string{}
+	for _, s := range srcs {
+		byType[s.ResourceType] = append(byType[s.ResourceType], s.ID)
+	}
+	for name, t := range l.tables {
+		ids := byType[t.Resource]
+		if name == Resources || len(ids) == 0 {
+			continue
+		}
+		q := fmt.Sprintf("DELETE FROM %s WHERE list_contains(?, %s)", ident(stageName(name)), ident(t.Key))
+		if err := l.w.exec(ctx, q, ids); err != nil {
+			return fmt.Errorf("unstage duplicates of %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // NewValues returns the distinct non-null values of column among the rows
 // staged for table that the warehouse table does not hold yet (all of them
 // when the table does not exist). The pipeline uses it to find members new

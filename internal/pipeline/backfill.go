@@ -91,10 +91,10 @@ func (p Pipeline) backfill(ctx context.Context, log *slog.Logger, loader *load.L
 	var files []string
 	for _, f := range res.Files {
 		if f.Kind == extract.KindOutput {
-			files = append(files, filepath.Join(res.Dir, f.Name))
+			files = append(files, filepath.Join(filepath.Base(bdir), f.Name))
 		}
 	}
-	if _, err := transformFiles(ctx, engine, files, s, p.Workers); err != nil {
+	if _, err := transformFiles(ctx, engine, dir, files, s, p.Workers); err != nil {
 		return bf, fmt.Errorf("back-fill: %w", err)
 	}
 	if !p.KeepServerJob {

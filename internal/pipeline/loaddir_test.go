@@ -119,3 +119,30 @@ func TestSecondWriterIsTurnedAway(t *testing.T) {
 		t.Errorf("the turned-away writer touched the warehouse: %v", err)
 	}
 }
+
+func TestDuplicatesInOneExportKeepTheNewest(t *testing.T) {
+	dir := t.TempDir()
+	v1 := `{"resourceType":"Patient","id":"p1","meta":{"lastUpdated":"2025-01-01T00:00:00Z","versionId":"1"},"gender":"female","identifier":[{"value":"a"},{"value":"b"}]}`
+	v2 := `{"resourceType":"Patient","id":"p1","meta":{"lastUpdated":"2025-03-01T00:00:00Z","versionId":"2"},"gender":"male","identifier":[{"value":"a"}]}`
+	other := `{"resourceType":"Patient","id":"p2","meta":{"lastUpdated":"2025-01-01T00:00:00Z"},"gender":"other"}`
+	// v2 comes first; the older v1 later, in another file; p2 twice, identical.
+	os.WriteFile(filepath.Join(dir, "a.ndjson"), []byte(v2+"\n"+other+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.ndjson"), []byte("\n"+other+"\n"+v1+"\n"), 0o644)
+	views, _ := transform.LoadViews(schemas.FS)
+	p := pipeline.Pipeline{Views: views, Warehouse: filepath.Join(t.TempDir(), "w.duckdb")}
+	if _, err := p.LoadDir(t.Context(), dir); err != nil {
+		t.Fatal(err)
+	}
+	w, err := load.Open(t.Context(), p.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	want := []string{"p1 male", "p2 other"}
+	if diff := cmp.Diff(want, queryStrings(t, w, "SELECT id || ' ' || gender FROM patient ORDER BY id")); diff != "" {
+		t.Errorf("patients (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"p1 a"}, queryStrings(t, w, "SELECT patient_id || ' ' || value FROM patient_identifier ORDER BY 1")); diff != "" {
+		t.Errorf("identifiers of the newest version only (-want +got):\n%s", diff)
+	}
+}

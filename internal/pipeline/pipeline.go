@@ -244,11 +244,11 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 	var files []string
 	for _, f := range res.Files {
 		if f.Kind == extract.KindOutput {
-			files = append(files, filepath.Join(res.Dir, f.Name))
+			files = append(files, f.Name)
 		}
 	}
 	sum.Files = len(files)
-	st, err := transformFiles(ctx, engine, files, sink{loader}, p.Workers)
+	st, err := transformFiles(ctx, engine, res.Dir, files, sink{loader}, p.Workers)
 	if err != nil {
 		return err
 	}
@@ -276,6 +276,9 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 	sum.Backfill = bf
 	if bf.Mode != "" {
 		log.Info("back-fill done", "members", len(bf.Patients), "mode", bf.Mode)
+	}
+	if err := restageDuplicates(ctx, log, loader, engine, res.Dir); err != nil {
+		return err
 	}
 	sum.Timings["transform"] = p.Now().Sub(t0).Seconds()
 	p.observe(StageTransformed)
@@ -416,8 +419,10 @@ func (s sink) Reject(ctx context.Context, r transform.Reject) error {
 	return s.l.Reject(ctx, load.Reject(r))
 }
 
-// transformFiles runs the engine over files with a pool of workers.
-func transformFiles(ctx context.Context, e *transform.Engine, files []string, s transform.Sink, workers int) (transform.Stats, error) {
+// transformFiles runs the engine over files (paths relative to root, which
+// is also how rejects and the resource index name them) with a pool of
+// workers.
+func transformFiles(ctx context.Context, e *transform.Engine, root string, files []string, s transform.Sink, workers int) (transform.Stats, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -431,7 +436,7 @@ func transformFiles(ctx context.Context, e *transform.Engine, files []string, s 
 		go func() {
 			defer wg.Done()
 			for path := range next {
-				st, err := transformFile(ctx, e, path, s)
+				st, err := transformFile(ctx, e, root, path, s)
 				if err != nil {
 					cancel(err)
 					return
@@ -460,26 +465,34 @@ feed:
 	return total, context.Cause(ctx)
 }
 
-func transformFile(ctx context.Context, e *transform.Engine, path string, s transform.Sink) (transform.Stats, error) {
-	f, err := os.Open(path)
+func transformFile(ctx context.Context, e *transform.Engine, root, name string, s transform.Sink) (transform.Stats, error) {
+	r, closer, err := openNDJSON(filepath.Join(root, name))
 	if err != nil {
-		return transform.Stats{}, fmt.Errorf("transform: %w", err)
+		return transform.Stats{}, fmt.Errorf("transform %s: %w", name, err)
 	}
-	defer f.Close()
-	var r io.Reader = f
-	if strings.HasSuffix(path, ".gz") {
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			return transform.Stats{}, fmt.Errorf("transform %s: %w", filepath.Base(path), err)
-		}
-		defer zr.Close()
-		r = zr
-	}
-	st, err := e.Transform(ctx, filepath.Base(path), r, s)
+	defer closer()
+	st, err := e.Transform(ctx, name, r, s)
 	if err != nil {
-		return st, fmt.Errorf("transform %s: %w", filepath.Base(path), err)
+		return st, fmt.Errorf("transform %s: %w", name, err)
 	}
 	return st, nil
+}
+
+// openNDJSON opens an NDJSON file, gunzipping *.gz.
+func openNDJSON(path string) (io.Reader, func(), error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !strings.HasSuffix(path, ".gz") {
+		return f, func() { f.Close() }, nil
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return zr, func() { zr.Close(); f.Close() }, nil
 }
 
 func newRunID(t time.Time) string {

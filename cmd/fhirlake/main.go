@@ -21,6 +21,7 @@ import (
 
 	"github.com/fhirlake/fhirlake/extract"
 	"github.com/fhirlake/fhirlake/internal/lockfile"
+	"github.com/fhirlake/fhirlake/load"
 )
 
 // Exit codes. They are part of the contract with schedulers: keep them
@@ -79,6 +80,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			keysCommand(),
 			memberMatchCommand(),
 			viewsCommand(),
+			rebuildCommand(),
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
 		// Errors are reported and mapped to exit codes by main, not by cli.
@@ -109,7 +111,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitExport
 	case errors.Is(err, extract.ErrTransient):
 		return exitTransient
-	case errors.Is(err, lockfile.ErrBusy):
+	case errors.Is(err, lockfile.ErrBusy), errors.Is(err, load.ErrInUse):
 		return exitBusy
 	case strings.HasPrefix(err.Error(), "flag provided but not defined"), strings.HasPrefix(err.Error(), "Required flag"):
 		return exitUsage

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/fhirlake/fhirlake/internal/lockfile"
+	"github.com/fhirlake/fhirlake/internal/pipeline"
+	"github.com/fhirlake/fhirlake/load"
+)
+
+type rebuildOptions struct {
+	lake      string
+	warehouse string
+	from      load.From
+	views     string
+	dryRun    bool
+}
+
+func rebuildCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "rebuild",
+		Usage: "recover the DuckDB warehouse from the Parquet lake, or the lake from the warehouse",
+		UsageText: "fhirlake rebuild --lake DIR --warehouse FILE [--from lake|warehouse] [--views DIR] [--dry-run]\n\n" +
+			"--from lake (default) builds a new warehouse file beside FILE from the lake (tables, bookkeeping,\n" +
+			"views) and renames it over FILE. --from warehouse writes the whole lake into a new folder beside\n" +
+			"DIR and swaps it in. Either way the old side stays untouched until the new one is complete.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "lake", Usage: "Parquet lake `DIR`", Required: true, EnvVars: []string{"FHIRLAKE_LAKE"}},
+			&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE`", Required: true, EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
+			&cli.StringFlag{Name: "from", Value: string(load.FromLake), Usage: "the side to restore from: lake or warehouse"},
+			&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files (their partitioning, with --from warehouse)", EnvVars: []string{"FHIRLAKE_VIEWS"}},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (tables, partitions, rows, what is replaced) and change nothing"},
+		},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+		Action: func(c *cli.Context) error {
+			from := load.From(c.String("from"))
+			if from != load.FromLake && from != load.FromWarehouse {
+				return usagef("--from %q: want lake or warehouse", c.String("from"))
+			}
+			return runRebuild(c.Context, c.App.Writer, rebuildOptions{
+				lake:      c.String("lake"),
+				warehouse: c.String("warehouse"),
+				from:      from,
+				views:     c.String("views"),
+				dryRun:    c.Bool("dry-run"),
+			})
+		},
+	}
+}
+
+func runRebuild(ctx context.Context, out io.Writer, o rebuildOptions) error {
+	opts := load.RebuildOptions{Lake: o.lake, Warehouse: o.warehouse, From: o.from}
+	if o.from == load.FromWarehouse {
+		// The views say how tables are partitioned; tables they do not
+		// cover keep the partitioning recorded in the lake.
+		views, err := loadViews(o.views)
+		if err != nil {
+			return err
+		}
+		if opts.Tables, err = pipeline.Tables(views); err != nil {
+			return err
+		}
+	}
+	// No run may write while the warehouse or the lake is replaced. (A
+	// DuckDB client holding the file is caught by load.ErrInUse.)
+	if !o.dryRun {
+		lock, err := lockfile.Acquire(o.warehouse, "fhirlake rebuild")
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
+	}
+	plan, err := load.PlanRebuild(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if err := plan.Print(out); err != nil {
+		return err
+	}
+	if o.dryRun {
+		fmt.Fprintln(out, "dry run: nothing changed")
+		return nil
+	}
+	if err := plan.Execute(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "rebuild done")
+	return nil
+}

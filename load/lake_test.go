@@ -1,0 +1,279 @@
+//go:build duckdb_arrow
+
+package load
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/google/go-cmp/cmp"
+)
+
+var (
+	claimSchema = arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.BinaryTypes.String},
+		{Name: "amount", Type: &arrow.Decimal128Type{Precision: 12, Scale: 2}, Nullable: true},
+		{Name: "service_start", Type: arrow.FixedWidthTypes.Date32, Nullable: true},
+		{Name: "updated", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
+	}, nil)
+	claimLineSchema = arrow.NewSchema([]arrow.Field{
+		{Name: "claim_id", Type: arrow.BinaryTypes.String},
+		{Name: "seq", Type: arrow.PrimitiveTypes.Int32},
+		{Name: "serviced", Type: arrow.FixedWidthTypes.Date32, Nullable: true},
+	}, nil)
+	lakeTables = []Table{
+		{Name: "claim", Resource: "Claim", Key: "id", Schema: claimSchema,
+			Partition: &Partition{Column: "service_start", Name: "service_year"}},
+		{Name: "claim_line", Resource: "Claim", Key: "claim_id", Schema: claimLineSchema,
+			Partition: &Partition{Column: "serviced", Name: "service_year"}},
+		{Name: "claim_note", Resource: "Claim", Key: "parent_id", Schema: childSchema},
+	}
+)
+
+// claim is one test resource: its service date ("" for null) and lines.
+type claim struct {
+	id    string
+	date  string
+	lines int
+}
+
+func date32(t *testing.T, s string) arrow.Date32 {
+	t.Helper()
+	d, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return arrow.Date32FromTime(d)
+}
+
+// claimBatches builds the batches of one run carrying claims.
+func claimBatches(t *testing.T, claims ...claim) []batch {
+	t.Helper()
+	cb := array.NewRecordBuilder(memory.DefaultAllocator, claimSchema)
+	lb := array.NewRecordBuilder(memory.DefaultAllocator, claimLineSchema)
+	nb := array.NewRecordBuilder(memory.DefaultAllocator, childSchema)
+	defer cb.Release()
+	defer lb.Release()
+	defer nb.Release()
+	var ids []string
+	for i, c := range claims {
+		ids = append(ids, c.id)
+		cb.Field(0).(*array.StringBuilder).Append(c.id)
+		cb.Field(1).(*array.Decimal128Builder).Append(decimalCents(int64(1000*i + 99)))
+		if c.date == "" {
+			cb.Field(2).AppendNull()
+		} else {
+			cb.Field(2).(*array.Date32Builder).Append(date32(t, c.date))
+		}
+		cb.Field(3).(*array.TimestampBuilder).Append(arrow.Timestamp(time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC).UnixMicro()))
+		for j := range c.lines {
+			lb.Field(0).(*array.StringBuilder).Append(c.id)
+			lb.Field(1).(*array.Int32Builder).Append(int32(j + 1))
+			if c.date == "" {
+				lb.Field(2).AppendNull()
+			} else {
+				lb.Field(2).(*array.Date32Builder).Append(date32(t, c.date))
+			}
+			nb.Field(0).(*array.StringBuilder).Append(c.id)
+			nb.Field(1).(*array.Int32Builder).Append(int32(j))
+		}
+	}
+	return []batch{
+		{Resources, resources(ids...)},
+		{"claim", cb.NewRecordBatch()},
+		{"claim_line", lb.NewRecordBatch()},
+		{"claim_note", nb.NewRecordBatch()},
+	}
+}
+
+// claimRun commits one run: tombstones for deleted ids, then claims.
+func claimRun(t *testing.T, w *Warehouse, id string, deleted []string, claims ...claim) Stats {
+	t.Helper()
+	ctx := t.Context()
+	l, err := w.Begin(ctx, lakeTables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []Tombstone
+	for _, d := range deleted {
+		ts = append(ts, Tombstone{ResourceType: "Claim", ID: d})
+	}
+	if err := l.Delete(ctx, ts); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range claimBatches(t, claims...) {
+		if err := l.WriteBatch(ctx, b.table, b.rec); err != nil {
+			t.Fatal(err)
+		}
+		b.rec.Release()
+	}
+	st, err := l.Commit(ctx, Run{ID: id, Source: "test", Scope: "system", Started: time.Now(), TransactionTime: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// checkLakeMirrors fails unless every table of the lake holds exactly the
+// warehouse rows, read the way an analyst would.
+func checkLakeMirrors(t *testing.T, w *Warehouse, lake string) {
+	t.Helper()
+	for _, tb := range lakeTables {
+		src := "read_parquet(" + sqlString(filepath.Join(lake, tb.Name, "**", "*.parquet")) + ", hive_partitioning = true)"
+		cols := "*"
+		if tb.Partition != nil {
+			cols = "* EXCLUDE (" + tb.Partition.Name + ")"
+			// The Hive key agrees with the column it is derived from.
+			bad := query(t, w, "SELECT count(*)::VARCHAR FROM "+src+" WHERE "+tb.Partition.Name+"::VARCHAR <> "+tb.Partition.expr())
+			if diff := cmp.Diff([]string{"0"}, bad); diff != "" {
+				t.Errorf("%s: rows in the wrong partition (-want +got):\n%s", tb.Name, diff)
+			}
+		}
+		lakeRows := "SELECT " + cols + " FROM " + src
+		for _, q := range []string{
+			lakeRows + " EXCEPT ALL SELECT * FROM " + ident(tb.Name),
+			"SELECT * FROM " + ident(tb.Name) + " EXCEPT ALL " + lakeRows,
+		} {
+			if got := query(t, w, "SELECT count(*)::VARCHAR FROM ("+q+")"); got[0] != "0" {
+				t.Errorf("%s: %s rows differ: %s", tb.Name, got[0], q)
+			}
+		}
+		if tb.Partition != nil {
+			want := query(t, w, "SELECT DISTINCT '"+tb.Partition.Name+"=' || "+tb.Partition.expr()+" FROM "+ident(tb.Name)+" ORDER BY 1")
+			if diff := cmp.Diff(want, lakeDirs(t, filepath.Join(lake, tb.Name))); diff != "" {
+				t.Errorf("%s partitions (-want +got):\n%s", tb.Name, diff)
+			}
+		}
+	}
+	runs := "read_parquet(" + sqlString(filepath.Join(lake, MetaDir, "fhirlake_runs.parquet")) + ")"
+	if got := query(t, w, "SELECT count(*)::VARCHAR FROM (SELECT run_id FROM fhirlake_runs EXCEPT ALL SELECT run_id FROM "+runs+")"); got[0] != "0" {
+		t.Errorf("lake copy of fhirlake_runs misses %s runs", got[0])
+	}
+	var hidden []string
+	filepath.WalkDir(lake, func(path string, d fs.DirEntry, err error) error {
+		if strings.HasPrefix(d.Name(), ".") && path != lake {
+			hidden = append(hidden, path)
+		}
+		return err
+	})
+	if len(hidden) > 0 {
+		t.Errorf("temporary files left in the lake: %v", hidden)
+	}
+}
+
+func lakeDirs(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestWriteLakeMirrorsWarehouse(t *testing.T) {
+	steps := []struct {
+		name      string
+		deleted   []string
+		claims    []claim
+		skipLake  bool // the lake write of this run "crashed"
+		wantTouch map[string][]string
+	}{
+		{
+			name:      "first load",
+			claims:    []claim{{"a", "2021-05-01", 2}, {"b", "2022-01-01", 1}, {"c", "", 1}},
+			wantTouch: map[string][]string{"claim": {"2021", "2022", "unknown"}, "claim_line": {"2021", "2022", "unknown"}, "claim_note": nil},
+		},
+		{
+			name:      "a moves to 2023, b reloaded with more lines",
+			claims:    []claim{{"a", "2023-02-02", 1}, {"b", "2022-06-01", 3}},
+			wantTouch: map[string][]string{"claim": {"2021", "2022", "2023"}, "claim_line": {"2021", "2022", "2023"}, "claim_note": nil},
+		},
+		{
+			name:      "b and c deleted empty their partitions",
+			deleted:   []string{"b", "c"},
+			wantTouch: map[string][]string{"claim": {"2022", "unknown"}, "claim_line": {"2022", "unknown"}, "claim_note": nil},
+		},
+		{
+			name:      "lake write lost",
+			claims:    []claim{{"d", "2020-01-01", 1}},
+			skipLake:  true,
+			wantTouch: map[string][]string{"claim": {"2020"}, "claim_line": {"2020"}, "claim_note": nil},
+		},
+		{
+			name:      "next run catches up the whole lake",
+			claims:    []claim{{"e", "2024-12-31", 2}},
+			wantTouch: map[string][]string{"claim": {"2024"}, "claim_line": {"2024"}, "claim_note": nil},
+		},
+	}
+	w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	lake := filepath.Join(t.TempDir(), "lake")
+	for i, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			st := claimRun(t, w, "r"+string(rune('1'+i)), s.deleted, s.claims...)
+			if diff := cmp.Diff(s.wantTouch, st.Touched); diff != "" {
+				t.Errorf("touched (-want +got):\n%s", diff)
+			}
+			if s.skipLake {
+				return
+			}
+			if err := w.WriteLake(t.Context(), lake, lakeTables, st.Touched); err != nil {
+				t.Fatal(err)
+			}
+			checkLakeMirrors(t, w, lake)
+		})
+	}
+}
+
+func TestWriteLakeChangesLayout(t *testing.T) {
+	w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	claimRun(t, w, "r1", nil, claim{"a", "2021-05-01", 1}, claim{"b", "2022-05-01", 1})
+	lake := t.TempDir()
+	flat := []Table{{Name: "claim", Key: "id"}}
+	byYear := []Table{{Name: "claim", Key: "id", Partition: &Partition{Column: "service_start", Name: "service_year"}}}
+	renamed := []Table{{Name: "claim", Key: "id", Partition: &Partition{Column: "service_start", Name: "year"}}}
+	for _, c := range []struct {
+		name   string
+		tables []Table
+		want   []string
+	}{
+		{"unpartitioned", flat, []string{LakeFile}},
+		{"partitioned", byYear, []string{"service_year=2021", "service_year=2022"}},
+		{"key renamed", renamed, []string{"year=2021", "year=2022"}},
+		{"unpartitioned again", flat, []string{LakeFile}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// An incremental write must notice the layout change too.
+			if err := w.WriteLake(t.Context(), lake, c.tables, map[string][]string{"claim": {"2021"}}); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(c.want, lakeDirs(t, filepath.Join(lake, "claim"))); diff != "" {
+				t.Errorf("lake/claim (-want +got):\n%s", diff)
+			}
+			got := query(t, w, "SELECT count(*)::VARCHAR FROM read_parquet("+sqlString(filepath.Join(lake, "claim", "**", "*.parquet"))+")")
+			if diff := cmp.Diff([]string{"2"}, got); diff != "" {
+				t.Errorf("rows (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,646 @@
+//go:build duckdb_arrow
+
+package load
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/fhirlake/fhirlake/internal/atomicfile"
+)
+
+// From names the side a rebuild restores the other one from.
+type From string
+
+// The two directions of a rebuild.
+const (
+	// FromLake recreates the warehouse file from the lake.
+	FromLake From = "lake"
+	// FromWarehouse rewrites the whole lake from the warehouse.
+	FromWarehouse From = "warehouse"
+)
+
+// ErrInUse means another process holds the warehouse file open.
+var ErrInUse = errors.New("warehouse is in use by another process")
+
+// RebuildOptions says what to rebuild.
+type RebuildOptions struct {
+	// Lake is the lake directory.
+	Lake string
+	// Warehouse is the DuckDB file.
+	Warehouse string
+	// From is the side to restore from; empty means FromLake.
+	From From
+	// Tables gives the partitioning (and sort key) of tables when writing
+	// the lake; tables not listed keep the partitioning recorded in the
+	// existing lake, else are written unpartitioned.
+	Tables []Table
+}
+
+// RebuildPlan is what a rebuild will do. PlanRebuild makes it without
+// changing anything; Execute carries it out.
+type RebuildPlan struct {
+	Options RebuildOptions
+	// Tables are the tables to restore, data tables first, by name.
+	Tables []PlanTable
+	// Views is the number of views to recreate (FromLake).
+	Views int
+	// Replaces describes the target that will be replaced, or says that it
+	// will be created.
+	Replaces string
+	// Drops lists tables of the current target that the source lacks;
+	// they will be gone after the rebuild.
+	Drops []string
+
+	views []string
+}
+
+// PlanTable is one table of a RebuildPlan.
+type PlanTable struct {
+	Name string
+	// Bookkeeping is set for fhirlake_* tables (kept under DIR/_fhirlake).
+	Bookkeeping bool
+	// Partition is the table's partitioning in the lake, nil for none.
+	Partition *Partition
+	// Rows is the number of rows to restore.
+	Rows int64
+	// Partitions lists the partition values and their rows.
+	Partitions []PlanPartition
+
+	sql   string   // CREATE TABLE statement, empty when unknown
+	key   string   // sort key, when known
+	files []string // lake files (FromLake)
+}
+
+// PlanPartition is one partition of a PlanTable.
+type PlanPartition struct {
+	Value string
+	Rows  int64
+}
+
+// PlanRebuild inspects both sides and returns the plan. It changes nothing.
+func PlanRebuild(ctx context.Context, o RebuildOptions) (*RebuildPlan, error) {
+	if o.From == "" {
+		o.From = FromLake
+	}
+	if o.Lake == "" || o.Warehouse == "" {
+		return nil, errors.New("rebuild: both the lake and the warehouse must be named")
+	}
+	switch o.From {
+	case FromLake:
+		return planFromLake(ctx, o)
+	case FromWarehouse:
+		return planFromWarehouse(ctx, o)
+	default:
+		return nil, fmt.Errorf("rebuild: unknown source %q (want lake or warehouse)", o.From)
+	}
+}
+
+// Execute carries out the plan. The target is built beside the old one and
+// swapped in by a rename only when complete: a failed or interrupted
+// rebuild leaves the old target as it was.
+func (p *RebuildPlan) Execute(ctx context.Context) error {
+	if p.Options.From == FromWarehouse {
+		return p.executeToLake(ctx)
+	}
+	return p.executeToWarehouse(ctx)
+}
+
+// Print writes the plan for a human.
+func (p *RebuildPlan) Print(w io.Writer) error {
+	var b strings.Builder
+	if p.Options.From == FromWarehouse {
+		fmt.Fprintf(&b, "rebuild lake %s from warehouse %s\n", p.Options.Lake, p.Options.Warehouse)
+	} else {
+		fmt.Fprintf(&b, "rebuild warehouse %s from lake %s\n", p.Options.Warehouse, p.Options.Lake)
+	}
+	for _, t := range p.Tables {
+		kind := "table"
+		if t.Bookkeeping {
+			kind = "bookkeeping"
+		}
+		fmt.Fprintf(&b, "  %s %s: %d rows", kind, t.Name, t.Rows)
+		if t.Partition != nil {
+			parts := make([]string, len(t.Partitions))
+			for i, pp := range t.Partitions {
+				parts[i] = fmt.Sprintf("%s=%s: %d", t.Partition.Name, pp.Value, pp.Rows)
+			}
+			fmt.Fprintf(&b, " in %d partitions (%s)", len(t.Partitions), strings.Join(parts, ", "))
+		}
+		b.WriteString("\n")
+	}
+	if p.Options.From != FromWarehouse {
+		fmt.Fprintf(&b, "  views: %d\n", p.Views)
+	}
+	fmt.Fprintf(&b, "replaces: %s\n", p.Replaces)
+	if len(p.Drops) > 0 {
+		fmt.Fprintf(&b, "drops (not in the source): %s\n", strings.Join(p.Drops, ", "))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// planFromLake reads the lake's folders, lake.json and Parquet footers,
+// and looks at the warehouse it would replace.
+func planFromLake(ctx context.Context, o RebuildOptions) (*RebuildPlan, error) {
+	if fi, err := os.Stat(o.Lake); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("rebuild: no lake at %s", o.Lake)
+	}
+	meta, err := ReadLakeMeta(o.Lake)
+	if err != nil {
+		return nil, err
+	}
+	p := &RebuildPlan{Options: o, views: meta.Views, Views: len(meta.Views)}
+	ents, err := os.ReadDir(o.Lake)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild: %w", err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || e.Name() == MetaDir {
+			continue
+		}
+		t, err := lakeTable(o.Lake, e.Name(), meta.Tables[e.Name()])
+		if err != nil {
+			return nil, err
+		}
+		p.Tables = append(p.Tables, t)
+	}
+	for name, lt := range meta.Tables {
+		if !strings.HasPrefix(name, BookkeepingPrefix) {
+			if _, err := os.Stat(filepath.Join(o.Lake, name)); errors.Is(err, fs.ErrNotExist) {
+				// A partitioned table without rows has no folder content;
+				// a table without a folder at all is still restored empty.
+				p.Tables = append(p.Tables, PlanTable{Name: name, Partition: lt.Partition, sql: lt.SQL})
+			}
+			continue
+		}
+		t := PlanTable{Name: name, Bookkeeping: true, sql: lt.SQL}
+		if f := filepath.Join(o.Lake, MetaDir, name+".parquet"); exists(f) {
+			t.files = []string{f}
+		}
+		p.Tables = append(p.Tables, t)
+	}
+	sortPlanTables(p.Tables)
+
+	db, err := openDuckDB(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	defer db.close()
+	for i := range p.Tables {
+		if err := db.countFiles(ctx, &p.Tables[i]); err != nil {
+			return nil, err
+		}
+	}
+	release, old, err := db.lockWarehouse(ctx, o.Warehouse)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	p.Replaces = "nothing: " + o.Warehouse + " will be created"
+	if old != nil {
+		p.Replaces = fmt.Sprintf("warehouse %s (%d tables)", o.Warehouse, len(old))
+		restored := map[string]bool{}
+		for _, t := range p.Tables {
+			restored[t.Name] = true
+		}
+		for _, name := range old {
+			if !restored[name] {
+				p.Drops = append(p.Drops, name)
+			}
+		}
+	} else if exists(o.Warehouse) {
+		p.Replaces = fmt.Sprintf("warehouse %s (unreadable)", o.Warehouse)
+	}
+	return p, nil
+}
+
+// lakeTable describes DIR/<name>/.
+func lakeTable(lake, name string, lt LakeTable) (PlanTable, error) {
+	t := PlanTable{Name: name, Partition: lt.Partition, sql: lt.SQL}
+	tdir := filepath.Join(lake, name)
+	lay, err := readLayout(tdir)
+	if err != nil {
+		return t, fmt.Errorf("rebuild: %w", err)
+	}
+	if lay.flat && len(lay.parts) > 0 {
+		return t, fmt.Errorf("rebuild: lake table %s has both %s and partition folders; rewrite the lake from the warehouse", name, LakeFile)
+	}
+	if lay.flat {
+		t.files = []string{filepath.Join(tdir, LakeFile)}
+		return t, nil
+	}
+	for _, d := range lay.parts {
+		f := filepath.Join(tdir, d.dir, LakeFile)
+		if !exists(f) {
+			continue
+		}
+		if t.Partition == nil {
+			// No lake.json: the folder names tell the key, not the column.
+			t.Partition = &Partition{Name: d.key}
+		}
+		t.files = append(t.files, f)
+		t.Partitions = append(t.Partitions, PlanPartition{Value: d.value})
+	}
+	return t, nil
+}
+
+// countFiles fills the row counts of t from the Parquet footers.
+func (db *duckDB) countFiles(ctx context.Context, t *PlanTable) error {
+	for i, f := range t.files {
+		var n int64
+		q := "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(" + sqlString(f) + ")"
+		if err := db.conn.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			return fmt.Errorf("rebuild: read %s: %w", f, err)
+		}
+		t.Rows += n
+		if t.Partitions != nil {
+			t.Partitions[i].Rows = n
+		}
+	}
+	return nil
+}
+
+// executeToWarehouse builds a new warehouse file beside the old one from
+// the lake, then renames it over the old one.
+func (p *RebuildPlan) executeToWarehouse(ctx context.Context) error {
+	o := p.Options
+	lockDB, err := openDuckDB(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer lockDB.close()
+	// Hold a read lock on the old file while building, so that no run
+	// starts writing to a warehouse about to be replaced.
+	release, _, err := lockDB.lockWarehouse(ctx, o.Warehouse)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	tmp := o.Warehouse + ".rebuild-" + randomSuffix() + ".tmp"
+	defer func() {
+		os.Remove(tmp)
+		os.Remove(tmp + ".wal")
+	}()
+	db, err := openDuckDB(ctx, tmp)
+	if err != nil {
+		return err
+	}
+	if err := p.restoreTables(ctx, db); err != nil {
+		db.close()
+		return err
+	}
+	if err := db.exec(ctx, "CHECKPOINT"); err != nil {
+		db.close()
+		return fmt.Errorf("rebuild: checkpoint: %w", err)
+	}
+	if err := db.close(); err != nil {
+		return fmt.Errorf("rebuild: close %s: %w", tmp, err)
+	}
+	if exists(tmp + ".wal") {
+		return fmt.Errorf("rebuild: %s.wal remains after checkpoint", tmp)
+	}
+	if err := syncFile(tmp); err != nil {
+		return err
+	}
+	release()
+	// The old file's write-ahead log belongs to the old file: left beside
+	// the new one it would be replayed into it.
+	if err := os.Remove(o.Warehouse + ".wal"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("rebuild: remove old write-ahead log: %w", err)
+	}
+	if err := os.Rename(tmp, o.Warehouse); err != nil {
+		return fmt.Errorf("rebuild: replace %s: %w", o.Warehouse, err)
+	}
+	return atomicfile.SyncDir(filepath.Dir(o.Warehouse))
+}
+
+// restoreTables creates and fills every table of the plan, then the views.
+func (p *RebuildPlan) restoreTables(ctx context.Context, db *duckDB) error {
+	for _, t := range p.Tables {
+		src := ""
+		if len(t.files) > 0 {
+			quoted := make([]string, len(t.files))
+			for i, f := range t.files {
+				quoted[i] = sqlString(f)
+			}
+			// Hive partitioning stays off: the key in the path must not
+			// become a column of the table.
+			src = fmt.Sprintf("read_parquet([%s], hive_partitioning = false)", strings.Join(quoted, ", "))
+		}
+		create := t.sql
+		if create == "" {
+			if src == "" {
+				continue
+			}
+			create = fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM %s LIMIT 0", ident(t.Name), src)
+		}
+		if err := db.exec(ctx, create); err != nil {
+			return fmt.Errorf("rebuild: create %s: %w", t.Name, err)
+		}
+		if src == "" {
+			continue
+		}
+		if err := db.exec(ctx, fmt.Sprintf("INSERT INTO %s BY NAME SELECT * FROM %s", ident(t.Name), src)); err != nil {
+			return fmt.Errorf("rebuild: fill %s: %w", t.Name, err)
+		}
+	}
+	// Views may depend on each other: retry until no more succeed.
+	pending := p.views
+	for len(pending) > 0 {
+		var failed []string
+		var lastErr error
+		for _, v := range pending {
+			if err := db.exec(ctx, v); err != nil {
+				failed, lastErr = append(failed, v), err
+			}
+		}
+		if len(failed) == len(pending) {
+			return fmt.Errorf("rebuild: %d views cannot be recreated: %w", len(failed), lastErr)
+		}
+		pending = failed
+	}
+	return nil
+}
+
+// planFromWarehouse reads the warehouse (read-only) and the lake it would
+// replace.
+func planFromWarehouse(ctx context.Context, o RebuildOptions) (*RebuildPlan, error) {
+	w, err := openReadOnly(ctx, o.Warehouse)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	meta, err := ReadLakeMeta(o.Lake)
+	if err != nil {
+		return nil, err
+	}
+	given := map[string]Table{}
+	for _, t := range o.Tables {
+		given[t.Name] = t
+	}
+	defs, err := w.tableDefs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild: %w", err)
+	}
+	p := &RebuildPlan{Options: o}
+	for name := range defs {
+		t := PlanTable{Name: name, Bookkeeping: strings.HasPrefix(name, BookkeepingPrefix)}
+		if g, ok := given[name]; ok {
+			t.Partition, t.key = g.Partition, g.Key
+		} else if !t.Bookkeeping {
+			t.Partition = meta.Tables[name].Partition
+		}
+		if t.Partition != nil && t.Partition.Column == "" {
+			t.Partition = nil
+		}
+		if err := w.countRows(ctx, &t); err != nil {
+			return nil, err
+		}
+		p.Tables = append(p.Tables, t)
+	}
+	sortPlanTables(p.Tables)
+	p.Replaces = "nothing: " + o.Lake + " will be created"
+	if ents, err := os.ReadDir(o.Lake); err == nil {
+		restored := map[string]bool{MetaDir: true}
+		for _, t := range p.Tables {
+			restored[t.Name] = true
+		}
+		n := 0
+		for _, e := range ents {
+			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && e.Name() != MetaDir {
+				n++
+				if !restored[e.Name()] {
+					p.Drops = append(p.Drops, e.Name())
+				}
+			}
+		}
+		p.Replaces = fmt.Sprintf("lake %s (%d tables)", o.Lake, n)
+	}
+	return p, nil
+}
+
+// countRows fills t's row counts from the warehouse.
+func (w *Warehouse) countRows(ctx context.Context, t *PlanTable) error {
+	if t.Partition == nil {
+		err := w.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+ident(t.Name)).Scan(&t.Rows)
+		if err != nil {
+			return fmt.Errorf("rebuild: count %s: %w", t.Name, err)
+		}
+		return nil
+	}
+	rows, err := w.conn.QueryContext(ctx, fmt.Sprintf("SELECT %s, count(*) FROM %s GROUP BY 1 ORDER BY 1",
+		t.Partition.expr(), ident(t.Name)))
+	if err != nil {
+		return fmt.Errorf("rebuild: count %s: %w", t.Name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pp PlanPartition
+		if err := rows.Scan(&pp.Value, &pp.Rows); err != nil {
+			return fmt.Errorf("rebuild: count %s: %w", t.Name, err)
+		}
+		t.Partitions = append(t.Partitions, pp)
+		t.Rows += pp.Rows
+	}
+	return rows.Err()
+}
+
+// executeToLake writes the whole lake from the warehouse into a new folder
+// beside the old one and swaps it in.
+func (p *RebuildPlan) executeToLake(ctx context.Context) error {
+	o := p.Options
+	w, err := openReadOnly(ctx, o.Warehouse)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	var tables []Table
+	for _, t := range p.Tables {
+		if !t.Bookkeeping {
+			tables = append(tables, Table{Name: t.Name, Key: t.key, Partition: t.Partition})
+		}
+	}
+	lake := filepath.Clean(o.Lake)
+	if err := os.MkdirAll(filepath.Dir(lake), 0o755); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	tmp := filepath.Join(filepath.Dir(lake), "."+filepath.Base(lake)+".rebuild-"+randomSuffix())
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := w.WriteLake(ctx, tmp, tables, nil); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	if err := atomicfile.SyncDir(tmp); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	if err := swapDir(tmp, lake); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	return nil
+}
+
+// sortPlanTables orders data tables before bookkeeping ones, each by name.
+func sortPlanTables(ts []PlanTable) {
+	sort.Slice(ts, func(i, j int) bool {
+		if ts[i].Bookkeeping != ts[j].Bookkeeping {
+			return !ts[i].Bookkeeping
+		}
+		return ts[i].Name < ts[j].Name
+	})
+}
+
+// duckDB is a bare DuckDB connection: an in-memory scratch database or a
+// warehouse file being built, without the bookkeeping tables Open creates.
+type duckDB struct {
+	db   *sql.DB
+	conn *sql.Conn
+}
+
+func openDuckDB(ctx context.Context, path string) (*duckDB, error) {
+	connector, err := duckdb.NewConnector(path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild: open %s: %w", path, err)
+	}
+	db := sql.OpenDB(connector)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("rebuild: open %s: %w", path, err)
+	}
+	return &duckDB{db: db, conn: conn}, nil
+}
+
+func (d *duckDB) exec(ctx context.Context, q string) error {
+	_, err := d.conn.ExecContext(ctx, q)
+	return err
+}
+
+func (d *duckDB) close() error {
+	return errors.Join(d.conn.Close(), d.db.Close())
+}
+
+// lockWarehouse attaches the warehouse file read-only, which holds a shared
+// lock on it until release is called, and lists its tables. A missing or
+// unreadable (say, corrupt) file gives no tables and no error: replacing
+// it is the point of a rebuild. A file another process holds gives
+// ErrInUse.
+func (d *duckDB) lockWarehouse(ctx context.Context, path string) (release func(), tables []string, err error) {
+	release = func() {}
+	if !exists(path) {
+		return release, nil, nil
+	}
+	if err := d.exec(ctx, "ATTACH "+sqlString(path)+" AS fhirlake_old (READ_ONLY)"); err != nil {
+		if isLockError(err) {
+			return release, nil, inUse(path, err)
+		}
+		return release, nil, nil
+	}
+	done := false
+	release = func() {
+		if !done {
+			done = true
+			d.exec(context.WithoutCancel(ctx), "DETACH fhirlake_old")
+		}
+	}
+	rows, err := d.conn.QueryContext(ctx, "SELECT table_name FROM duckdb_tables() WHERE database_name = 'fhirlake_old' AND schema_name = 'main' ORDER BY 1")
+	if err != nil {
+		release()
+		return func() {}, nil, fmt.Errorf("rebuild: list tables of %s: %w", path, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			release()
+			return func() {}, nil, fmt.Errorf("rebuild: list tables of %s: %w", path, err)
+		}
+		tables = append(tables, s)
+	}
+	return release, tables, rows.Err()
+}
+
+// openReadOnly opens an existing warehouse without writing to it.
+func openReadOnly(ctx context.Context, path string) (*Warehouse, error) {
+	if !exists(path) {
+		return nil, fmt.Errorf("rebuild: no warehouse at %s", path)
+	}
+	db, conn, err := connect(ctx, path+"?access_mode=read_only")
+	if err != nil && strings.Contains(err.Error(), "different configuration") {
+		// This process has the file open already (read-write): share it.
+		db, conn, err = connect(ctx, path)
+	}
+	if err != nil {
+		if isLockError(err) {
+			return nil, inUse(path, err)
+		}
+		return nil, fmt.Errorf("open warehouse %s: %w", path, err)
+	}
+	w := &Warehouse{path: path, db: db, conn: conn}
+	err = conn.Raw(func(dc any) error {
+		a, err := duckdb.NewArrowFromConn(dc.(driver.Conn))
+		w.ar = a
+		return err
+	})
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open arrow interface: %w", err)
+	}
+	return w, nil
+}
+
+func connect(ctx context.Context, dsn string) (*sql.DB, *sql.Conn, error) {
+	connector, err := duckdb.NewConnector(dsn, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	db := sql.OpenDB(connector)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, conn, nil
+}
+
+// isLockError recognises DuckDB's "Could not set lock on file" error.
+func isLockError(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "Could not set lock") || strings.Contains(s, "Conflicting lock")
+}
+
+func inUse(path string, err error) error {
+	return fmt.Errorf("%w: %s is open elsewhere (a running fhirlake run, or a DuckDB client); stop it and retry: %w", ErrInUse, path, err)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// syncFile fsyncs a file written by DuckDB.
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("rebuild: sync %s: %w", path, err)
+	}
+	return nil
+}

@@ -160,22 +160,29 @@ func LoadPrivateKey(path string) (crypto.Signer, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("read private key: %w", err)
 	}
+	return ParsePrivateKey(data, path)
+}
+
+// ParsePrivateKey is LoadPrivateKey on data already read; name (a path or
+// a reference such as env:NAME) is used in errors.
+func ParsePrivateKey(data []byte, name string) (crypto.Signer, string, error) {
 	if trimmed := strings.TrimSpace(string(data)); strings.HasPrefix(trimmed, "{") {
 		var jwk jose.JSONWebKey
 		if err := json.Unmarshal([]byte(trimmed), &jwk); err != nil {
-			return nil, "", fmt.Errorf("private key %s: not a valid JWK", path)
+			return nil, "", fmt.Errorf("private key %s: not a valid JWK", name)
 		}
 		signer, ok := jwk.Key.(crypto.Signer)
 		if !ok || jwk.IsPublic() {
-			return nil, "", fmt.Errorf("private key %s: the JWK holds no private key", path)
+			return nil, "", fmt.Errorf("private key %s: the JWK holds no private key", name)
 		}
 		return signer, jwk.KeyID, nil
 	}
 	block, _ := pem.Decode(data)
 	if block == nil {
-		return nil, "", fmt.Errorf("private key %s: neither PEM nor JWK", path)
+		return nil, "", fmt.Errorf("private key %s: neither PEM nor JWK", name)
 	}
 	var key any
+	var err error
 	switch block.Type {
 	case "PRIVATE KEY":
 		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
@@ -184,14 +191,14 @@ func LoadPrivateKey(path string) (crypto.Signer, string, error) {
 	case "EC PRIVATE KEY":
 		key, err = x509.ParseECPrivateKey(block.Bytes)
 	default:
-		return nil, "", fmt.Errorf("private key %s: unsupported PEM block %q", path, block.Type)
+		return nil, "", fmt.Errorf("private key %s: unsupported PEM block %q", name, block.Type)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("private key %s: %w", path, err)
+		return nil, "", fmt.Errorf("private key %s: %w", name, err)
 	}
 	signer, ok := key.(crypto.Signer)
 	if !ok {
-		return nil, "", fmt.Errorf("private key %s: unsupported key type %T", path, key)
+		return nil, "", fmt.Errorf("private key %s: unsupported key type %T", name, key)
 	}
 	return signer, "", nil
 }

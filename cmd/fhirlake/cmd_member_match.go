@@ -48,10 +48,11 @@ func memberMatchCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := newClient(c, log)
+			src, err := parseSource(c, log)
 			if err != nil {
 				return err
 			}
+			cl := src.client
 			members, err := readRoster(c.String("roster"))
 			if err != nil {
 				return err

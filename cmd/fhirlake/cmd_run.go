@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"sort"
@@ -16,28 +15,36 @@ import (
 	"github.com/fhirlake/fhirlake/transform"
 )
 
+// runFlags are run's own flags, besides the source and roster flags.
+func runFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "config", Usage: "YAML config `FILE` with the warehouse, lake and sources (see examples/fhirlake.yaml)", EnvVars: []string{"FHIRLAKE_CONFIG"}},
+		&cli.StringFlag{Name: "source", Usage: "source `NAME`: with --config, the one source to run (default: all, in order); without, the name recorded with the run (default \"default\")", EnvVars: []string{"FHIRLAKE_SOURCE"}},
+		&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE` (created if missing; required here or in the config)", EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
+		&cli.StringFlag{Name: "lake", Usage: "Parquet lake `DIR` mirroring the warehouse tables; empty skips it", EnvVars: []string{"FHIRLAKE_LAKE"}},
+		&cli.StringFlag{Name: "work-dir", Usage: "where export jobs wait for the load (default: fhirlake-work beside the warehouse)", EnvVars: []string{"FHIRLAKE_WORK_DIR"}},
+		&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files to load as more tables", EnvVars: []string{"FHIRLAKE_VIEWS"}},
+		&cli.IntFlag{Name: "batch-rows", Value: 8192, Usage: "rows per Arrow batch (bounds memory)", EnvVars: []string{"FHIRLAKE_BATCH_ROWS"}},
+		&cli.BoolFlag{Name: "full", Usage: "ignore the stored watermark and export everything (no automatic _since)", EnvVars: []string{"FHIRLAKE_FULL"}},
+		&cli.BoolFlag{Name: "keep-server-job", Usage: "do not DELETE the export job on the server after a successful load", EnvVars: []string{"FHIRLAKE_KEEP_SERVER_JOB"}},
+		&cli.Int64Flag{Name: "max-rejects", Value: -1, Usage: "fail the run (exit 6, nothing committed) when more lines or values than this are rejected; -1: no limit", EnvVars: []string{"FHIRLAKE_MAX_REJECTS"}},
+		&cli.StringFlag{Name: "summary", Usage: "write the JSON run summary to `FILE` (also when the run fails)", EnvVars: []string{"FHIRLAKE_SUMMARY"}},
+	}
+}
+
 func runCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "run",
-		Usage:     "export, transform and load in one go",
-		UsageText: "fhirlake run --fhir-url URL [source flags] --warehouse FILE.duckdb [--lake DIR]",
-		Flags: append(append(sourceFlags(), rosterFlags()...),
-			&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE` (created if missing)", Required: true, EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
-			&cli.StringFlag{Name: "lake", Usage: "Parquet lake `DIR` mirroring the warehouse tables; empty skips it", EnvVars: []string{"FHIRLAKE_LAKE"}},
-			&cli.StringFlag{Name: "source", Value: "default", Usage: "source `NAME` recorded with each run", EnvVars: []string{"FHIRLAKE_SOURCE"}},
-			&cli.StringFlag{Name: "work-dir", Usage: "where downloads wait for the load (default: fhirlake-work beside the warehouse)", EnvVars: []string{"FHIRLAKE_WORK_DIR"}},
-			&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files to load as more tables", EnvVars: []string{"FHIRLAKE_VIEWS"}},
-			&cli.IntFlag{Name: "batch-rows", Value: 8192, Usage: "rows per Arrow batch (bounds memory)", EnvVars: []string{"FHIRLAKE_BATCH_ROWS"}},
-			&cli.BoolFlag{Name: "full", Usage: "ignore the stored watermark and export everything (no automatic _since)", EnvVars: []string{"FHIRLAKE_FULL"}},
-			&cli.BoolFlag{Name: "keep-server-job", Usage: "do not DELETE the export job on the server after a successful load", EnvVars: []string{"FHIRLAKE_KEEP_SERVER_JOB"}},
-		),
+		Name:  "run",
+		Usage: "export, transform and load in one go",
+		UsageText: "fhirlake run --fhir-url URL [source flags] --warehouse FILE.duckdb [--lake DIR]\n" +
+			"fhirlake run --config fhirlake.yaml [--source NAME]\n\n" +
+			"Settings come from flags, FHIRLAKE_* variables, the config file and defaults, in that order of precedence.",
+		Flags:        append(append(sourceFlags(), rosterFlags()...), runFlags()...),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
-		Action: func(c *cli.Context) error {
+		Action: func(c *cli.Context) (err error) {
+			rep := &report{}
+			defer func() { err = rep.finish(c, err) }()
 			log, err := logger(c)
-			if err != nil {
-				return err
-			}
-			src, err := parseSource(c, log)
 			if err != nil {
 				return err
 			}
@@ -45,55 +52,72 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			p := pipeline.Pipeline{
-				Source:        c.String("source"),
-				Client:        src.client,
-				Request:       src.request,
-				WorkDir:       c.String("work-dir"),
-				Views:         views,
-				SQL:           fsql.FS,
-				Warehouse:     c.String("warehouse"),
-				Lake:          c.String("lake"),
-				BatchRows:     c.Int("batch-rows"),
-				KeepServerJob: c.Bool("keep-server-job"),
-				Full:          c.Bool("full"),
-				Log:           log,
+			cfg, srcs, err := selectSources(c, log)
+			if err != nil {
+				return err
 			}
-			reqs := []extract.Request{src.request}
-			if c.String("roster") != "" {
-				if reqs, err = matchForRun(c, src); err != nil {
+			top := resolveTop(c, cfg)
+			if top.warehouse == "" {
+				return usagef("no warehouse: pass --warehouse or set warehouse in the config")
+			}
+			for _, src := range srcs {
+				name := src.name
+				if name == "" {
+					name = c.String("source")
+				}
+				if name == "" {
+					name = "default"
+				}
+				p := pipeline.Pipeline{
+					Source: name, Client: src.client, Request: src.request,
+					WorkDir: top.workDir, Views: views, SQL: fsql.FS,
+					Warehouse: top.warehouse, Lake: top.lake,
+					BatchRows: c.Int("batch-rows"), KeepServerJob: c.Bool("keep-server-job"), Full: c.Bool("full"),
+					Log: log,
+				}
+				if err := runSource(c, p, src, rep); err != nil {
 					return err
 				}
 			}
-			return runRun(c.Context, c, p, reqs)
+			return nil
 		},
 	}
 }
 
-// runRun runs the pipeline once per request: one, or one per matched group
-// with --roster. Each run commits on its own.
-func runRun(ctx context.Context, c *cli.Context, p pipeline.Pipeline, reqs []extract.Request) error {
-	base := p.Request
+// runSource runs one source: once, or with a roster once per matched group.
+// Each run commits on its own.
+func runSource(c *cli.Context, p pipeline.Pipeline, src sourceOptions, rep *report) error {
+	reqs := []extract.Request{src.request}
+	if src.roster != "" {
+		var err error
+		if reqs, err = matchForRun(c, src); err != nil {
+			return err
+		}
+	}
 	for _, r := range reqs {
 		p.Request = r
-		sum, err := p.Run(ctx)
+		sum, err := p.Run(c.Context)
+		rep.add(sum, err)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.App.Writer, "run %s (%s) committed: %d resources, %d rejects, rows %s\n",
-			sum.RunID, sum.Scope, sum.Resources, sum.Rejects, formatRows(sum.Rows))
+		fmt.Fprintf(c.App.Writer, "run %s (%s %s) committed: %d resources, %d deleted, %d rejects, rows %s\n",
+			sum.RunID, sum.Source, sum.Scope, sum.Resources, sum.Deleted, sum.Rejects, formatRows(sum.Rows))
 	}
-	p.Request = base
 	return nil
 }
 
 // matchForRun matches the roster and returns the exports to run.
 func matchForRun(c *cli.Context, src sourceOptions) ([]extract.Request, error) {
-	members, err := readRoster(c.String("roster"))
+	members, err := readRoster(src.roster)
 	if err != nil {
 		return nil, err
 	}
-	matches, err := pipeline.MatchRoster(c.Context, src.client, memberMatchURL(c), c.String("requester"), members)
+	endpoint := c.String("member-match-url")
+	if endpoint == "" {
+		endpoint = extract.MemberMatchURL(src.client.BaseURL)
+	}
+	matches, err := pipeline.MatchRoster(c.Context, src.client, endpoint, c.String("requester"), members)
 	if err != nil {
 		return nil, err
 	}

@@ -80,6 +80,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			keysCommand(),
 			memberMatchCommand(),
 			viewsCommand(),
+			configCommand(),
+			statusCommand(),
 			rebuildCommand(),
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },

@@ -61,7 +61,7 @@ func TestExitCodes(t *testing.T) {
 		noSecret bool   // the secret must not appear anywhere
 	}{
 		{"unknown flag", nil, []string{"export", "--nope"}, exitUsage, "flag provided but not defined", false},
-		{"missing required flag", nil, []string{"export", "--out", dir}, exitUsage, `"fhir-url"`, false},
+		{"missing base URL", nil, []string{"export", "--out", dir}, exitUsage, "no FHIR base URL: pass --fhir-url", false},
 		{"bad since", nil, append([]string{"export", "--out", dir, "--since", "yesterday", "--client-secret-file", goodSecret}, source...), exitUsage, "RFC 3339", false},
 		{"no secret", map[string]string{"FHIRLAKE_CLIENT_SECRET": ""}, append([]string{"export", "--out", dir}, source...), exitUsage, "no client secret", false},
 		{"wrong secret", nil, append([]string{"export", "--out", dir, "--client-secret-file", badSecret}, source...), exitAuth,

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
 )
@@ -44,6 +45,8 @@ func formatCell(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return "NULL"
+	case time.Time:
+		return x.UTC().Format(time.RFC3339)
 	case duckdb.Decimal:
 		// Keep the declared scale: money prints as 60081.50, not 60081.5.
 		r := new(big.Rat).SetFrac(x.Value, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(x.Scale)), nil))

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fhirlake/fhirlake/extract"
+	"github.com/fhirlake/fhirlake/internal/config"
 )
 
 // sourceFlags are the flags that describe a FHIR source, shared by export
@@ -24,7 +25,7 @@ func sourceFlags() []cli.Flag {
 // baseFlags name the server and how hard to push it.
 func baseFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "fhir-url", Usage: "FHIR base URL of the payer API", EnvVars: []string{"FHIRLAKE_FHIR_URL"}, Required: true},
+		&cli.StringFlag{Name: "fhir-url", Usage: "FHIR base URL of the payer API (required unless --config gives it)", EnvVars: []string{"FHIRLAKE_FHIR_URL"}},
 		&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "parallel file downloads", EnvVars: []string{"FHIRLAKE_CONCURRENCY"}},
 		&cli.DurationFlag{Name: "max-wait", Value: 24 * time.Hour, Usage: "give up waiting for the export after this long", EnvVars: []string{"FHIRLAKE_MAX_WAIT"}},
 		&cli.DurationFlag{Name: "poll-floor", Value: time.Second, Usage: "shortest wait between status polls, whatever Retry-After says", EnvVars: []string{"FHIRLAKE_POLL_FLOOR"}},
@@ -67,126 +68,203 @@ func authFlags() []cli.Flag {
 
 // sourceOptions is a parsed source.
 type sourceOptions struct {
+	name    string // the config source name; "" from flags alone
+	kind    string
+	roster  string
 	client  *extract.Client
 	request extract.Request
 }
 
-// parseSource turns the source flags into a configured client and request.
+// parseSource builds the source from the flags alone.
 func parseSource(c *cli.Context, log *slog.Logger) (sourceOptions, error) {
+	return resolveSettings(c, nil).source(log)
+}
+
+// settings is one source's effective configuration. Each value comes from
+// its flag or environment variable when set (urfave/cli gives the flag
+// precedence over the variable), else from the config file, else from the
+// flag's default: flag > env > file > default.
+type settings struct {
+	name, kind                                    string
+	fhirURL, tokenURL, auth, clientID, secretRef  string
+	keyRef, keyID, jwtAlg, scope                  string
+	basic, post, patientExport                    bool
+	group, exportType, roster                     string
+	types, typeFilters, elements, assoc, patients []string
+	outputFormat, organizeBy, since               string
+	concurrency                                   int
+	floor, ceiling, maxWait                       time.Duration
+}
+
+// resolveSettings merges the flags with src (nil without a config file).
+func resolveSettings(c *cli.Context, src *config.Source) settings {
+	if src == nil {
+		src = &config.Source{}
+	}
+	str := func(flag, file string) string {
+		if c.IsSet(flag) || file == "" {
+			return c.String(flag)
+		}
+		return file
+	}
+	list := func(flag string, file []string, comma bool) []string {
+		if c.IsSet(flag) || len(file) == 0 {
+			if comma {
+				return splitList(c.String(flag))
+			}
+			return c.StringSlice(flag)
+		}
+		return file
+	}
+	boolean := func(flag string, file bool) bool {
+		if c.IsSet(flag) {
+			return c.Bool(flag)
+		}
+		return file || c.Bool(flag)
+	}
+	dur := func(flag string, file config.Duration) time.Duration {
+		if c.IsSet(flag) || file == 0 {
+			return c.Duration(flag)
+		}
+		return time.Duration(file)
+	}
+	s := settings{
+		name: src.Name, kind: src.Kind,
+		fhirURL: str("fhir-url", src.FHIRURL), tokenURL: str("token-url", src.TokenURL),
+		auth: str("auth", src.Auth.Method), clientID: str("client-id", src.Auth.ClientID),
+		keyID: str("key-id", src.Auth.KeyID), jwtAlg: str("jwt-alg", src.Auth.JWTAlg), scope: str("scope", src.Auth.Scope),
+		basic: boolean("client-secret-basic", src.Auth.Basic), post: boolean("post", src.Post),
+		patientExport: c.Bool("patient-export"),
+		group:         str("group", src.Group), exportType: str("export-type", src.ExportType), roster: str("roster", src.Roster),
+		types: list("types", src.Types, true), typeFilters: list("type-filter", src.TypeFilter, false),
+		elements: splitList(c.String("elements")), assoc: c.StringSlice("include-associated-data"), patients: c.StringSlice("patient"),
+		outputFormat: c.String("output-format"), organizeBy: c.String("organize-output-by"), since: c.String("since"),
+		concurrency: c.Int("concurrency"),
+		floor:       dur("poll-floor", src.Polling.Floor), ceiling: dur("poll-ceiling", src.Polling.Ceiling), maxWait: dur("max-wait", src.Polling.MaxWait),
+	}
+	if !c.IsSet("concurrency") && src.Concurrency > 0 {
+		s.concurrency = src.Concurrency
+	}
+	// Secrets are references: env:NAME or file:PATH.
+	switch {
+	case c.IsSet("client-secret-file"):
+		s.secretRef = "file:" + c.String("client-secret-file")
+	case os.Getenv("FHIRLAKE_CLIENT_SECRET") != "":
+		s.secretRef = "env:FHIRLAKE_CLIENT_SECRET"
+	default:
+		s.secretRef = src.Auth.ClientSecret
+	}
+	if c.IsSet("private-key") {
+		s.keyRef = "file:" + c.String("private-key")
+	} else {
+		s.keyRef = src.Auth.PrivateKey
+	}
+	return s
+}
+
+// source checks the settings and builds the client and the request.
+func (s settings) source(log *slog.Logger) (sourceOptions, error) {
+	where := ""
+	if s.name != "" {
+		where = "source " + s.name + ": "
+	}
+	if s.fhirURL == "" {
+		return sourceOptions{}, usagef("%sno FHIR base URL: pass --fhir-url or set fhir_url in the config", where)
+	}
 	req := extract.Request{
-		Group:                 c.String("group"),
-		Patient:               c.Bool("patient-export"),
-		ExportType:            c.String("export-type"),
-		Post:                  c.Bool("post"),
-		TypeFilters:           c.StringSlice("type-filter"),
-		Elements:              splitList(c.String("elements")),
-		OutputFormat:          c.String("output-format"),
-		IncludeAssociatedData: c.StringSlice("include-associated-data"),
-		Patients:              c.StringSlice("patient"),
-		OrganizeOutputBy:      c.String("organize-output-by"),
+		Group: s.group, Patient: s.patientExport, ExportType: s.exportType, Post: s.post,
+		Types: s.types, TypeFilters: s.typeFilters, Elements: s.elements, OutputFormat: s.outputFormat,
+		IncludeAssociatedData: s.assoc, Patients: s.patients, OrganizeOutputBy: s.organizeBy,
 	}
 	if len(req.Patients) > 0 && !req.Post {
-		return sourceOptions{}, usagef("--patient needs --post (the patient parameter exists only in a POST kick-off)")
+		return sourceOptions{}, usagef("%s--patient needs --post (the patient parameter exists only in a POST kick-off)", where)
 	}
 	if req.ExportType != "" && req.Group == "" {
-		return sourceOptions{}, usagef("--export-type needs --group")
+		return sourceOptions{}, usagef("%s--export-type needs --group", where)
 	}
-	req.Types = splitList(c.String("types"))
-	if s := c.String("since"); s != "" {
-		t, err := time.Parse(time.RFC3339Nano, s)
+	if s.since != "" {
+		t, err := time.Parse(time.RFC3339Nano, s.since)
 		if err != nil {
-			return sourceOptions{}, usagef("--since %q is not an RFC 3339 instant (e.g. 2026-01-02T00:00:00Z)", s)
+			return sourceOptions{}, usagef("--since %q is not an RFC 3339 instant (e.g. 2026-01-02T00:00:00Z)", s.since)
 		}
 		req.Since = t
 	}
-	cl, err := newClient(c, log)
+	if s.concurrency < 1 {
+		return sourceOptions{}, usagef("%s--concurrency must be at least 1", where)
+	}
+	if s.floor <= 0 || s.ceiling < s.floor {
+		return sourceOptions{}, usagef("%s--poll-floor must be positive and at most --poll-ceiling", where)
+	}
+	cl := &extract.Client{
+		BaseURL: s.fhirURL, Concurrency: s.concurrency, MaxWait: s.maxWait,
+		PollFloor: s.floor, PollCeiling: s.ceiling, Log: log,
+	}
+	tokens, err := s.tokenSource(where)
 	if err != nil {
 		return sourceOptions{}, err
 	}
-	return sourceOptions{client: cl, request: req}, nil
-}
-
-// newClient builds the extract client from the base and auth flags.
-func newClient(c *cli.Context, log *slog.Logger) (*extract.Client, error) {
-	if c.Int("concurrency") < 1 {
-		return nil, usagef("--concurrency must be at least 1")
-	}
-	if c.Duration("poll-floor") <= 0 || c.Duration("poll-ceiling") < c.Duration("poll-floor") {
-		return nil, usagef("--poll-floor must be positive and at most --poll-ceiling")
-	}
-	cl := &extract.Client{
-		BaseURL:     c.String("fhir-url"),
-		Concurrency: c.Int("concurrency"),
-		MaxWait:     c.Duration("max-wait"),
-		PollFloor:   c.Duration("poll-floor"),
-		PollCeiling: c.Duration("poll-ceiling"),
-		Log:         log,
-	}
-	tokens, err := tokenSource(c)
-	if err != nil {
-		return nil, err
-	}
 	cl.Tokens = tokens
-	return cl, nil
+	return sourceOptions{name: s.name, kind: s.kind, roster: s.roster, client: cl, request: req}, nil
 }
 
-// tokenSource builds the authentication the flags ask for.
-func tokenSource(c *cli.Context) (extract.TokenSource, error) {
-	auth := c.String("auth")
+// tokenSource builds the authentication the settings ask for.
+func (s settings) tokenSource(where string) (extract.TokenSource, error) {
+	auth := s.auth
 	if auth == "" {
 		auth = "none"
-		if c.String("token-url") != "" {
+		if s.tokenURL != "" {
 			auth = "client-secret"
 		}
 	}
 	if auth == "none" {
 		return nil, nil
 	}
-	if c.String("token-url") == "" || c.String("client-id") == "" {
-		return nil, usagef("--auth %s needs --token-url and --client-id", auth)
+	if s.tokenURL == "" || s.clientID == "" {
+		return nil, usagef("%s--auth %s needs --token-url and --client-id", where, auth)
 	}
-	scopes := strings.Fields(c.String("scope"))
+	scopes := strings.Fields(s.scope)
 	switch auth {
 	case "client-secret":
-		secret, err := clientSecret(c.String("client-secret-file"))
+		if s.secretRef == "" {
+			return nil, usagef("%sno client secret: pass --client-secret-file FILE or set FHIRLAKE_CLIENT_SECRET", where)
+		}
+		secret, err := config.Resolve(s.secretRef)
 		if err != nil {
-			return nil, err
+			return nil, usagef("%s%v", where, err)
+		}
+		if secret == "" {
+			return nil, usagef("%sclient secret %s is empty", where, s.secretRef)
 		}
 		return extract.NewClientSecretSource(extract.ClientSecretConfig{
-			TokenURL:     c.String("token-url"),
-			ClientID:     c.String("client-id"),
-			ClientSecret: secret,
-			Scopes:       scopes,
-			Basic:        c.Bool("client-secret-basic"),
+			TokenURL: s.tokenURL, ClientID: s.clientID, ClientSecret: secret, Scopes: scopes, Basic: s.basic,
 		}), nil
 	case "private-key-jwt":
-		if c.String("private-key") == "" {
-			return nil, usagef("--auth private-key-jwt needs --private-key FILE")
+		if s.keyRef == "" {
+			return nil, usagef("%s--auth private-key-jwt needs --private-key FILE", where)
 		}
-		key, kid, err := extract.LoadPrivateKey(c.String("private-key"))
+		pem, err := config.Resolve(s.keyRef)
 		if err != nil {
-			return nil, usagef("%v", err)
+			return nil, usagef("%s%v", where, err)
 		}
-		if k := c.String("key-id"); k != "" {
-			kid = k
+		key, kid, err := extract.ParsePrivateKey([]byte(pem), s.keyRef)
+		if err != nil {
+			return nil, usagef("%s%v", where, err)
+		}
+		if s.keyID != "" {
+			kid = s.keyID
 		}
 		if kid == "" {
-			return nil, usagef("--auth private-key-jwt needs --key-id (the kid registered with the payer)")
+			return nil, usagef("%s--auth private-key-jwt needs --key-id (the kid registered with the payer)", where)
 		}
 		ts, err := extract.NewPrivateKeyJWTSource(extract.PrivateKeyJWTConfig{
-			TokenURL: c.String("token-url"),
-			ClientID: c.String("client-id"),
-			Key:      key,
-			KeyID:    kid,
-			Alg:      c.String("jwt-alg"),
-			Scopes:   scopes,
+			TokenURL: s.tokenURL, ClientID: s.clientID, Key: key, KeyID: kid, Alg: s.jwtAlg, Scopes: scopes,
 		})
 		if err != nil {
-			return nil, usagef("%v", err)
+			return nil, usagef("%s%v", where, err)
 		}
 		return ts, nil
 	default:
-		return nil, usagef("--auth %q: want none, client-secret or private-key-jwt", auth)
+		return nil, usagef("%s--auth %q: want none, client-secret or private-key-jwt", where, auth)
 	}
 }
 
@@ -198,26 +276,6 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// clientSecret reads the secret from the named file, else from
-// FHIRLAKE_CLIENT_SECRET. Error messages never include the secret.
-func clientSecret(file string) (string, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", usagef("read --client-secret-file: %v", err)
-		}
-		s := strings.TrimSpace(string(b))
-		if s == "" {
-			return "", usagef("--client-secret-file %s is empty", file)
-		}
-		return s, nil
-	}
-	if s := os.Getenv("FHIRLAKE_CLIENT_SECRET"); s != "" {
-		return s, nil
-	}
-	return "", usagef("no client secret: pass --client-secret-file FILE or set FHIRLAKE_CLIENT_SECRET")
 }
 
 func describeRequest(r extract.Request) string {

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/fhirlake/fhirlake/internal/atomicfile"
+	"github.com/fhirlake/fhirlake/internal/pipeline"
+)
+
+// report collects the summaries of a command's runs for --summary.
+//
+// The file is one JSON object: status ("succeeded" or "failed"),
+// exit_code, error (the message of a failure, which never holds resource
+// content or secrets) and runs, one pipeline summary per run, each with its
+// own status.
+type report struct {
+	Status   string       `json:"status"`
+	ExitCode int          `json:"exit_code"`
+	Error    string       `json:"error,omitempty"`
+	Runs     []runSummary `json:"runs"`
+}
+
+type runSummary struct {
+	Status string `json:"status"`
+	*pipeline.Summary
+}
+
+func (r *report) add(sum *pipeline.Summary, err error) {
+	if sum == nil {
+		return
+	}
+	st := "committed"
+	if err != nil {
+		st = "failed"
+	}
+	r.Runs = append(r.Runs, runSummary{Status: st, Summary: sum})
+}
+
+// finish writes the summary file, when asked for, and passes err on.
+func (r *report) finish(c *cli.Context, err error) error {
+	path := c.String("summary")
+	if path == "" {
+		return err
+	}
+	r.Status, r.ExitCode = "succeeded", exitOK
+	if err != nil {
+		r.Status, r.ExitCode, r.Error = "failed", exitCode(context.Background(), err), err.Error()
+		if c.Context.Err() != nil {
+			r.ExitCode = exitCancelled
+		}
+	}
+	if r.Runs == nil {
+		r.Runs = []runSummary{}
+	}
+	b, merr := json.MarshalIndent(r, "", "  ")
+	if merr == nil {
+		merr = atomicfile.WriteFile(path, append(b, '\n'))
+	}
+	if merr != nil && err == nil {
+		return merr
+	}
+	return err
+}

@@ -1,0 +1,389 @@
+// Package config reads fhirlake's YAML configuration: the warehouse, the
+// lake and one or more sources (payer APIs) with their authentication.
+// Loading never contacts anything; it reports every problem it finds, each
+// with its file, line and key, so that one `fhirlake config check` fixes
+// them all. Secrets appear only as references (env:NAME or file:PATH).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// File is a parsed configuration file.
+type File struct {
+	Path       string   `yaml:"-"`
+	Warehouse  string   `yaml:"warehouse"`
+	Lake       string   `yaml:"lake"`
+	WorkDir    string   `yaml:"work_dir"`
+	MaxRejects *int64   `yaml:"max_rejects"`
+	Sources    []Source `yaml:"sources"`
+}
+
+// Source is one payer API.
+type Source struct {
+	Name       string   `yaml:"name"`
+	Kind       string   `yaml:"kind"`
+	FHIRURL    string   `yaml:"fhir_url"`
+	TokenURL   string   `yaml:"token_url"`
+	Tenant     string   `yaml:"tenant"`
+	Auth       Auth     `yaml:"auth"`
+	Group      string   `yaml:"group"`
+	ExportType string   `yaml:"export_type"`
+	Roster     string   `yaml:"roster"`
+	Types      []string `yaml:"types"`
+	TypeFilter []string `yaml:"type_filter"`
+	Post       bool     `yaml:"post"`
+	// Concurrency is the number of parallel downloads; 0 means the default.
+	Concurrency int     `yaml:"concurrency"`
+	Polling     Polling `yaml:"polling"`
+}
+
+// Auth says how a source authenticates.
+type Auth struct {
+	Method string `yaml:"method"`
+	// ClientID is not a secret.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret and PrivateKey are references: env:NAME or file:PATH.
+	ClientSecret string `yaml:"client_secret"`
+	Basic        bool   `yaml:"basic"`
+	PrivateKey   string `yaml:"private_key"`
+	KeyID        string `yaml:"key_id"`
+	JWTAlg       string `yaml:"jwt_alg"`
+	Scope        string `yaml:"scope"`
+}
+
+// Polling bounds the wait for an export; zero values mean the defaults.
+type Polling struct {
+	Floor   Duration `yaml:"floor"`
+	Ceiling Duration `yaml:"ceiling"`
+	MaxWait Duration `yaml:"max_wait"`
+}
+
+// Duration is a time.Duration written as "90s", "5m", "24h".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration such as 30s, 5m or 24h", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Kinds of source.
+var kinds = []string{"provider-access", "payer-to-payer", "bulk"}
+
+// Auth methods.
+var methods = []string{"none", "client-secret", "private-key-jwt"}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// Problem is one thing wrong with a configuration file.
+type Problem struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (p Problem) String() string {
+	loc := p.File
+	if p.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	if p.Key != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, p.Key, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, p.Msg)
+}
+
+// Problems is every problem found in a file; it is the error Load returns.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return fmt.Sprintf("%d problem(s) in the configuration:\n  %s", len(ps), strings.Join(lines, "\n  "))
+}
+
+// ErrNoSource means a source name matches no source of the file.
+var ErrNoSource = errors.New("no such source")
+
+// Load reads, parses and checks path. The error, when the file parses, is
+// Problems; no network or secret store is contacted, but env: and file:
+// references are checked to exist.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Problems{{File: path, Msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}}
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load on data already read.
+func Parse(path string, data []byte) (*File, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, Problems{{File: path, Line: yamlLine(err), Msg: "not valid YAML: " + yamlMsg(err)}}
+	}
+	f := &File{Path: path}
+	var probs Problems
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(f); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, Problems{{File: path, Line: yamlLine(err), Msg: yamlMsg(err)}}
+		}
+		for _, e := range te.Errors {
+			probs = append(probs, Problem{File: path, Line: yamlLine(errors.New(e)), Msg: yamlMsg(errors.New(e))})
+		}
+	}
+	f.Path = path
+	lines := map[string]int{}
+	walk(&root, "", lines)
+	probs = append(probs, f.check(lines)...)
+	if len(probs) > 0 {
+		return f, probs
+	}
+	return f, nil
+}
+
+// Source returns the named source.
+func (f *File) Source(name string) (*Source, error) {
+	for i := range f.Sources {
+		if f.Sources[i].Name == name {
+			return &f.Sources[i], nil
+		}
+	}
+	names := make([]string, len(f.Sources))
+	for i, s := range f.Sources {
+		names[i] = s.Name
+	}
+	return nil, fmt.Errorf("%s: source %q: %w (have %s)", f.Path, name, ErrNoSource, strings.Join(names, ", "))
+}
+
+// check validates the semantics; lines maps key paths to lines.
+func (f *File) check(lines map[string]int) Problems {
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{File: f.Path, Line: lineOf(lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if len(f.Sources) == 0 {
+		add("sources", "at least one source is needed")
+	}
+	if f.MaxRejects != nil && *f.MaxRejects < 0 {
+		add("max_rejects", "must be 0 or more")
+	}
+	seen := map[string]bool{}
+	for i := range f.Sources {
+		s := &f.Sources[i]
+		k := fmt.Sprintf("sources[%d]", i)
+		switch {
+		case s.Name == "":
+			add(k+".name", "is required")
+		case !nameRE.MatchString(s.Name):
+			add(k+".name", "%q: use lower-case letters, digits, - and _", s.Name)
+		case seen[s.Name]:
+			add(k+".name", "%q is used by an earlier source", s.Name)
+		}
+		seen[s.Name] = true
+		if s.Kind == "" {
+			add(k+".kind", "is required: one of %s", strings.Join(kinds, ", "))
+		} else if !slices.Contains(kinds, s.Kind) {
+			add(k+".kind", "%q: want one of %s", s.Kind, strings.Join(kinds, ", "))
+		}
+		s.FHIRURL = strings.ReplaceAll(s.FHIRURL, "{tenant}", s.Tenant)
+		s.TokenURL = strings.ReplaceAll(s.TokenURL, "{tenant}", s.Tenant)
+		if s.FHIRURL == "" {
+			add(k+".fhir_url", "is required")
+		} else if !isURL(s.FHIRURL) {
+			add(k+".fhir_url", "%q is not an http(s) URL", s.FHIRURL)
+		}
+		if s.Tenant != "" && s.FHIRURL != "" && strings.Contains(s.FHIRURL, "/v1/") && !strings.Contains(s.FHIRURL, "/v1/"+s.Tenant+"/") {
+			add(k+".tenant", "%q does not match fhir_url (1upHealth URLs hold /v1/<tenant>/)", s.Tenant)
+		}
+		if s.Kind == "payer-to-payer" && s.Roster == "" {
+			add(k+".roster", "a payer-to-payer source needs a roster CSV")
+		}
+		if s.Roster != "" {
+			if _, err := os.Stat(s.Roster); err != nil {
+				add(k+".roster", "cannot read %s", s.Roster)
+			}
+		}
+		if s.ExportType != "" && s.Group == "" {
+			add(k+".export_type", "needs group")
+		}
+		if s.Concurrency < 0 {
+			add(k+".concurrency", "must be 1 or more")
+		}
+		if s.Polling.Floor > 0 && s.Polling.Ceiling > 0 && s.Polling.Floor > s.Polling.Ceiling {
+			add(k+".polling.floor", "is longer than polling.ceiling")
+		}
+		ps = append(ps, f.checkAuth(s, k+".auth", lines)...)
+	}
+	return ps
+}
+
+func (f *File) checkAuth(s *Source, k string, lines map[string]int) Problems {
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{File: f.Path, Line: lineOf(lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	a := s.Auth
+	method := a.Method
+	if method == "" {
+		method = "none"
+		if s.TokenURL != "" {
+			method = "client-secret"
+		}
+	}
+	if !slices.Contains(methods, method) {
+		add(k+".method", "%q: want one of %s", a.Method, strings.Join(methods, ", "))
+		return ps
+	}
+	if method == "none" {
+		return ps
+	}
+	if s.TokenURL == "" {
+		add(strings.TrimSuffix(k, ".auth")+".token_url", "is required with auth method %s", method)
+	} else if !isURL(s.TokenURL) {
+		add(strings.TrimSuffix(k, ".auth")+".token_url", "%q is not an http(s) URL", s.TokenURL)
+	}
+	if a.ClientID == "" {
+		add(k+".client_id", "is required with auth method %s", method)
+	}
+	switch method {
+	case "client-secret":
+		if a.ClientSecret == "" {
+			add(k+".client_secret", "is required: env:NAME or file:PATH")
+		} else if err := checkRef(a.ClientSecret); err != nil {
+			add(k+".client_secret", "%v", err)
+		}
+	case "private-key-jwt":
+		if a.PrivateKey == "" {
+			add(k+".private_key", "is required: file:PATH (PEM or JWK) or env:NAME")
+		} else if err := checkRef(a.PrivateKey); err != nil {
+			add(k+".private_key", "%v", err)
+		}
+		if a.JWTAlg != "" && a.JWTAlg != "RS384" && a.JWTAlg != "ES384" {
+			add(k+".jwt_alg", "%q: want RS384 or ES384", a.JWTAlg)
+		}
+	}
+	return ps
+}
+
+// checkRef validates a secret reference without revealing its value.
+func checkRef(ref string) error {
+	kind, name, ok := strings.Cut(ref, ":")
+	switch {
+	case !ok || name == "":
+		return errors.New("must be a reference, env:NAME or file:PATH; secrets are never written in the file")
+	case kind == "env":
+		if os.Getenv(name) == "" {
+			return fmt.Errorf("environment variable %s is not set", name)
+		}
+	case kind == "file":
+		if _, err := os.Stat(name); err != nil {
+			return fmt.Errorf("cannot read %s", name)
+		}
+	default:
+		return fmt.Errorf("unknown reference kind %q: use env:NAME or file:PATH", kind)
+	}
+	return nil
+}
+
+// Resolve returns the secret a reference names (env:NAME or file:PATH,
+// trimmed). Errors name the reference, never the value.
+func Resolve(ref string) (string, error) {
+	if err := checkRef(ref); err != nil {
+		return "", fmt.Errorf("secret %s: %w", ref, err)
+	}
+	kind, name, _ := strings.Cut(ref, ":")
+	if kind == "env" {
+		return strings.TrimSpace(os.Getenv(name)), nil
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "", fmt.Errorf("secret %s: cannot read the file", ref)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://")
+}
+
+// walk records the line of every mapping key, as dotted paths with list
+// indexes: sources[0].auth.client_secret.
+func walk(n *yaml.Node, path string, lines map[string]int) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			walk(c, path, lines)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			p := key
+			if path != "" {
+				p = path + "." + key
+			}
+			lines[p] = n.Content[i].Line
+			walk(n.Content[i+1], p, lines)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			lines[p] = c.Line
+			walk(c, p, lines)
+		}
+	}
+}
+
+// lineOf finds the line of key, or of its nearest present parent (a
+// missing key is reported where its mapping starts).
+func lineOf(lines map[string]int, key string) int {
+	for k := key; k != ""; {
+		if l, ok := lines[k]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return 0
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+func yamlLine(err error) int {
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		var n int
+		fmt.Sscan(m[1], &n)
+		return n
+	}
+	return 0
+}
+
+// yamlMsg strips the "yaml: line N:" prefix; the line goes in Problem.Line.
+func yamlMsg(err error) string {
+	s := strings.TrimPrefix(err.Error(), "yaml: ")
+	s = yamlLineRE.ReplaceAllString(s, "")
+	return strings.TrimLeft(s, ": ")
+}

@@ -1,0 +1,131 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const good = `warehouse: /data/w.duckdb
+lake: /data/lake
+max_rejects: 10
+sources:
+  - name: bison
+    kind: provider-access
+    tenant: bison
+    fhir_url: https://gateway.example/v1/{tenant}/bulk-data/r4
+    token_url: https://auth.example/token
+    auth:
+      method: client-secret
+      client_id: c1
+      client_secret: env:TEST_BISON_SECRET
+      scope: "bulk-data|user/*.rs"
+    types: [Patient, Coverage]
+    concurrency: 2
+    polling: {floor: 2s, ceiling: 1m, max_wait: 2h}
+  - name: open
+    kind: bulk
+    fhir_url: http://localhost:8089/fhir
+`
+
+func TestLoadGood(t *testing.T) {
+	t.Setenv("TEST_BISON_SECRET", "s3cret")
+	f, err := Parse("fhirlake.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := f.Source("bison")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.FHIRURL != "https://gateway.example/v1/bison/bulk-data/r4" || *f.MaxRejects != 10 ||
+		time.Duration(s.Polling.Ceiling) != time.Minute || !cmp.Equal(s.Types, []string{"Patient", "Coverage"}) {
+		t.Errorf("parsed %+v", s)
+	}
+	secret, err := Resolve(s.Auth.ClientSecret)
+	if err != nil || secret != "s3cret" {
+		t.Errorf("Resolve = %q, %v", secret, err)
+	}
+	if _, err := f.Source("nope"); err == nil || !strings.Contains(err.Error(), "have bison, open") {
+		t.Errorf("unknown source: %v", err)
+	}
+}
+
+func TestProblemsNameFileLineAndKey(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	os.WriteFile(secretFile, []byte("x\n"), 0o600)
+	bad := `warehouse: w.duckdb
+sources:
+  - name: Bad Name
+    kind: provider
+    fhir_url: ftp://x
+    token_url: https://auth.example/token
+    auth:
+      client_id: c1
+      client_secret: hunter2
+    polling: {floor: 10m, ceiling: 1m}
+  - name: p2p
+    kind: payer-to-payer
+    fhir_url: https://x.example/fhir
+    auth:
+      method: private-key-jwt
+      client_id: c2
+      private_key: env:TEST_UNSET_KEY
+      jwt_alg: HS256
+    colour: blue
+  - name: p2p
+    kind: bulk
+    fhir_url: https://y.example/fhir
+    concurrency: many
+`
+	_, err := Parse("f.yaml", []byte(bad))
+	var ps Problems
+	if !errorsAs(err, &ps) {
+		t.Fatalf("err = %v, want Problems", err)
+	}
+	got := make([]string, len(ps))
+	for i, p := range ps {
+		got[i] = p.String()
+	}
+	want := []string{
+		"f.yaml:19: field colour not found in type config.Source",
+		"f.yaml:23: cannot unmarshal !!str `many` into int",
+		`f.yaml:3: sources[0].name: "Bad Name": use lower-case letters, digits, - and _`,
+		`f.yaml:4: sources[0].kind: "provider": want one of provider-access, payer-to-payer, bulk`,
+		`f.yaml:5: sources[0].fhir_url: "ftp://x" is not an http(s) URL`,
+		"f.yaml:10: sources[0].polling.floor: is longer than polling.ceiling",
+		"f.yaml:9: sources[0].auth.client_secret: must be a reference, env:NAME or file:PATH; secrets are never written in the file",
+		"f.yaml:11: sources[1].roster: a payer-to-payer source needs a roster CSV", // a missing key: where its source starts
+		"f.yaml:11: sources[1].token_url: is required with auth method private-key-jwt",
+		"f.yaml:17: sources[1].auth.private_key: environment variable TEST_UNSET_KEY is not set",
+		`f.yaml:18: sources[1].auth.jwt_alg: "HS256": want RS384 or ES384`,
+		`f.yaml:20: sources[2].name: "p2p" is used by an earlier source`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Error("a secret written inline leaked into the error")
+	}
+}
+
+func TestUnreadableAndBrokenFiles(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml: cannot read") {
+		t.Errorf("missing file: %v", err)
+	}
+	_, err := Parse("b.yaml", []byte("warehouse: w\nsources: [a, b\n"))
+	if err == nil || !strings.Contains(err.Error(), "b.yaml:") || !strings.Contains(err.Error(), "not valid YAML") {
+		t.Errorf("broken YAML: %v", err)
+	}
+}
+
+func errorsAs(err error, ps *Problems) bool {
+	p, ok := err.(Problems)
+	*ps = p
+	return ok
+}

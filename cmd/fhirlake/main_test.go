@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fhirlake/fhirlake/extract/sandbox"
+	"github.com/fhirlake/fhirlake/internal/lockfile"
 )
 
 // run executes the CLI in-process and returns its exit code, stdout and
@@ -246,5 +247,49 @@ func TestRunWithUserViews(t *testing.T) {
 	code, _, stderr = run(t, env, args...)
 	if code != exitUsage || !strings.Contains(stderr, "broken.json") {
 		t.Errorf("broken view: exit %d, stderr %s; want usage error naming the file", code, stderr)
+	}
+}
+
+func TestExitCodesOfFailedRuns(t *testing.T) {
+	tests := []struct {
+		name   string
+		cfg    sandbox.Config
+		faults sandbox.Faults
+		args   []string
+		hold   bool // another writer holds the warehouse
+		code   int
+		stderr string
+	}{
+		{"export failed on the server", sandbox.Config{}, sandbox.Faults{JobFails: true}, nil, false, exitExport, "export failed on the server"},
+		{"files expired", sandbox.Config{}, sandbox.Faults{FilesGone: true}, []string{"--types", "Patient"}, false, exitExport, "files expired (410)"},
+		{"wait budget spent", sandbox.Config{PollsBeforeReady: 50}, sandbox.Faults{}, []string{"--max-wait", "1ms"}, false, exitTransient, "--max-wait"},
+		{"warehouse busy", sandbox.Config{}, sandbox.Faults{}, nil, true, exitBusy, "only one fhirlake run may write to a warehouse at a time"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Members = 5
+			sb, err := sandbox.New(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sb.SetFaults(tt.faults)
+			srv := httptest.NewServer(sb.Handler())
+			defer srv.Close()
+			wh := filepath.Join(t.TempDir(), "w.duckdb")
+			if tt.hold {
+				l, err := lockfile.Acquire(wh, "fhirlake run --source nightly")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer l.Release()
+			}
+			args := append([]string{"--log-level", "error", "run", "--warehouse", wh,
+				"--fhir-url", sandbox.OneUpBase(srv.URL, sandbox.DefaultTenant), "--token-url", srv.URL + sandbox.TokenPath,
+				"--client-id", sandbox.DefaultClientID}, tt.args...)
+			code, _, stderr := run(t, map[string]string{"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret}, args...)
+			if code != tt.code || !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("exit %d (want %d), stderr:\n%s\nwant it to contain %q", code, tt.code, stderr, tt.stderr)
+			}
+		})
 	}
 }

@@ -173,6 +173,10 @@ func appendValue(b array.Builder, k colKind, v fhirpath.Value) error {
 		}
 		b.(*array.Date32Builder).Append(arrow.Date32FromTime(t))
 	case kTimestamp:
+		if ts, ok := fastTimestamp(v.Str()); ok {
+			b.(*array.TimestampBuilder).Append(ts)
+			return nil
+		}
 		t, err := ParseDateTime(v.Str())
 		if err != nil {
 			return err
@@ -264,11 +268,100 @@ func fastDate(s string) (arrow.Date32, bool) {
 	if !ok1 || !ok2 || !ok3 || m < 1 || m > 12 || d < 1 || d > daysIn(time.Month(m), y) {
 		return 0, false
 	}
-	return arrow.Date32FromTime(time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)), true
+	return arrow.Date32(daysFromCivil(y, m, d)), true
+}
+
+// daysFromCivil returns the days from 1970-01-01 to the proleptic
+// Gregorian date y-m-d (y >= 0), without the cost of time.Date.
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 {
+		era = (y - 399) / 400
+	}
+	yoe := y - era*400
+	doy := (153*((m+9)%12)+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468
+}
+
+// fastTimestamp converts a full dateTime with seconds and a zone,
+// "YYYY-MM-DDThh:mm:ss[.f{1,9}](Z|+hh:mm|-hh:mm)", whose fields are in
+// range, to microseconds since the epoch in UTC (the fraction truncated,
+// as ParseDateTime and UnixMicro do); ok is false for anything else.
+func fastTimestamp(s string) (arrow.Timestamp, bool) {
+	if len(s) < 20 || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return 0, false
+	}
+	d, ok := fastDate(s[:10])
+	if !ok {
+		return 0, false
+	}
+	hh, ok1 := num2(s[11:13])
+	mm, ok2 := num2(s[14:16])
+	ss, ok3 := num2(s[17:19])
+	if !ok1 || !ok2 || !ok3 || hh > 23 || mm > 59 || ss > 59 {
+		return 0, false
+	}
+	rest := s[19:]
+	var nanos int64
+	if rest[0] == '.' {
+		i := 1
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		if i == 1 || i > 10 {
+			return 0, false
+		}
+		for j := 1; j < 10; j++ {
+			nanos *= 10
+			if j < i {
+				nanos += int64(rest[j] - '0')
+			}
+		}
+		rest = rest[i:]
+	}
+	var offset int64
+	switch {
+	case rest == "Z":
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		oh, ok1 := num2(rest[1:3])
+		om, ok2 := num2(rest[4:6])
+		if !ok1 || !ok2 || oh > 23 || om > 59 {
+			return 0, false
+		}
+		offset = int64(oh*3600 + om*60)
+		if rest[0] == '-' {
+			offset = -offset
+		}
+	default:
+		return 0, false
+	}
+	secs := int64(d)*86400 + int64(hh*3600+mm*60+ss) - offset
+	return arrow.Timestamp(secs*1_000_000 + nanos/1000), true
+}
+
+// num2 reads two decimal digits.
+func num2(s string) (int, bool) {
+	if s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9' {
+		return 0, false
+	}
+	return int(s[0]-'0')*10 + int(s[1]-'0'), true
 }
 
 func daysIn(m time.Month, year int) int {
-	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	switch m {
+	case time.February:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case time.April, time.June, time.September, time.November:
+		return 30
+	}
+	return 31
 }
 
 func typeName(v fhirpath.Value) string {

@@ -8,11 +8,12 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/valyala/fastjson"
 
 	"github.com/fhirlake/fhirlake/transform/fhirpath"
@@ -99,6 +100,9 @@ type Engine struct {
 	byResource map[string][]int // resource type -> indices in views
 	batchRows  int
 	workers    int
+	// general runs every path through the general FHIRPath evaluator,
+	// without the compiled plans; tests compare the two.
+	general bool
 }
 
 // ErrDuplicateView is returned by NewEngine when two views share a name.
@@ -135,6 +139,9 @@ type table struct {
 	b      *array.RecordBuilder
 	rows   int
 	kinds  []colKind // nil for ResourcesTable
+	// dataLen holds the string bytes of each column's last batch.
+	dataLen []int
+	total   int64 // rows added, for Stats.Rows
 }
 
 // worker is the state of one goroutine of a Transform call: its own
@@ -155,7 +162,7 @@ type worker struct {
 }
 
 func (e *Engine) newWorker(ctx context.Context, name string, sink Sink) *worker {
-	mem := memory.DefaultAllocator
+	mem := batchAllocator
 	w := &worker{e: e, ctx: ctx, file: name, sink: sink, stats: Stats{Rows: map[string]int64{}}}
 	w.res = &table{name: ResourcesTable, schema: ResourcesSchema, b: array.NewRecordBuilder(mem, ResourcesSchema)}
 	w.tables = make([]*table, len(e.views))
@@ -165,6 +172,7 @@ func (e *Engine) newWorker(ctx context.Context, name string, sink Sink) *worker 
 		w.states[i] = newEvalState(v, func(col int, err error) error {
 			return w.cellReject(v.columns[col].Name, err)
 		})
+		w.states[i].ctx.General = e.general
 	}
 	return w
 }
@@ -262,6 +270,11 @@ func (e *Engine) Transform(ctx context.Context, name string, r io.Reader, sink S
 	wg.Wait()
 	stats := Stats{Rows: map[string]int64{}}
 	for _, w := range workers {
+		for _, t := range append(w.tables, w.res) {
+			if t.total > 0 {
+				w.stats.Rows[t.name] += t.total
+			}
+		}
 		stats.add(&w.stats)
 	}
 	if rerr != nil && (firstErr == nil || !errors.Is(rerr, context.Canceled)) {
@@ -423,13 +436,16 @@ func (w *worker) chunk(c chunk) error {
 
 func (w *worker) lineReject(reason string) error {
 	w.stats.Rejected++
-	return w.sink.Reject(w.ctx, Reject{File: w.file, Line: w.line, ResourceType: w.rtype, ResourceID: w.rid, Reason: reason})
+	return w.sink.Reject(w.ctx, Reject{
+		File: w.file, Line: w.line, ResourceType: strings.Clone(w.rtype), ResourceID: strings.Clone(w.rid), Reason: reason,
+	})
 }
 
 func (w *worker) cellReject(column string, err error) error {
 	w.stats.CellRejects++
 	return w.sink.Reject(w.ctx, Reject{
-		File: w.file, Line: w.line, ResourceType: w.rtype, ResourceID: w.rid, Column: column, Reason: err.Error(),
+		File: w.file, Line: w.line, ResourceType: strings.Clone(w.rtype), ResourceID: strings.Clone(w.rid), Column: column,
+		Reason: err.Error(),
 	})
 }
 
@@ -451,12 +467,13 @@ func (w *worker) resource(line []byte) error {
 	if len(rt) == 0 {
 		return w.lineReject("missing resourceType")
 	}
-	w.rtype = string(rt)
+	// rtype and rid alias the parser's copy of the line: rejects clone them.
+	w.rtype = aliasString(rt)
 	id := v.GetStringBytes("id")
 	if len(id) == 0 {
 		return w.lineReject("missing id")
 	}
-	w.rid = string(id)
+	w.rid = aliasString(id)
 	w.stats.Resources++
 	if err := w.index(v); err != nil {
 		return err
@@ -483,8 +500,11 @@ func (w *worker) index(v *fastjson.Value) error {
 	b.Field(0).(*array.StringBuilder).Append(w.rtype)
 	b.Field(1).(*array.StringBuilder).Append(w.rid)
 	lu := b.Field(2).(*array.TimestampBuilder)
-	if s := v.GetStringBytes("meta", "lastUpdated"); s != nil {
-		if t, err := ParseDateTime(string(s)); err == nil {
+	meta := v.Get("meta")
+	if s := meta.GetStringBytes("lastUpdated"); s != nil {
+		if ts, ok := fastTimestamp(string(s)); ok {
+			lu.Append(ts)
+		} else if t, err := ParseDateTime(string(s)); err == nil {
 			lu.Append(arrow.Timestamp(t.UnixMicro()))
 		} else {
 			lu.AppendNull()
@@ -496,7 +516,7 @@ func (w *worker) index(v *fastjson.Value) error {
 		lu.AppendNull()
 	}
 	vid := b.Field(3).(*array.StringBuilder)
-	if s := v.GetStringBytes("meta", "versionId"); s != nil {
+	if s := meta.GetStringBytes("versionId"); s != nil {
 		vid.Append(string(s))
 	} else {
 		vid.AppendNull()
@@ -554,7 +574,7 @@ func (w *worker) appendCell(t *table, ci int, cell fhirpath.Collection) error {
 // added counts n new rows in t and flushes it when full.
 func (w *worker) added(t *table, n int) error {
 	t.rows += n
-	w.stats.Rows[t.name] += int64(n)
+	t.total += int64(n)
 	if t.rows >= w.e.batchRows {
 		return w.flush(t)
 	}
@@ -565,7 +585,23 @@ func (w *worker) flush(t *table) error {
 	if t.rows == 0 {
 		return nil
 	}
+	// Size the next batch's buffers like this one's, so that they are not
+	// grown (and copied) again and again while it fills.
+	if t.dataLen == nil {
+		t.dataLen = make([]int, len(t.b.Fields()))
+	}
+	for i, f := range t.b.Fields() {
+		if sb, ok := f.(*array.StringBuilder); ok {
+			t.dataLen[i] = sb.DataLen()
+		}
+	}
 	rec := t.b.NewRecordBatch()
+	t.b.Reserve(w.e.batchRows)
+	for i, f := range t.b.Fields() {
+		if sb, ok := f.(*array.StringBuilder); ok && t.dataLen[i] > 0 {
+			sb.ReserveData(t.dataLen[i])
+		}
+	}
 	t.rows = 0
 	defer rec.Release()
 	if err := w.sink.WriteBatch(w.ctx, t.name, rec); err != nil {
@@ -581,4 +617,13 @@ func (w *worker) flushAll() error {
 		}
 	}
 	return w.flush(w.res)
+}
+
+// aliasString returns b as a string without copying; b must not change
+// while the string is in use.
+func aliasString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }

@@ -21,13 +21,32 @@ type Context struct {
 	Resource Value
 	// Constants holds %name values (without the %).
 	Constants map[string]Collection
+	// General turns off the compiled fast paths (see Parse): every
+	// expression runs through the general evaluator. The results are the
+	// same, only slower; tests use it to check the fast paths.
+	General bool
 
 	// scratch is carved into the collections Eval builds; see Reset.
 	scratch []Value
 	// text holds number texts read from JSON, aliased by Values.
 	text []byte
 	ev   *evaluator // reused by Eval
+	run  runner     // reused by plans
+	// choices remembers choice element lookups (value -> valueQuantity)
+	// in the current document; used only after a Reset (oneDoc).
+	choices []choiceMemo
+	oneDoc  bool
 }
+
+type choiceMemo struct {
+	obj   *fastjson.Value
+	name  string
+	child *fastjson.Value // nil: no such choice element
+	typ   string
+}
+
+// maxChoiceMemos bounds the choice lookups a Context remembers.
+const maxChoiceMemos = 32
 
 // scratchValues is the size of a Context's scratch block.
 const scratchValues = 2048
@@ -36,9 +55,53 @@ const scratchValues = 2048
 // earlier ones returned: those collections must no longer be used. Without
 // Reset that memory is left to the garbage collector. Values read from a
 // JSON document alias it, and are valid only while the document is.
+//
+// Reset also starts a document: the evaluations until the next Reset must
+// all read the same JSON document (and constants), which lets them share
+// the lookups of choice elements. Call Reset before moving to another
+// document; a Context never Reset shares nothing.
 func (c *Context) Reset() {
 	c.scratch = c.scratch[:0]
 	c.text = c.text[:0]
+	clear(c.choices) // drop the document's pointers
+	c.choices = c.choices[:0]
+	c.oneDoc = true
+}
+
+// member returns the child called name of the object o, or its choice
+// element of that name (see choice) with the type the suffix names.
+// Remembered choice elements of the resource are found without looking
+// for the plain name again.
+func (c *Context) member(o *fastjson.Value, name string) (*fastjson.Value, string) {
+	if c.oneDoc && o == c.Resource.obj {
+		for i := range c.choices {
+			if m := &c.choices[i]; m.obj == o && m.name == name {
+				return m.child, m.typ
+			}
+		}
+	}
+	if child := o.Get(name); child != nil {
+		return child, ""
+	}
+	return c.choice(o, name)
+}
+
+// choice finds the choice element called name of o (see choice), through
+// the context's memo when it has one.
+func (c *Context) choice(o *fastjson.Value, name string) (*fastjson.Value, string) {
+	if !c.oneDoc {
+		return choice(o, name)
+	}
+	for i := range c.choices {
+		if m := &c.choices[i]; m.obj == o && m.name == name {
+			return m.child, m.typ
+		}
+	}
+	child, typ := choice(o, name)
+	if len(c.choices) < maxChoiceMemos {
+		c.choices = append(c.choices, choiceMemo{obj: o, name: name, child: child, typ: typ})
+	}
+	return child, typ
 }
 
 // rest returns an empty collection whose capacity is the free scratch
@@ -83,6 +146,11 @@ func (ev *evaluator) alloc(n int) Collection {
 
 // Eval evaluates e with the given focus, which is also $this.
 func (e *Expr) Eval(ctx *Context, focus Collection) (Collection, error) {
+	if e.plan != nil && !ctx.General {
+		if c, ok := e.plan.eval(ctx, focus); ok {
+			return c, nil
+		}
+	}
 	// The evaluator lives in the context so that it is not allocated on
 	// every call (calls through function values would move it to the heap).
 	ev := ctx.ev
@@ -259,13 +327,9 @@ func (ev *evaluator) navigate(base Collection, name string) Collection {
 		if it.kind != KindObject {
 			continue
 		}
-		child := it.obj.Get(name)
-		typ := ""
+		child, typ := ev.ctx.member(it.obj, name)
 		if child == nil {
-			child, typ = choice(it.obj, name)
-			if child == nil {
-				continue
-			}
+			continue
 		}
 		out = ev.appendJSON(out, child, typ)
 	}
@@ -293,6 +357,8 @@ func (ev *evaluator) appendJSON(out Collection, j *fastjson.Value, typ string) C
 // texts the context's text buffer.
 func (ev *evaluator) fromJSON(j *fastjson.Value) (Value, bool) {
 	switch j.Type() {
+	case fastjson.TypeObject:
+		return Value{kind: KindObject, obj: j}, true
 	case fastjson.TypeString:
 		return Value{kind: KindString, str: aliasString(j.GetStringBytes())}, true
 	case fastjson.TypeNumber:

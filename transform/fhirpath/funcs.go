@@ -344,11 +344,13 @@ func SplitReference(ref string) (typ, id string, ok bool) {
 	if i := strings.Index(ref, "/_history/"); i >= 0 {
 		ref = ref[:i]
 	}
-	parts := strings.Split(ref, "/")
-	if len(parts) < 2 || parts[len(parts)-1] == "" {
+	// The last two parts between slashes, without splitting the rest.
+	i := strings.LastIndexByte(ref, '/')
+	if i < 0 || i == len(ref)-1 {
 		return "", "", false
 	}
-	return parts[len(parts)-2], parts[len(parts)-1], true
+	j := strings.LastIndexByte(ref[:i], '/')
+	return ref[j+1 : i], ref[i+1:], true
 }
 
 func fnLowBoundary(_ *evaluator, n *FunctionNode, base, _ Collection) (Collection, error) {

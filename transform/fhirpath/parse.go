@@ -23,6 +23,7 @@ func (e *Error) Error() string {
 // for concurrent use.
 type Expr struct {
 	root Node
+	plan *plan // nil when the general evaluator is the only strategy
 }
 
 // Root returns the top node of the syntax tree.
@@ -32,7 +33,9 @@ func (e *Expr) Root() Node { return e.root }
 func (e *Expr) String() string { return e.root.String() }
 
 // Parse parses src into an expression. Unknown functions and wrong argument
-// counts are reported here, not at evaluation.
+// counts are reported here, not at evaluation. Paths of the shapes views
+// use most also get a compiled plan, a faster way of evaluating them with
+// the same results (see Context.General).
 func Parse(src string) (*Expr, error) {
 	p := &parser{src: src, items: lex(src)}
 	root, err := p.parseExpression()
@@ -42,7 +45,7 @@ func Parse(src string) (*Expr, error) {
 	if t := p.peek(); t.typ != itemEOF {
 		return nil, p.unexpected(t)
 	}
-	return &Expr{root: root}, nil
+	return &Expr{root: root, plan: compilePlan(root)}, nil
 }
 
 // MustParse is like Parse but panics on error; for tests and fixed sources.

@@ -1,0 +1,574 @@
+package fhirpath
+
+import (
+	"strings"
+
+	"github.com/valyala/fastjson"
+)
+
+// A plan is a faster evaluation strategy for the shapes of path that views
+// use most, compiled by Parse next to the syntax tree:
+//
+//	a.b.c                         member chains
+//	x.where(pred).y.first()       where, first, ofType(T), extension('url'),
+//	                              getReferenceKey(T), getResourceKey() steps
+//	(chain | chain | ...).first() unions read for their first item
+//	chain.exists(), chain.exists(pred)
+//
+// where pred is built from member chains compared with a string literal
+// (=, !=), startsWith('lit'), exists(), exists(pred) and empty(), joined by
+// and/or and negated by not().
+//
+// A plan walks the JSON document directly, item by item, and stops as soon
+// as a first() has its item, instead of building every intermediate
+// collection. It never decides anything the general evaluator would decide
+// differently: where the data is not of the shape it handles (several
+// items where a function wants one, a non-string where a string function
+// wants one), it gives up and Eval runs the general evaluator, which then
+// reports the same result or error it always did. Early exit is used only
+// when no step could have failed on the items it skips.
+type plan struct {
+	branches [][]step // one chain, or the branches of a union read with first()
+	union    bool     // (b1 | b2 | ...).first(): the first item of the first non-empty branch
+	exists   bool     // the chain ends in exists(): a boolean
+	stopOK   bool     // no step can give up, so the walk may stop early
+	firsts   int      // first() steps, each with its own slot in runner.done
+}
+
+type stepKind uint8
+
+const (
+	stepMember       stepKind = iota + 1 // children called name, arrays flattened, choice elements found
+	stepWhere                            // items for which pred is true
+	stepOfType                           // items of type ns.name
+	stepFirst                            // the first item
+	stepExtension                        // objects whose url is name (after an extension member step)
+	stepReferenceKey                     // getReferenceKey(name), name "" for any type
+	stepResourceKey                      // getResourceKey()
+)
+
+type step struct {
+	kind     stepKind
+	name, ns string
+	pred     *pred
+	slot     int // stepFirst: index in runner.done
+}
+
+// needsObject reports steps that pass over every item but an object.
+func (s *step) needsObject() bool {
+	switch s.kind {
+	case stepMember, stepExtension, stepReferenceKey, stepResourceKey:
+		return true
+	}
+	return false
+}
+
+type predOp uint8
+
+const (
+	predEq         predOp = iota + 1 // path = 'lit'
+	predNe                           // path != 'lit'
+	predStartsWith                   // path.startsWith('lit')
+	predExists                       // path.exists() or path.exists(sub)
+	predEmpty                        // path.empty()
+	predNot                          // sub.not()
+	predAnd
+	predOr
+)
+
+// pred is a compiled where or exists criterion.
+type pred struct {
+	op      predOp
+	path    []string // member names from the item
+	lit     string
+	sub     *pred // predExists with a criterion; predAnd, predOr: left
+	right   *pred // predAnd, predOr
+	mayFail bool  // evaluation may give up (and the general evaluator fail)
+}
+
+// maxFirsts bounds the first() steps of a plan.
+const maxFirsts = 8
+
+// runner is the state of one plan evaluation. It lives in the Context and
+// is reused.
+type runner struct {
+	ev     evaluator
+	stopOK bool
+	bail   bool
+	done   [maxFirsts]bool
+	js     []*fastjson.Value // the values of predicate paths, used as a stack
+}
+
+// compilePlan returns a plan for root, or nil when root has another shape.
+func compilePlan(root Node) *plan {
+	p := &plan{}
+	c := &planCompiler{p: p}
+	if f, ok := root.(*FunctionNode); ok && f.Name == "first" && f.Target != nil {
+		if par, ok := f.Target.(*ParenNode); ok {
+			if b, ok := par.Expr.(*BinaryNode); ok && b.Op == "|" {
+				var operands []Node
+				if !unionOperands(b, &operands) {
+					return nil
+				}
+				for _, o := range operands {
+					steps, ok := c.chain(o)
+					if !ok {
+						return nil
+					}
+					steps = append(steps, step{kind: stepFirst, slot: c.slot()})
+					p.branches = append(p.branches, steps)
+				}
+				p.union = true
+				if c.mayFail || p.firsts > maxFirsts {
+					return nil // a skipped branch could have failed
+				}
+				p.stopOK = true
+				return p
+			}
+		}
+	}
+	if f, ok := root.(*FunctionNode); ok && f.Name == "exists" {
+		var steps []step
+		if f.Target != nil {
+			var ok bool
+			if steps, ok = c.chain(f.Target); !ok {
+				return nil
+			}
+		}
+		if len(f.Args) == 1 {
+			pr, ok := c.pred(f.Args[0])
+			if !ok {
+				return nil
+			}
+			steps = append(steps, step{kind: stepWhere, pred: pr})
+		}
+		steps = append(steps, step{kind: stepFirst, slot: c.slot()})
+		p.branches, p.exists = [][]step{steps}, true
+	} else {
+		steps, ok := c.chain(root)
+		if !ok {
+			return nil
+		}
+		p.branches = [][]step{steps}
+	}
+	if p.firsts > maxFirsts {
+		return nil
+	}
+	p.stopOK = !c.mayFail
+	return p
+}
+
+func unionOperands(n Node, out *[]Node) bool {
+	if b, ok := n.(*BinaryNode); ok && b.Op == "|" {
+		return unionOperands(b.Left, out) && unionOperands(b.Right, out)
+	}
+	*out = append(*out, n)
+	return true
+}
+
+type planCompiler struct {
+	p       *plan
+	mayFail bool
+}
+
+func (c *planCompiler) slot() int {
+	c.p.firsts++
+	return c.p.firsts - 1
+}
+
+// chain compiles a path of member and supported function steps.
+func (c *planCompiler) chain(n Node) ([]step, bool) {
+	switch n := n.(type) {
+	case *ParenNode:
+		return c.chain(n.Expr)
+	case *MemberNode:
+		if n.Target == nil {
+			if n.Name == "" || n.Name[0] >= 'A' && n.Name[0] <= 'Z' {
+				return nil, false // may name the resource type
+			}
+			return []step{{kind: stepMember, name: n.Name}}, true
+		}
+		steps, ok := c.chain(n.Target)
+		return append(steps, step{kind: stepMember, name: n.Name}), ok
+	case *FunctionNode:
+		var steps []step
+		if n.Target != nil {
+			var ok bool
+			if steps, ok = c.chain(n.Target); !ok {
+				return nil, false
+			}
+		}
+		switch n.Name {
+		case "first":
+			return append(steps, step{kind: stepFirst, slot: c.slot()}), true
+		case "where":
+			pr, ok := c.pred(n.Args[0])
+			return append(steps, step{kind: stepWhere, pred: pr}), ok
+		case "ofType":
+			t := n.Args[0].(*TypeNode)
+			return append(steps, step{kind: stepOfType, ns: t.Namespace, name: t.Name}), true
+		case "extension":
+			lit, ok := n.Args[0].(*LiteralNode)
+			if !ok || lit.Kind != LitString {
+				return nil, false
+			}
+			return append(steps, step{kind: stepMember, name: "extension"}, step{kind: stepExtension, name: lit.Text}), true
+		case "getReferenceKey":
+			s := step{kind: stepReferenceKey}
+			if len(n.Args) == 1 {
+				s.name = n.Args[0].(*TypeNode).Name
+			}
+			return append(steps, s), true
+		case "getResourceKey":
+			return append(steps, step{kind: stepResourceKey}), true
+		}
+	}
+	return nil, false
+}
+
+// members compiles a plain member chain, as used inside predicates.
+func members(n Node) ([]string, bool) {
+	switch n := n.(type) {
+	case *ParenNode:
+		return members(n.Expr)
+	case *MemberNode:
+		if n.Target == nil {
+			if n.Name == "" || n.Name[0] >= 'A' && n.Name[0] <= 'Z' {
+				return nil, false
+			}
+			return []string{n.Name}, true
+		}
+		names, ok := members(n.Target)
+		return append(names, n.Name), ok
+	}
+	return nil, false
+}
+
+func (c *planCompiler) pred(n Node) (*pred, bool) {
+	pr, ok := compilePred(n)
+	if ok && pr.mayFail {
+		c.mayFail = true
+	}
+	return pr, ok
+}
+
+func compilePred(n Node) (*pred, bool) {
+	switch n := n.(type) {
+	case *ParenNode:
+		return compilePred(n.Expr)
+	case *BinaryNode:
+		switch n.Op {
+		case "and", "or":
+			l, ok1 := compilePred(n.Left)
+			r, ok2 := compilePred(n.Right)
+			if !ok1 || !ok2 {
+				return nil, false
+			}
+			op := predAnd
+			if n.Op == "or" {
+				op = predOr
+			}
+			return &pred{op: op, sub: l, right: r, mayFail: l.mayFail || r.mayFail}, true
+		case "=", "!=":
+			path, ok := members(n.Left)
+			lit, isLit := n.Right.(*LiteralNode)
+			if !ok || !isLit || lit.Kind != LitString {
+				return nil, false
+			}
+			op := predEq
+			if n.Op == "!=" {
+				op = predNe
+			}
+			return &pred{op: op, path: path, lit: lit.Text}, true
+		}
+	case *FunctionNode:
+		if n.Name == "not" {
+			if n.Target == nil {
+				return nil, false
+			}
+			sub, ok := compilePred(n.Target)
+			if !ok {
+				return nil, false
+			}
+			return &pred{op: predNot, sub: sub, mayFail: sub.mayFail}, true
+		}
+		var path []string
+		if n.Target != nil {
+			var ok bool
+			if path, ok = members(n.Target); !ok {
+				return nil, false
+			}
+		}
+		switch n.Name {
+		case "startsWith":
+			lit, ok := n.Args[0].(*LiteralNode)
+			if !ok || lit.Kind != LitString || n.Target == nil {
+				return nil, false
+			}
+			return &pred{op: predStartsWith, path: path, lit: lit.Text, mayFail: true}, true
+		case "exists":
+			p := &pred{op: predExists, path: path}
+			if len(n.Args) == 1 {
+				sub, ok := compilePred(n.Args[0])
+				if !ok {
+					return nil, false
+				}
+				p.sub, p.mayFail = sub, sub.mayFail
+			}
+			return p, true
+		case "empty":
+			return &pred{op: predEmpty, path: path}, true
+		}
+	}
+	return nil, false
+}
+
+// eval runs the plan over focus; ok is false when the general evaluator
+// must decide.
+func (p *plan) eval(ctx *Context, focus Collection) (Collection, bool) {
+	r := &ctx.run
+	r.ev = evaluator{ctx: ctx}
+	r.stopOK, r.bail = p.stopOK, false
+	clear(r.done[:p.firsts])
+	r.js = r.js[:0]
+	out := r.ev.rest()
+	for _, steps := range p.branches {
+		for _, f := range focus {
+			var stop bool
+			if out, stop = r.push(steps, f, out); stop {
+				break
+			}
+		}
+		if r.bail {
+			return nil, false
+		}
+		if p.union && len(out) > 0 {
+			break
+		}
+	}
+	if p.exists {
+		return boolColl(len(out) > 0), true
+	}
+	return r.ev.keep(out), true
+}
+
+// push feeds v to steps, appending what comes out of the last one to out.
+// stop is true when nothing more should be fed: a first() has its item and
+// early exit is allowed, or the plan gave up (r.bail).
+func (r *runner) push(steps []step, v Value, out Collection) (Collection, bool) {
+	if len(steps) == 0 {
+		return append(out, v), false
+	}
+	s := &steps[0]
+	switch s.kind {
+	case stepMember:
+		if v.kind != KindObject {
+			return out, false
+		}
+		child, typ := r.ev.ctx.member(v.obj, s.name)
+		if child == nil {
+			return out, false
+		}
+		// When the next step reads only objects, other items need no Value.
+		objects := len(steps) > 1 && steps[1].needsObject()
+		if child.Type() == fastjson.TypeArray {
+			for _, e := range child.GetArray() {
+				var item Value
+				if objects {
+					if e.Type() != fastjson.TypeObject {
+						continue
+					}
+					item = Value{kind: KindObject, obj: e}
+				} else {
+					var ok bool
+					if item, ok = r.ev.fromJSON(e); !ok {
+						continue
+					}
+				}
+				item.typ = typ
+				var stop bool
+				if out, stop = r.push(steps[1:], item, out); stop {
+					return out, true
+				}
+			}
+			return out, false
+		}
+		if objects {
+			if child.Type() != fastjson.TypeObject {
+				return out, false
+			}
+			return r.push(steps[1:], Value{kind: KindObject, obj: child, typ: typ}, out)
+		}
+		item, ok := r.ev.fromJSON(child)
+		if !ok {
+			return out, false
+		}
+		item.typ = typ
+		return r.push(steps[1:], item, out)
+	case stepWhere:
+		if v.kind != KindObject {
+			r.bail = true // rare: let the general evaluator read it
+			return out, true
+		}
+		b, ok := r.test(s.pred, v.obj)
+		if r.bail {
+			return out, true
+		}
+		if ok && b {
+			return r.push(steps[1:], v, out)
+		}
+	case stepOfType:
+		if v.isType(s.ns, s.name) {
+			return r.push(steps[1:], v, out)
+		}
+	case stepFirst:
+		if r.done[s.slot] {
+			return out, false // only reached when early exit is not allowed
+		}
+		r.done[s.slot] = true
+		out, stop := r.push(steps[1:], v, out)
+		return out, stop || r.stopOK
+	case stepExtension:
+		if v.kind == KindObject && string(v.obj.GetStringBytes("url")) == s.name {
+			return r.push(steps[1:], v, out)
+		}
+	case stepReferenceKey:
+		if v.kind != KindObject {
+			return out, false
+		}
+		typ, id, ok := SplitReference(aliasString(v.obj.GetStringBytes("reference")))
+		if ok && (s.name == "" || typ == s.name) {
+			return r.push(steps[1:], String(id), out)
+		}
+	case stepResourceKey:
+		if v.kind != KindObject {
+			return out, false
+		}
+		if v.obj.Get("resourceType") == nil && r.ev.ctx.Resource.kind == KindObject {
+			v = r.ev.ctx.Resource
+		}
+		if id := v.obj.GetStringBytes("id"); id != nil {
+			return r.push(steps[1:], String(aliasString(id)), out)
+		}
+	}
+	return out, false
+}
+
+// leaves appends to r.js the JSON values that path reaches from j, the
+// way member navigation finds them (arrays flattened, nulls and nested
+// arrays skipped, choice elements found), stopping after limit values (0:
+// no limit); it returns how many it appended. Predicates need no Values:
+// what they compare is read from the JSON directly.
+func (r *runner) leaves(j *fastjson.Value, path []string, limit int) int {
+	if len(path) == 0 {
+		if t := j.Type(); t == fastjson.TypeNull || t == fastjson.TypeArray {
+			return 0
+		}
+		r.js = append(r.js, j)
+		return 1
+	}
+	if j.Type() != fastjson.TypeObject {
+		return 0
+	}
+	child, _ := r.ev.ctx.member(j, path[0])
+	if child == nil {
+		return 0
+	}
+	if child.Type() != fastjson.TypeArray {
+		return r.leaves(child, path[1:], limit)
+	}
+	n := 0
+	for _, e := range child.GetArray() {
+		if limit > 0 && n >= limit {
+			break
+		}
+		n += r.leaves(e, path[1:], limit-n)
+	}
+	return n
+}
+
+// test evaluates pr with focus j the way a where or exists argument is
+// read: ok is false for an empty result. It sets r.bail when the general
+// evaluator must decide.
+func (r *runner) test(pr *pred, j *fastjson.Value) (b, ok bool) {
+	switch pr.op {
+	case predAnd, predOr:
+		lb, lok := r.test(pr.sub, j)
+		rb, rok := r.test(pr.right, j)
+		if r.bail {
+			return false, false
+		}
+		if pr.op == predAnd {
+			if (lok && !lb) || (rok && !rb) {
+				return false, true
+			}
+			return true, lok && rok
+		}
+		if (lok && lb) || (rok && rb) {
+			return true, true
+		}
+		return false, lok && rok
+	case predNot:
+		b, ok := r.test(pr.sub, j)
+		return !b && ok, ok
+	}
+	base := len(r.js)
+	switch pr.op {
+	case predEq, predNe:
+		if len(pr.path) == 1 && j.Type() == fastjson.TypeObject {
+			// The usual case, system = 'x': one string child.
+			if child := j.Get(pr.path[0]); child != nil && child.Type() == fastjson.TypeString {
+				return (string(child.GetStringBytes()) == pr.lit) == (pr.op == predEq), true
+			}
+		}
+		n := r.leaves(j, pr.path, 2)
+		if n == 0 {
+			return false, false
+		}
+		// Only JSON strings are textual; numbers, booleans and objects
+		// never equal a string.
+		leaf := r.js[base]
+		r.js = r.js[:base]
+		eq := n == 1 && leaf.Type() == fastjson.TypeString && string(leaf.GetStringBytes()) == pr.lit
+		return eq == (pr.op == predEq), true
+	case predStartsWith:
+		n := r.leaves(j, pr.path, 2)
+		if n == 0 {
+			return false, false
+		}
+		leaf := r.js[base]
+		r.js = r.js[:base]
+		if n > 1 || leaf.Type() != fastjson.TypeString {
+			r.bail = true
+			return false, false
+		}
+		return strings.HasPrefix(aliasString(leaf.GetStringBytes()), pr.lit), true
+	case predEmpty:
+		n := r.leaves(j, pr.path, 1)
+		r.js = r.js[:base]
+		return n == 0, true
+	case predExists:
+		if pr.sub == nil {
+			n := r.leaves(j, pr.path, 1)
+			r.js = r.js[:base]
+			return n > 0, true
+		}
+		n := r.leaves(j, pr.path, 0)
+		found := false
+		for i := range n {
+			sb, sok := r.test(pr.sub, r.js[base+i])
+			if r.bail {
+				break
+			}
+			if sok && sb {
+				found = true
+				if !pr.mayFail {
+					break
+				}
+			}
+		}
+		r.js = r.js[:base]
+		return found, !r.bail
+	}
+	return false, false
+}

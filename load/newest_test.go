@@ -3,7 +3,9 @@
 package load
 
 import (
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +108,15 @@ func TestWatermarkOnlyMovesForward(t *testing.T) {
 	}
 	if _, ok, _ := w.Watermark(ctx, "payer", "group/other", []string{"Patient"}); ok {
 		t.Error("watermark leaked across scopes")
+	}
+}
+
+func TestOpenErrorNamesTheHolder(t *testing.T) {
+	err := openError("w.duckdb", errors.New(`IO Error: Could not set lock on file "w.duckdb": Conflicting lock is held in /usr/bin/duckdb (PID 4242)`))
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "PID 4242") {
+		t.Errorf("openError = %v, want ErrInUse naming the holder", err)
+	}
+	if err := openError("w.duckdb", errors.New("IO Error: disk full")); errors.Is(err, ErrInUse) {
+		t.Errorf("a disk error was taken for a lock: %v", err)
 	}
 }

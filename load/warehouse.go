@@ -29,13 +29,13 @@ type Warehouse struct {
 func Open(ctx context.Context, path string) (*Warehouse, error) {
 	connector, err := duckdb.NewConnector(path, nil)
 	if err != nil {
-		return nil, fmt.Errorf("open warehouse %s: %w", path, err)
+		return nil, openError(path, err)
 	}
 	db := sql.OpenDB(connector)
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open warehouse %s: %w", path, err)
+		return nil, openError(path, err)
 	}
 	w := &Warehouse{path: path, db: db, conn: conn}
 	err = conn.Raw(func(dc any) error {
@@ -54,6 +54,16 @@ func Open(ctx context.Context, path string) (*Warehouse, error) {
 	return w, nil
 }
 
+// openError explains a failure to open the database file: another process
+// (a DuckDB client, a BI tool) holding it is ErrInUse, with DuckDB's words
+// naming the holder.
+func openError(path string, err error) error {
+	if strings.Contains(err.Error(), "Could not set lock") || strings.Contains(err.Error(), "Conflicting lock") {
+		return fmt.Errorf("open warehouse %s: %w: close the other program (%v) and retry", path, ErrInUse, err)
+	}
+	return fmt.Errorf("open warehouse %s: %w", path, err)
+}
+
 // OpenReadOnly opens an existing warehouse for reading only (status, ad-hoc
 // queries); it creates nothing.
 func OpenReadOnly(ctx context.Context, path string) (*Warehouse, error) {
@@ -62,13 +72,13 @@ func OpenReadOnly(ctx context.Context, path string) (*Warehouse, error) {
 	}
 	connector, err := duckdb.NewConnector(path+"?access_mode=read_only", nil)
 	if err != nil {
-		return nil, fmt.Errorf("open warehouse %s: %w", path, err)
+		return nil, openError(path, err)
 	}
 	db := sql.OpenDB(connector)
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open warehouse %s: %w", path, err)
+		return nil, openError(path, err)
 	}
 	return &Warehouse{path: path, db: db, conn: conn}, nil
 }

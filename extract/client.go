@@ -39,7 +39,9 @@ type Client struct {
 	// retried (default 5).
 	Retries int
 	// Log receives progress lines; nil discards them. Lines carry job and
-	// file names and counts, never tokens or resource content.
+	// file names and counts, never tokens or resource content. A logger in
+	// the context of a call (WithLogger) takes precedence, so that a run can
+	// add its run id and source to every line.
 	Log *slog.Logger
 	// Sleep waits for d or until ctx is done; nil means a real timer. Tests
 	// replace it so that they never sleep.
@@ -84,13 +86,6 @@ func stripAuthOnRedirect(next func(*http.Request, []*http.Request) error) func(*
 		}
 		return nil
 	}
-}
-
-func (c *Client) log() *slog.Logger {
-	if c.Log != nil {
-		return c.Log
-	}
-	return slog.New(slog.DiscardHandler)
 }
 
 func (c *Client) sleep(ctx context.Context, d time.Duration) error {
@@ -180,7 +175,7 @@ func (c *Client) retrying(ctx context.Context, op string, fn func() (retryAfter 
 		if ra > 0 {
 			wait = c.clampPoll(ra)
 		}
-		c.log().Warn("retrying after transient failure", "op", op, "attempt", attempt+1, "wait", wait.String(), "error", err.Error())
+		c.log(ctx).Warn("retrying after transient failure", "op", op, "attempt", attempt+1, "wait", wait.String(), "error", err.Error())
 		if err := c.sleep(ctx, wait); err != nil {
 			return err
 		}
@@ -365,11 +360,12 @@ func (c *Client) Poll(ctx context.Context, statusURL string) (*Manifest, error) 
 		case err != nil:
 			transient++
 			wait = backoffFor(transient)
-			c.log().Warn("export status unreachable, will retry", "job", redact(statusURL), "error", err.Error())
+			c.log(ctx).Warn("export status unreachable, will retry", "job", redact(statusURL), "error", err.Error())
 		case resp.StatusCode == http.StatusAccepted:
 			transient = 0
 			wait = retryAfter(resp.Header.Get("Retry-After"), c.now())
-			c.log().Info("export in progress", "job", redact(statusURL), "progress", resp.Header.Get("X-Progress"))
+			c.log(ctx).Info("export in progress", "job", redact(statusURL), "progress", resp.Header.Get("X-Progress"))
+			progressFrom(ctx).Waiting(resp.Header.Get("X-Progress"))
 			drain(resp)
 		case resp.StatusCode == http.StatusOK:
 			body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
@@ -384,6 +380,7 @@ func (c *Client) Poll(ctx context.Context, statusURL string) (*Manifest, error) 
 			if done {
 				return m, nil
 			}
+			progressFrom(ctx).Waiting(resp.Header.Get("X-Progress"))
 			wait = retryAfter(resp.Header.Get("Retry-After"), c.now())
 		default:
 			serr := statusError("export status", resp, nil)
@@ -392,7 +389,7 @@ func (c *Client) Poll(ctx context.Context, statusURL string) (*Manifest, error) 
 			}
 			transient++
 			wait = max(retryAfter(resp.Header.Get("Retry-After"), c.now()), backoffFor(transient))
-			c.log().Warn("export status failed, will retry", "job", redact(statusURL), "error", serr.Error())
+			c.log(ctx).Warn("export status failed, will retry", "job", redact(statusURL), "error", serr.Error())
 		}
 		wait = c.clampPoll(wait)
 		if c.now().Add(wait).After(deadline) {

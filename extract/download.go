@@ -122,7 +122,7 @@ func (c *Client) download(ctx context.Context, m *Manifest, dir string, st *jobS
 		todo = append(todo, i)
 	}
 	if skipped := len(jobs) - len(todo); skipped > 0 {
-		c.log().Info("skipping files already downloaded and verified", "files", skipped)
+		c.log(ctx).Info("skipping files already downloaded and verified", "files", skipped)
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -203,17 +203,19 @@ func fileSHA256(path string) (string, error) {
 func (c *Client) downloadOne(ctx context.Context, j job, auth bool, dir string, lim *limiter) (File, error) {
 	var f File
 	start := c.now()
+	fp := &fileProgress{p: progressFrom(ctx), name: j.name}
 	err := c.retrying(ctx, "download "+j.name, func() (time.Duration, error) {
 		if err := lim.acquire(ctx); err != nil {
 			return 0, err
 		}
 		var ra time.Duration
 		var err error
-		f, ra, err = c.fetchFile(ctx, j, auth, dir)
+		f, ra, err = c.fetchFile(ctx, j, auth, dir, fp)
 		var se *StatusError
 		lim.release(errors.As(err, &se) && se.Status == http.StatusTooManyRequests)
 		return ra, err
 	})
+	fp.done(err)
 	if err != nil {
 		if errors.Is(err, ErrExportExpired) {
 			return File{}, fmt.Errorf("download %s: files expired (410): rerun to start a new export: %w", j.name, err)
@@ -221,10 +223,10 @@ func (c *Client) downloadOne(ctx context.Context, j job, auth bool, dir string, 
 		return File{}, fmt.Errorf("download %s: %w", j.name, err)
 	}
 	if f.Invalid > 0 {
-		c.log().Warn("file has lines that are not resources of its type; transform will reject them",
+		c.log(ctx).Warn("file has lines that are not resources of its type; transform will reject them",
 			"file", f.Name, "invalid", f.Invalid, "first_line", f.FirstInvalid)
 	}
-	c.log().Info("file downloaded", "file", f.Name, "type", f.Type, "lines", f.Lines, "bytes", f.Bytes,
+	c.log(ctx).Info("file downloaded", "file", f.Name, "type", f.Type, "lines", f.Lines, "bytes", f.Bytes,
 		"seconds", strconv.FormatFloat(c.now().Sub(start).Seconds(), 'f', 2, 64))
 	return f, nil
 }
@@ -243,8 +245,9 @@ func (j job) expectedType() string {
 
 // fetchFile makes one attempt at one file: stream it to a temporary file
 // while hashing it and checking every line, verify against the manifest,
-// then rename it into place.
-func (c *Client) fetchFile(ctx context.Context, j job, auth bool, dir string) (File, time.Duration, error) {
+// then rename it into place. The bytes of the body are reported to fp as
+// they arrive.
+func (c *Client) fetchFile(ctx context.Context, j job, auth bool, dir string, fp *fileProgress) (File, time.Duration, error) {
 	h := http.Header{"Accept": {"application/fhir+ndjson"}}
 	resp, err := c.send(ctx, http.MethodGet, j.entry.URL, h, nil, auth)
 	if err != nil {
@@ -260,7 +263,7 @@ func (c *Client) fetchFile(ctx context.Context, j job, auth bool, dir string) (F
 	}
 	defer resp.Body.Close()
 
-	body, err := maybeGunzip(resp.Body)
+	body, err := maybeGunzip(fp.start(resp.ContentLength, resp.Body))
 	if err != nil {
 		return File{}, 0, fmt.Errorf("%w: %w", ErrTransient, err)
 	}

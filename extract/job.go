@@ -121,7 +121,7 @@ func (c *Client) Export(ctx context.Context, r Request, dir string) (*Result, er
 				return nil, err
 			}
 		} else if st.job.Manifest == nil {
-			c.log().Info("resuming export job", "job", redact(st.job.StatusURL))
+			c.log(ctx).Info("resuming export job", "job", redact(st.job.StatusURL))
 		}
 		if st.job.Manifest != nil {
 			if m, err = parseManifest(st.job.Manifest); err != nil {
@@ -131,7 +131,7 @@ func (c *Client) Export(ctx context.Context, r Request, dir string) (*Result, er
 		}
 		m, err = c.Poll(ctx, st.job.StatusURL)
 		if errors.Is(err, ErrExportExpired) && attempt == 0 && prev != nil {
-			c.log().Warn("the resumed export job is gone on the server; starting a new export", "job", redact(st.job.StatusURL))
+			c.log(ctx).Warn("the resumed export job is gone on the server; starting a new export", "job", redact(st.job.StatusURL))
 			st.job.StatusURL = ""
 			continue
 		}
@@ -156,7 +156,7 @@ func (c *Client) Export(ctx context.Context, r Request, dir string) (*Result, er
 	res := &Result{StatusURL: st.job.StatusURL, Manifest: m, Dir: dir, Files: files}
 	res.Errors = summarizeErrors(dir, files)
 	if res.Errors.Errors+res.Errors.Warnings > 0 {
-		c.log().Warn("server reported export issues", "errors", res.Errors.Errors, "warnings", res.Errors.Warnings)
+		c.log(ctx).Warn("server reported export issues", "errors", res.Errors.Errors, "warnings", res.Errors.Warnings)
 	}
 	return res, nil
 }
@@ -255,7 +255,7 @@ func (c *Client) followPages(ctx context.Context, m *Manifest) (*Manifest, error
 		return nil, fmt.Errorf("merge manifest pages: %w", err)
 	}
 	m.Raw = merged
-	c.log().Info("manifest pages merged", "files", len(m.Output)+len(m.Error)+len(m.Deleted))
+	c.log(ctx).Info("manifest pages merged", "files", len(m.Output)+len(m.Error)+len(m.Deleted))
 	return m, nil
 }
 

@@ -203,7 +203,7 @@ func (c *Client) Kickoff(ctx context.Context, r Request) (string, error) {
 				defer drain(resp)
 				status, err = statusLocation(resp, u)
 				if err == nil {
-					c.log().Info("server is already running an export for this client; resuming it", "job", redact(status))
+					c.log(ctx).Info("server is already running an export for this client; resuming it", "job", redact(status))
 				}
 				return 0, err
 			}
@@ -218,6 +218,6 @@ func (c *Client) Kickoff(ctx context.Context, r Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c.log().Info("export started", "job", redact(status))
+	c.log(ctx).Info("export started", "job", redact(status))
 	return status, nil
 }

@@ -291,9 +291,12 @@ func (l *Loader) Unstage(ctx context.Context, srcs []Source) error {
 			continue
 		}
 		q := fmt.Sprintf("DELETE FROM %s WHERE list_contains(?, %s)", ident(stageName(name)), ident(t.Key))
-		if err := l.w.exec(ctx, q, ids); err != nil {
+		res, err := l.w.conn.ExecContext(ctx, q, ids)
+		if err != nil {
 			return fmt.Errorf("unstage duplicates of %s: %w", name, err)
 		}
+		n, _ := res.RowsAffected()
+		l.rows[name] -= n
 	}
 	return nil
 }

@@ -93,7 +93,9 @@ func runDemo(ctx context.Context, c *cli.Context, o demoOptions) error {
 	}
 	fmt.Fprintf(c.App.Writer, "sandbox payer: %d members (seed %d) at %s\n", o.members, o.seed, root)
 	start := time.Now()
-	sum, err := p.Run(ctx)
+	pctx, stopBars := attachProgress(ctx, c, &p)
+	sum, err := p.Run(pctx)
+	stopBars()
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,9 @@ func runExport(ctx context.Context, c *cli.Context, o exportOptions) error {
 		fmt.Fprintf(c.App.Writer, "export job in %s cancelled\n", o.out)
 		return nil
 	}
+	ctx, stop := attachProgress(ctx, c, nil)
 	res, err := o.source.client.Export(ctx, o.source.request, o.out)
+	stop()
 	if errors.Is(err, extract.ErrJobMismatch) {
 		return usageError{err.Error()}
 	}

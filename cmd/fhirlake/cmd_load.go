@@ -52,7 +52,9 @@ func loadCommand() *cli.Command {
 }
 
 func runLoad(ctx context.Context, c *cli.Context, p pipeline.Pipeline, dir string) error {
+	ctx, stop := attachProgress(ctx, c, &p)
 	sum, err := p.LoadDir(ctx, dir)
+	stop()
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -60,6 +61,9 @@ func runCommand() *cli.Command {
 			if top.warehouse == "" {
 				return usagef("no warehouse: pass --warehouse or set warehouse in the config")
 			}
+			if err := os.MkdirAll(filepath.Dir(top.warehouse), 0o755); err != nil {
+				return fmt.Errorf("warehouse directory: %w", err)
+			}
 			for _, src := range srcs {
 				name := src.name
 				if name == "" {
@@ -96,7 +100,9 @@ func runSource(c *cli.Context, p pipeline.Pipeline, src sourceOptions, rep *repo
 	}
 	for _, r := range reqs {
 		p.Request = r
-		sum, err := p.Run(c.Context)
+		ctx, stop := attachProgress(c.Context, c, &p)
+		sum, err := p.Run(ctx)
+		stop()
 		rep.add(sum, err)
 		if err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -48,10 +49,18 @@ const exitCodesHelp = `EXIT CODES:
    130  interrupted (SIGINT/SIGTERM)`
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// Transform allocates short-lived values at a high rate and its
+		// live heap is small and bounded (batches); collecting less often
+		// buys about 15% throughput for a few tens of MiB.
+		debug.SetGCPercent(400)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args)
-	stop()
+	// Classify before stop: stop cancels ctx, and a cancelled ctx means
+	// "interrupted" to exitCode.
 	code := exitCode(ctx, err)
+	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fhirlake: "+err.Error())
 	}
@@ -69,7 +78,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:             stderr,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"FHIRLAKE_LOG_LEVEL"}},
-			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json (logs go to stderr)", EnvVars: []string{"FHIRLAKE_LOG_FORMAT"}},
+			&cli.StringFlag{Name: "log-format", Value: "auto", Usage: "text, json or auto (logs go to stderr); auto is text, or JSON when $FHIRLAKE_LOG_FORMAT is json and stdout is not a terminal"},
 		},
 		Commands: []*cli.Command{
 			sandboxCommand(),
@@ -122,21 +131,23 @@ func exitCode(ctx context.Context, err error) int {
 	}
 }
 
-// logger builds the logger from the global flags. Logs go to stderr so that
-// stdout carries only results.
+// logger builds the logger from the global flags: readable text, or JSON
+// with --log-format json (see logFormat for auto). Logs go to stderr so
+// that stdout carries only results; while progress bars run
+// (attachProgress) the lines are printed above them.
 func logger(c *cli.Context) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return nil, usagef("--log-level %q: want debug, info, warn or error", c.String("log-level"))
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	w := c.App.ErrWriter
-	switch c.String("log-format") {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	default:
-		return nil, usagef("--log-format %q: want text or json", c.String("log-format"))
+	format, err := logFormat(c)
+	if err != nil {
+		return nil, err
 	}
+	opts := &slog.HandlerOptions{Level: level}
+	w := logOutput(c)
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
 }

@@ -72,6 +72,9 @@ func (p Pipeline) backfill(ctx context.Context, log *slog.Logger, loader *load.L
 	if req.Group == "" {
 		req.Patient = true // Patient/$export takes the patient parameter
 	}
+	// The back-fill's exports log as part of the run, marked as such.
+	log = log.With("phase", "backfill")
+	ctx = extract.WithLogger(ctx, log)
 	log.Info("back-filling the history of members new to the scope", "members", len(ids))
 	bdir := filepath.Join(dir, "backfill")
 	res, err := p.Client.Export(ctx, req, bdir)

@@ -31,6 +31,7 @@ func (p Pipeline) LoadDir(ctx context.Context, dir string) (*Summary, error) {
 	started := p.Now()
 	runID := newRunID(started)
 	log := p.Log.With("run", runID, "source", p.Source)
+	ctx = p.runContext(ctx, log)
 	sum := &Summary{RunID: runID, Source: p.Source, Scope: "files", Timings: map[string]float64{}}
 
 	lock, err := lockfile.Acquire(p.Warehouse, "fhirlake load")

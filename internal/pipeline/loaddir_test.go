@@ -130,8 +130,12 @@ func TestDuplicatesInOneExportKeepTheNewest(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "b.ndjson"), []byte("\n"+other+"\n"+v1+"\n"), 0o644)
 	views, _ := transform.LoadViews(schemas.FS)
 	p := pipeline.Pipeline{Views: views, Warehouse: filepath.Join(t.TempDir(), "w.duckdb")}
-	if _, err := p.LoadDir(t.Context(), dir); err != nil {
+	sum, err := p.LoadDir(t.Context(), dir)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if sum.Rows["patient"] != 2 || sum.Rows["patient_identifier"] != 1 {
+		t.Errorf("summary rows %v: re-staged duplicates must count once", sum.Rows)
 	}
 	w, err := load.Open(t.Context(), p.Warehouse)
 	if err != nil {

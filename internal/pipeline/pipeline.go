@@ -66,18 +66,25 @@ type Pipeline struct {
 	// Workers is the number of files transformed in parallel (default: the
 	// number of CPUs).
 	Workers int
-	// Log receives progress; nil discards it.
+	// Log receives the run's log lines; nil discards them. Every line of a
+	// run, the extract client's included, carries the run id ("run") and
+	// Source ("source"): the client logs to this logger for the run,
+	// whatever its own Client.Log says.
 	Log *slog.Logger
 	// Now is the clock for run bookkeeping; nil means time.Now.
 	Now func() time.Time
 	// Observe, when set, is called as each stage of a run completes, with
 	// the stage name (StageExported, StageTransformed, StageCommitted,
-	// StageLake). It runs on the pipeline's goroutine; progress displays
-	// use it, and crash tests stop the process there.
+	// StageLake). It runs on the pipeline's goroutine; crash tests stop
+	// the process there.
 	Observe func(stage string)
+	// Progress, when set, is told how the run advances: the export's
+	// status, bytes downloaded per file, rows staged per table, and the
+	// stages as they complete. nil reports nothing.
+	Progress Progress
 }
 
-// The stages reported to Observe.
+// The stages reported to Observe and Progress.Stage.
 const (
 	StageExported    = "exported"    // every file downloaded and verified
 	StageTransformed = "transformed" // every batch staged, nothing committed
@@ -86,6 +93,9 @@ const (
 )
 
 func (p Pipeline) observe(stage string) {
+	if p.Progress != nil {
+		p.Progress.Stage(stage)
+	}
 	if p.Observe != nil {
 		p.Observe(stage)
 	}
@@ -159,6 +169,7 @@ func (p Pipeline) Run(ctx context.Context) (*Summary, error) {
 	started := p.Now()
 	runID := newRunID(started)
 	log := p.Log.With("run", runID, "source", p.Source)
+	ctx = p.runContext(ctx, log)
 	sum := &Summary{RunID: runID, Source: p.Source, Scope: Scope(p.Request), Timings: map[string]float64{}}
 
 	// One writer per warehouse, checked before anything is touched.
@@ -406,13 +417,20 @@ func Tables(views []*transform.View) ([]load.Table, error) {
 	return tables, nil
 }
 
-// sink adapts the loader to transform.Sink.
+// sink adapts the loader to transform.Sink. It reports the rows it stages
+// to the Progress of ctx (see runContext).
 type sink struct{ l *load.Loader }
 
 var _ transform.Sink = sink{}
 
 func (s sink) WriteBatch(ctx context.Context, table string, rec arrow.RecordBatch) error {
-	return s.l.WriteBatch(ctx, table, rec)
+	if err := s.l.WriteBatch(ctx, table, rec); err != nil {
+		return err
+	}
+	if n := rec.NumRows(); n > 0 && table != transform.ResourcesTable {
+		progressFrom(ctx).Rows(table, n)
+	}
+	return nil
 }
 
 func (s sink) Reject(ctx context.Context, r transform.Reject) error {

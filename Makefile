@@ -16,8 +16,9 @@ build:
 	$(GO) build -tags $(TAGS) -o $(BIN) ./cmd/fhirlake
 
 # vet, the SQL-on-FHIR v2 conformance suite (../shared/fixtures/sof-tests,
-# report in sof-report.json; any failure fails the target), and every Go
-# test, including the end-to-end runs against the in-process sandbox payer.
+# report in sof-report.json; any failure fails the target), the Airflow
+# example byte-compiled, and every Go test, including the end-to-end runs
+# against the in-process sandbox payer.
 SOF_SUITE := ../shared/fixtures/sof-tests
 
 test: build
@@ -26,6 +27,8 @@ test: build
 		echo "SQL-on-FHIR v2 conformance ($(SOF_SUITE)):"; \
 		./$(BIN) views test --suite $(SOF_SUITE) --report sof-report.json || exit 1; \
 	else echo "skipping SQL-on-FHIR conformance: $(SOF_SUITE) not found"; fi
+	@command -v python3 >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 >/dev/null)
+	PYTHONPYCACHEPREFIX=$${TMPDIR:-/tmp}/fhirlake-pycache python3 -m py_compile examples/airflow/fhirlake_dag.py
 	$(GO) test -tags $(TAGS) -count=1 ./...
 
 # Start the sandbox payer in-process, export, transform, load, print a query.

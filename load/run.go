@@ -659,6 +659,54 @@ func (l *Loader) columns(ctx context.Context, table string, temporary bool) ([]s
 	return cols, rows.Err()
 }
 
+// Rejects is the number of rejects recorded so far.
+func (l *Loader) Rejects() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.nrejects
+}
+
+// CommitRejected records the run as failed with status "rejected", and its
+// rejects, without any of its data and without moving a watermark: the run
+// that rejected too much leaves the tables as they were, but
+// fhirlake_rejects says why.
+func (l *Loader) CommitRejected(ctx context.Context, run Run) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return errors.New("commit: run already finished")
+	}
+	l.done = true
+	defer l.drop(context.WithoutCancel(ctx))
+	var since, tt any
+	if !run.Since.IsZero() {
+		since = run.Since
+	}
+	if !run.TransactionTime.IsZero() {
+		tt = run.TransactionTime
+	}
+	if err := l.w.exec(ctx, "BEGIN TRANSACTION"); err != nil {
+		return fmt.Errorf("record rejected run: %w", err)
+	}
+	err := l.w.exec(ctx, `INSERT INTO fhirlake_runs VALUES (?, ?, ?, ?, now(), 'rejected', ?, ?, 0, 0, 0, ?, []::VARCHAR[], MAP {})`,
+		run.ID, run.Source, run.Scope, run.Started, since, tt, l.nrejects)
+	for _, r := range l.rejects {
+		if err != nil {
+			break
+		}
+		err = l.w.exec(ctx, `INSERT INTO fhirlake_rejects VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			run.ID, r.File, r.Line, nullable(r.ResourceType), nullable(r.ResourceID), nullable(r.Column), r.Reason)
+	}
+	if err == nil {
+		err = l.w.exec(ctx, "COMMIT")
+	}
+	if err != nil {
+		l.w.exec(context.WithoutCancel(ctx), "ROLLBACK")
+		return fmt.Errorf("record rejected run: %w", err)
+	}
+	return nil
+}
+
 // Rollback abandons the run; the warehouse is unchanged.
 func (l *Loader) Rollback(ctx context.Context) {
 	l.mu.Lock()

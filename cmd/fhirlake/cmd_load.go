@@ -23,6 +23,8 @@ func loadCommand() *cli.Command {
 			&cli.StringFlag{Name: "source", Value: "files", Usage: "source `NAME` recorded with the run", EnvVars: []string{"FHIRLAKE_SOURCE"}},
 			&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files", EnvVars: []string{"FHIRLAKE_VIEWS"}},
 			&cli.IntFlag{Name: "batch-rows", Value: 8192, Usage: "rows per Arrow batch (bounds memory)", EnvVars: []string{"FHIRLAKE_BATCH_ROWS"}},
+			&cli.StringFlag{Name: "summary", Usage: "write the JSON summary to `FILE` (also when the load fails)", EnvVars: []string{"FHIRLAKE_SUMMARY"}},
+			&cli.Int64Flag{Name: "max-rejects", Value: -1, Usage: "fail (exit 6, nothing committed) when more lines or values than this are rejected; -1: no limit", EnvVars: []string{"FHIRLAKE_MAX_REJECTS"}},
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
 		Action: func(c *cli.Context) error {
@@ -46,15 +48,21 @@ func loadCommand() *cli.Command {
 				BatchRows: c.Int("batch-rows"),
 				Log:       log,
 			}
+			if n := c.Int64("max-rejects"); n >= 0 {
+				p.MaxRejects = &n
+			}
 			return runLoad(c.Context, c, p, c.String("in"))
 		},
 	}
 }
 
-func runLoad(ctx context.Context, c *cli.Context, p pipeline.Pipeline, dir string) error {
+func runLoad(ctx context.Context, c *cli.Context, p pipeline.Pipeline, dir string) (err error) {
+	rep := &report{}
+	defer func() { err = rep.finish(c, err) }()
 	ctx, stop := attachProgress(ctx, c, &p)
 	sum, err := p.LoadDir(ctx, dir)
 	stop()
+	rep.add(sum, err)
 	if err != nil {
 		return err
 	}

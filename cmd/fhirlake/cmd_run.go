@@ -79,6 +79,9 @@ func runCommand() *cli.Command {
 					BatchRows: c.Int("batch-rows"), KeepServerJob: c.Bool("keep-server-job"), Full: c.Bool("full"),
 					Log: log,
 				}
+				if top.maxRejects >= 0 {
+					p.MaxRejects = &top.maxRejects
+				}
 				if err := runSource(c, p, src, rep); err != nil {
 					return err
 				}

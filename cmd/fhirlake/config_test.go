@@ -126,3 +126,35 @@ func TestConfigCheckReportsEveryProblem(t *testing.T) {
 		t.Errorf("exit %d (want %d), or the inline secret leaked:\n%s", code, exitUsage, stderr)
 	}
 }
+
+func TestRejectsOverThresholdCommitNothing(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	os.MkdirAll(in, 0o755)
+	os.WriteFile(filepath.Join(in, "p.ndjson"), []byte(`{"resourceType":"Patient","id":"p1","gender":"female"}`+"\n"+`{"resourceType":"Patient","id":`+"\n"), 0o644)
+	wh := filepath.Join(dir, "w.duckdb")
+	summary := filepath.Join(dir, "summary.json")
+	code, _, stderr := run(t, nil, "--log-level", "error", "load", "--in", in, "--warehouse", wh, "--max-rejects", "0", "--summary", summary)
+	if code != exitRejected || !strings.Contains(stderr, "1 lines or values rejected, more than the limit of 0: nothing was committed") {
+		t.Fatalf("exit %d (want %d):\n%s", code, exitRejected, stderr)
+	}
+	code, stdout, _ := run(t, nil, "status", "--warehouse", wh, "--json")
+	var st struct{ Runs []map[string]any }
+	json.Unmarshal([]byte(stdout), &st)
+	if code != exitOK || len(st.Runs) != 1 || st.Runs[0]["status"] != "rejected" {
+		t.Errorf("status after a rejected load: %s", stdout)
+	}
+	// Within the limit, the good line loads and the bad one is recorded.
+	code, stdout, stderr = run(t, nil, "--log-level", "error", "load", "--in", in, "--warehouse", wh, "--max-rejects", "1")
+	if code != exitOK || !strings.Contains(stdout, "1 rejects, rows patient=1") {
+		t.Errorf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var rep struct {
+		Status   string
+		ExitCode int `json:"exit_code"`
+	}
+	b, _ := os.ReadFile(summary)
+	if json.Unmarshal(b, &rep); rep.Status != "failed" || rep.ExitCode != exitRejected {
+		t.Errorf("summary of the rejected load: %s", b)
+	}
+}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/fhirlake/fhirlake/extract"
 	"github.com/fhirlake/fhirlake/internal/lockfile"
+	"github.com/fhirlake/fhirlake/internal/pipeline"
 	"github.com/fhirlake/fhirlake/load"
 )
 
@@ -34,6 +35,7 @@ const (
 	exitAuth      = 3 // the server rejected our credentials or token
 	exitExport    = 4 // the export failed or expired on the server
 	exitTransient = 5 // network, 429, 5xx, wait budget spent: safe to retry
+	exitRejected  = 6 // more lines or values rejected than --max-rejects allows
 	exitBusy      = 7 // another fhirlake process is writing to the warehouse
 	exitCancelled = 130
 )
@@ -45,6 +47,7 @@ const exitCodesHelp = `EXIT CODES:
    3    authentication or authorization failed (check client id, secret, key, scopes)
    4    the export failed or expired on the server (rerun starts a new export)
    5    transient failure: network, 429, 5xx, --max-wait exceeded (safe to retry)
+   6    data rejected over --max-rejects: nothing committed (inspect fhirlake_rejects; do not retry)
    7    warehouse busy: another fhirlake process is writing to it (retry later)
    130  interrupted (SIGINT/SIGTERM)`
 
@@ -122,6 +125,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitExport
 	case errors.Is(err, extract.ErrTransient):
 		return exitTransient
+	case errors.Is(err, pipeline.ErrTooManyRejects):
+		return exitRejected
 	case errors.Is(err, lockfile.ErrBusy), errors.Is(err, load.ErrInUse):
 		return exitBusy
 	case strings.HasPrefix(err.Error(), "flag provided but not defined"), strings.HasPrefix(err.Error(), "Required flag"):

@@ -129,3 +129,21 @@ func errorsAs(err error, ps *Problems) bool {
 	*ps = p
 	return ok
 }
+
+// TestExamplesAreValid keeps the shipped example configs loadable: only
+// what a deployment supplies (secrets, the production roster) may be
+// missing.
+func TestExamplesAreValid(t *testing.T) {
+	t.Chdir(filepath.Join("..", ".."))
+	t.Setenv("FHIRLAKE_SANDBOX_SECRET", "x")
+	t.Setenv("BISON_PA_CLIENT_SECRET", "x")
+	t.Setenv("BISON_P2P_CLIENT_SECRET", "x")
+	if _, err := Load("examples/fhirlake.local.yaml"); err != nil {
+		t.Errorf("examples/fhirlake.local.yaml: %v", err)
+	}
+	_, err := Load("examples/fhirlake.yaml")
+	var ps Problems
+	if !errorsAs(err, &ps) || len(ps) != 1 || ps[0].Key != "sources[1].roster" {
+		t.Errorf("examples/fhirlake.yaml: want only the production roster path to be missing, got %v", err)
+	}
+}

@@ -53,6 +53,10 @@ type Pipeline struct {
 	// Full ignores the stored watermark: the export runs without _since
 	// (unless Request.Since is set explicitly).
 	Full bool
+	// MaxRejects, when set, fails a run that rejects more lines or values
+	// than it (ErrTooManyRejects): the run's data are not committed, only its
+	// run record (status "rejected") and its rejects. nil means no limit.
+	MaxRejects *int64
 	// Views are the compiled tables to produce. Required.
 	Views []*transform.View
 	// SQL holds analytics views (*.sql) created after each load; nil for none.
@@ -146,6 +150,9 @@ func (p Pipeline) withDefaults() Pipeline {
 	}
 	return p
 }
+
+// ErrTooManyRejects means a run rejected more than Pipeline.MaxRejects.
+var ErrTooManyRejects = errors.New("data rejected over threshold")
 
 // Scope names what a request covers, for bookkeeping: "system",
 // "patient" or "group/<id>".
@@ -295,6 +302,18 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 	p.observe(StageTransformed)
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if n := loader.Rejects(); p.MaxRejects != nil && n > *p.MaxRejects {
+		sum.Rejects = n
+		run := load.Run{ID: sum.RunID, Source: sum.Source, Scope: sum.Scope, Started: started, TransactionTime: sum.TransactionTime}
+		if sum.Since != nil {
+			run.Since = *sum.Since
+		}
+		if err := loader.CommitRejected(ctx, run); err != nil {
+			return err
+		}
+		return fmt.Errorf("%d lines or values rejected, more than the limit of %d: nothing was committed; see fhirlake_rejects for run %s: %w",
+			n, *p.MaxRejects, sum.RunID, ErrTooManyRejects)
 	}
 
 	t0 = p.Now()

@@ -29,6 +29,11 @@ type evalState struct {
 	cells []fhirpath.Collection
 	// rowIndexes[i] is the collection {i}, for %rowIndex.
 	rowIndexes []fhirpath.Collection
+	// focus holds the resource being evaluated, the focus of the root
+	// select; lists is carved into the row lists of selects. Both are
+	// reused from one resource to the next.
+	focus fhirpath.Collection
+	lists []row
 }
 
 func newEvalState(v *View, cellError func(int, error) error) *evalState {
@@ -36,7 +41,7 @@ func newEvalState(v *View, cellError func(int, error) error) *evalState {
 	for k, c := range v.constants {
 		consts[k] = c
 	}
-	return &evalState{view: v, ctx: fhirpath.Context{Constants: consts}, cellError: cellError}
+	return &evalState{view: v, ctx: fhirpath.Context{Constants: consts, Keys: v.keys}, cellError: cellError}
 }
 
 // rows evaluates the view over one resource. It returns no rows when a
@@ -44,9 +49,11 @@ func newEvalState(v *View, cellError func(int, error) error) *evalState {
 func (s *evalState) rows(res fhirpath.Value) ([]row, error) {
 	s.ctx.Reset()
 	s.cells = s.cells[:0]
+	s.lists = s.lists[:0]
 	s.ctx.Resource = res
 	s.setRowIndex(0)
-	focus := fhirpath.Collection{res}
+	s.focus = append(s.focus[:0], res)
+	focus := s.focus[:1:1]
 	for _, w := range s.view.where {
 		c, err := w.Eval(&s.ctx, focus)
 		if err != nil {
@@ -78,6 +85,16 @@ func (s *evalState) newRow() row {
 	return r
 }
 
+// oneRow returns the list {r}, valid until the next call of rows.
+func (s *evalState) oneRow(r row) []row {
+	if len(s.lists) == cap(s.lists) {
+		s.lists = make([]row, 0, max(64, 2*cap(s.lists)))
+	}
+	s.lists = append(s.lists, r)
+	l := len(s.lists)
+	return s.lists[l-1 : l : l]
+}
+
 // setRowIndex sets %rowIndex when the view uses it.
 func (s *evalState) setRowIndex(i int) {
 	if !s.view.usesRowIndex {
@@ -92,7 +109,8 @@ func (s *evalState) setRowIndex(i int) {
 // run produces the rows of one select over a focus item.
 // The focus is one item, or empty for the null row of forEachOrNull.
 func (s *evalState) run(sp *selectPlan, focus fhirpath.Collection, rowIndex int) ([]row, error) {
-	var foci []fhirpath.Collection
+	var one [1]fhirpath.Collection
+	foci := one[:0]
 	iterated := false
 	switch {
 	case sp.forEach != nil:
@@ -104,7 +122,7 @@ func (s *evalState) run(sp *selectPlan, focus fhirpath.Collection, rowIndex int)
 			foci = append(foci, c[i:i+1:i+1])
 		}
 		if len(c) == 0 && sp.orNull {
-			foci = []fhirpath.Collection{nil}
+			foci = append(foci, nil)
 		}
 		iterated = true
 	case len(sp.repeat) > 0:
@@ -120,7 +138,7 @@ func (s *evalState) run(sp *selectPlan, focus fhirpath.Collection, rowIndex int)
 		}
 		iterated = true
 	default:
-		foci = []fhirpath.Collection{focus}
+		foci = append(foci, focus)
 	}
 	var out []row
 	for i, f := range foci {
@@ -143,7 +161,7 @@ func (s *evalState) run(sp *selectPlan, focus fhirpath.Collection, rowIndex int)
 			}
 			base[cp.idx] = c
 		}
-		partial := []row{base}
+		partial := s.oneRow(base)
 		for _, sub := range sp.selects {
 			rows, err := s.run(sub, f, idx)
 			if err != nil {
@@ -161,6 +179,9 @@ func (s *evalState) run(sp *selectPlan, focus fhirpath.Collection, rowIndex int)
 				union = append(union, rows...)
 			}
 			partial = s.cross(partial, union)
+		}
+		if len(foci) == 1 {
+			return partial, nil
 		}
 		out = append(out, partial...)
 	}

@@ -47,6 +47,9 @@ type View struct {
 	key         string
 	// usesRowIndex is set when a path refers to %rowIndex.
 	usesRowIndex bool
+	// keys are the members of the resource that the view's paths start
+	// with, resolved in one pass per resource.
+	keys *fhirpath.Keys
 }
 
 // selectPlan is one compiled select: its own columns, then the columns of
@@ -177,6 +180,7 @@ func compileView(data []byte, requireName bool) (*View, error) {
 	}
 	c.view.root = root
 	v := c.view
+	v.keys = fhirpath.NewKeys(append(slices.Clone(v.where), resourcePaths(root, nil)...)...)
 	seen := map[string]bool{}
 	for _, col := range v.columns {
 		if seen[col.Name] {
@@ -309,6 +313,26 @@ func (c *compiler) compileSelect(sj selectJSON) (*selectPlan, error) {
 		}
 	}
 	return sp, nil
+}
+
+// resourcePaths appends to out the paths of sp and its nested selects
+// that are evaluated with the resource as their focus: columns outside
+// any forEach or repeat, and the outermost forEach and repeat paths.
+func resourcePaths(sp *selectPlan, out []*fhirpath.Expr) []*fhirpath.Expr {
+	out = append(out, sp.repeat...)
+	if sp.forEach != nil {
+		return append(out, sp.forEach)
+	}
+	if len(sp.repeat) > 0 {
+		return out
+	}
+	for _, cp := range sp.columns {
+		out = append(out, cp.expr)
+	}
+	for _, sub := range append(slices.Clone(sp.selects), sp.unionAll...) {
+		out = resourcePaths(sub, out)
+	}
+	return out
 }
 
 // renumber gives the columns of a later unionAll branch the indices of the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,11 @@ import (
 var benchDir string
 
 func TestMain(m *testing.M) {
+	if os.Getenv("GOGC") == "" {
+		// Mirrors cmd/fhirlake's main, which collects less often (GC
+		// percent 400): the numbers here are those the CLI gets.
+		debug.SetGCPercent(400)
+	}
 	dir, err := os.MkdirTemp("", "fhirlake-bench-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -25,6 +25,9 @@ type Context struct {
 	// expression runs through the general evaluator. The results are the
 	// same, only slower; tests use it to check the fast paths.
 	General bool
+	// Keys, when set, names the members of Resource that plans resolve
+	// together (see Keys).
+	Keys *Keys
 
 	// scratch is carved into the collections Eval builds; see Reset.
 	scratch []Value
@@ -36,6 +39,11 @@ type Context struct {
 	// in the current document; used only after a Reset (oneDoc).
 	choices []choiceMemo
 	oneDoc  bool
+	// top holds, by memberID, what resolveKeys found in the current
+	// document (generation gen); topDone is set once it ran.
+	top     []topSlot
+	gen     uint32
+	topDone bool
 }
 
 type choiceMemo struct {
@@ -66,6 +74,11 @@ func (c *Context) Reset() {
 	clear(c.choices) // drop the document's pointers
 	c.choices = c.choices[:0]
 	c.oneDoc = true
+	c.topDone = false
+	if c.gen++; c.gen == 0 {
+		clear(c.top) // generations wrapped: forget every old one
+		c.gen = 1
+	}
 }
 
 // member returns the child called name of the object o, or its choice

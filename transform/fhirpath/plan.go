@@ -51,7 +51,8 @@ type step struct {
 	kind     stepKind
 	name, ns string
 	pred     *pred
-	slot     int // stepFirst: index in runner.done
+	slot     int   // stepFirst: index in runner.done
+	id       int32 // stepMember: memberID(name)
 }
 
 // needsObject reports steps that pass over every item but an object.
@@ -186,10 +187,10 @@ func (c *planCompiler) chain(n Node) ([]step, bool) {
 			if n.Name == "" || n.Name[0] >= 'A' && n.Name[0] <= 'Z' {
 				return nil, false // may name the resource type
 			}
-			return []step{{kind: stepMember, name: n.Name}}, true
+			return []step{memberStep(n.Name)}, true
 		}
 		steps, ok := c.chain(n.Target)
-		return append(steps, step{kind: stepMember, name: n.Name}), ok
+		return append(steps, memberStep(n.Name)), ok
 	case *FunctionNode:
 		var steps []step
 		if n.Target != nil {
@@ -212,7 +213,7 @@ func (c *planCompiler) chain(n Node) ([]step, bool) {
 			if !ok || lit.Kind != LitString {
 				return nil, false
 			}
-			return append(steps, step{kind: stepMember, name: "extension"}, step{kind: stepExtension, name: lit.Text}), true
+			return append(steps, memberStep("extension"), step{kind: stepExtension, name: lit.Text}), true
 		case "getReferenceKey":
 			s := step{kind: stepReferenceKey}
 			if len(n.Args) == 1 {
@@ -224,6 +225,10 @@ func (c *planCompiler) chain(n Node) ([]step, bool) {
 		}
 	}
 	return nil, false
+}
+
+func memberStep(name string) step {
+	return step{kind: stepMember, name: name, id: memberID(name)}
 }
 
 // members compiles a plain member chain, as used inside predicates.
@@ -365,7 +370,7 @@ func (r *runner) push(steps []step, v Value, out Collection) (Collection, bool) 
 		if v.kind != KindObject {
 			return out, false
 		}
-		child, typ := r.ev.ctx.member(v.obj, s.name)
+		child, typ := r.ev.ctx.memberOf(v.obj, s)
 		if child == nil {
 			return out, false
 		}

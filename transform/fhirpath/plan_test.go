@@ -40,6 +40,10 @@ var planResources = []string{
 	 "extension":[{"url":"http://u","valueReference":{"reference":"Practitioner/pr"}},{"url":"http://v","valueString":"no"}]}`,
 	`{"resourceType":"Observation","id":"o4","valueString":"txt","effectiveInstant":"2020-01-01T10:00:00.123Z","value":null}`,
 	`{"id":"no-type","code":{"coding":[{"system":"http://loinc.org","code":"1"}]}}`,
+	// Choice elements before the plain member, two of them, escaped keys.
+	`{"resourceType":"Observation","id":"o5","valueString":"first","valueBoolean":false,"value":{"coding":[{"code":"plain"}]},
+	 "effectiveDateTime":"2020-01-01","effective\u0044ateTime":"2021-01-01","i\u0064":"dup","st\u0061tus":"final"}`,
+	`{"resourceType":"Observation","id":"o6","v\u0061lueQuantity":{"unit":"mg"},"code":null,"code":{"coding":[{"system":"http://loinc.org","code":"2"}]}}`,
 }
 
 // planExpressions are the paths of the built-in views and their variants.
@@ -141,7 +145,11 @@ func describe(c Collection) []string {
 // checks the results against fresh evaluations.
 func TestPlanMemo(t *testing.T) {
 	var p fastjson.Parser
-	var ctx Context
+	var exprs []*Expr
+	for _, expr := range planExpressions {
+		exprs = append(exprs, MustParse(expr))
+	}
+	ctx := Context{Keys: NewKeys(exprs...)}
 	for i, src := range planResources {
 		res, err := p.Parse(src)
 		if err != nil {
@@ -203,7 +211,8 @@ func TestPlanRandomDocuments(t *testing.T) {
 		exprs[i] = MustParse(src)
 	}
 	var p fastjson.Parser
-	var ctx, general Context
+	ctx := Context{Keys: NewKeys(exprs...)}
+	var general Context
 	general.General = true
 	nonEmpty := 0
 	for n := range 3000 {

@@ -26,12 +26,13 @@ const (
 
 // Value is one item of a collection. The zero Value is invalid.
 type Value struct {
+	// kind and b share a word (56 bytes in all): Values are copied a lot.
 	kind Kind
+	b    bool            // KindBoolean
 	typ  string          // FHIR type when known from a choice element ("Quantity", "dateTime")
 	obj  *fastjson.Value // KindObject
 	str  string          // strings, decimal text, date/time text
 	i    int64           // KindInteger
-	b    bool            // KindBoolean
 }
 
 // Collection is an ordered FHIRPath collection; empty means "no value".

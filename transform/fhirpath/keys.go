@@ -1,0 +1,147 @@
+package fhirpath
+
+import (
+	"sync"
+
+	"github.com/valyala/fastjson"
+)
+
+// Keys is a set of member names that plans look up on the resource
+// (Context.Resource), such as the first steps of a view's paths. With
+// Context.Keys set, the first plan that reads one of them after a Reset
+// resolves all of them, choice elements included, in one pass over the
+// resource's object; later reads of any of them cost an index. A Keys is
+// immutable and safe for concurrent use.
+//
+// The one pass sees member names unescaped, as fastjson's own lookups do
+// once anything has visited the object. So in the pathological case of a
+// name given twice, once spelled with escapes ("i\u0064" and "id"), the
+// first of the two is found, where a lookup on a not yet visited object
+// would find the unescaped one.
+type Keys struct {
+	names   []string
+	ids     []int32     // parallel to names: memberID(name)
+	byFirst [256][]int8 // first byte -> indices in names
+	maxID   int32
+}
+
+// Bounds of the names of a Keys. Below minKeys names, looking them up one
+// by one costs less than a pass over every member of the resource.
+const (
+	minKeys = 4
+	maxKeys = 127
+)
+
+// NewKeys returns the Keys of the member names the plans of exprs start
+// with, or nil when they are too few to be worth it. Names beyond the
+// first maxKeys are left out (they are then looked up one by one).
+func NewKeys(exprs ...*Expr) *Keys {
+	k := &Keys{maxID: -1}
+	seen := map[string]bool{}
+	for _, e := range exprs {
+		if e == nil || e.plan == nil {
+			continue
+		}
+		for _, steps := range e.plan.branches {
+			if len(steps) == 0 || steps[0].kind != stepMember || seen[steps[0].name] || len(k.names) == maxKeys {
+				continue
+			}
+			s := &steps[0]
+			seen[s.name] = true
+			k.byFirst[s.name[0]] = append(k.byFirst[s.name[0]], int8(len(k.names)))
+			k.names = append(k.names, s.name)
+			k.ids = append(k.ids, s.id)
+			k.maxID = max(k.maxID, s.id)
+		}
+	}
+	if len(k.names) < minKeys {
+		return nil
+	}
+	return k
+}
+
+// memberIDs numbers the member names of plan steps, so that a Context can
+// keep what it resolved for a name in a slice rather than a map. Only Parse
+// adds names.
+var memberIDs = struct {
+	sync.Mutex // guards m
+	m          map[string]int32
+}{m: map[string]int32{}}
+
+func memberID(name string) int32 {
+	memberIDs.Lock()
+	defer memberIDs.Unlock()
+	id, ok := memberIDs.m[name]
+	if !ok {
+		id = int32(len(memberIDs.m))
+		memberIDs.m[name] = id
+	}
+	return id
+}
+
+// topSlot is what a Context resolved for one name of its Keys in the
+// current document: valid when gen is the Context's.
+type topSlot struct {
+	gen   uint32
+	exact bool // child is the member itself, not a choice element
+	child *fastjson.Value
+	typ   string
+}
+
+// memberOf is member for a plan step: names of c.Keys read on the
+// resource come from the one pass of resolveKeys.
+func (c *Context) memberOf(o *fastjson.Value, s *step) (*fastjson.Value, string) {
+	if c.Keys != nil && c.oneDoc && o == c.Resource.obj {
+		if int(s.id) < len(c.top) {
+			if t := &c.top[s.id]; t.gen == c.gen {
+				return t.child, t.typ
+			}
+		}
+		if !c.topDone {
+			c.resolveKeys()
+			if int(s.id) < len(c.top) {
+				if t := &c.top[s.id]; t.gen == c.gen {
+					return t.child, t.typ
+				}
+			}
+		}
+	}
+	return c.member(o, s.name)
+}
+
+// resolveKeys fills c.top for the names of c.Keys from the resource's
+// object, finding what member would: the first member of that name, else
+// the first choice element (name followed by an upper-case letter).
+func (c *Context) resolveKeys() {
+	c.topDone = true
+	k := c.Keys
+	if int(k.maxID) >= len(c.top) {
+		c.top = append(c.top, make([]topSlot, int(k.maxID)+1-len(c.top))...)
+	}
+	obj, err := c.Resource.obj.Object()
+	if err != nil {
+		return
+	}
+	for _, id := range k.ids {
+		c.top[id] = topSlot{gen: c.gen}
+	}
+	obj.Visit(func(key []byte, v *fastjson.Value) {
+		if len(key) == 0 {
+			return
+		}
+		for _, i := range k.byFirst[key[0]] {
+			name := k.names[i]
+			t := &c.top[k.ids[i]]
+			switch {
+			case len(key) == len(name):
+				if !t.exact && string(key) == name {
+					t.exact, t.child, t.typ = true, v, ""
+				}
+			case len(key) > len(name):
+				if t.child == nil && key[len(name)] >= 'A' && key[len(name)] <= 'Z' && string(key[:len(name)]) == name {
+					t.child, t.typ = v, choiceTypeBytes(key[len(name):])
+				}
+			}
+		}
+	})
+}

@@ -99,8 +99,12 @@ func runDemo(ctx context.Context, c *cli.Context, o demoOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "run %s: %d resources from %d files in %.1fs, %d rejects\n\n",
-		sum.RunID, sum.Resources, sum.Files, time.Since(start).Seconds(), sum.Rejects)
+	mode := "full export"
+	if sum.Since != nil {
+		mode = "incremental since " + sum.Since.Format(time.RFC3339) + "; the sandbox has no changes"
+	}
+	fmt.Fprintf(c.App.Writer, "run %s (%s): %d resources from %d files in %.1fs, %d rejects\n\n",
+		sum.RunID, mode, sum.Resources, sum.Files, time.Since(start).Seconds(), sum.Rejects)
 	return printDemo(ctx, c.App.Writer, p)
 }
 

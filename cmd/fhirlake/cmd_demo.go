@@ -101,7 +101,10 @@ func runDemo(ctx context.Context, c *cli.Context, o demoOptions) error {
 	}
 	mode := "full export"
 	if sum.Since != nil {
-		mode = "incremental since " + sum.Since.Format(time.RFC3339) + "; the sandbox has no changes"
+		mode = "incremental since " + sum.Since.Format(time.RFC3339)
+		if sum.Resources == 0 {
+			mode += "; nothing changed at the sandbox since"
+		}
 	}
 	fmt.Fprintf(c.App.Writer, "run %s (%s): %d resources from %d files in %.1fs, %d rejects\n\n",
 		sum.RunID, mode, sum.Resources, sum.Files, time.Since(start).Seconds(), sum.Rejects)

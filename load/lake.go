@@ -13,12 +13,16 @@ package load
 //	DuckDB COPY, one COPY per year           327,811 / 906,051    27.4
 //	WriteLake, COPY PARTITION_BY + renames         - / 620,860    33.9 (sorted by key)
 //	arrow-go pqarrow via duckdb Arrow        195,344 / 374,983    23.3
+//	parquet-go via duckdb Arrow + Go structs   838,294 (2x)       28.6
 //
 // COPY keeps the rows inside DuckDB and compresses on every core; pqarrow
 // must pull each row through the Arrow C interface and compresses on one
 // goroutine, is 2.5-5x slower, and imports arrow/flight and so grpc, which
-// go.mod does not carry. Both read back as DECIMAL, DATE and TIMESTAMPTZ.
-// parquet-go was not measured: it is not in go.mod. Partitioned tables are
+// go.mod does not carry. parquet-go (lake_bench_parquetgo_test.go) comes
+// closer, at about 80% of COPY's rows/s, but writes files twice as large
+// (no per-column tuning) and needs a hand-written struct per table, where
+// COPY takes any view's table as it is. All read back as DECIMAL, DATE and
+// TIMESTAMPTZ. Partitioned tables are
 // written with one COPY ... PARTITION_BY pass (not one COPY per partition)
 // into a hidden staging folder, whose files are then renamed into place.
 

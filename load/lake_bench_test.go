@@ -66,12 +66,10 @@ var extraBenchWriters []benchWriter
 //
 //	go test -tags duckdb_arrow -run '^$' -bench LakeWriters -benchtime 3x ./load/
 //
-// arrow-go's pqarrow joins with the build tag pqarrow; it needs modules
-// that go.mod does not list (pqarrow imports arrow/flight, hence grpc), so
-// point the go command at a scratch copy of go.mod:
+// arrow-go's pqarrow joins with the build tag pqarrow (kept behind a tag
+// because it imports arrow/flight, hence grpc, into the test binary):
 //
-//	cp go.mod go.sum /tmp/bench/ && go get -modfile /tmp/bench/go.mod github.com/apache/thrift@v0.24.0
-//	go test -modfile /tmp/bench/go.mod -mod=mod -tags 'duckdb_arrow pqarrow' -run '^$' -bench LakeWriters -benchtime 3x ./load/
+//	go test -tags 'duckdb_arrow pqarrow' -run '^$' -bench LakeWriters -benchtime 3x ./load/
 //
 // The figures recorded at the top of lake.go come from it.
 func BenchmarkLakeWriters(b *testing.B) {

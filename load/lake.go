@@ -17,8 +17,9 @@ package load
 //
 // COPY keeps the rows inside DuckDB and compresses on every core; pqarrow
 // must pull each row through the Arrow C interface and compresses on one
-// goroutine, is 2.5-5x slower, and imports arrow/flight and so grpc. parquet-go (lake_bench_parquetgo_test.go) comes
-// closer, at about 80% of COPY's rows/s, but writes files twice as large
+// goroutine, is 2.5-5x slower, and imports arrow/flight and so grpc.
+// parquet-go (lake_bench_parquetgo_test.go) comes closer, at about 80% of
+// COPY's rows/s, but writes files twice as large
 // (no per-column tuning) and needs a hand-written struct per table, where
 // COPY takes any view's table as it is. All read back as DECIMAL, DATE and
 // TIMESTAMPTZ. Partitioned tables are

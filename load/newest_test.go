@@ -111,12 +111,15 @@ func TestWatermarkOnlyMovesForward(t *testing.T) {
 	}
 }
 
-func TestOpenErrorNamesTheHolder(t *testing.T) {
-	err := openError("w.duckdb", errors.New(`IO Error: Could not set lock on file "w.duckdb": Conflicting lock is held in /usr/bin/duckdb (PID 4242)`))
-	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "PID 4242") {
-		t.Errorf("openError = %v, want ErrInUse naming the holder", err)
+func TestLockErrorNamesTheHolder(t *testing.T) {
+	lockErr := errors.New(`IO Error: Could not set lock on file "w.duckdb": Conflicting lock is held in /usr/bin/duckdb (PID 4242)`)
+	if !isLockError(lockErr) {
+		t.Fatal("DuckDB's lock error was not recognised")
 	}
-	if err := openError("w.duckdb", errors.New("IO Error: disk full")); errors.Is(err, ErrInUse) {
-		t.Errorf("a disk error was taken for a lock: %v", err)
+	if err := inUse("w.duckdb", lockErr); !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "PID 4242") {
+		t.Errorf("inUse = %v, want ErrInUse naming the holder", err)
+	}
+	if isLockError(errors.New("IO Error: disk full")) {
+		t.Error("a disk error was taken for a lock")
 	}
 }

@@ -5,7 +5,6 @@ package load
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/fhirlake/fhirlake/internal/atomicfile"
 )
@@ -378,7 +375,7 @@ func (p *RebuildPlan) restoreTables(ctx context.Context, db *duckDB) error {
 // planFromWarehouse reads the warehouse (read-only) and the lake it would
 // replace.
 func planFromWarehouse(ctx context.Context, o RebuildOptions) (*RebuildPlan, error) {
-	w, err := openReadOnly(ctx, o.Warehouse)
+	w, err := OpenReadOnly(ctx, o.Warehouse)
 	if err != nil {
 		return nil, err
 	}
@@ -462,7 +459,7 @@ func (w *Warehouse) countRows(ctx context.Context, t *PlanTable) error {
 // beside the old one and swaps it in.
 func (p *RebuildPlan) executeToLake(ctx context.Context) error {
 	o := p.Options
-	w, err := openReadOnly(ctx, o.Warehouse)
+	w, err := OpenReadOnly(ctx, o.Warehouse)
 	if err != nil {
 		return err
 	}
@@ -512,14 +509,8 @@ type duckDB struct {
 }
 
 func openDuckDB(ctx context.Context, path string) (*duckDB, error) {
-	connector, err := duckdb.NewConnector(path, nil)
+	db, conn, err := connect(ctx, path)
 	if err != nil {
-		return nil, fmt.Errorf("rebuild: open %s: %w", path, err)
-	}
-	db := sql.OpenDB(connector)
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		db.Close()
 		return nil, fmt.Errorf("rebuild: open %s: %w", path, err)
 	}
 	return &duckDB{db: db, conn: conn}, nil
@@ -572,59 +563,6 @@ func (d *duckDB) lockWarehouse(ctx context.Context, path string) (release func()
 		tables = append(tables, s)
 	}
 	return release, tables, rows.Err()
-}
-
-// openReadOnly opens an existing warehouse without writing to it.
-func openReadOnly(ctx context.Context, path string) (*Warehouse, error) {
-	if !exists(path) {
-		return nil, fmt.Errorf("rebuild: no warehouse at %s", path)
-	}
-	db, conn, err := connect(ctx, path+"?access_mode=read_only")
-	if err != nil && strings.Contains(err.Error(), "different configuration") {
-		// This process has the file open already (read-write): share it.
-		db, conn, err = connect(ctx, path)
-	}
-	if err != nil {
-		if isLockError(err) {
-			return nil, inUse(path, err)
-		}
-		return nil, fmt.Errorf("open warehouse %s: %w", path, err)
-	}
-	w := &Warehouse{path: path, db: db, conn: conn}
-	err = conn.Raw(func(dc any) error {
-		a, err := duckdb.NewArrowFromConn(dc.(driver.Conn))
-		w.ar = a
-		return err
-	})
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open arrow interface: %w", err)
-	}
-	return w, nil
-}
-
-func connect(ctx context.Context, dsn string) (*sql.DB, *sql.Conn, error) {
-	connector, err := duckdb.NewConnector(dsn, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	db := sql.OpenDB(connector)
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	return db, conn, nil
-}
-
-// isLockError recognises DuckDB's "Could not set lock on file" error.
-func isLockError(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "Could not set lock") || strings.Contains(s, "Conflicting lock")
-}
-
-func inUse(path string, err error) error {
-	return fmt.Errorf("%w: %s is open elsewhere (a running fhirlake run, or a DuckDB client); stop it and retry: %w", ErrInUse, path, err)
 }
 
 func exists(path string) bool {

@@ -462,13 +462,7 @@ func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error
 		}
 	}
 	rowsMap := "MAP {" + joinRows(l.rows) + "}"
-	var since, tt any
-	if !run.Since.IsZero() {
-		since = run.Since
-	}
-	if !run.TransactionTime.IsZero() {
-		tt = run.TransactionTime
-	}
+	since, tt := run.times()
 	wtypes := run.WatermarkTypes
 	if wtypes == nil || run.TransactionTime.IsZero() {
 		wtypes = []string{}
@@ -478,12 +472,8 @@ func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error
 	if err != nil {
 		return nil, fmt.Errorf("record run: %w", err)
 	}
-	for _, r := range l.rejects {
-		err := l.w.exec(ctx, `INSERT INTO fhirlake_rejects VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			run.ID, r.File, r.Line, nullable(r.ResourceType), nullable(r.ResourceID), nullable(r.Column), r.Reason)
-		if err != nil {
-			return nil, fmt.Errorf("record rejects: %w", err)
-		}
+	if err := l.recordRejects(ctx, run.ID); err != nil {
+		return nil, err
 	}
 	return touched, nil
 }
@@ -551,13 +541,34 @@ WHERE r.rn = 1 AND (cur.id IS NULL OR NOT (
 	    AND coalesce(try_cast(cur.version_id AS BIGINT), -1) > coalesce(try_cast(r.version_id AS BIGINT), -1))))
 `
 
-// stageDeletes records the run's tombstones in fhirlake_deleted (inside the
-// commit transaction), where merge reads them.
-func (l *Loader) stageDeletes(ctx context.Context, run Run) error {
-	var tt any
+// times gives the run's _since and transaction time as SQL values (NULL
+// when unset).
+func (run Run) times() (since, tt any) {
+	if !run.Since.IsZero() {
+		since = run.Since
+	}
 	if !run.TransactionTime.IsZero() {
 		tt = run.TransactionTime
 	}
+	return since, tt
+}
+
+// recordRejects writes the run's rejects to fhirlake_rejects.
+func (l *Loader) recordRejects(ctx context.Context, runID string) error {
+	for _, r := range l.rejects {
+		err := l.w.exec(ctx, `INSERT INTO fhirlake_rejects VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			runID, r.File, r.Line, nullable(r.ResourceType), nullable(r.ResourceID), nullable(r.Column), r.Reason)
+		if err != nil {
+			return fmt.Errorf("record rejects: %w", err)
+		}
+	}
+	return nil
+}
+
+// stageDeletes records the run's tombstones in fhirlake_deleted (inside the
+// commit transaction), where merge reads them.
+func (l *Loader) stageDeletes(ctx context.Context, run Run) error {
+	_, tt := run.times()
 	const chunk = 500
 	for i := 0; i < len(l.deleted); i += chunk {
 		part := l.deleted[i:min(i+chunk, len(l.deleted))]
@@ -678,24 +689,14 @@ func (l *Loader) CommitRejected(ctx context.Context, run Run) error {
 	}
 	l.done = true
 	defer l.drop(context.WithoutCancel(ctx))
-	var since, tt any
-	if !run.Since.IsZero() {
-		since = run.Since
-	}
-	if !run.TransactionTime.IsZero() {
-		tt = run.TransactionTime
-	}
+	since, tt := run.times()
 	if err := l.w.exec(ctx, "BEGIN TRANSACTION"); err != nil {
 		return fmt.Errorf("record rejected run: %w", err)
 	}
 	err := l.w.exec(ctx, `INSERT INTO fhirlake_runs VALUES (?, ?, ?, ?, now(), 'rejected', ?, ?, 0, 0, 0, ?, []::VARCHAR[], MAP {})`,
 		run.ID, run.Source, run.Scope, run.Started, since, tt, l.nrejects)
-	for _, r := range l.rejects {
-		if err != nil {
-			break
-		}
-		err = l.w.exec(ctx, `INSERT INTO fhirlake_rejects VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			run.ID, r.File, r.Line, nullable(r.ResourceType), nullable(r.ResourceID), nullable(r.Column), r.Reason)
+	if err == nil {
+		err = l.recordRejects(ctx, run.ID)
 	}
 	if err == nil {
 		err = l.w.exec(ctx, "COMMIT")

@@ -8,7 +8,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -27,15 +26,12 @@ type Warehouse struct {
 // Open opens (creating if needed) the DuckDB database at path and makes
 // sure the bookkeeping tables exist.
 func Open(ctx context.Context, path string) (*Warehouse, error) {
-	connector, err := duckdb.NewConnector(path, nil)
+	db, conn, err := connect(ctx, path)
 	if err != nil {
-		return nil, openError(path, err)
-	}
-	db := sql.OpenDB(connector)
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		db.Close()
-		return nil, openError(path, err)
+		if isLockError(err) {
+			return nil, inUse(path, err)
+		}
+		return nil, fmt.Errorf("open warehouse %s: %w", path, err)
 	}
 	w := &Warehouse{path: path, db: db, conn: conn}
 	err = conn.Raw(func(dc any) error {
@@ -54,33 +50,59 @@ func Open(ctx context.Context, path string) (*Warehouse, error) {
 	return w, nil
 }
 
-// openError explains a failure to open the database file: another process
-// (a DuckDB client, a BI tool) holding it is ErrInUse, with DuckDB's words
-// naming the holder.
-func openError(path string, err error) error {
-	if strings.Contains(err.Error(), "Could not set lock") || strings.Contains(err.Error(), "Conflicting lock") {
-		return fmt.Errorf("open warehouse %s: %w: close the other program (%v) and retry", path, ErrInUse, err)
+// OpenReadOnly opens an existing warehouse for reading only (status,
+// rebuild, ad-hoc queries); it creates nothing. Another process holding
+// the file read-write is ErrInUse.
+func OpenReadOnly(ctx context.Context, path string) (*Warehouse, error) {
+	if !exists(path) {
+		return nil, fmt.Errorf("open warehouse: no warehouse at %s", path)
 	}
-	return fmt.Errorf("open warehouse %s: %w", path, err)
+	db, conn, err := connect(ctx, path+"?access_mode=read_only")
+	if err != nil && strings.Contains(err.Error(), "different configuration") {
+		// This process has the file open already (read-write): share it.
+		db, conn, err = connect(ctx, path)
+	}
+	if err != nil {
+		if isLockError(err) {
+			return nil, inUse(path, err)
+		}
+		return nil, fmt.Errorf("open warehouse %s: %w", path, err)
+	}
+	w := &Warehouse{path: path, db: db, conn: conn}
+	err = conn.Raw(func(dc any) error {
+		a, err := duckdb.NewArrowFromConn(dc.(driver.Conn))
+		w.ar = a
+		return err
+	})
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open arrow interface: %w", err)
+	}
+	return w, nil
 }
 
-// OpenReadOnly opens an existing warehouse for reading only (status, ad-hoc
-// queries); it creates nothing.
-func OpenReadOnly(ctx context.Context, path string) (*Warehouse, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("open warehouse: %w", err)
-	}
-	connector, err := duckdb.NewConnector(path+"?access_mode=read_only", nil)
+func connect(ctx context.Context, dsn string) (*sql.DB, *sql.Conn, error) {
+	connector, err := duckdb.NewConnector(dsn, nil)
 	if err != nil {
-		return nil, openError(path, err)
+		return nil, nil, err
 	}
 	db := sql.OpenDB(connector)
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		db.Close()
-		return nil, openError(path, err)
+		return nil, nil, err
 	}
-	return &Warehouse{path: path, db: db, conn: conn}, nil
+	return db, conn, nil
+}
+
+// isLockError recognises DuckDB's "Could not set lock on file" error.
+func isLockError(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "Could not set lock") || strings.Contains(s, "Conflicting lock")
+}
+
+func inUse(path string, err error) error {
+	return fmt.Errorf("%w: %s is open elsewhere (a running fhirlake run, or a DuckDB client); stop it and retry: %w", ErrInUse, path, err)
 }
 
 // Close releases the connection and the database.

@@ -48,7 +48,7 @@ const exitCodesHelp = `EXIT CODES:
    4    the export failed or expired on the server (rerun starts a new export)
    5    transient failure: network, 429, 5xx, --max-wait exceeded (safe to retry)
    6    data rejected over --max-rejects: nothing committed (inspect fhirlake_rejects; do not retry)
-   7    warehouse busy: another fhirlake process is writing to it (retry later)
+   7    warehouse busy: another fhirlake process or a DuckDB client holds it (retry later)
    130  interrupted (SIGINT/SIGTERM)`
 
 func main() {

@@ -68,6 +68,11 @@ func TestExitCodes(t *testing.T) {
 		{"wrong secret", nil, append([]string{"export", "--out", dir, "--client-secret-file", badSecret}, source...), exitAuth,
 			`token endpoint rejected client "` + sandbox.DefaultClientID + `" (401 invalid_client): check client id and secret`, true},
 		{"export ok", nil, append([]string{"export", "--out", filepath.Join(dir, "out"), "--types", "Patient,Coverage"}, source...), exitOK, "", true},
+		{"payer-to-payer needs a roster", nil, append([]string{"export", "--out", dir, "--kind", "payer-to-payer"}, source...), exitUsage, "a payer-to-payer source needs a roster", false},
+		{"unknown kind", nil, append([]string{"export", "--out", dir, "--kind", "payer"}, source...), exitUsage, `kind "payer": want one of`, false},
+		{"tenant fills the URL template", nil, []string{"export", "--out", filepath.Join(dir, "tenant"), "--types", "Patient",
+			"--fhir-url", strings.Replace(fhirURL, "/v1/bison/", "/v1/{tenant}/", 1), "--tenant", sandbox.DefaultTenant,
+			"--token-url", tokenURL, "--client-id", sandbox.DefaultClientID}, exitOK, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,7 +25,9 @@ func sourceFlags() []cli.Flag {
 // baseFlags name the server and how hard to push it.
 func baseFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "fhir-url", Usage: "FHIR base URL of the payer API (required unless --config gives it)", EnvVars: []string{"FHIRLAKE_FHIR_URL"}},
+		&cli.StringFlag{Name: "fhir-url", Usage: "FHIR base URL of the payer API (required unless --config gives it); {tenant} is replaced by --tenant", EnvVars: []string{"FHIRLAKE_FHIR_URL"}},
+		&cli.StringFlag{Name: "tenant", Usage: "1upHealth tenant, substituted for {tenant} in --fhir-url and --token-url", EnvVars: []string{"FHIRLAKE_TENANT"}},
+		&cli.StringFlag{Name: "kind", Usage: "source kind: provider-access, payer-to-payer (needs --roster) or bulk", EnvVars: []string{"FHIRLAKE_KIND"}},
 		&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "parallel file downloads", EnvVars: []string{"FHIRLAKE_CONCURRENCY"}},
 		&cli.DurationFlag{Name: "max-wait", Value: 24 * time.Hour, Usage: "give up waiting for the export after this long", EnvVars: []string{"FHIRLAKE_MAX_WAIT"}},
 		&cli.DurationFlag{Name: "poll-floor", Value: time.Second, Usage: "shortest wait between status polls, whatever Retry-After says", EnvVars: []string{"FHIRLAKE_POLL_FLOOR"}},
@@ -128,10 +130,12 @@ func resolveSettings(c *cli.Context, src *config.Source) settings {
 		}
 		return time.Duration(file)
 	}
+	tenant := str("tenant", src.Tenant)
 	s := settings{
-		name: src.Name, kind: src.Kind,
-		fhirURL: str("fhir-url", src.FHIRURL), tokenURL: str("token-url", src.TokenURL),
-		auth: str("auth", src.Auth.Method), clientID: str("client-id", src.Auth.ClientID),
+		name: src.Name, kind: str("kind", src.Kind),
+		fhirURL:  config.Expand(str("fhir-url", src.FHIRURL), tenant),
+		tokenURL: config.Expand(str("token-url", src.TokenURL), tenant),
+		auth:     str("auth", src.Auth.Method), clientID: str("client-id", src.Auth.ClientID),
 		keyID: str("key-id", src.Auth.KeyID), jwtAlg: str("jwt-alg", src.Auth.JWTAlg), scope: str("scope", src.Auth.Scope),
 		basic: boolean("client-secret-basic", src.Auth.Basic), post: boolean("post", src.Post),
 		patientExport: c.Bool("patient-export"),
@@ -170,6 +174,14 @@ func (s settings) source(log *slog.Logger) (sourceOptions, error) {
 	}
 	if s.fhirURL == "" {
 		return sourceOptions{}, usagef("%sno FHIR base URL: pass --fhir-url or set fhir_url in the config", where)
+	}
+	if s.kind != "" {
+		if err := config.CheckKind(s.kind); err != nil {
+			return sourceOptions{}, usagef("%s%v", where, err)
+		}
+		if s.kind == "payer-to-payer" && s.roster == "" {
+			return sourceOptions{}, usagef("%sa payer-to-payer source needs a roster: pass --roster or set roster in the config", where)
+		}
 	}
 	req := extract.Request{
 		Group: s.group, Patient: s.patientExport, ExportType: s.exportType, Post: s.post,

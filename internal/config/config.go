@@ -84,6 +84,14 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // Kinds of source.
 var kinds = []string{"provider-access", "payer-to-payer", "bulk"}
 
+// CheckKind validates a source kind given outside a file (a flag).
+func CheckKind(kind string) error {
+	if !slices.Contains(kinds, kind) {
+		return fmt.Errorf("kind %q: want one of %s", kind, strings.Join(kinds, ", "))
+	}
+	return nil
+}
+
 // Auth methods.
 var methods = []string{"none", "client-secret", "private-key-jwt"}
 
@@ -206,14 +214,13 @@ func (f *File) check(lines map[string]int) Problems {
 		} else if !slices.Contains(kinds, s.Kind) {
 			add(k+".kind", "%q: want one of %s", s.Kind, strings.Join(kinds, ", "))
 		}
-		s.FHIRURL = strings.ReplaceAll(s.FHIRURL, "{tenant}", s.Tenant)
-		s.TokenURL = strings.ReplaceAll(s.TokenURL, "{tenant}", s.Tenant)
-		if s.FHIRURL == "" {
+		fhirURL := Expand(s.FHIRURL, s.Tenant)
+		if fhirURL == "" {
 			add(k+".fhir_url", "is required")
-		} else if !isURL(s.FHIRURL) {
-			add(k+".fhir_url", "%q is not an http(s) URL", s.FHIRURL)
+		} else if !isURL(fhirURL) {
+			add(k+".fhir_url", "%q is not an http(s) URL", fhirURL)
 		}
-		if s.Tenant != "" && s.FHIRURL != "" && strings.Contains(s.FHIRURL, "/v1/") && !strings.Contains(s.FHIRURL, "/v1/"+s.Tenant+"/") {
+		if s.Tenant != "" && fhirURL != "" && strings.Contains(fhirURL, "/v1/") && !strings.Contains(fhirURL, "/v1/"+s.Tenant+"/") {
 			add(k+".tenant", "%q does not match fhir_url (1upHealth URLs hold /v1/<tenant>/)", s.Tenant)
 		}
 		if s.Kind == "payer-to-payer" && s.Roster == "" {
@@ -258,10 +265,10 @@ func (f *File) checkAuth(s *Source, k string, lines map[string]int) Problems {
 	if method == "none" {
 		return ps
 	}
-	if s.TokenURL == "" {
+	if tokenURL := Expand(s.TokenURL, s.Tenant); tokenURL == "" {
 		add(strings.TrimSuffix(k, ".auth")+".token_url", "is required with auth method %s", method)
-	} else if !isURL(s.TokenURL) {
-		add(strings.TrimSuffix(k, ".auth")+".token_url", "%q is not an http(s) URL", s.TokenURL)
+	} else if !isURL(tokenURL) {
+		add(strings.TrimSuffix(k, ".auth")+".token_url", "%q is not an http(s) URL", tokenURL)
 	}
 	if a.ClientID == "" {
 		add(k+".client_id", "is required with auth method %s", method)
@@ -321,6 +328,12 @@ func Resolve(ref string) (string, error) {
 		return "", fmt.Errorf("secret %s: cannot read the file", ref)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// Expand substitutes the tenant for {tenant} in a URL (1upHealth URLs
+// carry the tenant: /v1/{tenant}/bulk-data/r4).
+func Expand(url, tenant string) string {
+	return strings.ReplaceAll(url, "{tenant}", tenant)
 }
 
 func isURL(s string) bool {

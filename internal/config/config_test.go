@@ -42,7 +42,7 @@ func TestLoadGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.FHIRURL != "https://gateway.example/v1/bison/bulk-data/r4" || *f.MaxRejects != 10 ||
+	if Expand(s.FHIRURL, s.Tenant) != "https://gateway.example/v1/bison/bulk-data/r4" || *f.MaxRejects != 10 ||
 		time.Duration(s.Polling.Ceiling) != time.Minute || !cmp.Equal(s.Types, []string{"Patient", "Coverage"}) {
 		t.Errorf("parsed %+v", s)
 	}

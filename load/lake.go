@@ -535,24 +535,6 @@ func (l layout) sweep() {
 	}
 }
 
-// queryStrings runs a query whose rows are one string each.
-func (w *Warehouse) queryStrings(ctx context.Context, q string, args ...any) ([]string, error) {
-	rows, err := w.conn.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
-}
-
 // describe lists "name TYPE" for each column of a query's result.
 func (w *Warehouse) describe(ctx context.Context, q string) ([]string, error) {
 	return w.queryStrings(ctx, "SELECT column_name || ' ' || column_type FROM (DESCRIBE "+q+")")

@@ -319,20 +319,11 @@ func (l *Loader) NewValues(ctx context.Context, table, column string) ([]string,
 	if len(exists) > 0 {
 		q += fmt.Sprintf(" AND %s NOT IN (SELECT %s FROM %s WHERE %s IS NOT NULL)", ident(column), ident(column), ident(table), ident(column))
 	}
-	rows, err := l.w.conn.QueryContext(ctx, q+" ORDER BY 1")
+	out, err := l.w.queryStrings(ctx, q+" ORDER BY 1")
 	if err != nil {
 		return nil, fmt.Errorf("new values of %s.%s: %w", table, column, err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Delete stages tombstones: at commit the resources and all their rows in
@@ -485,20 +476,11 @@ func (l *Loader) partitions(ctx context.Context, t Table, where string, runID st
 		return nil, nil
 	}
 	q := fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s", t.Partition.expr(), ident(t.Name), where)
-	rows, err := l.w.conn.QueryContext(ctx, q, t.Resource, runID)
+	out, err := l.w.queryStrings(ctx, q, t.Resource, runID)
 	if err != nil {
 		return nil, fmt.Errorf("partitions of %s: %w", t.Name, err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // union merges two sets of partition values, sorted.
@@ -652,22 +634,13 @@ func (l *Loader) ensureTable(ctx context.Context, t Table) error {
 }
 
 func (l *Loader) columns(ctx context.Context, table string, temporary bool) ([]string, error) {
-	rows, err := l.w.conn.QueryContext(ctx,
+	cols, err := l.w.queryStrings(ctx,
 		`SELECT column_name || ' ' || data_type FROM duckdb_columns()
 		 WHERE table_name = ? AND schema_name = 'main' AND (database_name = 'temp') = ? ORDER BY column_index`, table, temporary)
 	if err != nil {
 		return nil, fmt.Errorf("describe %s: %w", table, err)
 	}
-	defer rows.Close()
-	var cols []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("describe %s: %w", table, err)
-		}
-		cols = append(cols, c)
-	}
-	return cols, rows.Err()
+	return cols, nil
 }
 
 // Rejects is the number of rejects recorded so far.

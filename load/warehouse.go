@@ -28,20 +28,11 @@ type Warehouse struct {
 func Open(ctx context.Context, path string) (*Warehouse, error) {
 	db, conn, err := connect(ctx, path)
 	if err != nil {
-		if isLockError(err) {
-			return nil, inUse(path, err)
-		}
-		return nil, fmt.Errorf("open warehouse %s: %w", path, err)
+		return nil, openError(path, err)
 	}
-	w := &Warehouse{path: path, db: db, conn: conn}
-	err = conn.Raw(func(dc any) error {
-		a, err := duckdb.NewArrowFromConn(dc.(driver.Conn))
-		w.ar = a
-		return err
-	})
+	w, err := attach(path, db, conn)
 	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open arrow interface: %w", err)
+		return nil, err
 	}
 	if err := w.exec(ctx, bookkeepingDDL); err != nil {
 		w.Close()
@@ -63,13 +54,24 @@ func OpenReadOnly(ctx context.Context, path string) (*Warehouse, error) {
 		db, conn, err = connect(ctx, path)
 	}
 	if err != nil {
-		if isLockError(err) {
-			return nil, inUse(path, err)
-		}
-		return nil, fmt.Errorf("open warehouse %s: %w", path, err)
+		return nil, openError(path, err)
 	}
+	return attach(path, db, conn)
+}
+
+// openError explains a failed connect: ErrInUse when another process holds
+// the file.
+func openError(path string, err error) error {
+	if isLockError(err) {
+		return inUse(path, err)
+	}
+	return fmt.Errorf("open warehouse %s: %w", path, err)
+}
+
+// attach wraps an open connection as a Warehouse with its Arrow interface.
+func attach(path string, db *sql.DB, conn *sql.Conn) (*Warehouse, error) {
 	w := &Warehouse{path: path, db: db, conn: conn}
-	err = conn.Raw(func(dc any) error {
+	err := conn.Raw(func(dc any) error {
 		a, err := duckdb.NewArrowFromConn(dc.(driver.Conn))
 		w.ar = a
 		return err
@@ -152,6 +154,24 @@ func (w *Warehouse) Watermark(ctx context.Context, source, scope string, types [
 		return time.Time{}, false, nil
 	}
 	return min.Time.UTC(), true, nil
+}
+
+// queryStrings runs a query whose rows are one string each.
+func (w *Warehouse) queryStrings(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := w.conn.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }
 
 // TableRows returns the row count of each named table that exists.

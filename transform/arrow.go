@@ -3,14 +3,12 @@ package transform
 import (
 	"errors"
 	"fmt"
-	"math"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 
 	"github.com/fhirlake/fhirlake/transform/fhirpath"
@@ -121,70 +119,6 @@ func buildSchema(cols []Column, tags []map[string]string) (*arrow.Schema, []colK
 
 // errCell is wrapped by errors about a single cell value.
 var errCell = errors.New("bad value")
-
-// appendValue appends one converted value to b, or returns an error and
-// appends nothing.
-func appendValue(b array.Builder, k colKind, v fhirpath.Value) error {
-	if v.Kind() == fhirpath.KindObject {
-		return fmt.Errorf("%w: %s is not a primitive", errCell, typeName(v))
-	}
-	switch k.base {
-	case kString:
-		b.(*array.StringBuilder).Append(v.Str())
-	case kBool:
-		if v.Kind() != fhirpath.KindBoolean {
-			return fmt.Errorf("%w: %s is not a boolean", errCell, typeName(v))
-		}
-		b.(*array.BooleanBuilder).Append(v.Bool())
-	case kInt32, kInt64:
-		i, err := toInt(v)
-		if err != nil {
-			return err
-		}
-		if k.base == kInt64 {
-			b.(*array.Int64Builder).Append(i)
-			return nil
-		}
-		if i < math.MinInt32 || i > math.MaxInt32 {
-			return fmt.Errorf("%w: integer out of int32 range", errCell)
-		}
-		b.(*array.Int32Builder).Append(int32(i))
-	case kDecimal:
-		if v.Kind() != fhirpath.KindDecimal && v.Kind() != fhirpath.KindInteger && v.Kind() != fhirpath.KindString {
-			return fmt.Errorf("%w: %s is not a decimal", errCell, typeName(v))
-		}
-		if n, ok := fastDecimal(v.Str(), k.precision, k.scale); ok {
-			b.(*array.Decimal128Builder).Append(n)
-			return nil
-		}
-		n, err := decimal128.FromString(v.Str(), k.precision, k.scale)
-		if err != nil {
-			return fmt.Errorf("%w: not a decimal(%d,%d)", errCell, k.precision, k.scale)
-		}
-		b.(*array.Decimal128Builder).Append(n)
-	case kDate:
-		if d, ok := fastDate(v.Str()); ok {
-			b.(*array.Date32Builder).Append(d)
-			return nil
-		}
-		t, err := ParseDate(v.Str())
-		if err != nil {
-			return err
-		}
-		b.(*array.Date32Builder).Append(arrow.Date32FromTime(t))
-	case kTimestamp:
-		if ts, ok := fastTimestamp(v.Str()); ok {
-			b.(*array.TimestampBuilder).Append(ts)
-			return nil
-		}
-		t, err := ParseDateTime(v.Str())
-		if err != nil {
-			return err
-		}
-		b.(*array.TimestampBuilder).Append(arrow.Timestamp(t.UnixMicro()))
-	}
-	return nil
-}
 
 // pow10 holds the powers of ten that fit an int64.
 var pow10 = func() (p [19]int64) {

@@ -134,14 +134,29 @@ func (e *Engine) Views() []*View { return e.views }
 
 // table accumulates the rows of one output table.
 type table struct {
-	name   string
-	schema *arrow.Schema
-	b      *array.RecordBuilder
-	rows   int
-	kinds  []colKind // nil for ResourcesTable
-	// dataLen holds the string bytes of each column's last batch.
-	dataLen []int
+	name    string
+	schema  *arrow.Schema
+	cols    []colBuilder
+	strs    []*stringCol // the string columns of cols, checked for size
+	rows    int
 	total   int64 // rows added, for Stats.Rows
+}
+
+func newTable(name string, schema *arrow.Schema, kinds []colKind) *table {
+	t := &table{name: name, schema: schema, cols: make([]colBuilder, schema.NumFields())}
+	for i, f := range schema.Fields() {
+		var k colKind
+		if kinds != nil {
+			k = kinds[i]
+		} else {
+			k = kindOfArrow(f.Type)
+		}
+		t.cols[i] = newColBuilder(f.Type, k)
+		if sc, ok := t.cols[i].(*stringCol); ok {
+			t.strs = append(t.strs, sc)
+		}
+	}
+	return t
 }
 
 // worker is the state of one goroutine of a Transform call: its own
@@ -152,8 +167,9 @@ type worker struct {
 	file   string
 	sink   Sink
 	stats  Stats
-	tables []*table // parallel to e.views
-	res    *table
+	tables  []*table // parallel to e.views
+	res     *table
+	resCols resourceCols
 	states []*evalState
 	parser fastjson.Parser
 	line   int64
@@ -162,26 +178,26 @@ type worker struct {
 }
 
 func (e *Engine) newWorker(ctx context.Context, name string, sink Sink) *worker {
-	mem := batchAllocator
 	w := &worker{e: e, ctx: ctx, file: name, sink: sink, stats: Stats{Rows: map[string]int64{}}}
-	w.res = &table{name: ResourcesTable, schema: ResourcesSchema, b: array.NewRecordBuilder(mem, ResourcesSchema)}
+	w.res = newTable(ResourcesTable, ResourcesSchema, nil)
+	w.resCols = resourceCols{
+		typ:         w.res.cols[0].(*stringCol),
+		id:          w.res.cols[1].(*stringCol),
+		lastUpdated: w.res.cols[2].(*fixedCol[arrow.Timestamp]),
+		versionID:   w.res.cols[3].(*stringCol),
+		file:        w.res.cols[4].(*stringCol),
+		line:        w.res.cols[5].(*fixedCol[int64]),
+	}
 	w.tables = make([]*table, len(e.views))
 	w.states = make([]*evalState, len(e.views))
 	for i, v := range e.views {
-		w.tables[i] = &table{name: v.Name(), schema: v.Schema(), b: array.NewRecordBuilder(mem, v.Schema()), kinds: v.kinds}
+		w.tables[i] = newTable(v.Name(), v.Schema(), v.kinds)
 		w.states[i] = newEvalState(v, func(col int, err error) error {
 			return w.cellReject(v.columns[col].Name, err)
 		})
 		w.states[i].ctx.General = e.general
 	}
 	return w
-}
-
-func (w *worker) release() {
-	w.res.b.Release()
-	for _, t := range w.tables {
-		t.b.Release()
-	}
 }
 
 // chunkBytes is the size of the blocks of whole lines handed to workers.
@@ -240,7 +256,6 @@ func (e *Engine) Transform(ctx context.Context, name string, r io.Reader, sink S
 	var wg sync.WaitGroup
 	for i := range workers {
 		w := e.newWorker(ctx, name, sink)
-		defer w.release()
 		workers[i] = w
 		wg.Add(1)
 		go func() {
@@ -494,35 +509,38 @@ func (w *worker) resource(line []byte) error {
 	return nil
 }
 
+// resourceCols are the columns of ResourcesTable.
+type resourceCols struct {
+	typ, id, versionID, file *stringCol
+	lastUpdated              *fixedCol[arrow.Timestamp]
+	line                     *fixedCol[int64]
+}
+
 // index appends the ResourcesTable row of the current resource.
 func (w *worker) index(v *fastjson.Value) error {
-	b := w.res.b
-	b.Field(0).(*array.StringBuilder).Append(w.rtype)
-	b.Field(1).(*array.StringBuilder).Append(w.rid)
-	lu := b.Field(2).(*array.TimestampBuilder)
+	c := &w.resCols
+	c.typ.addString(w.rtype)
+	c.id.addString(w.rid)
 	meta := v.Get("meta")
 	if s := meta.GetStringBytes("lastUpdated"); s != nil {
-		if ts, ok := fastTimestamp(string(s)); ok {
-			lu.Append(ts)
-		} else if t, err := ParseDateTime(string(s)); err == nil {
-			lu.Append(arrow.Timestamp(t.UnixMicro()))
+		if ts, err := parseTimestamp(aliasString(s)); err == nil {
+			c.lastUpdated.addRaw(ts)
 		} else {
-			lu.AppendNull()
+			c.lastUpdated.addNull()
 			if err := w.cellReject("meta_last_updated", err); err != nil {
 				return err
 			}
 		}
 	} else {
-		lu.AppendNull()
+		c.lastUpdated.addNull()
 	}
-	vid := b.Field(3).(*array.StringBuilder)
 	if s := meta.GetStringBytes("versionId"); s != nil {
-		vid.Append(string(s))
+		c.versionID.addString(aliasString(s))
 	} else {
-		vid.AppendNull()
+		c.versionID.addNull()
 	}
-	b.Field(4).(*array.StringBuilder).Append(w.file)
-	b.Field(5).(*array.Int64Builder).Append(w.line)
+	c.file.addString(w.file)
+	c.line.addRaw(w.line)
 	return w.added(w.res, 1)
 }
 
@@ -541,31 +559,29 @@ func (w *worker) appendRows(t *table, rows []row) error {
 }
 
 func (w *worker) appendCell(t *table, ci int, cell fhirpath.Collection) error {
-	fb := t.b.Field(ci)
-	k := t.kinds[ci]
-	if lb, ok := fb.(*array.ListBuilder); ok {
+	col := t.cols[ci]
+	if lc, ok := col.(*listCol); ok {
 		if cell == nil {
-			lb.AppendNull()
+			lc.addNull()
 			return nil
 		}
-		lb.Append(true)
-		vb := lb.ValueBuilder()
 		for _, v := range cell {
-			if err := appendValue(vb, k, v); err != nil {
-				vb.AppendNull()
+			if err := addValue(lc.elem, v); err != nil {
+				lc.elem.addNull()
 				if rerr := w.cellReject(t.schema.Field(ci).Name, err); rerr != nil {
 					return rerr
 				}
 			}
 		}
+		lc.end(len(cell))
 		return nil
 	}
 	if len(cell) == 0 {
-		fb.AppendNull()
+		col.addNull()
 		return nil
 	}
-	if err := appendValue(fb, k, cell[0]); err != nil {
-		fb.AppendNull()
+	if err := addValue(col, cell[0]); err != nil {
+		col.addNull()
 		return w.cellReject(t.schema.Field(ci).Name, err)
 	}
 	return nil
@@ -578,6 +594,11 @@ func (w *worker) added(t *table, n int) error {
 	if t.rows >= w.e.batchRows {
 		return w.flush(t)
 	}
+	for _, sc := range t.strs {
+		if sc.full() {
+			return w.flush(t)
+		}
+	}
 	return nil
 }
 
@@ -585,22 +606,13 @@ func (w *worker) flush(t *table) error {
 	if t.rows == 0 {
 		return nil
 	}
-	// Size the next batch's buffers like this one's, so that they are not
-	// grown (and copied) again and again while it fills.
-	if t.dataLen == nil {
-		t.dataLen = make([]int, len(t.b.Fields()))
+	arrs := make([]arrow.Array, len(t.cols))
+	for i, c := range t.cols {
+		arrs[i] = c.build(batchAllocator)
 	}
-	for i, f := range t.b.Fields() {
-		if sb, ok := f.(*array.StringBuilder); ok {
-			t.dataLen[i] = sb.DataLen()
-		}
-	}
-	rec := t.b.NewRecordBatch()
-	t.b.Reserve(w.e.batchRows)
-	for i, f := range t.b.Fields() {
-		if sb, ok := f.(*array.StringBuilder); ok && t.dataLen[i] > 0 {
-			sb.ReserveData(t.dataLen[i])
-		}
+	rec := array.NewRecordBatch(t.schema, arrs, int64(t.rows))
+	for _, a := range arrs {
+		a.Release()
 	}
 	t.rows = 0
 	defer rec.Release()

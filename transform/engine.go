@@ -134,12 +134,12 @@ func (e *Engine) Views() []*View { return e.views }
 
 // table accumulates the rows of one output table.
 type table struct {
-	name    string
-	schema  *arrow.Schema
-	cols    []colBuilder
-	strs    []*stringCol // the string columns of cols, checked for size
-	rows    int
-	total   int64 // rows added, for Stats.Rows
+	name   string
+	schema *arrow.Schema
+	cols   []colBuilder
+	strs   []*stringCol // the string columns of cols, checked for size
+	rows   int
+	total  int64 // rows added, for Stats.Rows
 }
 
 func newTable(name string, schema *arrow.Schema, kinds []colKind) *table {
@@ -162,19 +162,19 @@ func newTable(name string, schema *arrow.Schema, kinds []colKind) *table {
 // worker is the state of one goroutine of a Transform call: its own
 // parser, builders and evaluation state.
 type worker struct {
-	e      *Engine
-	ctx    context.Context
-	file   string
-	sink   Sink
-	stats  Stats
+	e       *Engine
+	ctx     context.Context
+	file    string
+	sink    Sink
+	stats   Stats
 	tables  []*table // parallel to e.views
 	res     *table
 	resCols resourceCols
-	states []*evalState
-	parser fastjson.Parser
-	line   int64
-	rtype  string
-	rid    string
+	states  []*evalState
+	parser  fastjson.Parser
+	line    int64
+	rtype   string
+	rid     string
 }
 
 func (e *Engine) newWorker(ctx context.Context, name string, sink Sink) *worker {

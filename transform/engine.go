@@ -14,7 +14,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/valyala/fastjson"
+	"github.com/fhirlake/fhirlake/transform/jsondoc"
 
 	"github.com/fhirlake/fhirlake/transform/fhirpath"
 )
@@ -171,7 +171,7 @@ type worker struct {
 	res     *table
 	resCols resourceCols
 	states  []*evalState
-	parser  fastjson.Parser
+	parser  jsondoc.Parser
 	line    int64
 	rtype   string
 	rid     string
@@ -471,24 +471,22 @@ func (w *worker) resource(line []byte) error {
 	if len(line) == 0 {
 		return nil
 	}
-	v, err := w.parser.ParseBytes(line)
+	v, err := w.parser.Parse(line)
 	if err != nil {
-		return w.lineReject("invalid JSON") // the parser's message quotes content
+		return w.lineReject(err.Error()) // an offset and the rule broken, no content
 	}
-	if v.Type() != fastjson.TypeObject {
+	if v.Type() != jsondoc.TypeObject {
 		return w.lineReject("not a JSON object")
 	}
-	rt := v.GetStringBytes("resourceType")
-	if len(rt) == 0 {
+	// rtype and rid alias the line: rejects clone them.
+	w.rtype, _ = v.GetString("resourceType")
+	if w.rtype == "" {
 		return w.lineReject("missing resourceType")
 	}
-	// rtype and rid alias the parser's copy of the line: rejects clone them.
-	w.rtype = aliasString(rt)
-	id := v.GetStringBytes("id")
-	if len(id) == 0 {
+	w.rid, _ = v.GetString("id")
+	if w.rid == "" {
 		return w.lineReject("missing id")
 	}
-	w.rid = aliasString(id)
 	w.stats.Resources++
 	if err := w.index(v); err != nil {
 		return err
@@ -517,13 +515,13 @@ type resourceCols struct {
 }
 
 // index appends the ResourcesTable row of the current resource.
-func (w *worker) index(v *fastjson.Value) error {
+func (w *worker) index(v *jsondoc.Value) error {
 	c := &w.resCols
 	c.typ.addString(w.rtype)
 	c.id.addString(w.rid)
 	meta := v.Get("meta")
-	if s := meta.GetStringBytes("lastUpdated"); s != nil {
-		if ts, err := parseTimestamp(aliasString(s)); err == nil {
+	if s, ok := meta.GetString("lastUpdated"); ok {
+		if ts, err := parseTimestamp(s); err == nil {
 			c.lastUpdated.addRaw(ts)
 		} else {
 			c.lastUpdated.addNull()
@@ -534,8 +532,8 @@ func (w *worker) index(v *fastjson.Value) error {
 	} else {
 		c.lastUpdated.addNull()
 	}
-	if s := meta.GetStringBytes("versionId"); s != nil {
-		c.versionID.addString(aliasString(s))
+	if s, ok := meta.GetString("versionId"); ok {
+		c.versionID.addString(s)
 	} else {
 		c.versionID.addNull()
 	}

@@ -82,7 +82,7 @@ func TestTransformRejects(t *testing.T) {
 		{File: "patients.ndjson", Line: 3, ResourceType: "Patient", ResourceID: "p2", Column: "birth_date", Reason: "bad value: not a date"},
 		{File: "patients.ndjson", Line: 5, Reason: "missing id", ResourceType: "Patient"},
 		{File: "patients.ndjson", Line: 6, Reason: "missing resourceType"},
-		{File: "patients.ndjson", Line: 7, Reason: "invalid JSON"},
+		{File: "patients.ndjson", Line: 7, Reason: "invalid JSON at byte 36: unexpected end of input"},
 		{File: "patients.ndjson", Line: 9, ResourceType: "Patient", ResourceID: "p5", Column: "family", Reason: ErrNotCollection.Error()},
 	}
 	if diff := cmp.Diff(want, sink.Rejects); diff != "" {
@@ -188,7 +188,7 @@ func TestTransformParallel(t *testing.T) {
 		switch {
 		case i%997 == 0:
 			add(`{"resourceType":"Patient"`)
-			want = append(want, Reject{File: "p.ndjson", Line: line, Reason: "invalid JSON"})
+			want = append(want, Reject{File: "p.ndjson", Line: line, Reason: "invalid JSON at byte 25: unexpected end of input"})
 		case i%1499 == 0:
 			add("")
 		case i == 20000:

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/valyala/fastjson"
+	"github.com/fhirlake/fhirlake/transform/jsondoc"
 
 	"github.com/fhirlake/fhirlake/transform/fhirpath"
 )
@@ -128,14 +128,14 @@ func runView(view json.RawMessage, resources []json.RawMessage) ([]string, []str
 		cellErr = fmt.Errorf("column %q: %w", v.columns[col].Name, err)
 		return cellErr
 	})
-	var p fastjson.Parser
+	var p jsondoc.Parser
 	var out []string
 	for _, raw := range resources {
-		res, err := p.ParseBytes(raw)
+		res, err := p.Parse(raw)
 		if err != nil {
 			return nil, nil, err
 		}
-		if string(res.GetStringBytes("resourceType")) != v.Resource() {
+		if res.Get("resourceType").Str() != v.Resource() {
 			continue
 		}
 		rows, err := st.rows(fhirpath.Object(res))
@@ -186,7 +186,7 @@ func valueJSON(v fhirpath.Value) any {
 		return f
 	case fhirpath.KindObject:
 		var x any
-		_ = json.Unmarshal(v.JSON().MarshalTo(nil), &x)
+		_ = json.Unmarshal(v.JSON().AppendJSON(nil), &x)
 		return x
 	}
 	return v.Str()

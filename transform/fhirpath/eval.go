@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/valyala/fastjson"
+	"github.com/fhirlake/fhirlake/transform/jsondoc"
 )
 
 // ErrEval is wrapped by every evaluation error.
@@ -47,9 +47,9 @@ type Context struct {
 }
 
 type choiceMemo struct {
-	obj   *fastjson.Value
+	obj   *jsondoc.Value
 	name  string
-	child *fastjson.Value // nil: no such choice element
+	child *jsondoc.Value // nil: no such choice element
 	typ   string
 }
 
@@ -85,7 +85,7 @@ func (c *Context) Reset() {
 // element of that name (see choice) with the type the suffix names.
 // Remembered choice elements of the resource are found without looking
 // for the plain name again.
-func (c *Context) member(o *fastjson.Value, name string) (*fastjson.Value, string) {
+func (c *Context) member(o *jsondoc.Value, name string) (*jsondoc.Value, string) {
 	if c.oneDoc && o == c.Resource.obj {
 		for i := range c.choices {
 			if m := &c.choices[i]; m.obj == o && m.name == name {
@@ -101,7 +101,7 @@ func (c *Context) member(o *fastjson.Value, name string) (*fastjson.Value, strin
 
 // choice finds the choice element called name of o (see choice), through
 // the context's memo when it has one.
-func (c *Context) choice(o *fastjson.Value, name string) (*fastjson.Value, string) {
+func (c *Context) choice(o *jsondoc.Value, name string) (*jsondoc.Value, string) {
 	if !c.oneDoc {
 		return choice(o, name)
 	}
@@ -266,7 +266,7 @@ func (ev *evaluator) eval(n Node, focus Collection) (Collection, error) {
 				return nil, err
 			}
 		} else if len(base) == 1 && base[0].kind == KindObject && n.Name != "" && n.Name[0] >= 'A' && n.Name[0] <= 'Z' &&
-			string(base[0].obj.GetStringBytes("resourceType")) == n.Name {
+			base[0].obj.Get("resourceType").Str() == n.Name {
 			return base, nil // Patient.name: the type name selects the resource itself
 		}
 		return ev.navigate(base, n.Name), nil
@@ -349,9 +349,9 @@ func (ev *evaluator) navigate(base Collection, name string) Collection {
 	return ev.keep(out)
 }
 
-func (ev *evaluator) appendJSON(out Collection, j *fastjson.Value, typ string) Collection {
-	if j.Type() == fastjson.TypeArray {
-		for _, e := range j.GetArray() {
+func (ev *evaluator) appendJSON(out Collection, j *jsondoc.Value, typ string) Collection {
+	if j.Type() == jsondoc.TypeArray {
+		for e := j.First(); e != nil; e = e.Next() {
 			if v, ok := ev.fromJSON(e); ok {
 				v.typ = typ
 				out = append(out, v)
@@ -366,39 +366,39 @@ func (ev *evaluator) appendJSON(out Collection, j *fastjson.Value, typ string) C
 	return out
 }
 
-// fromJSON is FromJSON without copies: strings alias the document, number
-// texts the context's text buffer.
-func (ev *evaluator) fromJSON(j *fastjson.Value) (Value, bool) {
+// fromJSON converts a JSON value; strings and number texts alias the
+// document. ok is false for null and for arrays, which are never items
+// themselves.
+func (ev *evaluator) fromJSON(j *jsondoc.Value) (Value, bool) {
 	switch j.Type() {
-	case fastjson.TypeObject:
+	case jsondoc.TypeObject:
 		return Value{kind: KindObject, obj: j}, true
-	case fastjson.TypeString:
-		return Value{kind: KindString, str: aliasString(j.GetStringBytes())}, true
-	case fastjson.TypeNumber:
-		c := ev.ctx
-		start := len(c.text)
-		if cap(c.text)-start < 64 {
-			c.text, start = make([]byte, 0, 4096), 0
-		}
-		c.text = j.MarshalTo(c.text)
-		return numberValue(aliasString(c.text[start:len(c.text):len(c.text)]))
+	case jsondoc.TypeString:
+		return Value{kind: KindString, str: j.Str()}, true
+	case jsondoc.TypeNumber:
+		return numberValue(j.Str())
+	case jsondoc.TypeTrue:
+		return Value{kind: KindBoolean, b: true}, true
+	case jsondoc.TypeFalse:
+		return Value{kind: KindBoolean}, true
 	}
-	return FromJSON(j)
+	return Value{}, false
 }
 
-func choice(o *fastjson.Value, name string) (*fastjson.Value, string) {
-	obj, err := o.Object()
-	if err != nil {
+// choice finds the first member of object o whose name is name followed
+// by an upper-case letter (valueQuantity for value), and returns it with
+// its FHIR type.
+func choice(o *jsondoc.Value, name string) (*jsondoc.Value, string) {
+	if o.Type() != jsondoc.TypeObject {
 		return nil, ""
 	}
-	var found *fastjson.Value
-	var typ string
-	obj.Visit(func(k []byte, v *fastjson.Value) {
-		if found == nil && len(k) > len(name) && string(k[:len(name)]) == name && k[len(name)] >= 'A' && k[len(name)] <= 'Z' {
-			found, typ = v, choiceTypeBytes(k[len(name):])
+	for m := o.First(); m != nil; m = m.Next() {
+		k := m.Key()
+		if len(k) > len(name) && k[:len(name)] == name && k[len(name)] >= 'A' && k[len(name)] <= 'Z' {
+			return m, choiceType(k[len(name):])
 		}
-	})
-	return found, typ
+	}
+	return nil, ""
 }
 
 // singletonBool applies FHIRPath singleton evaluation in a boolean
@@ -625,7 +625,7 @@ func equal(a, b Value) bool {
 	case a.kind == KindBoolean && b.kind == KindBoolean:
 		return a.b == b.b
 	case a.kind == KindObject && b.kind == KindObject:
-		return a.obj == b.obj || string(a.obj.MarshalTo(nil)) == string(b.obj.MarshalTo(nil))
+		return a.obj == b.obj || string(a.obj.AppendJSON(nil)) == string(b.obj.AppendJSON(nil))
 	}
 	return false
 }

@@ -3,8 +3,8 @@ package fhirpath
 import (
 	"testing"
 
+	"github.com/fhirlake/fhirlake/transform/jsondoc"
 	"github.com/google/go-cmp/cmp"
-	"github.com/valyala/fastjson"
 )
 
 const patient = `{"resourceType":"Patient","id":"p1",
@@ -82,10 +82,10 @@ func TestEval(t *testing.T) {
 		{"gender is string", patient, []any{true}},
 		{"%resource.id", patient, []any{"p1"}},
 	}
-	var p fastjson.Parser
+	var p jsondoc.Parser
 	for _, tt := range tests {
 		t.Run(tt.expression, func(t *testing.T) {
-			res, err := p.Parse(tt.resource)
+			res, err := p.ParseString(tt.resource)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,14 +118,14 @@ func goValue(v Value) any {
 	case KindDecimal:
 		return "dec:" + v.Str()
 	case KindObject:
-		return string(v.JSON().MarshalTo(nil))
+		return string(v.JSON().AppendJSON(nil))
 	}
 	return v.Str()
 }
 
 func TestEvalErrors(t *testing.T) {
-	var p fastjson.Parser
-	res, err := p.Parse(patient)
+	var p jsondoc.Parser
+	res, err := p.ParseString(patient)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -236,7 +236,7 @@ func fnExtension(ev *evaluator, n *FunctionNode, base, focus Collection) (Collec
 	}
 	var out Collection
 	for _, ext := range ev.navigate(base, "extension") {
-		if ext.kind == KindObject && string(ext.obj.GetStringBytes("url")) == url.str {
+		if ext.kind == KindObject && ext.obj.Get("url").Str() == url.str {
 			out = append(out, ext)
 		}
 	}
@@ -302,8 +302,8 @@ func fnGetResourceKey(ev *evaluator, _ *FunctionNode, base, _ Collection) (Colle
 		if v.obj.Get("resourceType") == nil && ev.ctx.Resource.kind == KindObject {
 			v = ev.ctx.Resource
 		}
-		if id := v.obj.GetStringBytes("id"); id != nil {
-			out = append(out, String(aliasString(id)))
+		if id, ok := v.obj.GetString("id"); ok {
+			out = append(out, String(id))
 		}
 	}
 	return out, nil
@@ -319,7 +319,7 @@ func fnGetReferenceKey(ev *evaluator, n *FunctionNode, base, _ Collection) (Coll
 		if v.kind != KindObject {
 			continue
 		}
-		typ, id, ok := SplitReference(aliasString(v.obj.GetStringBytes("reference")))
+		typ, id, ok := SplitReference(v.obj.Get("reference").Str())
 		if !ok || (want != "" && typ != want) {
 			continue
 		}

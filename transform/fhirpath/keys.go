@@ -3,7 +3,7 @@ package fhirpath
 import (
 	"sync"
 
-	"github.com/valyala/fastjson"
+	"github.com/fhirlake/fhirlake/transform/jsondoc"
 )
 
 // Keys is a set of member names that plans look up on the resource
@@ -11,13 +11,8 @@ import (
 // Context.Keys set, the first plan that reads one of them after a Reset
 // resolves all of them, choice elements included, in one pass over the
 // resource's object; later reads of any of them cost an index. A Keys is
-// immutable and safe for concurrent use.
-//
-// The one pass sees member names unescaped, as fastjson's own lookups do
-// once anything has visited the object. So in the pathological case of a
-// name given twice, once spelled with escapes ("i\u0064" and "id"), the
-// first of the two is found, where a lookup on a not yet visited object
-// would find the unescaped one.
+// immutable and safe for concurrent use. Member names are compared
+// decoded, as every lookup does, and the first of duplicate names wins.
 type Keys struct {
 	names   []string
 	ids     []int32     // parallel to names: memberID(name)
@@ -84,13 +79,13 @@ func memberID(name string) int32 {
 type topSlot struct {
 	gen   uint32
 	exact bool // child is the member itself, not a choice element
-	child *fastjson.Value
+	child *jsondoc.Value
 	typ   string
 }
 
 // memberOf is member for a plan step: names of c.Keys read on the
 // resource come from the one pass of resolveKeys.
-func (c *Context) memberOf(o *fastjson.Value, s *step) (*fastjson.Value, string) {
+func (c *Context) memberOf(o *jsondoc.Value, s *step) (*jsondoc.Value, string) {
 	if c.Keys != nil && c.oneDoc && o == c.Resource.obj {
 		if int(s.id) < len(c.top) {
 			if t := &c.top[s.id]; t.gen == c.gen {
@@ -118,30 +113,30 @@ func (c *Context) resolveKeys() {
 	if int(k.maxID) >= len(c.top) {
 		c.top = append(c.top, make([]topSlot, int(k.maxID)+1-len(c.top))...)
 	}
-	obj, err := c.Resource.obj.Object()
-	if err != nil {
-		return
-	}
 	for _, id := range k.ids {
 		c.top[id] = topSlot{gen: c.gen}
 	}
-	obj.Visit(func(key []byte, v *fastjson.Value) {
+	if c.Resource.obj.Type() != jsondoc.TypeObject {
+		return
+	}
+	for v := c.Resource.obj.First(); v != nil; v = v.Next() {
+		key := v.Key()
 		if len(key) == 0 {
-			return
+			continue
 		}
 		for _, i := range k.byFirst[key[0]] {
 			name := k.names[i]
 			t := &c.top[k.ids[i]]
 			switch {
 			case len(key) == len(name):
-				if !t.exact && string(key) == name {
+				if !t.exact && key == name {
 					t.exact, t.child, t.typ = true, v, ""
 				}
 			case len(key) > len(name):
-				if t.child == nil && key[len(name)] >= 'A' && key[len(name)] <= 'Z' && string(key[:len(name)]) == name {
-					t.child, t.typ = v, choiceTypeBytes(key[len(name):])
+				if t.child == nil && key[len(name)] >= 'A' && key[len(name)] <= 'Z' && key[:len(name)] == name {
+					t.child, t.typ = v, choiceType(key[len(name):])
 				}
 			}
 		}
-	})
+	}
 }

@@ -3,7 +3,7 @@ package fhirpath
 import (
 	"strings"
 
-	"github.com/valyala/fastjson"
+	"github.com/fhirlake/fhirlake/transform/jsondoc"
 )
 
 // A plan is a faster evaluation strategy for the shapes of path that views
@@ -97,7 +97,7 @@ type runner struct {
 	stopOK bool
 	bail   bool
 	done   [maxFirsts]bool
-	js     []*fastjson.Value // the values of predicate paths, used as a stack
+	js     []*jsondoc.Value // the values of predicate paths, used as a stack
 }
 
 // compilePlan returns a plan for root, or nil when root has another shape.
@@ -376,11 +376,11 @@ func (r *runner) push(steps []step, v Value, out Collection) (Collection, bool) 
 		}
 		// When the next step reads only objects, other items need no Value.
 		objects := len(steps) > 1 && steps[1].needsObject()
-		if child.Type() == fastjson.TypeArray {
-			for _, e := range child.GetArray() {
+		if child.Type() == jsondoc.TypeArray {
+			for e := child.First(); e != nil; e = e.Next() {
 				var item Value
 				if objects {
-					if e.Type() != fastjson.TypeObject {
+					if e.Type() != jsondoc.TypeObject {
 						continue
 					}
 					item = Value{kind: KindObject, obj: e}
@@ -399,7 +399,7 @@ func (r *runner) push(steps []step, v Value, out Collection) (Collection, bool) 
 			return out, false
 		}
 		if objects {
-			if child.Type() != fastjson.TypeObject {
+			if child.Type() != jsondoc.TypeObject {
 				return out, false
 			}
 			return r.push(steps[1:], Value{kind: KindObject, obj: child, typ: typ}, out)
@@ -434,14 +434,14 @@ func (r *runner) push(steps []step, v Value, out Collection) (Collection, bool) 
 		out, stop := r.push(steps[1:], v, out)
 		return out, stop || r.stopOK
 	case stepExtension:
-		if v.kind == KindObject && string(v.obj.GetStringBytes("url")) == s.name {
+		if v.kind == KindObject && v.obj.Get("url").Str() == s.name {
 			return r.push(steps[1:], v, out)
 		}
 	case stepReferenceKey:
 		if v.kind != KindObject {
 			return out, false
 		}
-		typ, id, ok := SplitReference(aliasString(v.obj.GetStringBytes("reference")))
+		typ, id, ok := SplitReference(v.obj.Get("reference").Str())
 		if ok && (s.name == "" || typ == s.name) {
 			return r.push(steps[1:], String(id), out)
 		}
@@ -452,8 +452,8 @@ func (r *runner) push(steps []step, v Value, out Collection) (Collection, bool) 
 		if v.obj.Get("resourceType") == nil && r.ev.ctx.Resource.kind == KindObject {
 			v = r.ev.ctx.Resource
 		}
-		if id := v.obj.GetStringBytes("id"); id != nil {
-			return r.push(steps[1:], String(aliasString(id)), out)
+		if id, ok := v.obj.GetString("id"); ok {
+			return r.push(steps[1:], String(id), out)
 		}
 	}
 	return out, false
@@ -464,26 +464,26 @@ func (r *runner) push(steps []step, v Value, out Collection) (Collection, bool) 
 // arrays skipped, choice elements found), stopping after limit values (0:
 // no limit); it returns how many it appended. Predicates need no Values:
 // what they compare is read from the JSON directly.
-func (r *runner) leaves(j *fastjson.Value, path []string, limit int) int {
+func (r *runner) leaves(j *jsondoc.Value, path []string, limit int) int {
 	if len(path) == 0 {
-		if t := j.Type(); t == fastjson.TypeNull || t == fastjson.TypeArray {
+		if t := j.Type(); t == jsondoc.TypeNull || t == jsondoc.TypeArray {
 			return 0
 		}
 		r.js = append(r.js, j)
 		return 1
 	}
-	if j.Type() != fastjson.TypeObject {
+	if j.Type() != jsondoc.TypeObject {
 		return 0
 	}
 	child, _ := r.ev.ctx.member(j, path[0])
 	if child == nil {
 		return 0
 	}
-	if child.Type() != fastjson.TypeArray {
+	if child.Type() != jsondoc.TypeArray {
 		return r.leaves(child, path[1:], limit)
 	}
 	n := 0
-	for _, e := range child.GetArray() {
+	for e := child.First(); e != nil; e = e.Next() {
 		if limit > 0 && n >= limit {
 			break
 		}
@@ -495,7 +495,7 @@ func (r *runner) leaves(j *fastjson.Value, path []string, limit int) int {
 // test evaluates pr with focus j the way a where or exists argument is
 // read: ok is false for an empty result. It sets r.bail when the general
 // evaluator must decide.
-func (r *runner) test(pr *pred, j *fastjson.Value) (b, ok bool) {
+func (r *runner) test(pr *pred, j *jsondoc.Value) (b, ok bool) {
 	switch pr.op {
 	case predAnd, predOr:
 		lb, lok := r.test(pr.sub, j)
@@ -520,10 +520,10 @@ func (r *runner) test(pr *pred, j *fastjson.Value) (b, ok bool) {
 	base := len(r.js)
 	switch pr.op {
 	case predEq, predNe:
-		if len(pr.path) == 1 && j.Type() == fastjson.TypeObject {
+		if len(pr.path) == 1 && j.Type() == jsondoc.TypeObject {
 			// The usual case, system = 'x': one string child.
-			if child := j.Get(pr.path[0]); child != nil && child.Type() == fastjson.TypeString {
-				return (string(child.GetStringBytes()) == pr.lit) == (pr.op == predEq), true
+			if child := j.Get(pr.path[0]); child != nil && child.Type() == jsondoc.TypeString {
+				return (child.Str() == pr.lit) == (pr.op == predEq), true
 			}
 		}
 		n := r.leaves(j, pr.path, 2)
@@ -534,7 +534,7 @@ func (r *runner) test(pr *pred, j *fastjson.Value) (b, ok bool) {
 		// never equal a string.
 		leaf := r.js[base]
 		r.js = r.js[:base]
-		eq := n == 1 && leaf.Type() == fastjson.TypeString && string(leaf.GetStringBytes()) == pr.lit
+		eq := n == 1 && leaf.Type() == jsondoc.TypeString && leaf.Str() == pr.lit
 		return eq == (pr.op == predEq), true
 	case predStartsWith:
 		n := r.leaves(j, pr.path, 2)
@@ -543,11 +543,11 @@ func (r *runner) test(pr *pred, j *fastjson.Value) (b, ok bool) {
 		}
 		leaf := r.js[base]
 		r.js = r.js[:base]
-		if n > 1 || leaf.Type() != fastjson.TypeString {
+		if n > 1 || leaf.Type() != jsondoc.TypeString {
 			r.bail = true
 			return false, false
 		}
-		return strings.HasPrefix(aliasString(leaf.GetStringBytes()), pr.lit), true
+		return strings.HasPrefix(leaf.Str(), pr.lit), true
 	case predEmpty:
 		n := r.leaves(j, pr.path, 1)
 		r.js = r.js[:base]

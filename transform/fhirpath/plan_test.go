@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fhirlake/fhirlake/transform/jsondoc"
 	"github.com/google/go-cmp/cmp"
-	"github.com/valyala/fastjson"
 )
 
 // planResources exercise the shapes a plan must either handle exactly like
@@ -87,7 +87,7 @@ var planExpressions = []string{
 // general evaluator gives, errors included, and that the paths of the
 // built-in views get a plan at all.
 func TestPlanMatchesGeneral(t *testing.T) {
-	var p fastjson.Parser
+	var p jsondoc.Parser
 	for _, expr := range planExpressions {
 		e := MustParse(expr)
 		if e.plan == nil {
@@ -95,7 +95,7 @@ func TestPlanMatchesGeneral(t *testing.T) {
 			continue
 		}
 		for i, src := range planResources {
-			res, err := p.Parse(src)
+			res, err := p.ParseString(src)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -144,14 +144,14 @@ func describe(c Collection) []string {
 // Context, as views do, so that remembered choice lookups are reused, and
 // checks the results against fresh evaluations.
 func TestPlanMemo(t *testing.T) {
-	var p fastjson.Parser
+	var p jsondoc.Parser
 	var exprs []*Expr
 	for _, expr := range planExpressions {
 		exprs = append(exprs, MustParse(expr))
 	}
 	ctx := Context{Keys: NewKeys(exprs...)}
 	for i, src := range planResources {
-		res, err := p.Parse(src)
+		res, err := p.ParseString(src)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -210,7 +210,7 @@ func TestPlanRandomDocuments(t *testing.T) {
 	for i, src := range planExpressions {
 		exprs[i] = MustParse(src)
 	}
-	var p fastjson.Parser
+	var p jsondoc.Parser
 	ctx := Context{Keys: NewKeys(exprs...)}
 	var general Context
 	general.General = true
@@ -220,7 +220,7 @@ func TestPlanRandomDocuments(t *testing.T) {
 		if !strings.HasPrefix(src, "{") {
 			src = `{"resourceType":"ExplanationOfBenefit","id":"r","item":` + src + `}`
 		}
-		res, err := p.Parse(src)
+		res, err := p.ParseString(src)
 		if err != nil {
 			t.Fatalf("%s: %v", src, err)
 		}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/valyala/fastjson"
+	"github.com/fhirlake/fhirlake/transform/jsondoc"
 )
 
 // Kind is the runtime kind of a Value.
@@ -28,11 +28,11 @@ const (
 type Value struct {
 	// kind and b share a word (56 bytes in all): Values are copied a lot.
 	kind Kind
-	b    bool            // KindBoolean
-	typ  string          // FHIR type when known from a choice element ("Quantity", "dateTime")
-	obj  *fastjson.Value // KindObject
-	str  string          // strings, decimal text, date/time text
-	i    int64           // KindInteger
+	b    bool           // KindBoolean
+	typ  string         // FHIR type when known from a choice element ("Quantity", "dateTime")
+	obj  *jsondoc.Value // KindObject
+	str  string         // strings, decimal text, date/time text
+	i    int64          // KindInteger
 }
 
 // Collection is an ordered FHIRPath collection; empty means "no value".
@@ -65,25 +65,7 @@ func Time(text string) Value { return Value{kind: KindTime, str: text} }
 func (v Value) WithType(t string) Value { v.typ = t; return v }
 
 // Object wraps a JSON object.
-func Object(o *fastjson.Value) Value { return Value{kind: KindObject, obj: o} }
-
-// FromJSON converts a JSON value. ok is false for null and for arrays,
-// which are never items themselves.
-func FromJSON(j *fastjson.Value) (Value, bool) {
-	switch j.Type() {
-	case fastjson.TypeObject:
-		return Value{kind: KindObject, obj: j}, true
-	case fastjson.TypeString:
-		return Value{kind: KindString, str: string(j.GetStringBytes())}, true
-	case fastjson.TypeTrue:
-		return Value{kind: KindBoolean, b: true}, true
-	case fastjson.TypeFalse:
-		return Value{kind: KindBoolean}, true
-	case fastjson.TypeNumber:
-		return numberValue(string(j.MarshalTo(nil)))
-	}
-	return Value{}, false
-}
+func Object(o *jsondoc.Value) Value { return Value{kind: KindObject, obj: o} }
 
 func numberValue(text string) (Value, bool) {
 	if !strings.ContainsAny(text, ".eE") {
@@ -115,7 +97,7 @@ func (v Value) Type() string {
 	}
 	switch v.kind {
 	case KindObject:
-		return string(v.obj.GetStringBytes("resourceType"))
+		return v.obj.Get("resourceType").Str()
 	case KindString:
 		return "string"
 	case KindBoolean:
@@ -135,7 +117,7 @@ func (v Value) Type() string {
 }
 
 // JSON returns the object of a KindObject value, else nil.
-func (v Value) JSON() *fastjson.Value { return v.obj }
+func (v Value) JSON() *jsondoc.Value { return v.obj }
 
 // Str returns the text of a string, decimal, date, dateTime or time value,
 // and the decimal text of an integer.
@@ -208,14 +190,6 @@ func init() {
 		"HumanName", "ContactPoint", "Signature", "Meta", "Dosage", "Count", "Distance", "Expression"} {
 		choiceTypes[t] = t
 	}
-}
-
-// choiceTypeBytes is choiceType for a suffix read from JSON.
-func choiceTypeBytes(suffix []byte) string {
-	if t, ok := choiceTypes[string(suffix)]; ok {
-		return t
-	}
-	return choiceType(string(suffix))
 }
 
 // isType reports whether v is of the type ns.name. Unqualified names and

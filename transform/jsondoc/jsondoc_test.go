@@ -1,0 +1,205 @@
+package jsondoc
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// toAny converts v to what encoding/json decodes with UseNumber: maps
+// (the last of duplicate names wins, as there), slices, strings,
+// json.Number, bools and nil.
+func toAny(v *Value) any {
+	switch v.Type() {
+	case TypeObject:
+		m := map[string]any{}
+		for c := v.First(); c != nil; c = c.Next() {
+			m[c.Key()] = toAny(c)
+		}
+		return m
+	case TypeArray:
+		a := []any{}
+		for e := v.First(); e != nil; e = e.Next() {
+			a = append(a, toAny(e))
+		}
+		return a
+	case TypeString:
+		return v.Str()
+	case TypeNumber:
+		return json.Number(v.Str())
+	case TypeTrue:
+		return true
+	case TypeFalse:
+		return false
+	}
+	return nil
+}
+
+func stdDecode(t testing.TB, in string) (any, error) {
+	t.Helper()
+	if !json.Valid([]byte(in)) {
+		return nil, errors.New("not valid JSON")
+	}
+	d := json.NewDecoder(strings.NewReader(in))
+	d.UseNumber()
+	var x any
+	err := d.Decode(&x)
+	return x, err
+}
+
+func TestParse(t *testing.T) {
+	tests := []string{
+		`{}`, `[]`, `null`, `true`, `false`, `0`, `-0`, `-12.5e+3`, `1E9`, `""`,
+		` {"a" : [1, 2.50, "x", null, true, false, {}, []] } `,
+		"{\"a\":\t\"b\",\r\n\"c\":{\"d\":[{\"e\":1}]}}",
+		`{"esc":"q\"b\\s\/n\nt\tr\rb\bf\fu\u00e9\u20ac","k\u0065y":1}`,
+		`{"pair":"\ud83d\ude00","lone":"\ud800x","lowfirst":"\udc00"}`,
+		`{"dup":1,"dup":2}`,
+		`{"resourceType":"Observation","id":"o1","valueQuantity":{"value":1.20,"unit":"mg"}}`,
+	}
+	var p Parser
+	for _, in := range tests {
+		t.Run(in, func(t *testing.T) {
+			want, err := stdDecode(t, in)
+			if err != nil {
+				t.Fatalf("test input is not JSON: %v", err)
+			}
+			v, err := p.ParseString(in)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if diff := cmp.Diff(want, toAny(v)); diff != "" {
+				t.Errorf("(-encoding/json +jsondoc):\n%s", diff)
+			}
+			// AppendJSON gives JSON that means the same.
+			again, err := stdDecode(t, string(v.AppendJSON(nil)))
+			if err != nil {
+				t.Fatalf("AppendJSON output %q: %v", v.AppendJSON(nil), err)
+			}
+			if diff := cmp.Diff(want, again); diff != "" {
+				t.Errorf("AppendJSON (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		in     string
+		offset int
+		msg    string
+	}{
+		{`{"a":1`, 6, "unexpected end of input"},
+		{`{"a":1,}`, 7, "expected a member name"},
+		{`{"a" 1}`, 5, "expected ':' after a member name"},
+		{`{"a":1 "b":2}`, 7, "expected ',' or '}' in an object"},
+		{`[1 2]`, 3, "expected ',' or ']' in an array"},
+		{`[1,]`, 3, "expected a value"},
+		{`{"a":tru}`, 5, "invalid literal"},
+		{`{"a":nul}`, 5, "invalid literal"},
+		{`01`, 1, "unexpected data after the top-level value"},
+		{`-`, 0, "invalid number"},
+		{`1.`, 0, "invalid number"},
+		{`1.e5`, 0, "invalid number"},
+		{`1e+`, 0, "invalid number"},
+		{`+1`, 0, "expected a value"},
+		{`.5`, 0, "expected a value"},
+		{`"abc`, 0, "unterminated string"},
+		{`"a\x"`, 2, "invalid escape"},
+		{`"a\u12G4"`, 2, "invalid \\u escape"},
+		{`{"a":1}}`, 7, "unexpected data after the top-level value"},
+		{`{"a":1}{}`, 7, "unexpected data after the top-level value"},
+		{strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1), MaxDepth + 1, "nesting deeper than 300"},
+	}
+	var p Parser
+	for _, tt := range tests {
+		t.Run(tt.in[:min(len(tt.in), 20)], func(t *testing.T) {
+			if _, err := stdDecode(t, tt.in); err == nil && !strings.HasPrefix(tt.in, "[[[") {
+				t.Fatalf("encoding/json accepts %q", tt.in)
+			}
+			_, err := p.ParseString(tt.in)
+			var se *SyntaxError
+			if !errors.As(err, &se) {
+				t.Fatalf("Parse(%q) = %v, want a SyntaxError", tt.in, err)
+			}
+			if se.Offset != tt.offset || se.Msg != tt.msg {
+				t.Errorf("Parse(%q) = %v, want offset %d, %q", tt.in, err, tt.offset, tt.msg)
+			}
+		})
+	}
+	for _, in := range []string{"", "  \n\t"} {
+		if _, err := p.ParseString(in); !errors.Is(err, ErrEmpty) {
+			t.Errorf("Parse(%q) = %v, want ErrEmpty", in, err)
+		}
+	}
+}
+
+// TestReuse checks that a Parser overwrites the previous document and
+// that the nodes of a document stay put while it is read.
+func TestReuse(t *testing.T) {
+	var p Parser
+	big := `{"a":[` + strings.Repeat(`{"b":"\u00e9"},`, 500) + `1]}`
+	if _, err := p.ParseString(big); err != nil {
+		t.Fatal(err)
+	}
+	v, err := p.Parse([]byte(`{"x":"y","n":[1,2,3],"o":{"k":"v"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v.Get("x").Str(); got != "y" {
+		t.Errorf("x = %q", got)
+	}
+	if got := v.Get("n").Len(); got != 3 {
+		t.Errorf("len(n) = %d", got)
+	}
+	if s, ok := v.Get("o").GetString("k"); !ok || s != "v" {
+		t.Errorf("o.k = %q, %v", s, ok)
+	}
+	if v.Get("a") != nil || v.Get("n").Get("x") != nil {
+		t.Error("Get found a member that is not there")
+	}
+	var nilV *Value
+	if nilV.Get("a") != nil || nilV.First() != nil || nilV.Type() != 0 || nilV.Str() != "" {
+		t.Error("nil Value is not absent")
+	}
+}
+
+// FuzzParse compares Parse with encoding/json: both accept the same
+// documents (but for the documented leniency about control characters
+// and invalid UTF-8 in strings) and decode them to the same values.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		`{"resourceType":"Patient","id":"p1","name":[{"family":"Doe","given":["J\u00e9"]}]}`,
+		`[1,-2.5e10,"a\"b",null,true,false,{}]`, `{"a":{"b":{"c":[[]]}}}`, `"\ud83d\ude00"`, `01`, `{"a":1,}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var p Parser
+		v, err := p.Parse(in)
+		want, stdErr := stdDecode(t, string(in))
+		lenient := !utf8.Valid(in) || bytes.ContainsFunc(in, func(r rune) bool { return r < 0x20 && r != ' ' && r != '\t' && r != '\n' && r != '\r' }) ||
+			bytes.ContainsAny(in, "\t\n\r")
+		switch {
+		case err != nil && stdErr == nil:
+			if strings.Contains(err.Error(), "nesting deeper") {
+				return
+			}
+			t.Fatalf("Parse rejects what encoding/json accepts: %v", err)
+		case err == nil && stdErr != nil && !lenient:
+			if bytes.Count(in, []byte("[")) > MaxDepth || bytes.Count(in, []byte("{")) > MaxDepth {
+				return
+			}
+			t.Fatalf("Parse accepts what encoding/json rejects (%v)", stdErr)
+		case err == nil && stdErr == nil && utf8.Valid(in):
+			if diff := cmp.Diff(want, toAny(v)); diff != "" {
+				t.Fatalf("(-encoding/json +jsondoc):\n%s", diff)
+			}
+		}
+	})
+}

@@ -20,10 +20,11 @@
 package jsondoc
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
-	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -70,13 +71,17 @@ const MaxDepth = 300
 // element or an object member. It is valid until the next Parse on the
 // Parser that returned it. A nil *Value is accepted by every method and
 // behaves as an absent value.
+//
+// The nodes of a document lie in one slice in document order, so the
+// children of a node follow it and a node finds its first child and its
+// next sibling by pointer arithmetic within that slice (see First and
+// Next). A node holds no pointer to its parser: that keeps nodes small and
+// their writes cheap, which is most of what parsing costs.
 type Value struct {
-	p    *Parser
 	s    string // TypeString: the decoded text; TypeNumber: the number's text
 	key  string // the decoded member name when the parent is an object
 	n    int32  // TypeObject, TypeArray: number of children
-	next int32  // index of the next sibling in p.nodes, 0 when last
-	self int32  // index in p.nodes; children start at self+1
+	next int32  // nodes from this one to its next sibling, 0 when last
 	t    Type
 }
 
@@ -140,6 +145,9 @@ func (p *Parser) errorf(off int, format string, args ...any) error {
 }
 
 func skipWS(s string, i int) int {
+	if i < len(s) && s[i] > ' ' {
+		return i // the usual case: no white space at all
+	}
 	for i < len(s) {
 		switch s[i] {
 		case ' ', '\n', '\r', '\t':
@@ -156,9 +164,9 @@ func (p *Parser) add(t Type) int32 {
 	k := int32(len(p.nodes))
 	if len(p.nodes) < cap(p.nodes) {
 		p.nodes = p.nodes[:k+1]
-		p.nodes[k] = Value{p: p, t: t, self: k}
+		p.nodes[k] = Value{t: t}
 	} else {
-		p.nodes = append(p.nodes, Value{p: p, t: t, self: k})
+		p.nodes = append(p.nodes, Value{t: t})
 	}
 	return k
 }
@@ -254,30 +262,45 @@ func (p *Parser) number(i int) (int, error) {
 // quote.
 func (p *Parser) str(i int) (string, int, error) {
 	s := p.in
-	// Fast path: no escape before the closing quote.
-	q := strings.IndexByte(s[i:], '"')
-	if q < 0 {
+	j := quoteOrBackslash(s, i)
+	if j >= len(s) {
 		return "", len(s), p.errorf(i-1, "unterminated string")
 	}
-	if strings.IndexByte(s[i:i+q], '\\') >= 0 {
+	if s[j] == '\\' {
 		return p.escaped(i)
 	}
-	return s[i : i+q], i + q + 1, nil
+	return s[i:j], j + 1, nil
 }
 
-// key is str for member names, which are short: a byte loop beats the
-// set-up of IndexByte.
-func (p *Parser) key(i int) (string, int, error) {
-	s := p.in
-	for j := i; j < len(s); j++ {
-		switch s[j] {
-		case '"':
-			return s[i:j], j + 1, nil
-		case '\\':
-			return p.escaped(i)
+// Byte masks for quoteOrBackslash.
+const (
+	lows   = 0x0101010101010101
+	highs  = 0x8080808080808080
+	quotes = '"' * lows
+	slashs = '\\' * lows
+)
+
+// quoteOrBackslash returns the index of the first '"' or '\\' in s from
+// i, len(s) when there is none. It tests eight bytes at a time: FHIR
+// strings and member names are mostly shorter than the set-up of
+// bytes.IndexByte is worth, and one pass finds both bytes.
+func quoteOrBackslash(s string, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64([]byte(s[i : i+8]))
+		q, b := x^quotes, x^slashs
+		// A zero byte in q or b is a match (the classic has-zero-byte
+		// test; it flags no false zero below the first true one).
+		m := ((q-lows)&^q | (b-lows)&^b) & highs
+		if m != 0 {
+			return i + bits.TrailingZeros64(m)/8
 		}
 	}
-	return "", len(s), p.errorf(i-1, "unterminated string")
+	for ; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return len(s)
 }
 
 // escaped decodes the string whose content starts at s[i] and holds an
@@ -375,7 +398,7 @@ func (p *Parser) object(i, depth int) (int, error) {
 		if i >= len(s) || s[i] != '"' {
 			return i, p.errorf(i, "expected a member name")
 		}
-		key, j, err := p.key(i + 1)
+		key, j, err := p.str(i + 1)
 		if err != nil {
 			return j, err
 		}
@@ -390,7 +413,7 @@ func (p *Parser) object(i, depth int) (int, error) {
 		}
 		p.nodes[child].key = key
 		if prev >= 0 {
-			p.nodes[prev].next = child
+			p.nodes[prev].next = child - prev
 		}
 		prev = child
 		n++
@@ -426,7 +449,7 @@ func (p *Parser) array(i, depth int) (int, error) {
 			return i, err
 		}
 		if prev >= 0 {
-			p.nodes[prev].next = child
+			p.nodes[prev].next = child - prev
 		}
 		prev = child
 		n++
@@ -483,7 +506,7 @@ func (v *Value) First() *Value {
 	if v == nil || v.n == 0 {
 		return nil
 	}
-	return &v.p.nodes[v.self+1]
+	return (*Value)(unsafe.Add(unsafe.Pointer(v), unsafe.Sizeof(Value{})))
 }
 
 // Next returns the member or element after v, nil for the last.
@@ -491,7 +514,7 @@ func (v *Value) Next() *Value {
 	if v == nil || v.next == 0 {
 		return nil
 	}
-	return &v.p.nodes[v.next]
+	return (*Value)(unsafe.Add(unsafe.Pointer(v), uintptr(v.next)*unsafe.Sizeof(Value{})))
 }
 
 // Get returns the first member of object v called key, nil when v is not

@@ -24,7 +24,7 @@ import (
 type colBuilder interface {
 	// add converts v, a primitive (see addValue), to the column's type
 	// and appends it; on error it appends nothing.
-	add(v fhirpath.Value) error
+	add(v *fhirpath.Value) error
 	addNull()
 	// build returns the array of the cells added since the last build, in
 	// memory from mem, and starts the next batch.
@@ -43,9 +43,9 @@ func newColBuilder(dt arrow.DataType, k colKind) colBuilder {
 	case kInt32:
 		return &fixedCol[int32]{dt: dt, conv: toInt32}
 	case kInt64:
-		return &fixedCol[int64]{dt: dt, conv: toInt}
+		return &fixedCol[int64]{dt: dt, conv: func(v *fhirpath.Value) (int64, error) { return toInt(*v) }}
 	case kDecimal:
-		return &fixedCol[decimal128.Num]{dt: dt, conv: func(v fhirpath.Value) (decimal128.Num, error) { return toDecimal(v, k) }}
+		return &fixedCol[decimal128.Num]{dt: dt, conv: func(v *fhirpath.Value) (decimal128.Num, error) { return toDecimal(v, k) }}
 	case kDate:
 		return &fixedCol[arrow.Date32]{dt: dt, conv: toDate32}
 	case kTimestamp:
@@ -55,9 +55,9 @@ func newColBuilder(dt arrow.DataType, k colKind) colBuilder {
 }
 
 // addValue appends v to c, or returns an error and appends nothing.
-func addValue(c colBuilder, v fhirpath.Value) error {
+func addValue(c colBuilder, v *fhirpath.Value) error {
 	if v.Kind() == fhirpath.KindObject {
-		return fmt.Errorf("%w: %s is not a primitive", errCell, typeName(v))
+		return fmt.Errorf("%w: %s is not a primitive", errCell, typeName(*v))
 	}
 	return c.add(v)
 }
@@ -127,7 +127,7 @@ type stringCol struct {
 
 func newStringCol() *stringCol { return &stringCol{offsets: []int32{0}} }
 
-func (c *stringCol) add(v fhirpath.Value) error {
+func (c *stringCol) add(v *fhirpath.Value) error {
 	c.addString(v.Str())
 	return nil
 }
@@ -157,9 +157,9 @@ func (c *stringCol) build(mem memory.Allocator) arrow.Array {
 // boolCol builds a boolean column.
 type boolCol struct{ valid, vals bitmap }
 
-func (c *boolCol) add(v fhirpath.Value) error {
+func (c *boolCol) add(v *fhirpath.Value) error {
 	if v.Kind() != fhirpath.KindBoolean {
-		return fmt.Errorf("%w: %s is not a boolean", errCell, typeName(v))
+		return fmt.Errorf("%w: %s is not a boolean", errCell, typeName(*v))
 	}
 	c.vals.push(v.Bool())
 	c.valid.push(true)
@@ -183,12 +183,12 @@ func (c *boolCol) build(mem memory.Allocator) arrow.Array {
 // the memory layout of the Arrow type dt.
 type fixedCol[T any] struct {
 	dt    arrow.DataType
-	conv  func(fhirpath.Value) (T, error)
+	conv  func(*fhirpath.Value) (T, error)
 	valid bitmap
 	vals  []T
 }
 
-func (c *fixedCol[T]) add(v fhirpath.Value) error {
+func (c *fixedCol[T]) add(v *fhirpath.Value) error {
 	x, err := c.conv(v)
 	if err != nil {
 		return err
@@ -226,7 +226,7 @@ type listCol struct {
 	n       int32 // elements so far
 }
 
-func (c *listCol) add(fhirpath.Value) error {
+func (c *listCol) add(*fhirpath.Value) error {
 	panic("transform: listCol.add: use start, elem and end")
 }
 
@@ -266,8 +266,8 @@ func bytesOf[T any](s []T) []byte {
 // Conversions of a value to a column's type. An error wraps errCell and
 // holds no content.
 
-func toInt32(v fhirpath.Value) (int32, error) {
-	i, err := toInt(v)
+func toInt32(v *fhirpath.Value) (int32, error) {
+	i, err := toInt(*v)
 	if err != nil {
 		return 0, err
 	}
@@ -277,11 +277,11 @@ func toInt32(v fhirpath.Value) (int32, error) {
 	return int32(i), nil
 }
 
-func toDecimal(v fhirpath.Value, k colKind) (decimal128.Num, error) {
+func toDecimal(v *fhirpath.Value, k colKind) (decimal128.Num, error) {
 	switch v.Kind() {
 	case fhirpath.KindDecimal, fhirpath.KindInteger, fhirpath.KindString:
 	default:
-		return decimal128.Num{}, fmt.Errorf("%w: %s is not a decimal", errCell, typeName(v))
+		return decimal128.Num{}, fmt.Errorf("%w: %s is not a decimal", errCell, typeName(*v))
 	}
 	if n, ok := fastDecimal(v.Str(), k.precision, k.scale); ok {
 		return n, nil
@@ -293,7 +293,7 @@ func toDecimal(v fhirpath.Value, k colKind) (decimal128.Num, error) {
 	return n, nil
 }
 
-func toDate32(v fhirpath.Value) (arrow.Date32, error) {
+func toDate32(v *fhirpath.Value) (arrow.Date32, error) {
 	if d, ok := fastDate(v.Str()); ok {
 		return d, nil
 	}
@@ -304,7 +304,7 @@ func toDate32(v fhirpath.Value) (arrow.Date32, error) {
 	return arrow.Date32FromTime(t), nil
 }
 
-func toTimestamp(v fhirpath.Value) (arrow.Timestamp, error) {
+func toTimestamp(v *fhirpath.Value) (arrow.Timestamp, error) {
 	return parseTimestamp(v.Str())
 }
 

@@ -563,8 +563,8 @@ func (w *worker) appendCell(t *table, ci int, cell fhirpath.Collection) error {
 			lc.addNull()
 			return nil
 		}
-		for _, v := range cell {
-			if err := addValue(lc.elem, v); err != nil {
+		for i := range cell {
+			if err := addValue(lc.elem, &cell[i]); err != nil {
 				lc.elem.addNull()
 				if rerr := w.cellReject(t.schema.Field(ci).Name, err); rerr != nil {
 					return rerr
@@ -578,7 +578,7 @@ func (w *worker) appendCell(t *table, ci int, cell fhirpath.Collection) error {
 		col.addNull()
 		return nil
 	}
-	if err := addValue(col, cell[0]); err != nil {
+	if err := addValue(col, &cell[0]); err != nil {
 		col.addNull()
 		return w.cellReject(t.schema.Field(ci).Name, err)
 	}

@@ -98,6 +98,7 @@ type runner struct {
 	bail   bool
 	done   [maxFirsts]bool
 	js     []*jsondoc.Value // the values of predicate paths, used as a stack
+	out    Collection       // what the plan produced so far
 }
 
 // compilePlan returns a plan for root, or nil when root has another shape.
@@ -336,49 +337,52 @@ func (p *plan) eval(ctx *Context, focus Collection) (Collection, bool) {
 	r.stopOK, r.bail = p.stopOK, false
 	clear(r.done[:p.firsts])
 	r.js = r.js[:0]
-	out := r.ev.rest()
+	r.out = r.ev.rest()
 	for _, steps := range p.branches {
-		for _, f := range focus {
-			var stop bool
-			if out, stop = r.push(steps, f, out); stop {
+		for i := range focus {
+			if r.push(steps, &focus[i]) {
 				break
 			}
 		}
 		if r.bail {
 			return nil, false
 		}
-		if p.union && len(out) > 0 {
+		if p.union && len(r.out) > 0 {
 			break
 		}
 	}
+	out := r.out
+	r.out = nil
 	if p.exists {
 		return boolColl(len(out) > 0), true
 	}
 	return r.ev.keep(out), true
 }
 
-// push feeds v to steps, appending what comes out of the last one to out.
-// stop is true when nothing more should be fed: a first() has its item and
-// early exit is allowed, or the plan gave up (r.bail).
-func (r *runner) push(steps []step, v Value, out Collection) (Collection, bool) {
+// push feeds v to steps, appending what comes out of the last one to
+// r.out. It returns true when nothing more should be fed: a first() has
+// its item and early exit is allowed, or the plan gave up (r.bail). v is
+// only read.
+func (r *runner) push(steps []step, v *Value) bool {
 	if len(steps) == 0 {
-		return append(out, v), false
+		r.out = append(r.out, *v)
+		return false
 	}
 	s := &steps[0]
 	switch s.kind {
 	case stepMember:
 		if v.kind != KindObject {
-			return out, false
+			return false
 		}
 		child, typ := r.ev.ctx.memberOf(v.obj, s)
 		if child == nil {
-			return out, false
+			return false
 		}
 		// When the next step reads only objects, other items need no Value.
 		objects := len(steps) > 1 && steps[1].needsObject()
+		var item Value
 		if child.Type() == jsondoc.TypeArray {
 			for e := child.First(); e != nil; e = e.Next() {
-				var item Value
 				if objects {
 					if e.Type() != jsondoc.TypeObject {
 						continue
@@ -391,72 +395,73 @@ func (r *runner) push(steps []step, v Value, out Collection) (Collection, bool) 
 					}
 				}
 				item.typ = typ
-				var stop bool
-				if out, stop = r.push(steps[1:], item, out); stop {
-					return out, true
+				if r.push(steps[1:], &item) {
+					return true
 				}
 			}
-			return out, false
+			return false
 		}
 		if objects {
 			if child.Type() != jsondoc.TypeObject {
-				return out, false
+				return false
 			}
-			return r.push(steps[1:], Value{kind: KindObject, obj: child, typ: typ}, out)
+			item = Value{kind: KindObject, obj: child, typ: typ}
+			return r.push(steps[1:], &item)
 		}
-		item, ok := r.ev.fromJSON(child)
-		if !ok {
-			return out, false
+		var ok bool
+		if item, ok = r.ev.fromJSON(child); !ok {
+			return false
 		}
 		item.typ = typ
-		return r.push(steps[1:], item, out)
+		return r.push(steps[1:], &item)
 	case stepWhere:
 		if v.kind != KindObject {
 			r.bail = true // rare: let the general evaluator read it
-			return out, true
+			return true
 		}
 		b, ok := r.test(s.pred, v.obj)
 		if r.bail {
-			return out, true
+			return true
 		}
 		if ok && b {
-			return r.push(steps[1:], v, out)
+			return r.push(steps[1:], v)
 		}
 	case stepOfType:
 		if v.isType(s.ns, s.name) {
-			return r.push(steps[1:], v, out)
+			return r.push(steps[1:], v)
 		}
 	case stepFirst:
 		if r.done[s.slot] {
-			return out, false // only reached when early exit is not allowed
+			return false // only reached when early exit is not allowed
 		}
 		r.done[s.slot] = true
-		out, stop := r.push(steps[1:], v, out)
-		return out, stop || r.stopOK
+		return r.push(steps[1:], v) || r.stopOK
 	case stepExtension:
 		if v.kind == KindObject && v.obj.Get("url").Str() == s.name {
-			return r.push(steps[1:], v, out)
+			return r.push(steps[1:], v)
 		}
 	case stepReferenceKey:
 		if v.kind != KindObject {
-			return out, false
+			return false
 		}
 		typ, id, ok := SplitReference(v.obj.Get("reference").Str())
 		if ok && (s.name == "" || typ == s.name) {
-			return r.push(steps[1:], String(id), out)
+			item := String(id)
+			return r.push(steps[1:], &item)
 		}
 	case stepResourceKey:
 		if v.kind != KindObject {
-			return out, false
+			return false
 		}
 		if v.obj.Get("resourceType") == nil && r.ev.ctx.Resource.kind == KindObject {
-			v = r.ev.ctx.Resource
+			v = &r.ev.ctx.Resource
 		}
 		if id, ok := v.obj.GetString("id"); ok {
-			return r.push(steps[1:], String(id), out)
+			item := String(id)
+			return r.push(steps[1:], &item)
 		}
 	}
-	return out, false
+	return false
 }
 
 // leaves appends to r.js the JSON values that path reaches from j, the

@@ -62,32 +62,47 @@ func addValue(c colBuilder, v *fhirpath.Value) error {
 	return c.add(v)
 }
 
-// bitmap is an Arrow bitmap (validity or boolean values) being built.
+// bitmap collects the bits of an Arrow bitmap (validity or boolean
+// values) one byte per bit, which costs a single store per cell; build
+// packs them.
 type bitmap struct {
-	bits []byte
-	n    int // bits set or cleared so far
-	ones int
+	bytes  []byte // 0 or 1 per cell
+	packed []byte // reused by pack
 }
 
 func (b *bitmap) push(v bool) {
-	if b.n%8 == 0 {
-		b.bits = append(b.bits, 0)
-	}
+	var x byte
 	if v {
-		b.bits[b.n/8] |= 1 << (b.n % 8)
-		b.ones++
+		x = 1
 	}
-	b.n++
+	b.bytes = append(b.bytes, x)
 }
 
-func (b *bitmap) reset() { b.bits, b.n, b.ones = b.bits[:0], 0, 0 }
+func (b *bitmap) len() int { return len(b.bytes) }
 
-// validity returns the validity buffer of n cells: nil when none is null.
+func (b *bitmap) reset() { b.bytes = b.bytes[:0] }
+
+// pack returns the bits as an Arrow bitmap (least significant bit first)
+// and the number of ones.
+func (b *bitmap) pack() ([]byte, int) {
+	n := len(b.bytes)
+	b.packed = append(b.packed[:0], make([]byte, (n+7)/8)...)
+	ones := 0
+	for i, x := range b.bytes {
+		b.packed[i/8] |= x << (i % 8)
+		ones += int(x)
+	}
+	return b.packed, ones
+}
+
+// validity returns the validity buffer of the cells, nil when none is
+// null, and the number of nulls.
 func (b *bitmap) validity(mem memory.Allocator) (*memory.Buffer, int) {
-	if b.ones == b.n {
+	bits, ones := b.pack()
+	if ones == len(b.bytes) {
 		return nil, 0
 	}
-	return copyBuffer(mem, b.bits), b.n - b.ones
+	return copyBuffer(mem, bits), len(b.bytes) - ones
 }
 
 // copyBuffer returns a buffer from mem holding a copy of b.
@@ -147,7 +162,7 @@ func (c *stringCol) full() bool { return len(c.data) >= maxStringData }
 
 func (c *stringCol) build(mem memory.Allocator) arrow.Array {
 	valid, nulls := c.valid.validity(mem)
-	n := c.valid.n
+	n := c.valid.len()
 	a := makeArray(arrow.BinaryTypes.String, n, []*memory.Buffer{valid, copyBuffer(mem, bytesOf(c.offsets)), copyBuffer(mem, c.data)}, nil, nulls)
 	c.valid.reset()
 	c.offsets, c.data = c.offsets[:1], c.data[:0]
@@ -173,7 +188,8 @@ func (c *boolCol) addNull() {
 
 func (c *boolCol) build(mem memory.Allocator) arrow.Array {
 	valid, nulls := c.valid.validity(mem)
-	a := makeArray(arrow.FixedWidthTypes.Boolean, c.valid.n, []*memory.Buffer{valid, copyBuffer(mem, c.vals.bits)}, nil, nulls)
+	vals, _ := c.vals.pack()
+	a := makeArray(arrow.FixedWidthTypes.Boolean, c.valid.len(), []*memory.Buffer{valid, copyBuffer(mem, vals)}, nil, nulls)
 	c.valid.reset()
 	c.vals.reset()
 	return a
@@ -210,7 +226,7 @@ func (c *fixedCol[T]) addNull() {
 
 func (c *fixedCol[T]) build(mem memory.Allocator) arrow.Array {
 	valid, nulls := c.valid.validity(mem)
-	a := makeArray(c.dt, c.valid.n, []*memory.Buffer{valid, copyBuffer(mem, bytesOf(c.vals))}, nil, nulls)
+	a := makeArray(c.dt, c.valid.len(), []*memory.Buffer{valid, copyBuffer(mem, bytesOf(c.vals))}, nil, nulls)
 	c.valid.reset()
 	c.vals = c.vals[:0]
 	return a
@@ -248,7 +264,7 @@ func (c *listCol) build(mem memory.Allocator) arrow.Array {
 	child := elems.Data()
 	child.Retain()
 	elems.Release()
-	a := makeArray(c.dt, c.valid.n, []*memory.Buffer{valid, copyBuffer(mem, bytesOf(c.offsets))}, []arrow.ArrayData{child}, nulls)
+	a := makeArray(c.dt, c.valid.len(), []*memory.Buffer{valid, copyBuffer(mem, bytesOf(c.offsets))}, []arrow.ArrayData{child}, nulls)
 	c.valid.reset()
 	c.offsets, c.n = c.offsets[:1], 0
 	return a

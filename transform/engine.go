@@ -103,6 +103,9 @@ type Engine struct {
 	// general runs every path through the general FHIRPath evaluator,
 	// without the compiled plans; tests compare the two.
 	general bool
+	// filter keeps the top-level members of a resource that the index or
+	// a view can read; nil keeps all of them.
+	filter *jsondoc.Filter
 }
 
 // ErrDuplicateView is returned by NewEngine when two views share a name.
@@ -126,7 +129,23 @@ func NewEngine(views []*View, opts Options) (*Engine, error) {
 		seen[v.Name()] = true
 		e.byResource[v.Resource()] = append(e.byResource[v.Resource()], i)
 	}
+	e.filter = memberFilter(views)
 	return e, nil
+}
+
+// memberFilter returns the filter that keeps the members of a resource
+// that the index or one of views can read, nil when a view can read the
+// whole resource. Whatever a line holds beyond that (a narrative, lists
+// no view unnests) is checked to be JSON but not built into a tree.
+func memberFilter(views []*View) *jsondoc.Filter {
+	names := []string{"resourceType", "id", "meta"} // read by index
+	for _, v := range views {
+		if v.whole {
+			return nil
+		}
+		names = append(names, v.members...)
+	}
+	return jsondoc.NewFilter(names...)
 }
 
 // Views returns the engine's views.
@@ -471,7 +490,7 @@ func (w *worker) resource(line []byte) error {
 	if len(line) == 0 {
 		return nil
 	}
-	v, err := w.parser.Parse(line)
+	v, err := w.parser.ParseFiltered(line, w.e.filter)
 	if err != nil {
 		return w.lineReject(err.Error()) // an offset and the rule broken, no content
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -239,6 +240,56 @@ func TestTransformParallel(t *testing.T) {
 		slices.Sort(lb)
 		if !slices.Equal(la, lb) {
 			t.Errorf("%s: 4 workers give other rows than 1 (%d vs %d lines)", table, len(lb), len(la))
+		}
+	}
+}
+
+// TestMemberFilter checks that lines are read only as far as the index
+// and the views need, and that this changes nothing they see.
+func TestMemberFilter(t *testing.T) {
+	view := func(path string) *View {
+		t.Helper()
+		v, err := compileView([]byte(`{"resourceType":"ViewDefinition","name":"v","resource":"Patient","status":"active",
+			"select":[{"column":[{"name":"id","path":"id"},{"name":"x","path":"`+path+`"}]}]}`), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	e, err := NewEngine([]*View{view("name.family.first()")}, Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]bool{"resourceType": true, "id": true, "meta": true, "name": true, "family": true, "text": false, "birthDate": false} {
+		if got := e.filter.Keep(key); got != want {
+			t.Errorf("Keep(%q) = %v, want %v", key, got, want)
+		}
+	}
+	in := `{"resourceType":"Patient","id":"p1","meta":{"lastUpdated":"2024-01-02T03:04:05Z"},"text":{"div":"<div>\u00e9</div>"},"name":[{"family":"Doe"}]}
+{"resourceType":"Patient","id":"p2","text":{"div":tru},"name":[{"family":"Roe"}]}
+`
+	sink := NewMemSink()
+	defer sink.Release()
+	if _, err := e.Transform(t.Context(), "f.ndjson", strings.NewReader(in), sink); err != nil {
+		t.Fatal(err)
+	}
+	// A skipped member is still checked: the second line is rejected as
+	// it would be if it were read whole.
+	want := []Reject{{File: "f.ndjson", Line: 2, Reason: "invalid JSON at byte 50: invalid literal"}}
+	if diff := cmp.Diff(want, sink.Rejects); diff != "" {
+		t.Errorf("rejects (-want +got):\n%s", diff)
+	}
+	res := sink.Batches[ResourcesTable][0]
+	if got := res.Column(2).(*array.Timestamp).Value(0); got != 1704164645000000 {
+		t.Errorf("meta_last_updated = %d: the index lost meta", got)
+	}
+	if got := sink.Batches["v"][0].Column(1).(*array.String).Value(0); got != "Doe" {
+		t.Errorf("x = %q", got)
+	}
+	// A view that can reach the whole resource reads lines whole.
+	for _, path := range []string{"%resource.name.family", "Patient.name.family", "name.where($this.family = 'x').given"} {
+		if e, err := NewEngine([]*View{view(path)}, Options{}); err != nil || e.filter != nil {
+			t.Errorf("%s: filter %v, error %v; want no filter", path, e.filter, err)
 		}
 	}
 }

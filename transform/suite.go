@@ -130,8 +130,9 @@ func runView(view json.RawMessage, resources []json.RawMessage) ([]string, []str
 	})
 	var p jsondoc.Parser
 	var out []string
+	filter := memberFilter([]*View{v}) // as Transform reads lines
 	for _, raw := range resources {
-		res, err := p.Parse(raw)
+		res, err := p.ParseFiltered(raw, filter)
 		if err != nil {
 			return nil, nil, err
 		}

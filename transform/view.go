@@ -50,6 +50,11 @@ type View struct {
 	// keys are the members of the resource that the view's paths start
 	// with, resolved in one pass per resource.
 	keys *fhirpath.Keys
+	// members are the member names the view's paths can read; whole is
+	// set when a path can reach the whole resource (see
+	// fhirpath.Expr.MemberNames).
+	members []string
+	whole   bool
 }
 
 // selectPlan is one compiled select: its own columns, then the columns of
@@ -181,6 +186,11 @@ func compileView(data []byte, requireName bool) (*View, error) {
 	c.view.root = root
 	v := c.view
 	v.keys = fhirpath.NewKeys(append(slices.Clone(v.where), resourcePaths(root, nil)...)...)
+	for _, e := range append(slices.Clone(v.where), allPaths(root, nil)...) {
+		names, whole := e.MemberNames()
+		v.members = append(v.members, names...)
+		v.whole = v.whole || whole
+	}
 	seen := map[string]bool{}
 	for _, col := range v.columns {
 		if seen[col.Name] {
@@ -331,6 +341,21 @@ func resourcePaths(sp *selectPlan, out []*fhirpath.Expr) []*fhirpath.Expr {
 	}
 	for _, sub := range append(slices.Clone(sp.selects), sp.unionAll...) {
 		out = resourcePaths(sub, out)
+	}
+	return out
+}
+
+// allPaths appends every path of sp and of the selects nested in it.
+func allPaths(sp *selectPlan, out []*fhirpath.Expr) []*fhirpath.Expr {
+	out = append(out, sp.repeat...)
+	if sp.forEach != nil {
+		out = append(out, sp.forEach)
+	}
+	for _, cp := range sp.columns {
+		out = append(out, cp.expr)
+	}
+	for _, sub := range append(slices.Clone(sp.selects), sp.unionAll...) {
+		out = allPaths(sub, out)
 	}
 	return out
 }

@@ -140,3 +140,41 @@ func (c *Context) resolveKeys() {
 		}
 	}
 }
+
+// MemberNames returns the member names e can read, in order of first
+// appearance: every name navigated, plus "extension" when e calls
+// extension(). whole is true when e can reach the resource object itself
+// (through %resource, %rootResource, $this or a type name such as
+// "Patient.name"), and with it members it never names, such as in a
+// comparison or a rendering of the whole object. A reader may leave out of
+// a resource every top-level member an expression does not name, or
+// choice elements of one it names, unless whole is true.
+func (e *Expr) MemberNames() (names []string, whole bool) {
+	seen := map[string]bool{}
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	walk(e.root, func(n Node) {
+		switch n := n.(type) {
+		case *MemberNode:
+			if n.Target == nil && (n.Name == "" || n.Name[0] >= 'A' && n.Name[0] <= 'Z') {
+				whole = true // may name the resource type
+			}
+			add(n.Name)
+		case *FunctionNode:
+			if n.Name == "extension" {
+				add("extension")
+			}
+		case *ConstantNode:
+			if n.Name == "resource" || n.Name == "rootResource" {
+				whole = true
+			}
+		case *SpecialNode:
+			whole = true
+		}
+	})
+	return names, whole
+}

@@ -88,9 +88,10 @@ type Value struct {
 // Parser parses documents. The zero Parser is ready to use. A Parser is
 // not safe for concurrent use; each goroutine needs its own.
 type Parser struct {
-	nodes []Value
-	buf   []byte // decoded escaped strings of the current document
-	in    string // the document being parsed
+	nodes  []Value
+	buf    []byte  // decoded escaped strings of the current document
+	in     string  // the document being parsed
+	filter *Filter // the members of a top-level object to keep; nil: all
 }
 
 // SyntaxError is a document that is not JSON. It holds the byte offset of
@@ -118,6 +119,11 @@ func (p *Parser) Parse(b []byte) (*Value, error) {
 
 // ParseString is Parse for a string.
 func (p *Parser) ParseString(s string) (*Value, error) {
+	p.filter = nil
+	return p.parse(s)
+}
+
+func (p *Parser) parse(s string) (*Value, error) {
 	p.nodes = p.nodes[:0]
 	p.buf = p.buf[:0]
 	p.in = s
@@ -212,10 +218,17 @@ func (p *Parser) value(i, depth int) (int, error) {
 }
 
 func (p *Parser) literal(i int, lit string, t Type) (int, error) {
+	j, err := p.checkLiteral(i, lit)
+	if err == nil {
+		p.add(t)
+	}
+	return j, err
+}
+
+func (p *Parser) checkLiteral(i int, lit string) (int, error) {
 	if len(p.in)-i < len(lit) || p.in[i:i+len(lit)] != lit {
 		return i, p.errorf(i, "invalid literal")
 	}
-	p.add(t)
 	return i + len(lit), nil
 }
 
@@ -407,6 +420,20 @@ func (p *Parser) object(i, depth int) (int, error) {
 			return i, p.errorf(i, "expected ':' after a member name")
 		}
 		i = skipWS(s, i+1)
+		if depth == 1 && p.filter != nil && !p.filter.Keep(key) {
+			if i, err = p.skip(i, depth); err != nil {
+				return i, err
+			}
+			if i = skipWS(s, i); i < len(s) && s[i] == ',' {
+				i = skipWS(s, i+1)
+				continue
+			}
+			if i < len(s) && s[i] == '}' {
+				p.nodes[k].n = n
+				return i + 1, nil
+			}
+			return i, p.errorf(i, "expected ',' or '}' in an object")
+		}
 		child := int32(len(p.nodes))
 		if i, err = p.value(i, depth); err != nil {
 			return i, err

@@ -179,8 +179,10 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	filter := NewFilter("a", "id", "value")
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var p Parser
+		checkFiltered(t, &p, in, filter)
 		v, err := p.Parse(in)
 		want, stdErr := stdDecode(t, string(in))
 		lenient := !utf8.Valid(in) || bytes.ContainsFunc(in, func(r rune) bool { return r < 0x20 && r != ' ' && r != '\t' && r != '\n' && r != '\r' }) ||
@@ -202,4 +204,78 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkFiltered checks that ParseFiltered fails exactly when Parse does,
+// with the same error, and otherwise keeps exactly the top-level members
+// the filter keeps, with the same values.
+func checkFiltered(t *testing.T, p *Parser, in []byte, f *Filter) {
+	t.Helper()
+	fv, ferr := p.ParseFiltered(in, f)
+	var got any
+	if ferr == nil {
+		got = toAny(fv)
+	}
+	var whole Parser // p's nodes hold fv
+	v, err := whole.Parse(in)
+	if (err == nil) != (ferr == nil) || err != nil && err.Error() != ferr.Error() {
+		t.Fatalf("ParseFiltered error %v, Parse error %v", ferr, err)
+	}
+	if err != nil {
+		return
+	}
+	want := toAny(v)
+	if m, ok := want.(map[string]any); ok {
+		// The first of duplicate names is the one Get finds; toAny keeps
+		// the last, so compare member by member through Get.
+		for k := range m {
+			if !f.Keep(k) {
+				delete(m, k)
+			}
+		}
+		gm := got.(map[string]any)
+		for k := range gm {
+			if cmp.Diff(toAny(v.Get(k)), toAny(fv.Get(k))) != "" {
+				t.Fatalf("member %q differs", k)
+			}
+		}
+		if len(gm) != len(m) {
+			t.Fatalf("kept %d members, want %d", len(gm), len(m))
+		}
+		return
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("filtered non-object (-want +got):\n%s", diff)
+	}
+}
+
+func TestFilter(t *testing.T) {
+	f := NewFilter("value", "id", "code", "")
+	for key, want := range map[string]bool{
+		"id": true, "value": true, "valueQuantity": true, "valueString": true, "code": true,
+		"ids": false, "valuequantity": false, "valu": false, "codeSystem": true, "component": false, "": false, "i": false,
+	} {
+		if got := f.Keep(key); got != want {
+			t.Errorf("Keep(%q) = %v, want %v", key, got, want)
+		}
+	}
+	tests := []string{
+		`{"id":"x","component":[{"code":{"coding":[{"code":"a\u00e9"}]}},1,2.5,true,false,null,"s\n"],"valueQuantity":{"value":1},"code":"c"}`,
+		`{"big":{"deep":[[[{"a":[1,{"b":"\"q\""}]}]]]},"id":"y"}`,
+		`{"id":"z"}`, `{}`, `[{"component":1}]`, `"top"`,
+		`{"component":[1,2,}`, `{"component":"\x"}`, `{"component":tru,"id":"a"}`, `{"component":{"a" 1}}`,
+		`{"component":[1 2]}`, `{"component":01}`, `{"component":{"a":1,}}`, `{"component":"abc`, `{"component":-}`,
+		`{"component":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `}`,
+	}
+	var p Parser
+	for _, in := range tests {
+		checkFiltered(t, &p, []byte(in), f)
+	}
+	v, err := p.ParseFiltered([]byte(tests[0]), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Get("component") != nil || v.Len() != 3 || v.Get("code").Str() != "c" {
+		t.Errorf("filtered document: %s", v.AppendJSON(nil))
+	}
 }

@@ -26,6 +26,8 @@ type colBuilder interface {
 	// and appends it; on error it appends nothing.
 	add(v *fhirpath.Value) error
 	addNull()
+	// truncate drops the cells after the first n.
+	truncate(n int)
 	// build returns the array of the cells added since the last build, in
 	// memory from mem, and starts the next batch.
 	build(mem memory.Allocator) arrow.Array
@@ -81,6 +83,8 @@ func (b *bitmap) push(v bool) {
 func (b *bitmap) len() int { return len(b.bytes) }
 
 func (b *bitmap) reset() { b.bytes = b.bytes[:0] }
+
+func (b *bitmap) truncate(n int) { b.bytes = b.bytes[:n] }
 
 // pack returns the bits as an Arrow bitmap (least significant bit first)
 // and the number of ones.
@@ -158,6 +162,12 @@ func (c *stringCol) addNull() {
 	c.valid.push(false)
 }
 
+func (c *stringCol) truncate(n int) {
+	c.offsets = c.offsets[:n+1]
+	c.data = c.data[:c.offsets[n]]
+	c.valid.truncate(n)
+}
+
 func (c *stringCol) full() bool { return len(c.data) >= maxStringData }
 
 func (c *stringCol) build(mem memory.Allocator) arrow.Array {
@@ -184,6 +194,11 @@ func (c *boolCol) add(v *fhirpath.Value) error {
 func (c *boolCol) addNull() {
 	c.vals.push(false)
 	c.valid.push(false)
+}
+
+func (c *boolCol) truncate(n int) {
+	c.valid.truncate(n)
+	c.vals.truncate(n)
 }
 
 func (c *boolCol) build(mem memory.Allocator) arrow.Array {
@@ -224,6 +239,11 @@ func (c *fixedCol[T]) addNull() {
 	c.valid.push(false)
 }
 
+func (c *fixedCol[T]) truncate(n int) {
+	c.vals = c.vals[:n]
+	c.valid.truncate(n)
+}
+
 func (c *fixedCol[T]) build(mem memory.Allocator) arrow.Array {
 	valid, nulls := c.valid.validity(mem)
 	a := makeArray(c.dt, c.valid.len(), []*memory.Buffer{valid, copyBuffer(mem, bytesOf(c.vals))}, nil, nulls)
@@ -256,6 +276,13 @@ func (c *listCol) end(k int) {
 	c.n += int32(k)
 	c.offsets = append(c.offsets, c.n)
 	c.valid.push(true)
+}
+
+func (c *listCol) truncate(n int) {
+	c.offsets = c.offsets[:n+1]
+	c.n = c.offsets[n]
+	c.elem.truncate(int(c.n))
+	c.valid.truncate(n)
 }
 
 func (c *listCol) build(mem memory.Allocator) arrow.Array {

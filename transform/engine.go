@@ -512,6 +512,12 @@ func (w *worker) resource(line []byte) error {
 	}
 	res := fhirpath.Object(v)
 	for _, i := range w.e.byResource[w.rtype] {
+		if w.e.views[i].flat != nil {
+			if err := w.flatRow(i, res); err != nil {
+				return err
+			}
+			continue
+		}
 		rows, err := w.states[i].rows(res)
 		if err != nil {
 			if cerr := w.cellReject("", err); cerr != nil {
@@ -524,6 +530,50 @@ func (w *worker) resource(line []byte) error {
 		}
 	}
 	return nil
+}
+
+// flatRow evaluates view i, whose rows are flat (see View.flat), over res
+// and appends its one row to the view's table as it goes: what rows and
+// appendRows do, without collecting the row first. When a path fails, the
+// cells already appended are taken back and the resource yields no row,
+// as with rows.
+func (w *worker) flatRow(i int, res fhirpath.Value) error {
+	st, t := w.states[i], w.tables[i]
+	ok, err := st.begin(res)
+	if err != nil {
+		return w.cellReject("", err)
+	}
+	if !ok {
+		return nil
+	}
+	cols := w.e.views[i].flat
+	for k, cp := range cols {
+		c, err := cp.expr.Eval(&st.ctx, st.focus)
+		if err != nil {
+			for _, done := range cols[:k] {
+				t.cols[done.idx].truncate(t.rows)
+			}
+			return w.cellReject("", err)
+		}
+		col := t.cols[cp.idx]
+		switch {
+		case len(c) == 0:
+			col.addNull()
+		case len(c) > 1:
+			col.addNull()
+			if err := w.cellReject(t.schema.Field(cp.idx).Name, ErrNotCollection); err != nil {
+				return err
+			}
+		default:
+			if err := addValue(col, &c[0]); err != nil {
+				col.addNull()
+				if err := w.cellReject(t.schema.Field(cp.idx).Name, err); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return w.added(t, 1)
 }
 
 // resourceCols are the columns of ResourcesTable.

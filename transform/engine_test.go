@@ -293,3 +293,47 @@ func TestMemberFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestFlatRowError checks that a path failing in the middle of a flat
+// row takes back the cells already written: the resource yields no row
+// and the next resource's row is whole.
+func TestFlatRowError(t *testing.T) {
+	v, err := compileView([]byte(`{"resourceType":"ViewDefinition","name":"v","resource":"Patient","status":"active",
+		"select":[{"column":[{"name":"id","path":"id"},{"name":"g","path":"gender"}]},
+		          {"select":[{"column":[{"name":"old","path":"multipleBirth > 1","type":"boolean"},{"name":"n","path":"name.family.first()"}]}]}]}`), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.flat) != 4 {
+		t.Fatalf("view has %d flat columns, want 4", len(v.flat))
+	}
+	e, err := NewEngine([]*View{v}, Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := `{"resourceType":"Patient","id":"a","gender":"female","multipleBirthInteger":2,"name":[{"family":"A"}]}
+{"resourceType":"Patient","id":"b","gender":"male","multipleBirthBoolean":true,"name":[{"family":"B"}]}
+{"resourceType":"Patient","id":"c","name":[{"family":"C"}]}
+`
+	sink := NewMemSink()
+	defer sink.Release()
+	if _, err := e.Transform(t.Context(), "f.ndjson", strings.NewReader(in), sink); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.Rejects) != 1 || sink.Rejects[0].ResourceID != "b" || sink.Rejects[0].Column != "" {
+		t.Errorf("rejects = %+v, want one for the whole of b", sink.Rejects)
+	}
+	rec := sink.Batches["v"][0]
+	var got []string
+	for r := range int(rec.NumRows()) {
+		var cells []string
+		for c := range int(rec.NumCols()) {
+			cells = append(cells, rec.Column(c).ValueStr(r))
+		}
+		got = append(got, strings.Join(cells, ","))
+	}
+	want := []string{"a,female,true,A", "c,(null),(null),C"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rows (-want +got):\n%s", diff)
+	}
+}

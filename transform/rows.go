@@ -47,29 +47,39 @@ func newEvalState(v *View, cellError func(int, error) error) *evalState {
 // rows evaluates the view over one resource. It returns no rows when a
 // where path is not true.
 func (s *evalState) rows(res fhirpath.Value) ([]row, error) {
+	ok, err := s.begin(res)
+	if !ok || err != nil {
+		return nil, err
+	}
+	return s.run(s.view.root, s.focus, 0)
+}
+
+// begin starts the evaluation of the view over res: the focus is set and
+// the view's where paths are checked. ok is false when one is not true.
+func (s *evalState) begin(res fhirpath.Value) (ok bool, err error) {
 	s.ctx.Reset()
 	s.cells = s.cells[:0]
 	s.lists = s.lists[:0]
 	s.ctx.Resource = res
 	s.setRowIndex(0)
 	s.focus = append(s.focus[:0], res)
-	focus := s.focus[:1:1]
+	s.focus = s.focus[:1:1]
 	for _, w := range s.view.where {
-		c, err := w.Eval(&s.ctx, focus)
+		c, err := w.Eval(&s.ctx, s.focus)
 		if err != nil {
-			return nil, fmt.Errorf("where %s: %w", w, err)
+			return false, fmt.Errorf("where %s: %w", w, err)
 		}
 		if len(c) == 0 {
-			return nil, nil
+			return false, nil
 		}
 		if len(c) > 1 || c[0].Kind() != fhirpath.KindBoolean {
-			return nil, fmt.Errorf("where %s: %w", w, ErrWhereNotBoolean)
+			return false, fmt.Errorf("where %s: %w", w, ErrWhereNotBoolean)
 		}
 		if !c[0].Bool() {
-			return nil, nil
+			return false, nil
 		}
 	}
-	return s.run(s.view.root, focus, 0)
+	return true, nil
 }
 
 // newRow returns an empty row, valid until the next call of rows.

@@ -55,6 +55,11 @@ type View struct {
 	// fhirpath.Expr.MemberNames).
 	members []string
 	whole   bool
+	// flat holds every column of a view that yields exactly one row per
+	// resource (no forEach, forEachOrNull, repeat or unionAll anywhere,
+	// no collection column), in evaluation order; nil for other views.
+	// The engine writes such rows straight into its builders.
+	flat []colPlan
 }
 
 // selectPlan is one compiled select: its own columns, then the columns of
@@ -186,6 +191,7 @@ func compileView(data []byte, requireName bool) (*View, error) {
 	c.view.root = root
 	v := c.view
 	v.keys = fhirpath.NewKeys(append(slices.Clone(v.where), resourcePaths(root, nil)...)...)
+	v.flat = flatColumns(root, nil)
 	for _, e := range append(slices.Clone(v.where), allPaths(root, nil)...) {
 		names, whole := e.MemberNames()
 		v.members = append(v.members, names...)
@@ -341,6 +347,27 @@ func resourcePaths(sp *selectPlan, out []*fhirpath.Expr) []*fhirpath.Expr {
 	}
 	for _, sub := range append(slices.Clone(sp.selects), sp.unionAll...) {
 		out = resourcePaths(sub, out)
+	}
+	return out
+}
+
+// flatColumns appends the columns of sp and its nested selects in the
+// order run evaluates them, or returns nil when sp can yield other than
+// one row per focus.
+func flatColumns(sp *selectPlan, out []colPlan) []colPlan {
+	if sp.forEach != nil || len(sp.repeat) > 0 || len(sp.unionAll) > 0 {
+		return nil
+	}
+	for _, cp := range sp.columns {
+		if cp.collection {
+			return nil
+		}
+		out = append(out, cp)
+	}
+	for _, sub := range sp.selects {
+		if out = flatColumns(sub, out); out == nil {
+			return nil
+		}
 	}
 	return out
 }

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"math/bits"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -294,11 +295,13 @@ const (
 )
 
 // quoteOrBackslash returns the index of the first '"' or '\\' in s from
-// i, len(s) when there is none. It tests eight bytes at a time: FHIR
-// strings and member names are mostly shorter than the set-up of
-// bytes.IndexByte is worth, and one pass finds both bytes.
+// i, len(s) when there is none. The first 16 bytes are tested eight at a
+// time, which is what member names, codes and dates need and cheaper than
+// setting up bytes.IndexByte; beyond that (URLs, display texts,
+// narratives) IndexByte's vector loop wins, once for the quote and once
+// for a backslash before it.
 func quoteOrBackslash(s string, i int) int {
-	for ; i+8 <= len(s); i += 8 {
+	for end := i + 16; i+8 <= len(s) && i < end; i += 8 {
 		x := binary.LittleEndian.Uint64([]byte(s[i : i+8]))
 		q, b := x^quotes, x^slashs
 		// A zero byte in q or b is a match (the classic has-zero-byte
@@ -308,12 +311,22 @@ func quoteOrBackslash(s string, i int) int {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
-	for ; i < len(s); i++ {
-		if c := s[i]; c == '"' || c == '\\' {
-			return i
+	if len(s)-i < 8 {
+		for ; i < len(s); i++ {
+			if c := s[i]; c == '"' || c == '\\' {
+				return i
+			}
 		}
+		return len(s)
 	}
-	return len(s)
+	q := strings.IndexByte(s[i:], '"')
+	if q < 0 {
+		q = len(s) - i
+	}
+	if b := strings.IndexByte(s[i:i+q], '\\'); b >= 0 {
+		return i + b
+	}
+	return i + q
 }
 
 // escaped decodes the string whose content starts at s[i] and holds an

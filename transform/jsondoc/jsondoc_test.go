@@ -279,3 +279,25 @@ func TestFilter(t *testing.T) {
 		t.Errorf("filtered document: %s", v.AppendJSON(nil))
 	}
 }
+
+func TestQuoteOrBackslash(t *testing.T) {
+	for n := range 70 {
+		for at := 0; at <= n; at++ {
+			for _, c := range []byte{'"', '\\'} {
+				b := bytes.Repeat([]byte("a"), n)
+				want := n
+				if at < n {
+					b[at], want = c, at
+					if at+1 < n {
+						b[n-1] = '"' // a later quote never wins
+					}
+				}
+				for start := range min(3, at+1) {
+					if got := quoteOrBackslash(string(b), start); got != want {
+						t.Fatalf("quoteOrBackslash(%q, %d) = %d, want %d", b, start, got, want)
+					}
+				}
+			}
+		}
+	}
+}

@@ -281,7 +281,7 @@ func TestFilter(t *testing.T) {
 }
 
 func TestQuoteOrBackslash(t *testing.T) {
-	for n := range 70 {
+	for n := range 150 {
 		for at := 0; at <= n; at++ {
 			for _, c := range []byte{'"', '\\'} {
 				b := bytes.Repeat([]byte("a"), n)

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -696,13 +695,4 @@ func (w *worker) flushAll() error {
 		}
 	}
 	return w.flush(w.res)
-}
-
-// aliasString returns b as a string without copying; b must not change
-// while the string is in use.
-func aliasString(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(&b[0], len(b))
 }

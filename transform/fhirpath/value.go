@@ -3,7 +3,6 @@ package fhirpath
 import (
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/fhirlake/fhirlake/transform/jsondoc"
 )
@@ -74,15 +73,6 @@ func numberValue(text string) (Value, bool) {
 		}
 	}
 	return Value{kind: KindDecimal, str: text}, true
-}
-
-// aliasString returns b as a string without copying; b must not change
-// while the string is in use.
-func aliasString(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(&b[0], len(b))
 }
 
 // Kind returns the kind of v.

@@ -129,15 +129,10 @@ func (p *Parser) skipObject(i, depth int) (int, error) {
 		if i, err = p.skip(skipWS(s, i+1), depth); err != nil {
 			return i, err
 		}
-		i = skipWS(s, i)
-		if i < len(s) && s[i] == ',' {
-			i = skipWS(s, i+1)
-			continue
+		var more bool
+		if i, more, err = p.next(i, '}'); err != nil || !more {
+			return i, err
 		}
-		if i < len(s) && s[i] == '}' {
-			return i + 1, nil
-		}
-		return i, p.errorf(i, "expected ',' or '}' in an object")
 	}
 }
 
@@ -155,14 +150,9 @@ func (p *Parser) skipArray(i, depth int) (int, error) {
 		if i, err = p.skip(i, depth); err != nil {
 			return i, err
 		}
-		i = skipWS(s, i)
-		if i < len(s) && s[i] == ',' {
-			i = skipWS(s, i+1)
-			continue
+		var more bool
+		if i, more, err = p.next(i, ']'); err != nil || !more {
+			return i, err
 		}
-		if i < len(s) && s[i] == ']' {
-			return i + 1, nil
-		}
-		return i, p.errorf(i, "expected ',' or ']' in an array")
 	}
 }

@@ -409,6 +409,8 @@ func hex4(s string, i int) (rune, bool) {
 }
 
 // object parses the members of an object whose '{' is before s[i].
+// Members of a top-level object that p.filter does not keep are checked
+// but get no nodes.
 func (p *Parser) object(i, depth int) (int, error) {
 	if depth > MaxDepth {
 		return i, p.errorf(i, "nesting deeper than %d", MaxDepth)
@@ -420,7 +422,7 @@ func (p *Parser) object(i, depth int) (int, error) {
 		return i + 1, nil
 	}
 	var n, prev int32 = 0, -1
-	for {
+	for more := true; more; {
 		if i >= len(s) || s[i] != '"' {
 			return i, p.errorf(i, "expected a member name")
 		}
@@ -437,37 +439,43 @@ func (p *Parser) object(i, depth int) (int, error) {
 			if i, err = p.skip(i, depth); err != nil {
 				return i, err
 			}
-			if i = skipWS(s, i); i < len(s) && s[i] == ',' {
-				i = skipWS(s, i+1)
-				continue
+		} else {
+			child := int32(len(p.nodes))
+			if i, err = p.value(i, depth); err != nil {
+				return i, err
 			}
-			if i < len(s) && s[i] == '}' {
-				p.nodes[k].n = n
-				return i + 1, nil
+			p.nodes[child].key = key
+			if prev >= 0 {
+				p.nodes[prev].next = child - prev
 			}
-			return i, p.errorf(i, "expected ',' or '}' in an object")
+			prev = child
+			n++
 		}
-		child := int32(len(p.nodes))
-		if i, err = p.value(i, depth); err != nil {
+		if i, more, err = p.next(i, '}'); err != nil {
 			return i, err
 		}
-		p.nodes[child].key = key
-		if prev >= 0 {
-			p.nodes[prev].next = child - prev
-		}
-		prev = child
-		n++
-		i = skipWS(s, i)
-		if i < len(s) && s[i] == ',' {
-			i = skipWS(s, i+1)
-			continue
-		}
-		if i < len(s) && s[i] == '}' {
-			p.nodes[k].n = n
-			return i + 1, nil
-		}
-		return i, p.errorf(i, "expected ',' or '}' in an object")
 	}
+	p.nodes[k].n = n
+	return i, nil
+}
+
+// next reads what follows a member or an element up to the next one: it
+// returns the offset of the next one and more after a ',', or the offset
+// after close (the '}' of an object, the ']' of an array).
+func (p *Parser) next(i int, close byte) (j int, more bool, err error) {
+	s := p.in
+	if i = skipWS(s, i); i < len(s) {
+		switch s[i] {
+		case ',':
+			return skipWS(s, i+1), true, nil
+		case close:
+			return i + 1, false, nil
+		}
+	}
+	if close == '}' {
+		return i, false, p.errorf(i, "expected ',' or '}' in an object")
+	}
+	return i, false, p.errorf(i, "expected ',' or ']' in an array")
 }
 
 // array parses the elements of an array whose '[' is before s[i].
@@ -482,7 +490,7 @@ func (p *Parser) array(i, depth int) (int, error) {
 		return i + 1, nil
 	}
 	var n, prev int32 = 0, -1
-	for {
+	for more := true; more; {
 		child := int32(len(p.nodes))
 		var err error
 		if i, err = p.value(i, depth); err != nil {
@@ -493,17 +501,12 @@ func (p *Parser) array(i, depth int) (int, error) {
 		}
 		prev = child
 		n++
-		i = skipWS(s, i)
-		if i < len(s) && s[i] == ',' {
-			i = skipWS(s, i+1)
-			continue
+		if i, more, err = p.next(i, ']'); err != nil {
+			return i, err
 		}
-		if i < len(s) && s[i] == ']' {
-			p.nodes[k].n = n
-			return i + 1, nil
-		}
-		return i, p.errorf(i, "expected ',' or ']' in an array")
 	}
+	p.nodes[k].n = n
+	return i, nil
 }
 
 // Type returns v's JSON type, 0 for a nil v.

@@ -46,7 +46,7 @@ $(TOOLS)/staticcheck:
 # Benchmarks: transform and DuckDB's read_ndjson on the same generated
 # NDJSON (FHIRLAKE_BENCH_MB, default 500), and download throughput by
 # concurrency. Prints MB/s, rows/s and the fhirlake/DuckDB ratio (median of
-# three alternating runs of each).
+# five alternating runs of each).
 bench:
 	FHIRLAKE_BENCH_MB=$${FHIRLAKE_BENCH_MB:-500} $(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/bench/
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 3x ./extract/

@@ -225,7 +225,7 @@ var compareTables = map[Kind][]string{EOB: {"eob", "eob_item"}, Observation: {"o
 // compareRounds is how many times BenchmarkCompare runs each side. On a
 // shared machine one pair of runs can differ by a fifth either way; the
 // median of a few alternating runs is a steadier ratio.
-const compareRounds = 3
+const compareRounds = 5
 
 // BenchmarkCompare runs fhirlake and DuckDB on the same file, building the
 // same tables, compareRounds times each and alternating which goes first,

@@ -230,7 +230,8 @@ const compareRounds = 5
 // BenchmarkCompare runs fhirlake and DuckDB on the same file, building the
 // same tables, compareRounds times each and alternating which goes first,
 // and reports the median throughput of each and the ratio of the medians
-// (above 1: fhirlake is faster). Every run is logged.
+// (above 1: fhirlake is faster). Every run is logged, and both sides must
+// write the same number of rows.
 func BenchmarkCompare(b *testing.B) {
 	for _, kind := range []Kind{EOB, Observation} {
 		b.Run(string(kind), func(b *testing.B) {
@@ -240,17 +241,18 @@ func BenchmarkCompare(b *testing.B) {
 			mb := float64(in.size) / 1e6
 			for range b.N {
 				var fl, dk []float64
+				var frows, drows int64
 				for r := range compareRounds {
 					sides := []func(){
 						func() {
 							rows, d := transformFile(b, e, in.path)
 							fl = append(fl, mb/d.Seconds())
-							b.Logf("%s round %d: fhirlake %.1f MB/s (%d rows)", kind, r+1, fl[len(fl)-1], rows)
+							frows = rows
 						},
 						func() {
 							rows, d := duckdbKind(b, kind, in.path)
 							dk = append(dk, mb/d.Seconds())
-							b.Logf("%s round %d: duckdb %.1f MB/s (%d rows)", kind, r+1, dk[len(dk)-1], rows)
+							drows = rows
 						},
 					}
 					if r%2 == 1 {
@@ -259,9 +261,12 @@ func BenchmarkCompare(b *testing.B) {
 					sides[0]()
 					sides[1]()
 				}
+				if frows != drows {
+					b.Fatalf("%s: fhirlake wrote %d rows, duckdb %d", kind, frows, drows)
+				}
 				f, d := median(fl), median(dk)
-				b.Logf("%s %.0f MB, tables %v: median of %d runs: fhirlake %.1f MB/s, duckdb %.1f MB/s, ratio %.2f",
-					kind, mb, compareTables[kind], compareRounds, f, d, f/d)
+				b.Logf("%s %.0f MB, tables %v (%d rows): fhirlake %.0f MB/s, duckdb %.0f MB/s; medians %.1f and %.1f MB/s, ratio %.2f",
+					kind, mb, compareTables[kind], frows, fl, dk, f, d, f/d)
 				b.ReportMetric(f, "fhirlake-MB/s")
 				b.ReportMetric(d, "duckdb-MB/s")
 				b.ReportMetric(f/d, "ratio")

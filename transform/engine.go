@@ -180,19 +180,23 @@ func newTable(name string, schema *arrow.Schema, kinds []colKind) *table {
 // worker is the state of one goroutine of a Transform call: its own
 // parser, builders and evaluation state.
 type worker struct {
-	e       *Engine
-	ctx     context.Context
-	file    string
-	sink    Sink
-	stats   Stats
-	tables  []*table // parallel to e.views
-	res     *table
-	resCols resourceCols
-	states  []*evalState
-	parser  jsondoc.Parser
-	line    int64
-	rtype   string
-	rid     string
+	e      *Engine
+	ctx    context.Context
+	file   string
+	sink   Sink
+	stats  Stats
+	tables []*table // parallel to e.views
+	// lastViews are e.byResource[lastType], the views of the last
+	// resource type seen.
+	lastType  string
+	lastViews []int
+	res       *table
+	resCols   resourceCols
+	states    []*evalState
+	parser    jsondoc.Parser
+	line      int64
+	rtype     string
+	rid       string
 }
 
 func (e *Engine) newWorker(ctx context.Context, name string, sink Sink) *worker {
@@ -510,7 +514,10 @@ func (w *worker) resource(line []byte) error {
 		return err
 	}
 	res := fhirpath.Object(v)
-	for _, i := range w.e.byResource[w.rtype] {
+	if w.rtype != w.lastType { // files hold one type: look it up once
+		w.lastType, w.lastViews = strings.Clone(w.rtype), w.e.byResource[w.rtype]
+	}
+	for _, i := range w.lastViews {
 		if w.e.views[i].flat != nil {
 			if err := w.flatRow(i, res); err != nil {
 				return err

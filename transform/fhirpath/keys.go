@@ -18,6 +18,7 @@ type Keys struct {
 	ids     []int32     // parallel to names: memberID(name)
 	byFirst [256][]int8 // first byte -> indices in names
 	maxID   int32
+	has     []bool // by memberID: the name is one of names
 }
 
 // Bounds of the names of a Keys. Below minKeys names, looking them up one
@@ -51,6 +52,10 @@ func NewKeys(exprs ...*Expr) *Keys {
 	}
 	if len(k.names) < minKeys {
 		return nil
+	}
+	k.has = make([]bool, k.maxID+1)
+	for _, id := range k.ids {
+		k.has[id] = true
 	}
 	return k
 }
@@ -100,6 +105,9 @@ func (c *Context) memberOf(o *jsondoc.Value, s *step) (*jsondoc.Value, string) {
 				}
 			}
 		}
+		if int(s.id) < len(c.Keys.has) && c.Keys.has[s.id] {
+			return nil, "" // one of the Keys the resource does not have
+		}
 	}
 	return c.member(o, s.name)
 }
@@ -113,9 +121,6 @@ func (c *Context) resolveKeys() {
 	if int(k.maxID) >= len(c.top) {
 		c.top = append(c.top, make([]topSlot, int(k.maxID)+1-len(c.top))...)
 	}
-	for _, id := range k.ids {
-		c.top[id] = topSlot{gen: c.gen}
-	}
 	if c.Resource.obj.Type() != jsondoc.TypeObject {
 		return
 	}
@@ -127,6 +132,9 @@ func (c *Context) resolveKeys() {
 		for _, i := range k.byFirst[key[0]] {
 			name := k.names[i]
 			t := &c.top[k.ids[i]]
+			if t.gen != c.gen { // first sight in this document
+				*t = topSlot{gen: c.gen}
+			}
 			switch {
 			case len(key) == len(name):
 				if !t.exact && key == name {

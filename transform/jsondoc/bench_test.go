@@ -18,3 +18,18 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseFiltered is BenchmarkParse keeping only what the built-in
+// observation view reads: the component list and more are skipped.
+func BenchmarkParseFiltered(b *testing.B) {
+	f := NewFilter("resourceType", "id", "meta", "status", "category", "code", "subject", "encounter",
+		"effective", "value", "interpretation")
+	var p Parser
+	in := []byte(line)
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if _, err := p.ParseFiltered(in, f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -61,32 +61,97 @@ func (p *Parser) ParseFiltered(b []byte, f *Filter) (*Value, error) {
 	return v, err
 }
 
-// skip checks the value starting at s[i] (not white space) as parse would
-// and returns the offset after it, adding no nodes.
+// skip checks the value starting at s[i] (not white space) as parse would,
+// with the same errors, and returns the offset after it, adding no nodes.
+// It is a loop over an explicit stack of the open objects and arrays
+// rather than a recursion: skipping is all tokens and no nodes, so the
+// calls would be most of its cost.
 func (p *Parser) skip(i, depth int) (int, error) {
 	s := p.in
-	if i >= len(s) {
-		return i, p.errorf(i, "unexpected end of input")
-	}
-	switch c := s[i]; c {
-	case '{':
-		return p.skipObject(i+1, depth+1)
-	case '[':
-		return p.skipArray(i+1, depth+1)
-	case '"':
-		return p.skipString(i + 1)
-	case 't':
-		return p.checkLiteral(i, "true")
-	case 'f':
-		return p.checkLiteral(i, "false")
-	case 'n':
-		return p.checkLiteral(i, "null")
-	default:
-		if c == '-' || c >= '0' && c <= '9' {
-			return p.number(i)
+	open := p.open[:0] // '{' or '[' per open container, innermost last
+	defer func() { p.open = open[:0] }()
+	var err error
+	for {
+		// A value starts at s[i].
+		if i >= len(s) {
+			return i, p.errorf(i, "unexpected end of input")
 		}
-		return i, p.errorf(i, "expected a value")
+		switch c := s[i]; c {
+		case '{', '[':
+			if depth+len(open)+1 > MaxDepth {
+				return i + 1, p.errorf(i+1, "nesting deeper than %d", MaxDepth)
+			}
+			open = append(open, c)
+			i = skipWS(s, i+1)
+			if i < len(s) && s[i] == c+2 { // '}' and ']' are '{' and '[' plus 2
+				open = open[:len(open)-1]
+				i++
+				break
+			}
+			if c == '{' {
+				if i, err = p.skipName(i); err != nil {
+					return i, err
+				}
+			}
+			continue
+		case '"':
+			i, err = p.skipString(i + 1)
+		case 't':
+			i, err = p.checkLiteral(i, "true")
+		case 'f':
+			i, err = p.checkLiteral(i, "false")
+		case 'n':
+			i, err = p.checkLiteral(i, "null")
+		default:
+			if c != '-' && (c < '0' || c > '9') {
+				return i, p.errorf(i, "expected a value")
+			}
+			i, err = p.number(i)
+		}
+		if err != nil {
+			return i, err
+		}
+		// After a value: close what ends here, then go on to the next
+		// member or element.
+		for {
+			if len(open) == 0 {
+				return i, nil
+			}
+			top := open[len(open)-1]
+			var more bool
+			if i, more, err = p.next(i, top+2); err != nil {
+				return i, err
+			}
+			if !more {
+				open = open[:len(open)-1]
+				continue
+			}
+			if top == '{' {
+				if i, err = p.skipName(i); err != nil {
+					return i, err
+				}
+			}
+			break
+		}
 	}
+}
+
+// skipName checks a member name and its ':' starting at s[i] and returns
+// the offset of the value.
+func (p *Parser) skipName(i int) (int, error) {
+	s := p.in
+	if i >= len(s) || s[i] != '"' {
+		return i, p.errorf(i, "expected a member name")
+	}
+	j, err := p.skipString(i + 1)
+	if err != nil {
+		return j, err
+	}
+	i = skipWS(s, j)
+	if i >= len(s) || s[i] != ':' {
+		return i, p.errorf(i, "expected ':' after a member name")
+	}
+	return skipWS(s, i+1), nil
 }
 
 // skipString is str without keeping the text.
@@ -103,56 +168,4 @@ func (p *Parser) skipString(i int) (int, error) {
 	_, j, err := p.escaped(i)
 	p.buf = p.buf[:mark]
 	return j, err
-}
-
-func (p *Parser) skipObject(i, depth int) (int, error) {
-	if depth > MaxDepth {
-		return i, p.errorf(i, "nesting deeper than %d", MaxDepth)
-	}
-	s := p.in
-	i = skipWS(s, i)
-	if i < len(s) && s[i] == '}' {
-		return i + 1, nil
-	}
-	for {
-		if i >= len(s) || s[i] != '"' {
-			return i, p.errorf(i, "expected a member name")
-		}
-		j, err := p.skipString(i + 1)
-		if err != nil {
-			return j, err
-		}
-		i = skipWS(s, j)
-		if i >= len(s) || s[i] != ':' {
-			return i, p.errorf(i, "expected ':' after a member name")
-		}
-		if i, err = p.skip(skipWS(s, i+1), depth); err != nil {
-			return i, err
-		}
-		var more bool
-		if i, more, err = p.next(i, '}'); err != nil || !more {
-			return i, err
-		}
-	}
-}
-
-func (p *Parser) skipArray(i, depth int) (int, error) {
-	if depth > MaxDepth {
-		return i, p.errorf(i, "nesting deeper than %d", MaxDepth)
-	}
-	s := p.in
-	i = skipWS(s, i)
-	if i < len(s) && s[i] == ']' {
-		return i + 1, nil
-	}
-	for {
-		var err error
-		if i, err = p.skip(i, depth); err != nil {
-			return i, err
-		}
-		var more bool
-		if i, more, err = p.next(i, ']'); err != nil || !more {
-			return i, err
-		}
-	}
 }

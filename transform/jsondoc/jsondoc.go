@@ -93,6 +93,7 @@ type Parser struct {
 	buf    []byte  // decoded escaped strings of the current document
 	in     string  // the document being parsed
 	filter *Filter // the members of a top-level object to keep; nil: all
+	open   []byte  // skip's stack, reused
 }
 
 // SyntaxError is a document that is not JSON. It holds the byte offset of

@@ -13,9 +13,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/fhirlake/fhirlake/transform/jsondoc"
 
 	"github.com/fhirlake/fhirlake/transform/fhirpath"
+	"github.com/fhirlake/fhirlake/transform/jsondoc"
 )
 
 // Reject is a line or value that could not be transformed. Never holds
@@ -180,23 +180,23 @@ func newTable(name string, schema *arrow.Schema, kinds []colKind) *table {
 // worker is the state of one goroutine of a Transform call: its own
 // parser, builders and evaluation state.
 type worker struct {
-	e      *Engine
-	ctx    context.Context
-	file   string
-	sink   Sink
-	stats  Stats
-	tables []*table // parallel to e.views
+	e       *Engine
+	ctx     context.Context
+	file    string
+	sink    Sink
+	stats   Stats
+	tables  []*table // parallel to e.views
+	res     *table
+	resCols resourceCols
+	states  []*evalState
+	parser  jsondoc.Parser
+	line    int64
+	rtype   string
+	rid     string
 	// lastViews are e.byResource[lastType], the views of the last
 	// resource type seen.
 	lastType  string
 	lastViews []int
-	res       *table
-	resCols   resourceCols
-	states    []*evalState
-	parser    jsondoc.Parser
-	line      int64
-	rtype     string
-	rid       string
 }
 
 func (e *Engine) newWorker(ctx context.Context, name string, sink Sink) *worker {

@@ -9,9 +9,8 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/fhirlake/fhirlake/transform/jsondoc"
-
 	"github.com/fhirlake/fhirlake/transform/fhirpath"
+	"github.com/fhirlake/fhirlake/transform/jsondoc"
 )
 
 // Report is a SQL-on-FHIR v2 conformance report, keyed by test file name:

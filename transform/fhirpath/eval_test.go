@@ -3,8 +3,9 @@ package fhirpath
 import (
 	"testing"
 
-	"github.com/fhirlake/fhirlake/transform/jsondoc"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/fhirlake/fhirlake/transform/jsondoc"
 )
 
 const patient = `{"resourceType":"Patient","id":"p1",

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fhirlake/fhirlake/transform/jsondoc"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/fhirlake/fhirlake/transform/jsondoc"
 )
 
 // planResources exercise the shapes a plan must either handle exactly like

@@ -452,6 +452,10 @@ func (p *Parser) object(i, depth int) (int, error) {
 			prev = child
 			n++
 		}
+		if i < len(s) && s[i] == ',' { // the usual case, inline
+			i = skipWS(s, i+1)
+			continue
+		}
 		if i, more, err = p.next(i, '}'); err != nil {
 			return i, err
 		}
@@ -502,6 +506,10 @@ func (p *Parser) array(i, depth int) (int, error) {
 		}
 		prev = child
 		n++
+		if i < len(s) && s[i] == ',' { // the usual case, inline
+			i = skipWS(s, i+1)
+			continue
+		}
 		if i, more, err = p.next(i, ']'); err != nil {
 			return i, err
 		}

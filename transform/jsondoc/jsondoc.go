@@ -446,10 +446,7 @@ func (p *Parser) object(i, depth int) (int, error) {
 				return i, err
 			}
 			p.nodes[child].key = key
-			if prev >= 0 {
-				p.nodes[prev].next = child - prev
-			}
-			prev = child
+			prev = p.link(prev, child)
 			n++
 		}
 		if i < len(s) && s[i] == ',' { // the usual case, inline
@@ -462,6 +459,14 @@ func (p *Parser) object(i, depth int) (int, error) {
 	}
 	p.nodes[k].n = n
 	return i, nil
+}
+
+// link makes child the sibling after prev (-1 for none) and returns it.
+func (p *Parser) link(prev, child int32) int32 {
+	if prev >= 0 {
+		p.nodes[prev].next = child - prev
+	}
+	return child
 }
 
 // next reads what follows a member or an element up to the next one: it
@@ -501,10 +506,7 @@ func (p *Parser) array(i, depth int) (int, error) {
 		if i, err = p.value(i, depth); err != nil {
 			return i, err
 		}
-		if prev >= 0 {
-			p.nodes[prev].next = child - prev
-		}
-		prev = child
+		prev = p.link(prev, child)
 		n++
 		if i < len(s) && s[i] == ',' { // the usual case, inline
 			i = skipWS(s, i+1)

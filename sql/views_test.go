@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/big"
 	"net/http/httptest"
 	"os"
@@ -67,6 +68,24 @@ func all(view, order string) []string {
 	return []string{"SELECT * FROM " + view + " ORDER BY " + order}
 }
 
+// wholeViews is the golden query set that lists every row of every view,
+// with the queries of larger datasets (a summary and a sample instead of
+// every row) put in place of a view's.
+func wholeViews(instead map[string][]string) map[string][]string {
+	g := map[string][]string{
+		"claims_by_type":  {"SELECT * FROM claims_by_type"},
+		"member_roster":   all("member_roster", rosterOrder),
+		"member_months":   all("member_months", monthsOrder),
+		"claim_lines":     all("claim_lines", linesOrder),
+		"pharmacy_claims": all("pharmacy_claims", linesOrder),
+		"ed_visits":       all("ed_visits", edOrder),
+		"hba1c_latest":    all("hba1c_latest", memberOrder),
+		"bp_latest":       all("bp_latest", memberOrder),
+	}
+	maps.Copy(g, instead)
+	return g
+}
+
 // Keys of each view, to order golden output.
 const (
 	rosterOrder = "patient_id, group_id, attribution_start"
@@ -89,9 +108,7 @@ func datasets() []dataset {
 				"claim_lines": 501, "pharmacy_claims": 57, "ed_visits": 15,
 				"hba1c_latest": 7, "bp_latest": 50,
 			},
-			golden: map[string][]string{
-				"claims_by_type": {"SELECT * FROM claims_by_type"},
-				"member_roster":  all("member_roster", rosterOrder),
+			golden: wholeViews(map[string][]string{
 				"member_months": {
 					"SELECT year_month, count(*) AS rows, count(DISTINCT patient_id) AS members, sum(coverage_count) AS coverages FROM member_months GROUP BY year_month ORDER BY year_month",
 					"SELECT * FROM member_months WHERE patient_id IN ('pat-0001', 'pat-0004') ORDER BY " + monthsOrder,
@@ -100,11 +117,7 @@ func datasets() []dataset {
 					"SELECT claim_type, claim_subtype, count(*) AS lines, count(DISTINCT claim_id) AS claims, count(rendering_npi) AS rendering_npi, count(diagnosis_code_1) AS dx1, count(procedure_code_1) AS px1, sum(paid_amount) AS paid, sum(allowed_amount) AS allowed, sum(charge_amount) AS charged FROM claim_lines GROUP BY ALL ORDER BY ALL",
 					"SELECT * FROM claim_lines WHERE person_id IN ('pat-0001', 'pat-0012') ORDER BY " + linesOrder,
 				},
-				"pharmacy_claims": all("pharmacy_claims", linesOrder),
-				"ed_visits":       all("ed_visits", edOrder),
-				"hba1c_latest":    all("hba1c_latest", memberOrder),
-				"bp_latest":       all("bp_latest", memberOrder),
-			},
+			}),
 			checks: []check{
 				// pat-0001: attributed to the first PCP group (atr-1723023440,
 				// named after prac-01's NPI) from 2025-01-01; born 1945-08-19,
@@ -163,9 +176,7 @@ func datasets() []dataset {
 				"claim_lines": 146, "pharmacy_claims": 0, "ed_visits": 0,
 				"hba1c_latest": 0, "bp_latest": 0,
 			},
-			golden: map[string][]string{
-				"claims_by_type": {"SELECT * FROM claims_by_type"},
-				"member_roster":  all("member_roster", rosterOrder),
+			golden: wholeViews(map[string][]string{
 				"member_months": {
 					"SELECT payer, plan, count(*) AS months, min(year_month) AS first, max(year_month) AS last FROM member_months GROUP BY ALL ORDER BY ALL",
 					"SELECT * FROM member_months WHERE year_month IN ('198303', '202108') ORDER BY " + monthsOrder,
@@ -174,11 +185,7 @@ func datasets() []dataset {
 					"SELECT claim_type, count(*) AS lines, count(DISTINCT claim_id) AS claims, count(diagnosis_code_1) AS dx1, sum(paid_amount) AS paid, sum(allowed_amount) AS allowed, sum(charge_amount) AS charged FROM claim_lines GROUP BY ALL ORDER BY ALL",
 					"SELECT * FROM claim_lines WHERE claim_id IN ('carrier--10177349616', 'outpatient--2018359068', 'inpatient--1991989294') ORDER BY " + linesOrder,
 				},
-				"pharmacy_claims": all("pharmacy_claims", linesOrder),
-				"ed_visits":       all("ed_visits", edOrder),
-				"hba1c_latest":    all("hba1c_latest", memberOrder),
-				"bp_latest":       all("bp_latest", memberOrder),
-			},
+			}),
 			checks: []check{
 				// Part A and Part B start 1983-03-24 and are open: March 1983
 				// to August 2021 is 462 months each. Parts C and D have no
@@ -211,16 +218,7 @@ func datasets() []dataset {
 				"claim_lines": 21, "pharmacy_claims": 0, "ed_visits": 0,
 				"hba1c_latest": 0, "bp_latest": 0,
 			},
-			golden: map[string][]string{
-				"claims_by_type":  {"SELECT * FROM claims_by_type"},
-				"member_roster":   all("member_roster", rosterOrder),
-				"member_months":   all("member_months", monthsOrder),
-				"claim_lines":     all("claim_lines", linesOrder),
-				"pharmacy_claims": all("pharmacy_claims", linesOrder),
-				"ed_visits":       all("ed_visits", edOrder),
-				"hba1c_latest":    all("hba1c_latest", memberOrder),
-				"bp_latest":       all("bp_latest", memberOrder),
-			},
+			golden: wholeViews(nil),
 			checks: []check{
 				// CoverageEx2 2017-01-01..2017-06-30 (plan GI8) is 6 months;
 				// CoverageEx1 from 2020-01-01, open, to the data date
@@ -255,16 +253,7 @@ func datasets() []dataset {
 				"claim_lines": 8, "pharmacy_claims": 1, "ed_visits": 4,
 				"hba1c_latest": 2, "bp_latest": 2,
 			},
-			golden: map[string][]string{
-				"claims_by_type":  {"SELECT * FROM claims_by_type"},
-				"member_roster":   all("member_roster", rosterOrder),
-				"member_months":   all("member_months", monthsOrder),
-				"claim_lines":     all("claim_lines", linesOrder),
-				"pharmacy_claims": all("pharmacy_claims", linesOrder),
-				"ed_visits":       all("ed_visits", edOrder),
-				"hba1c_latest":    all("hba1c_latest", memberOrder),
-				"bp_latest":       all("bp_latest", memberOrder),
-			},
+			golden: wholeViews(nil),
 			checks: []check{
 				// Data date 2024-09-15. edge-1's first period ended
 				// 2024-06-30 (inactive now; coverage in force that day:

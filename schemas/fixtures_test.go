@@ -11,20 +11,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fhirlake/fhirlake/internal/fixtures"
 	"github.com/fhirlake/fhirlake/schemas"
 	"github.com/fhirlake/fhirlake/transform"
 )
-
-// fixtureDir returns a folder of ../shared/fixtures, skipping the test when
-// the shared fixtures are not checked out beside the repo.
-func fixtureDir(t *testing.T, sub string) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "fixtures", sub)
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared fixtures not found at %s; clone the project with ../shared beside it to run this test", dir)
-	}
-	return dir
-}
 
 // flatten runs the built-in views over every file of dir (NDJSON, or one
 // pretty-printed resource per .json file) and returns the rows of each
@@ -39,27 +29,10 @@ func flatten(t *testing.T, dir string) map[string][]map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "*"))
-	var nd bytes.Buffer
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case strings.HasSuffix(f, ".ndjson"):
-			nd.Write(data)
-		case strings.HasSuffix(f, ".json"):
-			var c bytes.Buffer
-			if err := json.Compact(&c, data); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			nd.Write(append(c.Bytes(), '\n'))
-		}
-	}
+	nd := fixtures.NDJSON(t, fixtures.Files(t, dir, "*")...)
 	sink := transform.NewMemSink()
 	defer sink.Release()
-	st, err := e.Transform(t.Context(), filepath.Base(dir), &nd, sink)
+	st, err := e.Transform(t.Context(), filepath.Base(dir), bytes.NewReader(nd), sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +126,7 @@ func counts(rows map[string][]map[string]any) map[string]int {
 }
 
 func TestCMSDPCFixture(t *testing.T) {
-	rows := flatten(t, fixtureDir(t, "cms-dpc"))
+	rows := flatten(t, fixtures.Dir(t, "cms-dpc"))
 	wantCounts := map[string]int{
 		"patient": 1, "patient_identifier": 2, "coverage": 4, "eob": 43, "eob_item": 151,
 		"eob_item_adjudication": 1541, "eob_diagnosis": 119, "eob_procedure": 0, "eob_care_team": 291,
@@ -195,7 +168,7 @@ func TestCMSDPCFixture(t *testing.T) {
 }
 
 func TestCARINBBFixture(t *testing.T) {
-	rows := flatten(t, fixtureDir(t, "carin-bb"))
+	rows := flatten(t, fixtures.Dir(t, "carin-bb"))
 	wantCounts := map[string]int{
 		"patient": 1, "patient_identifier": 1, "coverage": 2, "eob": 3, "eob_item": 21,
 		"eob_item_adjudication": 54, "eob_diagnosis": 10, "eob_procedure": 3, "eob_care_team": 6,

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/fhirlake/fhirlake/extract"
 	"github.com/fhirlake/fhirlake/extract/sandbox"
+	"github.com/fhirlake/fhirlake/internal/fixtures"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
 	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/schemas"
@@ -52,15 +52,6 @@ type dataset struct {
 type check struct {
 	query string
 	want  []string
-}
-
-func glob(t *testing.T, dir string) []string {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
 }
 
 // all is the golden query listing every row of view, ordered by its key.
@@ -169,7 +160,7 @@ func datasets() []dataset {
 			// The transaction time is the day after the EOBs were created.
 			name: "cms-dpc",
 			build: func(t *testing.T, path string) {
-				buildFixtures(t, path, "cms-dpc", glob(t, fixtureDir(t, "cms-dpc")), time.Date(2021, 8, 17, 0, 0, 0, 0, time.UTC))
+				buildFixtures(t, path, "cms-dpc", fixtures.Files(t, fixtures.Dir(t, "cms-dpc"), "*"), time.Date(2021, 8, 17, 0, 0, 0, 0, time.UTC))
 			},
 			rows: map[string]int64{
 				"claims_by_type": 2, "member_roster": 0, "member_months": 924,
@@ -211,7 +202,7 @@ func datasets() []dataset {
 			// CARIN BB v1.1.0 examples: one member, two coverages, three EOBs.
 			name: "carin-bb",
 			build: func(t *testing.T, path string) {
-				buildFixtures(t, path, "carin-bb", glob(t, fixtureDir(t, "carin-bb")), time.Date(2020, 10, 31, 0, 0, 0, 0, time.UTC))
+				buildFixtures(t, path, "carin-bb", fixtures.Files(t, fixtures.Dir(t, "carin-bb"), "*"), time.Date(2020, 10, 31, 0, 0, 0, 0, time.UTC))
 			},
 			rows: map[string]int64{
 				"claims_by_type": 2, "member_roster": 0, "member_months": 16,
@@ -549,17 +540,6 @@ func loadViews(t *testing.T) []*transform.View {
 	return views
 }
 
-// fixtureDir returns a folder of ../shared/fixtures, skipping the test when
-// the shared fixtures are not checked out beside the repo.
-func fixtureDir(t *testing.T, sub string) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "fixtures", sub)
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared fixtures not found at %s; clone the project with ../shared beside it to run this test", dir)
-	}
-	return dir
-}
-
 // buildFixtures loads files (NDJSON, or one pretty-printed resource per
 // .json file) into the warehouse at path as one run of the source name
 // with the given transaction time, then applies the views.
@@ -575,22 +555,7 @@ func buildFixtures(t *testing.T, path, name string, files []string, txTime time.
 	if err != nil {
 		t.Fatal(err)
 	}
-	var nd bytes.Buffer
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case strings.HasSuffix(f, ".ndjson"):
-			nd.Write(data)
-		case strings.HasSuffix(f, ".json"):
-			if err := json.Compact(&nd, data); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			nd.WriteByte('\n')
-		}
-	}
+	nd := fixtures.NDJSON(t, files...)
 	w, err := load.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
@@ -601,7 +566,7 @@ func buildFixtures(t *testing.T, path, name string, files []string, txTime time.
 		t.Fatal(err)
 	}
 	defer l.Rollback(context.WithoutCancel(ctx))
-	st, err := e.Transform(ctx, name, &nd, loaderSink{l})
+	st, err := e.Transform(ctx, name, bytes.NewReader(nd), loaderSink{l})
 	if err != nil {
 		t.Fatal(err)
 	}

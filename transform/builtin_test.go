@@ -2,27 +2,16 @@ package transform_test
 
 import (
 	"bytes"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fhirlake/fhirlake/internal/fixtures"
 	"github.com/fhirlake/fhirlake/schemas"
 	"github.com/fhirlake/fhirlake/transform"
 )
-
-func fixtures(t *testing.T, sub string) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "fixtures", sub)
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("fixtures not found at %s (shared fixtures are outside the repo): %v", dir, err)
-	}
-	return dir
-}
 
 // runBuiltin transforms every file matching glob under dir with the
 // built-in views; pretty-printed JSON files are compacted to one line.
@@ -36,25 +25,10 @@ func runBuiltin(t *testing.T, dir, glob string) (*transform.MemSink, transform.S
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, glob))
-	var nd bytes.Buffer
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasSuffix(f, ".json") {
-			var c bytes.Buffer
-			if err := json.Compact(&c, data); err != nil {
-				t.Fatal(err)
-			}
-			data = append(c.Bytes(), '\n')
-		}
-		nd.Write(data)
-	}
+	nd := fixtures.NDJSON(t, fixtures.Files(t, dir, glob)...)
 	sink := transform.NewMemSink()
 	t.Cleanup(sink.Release)
-	st, err := e.Transform(t.Context(), glob, &nd, sink)
+	st, err := e.Transform(t.Context(), glob, bytes.NewReader(nd), sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +53,7 @@ func TestBuiltinViewsCompile(t *testing.T) {
 }
 
 func TestBuiltinCMSDPC(t *testing.T) {
-	sink, st := runBuiltin(t, fixtures(t, "cms-dpc"), "*.ndjson")
+	sink, st := runBuiltin(t, fixtures.Dir(t, "cms-dpc"), "*.ndjson")
 	checkBuiltin(t, sink, st, map[string]int64{
 		"_resources": 48, "patient": 1, "patient_identifier": 2, "coverage": 4, "eob": 43, "eob_item": 151,
 		"eob_item_adjudication": 1541, "eob_diagnosis": 119, "eob_care_team": 291,
@@ -91,7 +65,7 @@ func TestBuiltinCMSDPC(t *testing.T) {
 }
 
 func TestBuiltinCARINBB(t *testing.T) {
-	sink, st := runBuiltin(t, fixtures(t, "carin-bb"), "*.json")
+	sink, st := runBuiltin(t, fixtures.Dir(t, "carin-bb"), "*.json")
 	checkBuiltin(t, sink, st, map[string]int64{
 		"_resources": 15, "patient": 1, "patient_identifier": 1, "coverage": 2, "eob": 3, "eob_item": 21,
 		"eob_item_adjudication": 54, "eob_diagnosis": 10, "eob_procedure": 3, "eob_care_team": 6,

@@ -2,15 +2,14 @@ package transform
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/fhirlake/fhirlake/extract/sandbox"
+	"github.com/fhirlake/fhirlake/internal/fixtures"
 	"github.com/fhirlake/fhirlake/schemas"
 )
 
@@ -26,27 +25,8 @@ func TestPlansMatchGeneral(t *testing.T) {
 	inputs := map[string][]byte{}
 	for _, sub := range []string{"cms-dpc", "carin-bb"} {
 		dir := filepath.Join("..", "..", "shared", "fixtures", sub)
-		files, _ := filepath.Glob(filepath.Join(dir, "*"))
-		var nd bytes.Buffer
-		for _, f := range files {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			switch {
-			case strings.HasSuffix(f, ".json"):
-				var c bytes.Buffer
-				if err := json.Compact(&c, data); err != nil {
-					t.Fatal(err)
-				}
-				nd.Write(c.Bytes())
-				nd.WriteByte('\n')
-			case strings.HasSuffix(f, ".ndjson"):
-				nd.Write(data)
-			}
-		}
-		if nd.Len() > 0 {
-			inputs[sub] = nd.Bytes()
+		if nd := fixtures.NDJSON(t, fixtures.Files(t, dir, "*")...); len(nd) > 0 {
+			inputs[sub] = nd
 		}
 	}
 	srv, err := sandbox.New(sandbox.Config{Members: 40, Seed: 7})

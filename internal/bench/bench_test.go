@@ -138,19 +138,25 @@ func transformFile(tb testing.TB, e *transform.Engine, path string) (int64, time
 	return sink.rows.Load() - st.Rows[transform.ResourcesTable], d
 }
 
-func benchTransform(b *testing.B, kind Kind) {
+// benchFile runs run b.N times over the generated file of kind and
+// reports MB/s and the rows/s of the time run measured.
+func benchFile(b *testing.B, kind Kind, run func(path string) (rows int64, d time.Duration)) {
 	in := input(b, kind, TargetBytes())
-	e := builtinEngine(b, transform.Options{})
 	b.SetBytes(in.size)
 	b.ResetTimer()
 	var rows int64
 	var total time.Duration
 	for range b.N {
-		n, d := transformFile(b, e, in.path)
+		n, d := run(in.path)
 		rows += n
 		total += d
 	}
 	b.ReportMetric(float64(rows)/total.Seconds(), "rows/s")
+}
+
+func benchTransform(b *testing.B, kind Kind) {
+	e := builtinEngine(b, transform.Options{})
+	benchFile(b, kind, func(path string) (int64, time.Duration) { return transformFile(b, e, path) })
 }
 
 // BenchmarkTransformEOB runs every built-in view over an EOB-only file.

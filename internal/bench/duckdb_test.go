@@ -198,17 +198,7 @@ func duckdbKind(tb testing.TB, kind Kind, path string) (int64, time.Duration) {
 }
 
 func benchDuckDB(b *testing.B, kind Kind) {
-	in := input(b, kind, TargetBytes())
-	b.SetBytes(in.size)
-	b.ResetTimer()
-	var rows int64
-	var total time.Duration
-	for range b.N {
-		n, d := duckdbKind(b, kind, in.path)
-		rows += n
-		total += d
-	}
-	b.ReportMetric(float64(rows)/total.Seconds(), "rows/s")
+	benchFile(b, kind, func(path string) (int64, time.Duration) { return duckdbKind(b, kind, path) })
 }
 
 // BenchmarkDuckDBEOB is the yardstick for BenchmarkTransformEOB: DuckDB

@@ -3,11 +3,9 @@
 package load
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -42,39 +40,21 @@ type benchRow struct {
 // converts each to Go structs and writes them with parquet-go: the cost a
 // Go-side writer pays, conversion included.
 func parquetGoWriter(ctx context.Context, w *Warehouse, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	rr, err := w.ar.QueryContext(ctx, "SELECT * FROM bench")
-	if err != nil {
-		return err
-	}
-	defer rr.Release()
-	f, err := os.Create(filepath.Join(dir, LakeFile))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	pw := parquet.NewGenericWriter[benchRow](bw, parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(rowGroupRows))
-	var rows []benchRow
-	for rr.Next() {
-		rec := rr.RecordBatch()
-		rows = rows[:0]
-		for i := 0; i < int(rec.NumRows()); i++ {
-			rows = append(rows, rowAt(rec, i))
+	return streamBench(ctx, w, dir, func(rr array.RecordReader, out io.Writer) error {
+		pw := parquet.NewGenericWriter[benchRow](out, parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(rowGroupRows))
+		var rows []benchRow
+		for rr.Next() {
+			rec := rr.RecordBatch()
+			rows = rows[:0]
+			for i := 0; i < int(rec.NumRows()); i++ {
+				rows = append(rows, rowAt(rec, i))
+			}
+			if _, err := pw.Write(rows); err != nil {
+				return fmt.Errorf("parquet-go write: %w", err)
+			}
 		}
-		if _, err := pw.Write(rows); err != nil {
-			return fmt.Errorf("parquet-go write: %w", err)
-		}
-	}
-	if err := rr.Err(); err != nil {
-		return err
-	}
-	if err := pw.Close(); err != nil {
-		return err
-	}
-	return bw.Flush()
+		return pw.Close()
+	})
 }
 
 func rowAt(rec arrow.RecordBatch, i int) benchRow {

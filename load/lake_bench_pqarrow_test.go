@@ -3,11 +3,10 @@
 package load
 
 import (
-	"bufio"
 	"context"
-	"os"
-	"path/filepath"
+	"io"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -20,41 +19,22 @@ func init() {
 // pqarrowWriter streams the rows out of DuckDB as Arrow record batches and
 // writes them with arrow-go's pqarrow.
 func pqarrowWriter(ctx context.Context, w *Warehouse, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	rr, err := w.ar.QueryContext(ctx, "SELECT * FROM bench")
-	if err != nil {
-		return err
-	}
-	defer rr.Release()
-	f, err := os.Create(filepath.Join(dir, LakeFile))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	props := parquet.NewWriterProperties(
-		parquet.WithCompression(compress.Codecs.Zstd),
-		parquet.WithMaxRowGroupLength(rowGroupRows),
-		parquet.WithDictionaryDefault(true),
-	)
-	fw, err := pqarrow.NewFileWriter(rr.Schema(), bw, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-	if err != nil {
-		return err
-	}
-	for rr.Next() {
-		if err := fw.WriteBuffered(rr.RecordBatch()); err != nil {
-			fw.Close()
+	return streamBench(ctx, w, dir, func(rr array.RecordReader, out io.Writer) error {
+		props := parquet.NewWriterProperties(
+			parquet.WithCompression(compress.Codecs.Zstd),
+			parquet.WithMaxRowGroupLength(rowGroupRows),
+			parquet.WithDictionaryDefault(true),
+		)
+		fw, err := pqarrow.NewFileWriter(rr.Schema(), out, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+		if err != nil {
 			return err
 		}
-	}
-	if err := rr.Err(); err != nil {
-		fw.Close()
-		return err
-	}
-	if err := fw.Close(); err != nil {
-		return err
-	}
-	return bw.Flush()
+		for rr.Next() {
+			if err := fw.WriteBuffered(rr.RecordBatch()); err != nil {
+				fw.Close()
+				return err
+			}
+		}
+		return fw.Close()
+	})
 }

@@ -3,14 +3,17 @@
 package load
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -55,6 +58,37 @@ type lakeWriter func(ctx context.Context, w *Warehouse, path string) error
 type benchWriter struct {
 	name  string
 	write lakeWriter
+}
+
+// streamBench streams the bench table out of DuckDB as Arrow record
+// batches to write, which writes them to the lake file of dir through w;
+// the file is flushed and closed afterwards. It is the common part of the
+// Go-side writers the benchmark compares.
+func streamBench(ctx context.Context, wh *Warehouse, dir string, write func(rr array.RecordReader, w io.Writer) error) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	rr, err := wh.ar.QueryContext(ctx, "SELECT * FROM bench")
+	if err != nil {
+		return err
+	}
+	defer rr.Release()
+	f, err := os.Create(filepath.Join(dir, LakeFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err := write(rr, bw); err != nil {
+		return err
+	}
+	if err := rr.Err(); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // extraBenchWriters are writers whose dependencies are not in go.mod; the

@@ -561,22 +561,15 @@ func (w *worker) flatRow(i int, res fhirpath.Value) error {
 			}
 			return w.cellReject("", err)
 		}
-		col := t.cols[cp.idx]
-		switch {
-		case len(c) == 0:
-			col.addNull()
-		case len(c) > 1:
-			col.addNull()
-			if err := w.cellReject(t.schema.Field(cp.idx).Name, ErrNotCollection); err != nil {
+		if len(c) > 1 { // as run checks a non-collection column
+			t.cols[cp.idx].addNull()
+			if err := st.cellError(cp.idx, ErrNotCollection); err != nil {
 				return err
 			}
-		default:
-			if err := addValue(col, &c[0]); err != nil {
-				col.addNull()
-				if err := w.cellReject(t.schema.Field(cp.idx).Name, err); err != nil {
-					return err
-				}
-			}
+			continue
+		}
+		if err := w.appendCell(t, cp.idx, c); err != nil {
+			return err
 		}
 	}
 	return w.added(t, 1)

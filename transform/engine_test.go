@@ -314,14 +314,20 @@ func TestFlatRowError(t *testing.T) {
 	in := `{"resourceType":"Patient","id":"a","gender":"female","multipleBirthInteger":2,"name":[{"family":"A"}]}
 {"resourceType":"Patient","id":"b","gender":"male","multipleBirthBoolean":true,"name":[{"family":"B"}]}
 {"resourceType":"Patient","id":"c","name":[{"family":"C"}]}
+{"resourceType":"Patient","id":"d","gender":["female","male"],"name":[{"family":"D"}]}
 `
 	sink := NewMemSink()
 	defer sink.Release()
 	if _, err := e.Transform(t.Context(), "f.ndjson", strings.NewReader(in), sink); err != nil {
 		t.Fatal(err)
 	}
-	if len(sink.Rejects) != 1 || sink.Rejects[0].ResourceID != "b" || sink.Rejects[0].Column != "" {
-		t.Errorf("rejects = %+v, want one for the whole of b", sink.Rejects)
+	// b loses its row; d keeps it, g nulled for holding two values.
+	wantRejects := []Reject{
+		{File: "f.ndjson", Line: 2, ResourceType: "Patient", ResourceID: "b", Reason: "fhirpath: evaluation: multipleBirth > 1: cannot compare boolean with integer"},
+		{File: "f.ndjson", Line: 4, ResourceType: "Patient", ResourceID: "d", Column: "g", Reason: ErrNotCollection.Error()},
+	}
+	if diff := cmp.Diff(wantRejects, sink.Rejects); diff != "" {
+		t.Errorf("rejects (-want +got):\n%s", diff)
 	}
 	rec := sink.Batches["v"][0]
 	var got []string
@@ -332,7 +338,7 @@ func TestFlatRowError(t *testing.T) {
 		}
 		got = append(got, strings.Join(cells, ","))
 	}
-	want := []string{"a,female,true,A", "c,(null),(null),C"}
+	want := []string{"a,female,true,A", "c,(null),(null),C", "d,(null),(null),D"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}

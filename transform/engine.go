@@ -554,22 +554,29 @@ func (w *worker) flatRow(i int, res fhirpath.Value) error {
 	}
 	cols := w.e.views[i].flat
 	for k, cp := range cols {
-		c, err := cp.expr.Eval(&st.ctx, st.focus)
+		v, n, err := cp.expr.EvalOne(&st.ctx, st.focus)
 		if err != nil {
 			for _, done := range cols[:k] {
 				t.cols[done.idx].truncate(t.rows)
 			}
 			return w.cellReject("", err)
 		}
-		if len(c) > 1 { // as run checks a non-collection column
-			t.cols[cp.idx].addNull()
+		col := t.cols[cp.idx]
+		switch {
+		case n == 0:
+			col.addNull()
+		case n > 1: // as run checks a non-collection column
+			col.addNull()
 			if err := st.cellError(cp.idx, ErrNotCollection); err != nil {
 				return err
 			}
-			continue
-		}
-		if err := w.appendCell(t, cp.idx, c); err != nil {
-			return err
+		default:
+			if err := addValue(col, v); err != nil {
+				col.addNull()
+				if err := w.cellReject(t.schema.Field(cp.idx).Name, err); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return w.added(t, 1)

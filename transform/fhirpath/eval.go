@@ -164,6 +164,30 @@ func (e *Expr) Eval(ctx *Context, focus Collection) (Collection, error) {
 			return c, nil
 		}
 	}
+	return e.evalGeneral(ctx, focus)
+}
+
+// EvalOne is Eval for a caller that wants one item, such as a column
+// that is not a collection: n is the number of items, counted no
+// further than 2, and v the first of them when n > 0, valid until the
+// next evaluation with ctx. It saves building the collection, and stops
+// early at a second item where no later step could have failed; the
+// error is Eval's.
+func (e *Expr) EvalOne(ctx *Context, focus Collection) (v *Value, n int, err error) {
+	if e.plan != nil && !ctx.General {
+		if v, n, ok := e.plan.evalOne(ctx, focus); ok {
+			return v, n, nil
+		}
+	}
+	c, err := e.evalGeneral(ctx, focus)
+	if err != nil || len(c) == 0 {
+		return nil, 0, err
+	}
+	return &c[0], min(len(c), 2), nil
+}
+
+// evalGeneral is Eval without the plan.
+func (e *Expr) evalGeneral(ctx *Context, focus Collection) (Collection, error) {
 	// The evaluator lives in the context so that it is not allocated on
 	// every call (calls through function values would move it to the heap).
 	ev := ctx.ev

@@ -99,6 +99,11 @@ type runner struct {
 	done   [maxFirsts]bool
 	js     []*jsondoc.Value // the values of predicate paths, used as a stack
 	out    Collection       // what the plan produced so far
+	// With one set (evalOne), the items are counted in n rather than
+	// collected in out, and only the first is kept.
+	one   bool
+	n     int
+	first Value
 }
 
 // compilePlan returns a plan for root, or nil when root has another shape.
@@ -334,22 +339,11 @@ func compilePred(n Node) (*pred, bool) {
 func (p *plan) eval(ctx *Context, focus Collection) (Collection, bool) {
 	r := &ctx.run
 	r.ev = evaluator{ctx: ctx}
-	r.stopOK, r.bail = p.stopOK, false
-	clear(r.done[:p.firsts])
-	r.js = r.js[:0]
+	r.one = false
 	r.out = r.ev.rest()
-	for _, steps := range p.branches {
-		for i := range focus {
-			if r.push(steps, &focus[i]) {
-				break
-			}
-		}
-		if r.bail {
-			return nil, false
-		}
-		if p.union && len(r.out) > 0 {
-			break
-		}
+	if !p.run(ctx, focus) {
+		r.out = nil
+		return nil, false
 	}
 	out := r.out
 	r.out = nil
@@ -359,12 +353,68 @@ func (p *plan) eval(ctx *Context, focus Collection) (Collection, bool) {
 	return r.ev.keep(out), true
 }
 
+// evalOne is eval for a caller that wants one item (see Expr.EvalOne):
+// it returns the first item, held by the runner, and the number of
+// items, counting no further than 2.
+func (p *plan) evalOne(ctx *Context, focus Collection) (v *Value, n int, ok bool) {
+	r := &ctx.run
+	r.ev = evaluator{ctx: ctx}
+	r.one, r.n = true, 0
+	if !p.run(ctx, focus) {
+		return nil, 0, false
+	}
+	if p.exists {
+		r.first = Boolean(r.n > 0)
+		return &r.first, 1, true
+	}
+	return &r.first, min(r.n, 2), true
+}
+
+// run feeds focus to the plan's branches; it returns false when the plan
+// gave up.
+func (p *plan) run(ctx *Context, focus Collection) bool {
+	r := &ctx.run
+	r.stopOK, r.bail = p.stopOK, false
+	clear(r.done[:p.firsts])
+	r.js = r.js[:0]
+	for _, steps := range p.branches {
+		for i := range focus {
+			if r.push(steps, &focus[i]) {
+				break
+			}
+		}
+		if r.bail {
+			return false
+		}
+		if p.union && r.found() {
+			break
+		}
+	}
+	return true
+}
+
+// found reports whether the plan produced an item.
+func (r *runner) found() bool {
+	if r.one {
+		return r.n > 0
+	}
+	return len(r.out) > 0
+}
+
 // push feeds v to steps, appending what comes out of the last one to
 // r.out. It returns true when nothing more should be fed: a first() has
 // its item and early exit is allowed, or the plan gave up (r.bail). v is
 // only read.
 func (r *runner) push(steps []step, v *Value) bool {
 	if len(steps) == 0 {
+		if r.one {
+			if r.n == 0 {
+				r.first = *v
+			}
+			r.n++
+			// A second item settles it: several.
+			return r.n > 1 && r.stopOK
+		}
 		r.out = append(r.out, *v)
 		return false
 	}

@@ -110,6 +110,9 @@ func TestPlanMatchesGeneral(t *testing.T) {
 			if diff := cmp.Diff(describe(slow), describe(fast)); diff != "" {
 				t.Errorf("%s on resource %d (-general +plan):\n%s", expr, i, diff)
 			}
+			if msg := checkOne(e, &Context{Resource: Object(res)}, focus, slow, serr); msg != "" {
+				t.Errorf("%s on resource %d: %s", expr, i, msg)
+			}
 			// Over the items of a collection focus too, as forEach does.
 			items, _ := MustParse("item | component | name").Eval(&Context{Resource: Object(res)}, focus)
 			fast, ferr = e.Eval(&Context{Resource: Object(res)}, items)
@@ -131,6 +134,25 @@ func TestPlanShapes(t *testing.T) {
 			t.Errorf("%s: compiled to a plan, want the general evaluator", expr)
 		}
 	}
+}
+
+// checkOne compares EvalOne over focus with want and werr, what the
+// general evaluator gave, and returns what differs.
+func checkOne(e *Expr, ctx *Context, focus, want Collection, werr error) string {
+	v, n, err := e.EvalOne(ctx, focus)
+	if (err != nil) != (werr != nil) {
+		return fmt.Sprintf("EvalOne error %v, general error %v", err, werr)
+	}
+	if err != nil {
+		return ""
+	}
+	if n != min(len(want), 2) {
+		return fmt.Sprintf("EvalOne counted %d items, general gave %d", n, len(want))
+	}
+	if n > 0 && describe(Collection{*v})[0] != describe(want[:1])[0] {
+		return fmt.Sprintf("EvalOne gave %v first, general %v", describe(Collection{*v}), describe(want[:1]))
+	}
+	return ""
 }
 
 func describe(c Collection) []string {
@@ -238,6 +260,9 @@ func TestPlanRandomDocuments(t *testing.T) {
 			}
 			if (gerr != nil) != (werr != nil) || cmp.Diff(describe(want), describe(got)) != "" {
 				t.Fatalf("document %d %s\n%s: plan %v %v, general %v %v", n, src, e, describe(got), gerr, describe(want), werr)
+			}
+			if msg := checkOne(e, &ctx, focus, want, werr); msg != "" {
+				t.Fatalf("document %d %s\n%s: %s", n, src, e, msg)
 			}
 		}
 	}

@@ -105,6 +105,8 @@ type Engine struct {
 	// filter keeps the top-level members of a resource that the index or
 	// a view can read; nil keeps all of them.
 	filter *jsondoc.Filter
+	// keys are the views' Keys bound to filter, by view.
+	keys []*fhirpath.Keys
 }
 
 // ErrDuplicateView is returned by NewEngine when two views share a name.
@@ -129,6 +131,10 @@ func NewEngine(views []*View, opts Options) (*Engine, error) {
 		e.byResource[v.Resource()] = append(e.byResource[v.Resource()], i)
 	}
 	e.filter = memberFilter(views)
+	e.keys = make([]*fhirpath.Keys, len(views))
+	for i, v := range views {
+		e.keys[i] = v.keys.Bind(e.filter)
+	}
 	return e, nil
 }
 
@@ -218,6 +224,7 @@ func (e *Engine) newWorker(ctx context.Context, name string, sink Sink) *worker 
 			return w.cellReject(v.columns[col].Name, err)
 		})
 		w.states[i].ctx.General = e.general
+		w.states[i].ctx.Keys, w.states[i].ctx.Filter = e.keys[i], e.filter
 	}
 	return w
 }

@@ -28,6 +28,9 @@ type Context struct {
 	// Keys, when set, names the members of Resource that plans resolve
 	// together (see Keys).
 	Keys *Keys
+	// Filter is the filter Resource was parsed with, if any: Keys bound
+	// to it (Keys.Bind) read what the parser recorded of its members.
+	Filter *jsondoc.Filter
 
 	// scratch is carved into the collections Eval builds; see Reset.
 	scratch []Value

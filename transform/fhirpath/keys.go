@@ -1,6 +1,7 @@
 package fhirpath
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/fhirlake/fhirlake/transform/jsondoc"
@@ -19,6 +20,18 @@ type Keys struct {
 	byFirst [256][]int8 // first byte -> indices in names
 	maxID   int32
 	has     []bool // by memberID: the name is one of names
+	// filter and byMatch are set by Bind: byMatch lists, by the match of
+	// a member (2*name+exact, see jsondoc.Value.Match), the names it
+	// resolves.
+	filter  *jsondoc.Filter
+	byMatch [][]keyMatch
+}
+
+// keyMatch is one name of a Keys that a member resolves: exactly or as a
+// choice element.
+type keyMatch struct {
+	i     int8 // index in names
+	exact bool
 }
 
 // Bounds of the names of a Keys. Below minKeys names, looking them up one
@@ -58,6 +71,50 @@ func NewKeys(exprs ...*Expr) *Keys {
 		k.has[id] = true
 	}
 	return k
+}
+
+// Bind returns k for documents parsed with f (jsondoc.Parser.ParseFiltered):
+// with Context.Filter set to f too, resolving the names reads what the
+// parser recorded of each member (jsondoc.Value.Match) and compares no
+// key. When a name of k is not one of f's, a member's match cannot tell
+// whether it is that name, and Bind returns k as it is.
+func (k *Keys) Bind(f *jsondoc.Filter) *Keys {
+	if k == nil || f == nil {
+		return k
+	}
+	fnames := f.Names()
+	for _, n := range k.names {
+		if !slices.Contains(fnames, n) {
+			return k
+		}
+	}
+	b := *k
+	b.filter = f
+	b.byMatch = make([][]keyMatch, 2*len(fnames))
+	for j, fn := range fnames {
+		for i, n := range k.names {
+			// A member matching fn exactly is called fn; one matching it
+			// as a choice element is called fn followed by an upper-case
+			// letter. Either resolves n exactly when it is called n, and
+			// as a choice element when its key is n followed by an
+			// upper-case letter.
+			switch {
+			case n == fn:
+				b.byMatch[2*j+1] = append(b.byMatch[2*j+1], keyMatch{i: int8(i), exact: true})
+				b.byMatch[2*j] = append(b.byMatch[2*j], keyMatch{i: int8(i)})
+			case isChoiceOf(fn, n):
+				b.byMatch[2*j+1] = append(b.byMatch[2*j+1], keyMatch{i: int8(i)})
+				b.byMatch[2*j] = append(b.byMatch[2*j], keyMatch{i: int8(i)})
+			}
+		}
+	}
+	return &b
+}
+
+// isChoiceOf reports whether key names a choice element of name: name
+// followed by an upper-case letter.
+func isChoiceOf(key, name string) bool {
+	return len(key) > len(name) && key[len(name)] >= 'A' && key[len(name)] <= 'Z' && key[:len(name)] == name
 }
 
 // memberIDs numbers the member names of plan steps, so that a Context can
@@ -122,6 +179,32 @@ func (c *Context) resolveKeys() {
 		c.top = append(c.top, make([]topSlot, int(k.maxID)+1-len(c.top))...)
 	}
 	if c.Resource.obj.Type() != jsondoc.TypeObject {
+		return
+	}
+	if k.filter != nil && k.filter == c.Filter {
+		for v := c.Resource.obj.First(); v != nil; v = v.Next() {
+			name, exact := v.Match()
+			if name < 0 {
+				continue
+			}
+			m := 2 * name
+			if exact {
+				m++
+			}
+			for _, km := range k.byMatch[m] {
+				t := &c.top[k.ids[km.i]]
+				if t.gen != c.gen { // first sight in this document
+					*t = topSlot{gen: c.gen}
+				}
+				if km.exact {
+					if !t.exact {
+						t.exact, t.child, t.typ = true, v, ""
+					}
+				} else if t.child == nil {
+					t.child, t.typ = v, choiceType(v.Key()[len(k.names[km.i]):])
+				}
+			}
+		}
 		return
 	}
 	for v := c.Resource.obj.First(); v != nil; v = v.Next() {

@@ -73,7 +73,7 @@ var planExpressions = []string{
 	"(value.ofType(Quantity).unit | value.ofType(Quantity).code).first()",
 	"(component.value.ofType(Quantity).unit | component.value.ofType(Quantity).code).first()",
 	"value.ofType(Quantity).value", "value.ofType(CodeableConcept).coding.code.first()", "value.ofType(string)",
-	"value.ofType(boolean)", "component.value.ofType(string)", "value.ofType(Range).low.value",
+	"value.ofType(boolean)", "component.value.ofType(string)", "value.ofType(Range).low.value", "valueQuantity.unit",
 	"extension('http://u').value.ofType(Reference).getReferenceKey().first()", "extension('http://v').value",
 	"name.given.first()", "name.first().given", "name.first().given.first()", "item.first().adjudication.amount.value",
 	"where(id = 'e1').id", "code.coding.where(system = 'http://loinc.org').code.first()", "deceased", "deceased.ofType(boolean)",
@@ -233,10 +233,24 @@ func TestPlanRandomDocuments(t *testing.T) {
 	for i, src := range planExpressions {
 		exprs[i] = MustParse(src)
 	}
-	var p jsondoc.Parser
+	var p, pf jsondoc.Parser
 	ctx := Context{Keys: NewKeys(exprs...)}
 	var general Context
 	general.General = true
+	// The same documents parsed with the filter of the expressions' names,
+	// the Keys bound to it.
+	fnames := []string{"resourceType", "id"}
+	for _, e := range exprs {
+		names, _ := e.MemberNames()
+		fnames = append(fnames, names...)
+	}
+	filter := jsondoc.NewFilter(fnames...)
+	bound := Context{Keys: ctx.Keys.Bind(filter), Filter: filter}
+	if bound.Keys.filter == nil {
+		t.Fatal("Keys not bound to the filter of their names")
+	}
+	var generalFiltered Context
+	generalFiltered.General = true
 	nonEmpty := 0
 	for n := range 3000 {
 		src := gen(0)
@@ -263,6 +277,22 @@ func TestPlanRandomDocuments(t *testing.T) {
 			}
 			if msg := checkOne(e, &ctx, focus, want, werr); msg != "" {
 				t.Fatalf("document %d %s\n%s: %s", n, src, e, msg)
+			}
+		}
+		fres, err := pf.ParseFiltered([]byte(src), filter)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		bound.Reset()
+		bound.Resource = Object(fres)
+		generalFiltered.Reset()
+		generalFiltered.Resource = Object(fres)
+		for _, e := range exprs {
+			focus := Collection{Object(fres)}
+			got, gerr := e.Eval(&bound, focus)
+			want, werr := e.Eval(&generalFiltered, focus)
+			if (gerr != nil) != (werr != nil) || cmp.Diff(describe(want), describe(got)) != "" {
+				t.Fatalf("filtered document %d %s\n%s: plan %v %v, general %v %v", n, src, e, describe(got), gerr, describe(want), werr)
 			}
 		}
 	}

@@ -6,15 +6,19 @@ import "unsafe"
 // ParseFiltered keeps. The others are still checked to be JSON, so a
 // malformed document fails the same way, but they get no nodes: reading
 // past a large member nobody asked for (a narrative, a component list a
-// view does not use) costs a scan rather than a tree. A Filter is
-// immutable and safe for concurrent use.
+// view does not use) costs a scan rather than a tree. Each kept member
+// also records which name it matched (see Value.Match), so that a reader
+// looking for several names finds them without comparing keys again. A
+// Filter is immutable and safe for concurrent use.
 type Filter struct {
-	byFirst [256][]string // first byte -> names
+	names   []string
+	byFirst [256][]int32 // first byte -> indices in names
 }
 
 // NewFilter returns a Filter keeping the members called one of names, and
 // the choice elements of those names: a member whose name is one of names
 // followed by an upper-case ASCII letter ("valueQuantity" for "value").
+// Empty and repeated names are dropped; Names lists the others.
 func NewFilter(names ...string) *Filter {
 	f := &Filter{}
 	seen := map[string]bool{}
@@ -23,29 +27,41 @@ func NewFilter(names ...string) *Filter {
 			continue
 		}
 		seen[n] = true
-		f.byFirst[n[0]] = append(f.byFirst[n[0]], n)
+		f.byFirst[n[0]] = append(f.byFirst[n[0]], int32(len(f.names)))
+		f.names = append(f.names, n)
 	}
 	return f
 }
 
+// Names returns the names of f, in the order Value.Match numbers them.
+func (f *Filter) Names() []string { return f.names }
+
 // Keep reports whether the member called key is kept.
-func (f *Filter) Keep(key string) bool {
+func (f *Filter) Keep(key string) bool { return f.match(key) != 0 }
+
+// match returns the tag of key (see Value.Match), 0 when f does not keep
+// it: the longest name key matches, exactly or as a choice element. Every
+// other name it matches is then a choice-element prefix of that one.
+func (f *Filter) match(key string) uint32 {
 	if key == "" {
-		return false
+		return 0
 	}
-	for _, n := range f.byFirst[key[0]] {
+	var best uint32
+	bestLen := -1
+	for _, i := range f.byFirst[key[0]] {
+		n := f.names[i]
 		switch {
 		case len(key) == len(n):
 			if key == n {
-				return true
+				return uint32(i)<<1 | 1 + 2 // nothing is longer than key itself
 			}
 		case len(key) > len(n):
-			if c := key[len(n)]; c >= 'A' && c <= 'Z' && key[:len(n)] == n {
-				return true
+			if c := key[len(n)]; len(n) > bestLen && c >= 'A' && c <= 'Z' && key[:len(n)] == n {
+				best, bestLen = uint32(i)<<1+2, len(n)
 			}
 		}
 	}
-	return false
+	return best
 }
 
 // ParseFiltered is Parse keeping only the members of a top-level object

@@ -84,6 +84,10 @@ type Value struct {
 	n    int32  // TypeObject, TypeArray: number of children
 	next int32  // nodes from this one to its next sibling, 0 when last
 	t    Type
+	// tag is what the filter matched for a top-level member (see Match):
+	// 2 + (index of the name)<<1 | exact; 0 when parsed without a filter.
+	// It fits in the padding after t.
+	tag uint32
 }
 
 // Parser parses documents. The zero Parser is ready to use. A Parser is
@@ -436,7 +440,11 @@ func (p *Parser) object(i, depth int) (int, error) {
 			return i, p.errorf(i, "expected ':' after a member name")
 		}
 		i = skipWS(s, i+1)
-		if depth == 1 && p.filter != nil && !p.filter.Keep(key) {
+		var tag uint32
+		if depth == 1 && p.filter != nil {
+			tag = p.filter.match(key)
+		}
+		if depth == 1 && p.filter != nil && tag == 0 {
 			if i, err = p.skip(i, depth); err != nil {
 				return i, err
 			}
@@ -445,7 +453,8 @@ func (p *Parser) object(i, depth int) (int, error) {
 			if i, err = p.value(i, depth); err != nil {
 				return i, err
 			}
-			p.nodes[child].key = key
+			c := &p.nodes[child]
+			c.key, c.tag = key, tag
 			prev = p.link(prev, child)
 			n++
 		}
@@ -543,6 +552,20 @@ func (v *Value) Key() string {
 		return ""
 	}
 	return v.key
+}
+
+// Match tells, for a member of the top-level object of a document parsed
+// with a Filter, which of the filter's names kept it: name is the index in
+// Filter.Names of the longest name its key matches, and exact is false
+// when the key is a choice element of that name ("valueQuantity" for
+// "value"). Every other name the key matches as a choice element is then
+// a prefix of that name followed by an upper-case letter. name is -1 for
+// any other value.
+func (v *Value) Match() (name int, exact bool) {
+	if v == nil || v.tag == 0 {
+		return -1, false
+	}
+	return int(v.tag-2) >> 1, v.tag&1 == 1
 }
 
 // Len returns the number of members of an object or elements of an

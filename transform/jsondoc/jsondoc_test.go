@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -277,6 +279,47 @@ func TestFilter(t *testing.T) {
 	}
 	if v.Get("component") != nil || v.Len() != 3 || v.Get("code").Str() != "c" {
 		t.Errorf("filtered document: %s", v.AppendJSON(nil))
+	}
+}
+
+func TestFilterMatch(t *testing.T) {
+	// "valueQuantity" is a name itself and a choice element of "value";
+	// "valueQuantityX" is a choice element of both.
+	f := NewFilter("value", "valueQuantity", "id", "v", "", "id", "n")
+	if got, want := f.Names(), []string{"value", "valueQuantity", "id", "v", "n"}; !slices.Equal(got, want) {
+		t.Fatalf("Names() = %q, want %q", got, want)
+	}
+	type match struct {
+		name  int
+		exact bool
+	}
+	var p Parser
+	v, err := p.ParseFiltered([]byte(`{"id":1,"valueQuantity":2,"valueString":3,"valueQuantityX":4,"vA":5,"other":6,"i\u0064":7,"n":{"id":8}}`), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []match
+	for m := v.First(); m != nil; m = m.Next() {
+		name, exact := m.Match()
+		got = append(got, match{name, exact})
+	}
+	want := []match{{2, true}, {1, true}, {0, false}, {1, false}, {3, false}, {2, true}, {4, true}}
+	if !slices.Equal(got, want) {
+		t.Errorf("matches %v, want %v", got, want)
+	}
+	if name, _ := v.Get("n").Get("id").Match(); name != -1 {
+		t.Errorf("a nested member matched name %d, want -1", name)
+	}
+	if name, _ := v.Match(); name != -1 {
+		t.Errorf("the document matched name %d, want -1", name)
+	}
+	if v, _ = p.ParseString(`{"id":1}`); v != nil {
+		if name, _ := v.Get("id").Match(); name != -1 {
+			t.Errorf("a member parsed without a filter matched name %d, want -1", name)
+		}
+	}
+	if size := unsafe.Sizeof(Value{}); size != 48 {
+		t.Errorf("a node takes %d bytes, want 48", size)
 	}
 }
 

@@ -111,6 +111,12 @@ func (p *Parser) skip(i, depth int) (int, error) {
 			}
 			continue
 		case '"':
+			// The usual string, without an escape, inline; skipString
+			// decodes escapes and reports errors.
+			if j := quoteOrBackslash(s, i+1); j < len(s) && s[j] == '"' {
+				i = j + 1
+				break
+			}
 			i, err = p.skipString(i + 1)
 		case 't':
 			i, err = p.checkLiteral(i, "true")
@@ -135,7 +141,9 @@ func (p *Parser) skip(i, depth int) (int, error) {
 			}
 			top := open[len(open)-1]
 			var more bool
-			if i, more, err = p.next(i, top+2); err != nil {
+			if i < len(s) && s[i] == ',' { // the usual case, inline
+				i, more = skipWS(s, i+1), true
+			} else if i, more, err = p.next(i, top+2); err != nil {
 				return i, err
 			}
 			if !more {
@@ -143,6 +151,14 @@ func (p *Parser) skip(i, depth int) (int, error) {
 				continue
 			}
 			if top == '{' {
+				// The usual name, without an escape or white space,
+				// inline; skipName reports errors.
+				if i < len(s) && s[i] == '"' {
+					if j := quoteOrBackslash(s, i+1); j+1 < len(s) && s[j] == '"' && s[j+1] == ':' {
+						i = skipWS(s, j+2)
+						break
+					}
+				}
 				if i, err = p.skipName(i); err != nil {
 					return i, err
 				}

@@ -252,6 +252,28 @@ func TestPlanRandomDocuments(t *testing.T) {
 	var generalFiltered Context
 	generalFiltered.General = true
 	nonEmpty := 0
+	// check evaluates every expression over res with ctx (plans) and
+	// general, and compares the results and EvalOne's.
+	check := func(what string, ctx, general *Context, res *jsondoc.Value) {
+		ctx.Reset()
+		ctx.Resource = Object(res)
+		general.Reset()
+		general.Resource = Object(res)
+		for _, e := range exprs {
+			focus := Collection{Object(res)}
+			got, gerr := e.Eval(ctx, focus)
+			want, werr := e.Eval(general, focus)
+			if len(want) > 0 {
+				nonEmpty++
+			}
+			if (gerr != nil) != (werr != nil) || cmp.Diff(describe(want), describe(got)) != "" {
+				t.Fatalf("%s\n%s: plan %v %v, general %v %v", what, e, describe(got), gerr, describe(want), werr)
+			}
+			if msg := checkOne(e, ctx, focus, want, werr); msg != "" {
+				t.Fatalf("%s\n%s: %s", what, e, msg)
+			}
+		}
+	}
 	for n := range 3000 {
 		src := gen(0)
 		if !strings.HasPrefix(src, "{") {
@@ -261,40 +283,11 @@ func TestPlanRandomDocuments(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", src, err)
 		}
-		ctx.Reset()
-		ctx.Resource = Object(res)
-		general.Reset()
-		general.Resource = Object(res)
-		for _, e := range exprs {
-			focus := Collection{Object(res)}
-			got, gerr := e.Eval(&ctx, focus)
-			want, werr := e.Eval(&general, focus)
-			if len(want) > 0 {
-				nonEmpty++
-			}
-			if (gerr != nil) != (werr != nil) || cmp.Diff(describe(want), describe(got)) != "" {
-				t.Fatalf("document %d %s\n%s: plan %v %v, general %v %v", n, src, e, describe(got), gerr, describe(want), werr)
-			}
-			if msg := checkOne(e, &ctx, focus, want, werr); msg != "" {
-				t.Fatalf("document %d %s\n%s: %s", n, src, e, msg)
-			}
-		}
-		fres, err := pf.ParseFiltered([]byte(src), filter)
-		if err != nil {
+		check(fmt.Sprintf("document %d %s", n, src), &ctx, &general, res)
+		if res, err = pf.ParseFiltered([]byte(src), filter); err != nil {
 			t.Fatalf("%s: %v", src, err)
 		}
-		bound.Reset()
-		bound.Resource = Object(fres)
-		generalFiltered.Reset()
-		generalFiltered.Resource = Object(fres)
-		for _, e := range exprs {
-			focus := Collection{Object(fres)}
-			got, gerr := e.Eval(&bound, focus)
-			want, werr := e.Eval(&generalFiltered, focus)
-			if (gerr != nil) != (werr != nil) || cmp.Diff(describe(want), describe(got)) != "" {
-				t.Fatalf("filtered document %d %s\n%s: plan %v %v, general %v %v", n, src, e, describe(got), gerr, describe(want), werr)
-			}
-		}
+		check(fmt.Sprintf("filtered document %d %s", n, src), &bound, &generalFiltered, res)
 	}
 	t.Logf("%d non-empty results", nonEmpty)
 }

@@ -578,11 +578,8 @@ func (w *worker) flatRow(i int, res fhirpath.Value) error {
 				return err
 			}
 		default:
-			if err := addValue(col, v); err != nil {
-				col.addNull()
-				if err := w.cellReject(t.schema.Field(cp.idx).Name, err); err != nil {
-					return err
-				}
+			if err := w.appendValue(t, cp.idx, v); err != nil {
+				return err
 			}
 		}
 	}
@@ -660,7 +657,14 @@ func (w *worker) appendCell(t *table, ci int, cell fhirpath.Collection) error {
 		col.addNull()
 		return nil
 	}
-	if err := addValue(col, &cell[0]); err != nil {
+	return w.appendValue(t, ci, &cell[0])
+}
+
+// appendValue appends v to column ci of t, or a null and a cell reject
+// when v does not fit the column.
+func (w *worker) appendValue(t *table, ci int, v *fhirpath.Value) error {
+	col := t.cols[ci]
+	if err := addValue(col, v); err != nil {
 		col.addNull()
 		return w.cellReject(t.schema.Field(ci).Name, err)
 	}

@@ -421,7 +421,7 @@ func choice(o *jsondoc.Value, name string) (*jsondoc.Value, string) {
 	}
 	for m := o.First(); m != nil; m = m.Next() {
 		k := m.Key()
-		if len(k) > len(name) && k[:len(name)] == name && k[len(name)] >= 'A' && k[len(name)] <= 'Z' {
+		if isChoiceOf(k, name) {
 			return m, choiceType(k[len(name):])
 		}
 	}

@@ -98,12 +98,8 @@ func (k *Keys) Bind(f *jsondoc.Filter) *Keys {
 			// letter. Either resolves n exactly when it is called n, and
 			// as a choice element when its key is n followed by an
 			// upper-case letter.
-			switch {
-			case n == fn:
-				b.byMatch[2*j+1] = append(b.byMatch[2*j+1], keyMatch{i: int8(i), exact: true})
-				b.byMatch[2*j] = append(b.byMatch[2*j], keyMatch{i: int8(i)})
-			case isChoiceOf(fn, n):
-				b.byMatch[2*j+1] = append(b.byMatch[2*j+1], keyMatch{i: int8(i)})
+			if exact := n == fn; exact || isChoiceOf(fn, n) {
+				b.byMatch[2*j+1] = append(b.byMatch[2*j+1], keyMatch{i: int8(i), exact: exact})
 				b.byMatch[2*j] = append(b.byMatch[2*j], keyMatch{i: int8(i)})
 			}
 		}
@@ -192,17 +188,7 @@ func (c *Context) resolveKeys() {
 				m++
 			}
 			for _, km := range k.byMatch[m] {
-				t := &c.top[k.ids[km.i]]
-				if t.gen != c.gen { // first sight in this document
-					*t = topSlot{gen: c.gen}
-				}
-				if km.exact {
-					if !t.exact {
-						t.exact, t.child, t.typ = true, v, ""
-					}
-				} else if t.child == nil {
-					t.child, t.typ = v, choiceType(v.Key()[len(k.names[km.i]):])
-				}
+				c.found(int(km.i), v, km.exact)
 			}
 		}
 		return
@@ -214,21 +200,26 @@ func (c *Context) resolveKeys() {
 		}
 		for _, i := range k.byFirst[key[0]] {
 			name := k.names[i]
-			t := &c.top[k.ids[i]]
-			if t.gen != c.gen { // first sight in this document
-				*t = topSlot{gen: c.gen}
-			}
-			switch {
-			case len(key) == len(name):
-				if !t.exact && key == name {
-					t.exact, t.child, t.typ = true, v, ""
-				}
-			case len(key) > len(name):
-				if t.child == nil && key[len(name)] >= 'A' && key[len(name)] <= 'Z' && key[:len(name)] == name {
-					t.child, t.typ = v, choiceType(key[len(name):])
-				}
+			if exact := key == name; exact || isChoiceOf(key, name) {
+				c.found(int(i), v, exact)
 			}
 		}
+	}
+}
+
+// found records that member v of the resource is name i of c.Keys, exactly
+// or as a choice element: the first exact member wins, else the first
+// choice element.
+func (c *Context) found(i int, v *jsondoc.Value, exact bool) {
+	t := &c.top[c.Keys.ids[i]]
+	if t.gen != c.gen { // first sight in this document
+		*t = topSlot{gen: c.gen}
+	}
+	switch {
+	case exact && !t.exact:
+		t.exact, t.child, t.typ = true, v, ""
+	case !exact && t.child == nil:
+		t.child, t.typ = v, choiceType(v.Key()[len(c.Keys.names[i]):])
 	}
 }
 

@@ -440,11 +440,13 @@ func (p *Parser) object(i, depth int) (int, error) {
 			return i, p.errorf(i, "expected ':' after a member name")
 		}
 		i = skipWS(s, i+1)
-		var tag uint32
+		var tag uint32 // what the filter matched; 0 with none or none matched
+		dropped := false
 		if depth == 1 && p.filter != nil {
 			tag = p.filter.match(key)
+			dropped = tag == 0
 		}
-		if depth == 1 && p.filter != nil && tag == 0 {
+		if dropped {
 			if i, err = p.skip(i, depth); err != nil {
 				return i, err
 			}

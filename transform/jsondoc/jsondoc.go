@@ -94,10 +94,12 @@ type Value struct {
 // not safe for concurrent use; each goroutine needs its own.
 type Parser struct {
 	nodes  []Value
-	buf    []byte  // decoded escaped strings of the current document
-	in     string  // the document being parsed
-	filter *Filter // the members of a top-level object to keep; nil: all
-	open   []byte  // skip's stack, reused
+	buf    []byte   // decoded escaped strings of the current document
+	in     string   // the document being parsed
+	filter *Filter  // the members of a top-level object to keep; nil: all
+	open   []byte   // skip's stack, reused
+	plain  bool     // the document holds no backslash: qbits index its quotes
+	qbits  []uint64 // the quote index of a plain document (see indexQuotes)
 }
 
 // SyntaxError is a document that is not JSON. It holds the byte offset of
@@ -133,6 +135,7 @@ func (p *Parser) parse(s string) (*Value, error) {
 	p.nodes = p.nodes[:0]
 	p.buf = p.buf[:0]
 	p.in = s
+	p.plain = !p.indexQuotes(s)
 	i := skipWS(s, 0)
 	if i == len(s) {
 		return nil, ErrEmpty
@@ -281,7 +284,7 @@ func (p *Parser) number(i int) (int, error) {
 // quote.
 func (p *Parser) str(i int) (string, int, error) {
 	s := p.in
-	j := quoteOrBackslash(s, i)
+	j := p.quote(s, i)
 	if j >= len(s) {
 		return "", len(s), p.errorf(i-1, "unterminated string")
 	}
@@ -291,7 +294,7 @@ func (p *Parser) str(i int) (string, int, error) {
 	return s[i:j], j + 1, nil
 }
 
-// Byte masks for quoteOrBackslash.
+// Byte masks for the word-at-a-time scanners.
 const (
 	lows   = 0x0101010101010101
 	highs  = 0x8080808080808080
@@ -299,20 +302,40 @@ const (
 	slashs = '\\' * lows
 )
 
+// wordScan is how far quoteOrBackslash tests eight bytes at a time before
+// handing over to bytes.IndexByte. The words cover member names, codes,
+// dates, most URLs and displays, and cost less than setting up IndexByte;
+// beyond them (narratives, long texts) IndexByte's vector loop wins.
+const wordScan = 64
+
+// load8 returns the eight bytes of s from i as a little-endian word; the
+// caller ensures i+8 <= len(s). Going through a pointer to an array
+// rather than slicing s spares a bounds check per word.
+func load8(s string, i int) uint64 {
+	return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(s)), i))[:])
+}
+
+// quote returns the index of the first '"' or '\\' in s (which is p.in)
+// from i, len(s) when there is none. In a document without a backslash,
+// which is nearly every FHIR resource, that is a look-up in the quote
+// index.
+func (p *Parser) quote(s string, i int) int {
+	if p.plain {
+		return p.quoteAt(i)
+	}
+	return quoteOrBackslash(s, i)
+}
+
 // quoteOrBackslash returns the index of the first '"' or '\\' in s from
-// i, len(s) when there is none. The first 64 bytes are tested eight at a
-// time: that covers member names, codes, dates, most URLs and displays,
-// and costs less than setting up bytes.IndexByte twice. Beyond that
-// (narratives, long texts) IndexByte's vector loop wins, once for the
-// quote and once for a backslash before it.
+// i, len(s) when there is none: the scan for documents with a backslash,
+// where a quote may be escaped and the quote index does not apply.
 func quoteOrBackslash(s string, i int) int {
-	for end := i + 64; i+8 <= len(s) && i < end; i += 8 {
-		x := binary.LittleEndian.Uint64([]byte(s[i : i+8]))
+	for lim := min(len(s)-8, i+wordScan-8); i <= lim; i += 8 {
+		x := load8(s, i)
 		q, b := x^quotes, x^slashs
 		// A zero byte in q or b is a match (the classic has-zero-byte
 		// test; it flags no false zero below the first true one).
-		m := ((q-lows)&^q | (b-lows)&^b) & highs
-		if m != 0 {
+		if m := ((q-lows)&^q | (b-lows)&^b) & highs; m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -340,6 +341,49 @@ func TestQuoteOrBackslash(t *testing.T) {
 						t.Fatalf("quoteOrBackslash(%q, %d) = %d, want %d", b, start, got, want)
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestQuoteIndex checks the quote index against a byte-by-byte search, on
+// documents of every length around the block size, and the SSE2 scan
+// against the one in Go.
+func TestQuoteIndex(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte{'a', '"', '\\', 0x00, 0x80, 0xa2, 0xdc, 0xff, '!', '#'}
+	var p Parser
+	for n := range 300 {
+		for range 20 {
+			b := make([]byte, n)
+			for i := range b {
+				if rng.IntN(4) == 0 {
+					b[i] = alphabet[rng.IntN(len(alphabet))]
+				} else {
+					b[i] = 'a'
+				}
+			}
+			s := string(b)
+			p.in = s
+			if got, want := p.indexQuotes(s), strings.Contains(s, "\\"); got != want {
+				t.Fatalf("indexQuotes(%q) found a backslash: %v, want %v", s, got, want)
+			}
+			for i := 0; i <= n; i++ {
+				want := strings.IndexByte(s[i:], '"')
+				if want < 0 {
+					want = n
+				} else {
+					want += i
+				}
+				if got := p.quoteAt(i); got != want {
+					t.Fatalf("quoteAt(%q, %d) = %d, want %d", s, i, got, want)
+				}
+			}
+			full := n / 64 * 64
+			m1, m2 := make([]uint64, n/64), make([]uint64, n/64)
+			b1, b2 := scanQuotes(s[:full], m1), scanQuotesGeneric(s[:full], m2)
+			if b1 != b2 || !slices.Equal(m1, m2) {
+				t.Fatalf("scanQuotes(%q) = %x, %v; the Go version gives %x, %v", s[:full], m1, b1, m2, b2)
 			}
 		}
 	}

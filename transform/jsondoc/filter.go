@@ -113,7 +113,7 @@ func (p *Parser) skip(i, depth int) (int, error) {
 		case '"':
 			// The usual string, without an escape, inline; skipString
 			// decodes escapes and reports errors.
-			if j := p.quote(s, i+1); j < len(s) && s[j] == '"' {
+			if j := p.quote(i + 1); j < len(s) && s[j] == '"' {
 				i = j + 1
 				break
 			}
@@ -154,7 +154,7 @@ func (p *Parser) skip(i, depth int) (int, error) {
 				// The usual name, without an escape or white space,
 				// inline; skipName reports errors.
 				if i < len(s) && s[i] == '"' {
-					if j := p.quote(s, i+1); j+1 < len(s) && s[j] == '"' && s[j+1] == ':' {
+					if j := p.quote(i + 1); j+1 < len(s) && s[j] == '"' && s[j+1] == ':' {
 						i = skipWS(s, j+2)
 						break
 					}
@@ -189,7 +189,7 @@ func (p *Parser) skipName(i int) (int, error) {
 // skipString is str without keeping the text.
 func (p *Parser) skipString(i int) (int, error) {
 	s := p.in
-	j := p.quote(s, i)
+	j := p.quote(i)
 	if j >= len(s) {
 		return len(s), p.errorf(i-1, "unterminated string")
 	}

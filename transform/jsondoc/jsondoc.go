@@ -20,12 +20,9 @@
 package jsondoc
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"strconv"
-	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -98,8 +95,7 @@ type Parser struct {
 	in     string   // the document being parsed
 	filter *Filter  // the members of a top-level object to keep; nil: all
 	open   []byte   // skip's stack, reused
-	plain  bool     // the document holds no backslash: qbits index its quotes
-	qbits  []uint64 // the quote index of a plain document (see indexQuotes)
+	qbits  []uint64 // the quote index of the document (see indexQuotes)
 }
 
 // SyntaxError is a document that is not JSON. It holds the byte offset of
@@ -135,7 +131,7 @@ func (p *Parser) parse(s string) (*Value, error) {
 	p.nodes = p.nodes[:0]
 	p.buf = p.buf[:0]
 	p.in = s
-	p.plain = !p.indexQuotes(s)
+	p.indexQuotes(s)
 	i := skipWS(s, 0)
 	if i == len(s) {
 		return nil, ErrEmpty
@@ -284,7 +280,7 @@ func (p *Parser) number(i int) (int, error) {
 // quote.
 func (p *Parser) str(i int) (string, int, error) {
 	s := p.in
-	j := p.quote(s, i)
+	j := p.quote(i)
 	if j >= len(s) {
 		return "", len(s), p.errorf(i-1, "unterminated string")
 	}
@@ -292,69 +288,6 @@ func (p *Parser) str(i int) (string, int, error) {
 		return p.escaped(i)
 	}
 	return s[i:j], j + 1, nil
-}
-
-// Byte masks for the word-at-a-time scanners.
-const (
-	lows   = 0x0101010101010101
-	highs  = 0x8080808080808080
-	quotes = '"' * lows
-	slashs = '\\' * lows
-)
-
-// wordScan is how far quoteOrBackslash tests eight bytes at a time before
-// handing over to bytes.IndexByte. The words cover member names, codes,
-// dates, most URLs and displays, and cost less than setting up IndexByte;
-// beyond them (narratives, long texts) IndexByte's vector loop wins.
-const wordScan = 64
-
-// load8 returns the eight bytes of s from i as a little-endian word; the
-// caller ensures i+8 <= len(s). Going through a pointer to an array
-// rather than slicing s spares a bounds check per word.
-func load8(s string, i int) uint64 {
-	return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(s)), i))[:])
-}
-
-// quote returns the index of the first '"' or '\\' in s (which is p.in)
-// from i, len(s) when there is none. In a document without a backslash,
-// which is nearly every FHIR resource, that is a look-up in the quote
-// index.
-func (p *Parser) quote(s string, i int) int {
-	if p.plain {
-		return p.quoteAt(i)
-	}
-	return quoteOrBackslash(s, i)
-}
-
-// quoteOrBackslash returns the index of the first '"' or '\\' in s from
-// i, len(s) when there is none: the scan for documents with a backslash,
-// where a quote may be escaped and the quote index does not apply.
-func quoteOrBackslash(s string, i int) int {
-	for lim := min(len(s)-8, i+wordScan-8); i <= lim; i += 8 {
-		x := load8(s, i)
-		q, b := x^quotes, x^slashs
-		// A zero byte in q or b is a match (the classic has-zero-byte
-		// test; it flags no false zero below the first true one).
-		if m := ((q-lows)&^q | (b-lows)&^b) & highs; m != 0 {
-			return i + bits.TrailingZeros64(m)/8
-		}
-	}
-	if len(s)-i < 8 {
-		for ; i < len(s); i++ {
-			if c := s[i]; c == '"' || c == '\\' {
-				return i
-			}
-		}
-		return len(s)
-	}
-	q := strings.IndexByte(s[i:], '"')
-	if q < 0 {
-		q = len(s) - i
-	}
-	if b := strings.IndexByte(s[i:i+q], '\\'); b >= 0 {
-		return i + b
-	}
-	return i + q
 }
 
 // escaped decodes the string whose content starts at s[i] and holds an

@@ -1,9 +1,8 @@
 package jsondoc
 
-// scanQuotes sets in mask[k] bit j when s[64k+j] is '"', for each 64-byte
-// block of s (len(s) a multiple of 64, len(mask) at least len(s)/64), and
-// reports whether s holds a backslash. Implemented with SSE2, which every
-// amd64 processor has.
+// scanQuotes sets in mask[k] bit j when s[64k+j] is '"' or '\\', for each
+// 64-byte block of s (len(s) a multiple of 64, len(mask) at least
+// len(s)/64). Implemented with SSE2, which every amd64 processor has.
 //
 //go:noescape
-func scanQuotes(s string, mask []uint64) bool
+func scanQuotes(s string, mask []uint64)

@@ -1,51 +1,50 @@
 #include "textflag.h"
 
-// func scanQuotes(s string, mask []uint64) bool
-TEXT ·scanQuotes(SB), NOSPLIT, $0-41
+// func scanQuotes(s string, mask []uint64)
+TEXT ·scanQuotes(SB), NOSPLIT, $0-40
 	MOVQ s_base+0(FP), SI
 	MOVQ s_len+8(FP), CX
 	MOVQ mask_base+16(FP), DI
 	SHRQ $6, CX
-	// X0: 16 quotes, X1: 16 backslashes, X7: backslashes seen so far.
+	JEQ done
+	// X0: 16 quotes, X1: 16 backslashes.
 	MOVQ $0x2222222222222222, AX
 	MOVQ AX, X0
 	PUNPCKLQDQ X0, X0
 	MOVQ $0x5c5c5c5c5c5c5c5c, AX
 	MOVQ AX, X1
 	PUNPCKLQDQ X1, X1
-	PXOR X7, X7
-	TESTQ CX, CX
-	JEQ done
 
 block:
+	// Each 16 bytes: compare with both, merge, one bit per byte.
 	MOVOU 0(SI), X2
-	MOVOU 16(SI), X3
-	MOVOU 32(SI), X4
-	MOVOU 48(SI), X5
-	MOVO X2, X6
-	PCMPEQB X1, X6
-	POR X6, X7
-	MOVO X3, X6
-	PCMPEQB X1, X6
-	POR X6, X7
-	MOVO X4, X6
-	PCMPEQB X1, X6
-	POR X6, X7
-	MOVO X5, X6
-	PCMPEQB X1, X6
-	POR X6, X7
+	MOVO X2, X3
 	PCMPEQB X0, X2
+	PCMPEQB X1, X3
+	POR X3, X2
 	PMOVMSKB X2, AX
-	PCMPEQB X0, X3
-	PMOVMSKB X3, BX
+	MOVOU 16(SI), X4
+	MOVO X4, X5
+	PCMPEQB X0, X4
+	PCMPEQB X1, X5
+	POR X5, X4
+	PMOVMSKB X4, BX
 	SHLQ $16, BX
 	ORQ BX, AX
-	PCMPEQB X0, X4
-	PMOVMSKB X4, BX
+	MOVOU 32(SI), X2
+	MOVO X2, X3
+	PCMPEQB X0, X2
+	PCMPEQB X1, X3
+	POR X3, X2
+	PMOVMSKB X2, BX
 	SHLQ $32, BX
 	ORQ BX, AX
-	PCMPEQB X0, X5
-	PMOVMSKB X5, BX
+	MOVOU 48(SI), X4
+	MOVO X4, X5
+	PCMPEQB X0, X4
+	PCMPEQB X1, X5
+	POR X5, X4
+	PMOVMSKB X4, BX
 	SHLQ $48, BX
 	ORQ BX, AX
 	MOVQ AX, 0(DI)
@@ -55,7 +54,4 @@ block:
 	JNZ block
 
 done:
-	PMOVMSKB X7, AX
-	TESTL AX, AX
-	SETNE ret+40(FP)
 	RET

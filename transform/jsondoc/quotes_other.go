@@ -3,4 +3,4 @@
 package jsondoc
 
 // scanQuotes: see quotes_amd64.go.
-func scanQuotes(s string, mask []uint64) bool { return scanQuotesGeneric(s, mask) }
+func scanQuotes(s string, mask []uint64) { scanQuotesGeneric(s, mask) }

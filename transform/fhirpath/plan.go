@@ -358,7 +358,7 @@ func (p *plan) eval(ctx *Context, focus Collection) (Collection, bool) {
 // items, counting no further than 2.
 func (p *plan) evalOne(ctx *Context, focus Collection) (v *Value, n int, ok bool) {
 	r := &ctx.run
-	r.ev = evaluator{ctx: ctx}
+	r.ev.ctx = ctx // the runner reads only the evaluator's context
 	r.one, r.n = true, 0
 	if !p.run(ctx, focus) {
 		return nil, 0, false
@@ -377,6 +377,10 @@ func (p *plan) run(ctx *Context, focus Collection) bool {
 	r.stopOK, r.bail = p.stopOK, false
 	clear(r.done[:p.firsts])
 	r.js = r.js[:0]
+	if len(p.branches) == 1 && len(focus) == 1 { // a column of the resource
+		r.push(p.branches[0], &focus[0])
+		return !r.bail
+	}
 	for _, steps := range p.branches {
 		for i := range focus {
 			if r.push(steps, &focus[i]) {

@@ -391,11 +391,14 @@ func (p *Parser) object(i, depth int) (int, error) {
 		if err != nil {
 			return j, err
 		}
-		i = skipWS(s, j)
-		if i >= len(s) || s[i] != ':' {
-			return i, p.errorf(i, "expected ':' after a member name")
+		if j < len(s) && s[j] == ':' { // the usual case, inline
+			i = skipWS(s, j+1)
+		} else {
+			if i = skipWS(s, j); i >= len(s) || s[i] != ':' {
+				return i, p.errorf(i, "expected ':' after a member name")
+			}
+			i = skipWS(s, i+1)
 		}
-		i = skipWS(s, i+1)
 		var tag uint32 // what the filter matched; 0 with none or none matched
 		dropped := false
 		if depth == 1 && p.filter != nil {

@@ -186,19 +186,9 @@ func fastDate(s string) (arrow.Date32, bool) {
 	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
 		return 0, false
 	}
-	num := func(t string) (int, bool) {
-		n := 0
-		for i := 0; i < len(t); i++ {
-			if t[i] < '0' || t[i] > '9' {
-				return 0, false
-			}
-			n = n*10 + int(t[i]-'0')
-		}
-		return n, true
-	}
-	y, ok1 := num(s[:4])
-	m, ok2 := num(s[5:7])
-	d, ok3 := num(s[8:])
+	y, ok1 := num4(s[:4])
+	m, ok2 := num2(s[5:7])
+	d, ok3 := num2(s[8:10])
 	if !ok1 || !ok2 || !ok3 || m < 1 || m > 12 || d < 1 || d > daysIn(time.Month(m), y) {
 		return 0, false
 	}
@@ -277,12 +267,18 @@ func fastTimestamp(s string) (arrow.Timestamp, bool) {
 	return arrow.Timestamp(secs*1_000_000 + nanos/1000), true
 }
 
-// num2 reads two decimal digits.
+// num2 reads two decimal digits. A byte below '0' wraps around in the
+// subtraction, so one comparison per digit checks both bounds.
 func num2(s string) (int, bool) {
-	if s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9' {
-		return 0, false
-	}
-	return int(s[0]-'0')*10 + int(s[1]-'0'), true
+	a, b := s[0]-'0', s[1]-'0'
+	return int(a)*10 + int(b), a <= 9 && b <= 9
+}
+
+// num4 reads four decimal digits.
+func num4(s string) (int, bool) {
+	hi, ok1 := num2(s[:2])
+	lo, ok2 := num2(s[2:4])
+	return hi*100 + lo, ok1 && ok2
 }
 
 func daysIn(m time.Month, year int) int {

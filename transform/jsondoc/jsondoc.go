@@ -182,8 +182,10 @@ func (p *Parser) add(t Type) int32 {
 	return k
 }
 
-// value parses the value starting at s[i] (not white space) into a new
-// node and returns the offset after it.
+// value parses the value starting at s[i], after any white space, into a
+// new node and returns the offset after it. Compact JSON, the usual
+// NDJSON, has no white space between tokens, so the callers do not look
+// for it before a value: the switch here finds it when there is some.
 func (p *Parser) value(i, depth int) (int, error) {
 	s := p.in
 	if i >= len(s) {
@@ -208,6 +210,8 @@ func (p *Parser) value(i, depth int) (int, error) {
 		return p.literal(i, "false", TypeFalse)
 	case 'n':
 		return p.literal(i, "null", TypeNull)
+	case ' ', '\t', '\n', '\r':
+		return p.value(skipWS(s, i), depth)
 	default:
 		if c == '-' || c >= '0' && c <= '9' {
 			j, err := p.number(i)
@@ -385,19 +389,21 @@ func (p *Parser) object(i, depth int) (int, error) {
 	var n, prev int32 = 0, -1
 	for more := true; more; {
 		if i >= len(s) || s[i] != '"' {
-			return i, p.errorf(i, "expected a member name")
+			if i = skipWS(s, i); i >= len(s) || s[i] != '"' {
+				return i, p.errorf(i, "expected a member name")
+			}
 		}
 		key, j, err := p.str(i + 1)
 		if err != nil {
 			return j, err
 		}
 		if j < len(s) && s[j] == ':' { // the usual case, inline
-			i = skipWS(s, j+1)
+			i = j + 1
 		} else {
 			if i = skipWS(s, j); i >= len(s) || s[i] != ':' {
 				return i, p.errorf(i, "expected ':' after a member name")
 			}
-			i = skipWS(s, i+1)
+			i++
 		}
 		var tag uint32 // what the filter matched; 0 with none or none matched
 		dropped := false
@@ -406,7 +412,7 @@ func (p *Parser) object(i, depth int) (int, error) {
 			dropped = tag == 0
 		}
 		if dropped {
-			if i, err = p.skip(i, depth); err != nil {
+			if i, err = p.skip(skipWS(s, i), depth); err != nil {
 				return i, err
 			}
 		} else {
@@ -420,7 +426,7 @@ func (p *Parser) object(i, depth int) (int, error) {
 			n++
 		}
 		if i < len(s) && s[i] == ',' { // the usual case, inline
-			i = skipWS(s, i+1)
+			i++ // white space before the next name is skipped above
 			continue
 		}
 		if i, more, err = p.next(i, '}'); err != nil {
@@ -479,7 +485,7 @@ func (p *Parser) array(i, depth int) (int, error) {
 		prev = p.link(prev, child)
 		n++
 		if i < len(s) && s[i] == ',' { // the usual case, inline
-			i = skipWS(s, i+1)
+			i++ // value skips white space before the next element
 			continue
 		}
 		if i, more, err = p.next(i, ']'); err != nil {

@@ -1,6 +1,8 @@
 package transform
 
 import (
+	"bytes"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -118,3 +120,26 @@ func TestListCol(t *testing.T) {
 }
 
 func ptr(v fhirpath.Value) *fhirpath.Value { return &v }
+
+// TestBitmapPack checks packing against setting one bit per cell, for
+// every length around a byte and random cells.
+func TestBitmapPack(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for n := range 70 {
+		var b bitmap
+		want := make([]byte, (n+7)/8)
+		wantOnes := 0
+		for i := range n {
+			v := rng.IntN(2) == 1
+			b.push(v)
+			if v {
+				want[i/8] |= 1 << (i % 8)
+				wantOnes++
+			}
+		}
+		got, ones := b.pack()
+		if !bytes.Equal(got, want) || ones != wantOnes {
+			t.Fatalf("%d cells: pack = %08b, %d ones; want %08b, %d", n, got, ones, want, wantOnes)
+		}
+	}
+}

@@ -105,7 +105,9 @@ func (p *Parser) skip(i, depth int) (int, error) {
 				break
 			}
 			if c == '{' {
-				if i, err = p.skipName(i); err != nil {
+				if j := p.plainName(i); j >= 0 {
+					i = j
+				} else if i, err = p.skipName(i); err != nil {
 					return i, err
 				}
 			}
@@ -124,6 +126,10 @@ func (p *Parser) skip(i, depth int) (int, error) {
 			i, err = p.checkLiteral(i, "false")
 		case 'n':
 			i, err = p.checkLiteral(i, "null")
+		case ' ', '\t', '\n', '\r':
+			// Compact JSON has none; the fast paths below leave it here.
+			i = skipWS(s, i)
+			continue
 		default:
 			if c != '-' && (c < '0' || c > '9') {
 				return i, p.errorf(i, "expected a value")
@@ -142,7 +148,7 @@ func (p *Parser) skip(i, depth int) (int, error) {
 			top := open[len(open)-1]
 			var more bool
 			if i < len(s) && s[i] == ',' { // the usual case, inline
-				i, more = skipWS(s, i+1), true
+				i, more = i+1, true
 			} else if i, more, err = p.next(i, top+2); err != nil {
 				return i, err
 			}
@@ -151,21 +157,28 @@ func (p *Parser) skip(i, depth int) (int, error) {
 				continue
 			}
 			if top == '{' {
-				// The usual name, without an escape or white space,
-				// inline; skipName reports errors.
-				if i < len(s) && s[i] == '"' {
-					if j := p.quote(i + 1); j+1 < len(s) && s[j] == '"' && s[j+1] == ':' {
-						i = skipWS(s, j+2)
-						break
-					}
-				}
-				if i, err = p.skipName(i); err != nil {
+				if j := p.plainName(i); j >= 0 {
+					i = j
+				} else if i, err = p.skipName(skipWS(s, i)); err != nil {
 					return i, err
 				}
 			}
 			break
 		}
 	}
+}
+
+// plainName returns the offset after the usual member name at s[i],
+// without an escape or white space, and the ':' right after it; -1 for
+// any other, which skipName then reads, with its errors.
+func (p *Parser) plainName(i int) int {
+	s := p.in
+	if i < len(s) && s[i] == '"' {
+		if j := p.quote(i + 1); j+1 < len(s) && s[j] == '"' && s[j+1] == ':' {
+			return j + 2
+		}
+	}
+	return -1
 }
 
 // skipName checks a member name and its ':' starting at s[i] and returns

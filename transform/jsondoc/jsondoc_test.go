@@ -268,7 +268,7 @@ func TestFilter(t *testing.T) {
 		`{"big":{"deep":[[[{"a":[1,{"b":"\"q\""}]}]]]},"id":"y"}`,
 		`{"id":"z"}`, `{}`, `[{"component":1}]`, `"top"`,
 		"{ \"component\" :\n [ 1 , { \"a\" :\t2 } ] ,\r\n\"id\" : \"w\" , \"code\" :\n\"c\" }", `{"component": }`, `{"id": ,}`,
-		"{\"component\":{\"a\":1, \"b\" :[2,\n{\"c\":\"d\" }],\t\"e\":{}},\"id\":\"v\"}", `{"component":{"a":1, }}`, `{"component":{"a" 1}}`,
+		"{\"component\":{\"a\":1, \"b\" :[2,\n{\"c\":\"d\" }],\t\"e\":{}},\"id\":\"v\"}", `{"component":{"a":1, }}`,
 		`{"component":[1,2,}`, `{"component":"\x"}`, `{"component":tru,"id":"a"}`, `{"component":{"a" 1}}`,
 		`{"component":[1 2]}`, `{"component":01}`, `{"component":{"a":1,}}`, `{"component":"abc`, `{"component":-}`,
 		`{"component":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `}`,

@@ -89,8 +89,8 @@ func TestTransformRejects(t *testing.T) {
 	if diff := cmp.Diff(want, sink.Rejects); diff != "" {
 		t.Errorf("rejects (-want +got):\n%s", diff)
 	}
-	wantStats := Stats{Lines: 9, Resources: 5, Rejected: 3, CellRejects: 2,
-		Rows: map[string]int64{"person": 4, "person_name": 5, ResourcesTable: 5}}
+	wantStats := Stats{Lines: 10, Resources: 6, Rejected: 3, CellRejects: 2,
+		Rows: map[string]int64{"person": 5, "person_name": 6, ResourcesTable: 6}}
 	if diff := cmp.Diff(wantStats, st); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
 	}
@@ -98,7 +98,7 @@ func TestTransformRejects(t *testing.T) {
 
 func TestTransformBatching(t *testing.T) {
 	_, sink := transformFile(t, loadTestViews(t), Options{BatchRows: 2}, "patients.ndjson")
-	for table, want := range map[string][]int64{"person": {2, 2}, ResourcesTable: {2, 2, 1}, "person_name": {2, 2, 1}} {
+	for table, want := range map[string][]int64{"person": {2, 2, 1}, ResourcesTable: {2, 2, 2}, "person_name": {2, 2, 2}} {
 		var got []int64
 		for _, b := range sink.Batches[table] {
 			got = append(got, b.NumRows())

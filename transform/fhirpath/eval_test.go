@@ -144,3 +144,28 @@ func TestEvalErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestSplitReference(t *testing.T) {
+	tests := []struct {
+		ref, typ, id string
+		ok           bool
+	}{
+		{"Patient/123", "Patient", "123", true},
+		{"Patient/123/_history/4", "Patient", "123", true},
+		{"https://x/fhir/Patient/123/_history/2", "Patient", "123", true},
+		{"a/b/c", "b", "c", true},
+		{"urn:uuid:abc", "", "abc", true},
+		{"urn:oid:1.2", "", "1.2", true},
+		{"/abc", "", "abc", true},
+		{"#c1", "", "", false},
+		{"", "", "", false},
+		{"Patient/", "", "", false},
+		{"abc", "", "", false},
+	}
+	for _, tc := range tests {
+		typ, id, ok := SplitReference(tc.ref)
+		if typ != tc.typ || id != tc.id || ok != tc.ok {
+			t.Errorf("SplitReference(%q) = %q, %q, %v; want %q, %q, %v", tc.ref, typ, id, ok, tc.typ, tc.id, tc.ok)
+		}
+	}
+}

@@ -341,6 +341,11 @@ func SplitReference(ref string) (typ, id string, ok bool) {
 	if rest, found := strings.CutPrefix(ref, "urn:oid:"); found {
 		return "", rest, true
 	}
+	// The usual relative reference, Type/id, has one slash: two vector
+	// searches settle it.
+	if i := strings.IndexByte(ref, '/'); i > 0 && i < len(ref)-1 && strings.IndexByte(ref[i+1:], '/') < 0 {
+		return ref[:i], ref[i+1:], true
+	}
 	if i := strings.Index(ref, "/_history/"); i >= 0 {
 		ref = ref[:i]
 	}

@@ -88,7 +88,7 @@ func (p *Parser) skip(i, depth int) (int, error) {
 	defer func() { p.open = open[:0] }()
 	var err error
 	for {
-		// A value starts at s[i].
+		// A value, or white space before one, starts at s[i].
 		if i >= len(s) {
 			return i, p.errorf(i, "unexpected end of input")
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 
 	"github.com/fhirlake/fhirlake/internal/pipeline"
+	"github.com/fhirlake/fhirlake/internal/syncbuf"
 )
 
 // runAction runs the real app (its global flags) with one command whose
@@ -119,7 +120,7 @@ func TestAttachProgressWithoutTerminalAttachesNothing(t *testing.T) {
 // goroutines, with a log line written through the log writer while the
 // bars run; the line must reach the output whole.
 func TestBarsAndLogLines(t *testing.T) {
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	lw := &logWriter{out: &out}
 	b := newBars(&out, mpb.WithAutoRefresh(), mpb.WithRefreshRate(time.Millisecond), mpb.WithWidth(200))
 	lw.setAbove(b.p)
@@ -184,23 +185,6 @@ func TestBarsAndLogLines(t *testing.T) {
 	if strings.Contains(s, "\x1b[2J") {
 		t.Error("the server's control characters reached the terminal")
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestPrintable(t *testing.T) {

@@ -3,7 +3,6 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -18,25 +17,8 @@ import (
 	"github.com/fhirlake/fhirlake/extract"
 	"github.com/fhirlake/fhirlake/extract/sandbox"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
+	"github.com/fhirlake/fhirlake/internal/syncbuf"
 )
-
-// lockedBuffer is a log destination shared by several handlers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // tokenRecorder remembers every token it hands out.
 type tokenRecorder struct {
@@ -63,7 +45,7 @@ func (r *tokenRecorder) Invalidate() {
 
 func TestRunLogLinesCarryRunAndSourceAndNoSecrets(t *testing.T) {
 	p, sb := newPipeline(t, 20, t.TempDir())
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
 	p.Log = slog.New(slog.NewJSONHandler(&out, opts))
 	// The client's own logger has no run or source: a line it wrote during

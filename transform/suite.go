@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,6 +47,20 @@ func (r Report) Counts() (passed, failed int) {
 		}
 	}
 	return passed, failed
+}
+
+// Failures returns a line "FAIL file: test: reason" for each failed test
+// of r, the files in name order and their tests in order.
+func (r Report) Failures() []string {
+	var lines []string
+	for _, f := range slices.Sorted(maps.Keys(r)) {
+		for _, t := range r[f].Tests {
+			if !t.Result.Passed {
+				lines = append(lines, fmt.Sprintf("FAIL %s: %s: %s", f, t.Name, t.Result.Reason))
+			}
+		}
+	}
+	return lines
 }
 
 // suiteFile is the format of a conformance test file (tests.schema.json).

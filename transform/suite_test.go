@@ -3,7 +3,7 @@ package transform
 import (
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"testing"
 )
 
@@ -20,21 +20,23 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := make([]string, 0, len(rep))
-	for f := range rep {
-		files = append(files, f)
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		for _, tr := range rep[f].Tests {
-			if !tr.Result.Passed {
-				t.Logf("FAIL %s: %s: %s", f, tr.Name, tr.Result.Reason)
-			}
-		}
+	for _, line := range rep.Failures() {
+		t.Log(line)
 	}
 	passed, failed := rep.Counts()
 	t.Logf("%d passed, %d failed", passed, failed)
 	if passed < conformanceFloor {
 		t.Errorf("%d conformance tests passed, want at least %d", passed, conformanceFloor)
+	}
+}
+
+func TestReportFailures(t *testing.T) {
+	rep := Report{
+		"b.json": {Tests: []TestReport{{Name: "b2", Result: TestResult{Reason: "wrong rows"}}, {Name: "b1", Result: TestResult{Passed: true}}}},
+		"a.json": {Tests: []TestReport{{Name: "a1", Result: TestResult{Reason: "bad path"}}, {Name: "a0", Result: TestResult{Reason: "x"}}}},
+	}
+	want := []string{"FAIL a.json: a1: bad path", "FAIL a.json: a0: x", "FAIL b.json: b2: wrong rows"}
+	if got := rep.Failures(); !slices.Equal(got, want) {
+		t.Errorf("Failures() = %q, want %q", got, want)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/urfave/cli/v2"
 
@@ -59,17 +58,8 @@ func runViewsTest(_ context.Context, c *cli.Context, o viewsTestOptions) error {
 	}
 	passed, failed := rep.Counts()
 	if o.verbose || failed > 0 {
-		files := make([]string, 0, len(rep))
-		for f := range rep {
-			files = append(files, f)
-		}
-		sort.Strings(files)
-		for _, f := range files {
-			for _, t := range rep[f].Tests {
-				if !t.Result.Passed {
-					fmt.Fprintf(c.App.ErrWriter, "FAIL %s: %s: %s\n", f, t.Name, t.Result.Reason)
-				}
-			}
+		for _, line := range rep.Failures() {
+			fmt.Fprintln(c.App.ErrWriter, line)
 		}
 	}
 	fmt.Fprintf(c.App.Writer, "%d passed, %d failed\n", passed, failed)

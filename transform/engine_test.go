@@ -165,7 +165,7 @@ func TestViewMetadata(t *testing.T) {
 	want := map[string][]string{
 		"person": {"key=id", "id: utf8", "updated: timestamp[us, tz=UTC]", "family: utf8", "given: list<item: utf8, nullable>",
 			"birth_date: date32", "active: bool", "balance: decimal(12, 2)", "org_id: utf8"},
-		"person_name": {"key=patient_id", "patient_id: utf8", "idx: int32", "use: utf8", "family: utf8"},
+		"person_name": {"key=patient_id", "patient_id: utf8", "idx: int32", "use: utf8", "family: utf8", "given: utf8"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -208,7 +209,7 @@ func TestViewsTestSuite(t *testing.T) {
 	}
 	report := filepath.Join(t.TempDir(), "report.json")
 	code, stdout, stderr := run(t, nil, "views", "test", "--suite", suite, "--report", report)
-	if code != exitOK || stdout != "134 passed, 0 failed\n" {
+	if code != exitOK || stdout != "144 passed, 0 failed\n" {
 		t.Fatalf("exit %d, stdout %q, stderr %s", code, stdout, stderr)
 	}
 	var rep map[string]struct {
@@ -222,6 +223,20 @@ func TestViewsTestSuite(t *testing.T) {
 	b, _ := os.ReadFile(report)
 	if err := json.Unmarshal(b, &rep); err != nil || len(rep["basic.json"].Tests) == 0 || !rep["basic.json"].Tests[0].Result.Passed {
 		t.Errorf("report is not in the standard shape: %v\n%.300s", err, b)
+	}
+	// The report agrees with the printed line, test by test.
+	passed, failed := 0, 0
+	for _, f := range rep {
+		for _, tr := range f.Tests {
+			if tr.Result.Passed {
+				passed++
+			} else {
+				failed++
+			}
+		}
+	}
+	if got := fmt.Sprintf("%d passed, %d failed\n", passed, failed); got != stdout {
+		t.Errorf("report counts %q, printed %q", got, stdout)
 	}
 	// A failing test fails the command.
 	bad := t.TempDir()

@@ -39,6 +39,8 @@ func TestEval(t *testing.T) {
 		{"name.given.last()", patient, []any{"B"}},
 		{"name.given.join(', ')", patient, []any{"Ann, B"}},
 		{"name.given.join()", patient, []any{"AnnB"}},
+		{"name[1].given.join(',')", patient, nil}, // nothing to join: empty, not ''
+		{"telecom.value.join()", patient, nil},
 		{"extension('http://hl7.org/fhir/us/core/StructureDefinition/us-core-race').extension('ombCategory').value.ofType(Coding).code", patient, []any{"2106-3"}},
 		{"deceased.ofType(boolean)", patient, []any{false}},
 		{"deceased.ofType(dateTime)", patient, nil},

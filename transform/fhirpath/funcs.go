@@ -247,7 +247,14 @@ func fnOfType(_ *evaluator, n *FunctionNode, base, _ Collection) (Collection, er
 	return ofType(base, n.Args[0].(*TypeNode)), nil
 }
 
+// fnJoin concatenates the string forms of its input with an optional
+// separator. Joining nothing gives nothing (an empty collection, so a column
+// is NULL), not an empty string: the SQL-on-FHIR v2 suite says so since the
+// release that added the nested repeat tests.
 func fnJoin(ev *evaluator, n *FunctionNode, base, focus Collection) (Collection, error) {
+	if len(base) == 0 {
+		return nil, nil
+	}
 	sep := ""
 	if len(n.Args) == 1 {
 		v, ok, err := ev.arg(n, 0, focus)

@@ -8,7 +8,7 @@ BIN       := bin/fhirlake
 TOOLS     := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build test demo lint bench pgo clean
+.PHONY: all build test demo lint bench pgo fuzz clean
 
 all: build
 
@@ -54,6 +54,14 @@ PGO_PROFILE := $(CURDIR)/cmd/fhirlake/default.pgo
 bench:
 	FHIRLAKE_BENCH_MB=$${FHIRLAKE_BENCH_MB:-500} $(GO) test -tags $(TAGS) -pgo=$(PGO_PROFILE) -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/bench/
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 3x ./extract/
+
+# Fuzzing: every fuzz target (func FuzzX in a *_test.go) for FUZZTIME
+# each (default 60s), one after another, with a summary line per target.
+# `make test` already runs every target's seed corpus. See scripts/fuzz.sh.
+FUZZTIME ?= 60s
+
+fuzz:
+	GO=$(GO) TAGS=$(TAGS) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 # Profile-guided optimisation: cmd/fhirlake/default.pgo is a CPU profile
 # of the transform benchmarks (every built-in view over the EOB and the

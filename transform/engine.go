@@ -242,7 +242,9 @@ type chunk struct {
 }
 
 // Transform streams NDJSON from r (name is used in rejects: a file name),
-// one resource per line, blank lines skipped, lines up to MaxLineBytes.
+// one resource per line, blank lines skipped, lines up to MaxLineBytes. A
+// gzip stream is decompressed and a leading UTF-8 byte-order mark skipped
+// (see OpenInput).
 // For each resource it evaluates every view whose Resource() matches
 // resourceType, appends rows, and sends a batch per table whenever
 // BatchRows rows accumulate and at the end, plus ResourcesTable batches. A
@@ -260,6 +262,11 @@ type chunk struct {
 // + BatchRows rows) and by the longest line, never by input size. Safe to
 // call concurrently on different inputs.
 func (e *Engine) Transform(ctx context.Context, name string, r io.Reader, sink Sink) (Stats, error) {
+	r, closer, err := OpenInput(r)
+	if err != nil {
+		return Stats{Rows: map[string]int64{}}, fmt.Errorf("read %s: %w", name, err)
+	}
+	defer closer.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n := e.workers

@@ -1,7 +1,9 @@
 package transform
 
 import (
+	"bytes"
 	cmp2 "cmp"
+	"compress/gzip"
 	"flag"
 	"fmt"
 	"os"
@@ -342,4 +344,60 @@ func TestFlatRowError(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}
+}
+
+// TestTransformInputForms: the same NDJSON gives the same rows, rejects
+// and line numbers plain, after a byte-order mark, gzip-compressed (in
+// one member or two, as `cat a.gz b.gz` makes) whatever the file's name.
+func TestTransformInputForms(t *testing.T) {
+	plain, err := os.ReadFile(testdata("patients.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz := func(parts ...[]byte) []byte {
+		var b bytes.Buffer
+		for _, p := range parts {
+			zw := gzip.NewWriter(&b)
+			zw.Write(p)
+			zw.Close()
+		}
+		return b.Bytes()
+	}
+	half := bytes.Index(plain, []byte("\n{\"resourceType\":\"Patient\",\"id\":\"p3\"")) + 1
+	bom := append([]byte("\ufeff"), plain...)
+	views := loadTestViews(t)
+	want, wantStats := transformBytes(t, views, plain)
+	for name, in := range map[string][]byte{
+		"bom": bom, "gzip": gz(plain), "gzip+bom": gz(bom), "two members": gz(plain[:half], plain[half:]),
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, gotStats := transformBytes(t, views, in)
+			sameRun(t, name, want, got, wantStats, gotStats)
+		})
+	}
+	// A second mark inside the text is content, not an encoding mark.
+	_, st := transformBytes(t, views, append(bom, "\ufeff{\"resourceType\":\"Patient\",\"id\":\"z\"}\n"...))
+	if st.Rejected != wantStats.Rejected+1 {
+		t.Errorf("a mark after line 1: %d rejects, want %d", st.Rejected, wantStats.Rejected+1)
+	}
+	// Not gzip after all: the error names the input.
+	e, _ := NewEngine(views, Options{})
+	if _, err := e.Transform(t.Context(), "x.ndjson", bytes.NewReader([]byte("\x1f\x8bnot gzip")), NewMemSink()); err == nil || !strings.Contains(err.Error(), "x.ndjson") {
+		t.Errorf("broken gzip header: %v", err)
+	}
+}
+
+func transformBytes(t *testing.T, views []*View, in []byte) (*MemSink, Stats) {
+	t.Helper()
+	e, err := NewEngine(views, Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := NewMemSink()
+	t.Cleanup(sink.Release)
+	st, err := e.Transform(t.Context(), "patients.ndjson", bytes.NewReader(in), sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sink, st
 }

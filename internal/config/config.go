@@ -308,7 +308,9 @@ func checkRef(ref string) error {
 			return fmt.Errorf("cannot read %s", name)
 		}
 	default:
-		return fmt.Errorf("unknown reference kind %q: use env:NAME or file:PATH", kind)
+		// Not a reference at all, most likely the secret itself (some
+		// secrets hold a colon): never repeat any of it.
+		return errors.New("must be a reference, env:NAME or file:PATH; secrets are never written in the file")
 	}
 	return nil
 }
@@ -317,6 +319,9 @@ func checkRef(ref string) error {
 // trimmed). Errors name the reference, never the value.
 func Resolve(ref string) (string, error) {
 	if err := checkRef(ref); err != nil {
+		if !strings.HasPrefix(ref, "env:") && !strings.HasPrefix(ref, "file:") {
+			return "", fmt.Errorf("secret: %w", err) // ref may be the secret itself
+		}
 		return "", fmt.Errorf("secret %s: %w", ref, err)
 	}
 	kind, name, _ := strings.Cut(ref, ":")

@@ -147,3 +147,32 @@ func TestExamplesAreValid(t *testing.T) {
 		t.Errorf("examples/fhirlake.yaml: want only the production roster path to be missing, got %v", err)
 	}
 }
+
+// TestSecretsNeverRepeated: a value that is not a reference may be the
+// secret itself, so neither check nor Resolve repeats any part of it.
+func TestSecretsNeverRepeated(t *testing.T) {
+	for _, secret := range []string{"hunter2-inline", "hunter2:s3cr3t", "live:value:with:colons"} {
+		_, err := Resolve(secret)
+		if err == nil {
+			t.Fatalf("Resolve(%q) succeeded", secret)
+		}
+		for _, part := range strings.Split(secret, ":") {
+			if strings.Contains(err.Error(), part) {
+				t.Errorf("Resolve error %q repeats %q", err, part)
+			}
+		}
+		_, err = Parse("f.yaml", []byte("sources:\n  - name: a\n    kind: bulk\n    fhir_url: http://x\n    token_url: http://t\n    auth: {client_id: c, client_secret: '"+secret+"'}\n"))
+		if err == nil || !strings.Contains(err.Error(), "f.yaml:6: sources[0].auth.client_secret: must be a reference") {
+			t.Fatalf("Parse error %v", err)
+		}
+		for _, part := range strings.Split(secret, ":") {
+			if strings.Contains(err.Error(), part) {
+				t.Errorf("Parse error %q repeats %q", err, part)
+			}
+		}
+	}
+	// A reference is named: it is where the secret is, not the secret.
+	if _, err := Resolve("env:FHIRLAKE_TEST_UNSET_VARIABLE"); err == nil || !strings.Contains(err.Error(), "env:FHIRLAKE_TEST_UNSET_VARIABLE") {
+		t.Errorf("Resolve of an unset variable: %v", err)
+	}
+}

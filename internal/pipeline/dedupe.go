@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 
@@ -56,11 +57,16 @@ func restageDuplicates(ctx context.Context, log *slog.Logger, loader *load.Loade
 // readLines returns the wanted lines (1-based numbers) of an NDJSON file,
 // each ending in a newline. Memory holds only those lines.
 func readLines(path string, want map[int64]bool) ([]byte, error) {
-	r, closer, err := openNDJSON(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	defer closer()
+	defer f.Close()
+	r, closer, err := transform.OpenInput(f) // the same text, and so the same line numbers, Transform reads
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), transform.MaxLineBytes)
 	var out bytes.Buffer

@@ -5,13 +5,11 @@
 package pipeline
 
 import (
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -503,33 +501,17 @@ feed:
 }
 
 func transformFile(ctx context.Context, e *transform.Engine, root, name string, s transform.Sink) (transform.Stats, error) {
-	r, closer, err := openNDJSON(filepath.Join(root, name))
+	// The engine recognises gzip by its magic bytes, whatever the name.
+	f, err := os.Open(filepath.Join(root, name))
 	if err != nil {
 		return transform.Stats{}, fmt.Errorf("transform %s: %w", name, err)
 	}
-	defer closer()
-	st, err := e.Transform(ctx, name, r, s)
+	defer f.Close()
+	st, err := e.Transform(ctx, name, f, s)
 	if err != nil {
 		return st, fmt.Errorf("transform %s: %w", name, err)
 	}
 	return st, nil
-}
-
-// openNDJSON opens an NDJSON file, gunzipping *.gz.
-func openNDJSON(path string) (io.Reader, func(), error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !strings.HasSuffix(path, ".gz") {
-		return f, func() { f.Close() }, nil
-	}
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	return zr, func() { zr.Close(); f.Close() }, nil
 }
 
 func newRunID(t time.Time) string {

@@ -1,0 +1,56 @@
+package transform
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// gzipMagic opens every gzip stream (RFC 1952, ID1 ID2).
+var gzipMagic = []byte{0x1f, 0x8b}
+
+// utf8BOM is the byte-order mark some exporters write before the first line.
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
+
+// inputBuffer is the read-ahead used to recognise the input's form.
+const inputBuffer = 64 << 10
+
+// OpenInput returns the NDJSON text of r: gunzipped when r starts with the
+// gzip magic bytes, whatever a file name says (servers and users name
+// compressed files every way), and without a leading UTF-8 byte-order mark,
+// which is no part of the first line. Concatenated gzip members are read
+// as one stream, as gunzip does. The caller closes the returned closer.
+//
+// klauspost/compress's gzip decodes the same streams as compress/gzip,
+// about twice as fast; it is already a dependency of Arrow and Parquet.
+func OpenInput(r io.Reader) (io.Reader, io.Closer, error) {
+	br := bufio.NewReaderSize(r, inputBuffer)
+	head, err := br.Peek(len(gzipMagic))
+	if err != nil && err != io.EOF {
+		return nil, nil, err
+	}
+	if !bytes.Equal(head, gzipMagic) {
+		return skipBOM(br), noClose{}, nil
+	}
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gzip: %w", err)
+	}
+	return skipBOM(bufio.NewReaderSize(zr, inputBuffer)), zr, nil
+}
+
+// skipBOM drops a UTF-8 byte-order mark at the start of br.
+func skipBOM(br *bufio.Reader) io.Reader {
+	if head, _ := br.Peek(len(utf8BOM)); bytes.Equal(head, utf8BOM) {
+		br.Discard(len(utf8BOM))
+	}
+	return br
+}
+
+// noClose is the closer of plain input: the caller owns r.
+type noClose struct{}
+
+func (noClose) Close() error { return nil }

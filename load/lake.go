@@ -28,17 +28,21 @@ package load
 
 // Layout of a lake directory DIR:
 //
-//	DIR/<table>/data.parquet                   an unpartitioned table
-//	DIR/<table>/<key>=<value>/data.parquet     one partition of a table
-//	DIR/_fhirlake/<bookkeeping table>.parquet  fhirlake_runs, fhirlake_watermarks, ...
-//	DIR/_fhirlake/lake.json                    table definitions, partitions, views
+//	DIR/<table>/data_source=<source>/data.parquet                an unpartitioned table
+//	DIR/<table>/data_source=<source>/<key>=<value>/data.parquet  one partition of a table
+//	DIR/_fhirlake/<bookkeeping table>.parquet                    fhirlake_runs, fhirlake_watermarks, ...
+//	DIR/_fhirlake/lake.json                                      table definitions, partitions, views, owner
 //
-// <value> is the year of the partition column, or NullPartition. Files hold
-// every column of the table and nothing else: the partition column itself
-// stays (a reader without hive partitioning still sees it and can derive the
-// year), while the Hive key (service_year) lives only in the path, so
-// read_parquet(..., hive_partitioning = true) adds it as one extra column and
-// a plain read_parquet returns exactly the table's columns.
+// Every table is split by source first, so a run rewrites only its own
+// source's files and never another's. <value> is the year of the partition
+// column, or NullPartition. Files hold every column of the table and nothing
+// else: data_source and the partition column stay in the file (a reader
+// without hive partitioning still sees them), while the year's Hive key
+// (service_year) lives only in the path, so read_parquet(...,
+// hive_partitioning = true) adds it as one extra column (data_source, in the
+// path and in the file alike, stays one column, and a filter on it skips the
+// other sources' folders) and a plain read_parquet returns exactly the
+// table's columns.
 
 import (
 	"context"
@@ -79,10 +83,19 @@ const BookkeepingPrefix = "fhirlake_"
 // the writer's memory low.
 const rowGroupRows = 4 * 122880
 
+// LakeMetaVersion is the lake.json format this release writes: 2 adds the
+// owner warehouse and the folders by source.
+const LakeMetaVersion = 2
+
 // LakeMeta is the content of DIR/_fhirlake/lake.json.
 type LakeMeta struct {
-	// Version is the format version, 1.
+	// Version is the format version, LakeMetaVersion.
 	Version int `json:"version"`
+	// WarehouseID is the ID of the warehouse the lake mirrors, and
+	// Warehouse its path when it last wrote the lake: a run of another
+	// warehouse must not overwrite the lake (see CheckLake).
+	WarehouseID string `json:"warehouse_id,omitempty"`
+	Warehouse   string `json:"warehouse,omitempty"`
 	// Tables maps each table of the lake, bookkeeping tables included, to
 	// its definition.
 	Tables map[string]LakeTable `json:"tables"`
@@ -100,11 +113,12 @@ type LakeTable struct {
 	Partition *Partition `json:"partition,omitempty"`
 }
 
-// WriteLake makes the lake in dir mirror the committed warehouse. touched
-// is the Stats.Touched of the run just committed: only those tables and
-// partitions are rewritten. A nil touched rewrites every table, and so does
-// a lake that is behind the warehouse by more than that run (an earlier
-// WriteLake failed or was skipped) or is new, so a rerun always converges.
+// WriteLake makes the lake in dir mirror the committed warehouse. changes
+// are the Stats.Changes of the run just committed: only its source's files
+// of the tables and partitions it names are rewritten. A nil changes
+// rewrites every table, and so does a lake that is behind the warehouse by
+// more than that run (an earlier WriteLake failed or was skipped) or is new,
+// so a rerun always converges.
 //
 // Each file is written under a hidden temporary name in its final
 // directory, synced, and renamed over the old one; a partition left without
@@ -112,14 +126,18 @@ type LakeTable struct {
 // its old state or whole in its new one, never torn or doubled (a resource
 // that moved between two partitions may, for the instant between the two
 // renames, be seen in both or neither). A table whose layout changed (it
-// became partitioned, or its key was renamed) is built in a new directory
-// and swapped in. The bookkeeping mirror and lake.json are written last.
-func (w *Warehouse) WriteLake(ctx context.Context, dir string, tables []Table, touched map[string][]string) error {
+// became partitioned, its key was renamed, or it has the folders of an
+// earlier release) is built in a new directory and swapped in. The
+// bookkeeping mirror and lake.json are written last.
+func (w *Warehouse) WriteLake(ctx context.Context, dir string, tables []Table, changes *Changes) error {
 	if err := os.MkdirAll(filepath.Join(dir, MetaDir), 0o755); err != nil {
 		return fmt.Errorf("lake: %w", err)
 	}
-	sweepLake(dir)
-	full := touched == nil
+	if err := CheckLake(dir, w.path, w.id); err != nil {
+		return err
+	}
+	SweepLake(dir)
+	full := changes == nil
 	if !full {
 		behind, err := w.lakeBehind(ctx, dir)
 		if err != nil {
@@ -131,7 +149,7 @@ func (w *Warehouse) WriteLake(ctx context.Context, dir string, tables []Table, t
 		if strings.HasPrefix(t.Name, BookkeepingPrefix) {
 			continue
 		}
-		if err := w.writeTable(ctx, dir, t, touched, full); err != nil {
+		if err := w.writeTable(ctx, dir, t, changes, full); err != nil {
 			return fmt.Errorf("lake %s: %w", t.Name, err)
 		}
 	}
@@ -141,17 +159,49 @@ func (w *Warehouse) WriteLake(ctx context.Context, dir string, tables []Table, t
 	return nil
 }
 
-// sweepLake removes the staging and replacement folders a crashed
-// WriteLake left in the lake root. Errors are ignored: the leftovers are
-// hidden from readers.
-func sweepLake(dir string) {
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		n := e.Name()
-		if e.IsDir() && strings.HasPrefix(n, ".") && (strings.Contains(n, ".stage-") || strings.Contains(n, ".new-")) {
-			os.RemoveAll(filepath.Join(dir, n))
-		}
+// ErrLakeMismatch means a lake mirrors another warehouse than the one a
+// command writes.
+var ErrLakeMismatch = errors.New("the lake mirrors another warehouse")
+
+// CheckLake refuses to let the warehouse at warehousePath (with ID
+// warehouseID, "" when it does not exist yet) write the lake in dir when
+// the lake records another warehouse as its owner: a run pointed at the
+// wrong warehouse, or at a new one beside an old lake, would otherwise
+// overwrite the lake with other data. A lake without an owner (new, or
+// written by the first release) may be adopted.
+func CheckLake(dir, warehousePath, warehouseID string) error {
+	meta, err := ReadLakeMeta(dir)
+	if err != nil {
+		return err
 	}
+	if meta.WarehouseID == "" || meta.WarehouseID == warehouseID {
+		return nil
+	}
+	return fmt.Errorf("%w: lake %s mirrors warehouse %s (id %s), but this command writes warehouse %s: point --lake at this warehouse's own lake (or a new directory), or restore this warehouse from the lake with fhirlake rebuild --from lake",
+		ErrLakeMismatch, dir, meta.Warehouse, meta.WarehouseID, warehousePath)
+}
+
+// SweepLake removes what crashed writes left anywhere in the lake: the
+// staging and replacement folders of WriteLake in its root, and temporary
+// files (the hidden *.tmp names of crash-safe writes, and the tmp_*
+// names DuckDB's COPY writes through) in every folder, _fhirlake/
+// included. Errors are ignored: the leftovers are hidden from readers, and
+// the next sweep tries again.
+func SweepLake(dir string) {
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == dir {
+			return nil
+		}
+		n := d.Name()
+		switch {
+		case d.IsDir() && strings.HasPrefix(n, ".") && (strings.Contains(n, ".stage-") || strings.Contains(n, ".new-")):
+			os.RemoveAll(path)
+			return fs.SkipDir
+		case !d.IsDir() && (strings.HasPrefix(n, "tmp_") || strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".tmp")):
+			os.Remove(path)
+		}
+		return nil
+	})
 }
 
 // lakeBehind reports whether the lake's copy of fhirlake_runs misses more
@@ -173,7 +223,7 @@ func (w *Warehouse) lakeBehind(ctx context.Context, dir string) (bool, error) {
 }
 
 // writeTable brings one table of the lake up to date.
-func (w *Warehouse) writeTable(ctx context.Context, dir string, t Table, touched map[string][]string, full bool) error {
+func (w *Warehouse) writeTable(ctx context.Context, dir string, t Table, changes *Changes, full bool) error {
 	tdir := filepath.Join(dir, t.Name)
 	lay, err := readLayout(tdir)
 	if err != nil {
@@ -182,29 +232,62 @@ func (w *Warehouse) writeTable(ctx context.Context, dir string, t Table, touched
 	if !lay.exists || !lay.fits(t.Partition) {
 		return w.replaceTableDir(ctx, dir, t)
 	}
-	lay.sweep()
-	vals, ok := touched[t.Name]
-	switch {
-	case full:
+	if full {
 		return w.writeAll(ctx, dir, tdir, t, lay)
-	case !ok:
-		return nil
-	case t.Partition == nil:
-		_, err := w.copyFile(ctx, tableQuery(t, ""), filepath.Join(tdir, LakeFile))
-		return err
-	default:
-		return w.writePartitions(ctx, dir, tdir, t, vals, lay)
 	}
+	vals, ok := changes.Tables[t.Name]
+	if !ok {
+		return nil
+	}
+	return w.writeSource(ctx, dir, tdir, t, changes.Source, vals, lay.sources[changes.Source])
 }
 
-// writeAll rewrites every file of table t in tdir and removes partitions
-// that no longer have rows.
+// writeAll rewrites every file of table t in tdir, one source after the
+// other, and removes the folders of sources without rows.
 func (w *Warehouse) writeAll(ctx context.Context, lake, tdir string, t Table, lay layout) error {
-	if t.Partition == nil {
-		_, err := w.copyFile(ctx, tableQuery(t, ""), filepath.Join(tdir, LakeFile))
+	sources, err := w.queryStrings(ctx, fmt.Sprintf("SELECT DISTINCT %s FROM %s ORDER BY 1", ident(DataSource), ident(t.Name)))
+	if err != nil {
+		return fmt.Errorf("list sources: %w", err)
+	}
+	for _, src := range sources {
+		if err := w.writeSource(ctx, lake, tdir, t, src, nil, lay.sources[src]); err != nil {
+			return err
+		}
+	}
+	for src, sl := range lay.sources {
+		if !slices.Contains(sources, src) {
+			if err := removeSource(tdir, sl); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeSource rewrites the files of one source of table t: its one file,
+// or its partitions vals (every partition when vals is nil). sl is what
+// the source's folder holds now. A folder left without rows is removed.
+func (w *Warehouse) writeSource(ctx context.Context, lake, tdir string, t Table, source string, vals []string, sl sourceLayout) error {
+	if err := CheckSource(source); err != nil {
 		return err
 	}
-	return w.writePartitions(ctx, lake, tdir, t, nil, lay)
+	sl.dir = filepath.Join(tdir, SourceKey+"="+source)
+	where := ident(DataSource) + " = " + sqlString(source)
+	if t.Partition == nil {
+		if err := os.MkdirAll(sl.dir, 0o755); err != nil {
+			return err
+		}
+		n, err := w.copyFile(ctx, tableQuery(t, where), filepath.Join(sl.dir, LakeFile))
+		if err != nil || n > 0 {
+			return err
+		}
+		return removeSource(tdir, sl)
+	}
+	left, err := w.writePartitions(ctx, lake, t, where, vals, sl)
+	if err != nil || left > 0 {
+		return err
+	}
+	return removeSource(tdir, sl)
 }
 
 // replaceTableDir builds the whole table in a hidden folder of the lake and
@@ -224,26 +307,27 @@ func (w *Warehouse) replaceTableDir(ctx context.Context, dir string, t Table) er
 	return swapDir(tmp, filepath.Join(dir, t.Name))
 }
 
-// writePartitions rewrites the partitions vals of t (every partition when
-// vals is nil) in one pass over the table: DuckDB writes them with
-// PARTITION_BY into a hidden staging folder of the lake (which no
-// DIR/<table>/** glob reaches), then each file is synced and renamed over
-// the live one. Partitions that got no rows are removed.
-func (w *Warehouse) writePartitions(ctx context.Context, lake, tdir string, t Table, vals []string, lay layout) error {
+// writePartitions rewrites the partitions vals (every partition when vals
+// is nil) of the rows of t that match where, in one pass over the table,
+// into the source folder sl: DuckDB writes them with PARTITION_BY into a
+// hidden staging folder of the lake (which no DIR/<table>/** glob
+// reaches), then each file is synced and renamed over the live one.
+// Partitions that got no rows are removed. It returns the number of
+// partitions the folder holds afterwards.
+func (w *Warehouse) writePartitions(ctx context.Context, lake string, t Table, where string, vals []string, sl sourceLayout) (int, error) {
 	p := t.Partition
-	where := ""
 	if vals != nil {
 		if len(vals) == 0 {
-			return nil
+			return len(sl.parts), nil
 		}
 		quoted := make([]string, len(vals))
 		for i, v := range vals {
 			if err := checkPartitionValue(v); err != nil {
-				return err
+				return 0, err
 			}
 			quoted[i] = sqlString(v)
 		}
-		where = fmt.Sprintf("%s IN (%s)", p.expr(), strings.Join(quoted, ", "))
+		where += fmt.Sprintf(" AND %s IN (%s)", p.expr(), strings.Join(quoted, ", "))
 	}
 	stage := filepath.Join(lake, "."+t.Name+".stage-"+randomSuffix())
 	defer os.RemoveAll(stage)
@@ -251,26 +335,25 @@ func (w *Warehouse) writePartitions(ctx context.Context, lake, tdir string, t Ta
 		(FORMAT parquet, PARTITION_BY (%s), FILENAME_PATTERN 'data', COMPRESSION zstd, ROW_GROUP_SIZE %d)`,
 		p.expr(), ident(p.Name), tableQuery(t, where), sqlString(stage), ident(p.Name), rowGroupRows)
 	if err := w.exec(ctx, q); err != nil {
-		return fmt.Errorf("write parquet: %w", err)
+		return 0, fmt.Errorf("write parquet: %w", err)
 	}
-	written, err := publishStaged(stage, tdir)
+	written, err := publishStaged(stage, sl.dir)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	gone := vals
-	if vals == nil {
-		for _, d := range lay.parts {
-			gone = append(gone, d.value)
-		}
-	}
-	for _, d := range lay.parts {
-		if d.key == p.Name && !written[d.value] && slices.Contains(gone, d.value) {
-			if err := removePartition(tdir, d.dir); err != nil {
-				return err
+	left := len(written)
+	for _, d := range sl.parts {
+		switch {
+		case written[d.value]:
+		case d.key == p.Name && (vals == nil || slices.Contains(vals, d.value)):
+			if err := removePartition(sl.dir, d.dir); err != nil {
+				return 0, err
 			}
+		default:
+			left++ // a partition this write did not touch
 		}
 	}
-	return nil
+	return left, nil
 }
 
 // publishStaged moves each stage/<key>=<value>/ file DuckDB wrote to
@@ -322,14 +405,34 @@ func checkPartitionValue(v string) error {
 	return nil
 }
 
-// removePartition deletes DIR/<table>/<pdir>: its data file first (the
-// one step a reader can observe), then the folder.
-func removePartition(tdir, pdir string) error {
-	if err := os.Remove(filepath.Join(tdir, pdir, LakeFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+// removePartition deletes sdir/<pdir>: its data file first (the one step
+// a reader can observe), then the folder.
+func removePartition(sdir, pdir string) error {
+	if err := os.Remove(filepath.Join(sdir, pdir, LakeFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove partition %s: %w", pdir, err)
 	}
-	if err := os.RemoveAll(filepath.Join(tdir, pdir)); err != nil {
+	if err := os.RemoveAll(filepath.Join(sdir, pdir)); err != nil {
 		return fmt.Errorf("remove partition %s: %w", pdir, err)
+	}
+	return atomicfile.SyncDir(sdir)
+}
+
+// removeSource deletes the folder of a source that has no rows left in a
+// table: its data files first, then the folders.
+func removeSource(tdir string, sl sourceLayout) error {
+	if sl.dir == "" {
+		return nil
+	}
+	if err := os.Remove(filepath.Join(sl.dir, LakeFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", sl.dir, err)
+	}
+	for _, d := range sl.parts {
+		if err := removePartition(sl.dir, d.dir); err != nil {
+			return err
+		}
+	}
+	if err := os.RemoveAll(sl.dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", sl.dir, err)
 	}
 	return atomicfile.SyncDir(tdir)
 }
@@ -385,7 +488,7 @@ func (w *Warehouse) writeLakeMeta(ctx context.Context, dir string, tables []Tabl
 	if err != nil {
 		return err
 	}
-	meta := LakeMeta{Version: 1, Tables: map[string]LakeTable{}}
+	meta := LakeMeta{Version: LakeMetaVersion, WarehouseID: w.id, Warehouse: w.path, Tables: map[string]LakeTable{}}
 	for name, sql := range defs {
 		if strings.HasPrefix(name, BookkeepingPrefix) {
 			path := filepath.Join(dir, MetaDir, name+".parquet")
@@ -444,7 +547,7 @@ func (w *Warehouse) tableDefs(ctx context.Context) (map[string]string, error) {
 // ReadLakeMeta reads DIR/_fhirlake/lake.json; a lake without one gives an
 // empty LakeMeta.
 func ReadLakeMeta(dir string) (LakeMeta, error) {
-	meta := LakeMeta{Version: 1, Tables: map[string]LakeTable{}}
+	meta := LakeMeta{Version: LakeMetaVersion, Tables: map[string]LakeTable{}}
 	b, err := os.ReadFile(filepath.Join(dir, MetaDir, LakeMetaFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return meta, nil
@@ -461,20 +564,33 @@ func ReadLakeMeta(dir string) (LakeMeta, error) {
 	return meta, nil
 }
 
+// SourceKey is the Hive key of the first folder level of every table of
+// the lake: one folder per source, data_source=<name>.
+const SourceKey = DataSource
+
 // layout is what a table folder of the lake holds.
 type layout struct {
 	dir    string
 	exists bool
-	flat   bool      // DIR/<table>/data.parquet is there
-	parts  []partDir // DIR/<table>/<key>=<value>/ folders, sorted
-	stale  []string  // temporary files left by a crashed write
+	// foreign is set when the folder holds anything but source folders:
+	// the flat file or year folders of the first release's layout.
+	foreign bool
+	sources map[string]sourceLayout // by source name
+}
+
+// sourceLayout is what the folder of one source of a table holds.
+type sourceLayout struct {
+	dir   string    // DIR/<table>/data_source=<source>; "" when absent
+	flat  bool      // dir/data.parquet is there
+	parts []partDir // dir/<key>=<value>/ folders, sorted
 }
 
 type partDir struct{ dir, key, value string }
 
 // readLayout lists a table folder; a missing one gives exists false.
+// Hidden entries (temporary files and folders) are not part of it.
 func readLayout(tdir string) (layout, error) {
-	lay := layout{dir: tdir}
+	lay := layout{dir: tdir, sources: map[string]sourceLayout{}}
 	ents, err := os.ReadDir(tdir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return lay, nil
@@ -485,54 +601,62 @@ func readLayout(tdir string) (layout, error) {
 	lay.exists = true
 	for _, e := range ents {
 		name := e.Name()
+		if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "tmp_") {
+			continue
+		}
+		k, v, ok := strings.Cut(name, "=")
+		if !e.IsDir() || !ok || k != SourceKey {
+			lay.foreign = true
+			continue
+		}
+		sl, err := readSourceLayout(filepath.Join(tdir, name))
+		if err != nil {
+			return lay, err
+		}
+		lay.sources[v] = sl
+	}
+	return lay, nil
+}
+
+// readSourceLayout lists the folder of one source.
+func readSourceLayout(sdir string) (sourceLayout, error) {
+	sl := sourceLayout{dir: sdir}
+	ents, err := os.ReadDir(sdir)
+	if err != nil {
+		return sl, err
+	}
+	for _, e := range ents {
+		name := e.Name()
 		switch {
-		case strings.HasPrefix(name, "."):
-			if strings.HasSuffix(name, ".tmp") {
-				lay.stale = append(lay.stale, name)
-			}
+		case strings.HasPrefix(name, ".") || strings.HasPrefix(name, "tmp_"):
 		case name == LakeFile:
-			lay.flat = true
+			sl.flat = true
 		case e.IsDir() && strings.Contains(name, "="):
 			k, v, _ := strings.Cut(name, "=")
-			lay.parts = append(lay.parts, partDir{dir: name, key: k, value: v})
-			sub, err := os.ReadDir(filepath.Join(tdir, name))
-			if err != nil {
-				return lay, err
-			}
-			for _, s := range sub {
-				if strings.HasPrefix(s.Name(), ".") && strings.HasSuffix(s.Name(), ".tmp") {
-					lay.stale = append(lay.stale, filepath.Join(name, s.Name()))
-				}
-			}
+			sl.parts = append(sl.parts, partDir{dir: name, key: k, value: v})
 		}
 	}
-	sort.Slice(lay.parts, func(i, j int) bool { return lay.parts[i].dir < lay.parts[j].dir })
-	return lay, nil
+	sort.Slice(sl.parts, func(i, j int) bool { return sl.parts[i].dir < sl.parts[j].dir })
+	return sl, nil
 }
 
 // fits reports whether the folder's layout matches partitioning p, so that
 // files can be replaced one by one.
 func (l layout) fits(p *Partition) bool {
-	if p == nil {
-		return len(l.parts) == 0
-	}
-	if l.flat {
+	if l.foreign {
 		return false
 	}
-	for _, d := range l.parts {
-		if d.key != p.Name {
+	for _, sl := range l.sources {
+		if p == nil && len(sl.parts) > 0 || p != nil && sl.flat {
 			return false
+		}
+		for _, d := range sl.parts {
+			if d.key != p.Name {
+				return false
+			}
 		}
 	}
 	return true
-}
-
-// sweep removes temporary files left by a crashed write. Errors are
-// ignored: a leftover temp file is invisible to readers.
-func (l layout) sweep() {
-	for _, s := range l.stale {
-		os.Remove(filepath.Join(l.dir, s))
-	}
 }
 
 // describe lists "name TYPE" for each column of a query's result.

@@ -94,11 +94,19 @@ func claimBatches(t *testing.T, claims ...claim) []batch {
 	}
 }
 
-// claimRun commits one run: tombstones for deleted ids, then claims.
+// claimRun commits one run of source "test": tombstones for deleted ids,
+// then claims.
 func claimRun(t *testing.T, w *Warehouse, id string, deleted []string, claims ...claim) Stats {
 	t.Helper()
+	return sourceRun(t, w, "test", id, deleted, claims...)
+}
+
+// sourceRun commits one run of source: tombstones for deleted ids, then
+// claims.
+func sourceRun(t *testing.T, w *Warehouse, source, id string, deleted []string, claims ...claim) Stats {
+	t.Helper()
 	ctx := t.Context()
-	l, err := w.Begin(ctx, lakeTables)
+	l, err := w.Begin(ctx, source, lakeTables)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +123,7 @@ func claimRun(t *testing.T, w *Warehouse, id string, deleted []string, claims ..
 		}
 		b.rec.Release()
 	}
-	st, err := l.Commit(ctx, Run{ID: id, Source: "test", Scope: "system", Started: time.Now(), TransactionTime: time.Now()})
+	st, err := l.Commit(ctx, Run{ID: id, Source: source, Scope: "system", Started: time.Now(), TransactionTime: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,11 +154,14 @@ func checkLakeMirrors(t *testing.T, w *Warehouse, lake string) {
 				t.Errorf("%s: %s rows differ: %s", tb.Name, got[0], q)
 			}
 		}
+		// One folder per source, and in it the file or one folder per year.
+		folder := "'data_source=' || data_source || '/" + LakeFile + "'"
 		if tb.Partition != nil {
-			want := query(t, w, "SELECT DISTINCT '"+tb.Partition.Name+"=' || "+tb.Partition.expr()+" FROM "+ident(tb.Name)+" ORDER BY 1")
-			if diff := cmp.Diff(want, lakeDirs(t, filepath.Join(lake, tb.Name))); diff != "" {
-				t.Errorf("%s partitions (-want +got):\n%s", tb.Name, diff)
-			}
+			folder = "'data_source=' || data_source || '/" + tb.Partition.Name + "=' || " + tb.Partition.expr() + " || '/" + LakeFile + "'"
+		}
+		want := query(t, w, "SELECT DISTINCT "+folder+" FROM "+ident(tb.Name)+" ORDER BY 1")
+		if diff := cmp.Diff(want, lakeFiles(t, filepath.Join(lake, tb.Name))); diff != "" {
+			t.Errorf("%s files (-want +got):\n%s", tb.Name, diff)
 		}
 	}
 	runs := "read_parquet(" + sqlString(filepath.Join(lake, MetaDir, "fhirlake_runs.parquet")) + ")"
@@ -167,6 +178,24 @@ func checkLakeMirrors(t *testing.T, w *Warehouse, lake string) {
 	if len(hidden) > 0 {
 		t.Errorf("temporary files left in the lake: %v", hidden)
 	}
+}
+
+// lakeFiles lists the files under dir, as slash paths relative to it.
+func lakeFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, path)
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func lakeDirs(t *testing.T, dir string) []string {
@@ -227,13 +256,13 @@ func TestWriteLakeMirrorsWarehouse(t *testing.T) {
 	for i, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
 			st := claimRun(t, w, "r"+string(rune('1'+i)), s.deleted, s.claims...)
-			if diff := cmp.Diff(s.wantTouch, st.Touched); diff != "" {
-				t.Errorf("touched (-want +got):\n%s", diff)
+			if diff := cmp.Diff(&Changes{Source: "test", Tables: s.wantTouch}, st.Changes); diff != "" {
+				t.Errorf("changes (-want +got):\n%s", diff)
 			}
 			if s.skipLake {
 				return
 			}
-			if err := w.WriteLake(t.Context(), lake, lakeTables, st.Touched); err != nil {
+			if err := w.WriteLake(t.Context(), lake, lakeTables, st.Changes); err != nil {
 				t.Fatal(err)
 			}
 			checkLakeMirrors(t, w, lake)
@@ -257,17 +286,17 @@ func TestWriteLakeChangesLayout(t *testing.T) {
 		tables []Table
 		want   []string
 	}{
-		{"unpartitioned", flat, []string{LakeFile}},
-		{"partitioned", byYear, []string{"service_year=2021", "service_year=2022"}},
-		{"key renamed", renamed, []string{"year=2021", "year=2022"}},
-		{"unpartitioned again", flat, []string{LakeFile}},
+		{"unpartitioned", flat, []string{"data_source=test/" + LakeFile}},
+		{"partitioned", byYear, []string{"data_source=test/service_year=2021/" + LakeFile, "data_source=test/service_year=2022/" + LakeFile}},
+		{"key renamed", renamed, []string{"data_source=test/year=2021/" + LakeFile, "data_source=test/year=2022/" + LakeFile}},
+		{"unpartitioned again", flat, []string{"data_source=test/" + LakeFile}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			// An incremental write must notice the layout change too.
-			if err := w.WriteLake(t.Context(), lake, c.tables, map[string][]string{"claim": {"2021"}}); err != nil {
+			if err := w.WriteLake(t.Context(), lake, c.tables, &Changes{Source: "test", Tables: map[string][]string{"claim": {"2021"}}}); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(c.want, lakeDirs(t, filepath.Join(lake, "claim"))); diff != "" {
+			if diff := cmp.Diff(c.want, lakeFiles(t, filepath.Join(lake, "claim"))); diff != "" {
 				t.Errorf("lake/claim (-want +got):\n%s", diff)
 			}
 			got := query(t, w, "SELECT count(*)::VARCHAR FROM read_parquet("+sqlString(filepath.Join(lake, "claim", "**", "*.parquet"))+")")

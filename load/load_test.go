@@ -4,7 +4,6 @@ package load
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -100,7 +99,7 @@ type batch struct {
 func loadRun(t *testing.T, w *Warehouse, id string, batches ...batch) Stats {
 	t.Helper()
 	ctx := t.Context()
-	l, err := w.Begin(ctx, tables)
+	l, err := w.Begin(ctx, "test", tables)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,13 +172,12 @@ func TestReloadReplacesResourcesAndTheirChildren(t *testing.T) {
 	if err := w.WriteLake(t.Context(), lake, tables, nil); err != nil {
 		t.Fatal(err)
 	}
-	got = query(t, w, "SELECT count(*)::VARCHAR FROM read_parquet("+sqlString(filepath.Join(lake, "child", LakeFile))+")")
+	got = query(t, w, "SELECT count(*)::VARCHAR FROM read_parquet("+sqlString(filepath.Join(lake, "child", "data_source=test", LakeFile))+")")
 	if diff := cmp.Diff([]string{"3"}, got); diff != "" {
 		t.Errorf("lake child rows (-want +got):\n%s", diff)
 	}
-	ents, _ := os.ReadDir(filepath.Join(lake, "parent"))
-	if len(ents) != 1 || ents[0].Name() != LakeFile {
-		t.Errorf("lake/parent holds %v, want only %s", ents, LakeFile)
+	if diff := cmp.Diff([]string{"data_source=test/" + LakeFile}, lakeFiles(t, filepath.Join(lake, "parent"))); diff != "" {
+		t.Errorf("lake/parent (-want +got):\n%s", diff)
 	}
 }
 
@@ -192,7 +190,7 @@ func TestRollbackLeavesWarehouseUntouched(t *testing.T) {
 	defer w.Close()
 	loadRun(t, w, "r1", batch{Resources, resources("a")}, batch{"parent", parents("a")})
 
-	l, err := w.Begin(ctx, tables)
+	l, err := w.Begin(ctx, "test", tables)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +220,7 @@ func TestDeletesRemoveResourcesAndChildren(t *testing.T) {
 		batch{"child", children("a", 1, "b", 1, "b", 2, "c", 1)})
 
 	ctx := t.Context()
-	l, err := w.Begin(ctx, tables)
+	l, err := w.Begin(ctx, "test", tables)
 	if err != nil {
 		t.Fatal(err)
 	}

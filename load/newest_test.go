@@ -75,7 +75,7 @@ func TestWatermarkOnlyMovesForward(t *testing.T) {
 	t1 := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 	commit := func(id string, tt time.Time, types ...string) {
 		t.Helper()
-		l, err := w.Begin(ctx, tables)
+		l, err := w.Begin(ctx, "payer", tables)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -72,7 +72,8 @@ type PlanTable struct {
 	Partition *Partition
 	// Rows is the number of rows to restore.
 	Rows int64
-	// Partitions lists the partition values and their rows.
+	// Partitions lists the table's folders in the lake and their rows:
+	// one per source, or per source and year for a partitioned table.
 	Partitions []PlanPartition
 
 	sql   string   // CREATE TABLE statement, empty when unknown
@@ -80,8 +81,11 @@ type PlanTable struct {
 	files []string // lake files (FromLake)
 }
 
-// PlanPartition is one partition of a PlanTable.
+// PlanPartition is one folder of a PlanTable in the lake.
 type PlanPartition struct {
+	// Value is the folder below the table's, such as
+	// data_source=medicare/service_year=2024 (or service_year=2024 in a
+	// lake of the first release).
 	Value string
 	Rows  int64
 }
@@ -128,12 +132,12 @@ func (p *RebuildPlan) Print(w io.Writer) error {
 			kind = "bookkeeping"
 		}
 		fmt.Fprintf(&b, "  %s %s: %d rows", kind, t.Name, t.Rows)
-		if t.Partition != nil {
+		if len(t.Partitions) > 0 {
 			parts := make([]string, len(t.Partitions))
 			for i, pp := range t.Partitions {
-				parts[i] = fmt.Sprintf("%s=%s: %d", t.Partition.Name, pp.Value, pp.Rows)
+				parts[i] = fmt.Sprintf("%s: %d", pp.Value, pp.Rows)
 			}
-			fmt.Fprintf(&b, " in %d partitions (%s)", len(t.Partitions), strings.Join(parts, ", "))
+			fmt.Fprintf(&b, " in %d folders (%s)", len(t.Partitions), strings.Join(parts, ", "))
 		}
 		b.WriteString("\n")
 	}
@@ -223,32 +227,52 @@ func planFromLake(ctx context.Context, o RebuildOptions) (*RebuildPlan, error) {
 	return p, nil
 }
 
-// lakeTable describes DIR/<name>/.
+// lakeTable describes DIR/<name>/: the folders by source of this
+// release, or the flat file and year folders of the first release.
 func lakeTable(lake, name string, lt LakeTable) (PlanTable, error) {
 	t := PlanTable{Name: name, Partition: lt.Partition, sql: lt.SQL}
 	tdir := filepath.Join(lake, name)
-	lay, err := readLayout(tdir)
+	var files []string
+	err := filepath.WalkDir(tdir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		n := d.Name()
+		if path != tdir && (strings.HasPrefix(n, ".") || strings.HasPrefix(n, "tmp_")) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !d.IsDir() && n == LakeFile {
+			files = append(files, path)
+		}
+		return nil
+	})
 	if err != nil {
 		return t, fmt.Errorf("rebuild: %w", err)
 	}
-	if lay.flat && len(lay.parts) > 0 {
-		return t, fmt.Errorf("rebuild: lake table %s has both %s and partition folders; rewrite the lake from the warehouse", name, LakeFile)
-	}
-	if lay.flat {
-		t.files = []string{filepath.Join(tdir, LakeFile)}
-		return t, nil
-	}
-	for _, d := range lay.parts {
-		f := filepath.Join(tdir, d.dir, LakeFile)
-		if !exists(f) {
+	sort.Strings(files)
+	flat, folders := false, false
+	for _, f := range files {
+		rel, _ := filepath.Rel(tdir, filepath.Dir(f))
+		rel = filepath.ToSlash(rel)
+		if rel == "." {
+			flat = true
+			t.files = append(t.files, f)
 			continue
 		}
-		if t.Partition == nil {
+		folders = true
+		keys := strings.Split(rel, "/")
+		if k, _, ok := strings.Cut(keys[len(keys)-1], "="); ok && k != SourceKey && t.Partition == nil {
 			// No lake.json: the folder names tell the key, not the column.
-			t.Partition = &Partition{Name: d.key}
+			t.Partition = &Partition{Name: k}
 		}
 		t.files = append(t.files, f)
-		t.Partitions = append(t.Partitions, PlanPartition{Value: d.value})
+		t.Partitions = append(t.Partitions, PlanPartition{Value: rel})
+	}
+	if flat && folders {
+		return t, fmt.Errorf("rebuild: lake table %s has both %s and partition folders; rewrite the lake from the warehouse", name, LakeFile)
 	}
 	return t, nil
 }
@@ -298,6 +322,17 @@ func (p *RebuildPlan) executeToWarehouse(ctx context.Context) error {
 	if err := p.restoreTables(ctx, db); err != nil {
 		db.close()
 		return err
+	}
+	// A lake of an earlier release restores a warehouse of its layout:
+	// bring it up to date before it replaces anything.
+	nw := &Warehouse{path: tmp, db: db.db, conn: db.conn}
+	if err := nw.readIdentity(ctx); err != nil {
+		db.close()
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	if err := nw.Upgrade(ctx, o.Tables); err != nil {
+		db.close()
+		return fmt.Errorf("rebuild: %w", err)
 	}
 	if err := db.exec(ctx, "CHECKPOINT"); err != nil {
 		db.close()
@@ -429,17 +464,24 @@ func planFromWarehouse(ctx context.Context, o RebuildOptions) (*RebuildPlan, err
 	return p, nil
 }
 
-// countRows fills t's row counts from the warehouse.
+// countRows fills t's row counts from the warehouse: per lake folder (see
+// PlanPartition) for a data table.
 func (w *Warehouse) countRows(ctx context.Context, t *PlanTable) error {
-	if t.Partition == nil {
+	if t.Bookkeeping {
 		err := w.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+ident(t.Name)).Scan(&t.Rows)
 		if err != nil {
 			return fmt.Errorf("rebuild: count %s: %w", t.Name, err)
 		}
 		return nil
 	}
-	rows, err := w.conn.QueryContext(ctx, fmt.Sprintf("SELECT %s, count(*) FROM %s GROUP BY 1 ORDER BY 1",
-		t.Partition.expr(), ident(t.Name)))
+	folder := fmt.Sprintf("'%s=' || %s", SourceKey, ident(DataSource))
+	if w.version < SchemaVersion {
+		folder = "'(upgraded on execute)'" // no data_source yet
+	}
+	if t.Partition != nil {
+		folder += fmt.Sprintf(" || '/%s=' || %s", t.Partition.Name, t.Partition.expr())
+	}
+	rows, err := w.conn.QueryContext(ctx, fmt.Sprintf("SELECT %s, count(*) FROM %s GROUP BY 1 ORDER BY 1", folder, ident(t.Name)))
 	if err != nil {
 		return fmt.Errorf("rebuild: count %s: %w", t.Name, err)
 	}
@@ -459,6 +501,9 @@ func (w *Warehouse) countRows(ctx context.Context, t *PlanTable) error {
 // beside the old one and swaps it in.
 func (p *RebuildPlan) executeToLake(ctx context.Context) error {
 	o := p.Options
+	if err := upgradeFile(ctx, o.Warehouse, o.Tables); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
 	w, err := OpenReadOnly(ctx, o.Warehouse)
 	if err != nil {
 		return err
@@ -581,4 +626,24 @@ func syncFile(path string) error {
 		return fmt.Errorf("rebuild: sync %s: %w", path, err)
 	}
 	return nil
+}
+
+// upgradeFile upgrades the warehouse file at path when it has an earlier
+// layout (see Warehouse.Upgrade).
+func upgradeFile(ctx context.Context, path string, tables []Table) error {
+	r, err := OpenReadOnly(ctx, path)
+	if err != nil {
+		return err
+	}
+	old := r.Version() < SchemaVersion
+	r.Close()
+	if !old {
+		return nil
+	}
+	w, err := Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	return w.Upgrade(ctx, tables)
 }

@@ -176,8 +176,8 @@ func TestRebuildDryRunChangesNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, want := range []string{
-				"table claim: 2 rows in 2 partitions (service_year=2023: 1, service_year=unknown: 1)",
-				"table claim_note: 2 rows",
+				"table claim: 2 rows in 2 folders (data_source=test/service_year=2023: 1, data_source=test/service_year=unknown: 1)",
+				"table claim_note: 2 rows in 1 folders (data_source=test: 2)",
 				"bookkeeping fhirlake_runs: 2 rows",
 				"replaces: ",
 			} {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -111,10 +112,39 @@ type Stats struct {
 	SkippedOlder int64
 	// Rows is the number of rows staged per table.
 	Rows map[string]int64
-	// Touched lists, per table whose rows the run changed, the lake
+	// Changes says which lake files the run made stale, for WriteLake.
+	Changes *Changes
+}
+
+// Changes is what a committed run changed, as WriteLake needs it: only
+// rows of the run's Source changed, and of those only the tables named,
+// in the partitions listed.
+type Changes struct {
+	// Source is the run's source: no other source's rows changed.
+	Source string
+	// Tables lists, per table whose rows the run changed, the lake
 	// partitions (year values, or NullPartition) that changed: before and
 	// after values both count. An unpartitioned table maps to nil.
-	Touched map[string][]string
+	Tables map[string][]string
+}
+
+// DefaultSource is the source of runs that name none, and of rows a
+// version 1 warehouse cannot attribute to a source (see Upgrade).
+const DefaultSource = "default"
+
+// sourceRE is what a source name may be: it becomes a folder of the lake
+// (data_source=<name>), so nothing that could escape it or need quoting.
+var sourceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+
+// ErrBadSource means a source name cannot be used (see CheckSource).
+var ErrBadSource = errors.New("bad source name")
+
+// CheckSource validates a source name.
+func CheckSource(name string) error {
+	if !sourceRE.MatchString(name) {
+		return fmt.Errorf("%w %q: use letters, digits, '.', '-' and '_' (at most 100), starting with a letter or digit", ErrBadSource, name)
+	}
+	return nil
 }
 
 // maxStoredRejects caps the rejects kept in memory and written to
@@ -125,6 +155,7 @@ const maxStoredRejects = 100_000
 // transform workers are serialised onto the warehouse connection.
 type Loader struct {
 	w      *Warehouse
+	source string
 	tables map[string]Table
 
 	mu        sync.Mutex // guards everything below and the connection
@@ -134,14 +165,25 @@ type Loader struct {
 	rejects   []Reject
 	nrejects  int64
 	deleted   []Tombstone
-	skipped   int64
-	done      bool
+	// deletedResources counts the distinct resources deleted[] named,
+	// set by merge.
+	deletedResources int64
+	skipped          int64
+	done             bool
 }
 
-// Begin starts staging a run into the given tables. Tables that do not
-// exist yet are created from their schema.
-func (w *Warehouse) Begin(ctx context.Context, tables []Table) (*Loader, error) {
-	l := &Loader{w: w, tables: map[string]Table{}, rows: map[string]int64{}}
+// Begin starts staging a run of source into the given tables. Tables that
+// do not exist yet are created from their schema, with DataSource in
+// front. Every row the run stages belongs to source, and the run replaces
+// and deletes rows of source only.
+func (w *Warehouse) Begin(ctx context.Context, source string, tables []Table) (*Loader, error) {
+	if w.version != SchemaVersion {
+		return nil, fmt.Errorf("load into %s: %w (layout %d); Upgrade it first", w.path, ErrOldWarehouse, w.version)
+	}
+	if err := CheckSource(source); err != nil {
+		return nil, err
+	}
+	l := &Loader{w: w, source: source, tables: map[string]Table{}, rows: map[string]int64{}}
 	all := append([]Table{{Name: Resources, Schema: ResourcesSchema}}, tables...)
 	for _, t := range all {
 		if _, dup := l.tables[t.Name]; dup {
@@ -149,6 +191,9 @@ func (w *Warehouse) Begin(ctx context.Context, tables []Table) (*Loader, error) 
 		}
 		if t.Name != Resources && (t.Key == "" || t.Schema.FieldIndices(t.Key) == nil) {
 			return nil, fmt.Errorf("table %s: key column %q not in schema", t.Name, t.Key)
+		}
+		if t.Schema.FieldIndices(DataSource) != nil {
+			return nil, fmt.Errorf("table %s: column %s is reserved (the source of each row)", t.Name, DataSource)
 		}
 		l.tables[t.Name] = t
 		if err := l.createStage(ctx, t); err != nil {
@@ -175,8 +220,12 @@ func (l *Loader) createStage(ctx context.Context, t Table) error {
 		return fmt.Errorf("stage %s: %w", t.Name, err)
 	}
 	defer release()
-	q := fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT * FROM %s LIMIT 0; DROP VIEW IF EXISTS %s",
-		ident(stageName(t.Name)), ident(view), ident(view))
+	cols := "''::VARCHAR AS " + ident(DataSource) + ", *"
+	if t.Name == Resources {
+		cols = "*"
+	}
+	q := fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT %s FROM %s LIMIT 0; DROP VIEW IF EXISTS %s",
+		ident(stageName(t.Name)), cols, ident(view), ident(view))
 	if err := l.w.exec(ctx, q); err != nil {
 		return fmt.Errorf("stage %s: %w", t.Name, err)
 	}
@@ -208,7 +257,7 @@ func (l *Loader) WriteBatch(ctx context.Context, table string, rec arrow.RecordB
 		return fmt.Errorf("stage batch for %s: %w", table, err)
 	}
 	defer release()
-	cols := "*"
+	cols := sqlString(l.source) + ", *"
 	if table == Resources {
 		cols = "resource_type, id, meta_last_updated, version_id, file, line" // the stream may carry more
 	}
@@ -302,8 +351,8 @@ func (l *Loader) Unstage(ctx context.Context, srcs []Source) error {
 }
 
 // NewValues returns the distinct non-null values of column among the rows
-// staged for table that the warehouse table does not hold yet (all of them
-// when the table does not exist). The pipeline uses it to find members new
+// staged for table that the warehouse table does not hold yet for the
+// run's source (all of them when the table does not exist). The pipeline uses it to find members new
 // to a scope: patients newly attributed or seen for the first time.
 func (l *Loader) NewValues(ctx context.Context, table, column string) ([]string, error) {
 	l.mu.Lock()
@@ -317,7 +366,13 @@ func (l *Loader) NewValues(ctx context.Context, table, column string) ([]string,
 	}
 	q := fmt.Sprintf("SELECT DISTINCT CAST(%s AS VARCHAR) FROM %s WHERE %s IS NOT NULL", ident(column), ident(stageName(table)), ident(column))
 	if len(exists) > 0 {
-		q += fmt.Sprintf(" AND %s NOT IN (SELECT %s FROM %s WHERE %s IS NOT NULL)", ident(column), ident(column), ident(table), ident(column))
+		q += fmt.Sprintf(" AND %s NOT IN (SELECT %s FROM %s WHERE %s = ? AND %s IS NOT NULL)",
+			ident(column), ident(column), ident(table), ident(DataSource), ident(column))
+		out, err := l.w.queryStrings(ctx, q+" ORDER BY 1", l.source)
+		if err != nil {
+			return nil, fmt.Errorf("new values of %s.%s: %w", table, column, err)
+		}
+		return out, nil
 	}
 	out, err := l.w.queryStrings(ctx, q+" ORDER BY 1")
 	if err != nil {
@@ -347,6 +402,9 @@ func (l *Loader) Commit(ctx context.Context, run Run) (Stats, error) {
 	if l.done {
 		return Stats{}, errors.New("commit: run already finished")
 	}
+	if run.Source != l.source {
+		return Stats{}, fmt.Errorf("commit run %s: source %q, but the run was staged for %q", run.ID, run.Source, l.source)
+	}
 	l.done = true
 	defer l.drop(context.WithoutCancel(ctx))
 
@@ -366,22 +424,22 @@ func (l *Loader) Commit(ctx context.Context, run Run) (Stats, error) {
 	for k, v := range l.rows {
 		rows[k] = v
 	}
-	return Stats{Resources: l.resources, Rejects: l.nrejects, Deleted: int64(len(l.deleted)), SkippedOlder: l.skipped, Rows: rows, Touched: touched}, nil
+	return Stats{Resources: l.resources, Rejects: l.nrejects, Deleted: l.deletedResources, SkippedOlder: l.skipped, Rows: rows,
+		Changes: &Changes{Source: l.source, Tables: touched}}, nil
 }
 
 func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error) {
 	if err := l.stageDeletes(ctx, run); err != nil {
 		return nil, err
 	}
-	if err := l.w.exec(ctx, acceptSQL); err != nil {
+	if err := l.w.exec(ctx, acceptSQL, l.source); err != nil {
 		return nil, fmt.Errorf("pick newest versions: %w", err)
 	}
-	var accepted int64
-	if err := l.w.conn.QueryRowContext(ctx, "SELECT count(*) FROM fhirlake_accepted").Scan(&accepted); err != nil {
-		return nil, fmt.Errorf("pick newest versions: %w", err)
-	}
-	var distinct int64
-	if err := l.w.conn.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT DISTINCT resource_type, id FROM "+ident(stageName(Resources))+")").Scan(&distinct); err != nil {
+	var accepted, distinct int64
+	err := l.w.conn.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM fhirlake_accepted),
+		(SELECT count(*) FROM (SELECT DISTINCT resource_type, id FROM `+ident(stageName(Resources))+`)),
+		(SELECT count(*) FROM fhirlake_deleted WHERE run_id = $1)`, run.ID).Scan(&accepted, &distinct, &l.deletedResources)
+	if err != nil {
 		return nil, fmt.Errorf("pick newest versions: %w", err)
 	}
 	l.skipped = distinct - accepted
@@ -398,15 +456,16 @@ func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error
 		if err := l.ensureTable(ctx, t); err != nil {
 			return nil, err
 		}
-		affected := fmt.Sprintf(`%s IN (
+		// The rows of this source's resources the run replaces or deletes.
+		affected := fmt.Sprintf(`%s = $3 AND %s IN (
 			SELECT id FROM fhirlake_accepted WHERE resource_type = $1
 			UNION ALL SELECT id FROM fhirlake_deleted WHERE run_id = $2 AND resource_type = $1)`,
-			ident(t.Key))
+			ident(DataSource), ident(t.Key))
 		before, err := l.partitions(ctx, t, affected, run.ID)
 		if err != nil {
 			return nil, err
 		}
-		res, err := l.w.conn.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s", ident(name), affected), t.Resource, run.ID)
+		res, err := l.w.conn.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s", ident(name), affected), t.Resource, run.ID, l.source)
 		if err != nil {
 			return nil, fmt.Errorf("replace rows of %s: %w", name, err)
 		}
@@ -428,15 +487,15 @@ func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error
 		}
 	}
 	// The version index: accepted versions replace what was there, deleted
-	// resources leave it.
+	// resources leave it; both only for this source.
 	for _, q := range []string{
-		`DELETE FROM fhirlake_resources WHERE (resource_type, id) IN (
+		`DELETE FROM fhirlake_resources WHERE source = $2 AND (resource_type, id) IN (
 			SELECT resource_type, id FROM fhirlake_accepted
 			UNION ALL SELECT resource_type, id FROM fhirlake_deleted WHERE run_id = $1)`,
-		`INSERT INTO fhirlake_resources SELECT resource_type, id, meta_last_updated, version_id, $1 FROM fhirlake_accepted`,
+		`INSERT INTO fhirlake_resources SELECT $2, resource_type, id, meta_last_updated, version_id, $1 FROM fhirlake_accepted`,
 		`DROP TABLE fhirlake_accepted`,
 	} {
-		if err := l.w.exec(ctx, q, run.ID); err != nil {
+		if err := l.w.exec(ctx, q, run.ID, l.source); err != nil {
 			return nil, fmt.Errorf("update version index: %w", err)
 		}
 	}
@@ -458,8 +517,8 @@ func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error
 	if wtypes == nil || run.TransactionTime.IsZero() {
 		wtypes = []string{}
 	}
-	err := l.w.exec(ctx, `INSERT INTO fhirlake_runs VALUES (?, ?, ?, ?, now(), 'committed', ?, ?, ?, ?, ?, ?, ?, `+rowsMap+`)`,
-		run.ID, run.Source, run.Scope, run.Started, since, tt, l.resources, l.skipped, int64(len(l.deleted)), l.nrejects, wtypes)
+	err = l.w.exec(ctx, `INSERT INTO fhirlake_runs VALUES (?, ?, ?, ?, now(), 'committed', ?, ?, ?, ?, ?, ?, ?, `+rowsMap+`)`,
+		run.ID, run.Source, run.Scope, run.Started, since, tt, l.resources, l.skipped, l.deletedResources, l.nrejects, wtypes)
 	if err != nil {
 		return nil, fmt.Errorf("record run: %w", err)
 	}
@@ -476,7 +535,7 @@ func (l *Loader) partitions(ctx context.Context, t Table, where string, runID st
 		return nil, nil
 	}
 	q := fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s", t.Partition.expr(), ident(t.Name), where)
-	out, err := l.w.queryStrings(ctx, q, t.Resource, runID)
+	out, err := l.w.queryStrings(ctx, q, t.Resource, runID, l.source)
 	if err != nil {
 		return nil, fmt.Errorf("partitions of %s: %w", t.Name, err)
 	}
@@ -503,8 +562,8 @@ func union(a, b []string) []string {
 // acceptSQL picks, per resource the run carried, the newest version within
 // the run (meta.lastUpdated as an instant, then versionId, numerically
 // when it is a number, then file and line order) and keeps it only when
-// the warehouse does not already hold a strictly newer one. Equal versions
-// are taken again: the later run wins a tie.
+// the warehouse does not already hold a strictly newer one of the same
+// source ($1). Equal versions are taken again: the later run wins a tie.
 const acceptSQL = `
 CREATE OR REPLACE TEMP TABLE fhirlake_accepted AS
 WITH ranked AS (
@@ -516,7 +575,7 @@ WITH ranked AS (
 	FROM fhirlake_stage__resources)
 SELECT r.resource_type, r.id, r.meta_last_updated, r.version_id
 FROM ranked AS r
-LEFT JOIN fhirlake_resources AS cur ON cur.resource_type = r.resource_type AND cur.id = r.id
+LEFT JOIN fhirlake_resources AS cur ON cur.source = $1 AND cur.resource_type = r.resource_type AND cur.id = r.id
 WHERE r.rn = 1 AND (cur.id IS NULL OR NOT (
 	coalesce(cur.meta_last_updated, '-infinity'::TIMESTAMPTZ) > coalesce(r.meta_last_updated, '-infinity'::TIMESTAMPTZ)
 	OR (cur.meta_last_updated IS NOT DISTINCT FROM r.meta_last_updated
@@ -538,8 +597,8 @@ func (run Run) times() (since, tt any) {
 // recordRejects writes the run's rejects to fhirlake_rejects.
 func (l *Loader) recordRejects(ctx context.Context, runID string) error {
 	for _, r := range l.rejects {
-		err := l.w.exec(ctx, `INSERT INTO fhirlake_rejects VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			runID, r.File, r.Line, nullable(r.ResourceType), nullable(r.ResourceID), nullable(r.Column), r.Reason)
+		err := l.w.exec(ctx, `INSERT INTO fhirlake_rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			runID, l.source, r.File, r.Line, nullable(r.ResourceType), nullable(r.ResourceID), nullable(r.Column), r.Reason)
 		if err != nil {
 			return fmt.Errorf("record rejects: %w", err)
 		}
@@ -548,21 +607,30 @@ func (l *Loader) recordRejects(ctx context.Context, runID string) error {
 }
 
 // stageDeletes records the run's tombstones in fhirlake_deleted (inside the
-// commit transaction), where merge reads them.
+// commit transaction), where merge reads them: each resource once, however
+// many lines named it.
 func (l *Loader) stageDeletes(ctx context.Context, run Run) error {
 	_, tt := run.times()
+	seen := make(map[Tombstone]bool, len(l.deleted))
+	uniq := l.deleted[:0:0]
+	for _, d := range l.deleted {
+		if !seen[d] {
+			seen[d] = true
+			uniq = append(uniq, d)
+		}
+	}
 	const chunk = 500
-	for i := 0; i < len(l.deleted); i += chunk {
-		part := l.deleted[i:min(i+chunk, len(l.deleted))]
+	for i := 0; i < len(uniq); i += chunk {
+		part := uniq[i:min(i+chunk, len(uniq))]
 		var sb strings.Builder
-		args := make([]any, 0, 2*len(part)+2)
-		args = append(args, run.ID, tt)
+		args := make([]any, 0, 2*len(part)+3)
+		args = append(args, run.ID, tt, l.source)
 		sb.WriteString("INSERT INTO fhirlake_deleted VALUES ")
 		for j, d := range part {
 			if j > 0 {
 				sb.WriteString(", ")
 			}
-			fmt.Fprintf(&sb, "($1, $%d, $%d, $2)", 2*j+3, 2*j+4)
+			fmt.Fprintf(&sb, "($1, $3, $%d, $%d, $2)", 2*j+4, 2*j+5)
 			args = append(args, d.ResourceType, d.ID)
 		}
 		if err := l.w.exec(ctx, sb.String(), args...); err != nil {
@@ -613,11 +681,14 @@ func (l *Loader) ensureTable(ctx context.Context, t Table) error {
 		for i, c := range defs {
 			name, typ, _ := strings.Cut(c, " ")
 			defs[i] = ident(name) + " " + typ
+			if name == DataSource {
+				defs[i] += " NOT NULL"
+			}
 		}
 		if len(t.PrimaryKey) > 0 {
-			keys := make([]string, len(t.PrimaryKey))
-			for i, k := range t.PrimaryKey {
-				keys[i] = ident(k)
+			keys := []string{ident(DataSource)} // ids are unique within a source only
+			for _, k := range t.PrimaryKey {
+				keys = append(keys, ident(k))
 			}
 			defs = append(defs, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
 		}
@@ -659,6 +730,9 @@ func (l *Loader) CommitRejected(ctx context.Context, run Run) error {
 	defer l.mu.Unlock()
 	if l.done {
 		return errors.New("commit: run already finished")
+	}
+	if run.Source != l.source {
+		return fmt.Errorf("record rejected run %s: source %q, but the run was staged for %q", run.ID, run.Source, l.source)
 	}
 	l.done = true
 	defer l.drop(context.WithoutCancel(ctx))

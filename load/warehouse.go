@@ -8,6 +8,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,14 +19,19 @@ import (
 // Warehouse is an open DuckDB warehouse file. It holds one connection: all
 // writes of a run go through it, one statement at a time.
 type Warehouse struct {
-	path string
-	db   *sql.DB
-	conn *sql.Conn
-	ar   *duckdb.Arrow
+	path    string
+	db      *sql.DB
+	conn    *sql.Conn
+	ar      *duckdb.Arrow
+	version int    // layout version, see Version
+	id      string // see ID
 }
 
-// Open opens (creating if needed) the DuckDB database at path and makes
-// sure the bookkeeping tables exist.
+// Open opens (creating if needed) the DuckDB database at path. A new
+// warehouse gets the bookkeeping tables of SchemaVersion and an id; an
+// existing one is opened as it is: one written by an earlier release
+// (Version() < SchemaVersion) must be brought up to date by Upgrade before
+// anything is loaded into it.
 func Open(ctx context.Context, path string) (*Warehouse, error) {
 	db, conn, err := connect(ctx, path)
 	if err != nil {
@@ -34,12 +41,86 @@ func Open(ctx context.Context, path string) (*Warehouse, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := w.exec(ctx, bookkeepingDDL); err != nil {
+	if err := w.init(ctx); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("create bookkeeping tables: %w", err)
+		return nil, err
 	}
 	return w, nil
 }
+
+// init reads the warehouse's layout version and id, creating the
+// bookkeeping tables of a new warehouse.
+func (w *Warehouse) init(ctx context.Context) error {
+	if err := w.readIdentity(ctx); err != nil {
+		return err
+	}
+	if w.version != 0 {
+		return nil
+	}
+	if err := w.exec(ctx, "BEGIN TRANSACTION"); err != nil {
+		return fmt.Errorf("create bookkeeping tables: %w", err)
+	}
+	err := w.exec(ctx, bookkeepingDDL)
+	if err == nil {
+		err = w.exec(ctx, `INSERT INTO fhirlake_warehouse VALUES ('id', uuid()::VARCHAR), ('schema_version', ?)`, fmt.Sprint(SchemaVersion))
+	}
+	if err == nil {
+		err = w.exec(ctx, "COMMIT")
+	}
+	if err != nil {
+		w.exec(context.WithoutCancel(ctx), "ROLLBACK")
+		return fmt.Errorf("create bookkeeping tables: %w", err)
+	}
+	return w.readIdentity(ctx)
+}
+
+// readIdentity sets w.version and w.id from fhirlake_warehouse: version 1
+// for a warehouse of the first layout (it has tables but no
+// fhirlake_warehouse), 0 for an empty database.
+func (w *Warehouse) readIdentity(ctx context.Context) error {
+	names, err := w.queryStrings(ctx, `SELECT table_name FROM duckdb_tables()
+		WHERE NOT temporary AND schema_name = 'main' AND database_name = current_database()`)
+	if err != nil {
+		return fmt.Errorf("read warehouse layout: %w", err)
+	}
+	switch {
+	case slices.Contains(names, "fhirlake_warehouse"):
+		var version string
+		err := w.conn.QueryRowContext(ctx, `SELECT max(value) FILTER (WHERE key = 'id'), max(value) FILTER (WHERE key = 'schema_version')
+			FROM fhirlake_warehouse`).Scan(&w.id, &version)
+		if err != nil {
+			return fmt.Errorf("read warehouse identity: %w", err)
+		}
+		if w.version, err = strconv.Atoi(version); err != nil {
+			return fmt.Errorf("read warehouse identity: schema version %q: %w", version, err)
+		}
+		if w.version > SchemaVersion {
+			return fmt.Errorf("%w: %s has layout %d, this release knows up to %d; use a newer fhirlake", ErrNewerWarehouse, w.path, w.version, SchemaVersion)
+		}
+	case len(names) > 0:
+		// Tables without fhirlake_warehouse: the first release's layout.
+		w.version, w.id = 1, ""
+	default:
+		w.version, w.id = 0, ""
+	}
+	return nil
+}
+
+// ErrNewerWarehouse means the warehouse was written by a newer release.
+var ErrNewerWarehouse = errors.New("warehouse written by a newer fhirlake")
+
+// ErrOldWarehouse means the warehouse has the layout of an earlier
+// release and must be upgraded (Warehouse.Upgrade) before a load.
+var ErrOldWarehouse = errors.New("warehouse has an earlier layout")
+
+// Version is the warehouse's layout: SchemaVersion, or 1 for a warehouse
+// of the first release (rows not keyed by source) that Upgrade converts.
+func (w *Warehouse) Version() int { return w.version }
+
+// ID is the warehouse's identity, a UUID made when it was created (or
+// upgraded). The lake records it, so a lake is never overwritten by
+// another warehouse's run. "" before Upgrade of a version 1 warehouse.
+func (w *Warehouse) ID() string { return w.id }
 
 // OpenReadOnly opens an existing warehouse for reading only (status,
 // rebuild, ad-hoc queries); it creates nothing. Another process holding
@@ -56,7 +137,15 @@ func OpenReadOnly(ctx context.Context, path string) (*Warehouse, error) {
 	if err != nil {
 		return nil, openError(path, err)
 	}
-	return attach(path, db, conn)
+	w, err := attach(path, db, conn)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.readIdentity(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
 }
 
 // openError explains a failed connect: ErrInUse when another process holds
@@ -187,8 +276,24 @@ func (w *Warehouse) TableRows(ctx context.Context, tables []string) (map[string]
 	return out, nil
 }
 
+// SchemaVersion is the warehouse layout this release writes. Version 2
+// keys every row by its source: data tables start with data_source, and
+// the bookkeeping of resources, deletes and rejects carries the source.
+const SchemaVersion = 2
+
+// DataSource is the column every data table starts with: the name of the
+// source (payer, tenant) whose run loaded the row. It is the Tuva
+// Project's column name. A row's identity is (data_source, resource type,
+// id): ids are unique only within one server.
+const DataSource = "data_source"
+
+// bookkeepingDDL creates the bookkeeping tables of a new warehouse.
 const bookkeepingDDL = `
-CREATE TABLE IF NOT EXISTS fhirlake_runs (
+CREATE TABLE fhirlake_warehouse (
+	key   VARCHAR PRIMARY KEY,
+	value VARCHAR NOT NULL
+);
+CREATE TABLE fhirlake_runs (
 	run_id           VARCHAR PRIMARY KEY,
 	source           VARCHAR NOT NULL,
 	scope            VARCHAR NOT NULL,
@@ -204,15 +309,8 @@ CREATE TABLE IF NOT EXISTS fhirlake_runs (
 	watermark_types  VARCHAR[] NOT NULL,
 	rows_per_table   MAP(VARCHAR, BIGINT) NOT NULL
 );
-CREATE TABLE IF NOT EXISTS fhirlake_resources (
-	resource_type     VARCHAR NOT NULL,
-	id                VARCHAR NOT NULL,
-	meta_last_updated TIMESTAMPTZ,
-	version_id        VARCHAR,
-	run_id            VARCHAR NOT NULL,
-	PRIMARY KEY (resource_type, id)
-);
-CREATE TABLE IF NOT EXISTS fhirlake_watermarks (
+` + resourcesDDL + `
+CREATE TABLE fhirlake_watermarks (
 	source           VARCHAR NOT NULL,
 	scope            VARCHAR NOT NULL,
 	resource_type    VARCHAR NOT NULL,
@@ -220,14 +318,35 @@ CREATE TABLE IF NOT EXISTS fhirlake_watermarks (
 	run_id           VARCHAR NOT NULL,
 	PRIMARY KEY (source, scope, resource_type)
 );
-CREATE TABLE IF NOT EXISTS fhirlake_deleted (
+` + deletedDDL + rejectsDDL
+
+// The bookkeeping tables whose layout changed in version 2 (Upgrade
+// recreates them).
+const (
+	resourcesDDL = `
+CREATE TABLE fhirlake_resources (
+	source            VARCHAR NOT NULL,
+	resource_type     VARCHAR NOT NULL,
+	id                VARCHAR NOT NULL,
+	meta_last_updated TIMESTAMPTZ,
+	version_id        VARCHAR,
+	run_id            VARCHAR NOT NULL,
+	PRIMARY KEY (source, resource_type, id)
+);
+`
+	deletedDDL = `
+CREATE TABLE fhirlake_deleted (
 	run_id           VARCHAR NOT NULL,
+	source           VARCHAR NOT NULL,
 	resource_type    VARCHAR NOT NULL,
 	id               VARCHAR NOT NULL,
 	transaction_time TIMESTAMPTZ
 );
-CREATE TABLE IF NOT EXISTS fhirlake_rejects (
+`
+	rejectsDDL = `
+CREATE TABLE fhirlake_rejects (
 	run_id        VARCHAR NOT NULL,
+	source        VARCHAR NOT NULL,
 	file          VARCHAR NOT NULL,
 	line          BIGINT NOT NULL,
 	resource_type VARCHAR,
@@ -236,6 +355,7 @@ CREATE TABLE IF NOT EXISTS fhirlake_rejects (
 	reason        VARCHAR NOT NULL
 );
 `
+)
 
 // ident quotes a table or column name. Names come from compiled
 // ViewDefinitions, which already restrict them; quoting is belt and braces.

@@ -561,7 +561,7 @@ func buildFixtures(t *testing.T, path, name string, files []string, txTime time.
 		t.Fatal(err)
 	}
 	defer w.Close()
-	l, err := w.Begin(ctx, tables)
+	l, err := w.Begin(ctx, name, tables)
 	if err != nil {
 		t.Fatal(err)
 	}

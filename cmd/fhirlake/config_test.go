@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/fhirlake/fhirlake/extract/sandbox"
 )
 
@@ -86,9 +88,24 @@ func TestRunFromConfig(t *testing.T) {
 
 	// Flag beats env beats file: --warehouse overrides the file, and
 	// FHIRLAKE_TYPES overrides the source's types; --source picks one.
+	// The config's lake mirrors the config's warehouse: a run into another
+	// warehouse refuses before exporting, naming both, and changes nothing.
 	flagWH := filepath.Join(dir, "flag.duckdb")
 	env["FHIRLAKE_TYPES"] = "Coverage"
+	before := snapshotDir(t, filepath.Join(dir, "lake"))
 	code, stdout, stderr = run(t, env, "--log-level", "warn", "run", "--config", cfg, "--source", "bison", "--warehouse", flagWH)
+	if code != exitUsage || !strings.Contains(stderr, filepath.Join(dir, "file.duckdb")) || !strings.Contains(stderr, flagWH) ||
+		strings.Contains(stdout, "committed") {
+		t.Errorf("a run into another warehouse than the lake's: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(flagWH); err == nil {
+		t.Errorf("the refused run created %s", flagWH)
+	}
+	if diff := cmp.Diff(before, snapshotDir(t, filepath.Join(dir, "lake"))); diff != "" {
+		t.Errorf("the refused run changed the lake (-before +after):\n%s", diff)
+	}
+	code, stdout, stderr = run(t, env, "--log-level", "warn", "run", "--config", cfg, "--source", "bison", "--warehouse", flagWH,
+		"--lake", filepath.Join(dir, "flag-lake"))
 	if code != exitOK || strings.Count(stdout, "committed") != 1 || !strings.Contains(stdout, "coverage=10") || strings.Contains(stdout, "patient=") {
 		t.Errorf("precedence: exit %d\n%s\n%s", code, stdout, stderr)
 	}

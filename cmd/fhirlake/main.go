@@ -129,6 +129,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitRejected
 	case errors.Is(err, lockfile.ErrBusy), errors.Is(err, load.ErrInUse):
 		return exitBusy
+	case errors.Is(err, load.ErrLakeMismatch), errors.Is(err, load.ErrNewerWarehouse), errors.Is(err, load.ErrBadSource):
+		return exitUsage
 	case strings.HasPrefix(err.Error(), "flag provided but not defined"), strings.HasPrefix(err.Error(), "Required flag"):
 		return exitUsage
 	default:

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -117,10 +118,10 @@ func TestDemo(t *testing.T) {
 	if stderr != "" {
 		t.Errorf("demo was not quiet at --log-level warn:\n%s", stderr)
 	}
-	if parts, _ := filepath.Glob(filepath.Join(dir, "lake", "eob", "service_year=*", "data.parquet")); len(parts) == 0 {
+	if parts, _ := filepath.Glob(filepath.Join(dir, "lake", "eob", "data_source=sandbox", "service_year=*", "data.parquet")); len(parts) == 0 {
 		t.Errorf("lake not written: no partitions under %s", filepath.Join(dir, "lake", "eob"))
 	}
-	if _, err := os.Stat(filepath.Join(dir, "lake", "patient", "data.parquet")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "lake", "patient", "data_source=sandbox", "data.parquet")); err != nil {
 		t.Errorf("lake not written: %v", err)
 	}
 }
@@ -312,4 +313,23 @@ func TestExitCodesOfFailedRuns(t *testing.T) {
 			}
 		})
 	}
+}
+
+// snapshotDir lists every file under dir with its size and modification
+// time, to show that a command left it alone.
+func snapshotDir(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out = append(out, fmt.Sprintf("%s %d %d", path, fi.Size(), fi.ModTime().UnixNano()))
+		return nil
+	})
+	return out
 }

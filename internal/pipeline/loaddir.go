@@ -40,6 +40,9 @@ func (p Pipeline) LoadDir(ctx context.Context, dir string) (*Summary, error) {
 	}
 	defer lock.Release()
 
+	if _, _, err := p.preflight(ctx); err != nil {
+		return sum, err
+	}
 	res, err := localResult(dir)
 	if err != nil {
 		return sum, err

@@ -184,15 +184,13 @@ func (p Pipeline) Run(ctx context.Context) (*Summary, error) {
 	}
 	defer lock.Release()
 
-	if p.Request.Since.IsZero() && !p.Full {
-		since, ok, err := p.watermark(ctx)
-		if err != nil {
-			return sum, err
-		}
-		if ok {
-			p.Request.Since = since
-			log.Info("incremental run", "since", since.Format(time.RFC3339Nano))
-		}
+	since, ok, err := p.preflight(ctx)
+	if err != nil {
+		return sum, err
+	}
+	if p.Request.Since.IsZero() && !p.Full && ok {
+		p.Request.Since = since
+		log.Info("incremental run", "since", since.Format(time.RFC3339Nano))
 	}
 	if !p.Request.Since.IsZero() {
 		s := p.Request.Since
@@ -246,11 +244,19 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 	if err != nil {
 		return err
 	}
+	// A warehouse of an earlier release is converted on first use, in one
+	// transaction, before anything of this run touches it.
+	if w.Version() < load.SchemaVersion {
+		log.Info("upgrading the warehouse to the current layout", "from", w.Version(), "to", load.SchemaVersion)
+		if err := w.Upgrade(ctx, tables); err != nil {
+			return err
+		}
+	}
 	engine, err := transform.NewEngine(p.Views, transform.Options{BatchRows: p.BatchRows})
 	if err != nil {
 		return err
 	}
-	loader, err := w.Begin(ctx, tables)
+	loader, err := w.Begin(ctx, p.Source, tables)
 	if err != nil {
 		return err
 	}
@@ -334,10 +340,10 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 		}
 	}
 	if p.Lake != "" {
-		// Only the partitions this run touched are rewritten; WriteLake
+		// Only this source's partitions the run touched are rewritten; WriteLake
 		// itself notices a lake that lags the warehouse (a crash after an
 		// earlier commit, a new directory) and rewrites it whole.
-		if err := w.WriteLake(ctx, p.Lake, tables, ls.Touched); err != nil {
+		if err := w.WriteLake(ctx, p.Lake, tables, ls.Changes); err != nil {
 			return fmt.Errorf("write lake (the warehouse is committed; rerun to refresh the lake): %w", err)
 		}
 		p.observe(StageLake)
@@ -359,16 +365,36 @@ func (p Pipeline) watermarkTypes() []string {
 	return slices.Sorted(maps.Keys(set))
 }
 
-// watermark reads the stored watermark of this source and scope.
-func (p Pipeline) watermark(ctx context.Context) (time.Time, bool, error) {
-	if _, err := os.Stat(p.Warehouse); errors.Is(err, os.ErrNotExist) {
-		return time.Time{}, false, nil
-	}
-	w, err := load.Open(ctx, p.Warehouse)
-	if err != nil {
+// preflight checks, before anything is exported, that the run may write
+// its warehouse and lake (the source name is valid, the warehouse is not
+// of a newer release, the lake mirrors this warehouse and no other), and
+// reads the stored watermark of the source and scope.
+func (p Pipeline) preflight(ctx context.Context) (time.Time, bool, error) {
+	if err := load.CheckSource(p.Source); err != nil {
 		return time.Time{}, false, err
 	}
-	defer w.Close()
+	id, exists := "", true
+	if _, err := os.Stat(p.Warehouse); errors.Is(err, os.ErrNotExist) {
+		exists = false
+	}
+	var w *load.Warehouse
+	if exists {
+		var err error
+		if w, err = load.Open(ctx, p.Warehouse); err != nil {
+			return time.Time{}, false, err
+		}
+		defer w.Close()
+		id = w.ID()
+	}
+	if p.Lake != "" {
+		if err := load.CheckLake(p.Lake, p.Warehouse, id); err != nil {
+			return time.Time{}, false, err
+		}
+	}
+	if w == nil {
+		return time.Time{}, false, nil // a new warehouse has no watermark
+	}
+	// fhirlake_watermarks has the same layout in every release.
 	return w.Watermark(ctx, p.Source, Scope(p.Request), p.watermarkTypes())
 }
 

@@ -72,18 +72,18 @@ func TestUpgradeFromLayout1(t *testing.T) {
 	for q, want := range map[string][]string{
 		// Rows get the source of the run that loaded their resource;
 		// parent 4 has no resource record: "default".
-		"SELECT data_source || ' ' || id || ' ' || amount FROM parent ORDER BY id": {"payer-a 1 1.25", "payer-a 2 2.50", "payer-b 3 3.00", "default 4 4.00"},
+		"SELECT data_source || ' ' || id || ' ' || amount FROM parent ORDER BY id":   {"payer-a 1 1.25", "payer-a 2 2.50", "payer-b 3 3.00", "default 4 4.00"},
 		"SELECT data_source || ' ' || parent_id || ':' || seq FROM child ORDER BY 1": {"payer-a 1:1", "payer-a 1:2", "payer-b 3:1"},
 		// No view describes it, and two sources share the warehouse.
-		"SELECT data_source || ' ' || thing_id FROM old_view_table":                                      {"default z"},
+		"SELECT data_source || ' ' || thing_id FROM old_view_table":                                   {"default z"},
 		"SELECT concat_ws(' ', source, resource_type, id, run_id) FROM fhirlake_resources ORDER BY 1": {"payer-a Claim 1 r1", "payer-a Claim 2 r1", "payer-b Claim 3 r2", "payer-b Patient 1 r2"},
-		"SELECT concat_ws(' ', run_id, source, id) FROM fhirlake_deleted":                               {"r2 payer-b 9"},
-		"SELECT concat_ws(' ', run_id, source, file, line, reason) FROM fhirlake_rejects":               {"r1 payer-a Claim.ndjson 4 missing id"},
-		"SELECT count(*)::VARCHAR FROM fhirlake_runs":                                                   {"2"},
-		"SELECT count(*)::VARCHAR FROM fhirlake_watermarks":                                             {"2"},
-		"SELECT total::VARCHAR FROM parent_total":                                                       {"10.75"},
+		"SELECT concat_ws(' ', run_id, source, id) FROM fhirlake_deleted":                             {"r2 payer-b 9"},
+		"SELECT concat_ws(' ', run_id, source, file, line, reason) FROM fhirlake_rejects":             {"r1 payer-a Claim.ndjson 4 missing id"},
+		"SELECT count(*)::VARCHAR FROM fhirlake_runs":                                                 {"2"},
+		"SELECT count(*)::VARCHAR FROM fhirlake_watermarks":                                           {"2"},
+		"SELECT total::VARCHAR FROM parent_total":                                                     {"10.75"},
 		// data_source is first and leads the primary key.
-		`SELECT string_agg(column_name, ',' ORDER BY column_index) FROM duckdb_columns() WHERE table_name = 'child'`: {"data_source,parent_id,seq"},
+		`SELECT string_agg(column_name, ',' ORDER BY column_index) FROM duckdb_columns() WHERE table_name = 'child'`:                       {"data_source,parent_id,seq"},
 		`SELECT constraint_column_names::VARCHAR FROM duckdb_constraints() WHERE table_name = 'child' AND constraint_type = 'PRIMARY KEY'`: {"[data_source, parent_id, seq]"},
 		// The bookkeeping has the layout of a new warehouse.
 		`SELECT string_agg(column_name, ',' ORDER BY column_index) FROM duckdb_columns() WHERE table_name = 'fhirlake_resources'`: {"source,resource_type,id,meta_last_updated,version_id,run_id"},

@@ -146,11 +146,16 @@ func (w *Warehouse) WriteLake(ctx context.Context, dir string, tables []Table, c
 		full = behind
 	}
 	for _, t := range tables {
-		if strings.HasPrefix(t.Name, BookkeepingPrefix) {
+		if strings.HasPrefix(t.Name, BookkeepingPrefix) || t.Name == PersonTable {
 			continue
 		}
 		if err := w.writeTable(ctx, dir, t, changes, full); err != nil {
 			return fmt.Errorf("lake %s: %w", t.Name, err)
+		}
+	}
+	if full || changes.Person {
+		if err := w.writePerson(ctx, dir); err != nil {
+			return fmt.Errorf("lake %s: %w", PersonTable, err)
 		}
 	}
 	if err := w.writeLakeMeta(ctx, dir, tables); err != nil {
@@ -288,6 +293,38 @@ func (w *Warehouse) writeSource(ctx context.Context, lake, tdir string, t Table,
 		return err
 	}
 	return removeSource(tdir, sl)
+}
+
+// writePerson writes the person crosswalk as one file,
+// DIR/person/data.parquet: the one table that spans sources (a run that
+// links a patient of its source to another source's changes both rows),
+// so it is not split by source.
+func (w *Warehouse) writePerson(ctx context.Context, dir string) error {
+	var n int
+	err := w.conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables()
+		WHERE table_name = ? AND NOT temporary AND schema_name = 'main' AND database_name = current_database()`, PersonTable).Scan(&n)
+	if err != nil || n == 0 {
+		return err
+	}
+	pdir := filepath.Join(dir, PersonTable)
+	if err := os.MkdirAll(pdir, 0o755); err != nil {
+		return err
+	}
+	if _, err := w.copyFile(ctx, "SELECT * FROM "+PersonTable+" ORDER BY data_source, patient_id", filepath.Join(pdir, LakeFile)); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(pdir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if n := e.Name(); n != LakeFile && !strings.HasPrefix(n, ".") {
+			if err := os.RemoveAll(filepath.Join(pdir, n)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // replaceTableDir builds the whole table in a hidden folder of the lake and
@@ -506,6 +543,7 @@ func (w *Warehouse) writeLakeMeta(ctx context.Context, dir string, tables []Tabl
 	for _, t := range tables {
 		parts[t.Name] = t.Partition
 	}
+	parts[PersonTable] = nil
 	for name, p := range parts {
 		if sql, ok := defs[name]; ok && !strings.HasPrefix(name, BookkeepingPrefix) {
 			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {

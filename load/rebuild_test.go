@@ -144,7 +144,7 @@ func TestRebuildLakeFromWarehouse(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkLakeMirrors(t, w, lake)
-	if diff := cmp.Diff([]string{MetaDir, "claim", "claim_line", "claim_note"}, lakeDirs(t, lake)); diff != "" {
+	if diff := cmp.Diff([]string{MetaDir, "claim", "claim_line", "claim_note", PersonTable}, lakeDirs(t, lake)); diff != "" {
 		t.Errorf("lake (-want +got):\n%s", diff)
 	}
 	if ents, _ := filepath.Glob(filepath.Join(filepath.Dir(lake), ".*")); len(ents) > 0 {

@@ -93,6 +93,9 @@ type Run struct {
 	// TransactionTime when the run commits (never backwards); empty leaves
 	// the watermarks alone (e.g. the server reported errors for them).
 	WatermarkTypes []string
+	// Person says which identifiers link patients of different sources
+	// into one person (see PersonRule).
+	Person PersonRule
 }
 
 // Tombstone is a resource deleted at the source.
@@ -114,6 +117,10 @@ type Stats struct {
 	Rows map[string]int64
 	// Changes says which lake files the run made stale, for WriteLake.
 	Changes *Changes
+	// PersonConflicts is the number of patients whose strong identifiers
+	// conflict (see fhirlake_person_conflicts), after the run; 0 when the
+	// run did not relink persons.
+	PersonConflicts int64
 }
 
 // Changes is what a committed run changed, as WriteLake needs it: only
@@ -126,6 +133,9 @@ type Changes struct {
 	// partitions (year values, or NullPartition) that changed: before and
 	// after values both count. An unpartitioned table maps to nil.
 	Tables map[string][]string
+	// Person is set when the run relinked the person crosswalk, which
+	// spans sources (PersonTable).
+	Person bool
 }
 
 // DefaultSource is the source of runs that name none, and of rows a
@@ -168,8 +178,12 @@ type Loader struct {
 	// deletedResources counts the distinct resources deleted[] named,
 	// set by merge.
 	deletedResources int64
-	skipped          int64
-	done             bool
+	matches          []MemberMatch
+	// relinked and conflicts are what merge did about persons.
+	relinked  bool
+	conflicts int64
+	skipped   int64
+	done      bool
 }
 
 // Begin starts staging a run of source into the given tables. Tables that
@@ -194,6 +208,9 @@ func (w *Warehouse) Begin(ctx context.Context, source string, tables []Table) (*
 		}
 		if t.Schema.FieldIndices(DataSource) != nil {
 			return nil, fmt.Errorf("table %s: column %s is reserved (the source of each row)", t.Name, DataSource)
+		}
+		if t.Name == PersonTable || strings.HasPrefix(t.Name, BookkeepingPrefix) {
+			return nil, fmt.Errorf("table %s: the name is reserved", t.Name)
 		}
 		l.tables[t.Name] = t
 		if err := l.createStage(ctx, t); err != nil {
@@ -381,6 +398,18 @@ func (l *Loader) NewValues(ctx context.Context, table, column string) ([]string,
 	return out, nil
 }
 
+// MemberMatches stages the run's Payer-to-Payer matches, recorded at
+// commit and used to link persons (see PersonRule).
+func (l *Loader) MemberMatches(_ context.Context, ms []MemberMatch) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return errors.New("stage member matches: run already finished")
+	}
+	l.matches = append(l.matches, ms...)
+	return nil
+}
+
 // Delete stages tombstones: at commit the resources and all their rows in
 // every table fed by their type are removed, before the run's own rows are
 // inserted (so a resource both deleted and re-exported in one run stays).
@@ -425,7 +454,7 @@ func (l *Loader) Commit(ctx context.Context, run Run) (Stats, error) {
 		rows[k] = v
 	}
 	return Stats{Resources: l.resources, Rejects: l.nrejects, Deleted: l.deletedResources, SkippedOlder: l.skipped, Rows: rows,
-		Changes: &Changes{Source: l.source, Tables: touched}}, nil
+		Changes: &Changes{Source: l.source, Tables: touched, Person: l.relinked}, PersonConflicts: l.conflicts}, nil
 }
 
 func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error) {
@@ -485,6 +514,23 @@ func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error
 		if deleted > 0 || l.rows[name] > 0 {
 			touched[name] = union(before, after)
 		}
+	}
+	// Persons: relinked when the run changed patients or their
+	// identifiers, or matched members, or the crosswalk is new.
+	if err := l.recordMatches(ctx, run.ID); err != nil {
+		return nil, err
+	}
+	_, patients := touched["patient"]
+	_, idents := touched["patient_identifier"]
+	missing, err := l.personsMissing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if patients || idents || len(l.matches) > 0 || missing {
+		if l.conflicts, err = l.linkPersons(ctx, run.Person); err != nil {
+			return nil, err
+		}
+		l.relinked = true
 	}
 	// The version index: accepted versions replace what was there, deleted
 	// resources leave it; both only for this source.

@@ -102,6 +102,9 @@ func (w *Warehouse) upgradeFrom1(ctx context.Context, tables []Table) error {
 			}
 		}
 	}
+	if err := w.exec(ctx, personDDL); err != nil {
+		return err
+	}
 	return w.exec(ctx, `CREATE TABLE fhirlake_warehouse (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
 		INSERT INTO fhirlake_warehouse VALUES ('id', uuid()::VARCHAR), ('schema_version', ?)`, fmt.Sprint(SchemaVersion))
 }

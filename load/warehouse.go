@@ -318,7 +318,7 @@ CREATE TABLE fhirlake_watermarks (
 	run_id           VARCHAR NOT NULL,
 	PRIMARY KEY (source, scope, resource_type)
 );
-` + deletedDDL + rejectsDDL
+` + deletedDDL + rejectsDDL + personDDL
 
 // The bookkeeping tables whose layout changed in version 2 (Upgrade
 // recreates them).

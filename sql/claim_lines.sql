@@ -4,7 +4,8 @@
 -- Row: one ExplanationOfBenefit.item (eob_item) of a non-pharmacy claim
 -- (institutional, professional, oral, vision), with the claim's header
 -- fields repeated on every line.
--- Grain: (claim_id, claim_line_number).
+-- Grain: (data_source, claim_id, claim_line_number): claim ids are unique
+-- within one source.
 --
 -- Caveats:
 --  * Pharmacy claims are in pharmacy_claims. Claims with status cancelled
@@ -12,8 +13,13 @@
 --  * Revenue code 0001 lines (the total-charges line of an institutional
 --    claim, as CMS sends them) are left out: they repeat the sum of the
 --    other lines, so summing charge_amount would count the claim twice.
---  * person_id and patient_id are both the Patient id; member_id is the
---    payer's member number (identifier type MB).
+--  * data_source is the source that loaded the claim. A claim meets the
+--    patient, coverage, diagnoses, procedures, care team and lines of its
+--    own source only.
+--  * person_id is the person crosswalk's: one human's claims at several
+--    payers (linked by MBI, a configured identifier or a Payer-to-Payer
+--    match) share it. patient_id is the source's Patient id; member_id is
+--    the payer's member number (identifier type MB).
 --  * diagnosis_code_1..10 are eob_diagnosis codes by sequence (1 = the
 --    first listed, normally principal or admitting); procedure_code_1..5
 --    are eob_procedure codes by sequence. Codes lose their dot (E11.9 ->
@@ -32,12 +38,10 @@
 --    when the payer did not send the category.
 --  * admission_date / discharge_date are the billable period of inpatient
 --    claims (CARIN subtype inpatient); null otherwise.
---  * payer and plan are those of the member's coverages in force on
---    claim_start_date, when they agree on one value; null when there is
---    none or they disagree (Medicare Part A and B both cover a date).
---  * data_source is the source name of the warehouse's runs when there is
---    one; 'fhirlake' when several sources share a warehouse (rows do not
---    record which source loaded them).
+--  * payer and plan are those of the member's coverages at the claim's
+--    source in force on claim_start_date, when they agree on one value;
+--    null when there is none or they disagree (Medicare Part A and B both
+--    cover a date).
 CREATE OR REPLACE VIEW claim_lines AS
 WITH claims AS (
     SELECT *
@@ -46,7 +50,7 @@ WITH claims AS (
       AND coalesce(status, 'active') NOT IN ('cancelled', 'entered-in-error')
 ),
 dx AS (
-    SELECT eob_id,
+    SELECT data_source, eob_id,
         max(CASE system
                 WHEN 'http://hl7.org/fhir/sid/icd-10-cm' THEN 'icd-10-cm'
                 WHEN 'http://hl7.org/fhir/sid/icd-10' THEN 'icd-10'
@@ -63,10 +67,10 @@ dx AS (
         max(replace(code, '.', '')) FILTER (WHERE sequence = 9)  AS diagnosis_code_9,
         max(replace(code, '.', '')) FILTER (WHERE sequence = 10) AS diagnosis_code_10
     FROM eob_diagnosis
-    GROUP BY eob_id
+    GROUP BY data_source, eob_id
 ),
 px AS (
-    SELECT eob_id,
+    SELECT data_source, eob_id,
         max(CASE
                 WHEN system ILIKE '%icd-10-pcs%' OR system = 'http://www.cms.gov/Medicare/Coding/ICD10' THEN 'icd-10-pcs'
                 WHEN system ILIKE '%icd-9%' OR system = 'http://www.cms.gov/Medicare/Coding/ICD9' THEN 'icd-9-pcs'
@@ -79,10 +83,10 @@ px AS (
         max(replace(code, '.', '')) FILTER (WHERE sequence = 4) AS procedure_code_4,
         max(replace(code, '.', '')) FILTER (WHERE sequence = 5) AS procedure_code_5
     FROM eob_procedure
-    GROUP BY eob_id
+    GROUP BY data_source, eob_id
 ),
 npi AS (
-    SELECT eob_id,
+    SELECT data_source, eob_id,
         arg_min(provider_npi, (CASE role_code
                                    WHEN 'rendering' THEN 1
                                    WHEN 'performing' THEN 2
@@ -96,10 +100,10 @@ npi AS (
         arg_min(provider_npi, sequence)
             FILTER (WHERE role_code = 'referring' AND provider_npi IS NOT NULL) AS referring_npi
     FROM eob_care_team
-    GROUP BY eob_id
+    GROUP BY data_source, eob_id
 ),
 plan AS (
-    SELECT e.id AS eob_id,
+    SELECT e.data_source, e.id AS eob_id,
         CASE WHEN count(DISTINCT coalesce(c.payor_name, c.payor_id)) = 1
              THEN min(coalesce(c.payor_name, c.payor_id)) END AS payer,
         CASE WHEN count(DISTINCT coalesce(c.plan_name, c.plan_value)) = 1
@@ -107,23 +111,19 @@ plan AS (
              THEN min(coalesce(c.plan_name, c.plan_value)) END AS plan
     FROM claims AS e
     JOIN coverage AS c
-      ON c.patient_id = e.patient_id
+      ON c.data_source = e.data_source
+     AND c.patient_id = e.patient_id
      AND coalesce(c.status, 'active') NOT IN ('cancelled', 'entered-in-error')
      AND (c.period_start IS NULL OR c.period_start <= e.billable_period_start)
      AND (c.period_end IS NULL OR c.period_end >= e.billable_period_start)
-    GROUP BY e.id
-),
-source AS (
-    SELECT CASE WHEN count(DISTINCT source) = 1 THEN min(source) ELSE 'fhirlake' END AS data_source
-    FROM fhirlake_runs
-    WHERE status = 'committed'
+    GROUP BY e.data_source, e.id
 )
 SELECT
     e.id                                   AS claim_id,
     i.sequence                             AS claim_line_number,
     e.claim_type,
     e.claim_subtype,
-    e.patient_id                           AS person_id,
+    coalesce(pe.person_id, 'p-' || left(sha256(e.data_source || '/' || e.patient_id), 16)) AS person_id,
     e.patient_id,
     p.member_id,
     pl.payer,
@@ -156,12 +156,12 @@ SELECT
     d.diagnosis_code_6, d.diagnosis_code_7, d.diagnosis_code_8, d.diagnosis_code_9, d.diagnosis_code_10,
     x.procedure_code_type,
     x.procedure_code_1, x.procedure_code_2, x.procedure_code_3, x.procedure_code_4, x.procedure_code_5,
-    s.data_source
+    e.data_source
 FROM claims AS e
-JOIN eob_item AS i ON i.eob_id = e.id AND i.revenue_code IS DISTINCT FROM '0001'
-LEFT JOIN patient AS p ON p.id = e.patient_id
-LEFT JOIN dx AS d ON d.eob_id = e.id
-LEFT JOIN px AS x ON x.eob_id = e.id
-LEFT JOIN npi AS n ON n.eob_id = e.id
-LEFT JOIN plan AS pl ON pl.eob_id = e.id
-CROSS JOIN source AS s;
+JOIN eob_item AS i ON i.data_source = e.data_source AND i.eob_id = e.id AND i.revenue_code IS DISTINCT FROM '0001'
+LEFT JOIN patient AS p ON p.data_source = e.data_source AND p.id = e.patient_id
+LEFT JOIN person AS pe ON pe.data_source = e.data_source AND pe.patient_id = e.patient_id
+LEFT JOIN dx AS d ON d.data_source = e.data_source AND d.eob_id = e.id
+LEFT JOIN px AS x ON x.data_source = e.data_source AND x.eob_id = e.id
+LEFT JOIN npi AS n ON n.data_source = e.data_source AND n.eob_id = e.id
+LEFT JOIN plan AS pl ON pl.data_source = e.data_source AND pl.eob_id = e.id;

@@ -1,9 +1,13 @@
--- ed_visits: emergency department visits, from encounters and claims.
+-- ed_visits: emergency department visits, from encounters and claims, per
+-- source.
 --
--- Row: one ED visit: a member on a visit_date (UTC date) with an Encounter
--- of class EMER, an ED facility claim, or both.
--- Grain: (patient_id, visit_date): several ED encounters or claims of one
--- member on one day make one visit (as HEDIS counts one ED visit per day).
+-- Row: one ED visit: a member (a Patient of one source) on a visit_date
+-- (UTC date) with an Encounter of class EMER, an ED facility claim, or
+-- both, of that source.
+-- Grain: (data_source, patient_id, visit_date): several ED encounters or
+-- claims of one member on one day make one visit (as HEDIS counts one ED
+-- visit per day). person_id links one human's rows at several sources:
+-- count DISTINCT (person_id, visit_date) for visits across payers.
 --
 -- Rule:
 --  * Encounters: class_code EMER (v3-ActCode), status not cancelled or
@@ -29,7 +33,7 @@
 --    paid_amount sums the paid totals of the day's ED claims.
 CREATE OR REPLACE VIEW ed_visits AS
 WITH enc AS (
-    SELECT patient_id,
+    SELECT data_source, patient_id,
            timezone('UTC', period_start)::DATE AS visit_date,
            timezone('UTC', period_end)::DATE   AS end_date,
            id,
@@ -40,23 +44,23 @@ WITH enc AS (
       AND patient_id IS NOT NULL AND period_start IS NOT NULL
 ),
 lines AS (
-    SELECT eob_id,
+    SELECT data_source, eob_id,
            bool_or(lpad(revenue_code, 4, '0') BETWEEN '0450' AND '0459' OR lpad(revenue_code, 4, '0') = '0981'
                    OR place_of_service = '23')            AS ed_line,
            bool_or(lpad(revenue_code, 4, '0') BETWEEN '0100' AND '0219') AS room_and_board,
            min(serviced_start)                            AS first_service
     FROM eob_item
-    GROUP BY eob_id
+    GROUP BY data_source, eob_id
 ),
 clm AS (
-    SELECT e.patient_id,
+    SELECT e.data_source, e.patient_id,
            coalesce(e.billable_period_start, l.first_service) AS visit_date,
            e.billable_period_end AS end_date,
            e.id,
            e.provider_id,
            e.total_paid
     FROM eob AS e
-    JOIN lines AS l ON l.eob_id = e.id
+    JOIN lines AS l ON l.data_source = e.data_source AND l.eob_id = e.id
     WHERE e.claim_type = 'institutional'
       AND (e.claim_subtype = 'outpatient' OR (e.claim_subtype IS NULL AND NOT l.room_and_board))
       AND l.ed_line
@@ -64,20 +68,22 @@ clm AS (
       AND e.patient_id IS NOT NULL
 ),
 enc_day AS (
-    SELECT patient_id, visit_date, max(end_date) AS end_date, min(id) AS encounter_id,
+    SELECT data_source, patient_id, visit_date, max(end_date) AS end_date, min(id) AS encounter_id,
            count(*) AS encounters, min(service_provider_id) AS facility_id
     FROM enc
     GROUP BY ALL
 ),
 clm_day AS (
-    SELECT patient_id, visit_date, max(end_date) AS end_date, min(id) AS claim_id,
+    SELECT data_source, patient_id, visit_date, max(end_date) AS end_date, min(id) AS claim_id,
            count(*) AS claims, min(provider_id) AS facility_id, sum(total_paid) AS paid_amount
     FROM clm
     WHERE visit_date IS NOT NULL
     GROUP BY ALL
 )
 SELECT
+    coalesce(n.data_source, c.data_source) AS data_source,
     coalesce(n.patient_id, c.patient_id)  AS patient_id,
+    coalesce(pe.person_id, 'p-' || left(sha256(coalesce(n.data_source, c.data_source) || '/' || coalesce(n.patient_id, c.patient_id)), 16)) AS person_id,
     coalesce(n.visit_date, c.visit_date)  AS visit_date,
     greatest(n.end_date, c.end_date)      AS visit_end_date,
     CASE WHEN n.encounter_id IS NOT NULL AND c.claim_id IS NOT NULL THEN 'encounter+claim'
@@ -91,4 +97,6 @@ SELECT
     c.paid_amount
 FROM enc_day AS n
 FULL OUTER JOIN clm_day AS c
-  ON c.patient_id = n.patient_id AND c.visit_date = n.visit_date;
+  ON c.data_source = n.data_source AND c.patient_id = n.patient_id AND c.visit_date = n.visit_date
+LEFT JOIN person AS pe
+  ON pe.data_source = coalesce(n.data_source, c.data_source) AND pe.patient_id = coalesce(n.patient_id, c.patient_id);

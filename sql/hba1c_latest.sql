@@ -1,7 +1,10 @@
--- hba1c_latest: each member's most recent HbA1c result.
+-- hba1c_latest: each member's most recent HbA1c result, per source.
 --
--- Row: one member with at least one HbA1c result; the latest one.
--- Grain: patient_id.
+-- Row: one member (a Patient of one source) with at least one HbA1c
+-- result; the latest one.
+-- Grain: (data_source, patient_id). person_id links the rows of one human
+-- at several sources: take the latest per person_id for a cross-payer
+-- view.
 --
 -- Rule: Observations coded LOINC 4548-4 (HbA1c/Hemoglobin.total in Blood),
 -- 4549-2 (by electrophoresis) or 17856-6 (by HPLC), status final, amended
@@ -18,7 +21,7 @@ CREATE OR REPLACE VIEW hba1c_latest AS
 WITH results AS (
     SELECT *,
            row_number() OVER (
-               PARTITION BY patient_id
+               PARTITION BY data_source, patient_id
                ORDER BY effective_start DESC, meta_last_updated DESC NULLS LAST, id DESC
            ) AS rn
     FROM observation
@@ -29,14 +32,17 @@ WITH results AS (
       AND patient_id IS NOT NULL
 )
 SELECT
-    patient_id,
-    id                                       AS observation_id,
-    code,
-    value_quantity                           AS value,
-    value_unit                               AS unit,
-    timezone('UTC', effective_start)::DATE   AS effective_date,
-    effective_start,
-    CASE WHEN value_unit = '%' THEN value_quantity < 8 END AS below_8,
-    CASE WHEN value_unit = '%' THEN value_quantity > 9 END AS above_9
-FROM results
-WHERE rn = 1;
+    r.data_source,
+    r.patient_id,
+    coalesce(pe.person_id, 'p-' || left(sha256(r.data_source || '/' || r.patient_id), 16)) AS person_id,
+    r.id                                       AS observation_id,
+    r.code,
+    r.value_quantity                           AS value,
+    r.value_unit                               AS unit,
+    timezone('UTC', r.effective_start)::DATE   AS effective_date,
+    r.effective_start,
+    CASE WHEN r.value_unit = '%' THEN r.value_quantity < 8 END AS below_8,
+    CASE WHEN r.value_unit = '%' THEN r.value_quantity > 9 END AS above_9
+FROM results AS r
+LEFT JOIN person AS pe ON pe.data_source = r.data_source AND pe.patient_id = r.patient_id
+WHERE r.rn = 1;

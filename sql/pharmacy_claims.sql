@@ -2,9 +2,14 @@
 -- pharmacy_claim input.
 --
 -- Row: one ExplanationOfBenefit.item of a claim whose type is pharmacy.
--- Grain: (claim_id, claim_line_number).
+-- Grain: (data_source, claim_id, claim_line_number): claim ids are unique
+-- within one source.
 --
 -- Caveats:
+--  * data_source is the source that loaded the claim; person_id is the
+--    person crosswalk's (one human's claims at several payers share it);
+--    patient_id and member_id are the source's own. A claim meets the
+--    patient, care team and lines of its own source.
 --  * Claims with status cancelled or entered-in-error are left out.
 --  * dispensing_date is the line's service date, else the claim's billable
 --    period start.
@@ -25,20 +30,15 @@ WITH claims AS (
       AND coalesce(status, 'active') NOT IN ('cancelled', 'entered-in-error')
 ),
 prescriber AS (
-    SELECT eob_id, arg_min(provider_npi, sequence) AS npi
+    SELECT data_source, eob_id, arg_min(provider_npi, sequence) AS npi
     FROM eob_care_team
     WHERE role_code = 'prescribing' AND provider_npi IS NOT NULL
-    GROUP BY eob_id
-),
-source AS (
-    SELECT CASE WHEN count(DISTINCT source) = 1 THEN min(source) ELSE 'fhirlake' END AS data_source
-    FROM fhirlake_runs
-    WHERE status = 'committed'
+    GROUP BY data_source, eob_id
 )
 SELECT
     e.id                                             AS claim_id,
     i.sequence                                       AS claim_line_number,
-    e.patient_id                                     AS person_id,
+    coalesce(pe.person_id, 'p-' || left(sha256(e.data_source || '/' || e.patient_id), 16)) AS person_id,
     e.patient_id,
     p.member_id,
     coalesce(i.serviced_start, e.billable_period_start) AS dispensing_date,
@@ -54,9 +54,9 @@ SELECT
     i.coinsurance                                    AS coinsurance_amount,
     i.copay                                          AS copayment_amount,
     i.deductible                                     AS deductible_amount,
-    s.data_source
+    e.data_source
 FROM claims AS e
-JOIN eob_item AS i ON i.eob_id = e.id
-LEFT JOIN patient AS p ON p.id = e.patient_id
-LEFT JOIN prescriber AS r ON r.eob_id = e.id
-CROSS JOIN source AS s;
+JOIN eob_item AS i ON i.data_source = e.data_source AND i.eob_id = e.id
+LEFT JOIN patient AS p ON p.data_source = e.data_source AND p.id = e.patient_id
+LEFT JOIN person AS pe ON pe.data_source = e.data_source AND pe.patient_id = e.patient_id
+LEFT JOIN prescriber AS r ON r.data_source = e.data_source AND r.eob_id = e.id;

@@ -64,14 +64,15 @@ func all(view, order string) []string {
 // every row) put in place of a view's.
 func wholeViews(instead map[string][]string) map[string][]string {
 	g := map[string][]string{
-		"claims_by_type":  {"SELECT * FROM claims_by_type"},
-		"member_roster":   all("member_roster", rosterOrder),
-		"member_months":   all("member_months", monthsOrder),
-		"claim_lines":     all("claim_lines", linesOrder),
-		"pharmacy_claims": all("pharmacy_claims", linesOrder),
-		"ed_visits":       all("ed_visits", edOrder),
-		"hba1c_latest":    all("hba1c_latest", memberOrder),
-		"bp_latest":       all("bp_latest", memberOrder),
+		"claims_by_type":     {"SELECT * FROM claims_by_type"},
+		"member_roster":      all("member_roster", rosterOrder),
+		"member_attribution": all("member_attribution", attributionOrder),
+		"member_months":      all("member_months", monthsOrder),
+		"claim_lines":        all("claim_lines", linesOrder),
+		"pharmacy_claims":    all("pharmacy_claims", linesOrder),
+		"ed_visits":          all("ed_visits", edOrder),
+		"hba1c_latest":       all("hba1c_latest", memberOrder),
+		"bp_latest":          all("bp_latest", memberOrder),
 	}
 	maps.Copy(g, instead)
 	return g
@@ -79,11 +80,12 @@ func wholeViews(instead map[string][]string) map[string][]string {
 
 // Keys of each view, to order golden output.
 const (
-	rosterOrder = "patient_id, group_id, attribution_start"
-	monthsOrder = "patient_id, year_month, payer, plan"
-	linesOrder  = "claim_id, claim_line_number"
-	edOrder     = "patient_id, visit_date"
-	memberOrder = "patient_id"
+	rosterOrder      = "data_source, patient_id"
+	attributionOrder = "data_source, patient_id, group_id, attribution_start"
+	monthsOrder      = "data_source, patient_id, year_month, payer, plan"
+	linesOrder       = "data_source, claim_id, claim_line_number"
+	edOrder          = "data_source, patient_id, visit_date"
+	memberOrder      = "data_source, patient_id"
 )
 
 func datasets() []dataset {
@@ -95,7 +97,7 @@ func datasets() []dataset {
 			name:  "sandbox",
 			build: func(t *testing.T, path string) { buildSandbox(t, path, 50) },
 			rows: map[string]int64{
-				"claims_by_type": 3, "member_roster": 50, "member_months": 1196,
+				"claims_by_type": 3, "member_roster": 50, "member_attribution": 50, "member_months": 1196,
 				"claim_lines": 501, "pharmacy_claims": 57, "ed_visits": 15,
 				"hba1c_latest": 7, "bp_latest": 50,
 			},
@@ -106,7 +108,7 @@ func datasets() []dataset {
 				},
 				"claim_lines": {
 					"SELECT claim_type, claim_subtype, count(*) AS lines, count(DISTINCT claim_id) AS claims, count(rendering_npi) AS rendering_npi, count(diagnosis_code_1) AS dx1, count(procedure_code_1) AS px1, sum(paid_amount) AS paid, sum(allowed_amount) AS allowed, sum(charge_amount) AS charged FROM claim_lines GROUP BY ALL ORDER BY ALL",
-					"SELECT * FROM claim_lines WHERE person_id IN ('pat-0001', 'pat-0012') ORDER BY " + linesOrder,
+					"SELECT * FROM claim_lines WHERE patient_id IN ('pat-0001', 'pat-0012') ORDER BY " + linesOrder,
 				},
 			}),
 			checks: []check{
@@ -134,8 +136,8 @@ func datasets() []dataset {
 				// eob-0001-01: pat-0001's first fill, NDC 68180051301 on
 				// 2025-03-05, 30 units, charged 11.34, allowed 5.55, paid 0
 				// (all copay), prescribed by the PCP prac-01.
-				{"SELECT concat_ws(' | ', claim_id, claim_line_number, person_id, ndc_code, dispensing_date, quantity::INTEGER, charge_amount, allowed_amount, paid_amount, copayment_amount, prescribing_provider_npi) FROM pharmacy_claims WHERE claim_id = 'eob-0001-01'",
-					[]string{"eob-0001-01 | 1 | pat-0001 | 68180051301 | 2025-03-05 | 30 | 11.34 | 5.55 | 0.00 | 5.55 | 1723023440"}},
+				{"SELECT concat_ws(' | ', claim_id, claim_line_number, data_source, patient_id, ndc_code, dispensing_date, quantity::INTEGER, charge_amount, allowed_amount, paid_amount, copayment_amount, prescribing_provider_npi) FROM pharmacy_claims WHERE claim_id = 'eob-0001-01'",
+					[]string{"eob-0001-01 | 1 | sandbox | pat-0001 | 68180051301 | 2025-03-05 | 30 | 11.34 | 5.55 | 0.00 | 5.55 | 1723023440"}},
 				// pat-0001's ED visit: encounter enc-0001-03 (EMER, 2025-09-16
 				// 13:31 UTC) and outpatient claim eob-0001-04 of the same day
 				// (paid 815.11) are one visit.
@@ -163,7 +165,7 @@ func datasets() []dataset {
 				buildFixtures(t, path, "cms-dpc", fixtures.Files(t, fixtures.Dir(t, "cms-dpc"), "*"), time.Date(2021, 8, 17, 0, 0, 0, 0, time.UTC))
 			},
 			rows: map[string]int64{
-				"claims_by_type": 2, "member_roster": 0, "member_months": 924,
+				"claims_by_type": 2, "member_roster": 0, "member_attribution": 0, "member_months": 924,
 				"claim_lines": 146, "pharmacy_claims": 0, "ed_visits": 0,
 				"hba1c_latest": 0, "bp_latest": 0,
 			},
@@ -205,7 +207,7 @@ func datasets() []dataset {
 				buildFixtures(t, path, "carin-bb", fixtures.Files(t, fixtures.Dir(t, "carin-bb"), "*"), time.Date(2020, 10, 31, 0, 0, 0, 0, time.UTC))
 			},
 			rows: map[string]int64{
-				"claims_by_type": 2, "member_roster": 0, "member_months": 16,
+				"claims_by_type": 2, "member_roster": 0, "member_attribution": 0, "member_months": 16,
 				"claim_lines": 21, "pharmacy_claims": 0, "ed_visits": 0,
 				"hba1c_latest": 0, "bp_latest": 0,
 			},
@@ -240,7 +242,7 @@ func datasets() []dataset {
 				buildFixtures(t, path, "edge", []string{filepath.Join("..", "testdata", "sql", "edge.ndjson")}, time.Date(2024, 9, 15, 12, 0, 0, 0, time.UTC))
 			},
 			rows: map[string]int64{
-				"claims_by_type": 3, "member_roster": 4, "member_months": 16,
+				"claims_by_type": 3, "member_roster": 3, "member_attribution": 4, "member_months": 16,
 				"claim_lines": 8, "pharmacy_claims": 1, "ed_visits": 4,
 				"hba1c_latest": 2, "bp_latest": 2,
 			},
@@ -253,12 +255,20 @@ func datasets() []dataset {
 				// Patient resource: still listed, no demographics.
 				// Ages: edge-1 born 1950-09-16 is 73 the day before her
 				// birthday; edge-2 born 1960-09-15 turns 64 that day.
-				{"SELECT concat_ws(' | ', patient_id, attribution_start, coalesce(attribution_end::VARCHAR, '-'), attribution_active, coalesce(age::VARCHAR, '-'), coalesce(attributed_provider_id, '-'), attributed_npi, coalesce(coverage_id, '-')) FROM member_roster ORDER BY patient_id, attribution_start",
+				{"SELECT concat_ws(' | ', patient_id, attribution_start, coalesce(attribution_end::VARCHAR, '-'), attribution_active, coalesce(age::VARCHAR, '-'), coalesce(attributed_provider_id, '-'), attributed_npi, coalesce(coverage_id, '-')) FROM member_attribution ORDER BY patient_id, attribution_start",
 					[]string{
 						"edge-1 | 2024-01-01 | 2024-06-30 | false | 73 | - | 1234567893 | cov-e1b",
 						"edge-1 | 2024-07-01 | - | true | 73 | prac-9 | 1234567893 | cov-e1b",
 						"edge-2 | 2024-03-01 | - | false | 64 | - | 1234567893 | cov-e2",
 						"edge-9 | 2024-01-01 | - | true | - | - | 1234567893 | -",
+					}},
+				// The roster keeps one row per person: edge-1's active
+				// attribution speaks for her, and counts both.
+				{"SELECT concat_ws(' | ', patient_id, attribution_start, attribution_active, attributions, sources) FROM member_roster ORDER BY patient_id",
+					[]string{
+						"edge-1 | 2024-07-01 | true | 2 | [edge]",
+						"edge-2 | 2024-03-01 | false | 1 | [edge]",
+						"edge-9 | 2024-01-01 | true | 1 | [edge]",
 					}},
 				// edge-1: cov-e1a 2023-11-15..2024-02-10 and cov-e1b from
 				// 2024-02-01 (same plan) overlap in February: one row, two

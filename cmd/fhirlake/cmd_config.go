@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fhirlake/fhirlake/internal/config"
+	"github.com/fhirlake/fhirlake/load"
 )
 
 func configCommand() *cli.Command {
@@ -55,6 +56,7 @@ func configError(err error) error {
 type top struct {
 	warehouse, lake, workDir string
 	maxRejects               int64
+	person                   load.PersonRule
 }
 
 // resolveTop merges the global settings: flag > env > file > default.
@@ -69,6 +71,13 @@ func resolveTop(c *cli.Context, f *config.File) top {
 		return file
 	}
 	t := top{warehouse: pick("warehouse", f.Warehouse), lake: pick("lake", f.Lake), workDir: pick("work-dir", f.WorkDir), maxRejects: -1}
+	t.person = load.PersonRule{IdentifierSystems: f.Person.IdentifierSystems, RosterSystem: f.Person.RosterMemberSystem}
+	if c.IsSet("person-identifier-system") {
+		t.person.IdentifierSystems = c.StringSlice("person-identifier-system")
+	}
+	if c.IsSet("roster-member-system") {
+		t.person.RosterSystem = c.String("roster-member-system")
+	}
 	if c.IsSet("max-rejects") || f.MaxRejects == nil {
 		t.maxRejects = c.Int64("max-rejects")
 	} else {

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fhirlake/fhirlake/internal/pipeline"
+	"github.com/fhirlake/fhirlake/load"
 	fsql "github.com/fhirlake/fhirlake/sql"
 )
 
@@ -16,7 +17,7 @@ func loadCommand() *cli.Command {
 		Name:      "load",
 		Usage:     "transform and load NDJSON files already on disk (another client's export, a BCDA download, fixtures)",
 		UsageText: "fhirlake load --in DIR --warehouse FILE.duckdb [--lake DIR]",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "in", Usage: "`DIR` of .ndjson / .ndjson.gz files, with manifest.json when there is one", Required: true},
 			&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE` (created if missing)", Required: true, EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
 			&cli.StringFlag{Name: "lake", Usage: "Parquet lake `DIR`; empty skips it", EnvVars: []string{"FHIRLAKE_LAKE"}},
@@ -25,7 +26,7 @@ func loadCommand() *cli.Command {
 			&cli.IntFlag{Name: "batch-rows", Value: 8192, Usage: "rows per Arrow batch (bounds memory)", EnvVars: []string{"FHIRLAKE_BATCH_ROWS"}},
 			&cli.StringFlag{Name: "summary", Usage: "write the JSON summary to `FILE` (also when the load fails)", EnvVars: []string{"FHIRLAKE_SUMMARY"}},
 			&cli.Int64Flag{Name: "max-rejects", Value: -1, Usage: "fail (exit 6, nothing committed) when more lines or values than this are rejected; -1: no limit", EnvVars: []string{"FHIRLAKE_MAX_REJECTS"}},
-		},
+		}, personFlags()...),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
 		Action: func(c *cli.Context) error {
 			log, err := logger(c)
@@ -47,6 +48,7 @@ func loadCommand() *cli.Command {
 				Lake:      c.String("lake"),
 				BatchRows: c.Int("batch-rows"),
 				Log:       log,
+				Person:    load.PersonRule{IdentifierSystems: c.StringSlice("person-identifier-system"), RosterSystem: c.String("roster-member-system")},
 			}
 			if n := c.Int64("max-rejects"); n >= 0 {
 				p.MaxRejects = &n

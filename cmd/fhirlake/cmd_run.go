@@ -18,7 +18,7 @@ import (
 
 // runFlags are run's own flags, besides the source and roster flags.
 func runFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "config", Usage: "YAML config `FILE` with the warehouse, lake and sources (see examples/fhirlake.yaml)", EnvVars: []string{"FHIRLAKE_CONFIG"}},
 		&cli.StringFlag{Name: "source", Usage: "source `NAME`: with --config, the one source to run (default: all, in order); without, the name recorded with the run (default \"default\")", EnvVars: []string{"FHIRLAKE_SOURCE"}},
 		&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE` (created if missing; required here or in the config)", EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
@@ -30,6 +30,15 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "keep-server-job", Usage: "do not DELETE the export job on the server after a successful load", EnvVars: []string{"FHIRLAKE_KEEP_SERVER_JOB"}},
 		&cli.Int64Flag{Name: "max-rejects", Value: -1, Usage: "fail the run (exit 6, nothing committed) when more lines or values than this are rejected; -1: no limit", EnvVars: []string{"FHIRLAKE_MAX_REJECTS"}},
 		&cli.StringFlag{Name: "summary", Usage: "write the JSON run summary to `FILE` (also when the run fails)", EnvVars: []string{"FHIRLAKE_SUMMARY"}},
+	}, personFlags()...)
+}
+
+// personFlags say which identifiers link patients of different sources
+// into one person (the person table); run and load take them.
+func personFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "person-identifier-system", Usage: "identifier `SYSTEM` whose value names one person at every source (repeatable; the Medicare MBI always counts)", EnvVars: []string{"FHIRLAKE_PERSON_IDENTIFIER_SYSTEMS"}},
+		&cli.StringFlag{Name: "roster-member-system", Usage: "identifier `SYSTEM` of your own member numbers, the roster's coverage_to_link: a Payer-to-Payer match links the old payer's Patient to your Patient with that number", EnvVars: []string{"FHIRLAKE_ROSTER_MEMBER_SYSTEM"}},
 	}
 }
 
@@ -77,7 +86,7 @@ func runCommand() *cli.Command {
 					WorkDir: top.workDir, Views: views, SQL: fsql.FS,
 					Warehouse: top.warehouse, Lake: top.lake,
 					BatchRows: c.Int("batch-rows"), KeepServerJob: c.Bool("keep-server-job"), Full: c.Bool("full"),
-					Log: log,
+					Log: log, Person: top.person,
 				}
 				if top.maxRejects >= 0 {
 					p.MaxRejects = &top.maxRejects
@@ -94,15 +103,15 @@ func runCommand() *cli.Command {
 // runSource runs one source: once, or with a roster once per matched group.
 // Each run commits on its own.
 func runSource(c *cli.Context, p pipeline.Pipeline, src sourceOptions, rep *report) error {
-	reqs := []extract.Request{src.request}
+	runs := []pipeline.RosterRun{{Request: src.request}}
 	if src.roster != "" {
 		var err error
-		if reqs, err = matchForRun(c, src); err != nil {
+		if runs, err = matchForRun(c, src); err != nil {
 			return err
 		}
 	}
-	for _, r := range reqs {
-		p.Request = r
+	for _, r := range runs {
+		p.Request, p.Matches = r.Request, r.Matches
 		ctx, stop := attachProgress(c.Context, c, &p)
 		sum, err := p.Run(ctx)
 		stop()
@@ -117,7 +126,7 @@ func runSource(c *cli.Context, p pipeline.Pipeline, src sourceOptions, rep *repo
 }
 
 // matchForRun matches the roster and returns the exports to run.
-func matchForRun(c *cli.Context, src sourceOptions) ([]extract.Request, error) {
+func matchForRun(c *cli.Context, src sourceOptions) ([]pipeline.RosterRun, error) {
 	members, err := readRoster(src.roster)
 	if err != nil {
 		return nil, err

@@ -48,12 +48,21 @@ func statusCommand() *cli.Command {
 	}
 }
 
-// statusQueries are the two tables status shows.
-var statusQueries = []struct{ name, query string }{
+// statusQueries are the tables status shows. minVersion is the warehouse
+// layout that has the table; an older warehouse (upgraded by its next
+// run) shows what it has.
+var statusQueries = []struct {
+	name, query string
+	minVersion  int
+}{
 	{"runs", `SELECT run_id, source, scope, status, started_at, finished_at, since, transaction_time,
-		resources, deleted, skipped_older, rejects FROM fhirlake_runs ORDER BY finished_at DESC LIMIT ?`},
+		resources, deleted, skipped_older, rejects FROM fhirlake_runs ORDER BY finished_at DESC LIMIT ?`, 1},
 	{"watermarks", `SELECT source, scope, resource_type, transaction_time, run_id FROM fhirlake_watermarks
-		WHERE ? > 0 ORDER BY source, scope, resource_type`},
+		WHERE ? > 0 ORDER BY source, scope, resource_type`, 1},
+	// Patients not linked to other sources' records because their strong
+	// identifiers conflict; the identifiers' values stay in the warehouse.
+	{"person_conflicts", `SELECT source, identifier_system, reason, count(DISTINCT patient_id) AS patients
+		FROM fhirlake_person_conflicts WHERE ? > 0 GROUP BY ALL ORDER BY ALL`, 2},
 }
 
 func runStatus(ctx context.Context, w io.Writer, o statusOptions) error {
@@ -64,6 +73,9 @@ func runStatus(ctx context.Context, w io.Writer, o statusOptions) error {
 	defer wh.Close()
 	out := map[string][]map[string]any{}
 	for _, q := range statusQueries {
+		if wh.Version() < q.minVersion {
+			continue
+		}
 		rows, err := wh.Query(ctx, q.query, o.limit)
 		if err != nil {
 			return fmt.Errorf("status %s: %w", q.name, err)

@@ -25,7 +25,19 @@ type File struct {
 	Lake       string   `yaml:"lake"`
 	WorkDir    string   `yaml:"work_dir"`
 	MaxRejects *int64   `yaml:"max_rejects"`
+	Person     Person   `yaml:"person"`
 	Sources    []Source `yaml:"sources"`
+}
+
+// Person says which identifiers link the records of one human across
+// sources, besides the Medicare MBI (always) and Payer-to-Payer matches.
+type Person struct {
+	// IdentifierSystems are identifier systems whose value names one
+	// person wherever it appears (a state Medicaid id, an enterprise MPI).
+	IdentifierSystems []string `yaml:"identifier_systems"`
+	// RosterMemberSystem is the identifier system of your own member
+	// numbers, the roster's coverage_to_link.
+	RosterMemberSystem string `yaml:"roster_member_system"`
 }
 
 // Source is one payer API.
@@ -196,6 +208,14 @@ func (f *File) check(lines map[string]int) Problems {
 	if f.MaxRejects != nil && *f.MaxRejects < 0 {
 		add("max_rejects", "must be 0 or more")
 	}
+	for i, sys := range f.Person.IdentifierSystems {
+		if !isSystem(sys) {
+			add(fmt.Sprintf("person.identifier_systems[%d]", i), "%q is not an identifier system URI (http(s)://, urn:oid: or urn:uuid:)", sys)
+		}
+	}
+	if sys := f.Person.RosterMemberSystem; sys != "" && !isSystem(sys) {
+		add("person.roster_member_system", "%q is not an identifier system URI (http(s)://, urn:oid: or urn:uuid:)", sys)
+	}
 	seen := map[string]bool{}
 	for i := range f.Sources {
 		s := &f.Sources[i]
@@ -339,6 +359,12 @@ func Resolve(ref string) (string, error) {
 // carry the tenant: /v1/{tenant}/bulk-data/r4).
 func Expand(url, tenant string) string {
 	return strings.ReplaceAll(url, "{tenant}", tenant)
+}
+
+// isSystem reports whether s looks like a FHIR identifier system: a URL or
+// a URN.
+func isSystem(s string) bool {
+	return isURL(s) || strings.HasPrefix(s, "urn:oid:") || strings.HasPrefix(s, "urn:uuid:")
 }
 
 func isURL(s string) bool {

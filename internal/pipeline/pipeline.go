@@ -84,6 +84,12 @@ type Pipeline struct {
 	// status, bytes downloaded per file, rows staged per table, and the
 	// stages as they complete. nil reports nothing.
 	Progress Progress
+	// Person says which identifiers link the patients of different
+	// sources into one person (the person table).
+	Person load.PersonRule
+	// Matches are the Payer-to-Payer matches this run's export carries
+	// (see RosterRequests); they are recorded with the run.
+	Matches []load.MemberMatch
 }
 
 // The stages reported to Observe and Progress.Stage.
@@ -124,7 +130,11 @@ type Summary struct {
 	Watermark    []string             `json:"watermark_advanced"`
 	Rows         map[string]int64     `json:"rows"`
 	ExportErrors extract.ErrorSummary `json:"export_errors"`
-	Timings      map[string]float64   `json:"timings_seconds"`
+	// PersonConflicts counts the patients whose strong identifiers
+	// conflict after the run (see fhirlake_person_conflicts): they are not
+	// linked to other records.
+	PersonConflicts int64              `json:"person_conflicts"`
+	Timings         map[string]float64 `json:"timings_seconds"`
 }
 
 func (p Pipeline) withDefaults() Pipeline {
@@ -261,6 +271,9 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 		return err
 	}
 	defer loader.Rollback(context.WithoutCancel(ctx))
+	if err := loader.MemberMatches(ctx, p.Matches); err != nil {
+		return err
+	}
 
 	t0 := p.Now()
 	var files []string
@@ -322,7 +335,7 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 
 	t0 = p.Now()
 	run := load.Run{ID: sum.RunID, Source: sum.Source, Scope: sum.Scope, Started: started,
-		TransactionTime: sum.TransactionTime, WatermarkTypes: p.advanceable(res.Errors)}
+		TransactionTime: sum.TransactionTime, WatermarkTypes: p.advanceable(res.Errors), Person: p.Person}
 	if sum.Since != nil {
 		run.Since = *sum.Since
 	}
@@ -331,7 +344,10 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 		return err
 	}
 	sum.Resources, sum.Rejects, sum.Deleted, sum.Rows = ls.Resources, ls.Rejects, ls.Deleted, ls.Rows
-	sum.SkippedOlder, sum.Watermark = ls.SkippedOlder, run.WatermarkTypes
+	sum.SkippedOlder, sum.Watermark, sum.PersonConflicts = ls.SkippedOlder, run.WatermarkTypes, ls.PersonConflicts
+	if ls.PersonConflicts > 0 {
+		log.Warn("patients with conflicting identifiers are not linked to other sources' records; see fhirlake_person_conflicts", "patients", ls.PersonConflicts)
+	}
 	p.observe(StageCommitted)
 	log.Info("run committed", "resources", ls.Resources, "rejects", ls.Rejects, "deleted", ls.Deleted)
 	if p.SQL != nil {
@@ -450,6 +466,12 @@ func Tables(views []*transform.View) ([]load.Table, error) {
 	for _, v := range views {
 		if v.KeyColumn() == "" {
 			return nil, fmt.Errorf("view %s has no resource key column: add a column named id, or one with path getResourceKey()", v.Name())
+		}
+		if v.Name() == load.PersonTable {
+			return nil, fmt.Errorf("view %s: the table name is reserved for the person crosswalk; rename the view", v.Name())
+		}
+		if v.Schema().FieldIndices(load.DataSource) != nil {
+			return nil, fmt.Errorf("view %s: column %s is reserved (every table gets it: the source of each row); rename the column", v.Name(), load.DataSource)
 		}
 		t := load.Table{Name: v.Name(), Resource: v.Resource(), Key: v.KeyColumn(), Schema: v.Schema(), PrimaryKey: primaryKey(v)}
 		if part, ok := builtinPartitions[v.Name()]; ok && v.Schema().FieldIndices(part.Column) != nil {

@@ -3,9 +3,10 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"slices"
+	"strings"
 
 	"github.com/fhirlake/fhirlake/extract"
+	"github.com/fhirlake/fhirlake/load"
 )
 
 // Match is one roster member's $member-match outcome.
@@ -29,33 +30,48 @@ func MatchRoster(ctx context.Context, c *extract.Client, endpoint, requester str
 	return out, nil
 }
 
+// RosterRun is one export a roster needs, with the matches it carries:
+// they are recorded with the run and link the exported Patients to the
+// roster's members (see load.PersonRule).
+type RosterRun struct {
+	Request extract.Request
+	Matches []load.MemberMatch
+}
+
 // RosterRequests turns matches into exports: Group/{id}/$export for every
 // group a match named (1upHealth), and one POST Patient/$export with the
 // patient parameter for matches that named only a patient (HRex). base
 // carries the filters (types, since, ...) to apply to each.
-func RosterRequests(matches []Match, base extract.Request) []extract.Request {
-	var reqs []extract.Request
-	var groups, patients []string
+func RosterRequests(matches []Match, base extract.Request) []RosterRun {
+	var runs []RosterRun
+	groups := map[string]int{} // group id -> index in runs
+	var patients []string
+	var byPatient []load.MemberMatch
 	for _, m := range matches {
 		switch {
 		case m.Result.Status != extract.Matched:
 		case m.Result.GroupID != "":
-			if !slices.Contains(groups, m.Result.GroupID) {
-				groups = append(groups, m.Result.GroupID)
+			i, ok := groups[m.Result.GroupID]
+			if !ok {
+				r := base
+				r.Group, r.Patient, r.Patients = m.Result.GroupID, false, nil
+				i = len(runs)
+				groups[m.Result.GroupID] = i
+				runs = append(runs, RosterRun{Request: r})
 			}
+			// The group holds the matched member: every Patient its export
+			// carries is that member.
+			runs[i].Matches = append(runs[i].Matches, load.MemberMatch{MemberID: m.Member.MemberID, LinkID: m.Member.CoverageToLink, GroupID: m.Result.GroupID})
 		case m.Result.PatientRef != "":
 			patients = append(patients, m.Result.PatientRef)
+			_, id, _ := strings.Cut(m.Result.PatientRef, "/")
+			byPatient = append(byPatient, load.MemberMatch{MemberID: m.Member.MemberID, LinkID: m.Member.CoverageToLink, PatientID: id})
 		}
-	}
-	for _, g := range groups {
-		r := base
-		r.Group, r.Patient, r.Patients = g, false, nil
-		reqs = append(reqs, r)
 	}
 	if len(patients) > 0 {
 		r := base
 		r.Group, r.Patient, r.Post, r.Patients = "", true, true, patients
-		reqs = append(reqs, r)
+		runs = append(runs, RosterRun{Request: r, Matches: byPatient})
 	}
-	return reqs
+	return runs
 }

@@ -1,0 +1,246 @@
+//go:build duckdb_arrow
+
+package load
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// One person across sources. The same human has a Patient at each payer
+// that covers them, each with the payer's own id. The person table links
+// those records by strong identifiers only:
+//
+//   - the Medicare Beneficiary Identifier (MBISystem), which CMS assigns
+//     to one beneficiary for life;
+//   - the identifier systems a user configures (PersonRule.IdentifierSystems),
+//     such as a state Medicaid id or an enterprise master patient index;
+//   - the Payer-to-Payer match itself: the old payer's Patient that
+//     $member-match returned is the roster's member, whose number at the
+//     requesting payer is the roster's coverage_to_link
+//     (PersonRule.RosterSystem says which of the requesting payer's
+//     identifier systems holds that number).
+//
+// Never by name, birth date or address: those are not identifiers. An
+// identifier held by two patients of one source (a data error, or a
+// reused number) links nobody and is reported; so is a chain of links
+// that would put two patients of one source into one person (one payer
+// does not hold two records of one member in this model). Both are
+// recorded in fhirlake_person_conflicts, with the patients and the
+// identifier system, never the identifier's value.
+
+// MBISystem is the identifier system of the Medicare Beneficiary
+// Identifier.
+const MBISystem = "http://hl7.org/fhir/sid/us-mbi"
+
+// RosterMatchSystem stands for the requesting payer's member numbers
+// (coverage_to_link) when PersonRule.RosterSystem is empty: the matches of
+// one member at two old payers still link, but not to the requesting
+// payer's own records.
+const RosterMatchSystem = "urn:fhirlake:roster-member"
+
+// PersonTable is the crosswalk: one row per patient of every source,
+// (data_source, patient_id, person_id). The name is reserved.
+const PersonTable = "person"
+
+// PersonRule says which identifiers link records of one person.
+type PersonRule struct {
+	// IdentifierSystems are identifier systems, besides MBISystem, whose
+	// value names one person wherever it appears.
+	IdentifierSystems []string
+	// RosterSystem is the identifier system of the roster's
+	// coverage_to_link: the requesting payer's member numbers on its own
+	// Patients. Empty: RosterMatchSystem.
+	RosterSystem string
+}
+
+// systems lists the strong identifier systems, MBI first.
+func (r PersonRule) systems() []string {
+	out := []string{MBISystem}
+	for _, s := range r.IdentifierSystems {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r PersonRule) rosterSystem() string {
+	if r.RosterSystem != "" {
+		return r.RosterSystem
+	}
+	return RosterMatchSystem
+}
+
+// MemberMatch records one Payer-to-Payer match of a run: the roster row's
+// member numbers and the Patient it matched at the run's source.
+type MemberMatch struct {
+	// MemberID is the roster's member_id, the number on the old payer's
+	// card that was matched.
+	MemberID string
+	// LinkID is the roster's coverage_to_link, the member's number at the
+	// requesting payer; "" when the roster gives none (the match then
+	// links to no other record).
+	LinkID string
+	// PatientID is the matched Patient; "" means every Patient the run
+	// carries (1upHealth answers a match with a Group that holds the one
+	// member, and the run exports that Group).
+	PatientID string
+	// GroupID is the Group the server answered with, if any.
+	GroupID string
+}
+
+// personDDL creates the bookkeeping of the crosswalk.
+const personDDL = `
+CREATE TABLE IF NOT EXISTS fhirlake_member_matches (
+	source     VARCHAR NOT NULL,
+	member_id  VARCHAR NOT NULL,
+	link_id    VARCHAR,
+	patient_id VARCHAR NOT NULL,
+	group_id   VARCHAR,
+	run_id     VARCHAR NOT NULL,
+	PRIMARY KEY (source, member_id, patient_id)
+);
+CREATE TABLE IF NOT EXISTS fhirlake_person_conflicts (
+	source            VARCHAR NOT NULL,
+	patient_id        VARCHAR NOT NULL,
+	identifier_system VARCHAR NOT NULL,
+	reason            VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS person (
+	data_source VARCHAR NOT NULL,
+	patient_id  VARCHAR NOT NULL,
+	person_id   VARCHAR NOT NULL,
+	PRIMARY KEY (data_source, patient_id)
+);
+`
+
+// recordMatches stores the run's member matches (inside the commit). A
+// match without a patient stands for every Patient the run carries.
+func (l *Loader) recordMatches(ctx context.Context, runID string) error {
+	for _, m := range l.matches {
+		var err error
+		if m.PatientID != "" {
+			err = l.w.exec(ctx, `INSERT OR REPLACE INTO fhirlake_member_matches VALUES ($1, $2, $3, $4, $5, $6)`,
+				l.source, m.MemberID, nullable(m.LinkID), m.PatientID, nullable(m.GroupID), runID)
+		} else {
+			err = l.w.exec(ctx, `INSERT OR REPLACE INTO fhirlake_member_matches
+				SELECT DISTINCT $1, $2, $3, id, $4, $5 FROM fhirlake_stage__resources WHERE resource_type = 'Patient'`,
+				l.source, m.MemberID, nullable(m.LinkID), nullable(m.GroupID), runID)
+		}
+		if err != nil {
+			return fmt.Errorf("record member matches: %w", err)
+		}
+	}
+	return nil
+}
+
+// linkPersons recomputes the person crosswalk and its conflicts from the
+// committed tables (inside the commit transaction) and returns the number
+// of patients in conflict. Identifiers come from the patient_identifier
+// table (the built-in view) and the member matches; patients come from
+// the patient table too, so that every patient has a person.
+func (l *Loader) linkPersons(ctx context.Context, rule PersonRule) (int64, error) {
+	have, err := l.w.queryStrings(ctx, `SELECT table_name FROM duckdb_tables()
+		WHERE NOT temporary AND schema_name = 'main' AND database_name = current_database()
+		  AND table_name IN ('patient', 'patient_identifier')`)
+	if err != nil {
+		return 0, fmt.Errorf("link persons: %w", err)
+	}
+	// A node is source/patient_id: a source name holds no '/', so the
+	// first one separates them whatever the id holds.
+	// The strong identifiers of every patient, normalised: an MBI
+	// upper-cased without dashes or spaces, other values trimmed.
+	ids := `SELECT DISTINCT source || '/' || patient_id AS node, source, patient_id, system, value FROM (
+		SELECT source, patient_id, $2 AS system, trim(link_id) AS value FROM fhirlake_member_matches
+		WHERE $1::VARCHAR[] IS NOT NULL` // binds $1 when no patient_identifier table uses it
+	if slices.Contains(have, "patient_identifier") {
+		ids += `
+		UNION ALL
+		SELECT data_source, patient_id, system,
+		       CASE WHEN system = '` + MBISystem + `' THEN upper(regexp_replace(value, '[\s-]', '', 'g')) ELSE trim(value) END
+		FROM patient_identifier WHERE list_contains($1::VARCHAR[], system)`
+	}
+	ids += `) WHERE coalesce(value, '') <> '' AND patient_id IS NOT NULL`
+	nodes := `SELECT source, patient_id FROM fhirlake_person_ids`
+	if slices.Contains(have, "patient") {
+		nodes += ` UNION SELECT data_source, id FROM patient`
+	}
+	steps := []struct {
+		q    string
+		args bool // takes the systems ($1) and the roster system ($2)
+	}{
+		{`CREATE OR REPLACE TEMP TABLE fhirlake_person_ids AS ` + ids, true},
+		// An identifier on two patients of one source links nobody.
+		{`CREATE OR REPLACE TEMP TABLE fhirlake_person_shared AS
+		  SELECT DISTINCT system, value FROM fhirlake_person_ids GROUP BY source, system, value HAVING count(DISTINCT patient_id) > 1`, false},
+		{`CREATE OR REPLACE TEMP TABLE fhirlake_person_edges AS
+		  SELECT node, system, value FROM fhirlake_person_ids ANTI JOIN fhirlake_person_shared USING (system, value)`, false},
+		// Each patient takes the least node it reaches through shared
+		// identifiers: one label per connected component.
+		{`CREATE OR REPLACE TEMP TABLE fhirlake_person_label AS
+		  WITH RECURSIVE walk(node, label) AS (
+			SELECT DISTINCT node, node FROM fhirlake_person_edges
+			UNION
+			SELECT b.node, w.label FROM walk AS w
+			JOIN fhirlake_person_edges AS a ON a.node = w.node
+			JOIN fhirlake_person_edges AS b ON b.system = a.system AND b.value = a.value
+		  )
+		  SELECT node, min(label) AS label FROM walk GROUP BY node`, false},
+		// A component with two patients of one source is not merged.
+		{`CREATE OR REPLACE TEMP TABLE fhirlake_person_split AS
+		  SELECT label FROM fhirlake_person_label
+		  GROUP BY label HAVING count(*) > count(DISTINCT split_part(node, '/', 1))`, false},
+		{`DELETE FROM fhirlake_person_conflicts`, false},
+		{`INSERT INTO fhirlake_person_conflicts
+		  SELECT DISTINCT i.source, i.patient_id, i.system, 'identifier held by several patients of this source'
+		  FROM fhirlake_person_ids AS i SEMI JOIN fhirlake_person_shared AS s USING (system, value)
+		  UNION
+		  SELECT DISTINCT i.source, i.patient_id, i.system, 'would link two patients of one source into one person'
+		  FROM fhirlake_person_ids AS i
+		  JOIN fhirlake_person_label AS p USING (node)
+		  SEMI JOIN fhirlake_person_split USING (label)`, false},
+		{`DELETE FROM person`, false},
+		{`INSERT INTO person
+		  SELECT n.source, n.patient_id,
+		         'p-' || left(sha256(CASE WHEN p.label IS NULL OR s.label IS NOT NULL THEN n.source || '/' || n.patient_id ELSE p.label END), 16)
+		  FROM (` + nodes + `) AS n
+		  LEFT JOIN fhirlake_person_label AS p ON p.node = n.source || '/' || n.patient_id
+		  LEFT JOIN fhirlake_person_split AS s ON s.label = p.label
+		  WHERE n.patient_id IS NOT NULL`, false},
+		{`DROP TABLE fhirlake_person_ids; DROP TABLE fhirlake_person_shared; DROP TABLE fhirlake_person_edges;
+		  DROP TABLE fhirlake_person_label; DROP TABLE fhirlake_person_split`, false},
+	}
+	for _, st := range steps {
+		var args []any
+		if st.args {
+			args = []any{rule.systems(), rule.rosterSystem()}
+		}
+		if err := l.w.exec(ctx, st.q, args...); err != nil {
+			return 0, fmt.Errorf("link persons: %w", err)
+		}
+	}
+	var n int64
+	if err := l.w.conn.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT source, patient_id FROM fhirlake_person_conflicts)`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("link persons: %w", err)
+	}
+	return n, nil
+}
+
+// personsMissing reports whether the warehouse has patients but no
+// crosswalk yet (a warehouse just upgraded).
+func (l *Loader) personsMissing(ctx context.Context) (bool, error) {
+	var n int
+	err := l.w.conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables()
+		WHERE table_name = 'patient' AND NOT temporary AND schema_name = 'main' AND database_name = current_database()`).Scan(&n)
+	if err != nil || n == 0 {
+		return false, err
+	}
+	var missing bool
+	err = l.w.conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM patient) AND NOT EXISTS (SELECT 1 FROM person)`).Scan(&missing)
+	if err != nil {
+		return false, fmt.Errorf("link persons: %w", err)
+	}
+	return missing, nil
+}

@@ -12,10 +12,11 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Client drives Bulk Data exports against one FHIR server. Configure it by
@@ -230,15 +231,28 @@ type operationOutcome struct {
 	} `json:"issue"`
 }
 
-// outcomeSummary returns the diagnostics of an OperationOutcome body, cut to
-// a sane length, or "" when the body is not one.
+// maxSummary is the most bytes of server text outcomeSummary keeps, before
+// its "..." mark.
+const maxSummary = 300
+
+// outcomeSummary returns the diagnostics of an OperationOutcome body, made
+// safe for an error message or a log line by clean and cut to maxSummary
+// bytes, or "" when the body is not one.
 func outcomeSummary(body []byte) string {
 	var oo operationOutcome
 	if json.Unmarshal(body, &oo) != nil || oo.ResourceType != "OperationOutcome" {
 		return ""
 	}
-	var parts []string
-	for _, is := range oo.Issue {
+	return oo.summary()
+}
+
+// summary is outcomeSummary of a decoded OperationOutcome.
+func (oo *operationOutcome) summary() string {
+	var sb strings.Builder
+	for i, is := range oo.Issue {
+		if sb.Len() > maxSummary {
+			break // clean cuts it anyway; a server may send many issues
+		}
 		text := is.Diagnostics
 		if text == "" {
 			text = is.Details.Text
@@ -246,13 +260,35 @@ func outcomeSummary(body []byte) string {
 		if text == "" {
 			text = is.Code
 		}
-		parts = append(parts, is.Severity+": "+text)
+		if i > 0 {
+			sb.WriteString("; ")
+		}
+		sb.WriteString(is.Severity)
+		sb.WriteString(": ")
+		sb.WriteString(text)
 	}
-	s := strings.Join(parts, "; ")
-	if len(s) > 300 {
-		s = s[:300] + "..."
+	return clean(sb.String(), maxSummary)
+}
+
+// clean makes server text fit for an error message, a log line or a
+// terminal: every rune that is not printable (control characters such as
+// newlines and escapes, format characters such as bidirectional overrides,
+// space other than U+0020) becomes a space, invalid UTF-8 becomes U+FFFD,
+// and text longer than max bytes is cut at a rune boundary and marked
+// with "...".
+func clean(s string, max int) string {
+	var sb strings.Builder
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			r = ' '
+		}
+		if sb.Len()+utf8.RuneLen(r) > max {
+			sb.WriteString("...")
+			break
+		}
+		sb.WriteRune(r)
 	}
-	return s
+	return sb.String()
 }
 
 // transientOutcome reports whether an OperationOutcome body says the
@@ -278,7 +314,10 @@ var trackJobRE = regexp.MustCompile(`(?i)track job at\s+(\S+)`)
 
 // statusLocation finds the status URL of an accepted kick-off: the
 // Content-Location header, or else the "Track job at" text of the body.
-// Relative URLs are resolved against the kick-off URL.
+// Relative URLs are resolved against the kick-off URL. Anything but an
+// absolute http or https URL with a host is an ErrProtocol error: polling
+// it could only fail, and the failure would look like a network error
+// worth retrying.
 func statusLocation(resp *http.Response, kickoff string) (string, error) {
 	loc := resp.Header.Get("Content-Location")
 	if loc == "" {
@@ -303,33 +342,92 @@ func statusLocation(resp *http.Response, kickoff string) (string, error) {
 	}
 	ref, err := url.Parse(loc)
 	if err != nil {
-		return "", fmt.Errorf("status URL %q: %w: %w", loc, ErrProtocol, err)
+		return "", fmt.Errorf("status URL: %w: %w", ErrProtocol, urlError(err))
 	}
-	return base.ResolveReference(ref).String(), nil
+	status := base.ResolveReference(ref).String()
+	if err := checkHTTPURL(status); err != nil {
+		return "", fmt.Errorf("status URL: %w", err)
+	}
+	return status, nil
 }
 
-// retryAfter parses a Retry-After header, as delta-seconds or an HTTP-date
-// relative to now. It returns 0 when the header is absent or unusable.
+// checkHTTPURL checks that raw, a URL from the server we are about to
+// request, is an absolute http or https URL with a host. The error wraps
+// ErrProtocol and names the URL only redacted and cleaned.
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrProtocol, urlError(err))
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		return fmt.Errorf("%s is not an absolute http or https URL: %w", clean(redact(raw), 200), ErrProtocol)
+	}
+	return nil
+}
+
+// urlError drops the URL that url.Parse puts in its error: it may carry a
+// pre-signed query string or be as long as a header.
+func urlError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// maxRetryAfter caps a server's Retry-After, whatever it says: a number of
+// seconds or a date beyond it waits this long (about 11.6 days), which the
+// poll ceiling and --max-wait cut further.
+const maxRetryAfter = 1e6 * time.Second
+
+// retryAfter parses a Retry-After header, as delta-seconds (RFC 9110:
+// ASCII digits only; leniently also with a decimal fraction such as "1.5")
+// or an HTTP-date relative to now. The result is capped at maxRetryAfter.
+// It returns 0 when the header is absent or unusable: signs, exponents,
+// hex, NaN, Inf, dates in the past, anything else.
 func retryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		if secs > 1e6 { // also guards the conversion below against overflow
-			secs = 1e6
-		}
-		return time.Duration(secs * float64(time.Second))
+	if d, ok := deltaSeconds(v); ok {
+		return d
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
+		if d := t.Sub(now); d > 0 { // Sub saturates, so d cannot wrap
+			return min(d, maxRetryAfter)
 		}
 	}
 	return 0
+}
+
+// deltaSeconds parses digits with an optional fraction ("120", "1.5") into
+// a duration capped at maxRetryAfter; ok is false for anything else.
+func deltaSeconds(v string) (d time.Duration, ok bool) {
+	whole, frac, hasFrac := strings.Cut(v, ".")
+	if whole == "" || (hasFrac && frac == "") {
+		return 0, false
+	}
+	var secs int64
+	for i := 0; i < len(whole); i++ {
+		c := whole[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		secs = min(secs*10+int64(c-'0'), int64(maxRetryAfter/time.Second)+1)
+	}
+	var nanos int64
+	scale := int64(time.Second)
+	for i := 0; i < len(frac); i++ {
+		c := frac[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if scale /= 10; scale > 0 {
+			nanos += int64(c-'0') * scale
+		}
+	}
+	return min(time.Duration(secs)*time.Second+time.Duration(nanos), maxRetryAfter), true
 }
 
 // clampPoll bounds a server-suggested wait to [PollFloor, PollCeiling] and

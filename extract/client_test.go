@@ -31,8 +31,22 @@ func TestRetryAfter(t *testing.T) {
 		{"negative", "-4", 0},
 		{"http date", "Mon, 05 Jan 2026 12:00:30 GMT", 30 * time.Second},
 		{"http date in the past", "Mon, 05 Jan 2026 11:00:00 GMT", 0},
-		{"absurd", "99999999999", 1e6 * time.Second},
+		{"absurd", "99999999999", maxRetryAfter},
 		{"garbage", "soon", 0},
+		{"leading zeros and spaces", " 007 ", 7 * time.Second},
+		{"just above the cap", "1000001", maxRetryAfter},
+		{"more digits than int64", "999999999999999999999999999999", maxRetryAfter},
+		{"fraction beyond nanoseconds", "0.0000000019", 1 * time.Nanosecond},
+		{"NaN", "NaN", 0}, // ParseFloat took it, and the conversion made it negative
+		{"Inf", "Inf", 0},
+		{"exponent", "1e3", 0},
+		{"hex float", "0x1p4", 0},
+		{"plus sign", "+5", 0},
+		{"underscores", "1_000", 0},
+		{"trailing dot", "1.", 0},
+		{"leading dot", ".5", 0},
+		{"non-ASCII digit", "\u0663", 0},
+		{"http date far in the future", "Fri, 31 Dec 9999 23:59:59 GMT", maxRetryAfter},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,6 +113,11 @@ func TestCompletion(t *testing.T) {
 		{"outcome", `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception","diagnostics":"boom"}]}`, false, ErrExportFailed, ""},
 		{"no transactionTime", `{"output":[]}`, false, ErrProtocol, ""},
 		{"not json", `<html>`, false, ErrProtocol, ""},
+		{"zero transactionTime", `{"transactionTime":"0001-01-01T00:00:00Z","output":[]}`, false, ErrProtocol, ""},
+		{"error entry without url", `{"transactionTime":"2026-01-05T00:00:00Z","output":[],"error":[{"type":"OperationOutcome"}]}`, false, ErrProtocol, ""},
+		{"deleted entry without type", `{"transactionTime":"2026-01-05T00:00:00Z","output":[],"deleted":[{"url":"http://x/d"}]}`, false, ErrProtocol, ""},
+		{"file url", `{"transactionTime":"2026-01-05T00:00:00Z","output":[{"type":"Patient","url":"file:///etc/passwd"}]}`, false, ErrProtocol, ""},
+		{"relative url", `{"transactionTime":"2026-01-05T00:00:00Z","output":[{"type":"Patient","url":"/f/1"}]}`, false, ErrProtocol, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,32 +135,99 @@ func TestCompletion(t *testing.T) {
 	}
 }
 
-func TestStatusLocationFromTrackJobBody(t *testing.T) {
-	body := `{"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational",` +
-		`"details":{"text":"Asynchronous export running. Track job at https://gateway.example/v1/bison/bulk-data/r4/$export/job/42."}}]}`
-	rec := httptest.NewRecorder()
-	rec.WriteHeader(202)
-	rec.WriteString(body)
-	got, err := statusLocation(rec.Result(), "https://api.example/v1/bison/bulk-data/r4/$export")
-	if err != nil {
-		t.Fatal(err)
+func TestStatusLocation(t *testing.T) {
+	track := func(text string) string {
+		return `{"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational","details":{"text":"` + text + `"}}]}`
 	}
-	if want := "https://gateway.example/v1/bison/bulk-data/r4/$export/job/42"; got != want {
-		t.Errorf("status URL = %q, want %q", got, want)
+	const kickoff = "https://api.example/fhir/$export"
+	tests := []struct {
+		name, location, body string
+		want                 string // "" for an ErrProtocol error
+	}{
+		{"absolute", "https://api.example/status/7", "", "https://api.example/status/7"},
+		{"relative", "/status/7", "", "https://api.example/status/7"},
+		{"scheme-relative", "//other.example/status", "", "https://other.example/status"},
+		{"1up track job", "", track("Asynchronous export running. Track job at https://gateway.example/v1/bison/bulk-data/r4/$export/job/42."),
+			"https://gateway.example/v1/bison/bulk-data/r4/$export/job/42"},
+		{"none", "", "", ""},
+		{"ftp", "ftp://api.example/status", "", ""},
+		{"file", "file:///etc/passwd", "", ""},
+		{"javascript", "javascript:alert(1)", "", ""},
+		{"mailto", "mailto:ops@api.example", "", ""},
+		{"no host", "http://", "", ""},
+		{"port without host", "https://:443/status", "", ""},
+		{"unparseable", "%zz", "", ""},
+		{"track job at ftp", "", track("Track job at ftp://gateway.example/job/42"), ""},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			if tt.location != "" {
+				rec.Header().Set("Content-Location", tt.location)
+			}
+			rec.WriteHeader(http.StatusAccepted)
+			rec.WriteString(tt.body)
+			got, err := statusLocation(rec.Result(), kickoff)
+			if tt.want == "" {
+				if !errors.Is(err, ErrProtocol) {
+					t.Fatalf("statusLocation = %q, %v; want ErrProtocol", got, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("statusLocation = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
 
-	rec = httptest.NewRecorder()
-	rec.Header().Set("Content-Location", "/status/7")
-	rec.WriteHeader(202)
-	got, err = statusLocation(rec.Result(), "https://api.example/fhir/$export")
-	if err != nil || got != "https://api.example/status/7" {
-		t.Errorf("relative Content-Location = %q, %v", got, err)
+func TestOutcomeSummary(t *testing.T) {
+	outcome := func(diagnostics string) string {
+		return `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception","diagnostics":"` + diagnostics + `"}]}`
 	}
+	tests := []struct {
+		name, body, want string
+	}{
+		{"diagnostics", outcome("boom"), "error: boom"},
+		{"details and code", `{"resourceType":"OperationOutcome","issue":[{"severity":"error","details":{"text":"busy"}},{"severity":"warning","code":"incomplete"}]}`,
+			"error: busy; warning: incomplete"},
+		{"not an outcome", `{"resourceType":"Patient"}`, ""},
+		{"not json", `<html>`, ""},
+		// A server must not forge log lines or drive the terminal.
+		{"control characters", outcome(`a\nb\r\tc\u001b[2J\u0007\u0085\u202ed`), "error: a b  c [2J   d"},
+		{"invalid UTF-8", "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"error\",\"diagnostics\":\"a\xffb\"}]}", "error: a\ufffdb"},
+		// Cut at a rune boundary: 292 'é' after "error: " end at byte 591,
+		// 300 falls inside the 147th.
+		{"cut inside a rune", outcome(strings.Repeat("é", 292)), "error: " + strings.Repeat("é", 146) + "..."},
+		{"cut", outcome(strings.Repeat("a", 400)), "error: " + strings.Repeat("a", 293) + "..."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := outcomeSummary([]byte(tt.body)); got != tt.want {
+				t.Errorf("outcomeSummary = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
 
-	rec = httptest.NewRecorder()
-	rec.WriteHeader(202)
-	if _, err := statusLocation(rec.Result(), "https://api.example/fhir/$export"); !errors.Is(err, ErrProtocol) {
-		t.Errorf("no location: err = %v, want ErrProtocol", err)
+func TestNextLink(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+		err              bool
+	}{
+		{"no links", `{"output":[]}`, "", false},
+		{"next", `{"link":[{"relation":"self","url":"https://x.example/s"},{"relation":"next","url":"https://x.example/s?page=2"}]}`, "https://x.example/s?page=2", false},
+		{"relative next", `{"link":[{"relation":"next","url":"/s?page=2"}]}`, "", true},
+		{"ftp next", `{"link":[{"relation":"next","url":"ftp://x.example/s"}]}`, "", true},
+		{"link not an array", `{"link":{"relation":"next","url":"https://x.example/s"}}`, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := nextLink([]byte(tt.body))
+			if tt.err != (err != nil) || tt.err && !errors.Is(err, ErrProtocol) || got != tt.want {
+				t.Errorf("nextLink = %q, %v; want %q, error %v", got, err, tt.want, tt.err)
+			}
+		})
 	}
 }
 

@@ -1,11 +1,12 @@
 package extract
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/valyala/fastjson"
@@ -17,9 +18,25 @@ type Tombstone struct {
 	ID           string
 }
 
-// ReadDeleted reads a manifest deleted[] file: one transaction Bundle per
-// line whose entries carry request.method DELETE and request.url Type/id.
-// Errors name the file and line, never the content.
+// FHIR syntax of a resource type name and of a resource id (R4 id:
+// [A-Za-z0-9\-\.]{1,64}).
+var (
+	resourceTypeRE = regexp.MustCompile(`^[A-Z][A-Za-z]{0,63}$`)
+	resourceIDRE   = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+)
+
+// isFHIRID reports whether s is a FHIR resource id that is also safe as a
+// URL path segment: the FHIR syntax allows "." and "..", which a server
+// would resolve as relative path steps.
+func isFHIRID(s string) bool {
+	return resourceIDRE.MatchString(s) && strings.Trim(s, ".") != ""
+}
+
+// ReadDeleted reads a manifest deleted[] file, plain or gzip-compressed:
+// one transaction Bundle per line whose entries carry request.method DELETE
+// and request.url Type/id. Errors name the file and line, never the
+// content; a file that cannot be read to its end (a truncated gzip stream)
+// is an error, never a shorter list.
 func ReadDeleted(path string) ([]Tombstone, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -29,33 +46,65 @@ func ReadDeleted(path string) ([]Tombstone, error) {
 	name := filepath.Base(path)
 	r, err := maybeGunzip(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s line 1: %w", name, err)
 	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 1<<20), maxLine)
+	er := &errReader{r: r}
+	sc := lineScanner(er)
 	var p fastjson.Parser
 	var out []Tombstone
-	for line := 1; sc.Scan(); line++ {
+	line := 1
+	for ; sc.Scan(); line++ {
 		b := bytes.TrimSpace(sc.Bytes())
 		if len(b) == 0 {
 			continue
 		}
 		v, err := p.ParseBytes(b)
 		if err != nil || string(v.GetStringBytes("resourceType")) != "Bundle" {
+			if er.err != nil {
+				// The scanner hands out the last, cut line before
+				// it reports why the stream ended early.
+				return nil, fmt.Errorf("%s line %d: %w", name, er.line(), er.err)
+			}
 			return nil, fmt.Errorf("%s line %d: not a Bundle", name, line)
 		}
 		for i, e := range v.GetArray("entry") {
 			method := string(e.GetStringBytes("request", "method"))
 			url := strings.TrimPrefix(string(e.GetStringBytes("request", "url")), "/")
-			typ, id, ok := strings.Cut(url, "/")
-			if method != "DELETE" || !ok || typ == "" || id == "" || strings.Contains(id, "/") {
+			typ, id, _ := strings.Cut(url, "/")
+			if method != "DELETE" || !resourceTypeRE.MatchString(typ) || !isFHIRID(id) {
 				return nil, fmt.Errorf("%s line %d entry %d: want request.method DELETE and request.url Type/id", name, line, i)
 			}
 			out = append(out, Tombstone{ResourceType: typ, ID: id})
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if er.err != nil {
+		return nil, fmt.Errorf("%s line %d: %w", name, er.line(), er.err)
+	}
+	if err := sc.Err(); err != nil { // a line longer than maxLine
+		return nil, fmt.Errorf("%s line %d: %w", name, line, err)
 	}
 	return out, nil
 }
+
+// errReader remembers the first error of r other than io.EOF, and the
+// newlines read before it, so that a caller can tell a truncated stream
+// from bad data and name the line where the stream broke off.
+type errReader struct {
+	r        io.Reader
+	newlines int
+	err      error
+}
+
+func (e *errReader) Read(b []byte) (int, error) {
+	n, err := e.r.Read(b)
+	if e.err == nil {
+		e.newlines += bytes.Count(b[:n], []byte{'\n'})
+		if err != nil && err != io.EOF {
+			e.err = err
+		}
+	}
+	return n, err
+}
+
+// line is the 1-based line in which the error happened.
+func (e *errReader) line() int { return e.newlines + 1 }

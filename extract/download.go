@@ -316,12 +316,20 @@ type lineCheck struct {
 // can be big, but a line beyond this is not a resource we can load.
 const maxLine = 256 << 20
 
+// lineScanner returns a scanner of NDJSON lines up to maxLine bytes. Its
+// buffer starts small and grows with the longest line, so that reading a
+// small file costs little.
+func lineScanner(r io.Reader) *bufio.Scanner {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	return sc
+}
+
 // checkLines counts the non-empty lines of r and checks that each is a JSON
 // object with the expected resourceType. It reads r to the end.
 func checkLines(r io.Reader, wantType string) lineCheck {
 	var lc lineCheck
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 1<<20), maxLine)
+	sc := lineScanner(r)
 	var p fastjson.Parser
 	var n int64
 	for sc.Scan() {

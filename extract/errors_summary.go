@@ -1,7 +1,7 @@
 package extract
 
 import (
-	"bufio"
+	"bytes"
 	"os"
 	"path/filepath"
 	"sort"
@@ -43,10 +43,13 @@ func summarizeErrors(dir string, files []File) ErrorSummary {
 		if err != nil {
 			continue
 		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(make([]byte, 0, 1<<20), maxLine)
+		sc := lineScanner(fh)
 		for sc.Scan() {
-			v, err := p.ParseBytes(sc.Bytes())
+			line := bytes.TrimSpace(sc.Bytes())
+			if len(line) == 0 {
+				continue // a parse error costs an allocation; a blank line need not
+			}
+			v, err := p.ParseBytes(line)
 			if err != nil {
 				continue
 			}

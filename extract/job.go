@@ -210,7 +210,10 @@ func (c *Client) followPages(ctx context.Context, m *Manifest) (*Manifest, error
 	if err := json.Unmarshal(m.Raw, &raw); err != nil {
 		return nil, fmt.Errorf("decode manifest: %w: %w", ErrProtocol, err)
 	}
-	next := nextLink(m.Raw)
+	next, err := nextLink(m.Raw)
+	if err != nil {
+		return nil, err
+	}
 	if next == "" {
 		return m, nil
 	}
@@ -246,7 +249,9 @@ func (c *Client) followPages(ctx context.Context, m *Manifest) (*Manifest, error
 		m.Output = append(m.Output, pm.Output...)
 		m.Error = append(m.Error, pm.Error...)
 		m.Deleted = append(m.Deleted, pm.Deleted...)
-		next = nextLink(body)
+		if next, err = nextLink(body); err != nil {
+			return nil, fmt.Errorf("manifest page %d: %w", page, err)
+		}
 	}
 	raw["output"], raw["error"], raw["deleted"] = m.Output, m.Error, m.Deleted
 	delete(raw, "link")
@@ -259,15 +264,24 @@ func (c *Client) followPages(ctx context.Context, m *Manifest) (*Manifest, error
 	return m, nil
 }
 
-func nextLink(body []byte) string {
+// nextLink returns the URL of the "next" link of a manifest page, "" on
+// the last page. A link array that does not decode, or a next URL that is
+// not an absolute http or https URL, is an ErrProtocol error: ignoring it
+// would drop the pages that follow without a word.
+func nextLink(body []byte) (string, error) {
 	var p struct {
 		Link []link `json:"link"`
 	}
-	json.Unmarshal(body, &p)
+	if err := json.Unmarshal(body, &p); err != nil {
+		return "", fmt.Errorf("decode manifest links: %w: %w", ErrProtocol, err)
+	}
 	for _, l := range p.Link {
 		if l.Relation == "next" && l.URL != "" {
-			return l.URL
+			if err := checkHTTPURL(l.URL); err != nil {
+				return "", fmt.Errorf("manifest next link: %w", err)
+			}
+			return l.URL, nil
 		}
 	}
-	return ""
+	return "", nil
 }

@@ -2,6 +2,7 @@ package extract
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -59,7 +60,9 @@ func (f FileEntry) checksum() string {
 	return ""
 }
 
-// parseManifest decodes and checks a manifest body.
+// parseManifest decodes and checks a manifest body: a transactionTime
+// that is an instant, and entries in output, error and deleted that each
+// have a type and an absolute http or https url. Errors wrap ErrProtocol.
 func parseManifest(body []byte) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(body, &m); err != nil {
@@ -70,13 +73,21 @@ func parseManifest(body []byte) (*Manifest, error) {
 	}
 	t, err := parseInstant(m.RawTransactionTime)
 	if err != nil {
-		return nil, fmt.Errorf("manifest transactionTime %q: %w: %w", m.RawTransactionTime, ErrProtocol, err)
+		return nil, fmt.Errorf("manifest transactionTime %q: %w: %w", clean(m.RawTransactionTime, 64), ErrProtocol, err)
 	}
 	m.TransactionTime = t
 	m.Raw = append([]byte(nil), body...)
-	for i, f := range m.Output {
-		if f.Type == "" || f.URL == "" {
-			return nil, fmt.Errorf("manifest output[%d] lacks type or url: %w", i, ErrProtocol)
+	for _, list := range []struct {
+		name    string
+		entries []FileEntry
+	}{{"output", m.Output}, {"error", m.Error}, {"deleted", m.Deleted}} {
+		for i, f := range list.entries {
+			if f.Type == "" || f.URL == "" {
+				return nil, fmt.Errorf("manifest %s[%d] lacks type or url: %w", list.name, i, ErrProtocol)
+			}
+			if err := checkHTTPURL(f.URL); err != nil {
+				return nil, fmt.Errorf("manifest %s[%d] url: %w", list.name, i, err)
+			}
 		}
 	}
 	return &m, nil
@@ -84,15 +95,19 @@ func parseManifest(body []byte) (*Manifest, error) {
 
 // parseInstant accepts the FHIR instant forms servers send: RFC 3339 with
 // or without fractional seconds, and (seen in the wild) without a zone,
-// which we read as UTC.
+// which we read as UTC. The zero time.Time (0001-01-01T00:00:00Z) is no
+// server's transaction time and is rejected: callers take zero for "none".
 func parseInstant(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05.999999999Z0700"} {
 		if t, err := time.Parse(layout, s); err == nil {
+			if t.IsZero() {
+				return time.Time{}, errors.New("the zero instant")
+			}
 			return t.UTC(), nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("not an instant")
+	return time.Time{}, errors.New("not an instant")
 }
 
 // ReadManifest reads a manifest saved beside downloaded files.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -60,22 +62,32 @@ var rosterColumns = []string{"given", "family", "birth_date", "member_id", "cons
 
 // ReadRoster parses a roster CSV with a header row naming the columns
 // given, family, birth_date, member_id, consent_start, consent_end and
-// optionally coverage_to_link and gender, in any order. Errors name the
-// line and column, never the value.
+// optionally coverage_to_link and gender, in any order. Every error in the
+// roster names the line ("roster line N: ...") and the column at fault,
+// never a value: the roster holds names and birth dates. (A failure to
+// read r is "roster: ...".)
 func ReadRoster(r io.Reader) ([]Member, error) {
 	cr := csv.NewReader(r)
 	cr.TrimLeadingSpace = true
 	header, err := cr.Read()
-	if err != nil {
-		return nil, fmt.Errorf("roster: read header: %w", err)
+	if err == io.EOF {
+		return nil, errors.New("roster line 1: no header row")
 	}
+	if err != nil {
+		return nil, rosterError(err)
+	}
+	hline, _ := cr.FieldPos(0)
 	idx := map[string]int{}
 	for i, h := range header {
-		idx[strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))] = i
+		c := strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		if _, dup := idx[c]; dup && slices.Contains(rosterColumns, c) {
+			return nil, fmt.Errorf("roster line %d: column %s appears twice in the header", hline, c)
+		}
+		idx[c] = i
 	}
 	for _, c := range rosterColumns[:6] {
 		if _, ok := idx[c]; !ok {
-			return nil, fmt.Errorf("roster: header lacks column %q (need %s)", c, strings.Join(rosterColumns[:6], ", "))
+			return nil, fmt.Errorf("roster line %d: header lacks column %q (need %s)", hline, c, strings.Join(rosterColumns[:6], ", "))
 		}
 	}
 	var out []Member
@@ -85,33 +97,52 @@ func ReadRoster(r io.Reader) ([]Member, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("roster: %w", err)
+			return nil, rosterError(err)
 		}
-		line, _ := cr.FieldPos(0)
 		get := func(c string) string {
 			if i, ok := idx[c]; ok && i < len(rec) {
 				return strings.TrimSpace(rec[i])
 			}
 			return ""
 		}
+		// lineOf is the line where column c of this record starts, which
+		// differs from the record's first line after a quoted newline.
+		lineOf := func(c string) int {
+			line, _ := cr.FieldPos(idx[c])
+			return line
+		}
 		m := Member{
 			Given: get("given"), Family: get("family"), BirthDate: get("birth_date"), Gender: get("gender"),
 			MemberID: get("member_id"), ConsentStart: get("consent_start"), ConsentEnd: get("consent_end"),
-			CoverageToLink: get("coverage_to_link"), Line: line,
+			CoverageToLink: get("coverage_to_link"),
 		}
+		m.Line, _ = cr.FieldPos(0)
 		for _, c := range rosterColumns[:6] {
 			if get(c) == "" {
-				return nil, fmt.Errorf("roster line %d: column %s is empty", line, c)
+				return nil, fmt.Errorf("roster line %d: column %s is empty", lineOf(c), c)
 			}
 		}
 		for _, c := range []string{"birth_date", "consent_start", "consent_end"} {
 			if _, err := time.Parse(time.DateOnly, get(c)); err != nil {
-				return nil, fmt.Errorf("roster line %d: column %s is not a date (YYYY-MM-DD)", line, c)
+				return nil, fmt.Errorf("roster line %d: column %s is not a date (YYYY-MM-DD)", lineOf(c), c)
 			}
 		}
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// rosterError puts a CSV syntax error in the form of the roster's other
+// errors, line first. encoding/csv errors carry positions, never values.
+func rosterError(err error) error {
+	var pe *csv.ParseError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("roster: %w", err)
+	}
+	if errors.Is(pe.Err, csv.ErrFieldCount) {
+		return fmt.Errorf("roster line %d: %w (the header has another number)", pe.Line, pe.Err)
+	}
+	return fmt.Errorf("roster line %d: %w at byte %d", pe.Line, pe.Err, pe.Column)
 }
 
 // HRex and terminology URLs used in the request.
@@ -222,8 +253,14 @@ func (c *Client) MemberMatch(ctx context.Context, endpoint string, m Member, req
 	return res, err
 }
 
+// patientRefRE is the reference a MemberId may hold: Patient/{id},
+// maybe absolute, maybe versioned.
+var patientRefRE = regexp.MustCompile(`^(https?://[^\s/]+(/[^\s/]+)*/)?Patient/[A-Za-z0-9\-.]{1,64}(/_history/[A-Za-z0-9\-.]{1,64})?$`)
+
 // parseMatch reads a match: HRex Parameters (MemberIdentifier, MemberId)
-// plus 1upHealth's groupId, which may also come as a top-level field.
+// plus 1upHealth's groupId, which may also come as a top-level field. A
+// group id goes into the path of the next kick-off, so it must be a FHIR
+// id; MemberId must reference a Patient. Errors wrap ErrProtocol.
 func parseMatch(body []byte) (MatchResult, error) {
 	var p struct {
 		ResourceType string `json:"resourceType"`
@@ -248,7 +285,7 @@ func parseMatch(body []byte) (MatchResult, error) {
 	for _, prm := range p.Parameter {
 		switch strings.ToLower(prm.Name) {
 		case "memberidentifier":
-			if prm.ValueIdentifier != nil {
+			if prm.ValueIdentifier != nil && prm.ValueIdentifier.Value != "" {
 				res.MemberIdentifier = strings.TrimPrefix(prm.ValueIdentifier.System+"|"+prm.ValueIdentifier.Value, "|")
 			}
 		case "memberid":
@@ -269,15 +306,23 @@ func parseMatch(body []byte) (MatchResult, error) {
 	if res.GroupID == "" && res.MemberIdentifier == "" && res.PatientRef == "" {
 		return MatchResult{}, fmt.Errorf("member-match answered 200 without a member identifier or group: %w", ErrProtocol)
 	}
+	if res.GroupID != "" && !isFHIRID(res.GroupID) {
+		return MatchResult{}, fmt.Errorf("member-match answered a group id that is not a FHIR id: %w", ErrProtocol)
+	}
+	if res.PatientRef != "" && !patientRefRE.MatchString(res.PatientRef) {
+		return MatchResult{}, fmt.Errorf("member-match answered a MemberId that is not a Patient reference: %w", ErrProtocol)
+	}
 	return res, nil
 }
 
 // parseNoMatch classifies a 422/400 OperationOutcome.
 func parseNoMatch(body []byte) MatchResult {
 	var oo operationOutcome
-	json.Unmarshal(body, &oo)
-	msg := outcomeSummary(body)
-	res := MatchResult{Status: NotMatched, Message: msg}
+	err := json.Unmarshal(body, &oo) // on an error, what decoded still counts
+	res := MatchResult{Status: NotMatched}
+	if err == nil && oo.ResourceType == "OperationOutcome" {
+		res.Message = oo.summary() // as outcomeSummary(body), without a second decode
+	}
 	for _, is := range oo.Issue {
 		text := strings.ToLower(is.Diagnostics + " " + is.Details.Text)
 		switch {

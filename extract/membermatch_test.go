@@ -2,6 +2,7 @@ package extract
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -9,15 +10,23 @@ import (
 )
 
 func TestReadRoster(t *testing.T) {
+	const header = "given,family,birth_date,member_id,consent_start,consent_end\n"
 	tests := []struct {
 		name, csv string
 		want      int
 		err       string
 	}{
 		{"ok, columns in any order", "family,given,birth_date,member_id,consent_start,consent_end,coverage_to_link\nDoe,Jane,1970-01-02,M1,2026-01-01,2027-01-01,OLD9\n", 1, ""},
-		{"missing column", "given,family,birth_date,member_id,consent_start\nJane,Doe,1970-01-02,M1,2026-01-01\n", 0, `header lacks column "consent_end"`},
-		{"empty cell names line and column", "given,family,birth_date,member_id,consent_start,consent_end\nJane,Doe,1970-01-02,,2026-01-01,2027-01-01\n", 0, "line 2: column member_id is empty"},
-		{"bad date, value not echoed", "given,family,birth_date,member_id,consent_start,consent_end\nJane,Doe,02/01/1970,M1,2026-01-01,2027-01-01\n", 0, "line 2: column birth_date is not a date"},
+		{"missing column", "given,family,birth_date,member_id,consent_start\nJane,Doe,1970-01-02,M1,2026-01-01\n", 0, `roster line 1: header lacks column "consent_end"`},
+		{"header after blank lines", "\n\ngiven,family\n", 0, `roster line 3: header lacks column "birth_date"`},
+		{"duplicate column", "given,family,Given,birth_date,member_id,consent_start,consent_end\n", 0, "roster line 1: column given appears twice in the header"},
+		{"empty", "", 0, "roster line 1: no header row"},
+		{"empty cell names line and column", header + "Jane,Doe,1970-01-02,,2026-01-01,2027-01-01\n", 0, "roster line 2: column member_id is empty"},
+		{"bad date, value not echoed", header + "Jane,Doe,02/01/1970,M1,2026-01-01,2027-01-01\n", 0, "roster line 2: column birth_date is not a date"},
+		// The record starts on line 2; its birth_date on line 3.
+		{"line of the column, not of the record", header + "\"Jane\nAnn\",Doe,02/01/1970,M1,2026-01-01,2027-01-01\n", 0, "roster line 3: column birth_date is not a date"},
+		{"wrong number of fields", header + "Jane,Doe,1970-01-02,M1,2026-01-01\n", 0, "roster line 2: wrong number of fields"},
+		{"bare quote", header + "Jane,Do\"e,1970-01-02,M1,2026-01-01,2027-01-01\n", 0, "roster line 2: bare \" in non-quoted-field at byte 8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,6 +86,10 @@ func TestParseMatchAnswers(t *testing.T) {
 		{"1up group parameter", `{"resourceType":"Parameters","parameter":[{"name":"groupId","valueString":"g-42"}]}`,
 			MatchResult{Status: Matched, GroupID: "g-42"}},
 		{"top-level groupId", `{"groupId":"g-7"}`, MatchResult{Status: Matched, GroupID: "g-7"}},
+		{"absolute versioned MemberId", `{"parameter":[{"name":"MemberId","valueReference":{"reference":"https://p.example/fhir/Patient/p1/_history/2"}}]}`,
+			MatchResult{Status: Matched, PatientRef: "https://p.example/fhir/Patient/p1/_history/2"}},
+		{"identifier without value is left out", `{"groupId":"g-8","parameter":[{"name":"MemberIdentifier","valueIdentifier":{"system":"https://p.example/member"}}]}`,
+			MatchResult{Status: Matched, GroupID: "g-8"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,8 +102,18 @@ func TestParseMatchAnswers(t *testing.T) {
 			}
 		})
 	}
-	if _, err := parseMatch([]byte(`{"resourceType":"Parameters"}`)); err == nil {
-		t.Error("an empty match answer was accepted")
+	for _, body := range []string{
+		`{"resourceType":"Parameters"}`,
+		`{"groupId":".."}`, // would make Group/../$export, a system export
+		`{"groupId":"a/b"}`,
+		`{"groupId":"g 1"}`,
+		`{"parameter":[{"name":"groupId","valueString":"` + strings.Repeat("g", 65) + `"}]}`,
+		`{"parameter":[{"name":"MemberId","valueReference":{"reference":"Coverage/c1"}}]}`,
+		`{"parameter":[{"name":"MemberIdentifier","valueIdentifier":{"system":"https://p.example/member"}}]}`,
+	} {
+		if res, err := parseMatch([]byte(body)); !errors.Is(err, ErrProtocol) {
+			t.Errorf("parseMatch(%s) = %+v, %v; want ErrProtocol", body, res, err)
+		}
 	}
 	nm := []struct {
 		body string

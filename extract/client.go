@@ -11,12 +11,16 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/fhirlake/fhirlake/internal/atomicfile"
 )
 
 // Client drives Bulk Data exports against one FHIR server. Configure it by
@@ -39,6 +43,20 @@ type Client struct {
 	// Retries is how many times a transient failure of one request is
 	// retried (default 5).
 	Retries int
+	// MaxFileSize bounds one downloaded file, in bytes once decompressed
+	// (default DefaultMaxFileSize, 64 GiB). A larger file stops its
+	// download at the limit and fails the export with ErrTooLarge.
+	MaxFileSize int64
+	// MaxDecompressionRatio bounds how many times a gzip-compressed file
+	// (Content-Encoding or the file itself) may expand: bytes after
+	// decompression per byte on the wire (default
+	// DefaultMaxDecompressionRatio, 200). A body that expands more, once
+	// past its first MiB, stops at once and fails with ErrTooLarge.
+	MaxDecompressionRatio float64
+	// GroupReadable makes the directories and files the client creates
+	// readable by their group (0750 and 0640) instead of by their owner
+	// only (0700 and 0600), whatever the umask. They hold PHI.
+	GroupReadable bool
 	// Log receives progress lines; nil discards them. Lines carry job and
 	// file names and counts, never tokens or resource content. A logger in
 	// the context of a call (WithLogger) takes precedence, so that a run can
@@ -101,6 +119,67 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// fileMode is the mode of the files the client writes.
+func (c *Client) fileMode() os.FileMode {
+	if c.GroupReadable {
+		return 0o640
+	}
+	return 0o600
+}
+
+// dirMode is the mode of the directories the client creates.
+func (c *Client) dirMode() os.FileMode {
+	if c.GroupReadable {
+		return 0o750
+	}
+	return 0o700
+}
+
+// mkdirAll creates dir and any missing parents with dirMode, whatever the
+// umask. Directories that exist already keep their mode: dir may be a
+// folder of the user's.
+func (c *Client) mkdirAll(dir string) error {
+	var missing []string
+	for d := filepath.Clean(dir); ; {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	if err := os.MkdirAll(dir, c.dirMode()); err != nil {
+		return err
+	}
+	for _, d := range missing {
+		if err := os.Chmod(d, c.dirMode()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFile atomically replaces path with data, with fileMode.
+func (c *Client) writeFile(path string, data []byte) error {
+	f, err := atomicfile.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if err := f.Chmod(c.fileMode()); err != nil {
+		return fmt.Errorf("set mode of %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Commit()
 }
 
 func (c *Client) now() time.Time {

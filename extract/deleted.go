@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-
-	"github.com/valyala/fastjson"
 )
 
 // Tombstone is a resource the server reports deleted since _since.
@@ -36,7 +34,8 @@ func isFHIRID(s string) bool {
 // one transaction Bundle per line whose entries carry request.method DELETE
 // and request.url Type/id. Errors name the file and line, never the
 // content; a file that cannot be read to its end (a truncated gzip stream)
-// is an error, never a shorter list.
+// is an error, never a shorter list. Lines are read without building a
+// tree (jsonScanner): memory is the longest line and the tombstones.
 func ReadDeleted(path string) ([]Tombstone, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -50,7 +49,7 @@ func ReadDeleted(path string) ([]Tombstone, error) {
 	}
 	er := &errReader{r: r}
 	sc := lineScanner(er)
-	var p fastjson.Parser
+	var js jsonScanner
 	var out []Tombstone
 	line := 1
 	for ; sc.Scan(); line++ {
@@ -58,8 +57,8 @@ func ReadDeleted(path string) ([]Tombstone, error) {
 		if len(b) == 0 {
 			continue
 		}
-		v, err := p.ParseBytes(b)
-		if err != nil || string(v.GetStringBytes("resourceType")) != "Bundle" {
+		ok, typ, _ := js.scan(b)
+		if !ok || string(typ) != "Bundle" {
 			if er.err != nil {
 				// The scanner hands out the last, cut line before
 				// it reports why the stream ended early.
@@ -67,14 +66,27 @@ func ReadDeleted(path string) ([]Tombstone, error) {
 			}
 			return nil, fmt.Errorf("%s line %d: not a Bundle", name, line)
 		}
-		for i, e := range v.GetArray("entry") {
-			method := string(e.GetStringBytes("request", "method"))
-			url := strings.TrimPrefix(string(e.GetStringBytes("request", "url")), "/")
-			typ, id, _ := strings.Cut(url, "/")
-			if method != "DELETE" || !resourceTypeRE.MatchString(typ) || !isFHIRID(id) {
-				return nil, fmt.Errorf("%s line %d entry %d: want request.method DELETE and request.url Type/id", name, line, i)
+		i := 0
+		var bad bool
+		eachElement(js.field(b, "entry"), func(e []byte) bool {
+			req := js.field(e, "request")
+			method, _ := js.str(js.field(req, "method"))
+			if string(method) != "DELETE" {
+				bad = true
+				return false
+			}
+			url, _ := js.str(js.field(req, "url"))
+			typ, id, _ := strings.Cut(strings.TrimPrefix(string(url), "/"), "/")
+			if !resourceTypeRE.MatchString(typ) || !isFHIRID(id) {
+				bad = true
+				return false
 			}
 			out = append(out, Tombstone{ResourceType: typ, ID: id})
+			i++
+			return true
+		})
+		if bad {
+			return nil, fmt.Errorf("%s line %d entry %d: want request.method DELETE and request.url Type/id", name, line, i)
 		}
 	}
 	if er.err != nil {

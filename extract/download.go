@@ -15,10 +15,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
-
-	"github.com/valyala/fastjson"
 
 	"github.com/fhirlake/fhirlake/internal/atomicfile"
 )
@@ -99,20 +98,28 @@ func safeName(s string) string {
 	return s
 }
 
-// Download fetches every file of m into dir, without job state.
+// Download fetches every file of m into dir, without job state. An error
+// file (manifest error[]) the server answers 404 or 410 for is left out
+// with a warning: it holds diagnostics, not data.
 func (c *Client) Download(ctx context.Context, m *Manifest, dir string) ([]File, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := c.mkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("create output dir: %w", err)
 	}
-	return c.download(ctx, m, dir, nil)
+	files, _, err := c.download(ctx, m, dir, nil)
+	return files, err
 }
+
+// errDiagnosticsGone marks an error file that answered 404 or 410.
+var errDiagnosticsGone = errors.New("error file gone")
 
 // download fetches the files of m with up to Concurrency workers, skipping
 // those st records as verified and still intact on disk. It returns the
-// files in manifest order.
-func (c *Client) download(ctx context.Context, m *Manifest, dir string, st *jobStore) ([]File, error) {
+// files in manifest order, without the error files that answered 404 or
+// 410, and the number of those.
+func (c *Client) download(ctx context.Context, m *Manifest, dir string, st *jobStore) ([]File, int64, error) {
 	jobs := plan(m)
 	files := make([]File, len(jobs))
+	gone := make([]bool, len(jobs))
 	var todo []int
 	for i, j := range jobs {
 		if f, ok := c.alreadyDone(st, dir, j); ok {
@@ -137,6 +144,10 @@ func (c *Client) download(ctx context.Context, m *Manifest, dir string, st *jobS
 			defer wg.Done()
 			for i := range next {
 				f, err := c.downloadOne(ctx, jobs[i], m.RequiresAccessToken, dir, lim)
+				if errors.Is(err, errDiagnosticsGone) {
+					gone[i] = true
+					continue
+				}
 				if err == nil && st != nil {
 					err = st.update(func(j *Job) {
 						if j.Files == nil {
@@ -164,9 +175,18 @@ feed:
 	close(next)
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return files, nil
+	var missing int64
+	kept := files[:0]
+	for i, f := range files {
+		if gone[i] {
+			missing++
+			continue
+		}
+		kept = append(kept, f)
+	}
+	return kept, missing, nil
 }
 
 // alreadyDone reports whether a file was verified by an earlier attempt and
@@ -216,6 +236,12 @@ func (c *Client) downloadOne(ctx context.Context, j job, auth bool, dir string, 
 		return ra, err
 	})
 	fp.done(err)
+	var se *StatusError
+	if j.kind == KindError && errors.As(err, &se) && (se.Status == http.StatusNotFound || se.Status == http.StatusGone) {
+		c.log(ctx).Warn("error file of the manifest is gone on the server; its issues are unknown",
+			"file", j.name, "status", se.Status)
+		return File{}, errDiagnosticsGone
+	}
 	if err != nil {
 		if errors.Is(err, ErrExportExpired) {
 			return File{}, fmt.Errorf("download %s: files expired (410): rerun to start a new export: %w", j.name, err)
@@ -246,9 +272,13 @@ func (j job) expectedType() string {
 // fetchFile makes one attempt at one file: stream it to a temporary file
 // while hashing it and checking every line, verify against the manifest,
 // then rename it into place. The bytes of the body are reported to fp as
-// they arrive.
+// they arrive. The body is cut off as soon as it exceeds MaxFileSize or
+// MaxDecompressionRatio (ErrTooLarge).
 func (c *Client) fetchFile(ctx context.Context, j job, auth bool, dir string, fp *fileProgress) (File, time.Duration, error) {
-	h := http.Header{"Accept": {"application/fhir+ndjson"}}
+	// Ask for gzip ourselves: net/http then leaves the body encoded, so
+	// that the bytes counted are the bytes on the wire and a gzip bomb
+	// shows its ratio.
+	h := http.Header{"Accept": {"application/fhir+ndjson"}, "Accept-Encoding": {"gzip"}}
 	resp, err := c.send(ctx, http.MethodGet, j.entry.URL, h, nil, auth)
 	if err != nil {
 		return File{}, 0, err
@@ -256,22 +286,28 @@ func (c *Client) fetchFile(ctx context.Context, j job, auth bool, dir string, fp
 	if resp.StatusCode != http.StatusOK {
 		ra := retryAfter(resp.Header.Get("Retry-After"), c.now())
 		var kind error
-		if resp.StatusCode == http.StatusNotFound {
+		if resp.StatusCode == http.StatusNotFound && j.kind != KindError {
 			kind = ErrProtocol // a file the manifest names but the server lacks
 		}
 		return File{}, ra, statusError("download", resp, kind)
 	}
 	defer resp.Body.Close()
 
-	body, err := maybeGunzip(fp.start(resp.ContentLength, resp.Body))
+	wire := &byteCounter{r: fp.start(resp.ContentLength, resp.Body)}
+	body, err := decodeBody(wire, resp.Header.Get("Content-Encoding"))
 	if err != nil {
-		return File{}, 0, fmt.Errorf("%w: %w", ErrTransient, err)
+		return File{}, 0, err
 	}
+	body = &limitReader{r: body, wire: wire, maxSize: orDefault(c.MaxFileSize, DefaultMaxFileSize),
+		maxRatio: orDefault(c.MaxDecompressionRatio, DefaultMaxDecompressionRatio)}
 	out, err := atomicfile.Create(filepath.Join(dir, j.name))
 	if err != nil {
 		return File{}, 0, err
 	}
 	defer out.Abort()
+	if err := out.Chmod(c.fileMode()); err != nil {
+		return File{}, 0, fmt.Errorf("set mode of %s: %w", j.name, err)
+	}
 	sum := sha256.New()
 	pr, pw := io.Pipe()
 	checked := make(chan lineCheck, 1)
@@ -280,15 +316,21 @@ func (c *Client) fetchFile(ctx context.Context, j job, auth bool, dir string, fp
 	pw.CloseWithError(err)
 	lc := <-checked
 	if err != nil {
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return File{}, 0, ctx.Err()
+		case errors.Is(err, ErrTooLarge):
+			return File{}, 0, err
 		}
 		return File{}, 0, fmt.Errorf("read body: %w: %w", ErrTransient, err)
 	}
 	if lc.err != nil {
 		return File{}, 0, fmt.Errorf("check lines: %w", lc.err)
 	}
-	if j.entry.Count != nil && *j.entry.Count != lc.lines {
+	// Error files are diagnostics, not data: some servers count the
+	// resources that failed rather than the OperationOutcomes they wrote,
+	// so their count is not checked.
+	if j.kind != KindError && j.entry.Count != nil && *j.entry.Count != lc.lines {
 		// A short body is usually a dropped connection: worth another try.
 		return File{}, 0, fmt.Errorf("%w: manifest count %d, got %d lines: %w", ErrVerify, *j.entry.Count, lc.lines, ErrTransient)
 	}
@@ -326,11 +368,12 @@ func lineScanner(r io.Reader) *bufio.Scanner {
 }
 
 // checkLines counts the non-empty lines of r and checks that each is a JSON
-// object with the expected resourceType. It reads r to the end.
+// object with the expected resourceType. It reads r to the end. Its memory
+// is the line buffer and the scanner's stack, whatever the lines hold.
 func checkLines(r io.Reader, wantType string) lineCheck {
 	var lc lineCheck
 	sc := lineScanner(r)
-	var p fastjson.Parser
+	var js jsonScanner
 	var n int64
 	for sc.Scan() {
 		n++
@@ -339,8 +382,8 @@ func checkLines(r io.Reader, wantType string) lineCheck {
 			continue
 		}
 		lc.lines++
-		v, err := p.ParseBytes(line)
-		if err != nil || v.Type() != fastjson.TypeObject || string(v.GetStringBytes("resourceType")) != wantType {
+		ok, typ, hasType := js.scan(line)
+		if !ok || !hasType || string(typ) != wantType {
 			lc.invalid++
 			if lc.firstInvalid == 0 {
 				lc.firstInvalid = n
@@ -366,6 +409,115 @@ func maybeGunzip(r io.Reader) (io.Reader, error) {
 		return gzip.NewReader(br)
 	}
 	return br, nil
+}
+
+// decodeBody undoes the Content-Encoding of a file body (gzip or none),
+// then any gzip compression of the file itself (maybeGunzip).
+func decodeBody(r io.Reader, encoding string) (io.Reader, error) {
+	switch e := strings.ToLower(strings.TrimSpace(encoding)); e {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(bufio.NewReaderSize(r, 64<<10))
+		if err != nil {
+			return nil, fmt.Errorf("read gzip body: %w: %w", ErrTransient, err)
+		}
+		r = zr
+	default:
+		return nil, fmt.Errorf("file sent with Content-Encoding %q, which was not asked for: %w", clean(e, 40), ErrProtocol)
+	}
+	body, err := maybeGunzip(r)
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w: %w", ErrTransient, err)
+	}
+	return body, nil
+}
+
+// Download limits: see Client.MaxFileSize and Client.MaxDecompressionRatio.
+const (
+	// DefaultMaxFileSize is the default largest file, after decompression:
+	// 64 GiB.
+	DefaultMaxFileSize int64 = 64 << 30
+	// DefaultMaxDecompressionRatio is the default largest ratio of
+	// decompressed bytes to bytes on the wire. FHIR NDJSON compresses 10 to
+	// 25 times; a gzip bomb of zeros, about 1000 times.
+	DefaultMaxDecompressionRatio float64 = 200
+	// ratioFloor is what a body may expand to before the ratio is
+	// checked, so that small files are never held to it.
+	ratioFloor = 1 << 20
+)
+
+// byteCounter counts the bytes read through it.
+type byteCounter struct {
+	r io.Reader
+	n int64
+}
+
+func (b *byteCounter) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+// limitReader passes on a decoded body until it grows past maxSize bytes,
+// or past maxRatio times the bytes read from the wire; then it fails with
+// ErrTooLarge. It never passes on more than maxSize bytes, and never more
+// than one read beyond the ratio, so a gzip bomb stops before it fills a
+// disk.
+type limitReader struct {
+	r        io.Reader
+	wire     *byteCounter
+	maxSize  int64
+	maxRatio float64
+	n        int64
+	err      error
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	if room := l.maxSize - l.n + 1; int64(len(p)) > room {
+		p = p[:room] // one byte past the limit tells a file of exactly maxSize from a larger one
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	switch {
+	case l.n > l.maxSize:
+		n -= int(l.n - l.maxSize)
+		l.n = l.maxSize
+		l.err = fmt.Errorf("larger than %s after decompression, the limit on one file: raise --max-file-size (max_file_size in the config) if the file is genuine: %w",
+			formatSize(l.maxSize), ErrTooLarge)
+		return n, l.err
+	case l.n > ratioFloor && float64(l.n) > l.maxRatio*float64(l.wire.n):
+		l.err = fmt.Errorf("expands more than %s times (%s from %s downloaded so far), the limit: raise --max-decompression-ratio (max_decompression_ratio in the config) if the file is genuine: %w",
+			strconv.FormatFloat(l.maxRatio, 'g', -1, 64), formatSize(l.n), formatSize(l.wire.n), ErrTooLarge)
+		return n, l.err
+	}
+	return n, err
+}
+
+// formatSize writes a byte count the way the size flags read it: 64GiB,
+// 500MB, 1.5MiB; 1023B.
+func formatSize(n int64) string {
+	units := []struct {
+		name string
+		size int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"kB", 1e3}}
+	best := -1 // the unit that divides n exactly with the smallest quotient
+	for i, u := range units {
+		if n >= u.size && n%u.size == 0 && (best < 0 || n/u.size < n/units[best].size) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		return strconv.FormatInt(n/units[best].size, 10) + units[best].name
+	}
+	for _, u := range units[:4] {
+		if n >= u.size {
+			return strconv.FormatFloat(float64(n)/float64(u.size), 'f', 1, 64) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
 }
 
 // limiter bounds concurrent downloads and adapts to the server: a 429 halves

@@ -24,6 +24,11 @@ var (
 	ErrProtocol = errors.New("protocol error")
 	// ErrVerify means a downloaded file did not match its manifest entry.
 	ErrVerify = errors.New("verification failed")
+	// ErrTooLarge means a file exceeded a download limit
+	// (Client.MaxFileSize or Client.MaxDecompressionRatio). It is never
+	// ErrTransient: the same file fails the same way until the limit is
+	// raised.
+	ErrTooLarge = errors.New("file over the download limits")
 )
 
 // StatusError is an unexpected HTTP answer. Its message never includes the

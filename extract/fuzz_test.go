@@ -20,23 +20,27 @@ package extract
 //     of input for a 64-byte struct (an OperationOutcome issue, a
 //     $member-match parameter): about 105 bytes per input byte. A
 //     one-entry map[string]any in a manifest extension costs about 65.
-//   - fastjsonPerByte, github.com/valyala/fastjson: it keeps an 80-byte
-//     Value per JSON value in a cache that grows by append, and the
-//     smallest value in an array, "0,", is 2 bytes: about 235 bytes per
-//     input byte. A line that fails to parse costs its error: about 80
-//     per byte for lines of "{".
+//   - scanPerByte, NDJSON lines (checkLines, ReadDeleted,
+//     summarizeErrors), read with jsonScanner, which builds no tree: the
+//     line buffer, which doubles up to the longest line (about 4 bytes per
+//     input byte), plus what is returned: a tombstone per deleted[] entry
+//     (about 7.5 per byte for entries of "A/b"). This used to be
+//     github.com/valyala/fastjson, which keeps an 80-byte Value per JSON
+//     value: about 235 bytes per byte for "[0,0,...", some 60 GB for one
+//     line of maxLine.
 //   - csvPerByte, encoding/csv: per field a string header and the reader's
 //     field index and position, 40 bytes, for a 1-byte field (","), in
 //     slices grown by append: about 150 bytes per input byte for a header
 //     of empty columns.
 //
-// These are linear, but large: a deleted[] or error[] line may be up to
-// maxLine (256 MiB) long.
+// These are linear; scanPerByte must stay small: an output, deleted[] or
+// error[] line may be up to maxLine (256 MiB) long.
 
 import (
 	"bytes"
 	"compress/gzip"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -60,9 +64,9 @@ import (
 
 // Allocation bounds per input byte; see the file comment.
 const (
-	jsonPerByte     = 256
-	fastjsonPerByte = 512
-	csvPerByte      = 256
+	jsonPerByte = 256
+	scanPerByte = 16
+	csvPerByte  = 256
 )
 
 // checkText fails unless s is fit for an error message or a log line:
@@ -149,11 +153,30 @@ var worstShapes = []struct {
 	{"bundle of deletes", "deleted", func(n int) string {
 		return `{"resourceType":"Bundle","entry":[` + strings.Repeat(`{"request":{"method":"DELETE","url":"A/b"}},`, n) + `{"request":{"method":"DELETE","url":"A/b"}}]}`
 	}},
+	{"nested bundle", "deleted", func(n int) string {
+		return `{"resourceType":"Bundle","entry":` + strings.Repeat(`[`, n) + strings.Repeat(`]`, n) + `}`
+	}},
 	{"issue of numbers", "errors", func(n int) string { return `{"issue":[` + strings.Repeat(`0,`, n) + `0]}` }},
+	{"issues with escapes", "errors", func(n int) string {
+		return `{"issue":[` + strings.Repeat(`{"s\u0065verity":"error","diagnostics":"\n"},`, n) + `{}]}`
+	}},
 	{"issues with a location", "errors", func(n int) string {
 		return `{"issue":[` + strings.Repeat(`{"severity":"error","location":[""]},`, n) + `{}]}`
 	}},
 	{"lines that fail to parse", "errors", func(n int) string { return strings.Repeat("{\n", n) }},
+	{"resource of numbers", "lines", func(n int) string {
+		return `{"resourceType":"Patient","x":[` + strings.Repeat(`0,`, n) + `0]}`
+	}},
+	{"line of numbers", "lines", func(n int) string { return `[` + strings.Repeat(`0,`, n) + `0]` }},
+	{"nesting that never closes", "lines", func(n int) string { return strings.Repeat(`[`, n) }},
+	{"nesting within the limit", "lines", func(n int) string {
+		n = min(n, maxDepth-1)
+		return `{"resourceType":"Patient","x":` + strings.Repeat(`{"a":`, n) + `0` + strings.Repeat(`}`, n) + `}`
+	}},
+	{"escaped keys", "lines", func(n int) string {
+		return `{` + strings.Repeat(`"\u0061":0,`, n) + `"resourceType":"Patient"}`
+	}},
+	{"lines of one brace", "lines", func(n int) string { return strings.Repeat("{\n", n) }},
 	{"wide header", "roster", func(n int) string {
 		return strings.Repeat("x,", n) + "given,family,birth_date,member_id,consent_start,consent_end\n"
 	}},
@@ -209,8 +232,11 @@ func decodeBounded(t *testing.T, target string, in []byte) {
 		if err := os.WriteFile(filepath.Join(dir, "f.ndjson"), in, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		fuzzcheck.Bounded(t, "ReadDeleted", n, fastjsonPerByte, func() { ReadDeleted(filepath.Join(dir, "f.ndjson")) })
-		fuzzcheck.Bounded(t, "summarizeErrors", n, fastjsonPerByte, func() { summarizeErrors(dir, []File{{Kind: KindError, Name: "f.ndjson"}}) })
+		fuzzcheck.Bounded(t, "ReadDeleted", n, scanPerByte, func() { ReadDeleted(filepath.Join(dir, "f.ndjson")) })
+		fuzzcheck.Bounded(t, "summarizeErrors", n, scanPerByte, func() { summarizeErrors(dir, []File{{Kind: KindError, Name: "f.ndjson"}}) })
+		fuzzcheck.Bounded(t, "checkLines", n, scanPerByte, func() { checkLines(bytes.NewReader(in), "Bundle") })
+	case "lines":
+		fuzzcheck.Bounded(t, "checkLines", n, scanPerByte, func() { checkLines(bytes.NewReader(in), "Patient") })
 	case "roster":
 		fuzzcheck.Bounded(t, "ReadRoster", n, csvPerByte, func() { ReadRoster(bytes.NewReader(in)) })
 	default:
@@ -750,7 +776,7 @@ func FuzzReadDeleted(f *testing.F) {
 			t.Helper()
 			var ts []Tombstone
 			var err error
-			fuzzcheck.Bounded(t, "ReadDeleted "+what, n, fastjsonPerByte, func() { ts, err = ReadDeleted(path) })
+			fuzzcheck.Bounded(t, "ReadDeleted "+what, n, scanPerByte, func() { ts, err = ReadDeleted(path) })
 			if err != nil {
 				msg := err.Error()
 				if ts != nil {
@@ -823,7 +849,7 @@ func FuzzSummarizeErrors(f *testing.F) {
 			{Kind: KindError, Name: "error.OperationOutcome.002.ndjson"}, // missing: skipped
 		}
 		var s ErrorSummary
-		fuzzcheck.Bounded(t, "summarizeErrors", len(data), fastjsonPerByte, func() { s = summarizeErrors(dir, files) })
+		fuzzcheck.Bounded(t, "summarizeErrors", len(data), scanPerByte, func() { s = summarizeErrors(dir, files) })
 		if !slices.IsSorted(s.Types) || len(slices.Compact(slices.Clone(s.Types))) != len(s.Types) {
 			t.Fatalf("types %q are not sorted and unique", s.Types)
 		}
@@ -835,11 +861,177 @@ func FuzzSummarizeErrors(f *testing.F) {
 		if s.Errors == 0 && len(s.Types) > 0 {
 			t.Fatalf("types %q without an error", s.Types)
 		}
+		// ByType: sorted and unique by (type, severity), known types,
+		// severities and codes only, and as many issues of each severity
+		// as the totals at least (an issue that names two types counts
+		// under each).
+		bySev := map[string]int64{}
+		for i, c := range s.ByType {
+			if i > 0 {
+				p := s.ByType[i-1]
+				if p.ResourceType > c.ResourceType || p.ResourceType == c.ResourceType && p.Severity >= c.Severity {
+					t.Fatalf("by type is not sorted and unique: %+v", s.ByType)
+				}
+			}
+			if c.ResourceType != "" && !slices.Contains(resourceTypes, c.ResourceType) || !slices.Contains(severities, c.Severity) || c.Issues <= 0 {
+				t.Fatalf("by type entry %+v", c)
+			}
+			for _, code := range c.Codes {
+				if !slices.Contains(issueCodes, code) {
+					t.Fatalf("code %q is not a FHIR issue type", code)
+				}
+			}
+			if !slices.IsSorted(c.Codes) {
+				t.Fatalf("codes %q are not sorted", c.Codes)
+			}
+			bySev[c.Severity] += c.Issues
+			if (c.Severity == "error" || c.Severity == "fatal") && c.ResourceType != "" && !slices.Contains(s.Types, c.ResourceType) {
+				t.Fatalf("type %q has errors but is not in Types %q", c.ResourceType, s.Types)
+			}
+		}
+		if bySev["error"]+bySev["fatal"] < s.Errors || bySev["warning"] < s.Warnings {
+			t.Fatalf("by type counts %v, fewer than %d errors and %d warnings", bySev, s.Errors, s.Warnings)
+		}
 		// Each counted issue has its own "severity" key, spelt out or with
 		// at least one \u escape.
 		keys := int64(bytes.Count(data, []byte("severity")) + bytes.Count(data, []byte(`\u`)))
 		if s.Errors < 0 || s.Warnings < 0 || s.Errors+s.Warnings > keys {
 			t.Fatalf("%d errors and %d warnings from %d severity keys", s.Errors, s.Warnings, keys)
+		}
+	})
+}
+
+// firstResourceType is the oracle for jsonScanner.scan's resourceType: the
+// value of the first top-level "resourceType" member of a valid JSON
+// object, when it is a string, found with encoding/json's tokenizer.
+func firstResourceType(b []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return "", false
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return "", false
+		}
+		if key == "resourceType" {
+			var s string
+			if json.Unmarshal(val, &s) != nil {
+				return "", false
+			}
+			return s, true
+		}
+	}
+	return "", false
+}
+
+// FuzzScanJSON checks jsonScanner against encoding/json: it accepts
+// exactly what json.Valid accepts (short of encoding/json's own nesting
+// limit, which is the scanner's too), finds the first top-level
+// resourceType, and its walkers find the members and elements that
+// encoding/json decodes.
+func FuzzScanJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"resourceType":"Patient","id":"a"}`,
+		` {"resourceType" : "Pat\u0069ent" } `,
+		`{"resourc\u0065Type":"Patient"}`,
+		`{"resourceType":"Patient","resourceType":"Coverage"}`,
+		`{"resourceType":1,"resourceType":"Patient"}`,
+		`{"a":{"resourceType":"Patient"}}`,
+		`[{"resourceType":"Patient"}]`,
+		`{"resourceType":"\ud83d\ude00 \ud83d x\u00e9\/\"\\"}`,
+		`{"a":[1,-0.5e+3,true,false,null,"",{},[]],"b":{"c":[{"d":"e"}]}}`,
+		`{"a":01}`, `{"a":1.}`, `{"a":.5}`, `{"a":-}`, `{"a":1e}`, `{"a":tru}`, `{"a":"\x"}`, `{"a":"\u12"}`,
+		"{\"a\":\"\t\"}", `{"a":1,}`, `[1,]`, `{,}`, `{"a"}`, `{"a":1 "b":2}`, `[1 2]`, `{}{}`, `"\xff"`,
+		"\xff", "", " ", "0", "-0", "1E400", `""`, `[[[[]]]]`, `{"a":[}`, `{"a":]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth)))
+	f.Add([]byte(strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1)))
+	var js jsonScanner
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var (
+			ok, has bool
+			typ     []byte
+		)
+		fuzzcheck.Bounded(t, "scan", len(b), 2, func() { ok, typ, has = js.scan(b) })
+		if want := json.Valid(b); ok != want {
+			t.Fatalf("scan says valid %v, json.Valid %v", ok, want)
+		}
+		if !ok {
+			if has || typ != nil {
+				t.Fatalf("invalid input, yet resourceType %q", typ)
+			}
+			return
+		}
+		// encoding/json turns each byte of invalid UTF-8 into U+FFFD; the
+		// scanner keeps the bytes (a resourceType with them matches no
+		// type either way).
+		valid := func(b []byte) string { return string([]rune(string(b))) }
+		want, wantHas := firstResourceType(b)
+		if has != wantHas || valid(typ) != want {
+			t.Fatalf("resourceType %q (%v), want %q (%v)", typ, has, want, wantHas)
+		}
+
+		// The walkers, on the value the scanner accepted.
+		v := bytes.TrimSpace(b)
+		var members []string
+		eachMember(v, func(key, val []byte) bool {
+			var k string
+			if err := json.Unmarshal([]byte(`"`+string(key)+`"`), &k); err != nil {
+				t.Fatalf("key %q: %v", key, err)
+			}
+			if !json.Valid(val) {
+				t.Fatalf("member %q: value %q is not one JSON value", k, val)
+			}
+			members = append(members, k)
+			return true
+		})
+		var elements int
+		eachElement(v, func(val []byte) bool {
+			if !json.Valid(val) {
+				t.Fatalf("element %q is not one JSON value", val)
+			}
+			elements++
+			return true
+		})
+		switch v[0] {
+		case '{':
+			var keys []string
+			dec := json.NewDecoder(bytes.NewReader(v))
+			dec.Token()
+			for dec.More() {
+				k, _ := dec.Token()
+				keys = append(keys, k.(string))
+				var skip json.RawMessage
+				dec.Decode(&skip)
+			}
+			if diff := cmp.Diff(keys, members); diff != "" {
+				t.Fatalf("members (-encoding/json +eachMember):\n%s", diff)
+			}
+		case '[':
+			var all []json.RawMessage
+			if err := json.Unmarshal(v, &all); err != nil {
+				t.Fatal(err)
+			}
+			if elements != len(all) {
+				t.Fatalf("%d elements, encoding/json finds %d", elements, len(all))
+			}
+		}
+		if v[0] == '"' {
+			got, _ := js.str(v)
+			var want string
+			if err := json.Unmarshal(v, &want); err != nil {
+				t.Fatal(err)
+			}
+			if valid(got) != want {
+				t.Fatalf("string %q, encoding/json %q", got, want)
+			}
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package extract
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,10 +10,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
-
-	"github.com/fhirlake/fhirlake/internal/atomicfile"
 )
 
 // JobFile is the name of the job state file in an export directory.
@@ -61,6 +62,7 @@ func LoadJob(dir string) (*Job, error) {
 // jobStore saves a job after each step. Downloads update it from several
 // goroutines.
 type jobStore struct {
+	c    *Client // writes the file with the client's file mode
 	path string
 	mu   sync.Mutex // guards job and serialises writes of the file
 	job  Job
@@ -71,7 +73,7 @@ func (s *jobStore) save() error {
 	if err != nil {
 		return fmt.Errorf("encode job state: %w", err)
 	}
-	if err := atomicfile.WriteFile(s.path, b); err != nil {
+	if err := s.c.writeFile(s.path, b); err != nil {
 		return fmt.Errorf("save job state: %w", err)
 	}
 	return nil
@@ -88,13 +90,15 @@ func (s *jobStore) update(fn func(j *Job)) error {
 // attempt with the same base URL and request left there: it re-polls the
 // same server job instead of starting a new one, and skips files already
 // downloaded and verified. The manifest is saved as dir/manifest.json. The
-// job state stays in dir/job.json until the caller removes dir.
+// job state stays in dir/job.json until the caller removes dir or calls
+// ResetJob. Directories Export creates are private to the owner (0700),
+// files 0600, whatever the umask (see GroupReadable).
 //
 // A resumed job whose status URL the server no longer knows (404/410) is
 // replaced by a new export. Files that expired (410) fail with
 // ErrExportExpired: ResetJob and call Export again for a new export.
 func (c *Client) Export(ctx context.Context, r Request, dir string) (*Result, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := c.mkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("create export dir: %w", err)
 	}
 	key := r.Key(c.BaseURL)
@@ -102,7 +106,7 @@ func (c *Client) Export(ctx context.Context, r Request, dir string) (*Result, er
 	if err != nil {
 		return nil, err
 	}
-	st := &jobStore{path: filepath.Join(dir, JobFile), job: Job{Version: 1, Key: key, BaseURL: c.BaseURL, Request: r}}
+	st := &jobStore{c: c, path: filepath.Join(dir, JobFile), job: Job{Version: 1, Key: key, BaseURL: c.BaseURL, Request: r}}
 	if prev != nil {
 		if prev.Key != key {
 			return nil, fmt.Errorf("%s: %w (started for %s); cancel it or use another directory", dir, ErrJobMismatch, prev.BaseURL)
@@ -146,44 +150,121 @@ func (c *Client) Export(ctx context.Context, r Request, dir string) (*Result, er
 		}
 	}
 
-	files, err := c.download(ctx, m, dir, st)
+	files, missing, err := c.download(ctx, m, dir, st)
 	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, ManifestFile), m.Raw); err != nil {
+	if err := c.writeFile(filepath.Join(dir, ManifestFile), m.Raw); err != nil {
 		return nil, fmt.Errorf("save manifest: %w", err)
 	}
 	res := &Result{StatusURL: st.job.StatusURL, Manifest: m, Dir: dir, Files: files}
 	res.Errors = summarizeErrors(dir, files)
+	res.Errors.MissingFiles = missing
+	res.Errors.Errors += missing
 	if res.Errors.Errors+res.Errors.Warnings > 0 {
-		c.log(ctx).Warn("server reported export issues", "errors", res.Errors.Errors, "warnings", res.Errors.Warnings)
+		c.log(ctx).Warn("server reported export issues", "errors", res.Errors.Errors, "warnings", res.Errors.Warnings,
+			"types", strings.Join(res.Errors.Types, ","), "missing_error_files", missing)
 	}
 	return res, nil
 }
 
-// ResetJob forgets the job in dir (state and downloaded files) so that the
-// next Export starts a new one. It does not contact the server.
+// ResetJob forgets the job in dir so that the next Export starts a new
+// one. It removes only what the job wrote: the files its state records as
+// downloaded, manifest.json when it holds the job's manifest, temporary
+// files of the job's writes, and last the state (job.json) itself. Anything
+// else in dir stays: dir may be a folder that holds other things. It does
+// nothing when dir holds no job, and does not contact the server.
 func ResetJob(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
+	j, err := LoadJob(dir)
+	if err != nil || j == nil {
+		return err
+	}
+	var planned []string // every name the job may write
+	var m *Manifest
+	if j.Manifest != nil {
+		if m, err = parseManifest(j.Manifest); err != nil {
+			return fmt.Errorf("reset job: %w", err)
+		}
+		for _, pj := range plan(m) {
+			planned = append(planned, pj.name)
+		}
+	}
+	remove := func(name string) error {
+		path := filepath.Join(dir, name)
+		if fi, err := os.Lstat(path); err != nil || fi.IsDir() {
+			return nil // gone already, or not a file the job wrote
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("reset job: %w", err)
+		}
 		return nil
 	}
+	for name := range j.Files {
+		if !slices.Contains(planned, name) {
+			continue // not a name this job gives its files
+		}
+		if err := remove(name); err != nil {
+			return err
+		}
+	}
+	if m != nil && sameManifest(filepath.Join(dir, ManifestFile), m.Raw) {
+		if err := remove(ManifestFile); err != nil {
+			return err
+		}
+	}
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("reset job: %w", err)
 	}
+	targets := append(planned, ManifestFile, JobFile)
 	for _, e := range ents {
-		n := e.Name()
-		if n == JobFile || n == ManifestFile || filepath.Ext(n) == ".ndjson" {
-			if err := os.Remove(filepath.Join(dir, n)); err != nil {
-				return fmt.Errorf("reset job: %w", err)
+		if n := e.Name(); e.Type().IsRegular() && isTempOf(n, targets) {
+			if err := remove(n); err != nil {
+				return err
 			}
 		}
 	}
-	return nil
+	return remove(JobFile)
+}
+
+// isTempOf reports whether name is a temporary file atomicfile.Create made
+// for one of targets: ".<target>.<digits>.tmp".
+func isTempOf(name string, targets []string) bool {
+	for _, t := range targets {
+		mid, ok := strings.CutPrefix(name, "."+t+".")
+		if !ok {
+			continue
+		}
+		if digits, ok := strings.CutSuffix(mid, ".tmp"); ok && digits != "" && strings.Trim(digits, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// sameManifest reports whether the file at path holds the manifest raw,
+// as Export wrote it. The job state keeps the manifest re-encoded
+// (indented, with <, > and & escaped), so both are compared in one form.
+func sameManifest(path string, raw []byte) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	norm := func(b []byte) []byte {
+		var compact, escaped bytes.Buffer
+		if json.Compact(&compact, b) != nil {
+			return nil
+		}
+		json.HTMLEscape(&escaped, compact.Bytes())
+		return escaped.Bytes()
+	}
+	a, want := norm(b), norm(raw)
+	return a != nil && bytes.Equal(a, want)
 }
 
 // CancelJob sends DELETE for the job recorded in dir, if any, and forgets
-// it. It reports whether there was a job.
+// it (ResetJob: only the job's own files are removed). It reports whether
+// there was a job.
 func (c *Client) CancelJob(ctx context.Context, dir string) (bool, error) {
 	j, err := LoadJob(dir)
 	if err != nil || j == nil {

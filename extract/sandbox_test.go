@@ -288,7 +288,10 @@ func TestManifestPagingErrorsAndDeletes(t *testing.T) {
 	if diff := cmp.Diff(e.allCounts(), linesByType(full.Files, extract.KindOutput)); diff != "" {
 		t.Errorf("paged manifest: lines per type (-want +got):\n%s", diff)
 	}
-	if want := (extract.ErrorSummary{Errors: 1, Warnings: 1, Types: []string{"Observation"}}); !cmp.Equal(want, full.Errors) {
+	if want := (extract.ErrorSummary{Errors: 1, Warnings: 1, Types: []string{"Observation"}, ByType: []extract.IssueCount{
+		{ResourceType: "Observation", Severity: "error", Issues: 1, Codes: []string{"exception"}},
+		{ResourceType: "Observation", Severity: "warning", Issues: 1, Codes: []string{"incomplete"}},
+	}}); !cmp.Equal(want, full.Errors) {
 		t.Errorf("error summary = %+v, want %+v", full.Errors, want)
 	}
 

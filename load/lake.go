@@ -59,6 +59,7 @@ import (
 	"strings"
 
 	"github.com/fhirlake/fhirlake/internal/atomicfile"
+	"github.com/fhirlake/fhirlake/internal/private"
 )
 
 // LakeFile is the name of the Parquet file that holds an unpartitioned
@@ -190,11 +191,16 @@ func CheckLake(dir, warehousePath, warehouseID string) error {
 // staging and replacement folders of WriteLake in its root, and temporary
 // files (the hidden *.tmp names of crash-safe writes, and the tmp_*
 // names DuckDB's COPY writes through) in every folder, _fhirlake/
-// included. Errors are ignored: the leftovers are hidden from readers, and
-// the next sweep tries again.
+// included. It also narrows what an earlier release left readable by
+// others (see internal/private). Errors are ignored: the leftovers are
+// hidden from readers, and the next sweep tries again.
 func SweepLake(dir string) {
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || path == dir {
+		if err != nil {
+			return nil
+		}
+		private.Tighten(path)
+		if path == dir {
 			return nil
 		}
 		n := d.Name()

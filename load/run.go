@@ -96,6 +96,22 @@ type Run struct {
 	// Person says which identifiers link patients of different sources
 	// into one person (see PersonRule).
 	Person PersonRule
+	// Job identifies the export the run loaded (a digest of its status
+	// URL; "" for files loaded from disk), so that a later run can tell
+	// that a job left on disk by a crash after the commit is done.
+	Job string
+	// ExportIssues summarise the export's error[] files (the server's
+	// OperationOutcomes), recorded in fhirlake_export_errors.
+	ExportIssues []ExportIssue
+}
+
+// ExportIssue is the number of issues of one severity that name one
+// resource type in an export's error files.
+type ExportIssue struct {
+	ResourceType string // "" when the issues name none
+	Severity     string
+	Issues       int64
+	Codes        []string // the FHIR IssueType codes seen
 }
 
 // Tombstone is a resource deleted at the source.
@@ -563,15 +579,35 @@ func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error
 	if wtypes == nil || run.TransactionTime.IsZero() {
 		wtypes = []string{}
 	}
-	err = l.w.exec(ctx, `INSERT INTO fhirlake_runs VALUES (?, ?, ?, ?, now(), 'committed', ?, ?, ?, ?, ?, ?, ?, `+rowsMap+`)`,
-		run.ID, run.Source, run.Scope, run.Started, since, tt, l.resources, l.skipped, l.deletedResources, l.nrejects, wtypes)
+	err = l.w.exec(ctx, `INSERT INTO fhirlake_runs VALUES (?, ?, ?, ?, now(), 'committed', ?, ?, ?, ?, ?, ?, ?, `+rowsMap+`, ?)`,
+		run.ID, run.Source, run.Scope, run.Started, since, tt, l.resources, l.skipped, l.deletedResources, l.nrejects, wtypes, nullable(run.Job))
 	if err != nil {
 		return nil, fmt.Errorf("record run: %w", err)
 	}
 	if err := l.recordRejects(ctx, run.ID); err != nil {
 		return nil, err
 	}
+	if err := l.recordExportIssues(ctx, run); err != nil {
+		return nil, err
+	}
 	return touched, nil
+}
+
+// recordExportIssues writes the run's ExportIssues to
+// fhirlake_export_errors.
+func (l *Loader) recordExportIssues(ctx context.Context, run Run) error {
+	for _, is := range run.ExportIssues {
+		codes := is.Codes
+		if codes == nil {
+			codes = []string{}
+		}
+		err := l.w.exec(ctx, `INSERT INTO fhirlake_export_errors VALUES (?, ?, ?, ?, ?, ?)`,
+			run.ID, l.source, nullable(is.ResourceType), is.Severity, is.Issues, codes)
+		if err != nil {
+			return fmt.Errorf("record export errors: %w", err)
+		}
+	}
+	return nil
 }
 
 // partitions returns the lake partition values of the table's rows that
@@ -786,8 +822,8 @@ func (l *Loader) CommitRejected(ctx context.Context, run Run) error {
 	if err := l.w.exec(ctx, "BEGIN TRANSACTION"); err != nil {
 		return fmt.Errorf("record rejected run: %w", err)
 	}
-	err := l.w.exec(ctx, `INSERT INTO fhirlake_runs VALUES (?, ?, ?, ?, now(), 'rejected', ?, ?, 0, 0, 0, ?, []::VARCHAR[], MAP {})`,
-		run.ID, run.Source, run.Scope, run.Started, since, tt, l.nrejects)
+	err := l.w.exec(ctx, `INSERT INTO fhirlake_runs VALUES (?, ?, ?, ?, now(), 'rejected', ?, ?, 0, 0, 0, ?, []::VARCHAR[], MAP {}, ?)`,
+		run.ID, run.Source, run.Scope, run.Started, since, tt, l.nrejects, nullable(run.Job))
 	if err == nil {
 		err = l.recordRejects(ctx, run.ID)
 	}

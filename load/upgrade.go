@@ -102,7 +102,7 @@ func (w *Warehouse) upgradeFrom1(ctx context.Context, tables []Table) error {
 			}
 		}
 	}
-	if err := w.exec(ctx, personDDL); err != nil {
+	if err := w.exec(ctx, personDDL+exportErrorsDDL+"ALTER TABLE fhirlake_runs ADD COLUMN job VARCHAR;"); err != nil {
 		return err
 	}
 	return w.exec(ctx, `CREATE TABLE fhirlake_warehouse (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);

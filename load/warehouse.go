@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/fhirlake/fhirlake/internal/private"
 )
 
 // Warehouse is an open DuckDB warehouse file. It holds one connection: all
@@ -33,6 +35,12 @@ type Warehouse struct {
 // (Version() < SchemaVersion) must be brought up to date by Upgrade before
 // anything is loaded into it.
 func Open(ctx context.Context, path string) (*Warehouse, error) {
+	// The file holds PHI: one an earlier release made world-readable is
+	// narrowed (new files are private by the process umask, see
+	// internal/private).
+	if err := private.Tighten(path, path+".wal"); err != nil {
+		return nil, fmt.Errorf("open warehouse %s: %w", path, err)
+	}
 	db, conn, err := connect(ctx, path)
 	if err != nil {
 		return nil, openError(path, err)
@@ -245,6 +253,24 @@ func (w *Warehouse) Watermark(ctx context.Context, source, scope string, types [
 	return min.Time.UTC(), true, nil
 }
 
+// CommittedJobs returns which of jobs (Run.Job values) a committed or
+// rejected run recorded: their data are in the warehouse (or were
+// refused), so their downloads and server jobs are no longer needed.
+func (w *Warehouse) CommittedJobs(ctx context.Context, jobs []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(jobs) == 0 || w.version < SchemaVersion {
+		return out, nil
+	}
+	got, err := w.queryStrings(ctx, `SELECT DISTINCT job FROM fhirlake_runs WHERE list_contains(?, job)`, jobs)
+	if err != nil {
+		return nil, fmt.Errorf("read committed jobs: %w", err)
+	}
+	for _, j := range got {
+		out[j] = true
+	}
+	return out, nil
+}
+
 // queryStrings runs a query whose rows are one string each.
 func (w *Warehouse) queryStrings(ctx context.Context, q string, args ...any) ([]string, error) {
 	rows, err := w.conn.QueryContext(ctx, q, args...)
@@ -307,7 +333,8 @@ CREATE TABLE fhirlake_runs (
 	deleted          BIGINT NOT NULL,
 	rejects          BIGINT NOT NULL,
 	watermark_types  VARCHAR[] NOT NULL,
-	rows_per_table   MAP(VARCHAR, BIGINT) NOT NULL
+	rows_per_table   MAP(VARCHAR, BIGINT) NOT NULL,
+	job              VARCHAR
 );
 ` + resourcesDDL + `
 CREATE TABLE fhirlake_watermarks (
@@ -318,7 +345,21 @@ CREATE TABLE fhirlake_watermarks (
 	run_id           VARCHAR NOT NULL,
 	PRIMARY KEY (source, scope, resource_type)
 );
-` + deletedDDL + rejectsDDL + personDDL
+` + deletedDDL + rejectsDDL + personDDL + exportErrorsDDL
+
+// exportErrorsDDL records, per run, the issues of the export's error[]
+// files by resource type and severity: what the server says went wrong,
+// which also holds those types' watermarks back.
+const exportErrorsDDL = `
+CREATE TABLE IF NOT EXISTS fhirlake_export_errors (
+	run_id        VARCHAR NOT NULL,
+	source        VARCHAR NOT NULL,
+	resource_type VARCHAR,
+	severity      VARCHAR NOT NULL,
+	issues        BIGINT NOT NULL,
+	codes         VARCHAR[] NOT NULL
+);
+`
 
 // The bookkeeping tables whose layout changed in version 2 (Upgrade
 // recreates them).

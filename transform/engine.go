@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -199,6 +200,9 @@ type worker struct {
 	line    int64
 	rtype   string
 	rid     string
+	// wantType is the resourceType the input's manifest declares, "" when
+	// it declares none.
+	wantType string
 	// lastViews are e.byResource[lastType], the views of the last
 	// resource type seen.
 	lastType  string
@@ -239,6 +243,9 @@ type chunk struct {
 	data    []byte
 	first   int64 // 1-based number of the first line
 	tooLong bool
+	// damaged, when set, is the reason the input ends early: the chunk
+	// holds no line, and first is the number the next line would have.
+	damaged string
 }
 
 // Transform streams NDJSON from r (name is used in rejects: a file name),
@@ -262,7 +269,28 @@ type chunk struct {
 // + BatchRows rows) and by the longest line, never by input size. Safe to
 // call concurrently on different inputs.
 func (e *Engine) Transform(ctx context.Context, name string, r io.Reader, sink Sink) (Stats, error) {
-	r, closer, err := OpenInput(r)
+	return e.TransformAs(ctx, name, "", r, sink)
+}
+
+// TransformAs is Transform of input that its manifest declares to hold
+// resources of type wantType ("" for any type): a line of another
+// resourceType is a reject, never a row.
+//
+// Compressed input is read like plain input, and its damage is data's, not
+// the run's: a gzip stream that is truncated, corrupt or not gzip after its
+// magic bytes keeps the lines decoded before the damage and ends with a
+// line reject saying what was lost, and so does an empty file whose name
+// ends in .gz. An error reading r itself is returned.
+func (e *Engine) TransformAs(ctx context.Context, name, wantType string, r io.Reader, sink Sink) (Stats, error) {
+	br := bufio.NewReaderSize(r, inputBuffer)
+	if _, err := br.Peek(1); err == io.EOF && strings.HasSuffix(name, ".gz") {
+		return damaged(ctx, name, 1, "empty file: a gzip stream holds at least a header", sink)
+	}
+	r, closer, err := OpenInput(br)
+	var dmg *DamagedError
+	if errors.As(err, &dmg) {
+		return damaged(ctx, name, 1, dmg.Error(), sink)
+	}
 	if err != nil {
 		return Stats{Rows: map[string]int64{}}, fmt.Errorf("read %s: %w", name, err)
 	}
@@ -292,6 +320,7 @@ func (e *Engine) Transform(ctx context.Context, name string, r io.Reader, sink S
 	var wg sync.WaitGroup
 	for i := range workers {
 		w := e.newWorker(ctx, name, sink)
+		w.wantType = wantType
 		workers[i] = w
 		wg.Add(1)
 		go func() {
@@ -339,6 +368,13 @@ func (e *Engine) Transform(ctx context.Context, name string, r io.Reader, sink S
 	return stats, context.Cause(ctx)
 }
 
+// damaged is the outcome of an input that is damaged from the start: one
+// line reject at line, no rows.
+func damaged(ctx context.Context, name string, line int64, reason string, sink Sink) (Stats, error) {
+	st := Stats{Rows: map[string]int64{}, Rejected: 1}
+	return st, sink.Reject(ctx, Reject{File: name, Line: line, Reason: reason})
+}
+
 // recycle returns a block buffer to free, replacing one grown for a long
 // line so that the pool keeps no more than chunkBytes a buffer.
 func recycle(bp *[]byte, free chan<- *[]byte) {
@@ -368,12 +404,16 @@ func (e *Engine) split(ctx context.Context, name string, r io.Reader, chunks cha
 			return ctx.Err()
 		}
 	}
+	var damage *DamagedError // where a compressed input ended early
 	read := func(buf []byte) ([]byte, error) {
 		k, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+k]
-		if err == io.EOF {
+		switch {
+		case err == io.EOF:
 			eof = true
-		} else if err != nil {
+		case errors.As(err, &damage):
+			eof = true // the lines so far are good; a cut line is rejected as such
+		case err != nil:
 			return buf, fmt.Errorf("read %s: %w", name, err)
 		}
 		return buf, nil
@@ -453,6 +493,9 @@ func (e *Engine) split(ctx context.Context, name string, r io.Reader, chunks cha
 		}
 		line += lines
 	}
+	if damage != nil {
+		return send(chunk{first: line, damaged: damage.Error() + ": the lines after this point are lost"})
+	}
 	return nil
 }
 
@@ -462,6 +505,10 @@ func (w *worker) chunk(c chunk) error {
 		return err
 	}
 	w.line = c.first
+	if c.damaged != "" {
+		w.rtype, w.rid = "", ""
+		return w.lineReject(c.damaged)
+	}
 	if c.tooLong {
 		w.stats.Lines++
 		w.rtype, w.rid = "", ""
@@ -520,6 +567,13 @@ func (w *worker) resource(line []byte) error {
 		return w.lineReject("missing resourceType")
 	}
 	w.rid, _ = v.GetString("id")
+	if !knownType(w.rtype) {
+		w.rtype = "" // not a type name: keep it out of the reject
+		return w.lineReject("resourceType is not a FHIR resource type")
+	}
+	if w.wantType != "" && w.rtype != w.wantType {
+		return w.lineReject(fmt.Sprintf("resourceType %s in a file the manifest lists as %s", w.rtype, w.wantType))
+	}
 	if w.rid == "" {
 		return w.lineReject("missing id")
 	}

@@ -380,10 +380,96 @@ func TestTransformInputForms(t *testing.T) {
 	if st.Rejected != wantStats.Rejected+1 {
 		t.Errorf("a mark after line 1: %d rejects, want %d", st.Rejected, wantStats.Rejected+1)
 	}
-	// Not gzip after all: the error names the input.
+}
+
+// TestTransformDamagedInput: a damaged compressed file keeps the lines
+// before the damage and says, in a reject naming the file, what was lost;
+// the run goes on.
+func TestTransformDamagedInput(t *testing.T) {
+	plain, err := os.ReadFile(testdata("patients.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	zw.Write(plain)
+	zw.Close()
+	whole := zb.Bytes()
+	views := loadTestViews(t)
+	for _, c := range []struct {
+		name, file string
+		in         []byte
+		wantLines  int64 // lines read before the damage
+		reason     string
+	}{
+		{"truncated", "a.ndjson.gz", whole[:len(whole)-20], 10, "damaged gzip stream: unexpected EOF: the lines after this point are lost"},
+		{"cut early", "a.ndjson.gz", whole[:40], 0, "damaged gzip stream: unexpected EOF: the lines after this point are lost"},
+		{"no checksum", "a.ndjson.gz", whole[:len(whole)-4], 10, "damaged gzip stream: unexpected EOF: the lines after this point are lost"},
+		{"bad header", "a.ndjson.gz", []byte("\x1f\x8bnot gzip at all"), 0, "damaged gzip stream: gzip: invalid header"},
+		{"empty .gz", "a.ndjson.gz", nil, 0, "empty file: a gzip stream holds at least a header"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e, err := NewEngine(views, Options{Workers: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sink := NewMemSink()
+			defer sink.Release()
+			st, err := e.Transform(t.Context(), c.file, bytes.NewReader(c.in), sink)
+			if err != nil {
+				t.Fatalf("Transform: %v, want the damage as a reject", err)
+			}
+			last := sink.Rejects[len(sink.Rejects)-1]
+			if last.File != c.file || last.Reason != c.reason || last.Line != st.Lines+1 {
+				t.Errorf("last reject %+v, want %q at line %d of %s", last, c.reason, st.Lines+1, c.file)
+			}
+			if st.Lines < c.wantLines {
+				t.Errorf("%d lines read before the damage, want at least %d", st.Lines, c.wantLines)
+			}
+		})
+	}
+	// An empty plain file is just empty.
 	e, _ := NewEngine(views, Options{})
-	if _, err := e.Transform(t.Context(), "x.ndjson", bytes.NewReader([]byte("\x1f\x8bnot gzip")), NewMemSink()); err == nil || !strings.Contains(err.Error(), "x.ndjson") {
-		t.Errorf("broken gzip header: %v", err)
+	sink := NewMemSink()
+	if st, err := e.Transform(t.Context(), "a.ndjson", bytes.NewReader(nil), sink); err != nil || st.Rejected != 0 || len(sink.Rejects) != 0 {
+		t.Errorf("empty plain file: %+v, %v, %v", st, err, sink.Rejects)
+	}
+}
+
+// TestTransformAsDeclaredType: a line whose resourceType is not a FHIR
+// type, or not the one the manifest declares for the file, is a reject,
+// never a row.
+func TestTransformAsDeclaredType(t *testing.T) {
+	in := `{"resourceType":"Patient","id":"p1"}
+{"resourceType":"Observation","id":"o1","status":"final"}
+{"resourceType":"Patinet","id":"p2"}
+{"resourceType":"Patient","id":"p3"}
+`
+	e, err := NewEngine(loadTestViews(t), Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := NewMemSink()
+	defer sink.Release()
+	st, err := e.TransformAs(t.Context(), "Patient.ndjson", "Patient", strings.NewReader(in), sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Reject{
+		{File: "Patient.ndjson", Line: 2, ResourceType: "Observation", ResourceID: "o1", Reason: "resourceType Observation in a file the manifest lists as Patient"},
+		{File: "Patient.ndjson", Line: 3, ResourceID: "p2", Reason: "resourceType is not a FHIR resource type"},
+	}
+	if diff := cmp.Diff(want, sink.Rejects); diff != "" {
+		t.Errorf("rejects (-want +got):\n%s", diff)
+	}
+	if st.Resources != 2 || sink.Rows(ResourcesTable) != 2 {
+		t.Errorf("%d resources, %d indexed, want 2", st.Resources, sink.Rows(ResourcesTable))
+	}
+	// Without a declared type, only the unknown type is refused.
+	sink2 := NewMemSink()
+	defer sink2.Release()
+	if st, _ := e.Transform(t.Context(), "any.ndjson", strings.NewReader(in), sink2); st.Resources != 3 || len(sink2.Rejects) != 1 {
+		t.Errorf("undeclared: %d resources, rejects %v", st.Resources, sink2.Rejects)
 	}
 }
 

@@ -3,7 +3,6 @@ package transform
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"io"
 
 	"github.com/klauspost/compress/gzip"
@@ -24,6 +23,11 @@ const inputBuffer = 64 << 10
 // which is no part of the first line. Concatenated gzip members are read
 // as one stream, as gunzip does. The caller closes the returned closer.
 //
+// A gzip stream that is damaged (a bad header, a truncated or corrupt
+// body, a wrong checksum) gives a *DamagedError, from OpenInput or from
+// a Read after the text decoded so far: the lines before the damage are
+// good, the rest is lost. Other errors are r's own.
+//
 // klauspost/compress's gzip decodes the same streams as compress/gzip,
 // about twice as fast; it is already a dependency of Arrow and Parquet.
 func OpenInput(r io.Reader) (io.Reader, io.Closer, error) {
@@ -37,9 +41,27 @@ func OpenInput(r io.Reader) (io.Reader, io.Closer, error) {
 	}
 	zr, err := gzip.NewReader(br)
 	if err != nil {
-		return nil, nil, fmt.Errorf("gzip: %w", err)
+		return nil, nil, &DamagedError{Err: err}
 	}
-	return skipBOM(bufio.NewReaderSize(zr, inputBuffer)), zr, nil
+	return skipBOM(bufio.NewReaderSize(damageReader{zr}, inputBuffer)), zr, nil
+}
+
+// DamagedError is a compressed input that cannot be decoded past a point.
+type DamagedError struct{ Err error }
+
+func (e *DamagedError) Error() string { return "damaged gzip stream: " + e.Err.Error() }
+
+func (e *DamagedError) Unwrap() error { return e.Err }
+
+// damageReader marks the decoder's errors as damage.
+type damageReader struct{ r io.Reader }
+
+func (d damageReader) Read(b []byte) (int, error) {
+	n, err := d.r.Read(b)
+	if err != nil && err != io.EOF {
+		err = &DamagedError{Err: err}
+	}
+	return n, err
 }
 
 // skipBOM drops a UTF-8 byte-order mark at the start of br.

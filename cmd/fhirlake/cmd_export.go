@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -23,7 +24,7 @@ func exportCommand() *cli.Command {
 		UsageText: "fhirlake export --fhir-url URL [--group ID] [--types T1,T2] [--since RFC3339] --token-url URL --client-id ID --client-secret-file FILE --out DIR",
 		Flags: append(sourceFlags(),
 			&cli.StringFlag{Name: "out", Usage: "directory for the NDJSON files, manifest.json and the job state (job.json); rerunning with the same flags resumes the job", Required: true, EnvVars: []string{"FHIRLAKE_OUT"}},
-			&cli.BoolFlag{Name: "cancel", Usage: "cancel the job recorded in --out (DELETE on the server) and forget it"},
+			&cli.BoolFlag{Name: "cancel", Usage: "cancel the job recorded in --out (DELETE on the server) and remove what it wrote there (job.json, its downloads, its manifest.json); nothing else in --out is touched"},
 		),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
 		Action: func(c *cli.Context) error {
@@ -67,5 +68,22 @@ func runExport(ctx context.Context, c *cli.Context, o exportOptions) error {
 	}
 	fmt.Fprintf(c.App.Writer, "exported %d files, %d resources (%s) to %s; transactionTime %s\n",
 		len(res.Files), lines, describeRequest(o.source.request), o.out, res.Manifest.RawTransactionTime)
+	if e := res.Errors; e.Errors+e.Warnings > 0 {
+		fmt.Fprintf(c.App.Writer, "the server reported %d errors and %d warnings about the export%s (error.*.ndjson)\n",
+			e.Errors, e.Warnings, issueTypes(e))
+	}
 	return nil
+}
+
+// issueTypes says which resource types the server's issues name, and how
+// many error files it no longer had.
+func issueTypes(e extract.ErrorSummary) string {
+	s := ""
+	if len(e.Types) > 0 {
+		s = ", about " + strings.Join(e.Types, ", ")
+	}
+	if e.MissingFiles > 0 {
+		s += fmt.Sprintf("; %d error files were gone (404/410)", e.MissingFiles)
+	}
+	return s
 }

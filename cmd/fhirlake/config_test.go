@@ -119,8 +119,12 @@ func TestRunFromConfig(t *testing.T) {
 	}
 
 	code, stdout, _ = run(t, nil, "status", "--config", cfg, "--json")
-	var st struct{ Runs, Watermarks []map[string]any }
-	if err := json.Unmarshal([]byte(stdout), &st); code != exitOK || err != nil || len(st.Runs) != 2 || len(st.Watermarks) != 3 {
+	var st struct {
+		Runs, Watermarks []map[string]any
+		PersonConflicts  *[]map[string]any `json:"person_conflicts"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &st); code != exitOK || err != nil || len(st.Runs) != 2 || len(st.Watermarks) != 3 ||
+		st.PersonConflicts == nil || len(*st.PersonConflicts) != 0 {
 		t.Errorf("status --json: exit %d, %v\n%s", code, err, stdout)
 	}
 }
@@ -169,9 +173,23 @@ func TestRejectsOverThresholdCommitNothing(t *testing.T) {
 	var rep struct {
 		Status   string
 		ExitCode int `json:"exit_code"`
+		Runs     []map[string]any
 	}
 	b, _ := os.ReadFile(summary)
-	if json.Unmarshal(b, &rep); rep.Status != "failed" || rep.ExitCode != exitRejected {
+	// The command failed; its run says what fhirlake_runs says: rejected.
+	// Without a manifest there is no transaction time, and no watermark
+	// moved.
+	if json.Unmarshal(b, &rep); rep.Status != "failed" || rep.ExitCode != exitRejected || len(rep.Runs) != 1 ||
+		rep.Runs[0]["status"] != "rejected" || rep.Runs[0]["transaction_time"] != nil || rep.Runs[0]["watermark_advanced"] != nil {
 		t.Errorf("summary of the rejected load: %s", b)
+	}
+	summary2 := filepath.Join(dir, "summary2.json")
+	if code, _, stderr := run(t, nil, "--log-level", "error", "load", "--in", in, "--warehouse", wh, "--max-rejects", "1", "--summary", summary2); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	b, _ = os.ReadFile(summary2)
+	rep.Runs = nil
+	if json.Unmarshal(b, &rep); len(rep.Runs) != 1 || rep.Runs[0]["status"] != "committed" || rep.Runs[0]["transaction_time"] != nil || rep.Runs[0]["watermark_advanced"] != nil {
+		t.Errorf("summary of a load without a manifest: %s", b)
 	}
 }

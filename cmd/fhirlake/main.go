@@ -23,6 +23,7 @@ import (
 	"github.com/fhirlake/fhirlake/extract"
 	"github.com/fhirlake/fhirlake/internal/lockfile"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
+	"github.com/fhirlake/fhirlake/internal/private"
 	"github.com/fhirlake/fhirlake/load"
 )
 
@@ -43,7 +44,8 @@ const (
 const exitCodesHelp = `EXIT CODES:
    0    success
    1    failure not classified below
-   2    usage or configuration error (fix the command line)
+   2    usage or configuration error, a lake that mirrors another warehouse, or a file over
+        a download limit (fix the command or the settings; do not retry)
    3    authentication or authorization failed (check client id, secret, key, scopes)
    4    the export failed or expired on the server (rerun starts a new export)
    5    transient failure: network, 429, 5xx, --max-wait exceeded (safe to retry)
@@ -80,6 +82,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:                stdout,
 		ErrWriter:             stderr,
 		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "group-readable", Usage: "let the owner's group read the files fhirlake writes (warehouse, lake, work and job files: 0640 and 0750 instead of 0600 and 0700); they hold PHI", EnvVars: []string{"FHIRLAKE_GROUP_READABLE"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"FHIRLAKE_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Value: "auto", Usage: "text, json or auto (logs go to stderr); auto is text, or JSON when $FHIRLAKE_LOG_FORMAT is json and stdout is not a terminal"},
 		},
@@ -95,6 +98,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			configCommand(),
 			statusCommand(),
 			rebuildCommand(),
+		},
+		// Every file the process makes holds PHI or leads to it: private
+		// whatever umask the scheduler started us with.
+		Before: func(c *cli.Context) error {
+			restore := private.Restrict(c.Bool("group-readable"))
+			c.App.After = func(*cli.Context) error { restore(); return nil }
+			return nil
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
 		// Errors are reported and mapped to exit codes by main, not by cli.
@@ -123,6 +133,11 @@ func exitCode(ctx context.Context, err error) int {
 		return exitAuth
 	case errors.Is(err, extract.ErrExportFailed), errors.Is(err, extract.ErrExportExpired):
 		return exitExport
+	case errors.Is(err, extract.ErrTooLarge):
+		// A file over --max-file-size or --max-decompression-ratio fails
+		// the same way until the setting is raised: a configuration
+		// matter, not a retry (5) nor a new export (4).
+		return exitUsage
 	case errors.Is(err, extract.ErrTransient):
 		return exitTransient
 	case errors.Is(err, pipeline.ErrTooManyRejects):

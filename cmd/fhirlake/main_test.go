@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -332,4 +333,49 @@ func snapshotDir(t *testing.T, dir string) []string {
 		return nil
 	})
 	return out
+}
+
+// TestFilesArePrivate: whatever umask a scheduler starts fhirlake with,
+// the warehouse, its lock and the lake (files and folders) are readable by
+// the owner only, or by the owner's group with --group-readable.
+func TestFilesArePrivate(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	in := t.TempDir()
+	os.WriteFile(filepath.Join(in, "p.ndjson"), []byte(`{"resourceType":"Patient","id":"p1","gender":"female"}`+"\n"), 0o666)
+	for _, c := range []struct {
+		flags         []string
+		file, dir     os.FileMode // the most each may allow
+		wantGroupRead bool
+	}{
+		{nil, 0o600, 0o700, false},
+		{[]string{"--group-readable"}, 0o640, 0o750, true},
+	} {
+		dir := t.TempDir()
+		args := append(append([]string{"--log-level", "error"}, c.flags...), "load", "--in", in,
+			"--warehouse", filepath.Join(dir, "data", "w.duckdb"), "--lake", filepath.Join(dir, "data", "lake"))
+		if code, _, stderr := run(t, nil, args...); code != exitOK {
+			t.Fatalf("load %v: exit %d\n%s", c.flags, code, stderr)
+		}
+		seen, groupRead := 0, false
+		filepath.WalkDir(filepath.Join(dir, "data"), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, _ := d.Info()
+			limit := c.file
+			if d.IsDir() {
+				limit = c.dir
+			}
+			if fi.Mode().Perm()&^limit != 0 {
+				t.Errorf("%v: %s has mode %v, more than %v", c.flags, path, fi.Mode().Perm(), limit)
+			}
+			groupRead = groupRead || fi.Mode().Perm()&0o040 != 0
+			seen++
+			return nil
+		})
+		if seen < 10 || groupRead != c.wantGroupRead {
+			t.Errorf("%v: %d paths checked, group read %v", c.flags, seen, groupRead)
+		}
+	}
 }

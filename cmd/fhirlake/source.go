@@ -11,6 +11,7 @@ import (
 
 	"github.com/fhirlake/fhirlake/extract"
 	"github.com/fhirlake/fhirlake/internal/config"
+	"github.com/fhirlake/fhirlake/internal/private"
 )
 
 // sourceFlags are the flags that describe a FHIR source, shared by export
@@ -32,6 +33,8 @@ func baseFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "max-wait", Value: 24 * time.Hour, Usage: "give up waiting for the export after this long", EnvVars: []string{"FHIRLAKE_MAX_WAIT"}},
 		&cli.DurationFlag{Name: "poll-floor", Value: time.Second, Usage: "shortest wait between status polls, whatever Retry-After says", EnvVars: []string{"FHIRLAKE_POLL_FLOOR"}},
 		&cli.DurationFlag{Name: "poll-ceiling", Value: 5 * time.Minute, Usage: "longest wait between status polls, whatever Retry-After says", EnvVars: []string{"FHIRLAKE_POLL_CEILING"}},
+		&cli.StringFlag{Name: "max-file-size", Value: "64GiB", Usage: "largest file to download, once decompressed (e.g. 500MB, 64GiB); a larger one fails the export (exit 2)", EnvVars: []string{"FHIRLAKE_MAX_FILE_SIZE"}},
+		&cli.Float64Flag{Name: "max-decompression-ratio", Value: extract.DefaultMaxDecompressionRatio, Usage: "largest ratio of decompressed to downloaded bytes of a gzip-compressed file (FHIR NDJSON: 10-25); more fails the export (exit 2)", EnvVars: []string{"FHIRLAKE_MAX_DECOMPRESSION_RATIO"}},
 	}
 }
 
@@ -96,6 +99,8 @@ type settings struct {
 	outputFormat, organizeBy, since               string
 	concurrency                                   int
 	floor, ceiling, maxWait                       time.Duration
+	maxFileSize                                   string // as ParseSize reads it
+	maxRatio                                      float64
 }
 
 // resolveSettings merges the flags with src (nil without a config file).
@@ -148,6 +153,11 @@ func resolveSettings(c *cli.Context, src *config.Source) settings {
 	}
 	if !c.IsSet("concurrency") && src.Concurrency > 0 {
 		s.concurrency = src.Concurrency
+	}
+	s.maxFileSize = str("max-file-size", src.MaxFileSize)
+	s.maxRatio = c.Float64("max-decompression-ratio")
+	if !c.IsSet("max-decompression-ratio") && src.MaxDecompressionRatio != 0 {
+		s.maxRatio = src.MaxDecompressionRatio
 	}
 	// Secrets are references: env:NAME or file:PATH.
 	switch {
@@ -207,9 +217,22 @@ func (s settings) source(log *slog.Logger) (sourceOptions, error) {
 	if s.floor <= 0 || s.ceiling < s.floor {
 		return sourceOptions{}, usagef("%s--poll-floor must be positive and at most --poll-ceiling", where)
 	}
+	var maxFileSize int64 // 0: the default, for commands without the flag
+	if s.maxFileSize != "" {
+		n, err := config.ParseSize(s.maxFileSize)
+		if err != nil {
+			return sourceOptions{}, usagef("%s--max-file-size: %v", where, err)
+		}
+		maxFileSize = n
+	}
+	if s.maxRatio != 0 && !(s.maxRatio >= 1) {
+		return sourceOptions{}, usagef("%s--max-decompression-ratio must be at least 1", where)
+	}
 	cl := &extract.Client{
 		BaseURL: s.fhirURL, Concurrency: s.concurrency, MaxWait: s.maxWait,
 		PollFloor: s.floor, PollCeiling: s.ceiling, Log: log,
+		MaxFileSize: maxFileSize, MaxDecompressionRatio: s.maxRatio,
+		GroupReadable: private.GroupReadable(), // --group-readable
 	}
 	tokens, err := s.tokenSource(where)
 	if err != nil {

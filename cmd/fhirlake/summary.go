@@ -23,8 +23,10 @@ type report struct {
 	Runs     []runSummary `json:"runs"`
 }
 
+// runSummary is one run of the report: the pipeline's summary, whose
+// status is fhirlake_runs.status ("committed", "rejected"), or "failed"
+// when the run recorded nothing.
 type runSummary struct {
-	Status string `json:"status"`
 	*pipeline.Summary
 }
 
@@ -32,11 +34,13 @@ func (r *report) add(sum *pipeline.Summary, err error) {
 	if sum == nil {
 		return
 	}
-	st := "committed"
-	if err != nil {
-		st = "failed"
+	if sum.Status == "" {
+		sum.Status = pipeline.StatusCommitted
+		if err != nil {
+			sum.Status = pipeline.StatusFailed
+		}
 	}
-	r.Runs = append(r.Runs, runSummary{Status: st, Summary: sum})
+	r.Runs = append(r.Runs, runSummary{Summary: sum})
 }
 
 // finish writes the summary file, when asked for, and passes err on.

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -42,6 +43,7 @@ type exportFile struct {
 	name, typ string
 	count     int
 	body      []byte
+	errors    bool // the error[] file: Faults.ErrorFileCount and ErrorFileStatus apply
 }
 
 // file returns the job's file called name.
@@ -372,7 +374,7 @@ func errorFile() exportFile {
 		body.Write(b)
 		body.WriteByte('\n')
 	}
-	return exportFile{name: "OperationOutcome-1.ndjson", typ: "OperationOutcome", count: 2, body: body.Bytes()}
+	return exportFile{name: "OperationOutcome-1.ndjson", typ: "OperationOutcome", count: 2, body: body.Bytes(), errors: true}
 }
 
 func (s *Server) statusURL(j *job) string {
@@ -497,7 +499,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, fl flavour, id s
 	// manifest.
 	errs := []obj{}
 	if f.ErrorFile && page == 1 {
-		errs = append(errs, o("type", j.errFile.typ, "url", s.fileURL(j, j.errFile), "count", j.errFile.count))
+		count := j.errFile.count
+		if f.ErrorFileCount != 0 {
+			count = f.ErrorFileCount
+		}
+		errs = append(errs, o("type", j.errFile.typ, "url", s.fileURL(j, j.errFile), "count", count))
 	}
 	manifest = append(manifest, field{"error", errs})
 	if j.deleted != nil && page == 1 {
@@ -624,6 +630,9 @@ func (s *Server) storage(w http.ResponseWriter, r *http.Request, path string) {
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, ef exportFile) {
 	s.mu.Lock()
 	status, truncate := s.takeFileFault(r.Method == http.MethodGet)
+	if st := s.faults.ErrorFileStatus; ef.errors && st != 0 && status == 0 {
+		status = st
+	}
 	s.mu.Unlock()
 	switch status {
 	case http.StatusGone:
@@ -635,6 +644,11 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, ef exportFile
 		return
 	case http.StatusInternalServerError:
 		writeOutcome(w, http.StatusInternalServerError, "error", "transient", "file temporarily unavailable, try again")
+		return
+	case 0:
+	default:
+		code := map[int]string{http.StatusNotFound: "not-found", http.StatusGone: "expired"}[status]
+		writeOutcome(w, status, "error", cmp.Or(code, "exception"), "export file "+ef.name+" is not available")
 		return
 	}
 	body := ef.body

@@ -76,6 +76,14 @@ type Faults struct {
 	// two lines: a warning and an error ("Observation export partially
 	// failed").
 	ErrorFile bool `json:"errorFile,omitempty"`
+	// ErrorFileCount, when not 0, is the count the manifest declares for
+	// that error file instead of its two lines, as servers do that count
+	// the resources that failed rather than the OperationOutcomes.
+	ErrorFileCount int `json:"errorFileCount,omitempty"`
+	// ErrorFileStatus, when not 0, answers every GET of that error file
+	// with this status and an OperationOutcome (404, 410, ...); the other
+	// files are served as usual.
+	ErrorFileStatus int `json:"errorFileStatus,omitempty"`
 	// ExpiresInString makes token answers send "expires_in" as a JSON
 	// string ("3600"), as BCDA does.
 	ExpiresInString bool `json:"expiresInString,omitempty"`

@@ -9,9 +9,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +59,12 @@ type Source struct {
 	// Concurrency is the number of parallel downloads; 0 means the default.
 	Concurrency int     `yaml:"concurrency"`
 	Polling     Polling `yaml:"polling"`
+	// MaxFileSize bounds one downloaded file once decompressed, as a size
+	// ParseSize reads (64GiB, 500MB); "" means the default.
+	MaxFileSize string `yaml:"max_file_size"`
+	// MaxDecompressionRatio bounds the bytes a gzip-compressed file may
+	// expand to per byte downloaded; 0 means the default.
+	MaxDecompressionRatio float64 `yaml:"max_decompression_ratio"`
 }
 
 // Auth says how a source authenticates.
@@ -91,6 +99,43 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// sizeRE is a size: a number, then optionally a unit.
+var sizeRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?) ?([A-Za-z]*)$`)
+
+// sizeUnits are the units ParseSize reads, by their lower-case names.
+var sizeUnits = map[string]float64{
+	"": 1, "b": 1,
+	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+}
+
+// ParseSize reads a number of bytes: a plain count (1048576) or a number
+// with a unit, decimal (kB, MB, GB, TB: powers of 1000) or binary (KiB,
+// MiB, GiB, TiB: powers of 1024), in any case and with or without a space:
+// 500MB, 1.5GiB, 64 GiB. The size must be at least one byte.
+func ParseSize(s string) (int64, error) {
+	m := sizeRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a size such as 500MB or 64GiB", s)
+	}
+	unit, ok := sizeUnits[strings.ToLower(m[2])]
+	if !ok {
+		return 0, fmt.Errorf("%q: unknown unit %q (want B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)", s, m[2])
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size such as 500MB or 64GiB", s)
+	}
+	n := math.Round(v * unit)
+	switch {
+	case n < 1:
+		return 0, fmt.Errorf("%q: a size must be at least 1 byte", s)
+	case n >= math.MaxInt64:
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return int64(n), nil
 }
 
 // Kinds of source.
@@ -259,6 +304,14 @@ func (f *File) check(lines map[string]int) Problems {
 		}
 		if s.Polling.Floor > 0 && s.Polling.Ceiling > 0 && s.Polling.Floor > s.Polling.Ceiling {
 			add(k+".polling.floor", "is longer than polling.ceiling")
+		}
+		if s.MaxFileSize != "" {
+			if _, err := ParseSize(s.MaxFileSize); err != nil {
+				add(k+".max_file_size", "%v", err)
+			}
+		}
+		if r := s.MaxDecompressionRatio; r != 0 && !(r >= 1) {
+			add(k+".max_decompression_ratio", "%v: must be 1 or more (bytes after decompression per byte downloaded)", r)
 		}
 		ps = append(ps, f.checkAuth(s, k+".auth", lines)...)
 	}

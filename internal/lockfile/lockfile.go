@@ -11,6 +11,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/fhirlake/fhirlake/internal/private"
 )
 
 // ErrBusy means another process holds the lock.
@@ -55,8 +57,14 @@ type Lock struct {
 // command describes the holder for others, e.g. "fhirlake run".
 func Acquire(path, command string) (*Lock, error) {
 	name := path + ".lock"
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	// It names the holder (pid, host, command), beside the warehouse:
+	// private like the warehouse (see internal/private).
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := private.Tighten(name); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {

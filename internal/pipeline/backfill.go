@@ -91,10 +91,11 @@ func (p Pipeline) backfill(ctx context.Context, log *slog.Logger, loader *load.L
 	if err != nil {
 		return bf, fmt.Errorf("back-fill of %d new members: %w", len(ids), err)
 	}
-	var files []string
+	var files []extract.File
 	for _, f := range res.Files {
 		if f.Kind == extract.KindOutput {
-			files = append(files, filepath.Join(filepath.Base(bdir), f.Name))
+			f.Name = filepath.Join(filepath.Base(bdir), f.Name)
+			files = append(files, f)
 		}
 	}
 	if _, err := transformFiles(ctx, engine, dir, files, s, p.Workers); err != nil {

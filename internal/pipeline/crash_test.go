@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -73,9 +74,27 @@ func TestKilledRunConverges(t *testing.T) {
 				if want := map[string]int{pipeline.StageTransformed: 0, pipeline.StageCommitted: 1}[stage]; committed != want {
 					t.Fatalf("%d runs committed after a crash at %s, want %d", committed, stage, want)
 				}
+				jobs := filepath.Join(filepath.Dir(p.Warehouse), "fhirlake-work", "jobs", "*", "*", "job.json") // the default work dir
+				left, _ := filepath.Glob(jobs)
+				if len(left) != 1 {
+					t.Fatalf("job directories after the crash: %v", left)
+				}
+				deletes := func() int {
+					return countRequests(sb, func(r sandbox.RequestLog) bool { return r.Method == http.MethodDelete })
+				}
+				before := deletes()
 
 				if _, err := p.Run(t.Context()); err != nil {
 					t.Fatalf("rerun: %v", err)
+				}
+				// No job directory outlives its commit by more than one run:
+				// the committed job's downloads are gone and its server job
+				// was deleted, besides the rerun's own.
+				if left, _ := filepath.Glob(jobs); len(left) != 0 {
+					t.Errorf("job directories after the rerun: %v", left)
+				}
+				if want := map[string]int{pipeline.StageTransformed: 1, pipeline.StageCommitted: 2}[stage]; deletes()-before != want {
+					t.Errorf("%d server jobs deleted by the rerun, want %d", deletes()-before, want)
 				}
 				if stage == pipeline.StageTransformed {
 					if k := countRequests(sb, isKickoff); k != 1 {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/fhirlake/fhirlake/extract"
 	"github.com/fhirlake/fhirlake/extract/sandbox"
 	"github.com/fhirlake/fhirlake/internal/lockfile"
@@ -38,6 +40,11 @@ func TestExportErrorsHoldTheWatermarkBack(t *testing.T) {
 	}
 	if _, ok, _ := w.Watermark(t.Context(), "sandbox", "system", []string{"Patient", "Coverage"}); !ok {
 		t.Error("no watermark for the types that exported cleanly")
+	}
+	// The server's issues are stored with the run, by type and severity.
+	got := queryStrings(t, w, "SELECT concat_ws(' ', run_id = '"+sum.RunID+"', source, resource_type, severity, issues) FROM fhirlake_export_errors ORDER BY severity")
+	if diff := cmp.Diff([]string{"true sandbox Observation error 1", "true sandbox Observation warning 1"}, got); diff != "" {
+		t.Errorf("fhirlake_export_errors (-want +got):\n%s", diff)
 	}
 }
 

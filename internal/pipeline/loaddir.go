@@ -1,9 +1,12 @@
 package pipeline
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/fhirlake/fhirlake/extract"
 	"github.com/fhirlake/fhirlake/internal/lockfile"
+	"github.com/fhirlake/fhirlake/transform"
 )
 
 // LoadDir transforms and loads NDJSON files already on disk (written by
@@ -34,6 +38,9 @@ func (p Pipeline) LoadDir(ctx context.Context, dir string) (*Summary, error) {
 	ctx = p.runContext(ctx, log)
 	sum := &Summary{RunID: runID, Source: p.Source, Scope: "files", Timings: map[string]float64{}}
 
+	if err := os.MkdirAll(filepath.Dir(p.Warehouse), 0o700); err != nil {
+		return sum, fmt.Errorf("warehouse directory: %w", err)
+	}
 	lock, err := lockfile.Acquire(p.Warehouse, "fhirlake load")
 	if err != nil {
 		return sum, err
@@ -60,7 +67,20 @@ func (p Pipeline) LoadDir(ctx context.Context, dir string) (*Summary, error) {
 	return sum, nil
 }
 
-// localResult describes the files of dir as an export result.
+// ErrFileCount means a file on disk does not hold the number of resources
+// its manifest declares: it was cut short (or padded) after the export.
+// Loading it would move the watermark past data that is not there, so the
+// load fails; the same files will fail the same way again.
+var ErrFileCount = errors.New("file does not match its manifest")
+
+// localResult describes the files of dir as an export result. With a
+// manifest, each of its entries is matched to a file of dir, by the name
+// fhirlake export gives it (Type.001.ndjson) or else by the last element of
+// its URL (with or without .gz), and takes the entry's kind and declared
+// resourceType; an output file whose entry declares a count must hold that
+// many resources (non-blank lines), and an entry without a file fails the
+// load. Files no entry names are loaded as output (or as tombstones or
+// errors by their deleted./error. prefix), without a declared type.
 func localResult(dir string) (*extract.Result, error) {
 	m := &extract.Manifest{}
 	if _, err := os.Stat(filepath.Join(dir, extract.ManifestFile)); err == nil {
@@ -68,32 +88,100 @@ func localResult(dir string) (*extract.Result, error) {
 			return nil, err
 		}
 	}
-	named := func(entries []extract.FileEntry) []string {
-		var out []string
-		for _, e := range entries {
-			out = append(out, path.Base(e.URL))
-		}
-		return out
-	}
-	deleted, errs := named(m.Deleted), named(m.Error)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
-	res := &extract.Result{Manifest: m, Dir: dir}
+	present := map[string]bool{}
 	for _, e := range ents {
 		n := e.Name()
-		if e.IsDir() || !(strings.HasSuffix(n, ".ndjson") || strings.HasSuffix(n, ".ndjson.gz")) || strings.HasPrefix(n, ".") {
-			continue
+		if !e.IsDir() && (strings.HasSuffix(n, ".ndjson") || strings.HasSuffix(n, ".ndjson.gz")) && !strings.HasPrefix(n, ".") {
+			present[n] = true
 		}
+	}
+	res := &extract.Result{Manifest: m, Dir: dir}
+	claimed := map[string]bool{}
+	for _, lf := range extract.LocalFiles(m) {
+		name := ""
+		base := urlBase(lf.URL)
+		for _, cand := range []string{lf.Name, lf.Name + ".gz", base, base + ".gz"} {
+			if present[cand] && !claimed[cand] {
+				name = cand
+				break
+			}
+		}
+		if name == "" {
+			return nil, fmt.Errorf("load %s: the manifest lists %s (%s, kind %s), which is not in the directory: %w",
+				dir, base, lf.Type, lf.Kind, ErrFileCount)
+		}
+		claimed[name] = true
+		f := lf.File
+		f.Name = name
+		if f.Kind == extract.KindOutput && lf.Count != nil {
+			n, err := countResources(filepath.Join(dir, name))
+			var dmg *transform.DamagedError
+			if errors.As(err, &dmg) {
+				return nil, fmt.Errorf("load %s: the manifest declares %d resources, the file holds %d before its %v: %w", name, *lf.Count, n, dmg, ErrFileCount)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("load %s: %w", name, err)
+			}
+			if n != *lf.Count {
+				return nil, fmt.Errorf("load %s: the manifest declares %d resources, the file holds %d: %w", name, *lf.Count, n, ErrFileCount)
+			}
+		}
+		res.Files = append(res.Files, f)
+	}
+	var rest []string
+	for n := range present {
+		if !claimed[n] {
+			rest = append(rest, n)
+		}
+	}
+	slices.Sort(rest)
+	for _, n := range rest {
 		kind := extract.KindOutput
 		switch {
-		case strings.HasPrefix(n, "deleted.") || slices.Contains(deleted, n):
+		case strings.HasPrefix(n, "deleted."):
 			kind = extract.KindDeleted
-		case strings.HasPrefix(n, "error.") || slices.Contains(errs, n):
+		case strings.HasPrefix(n, "error."):
 			kind = extract.KindError
 		}
 		res.Files = append(res.Files, extract.File{Kind: kind, Name: n})
 	}
 	return res, nil
+}
+
+// urlBase is the last element of a URL's path: the file name other clients
+// give a download. The query (a signature, perhaps) is no part of it.
+func urlBase(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return path.Base(u.Path)
+}
+
+// countResources counts the non-blank lines of an NDJSON file, read as the
+// transform reads it (gunzipped, without a byte-order mark).
+func countResources(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r, closer, err := transform.OpenInput(f)
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), transform.MaxLineBytes)
+	var n int64
+	for sc.Scan() {
+		if len(bytes.TrimSpace(sc.Bytes())) > 0 {
+			n++
+		}
+	}
+	return n, sc.Err()
 }

@@ -150,3 +150,140 @@ func TestDuplicatesInOneExportKeepTheNewest(t *testing.T) {
 		t.Errorf("identifiers of the newest version only (-want +got):\n%s", diff)
 	}
 }
+
+// manifestDir writes an export of three Patients as another client leaves
+// it: files named by their URL, a manifest with counts. mutate may change
+// the files before the load.
+func manifestDir(t *testing.T, files map[string]string, manifest string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		if strings.HasSuffix(name, ".gz") {
+			out, err := os.Create(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			zw := gzip.NewWriter(out)
+			zw.Write([]byte(body))
+			zw.Close()
+			out.Close()
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if manifest != "" {
+		if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(manifest), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const threePatients = `{"resourceType":"Patient","id":"p1"}
+{"resourceType":"Patient","id":"p2"}
+{"resourceType":"Patient","id":"p3"}
+`
+
+// TestLoadDirVerifiesCounts: a file shorter than its manifest's count (or
+// missing) fails the load, naming the file and both counts, and commits
+// nothing, no watermark included.
+func TestLoadDirVerifiesCounts(t *testing.T) {
+	views, err := transform.LoadViews(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := `{"transactionTime":"2026-01-01T00:00:00Z","requiresAccessToken":true,
+		"output":[{"type":"Patient","url":"https://payer.example/files/pat.ndjson","count":3}],"error":[]}`
+	for _, c := range []struct {
+		name  string
+		files map[string]string
+		want  string // in the error; "" for success
+	}{
+		{"whole", map[string]string{"pat.ndjson": threePatients}, ""},
+		{"whole, gzipped", map[string]string{"pat.ndjson.gz": threePatients}, ""},
+		{"blank lines do not count", map[string]string{"pat.ndjson": "\n" + threePatients + "\n\n"}, ""},
+		{"short", map[string]string{"pat.ndjson": threePatients[:strings.LastIndex(threePatients[:len(threePatients)-1], "\n")+1]},
+			"load pat.ndjson: the manifest declares 3 resources, the file holds 2"},
+		{"missing", map[string]string{"other.ndjson": threePatients}, "the manifest lists pat.ndjson (Patient, kind output), which is not in the directory"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			wh := filepath.Join(t.TempDir(), "w.duckdb")
+			p := pipeline.Pipeline{Source: "files", Views: views, Warehouse: wh}
+			sum, err := p.LoadDir(t.Context(), manifestDir(t, c.files, manifest))
+			if c.want == "" {
+				if err != nil || sum.Resources != 3 {
+					t.Fatalf("load: %v, %+v", err, sum)
+				}
+				return
+			}
+			if !errors.Is(err, pipeline.ErrFileCount) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("load: %v, want %q", err, c.want)
+			}
+			if _, err := os.Stat(wh); err == nil {
+				w, err := load.Open(t.Context(), wh)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close()
+				if _, ok, _ := w.Watermark(t.Context(), "files", "files", []string{"Patient"}); ok {
+					t.Error("a failed load moved the watermark")
+				}
+			}
+		})
+	}
+}
+
+// TestLoadDirDamagedAndMistypedFiles: without a manifest count, a
+// truncated .ndjson.gz keeps its good lines and the other files load; a
+// line of another type than its file's manifest entry is a reject.
+func TestLoadDirDamagedAndMistypedFiles(t *testing.T) {
+	views, err := transform.LoadViews(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := manifestDir(t, map[string]string{
+		"pat.ndjson": threePatients + `{"resourceType":"Coverage","id":"c9"}` + "\n",
+		"more.ndjson.gz": `{"resourceType":"Patient","id":"p4"}
+{"resourceType":"Patient","id":"p5"}
+`,
+		"empty.ndjson.gz": "",
+	}, `{"transactionTime":"2026-01-01T00:00:00Z","requiresAccessToken":true,
+		"output":[{"type":"Patient","url":"https://payer.example/files/pat.ndjson"}],"error":[]}`)
+	// Cut the second gzip stream inside its last line, and make the third
+	// an empty file.
+	b, _ := os.ReadFile(filepath.Join(dir, "more.ndjson.gz"))
+	os.WriteFile(filepath.Join(dir, "more.ndjson.gz"), b[:len(b)-12], 0o600)
+	os.WriteFile(filepath.Join(dir, "empty.ndjson.gz"), nil, 0o600)
+	wh := filepath.Join(t.TempDir(), "w.duckdb")
+	p := pipeline.Pipeline{Source: "files", Views: views, Warehouse: wh}
+	sum, err := p.LoadDir(t.Context(), dir)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	w, err := load.Open(t.Context(), wh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	rows, err := w.Query(t.Context(), "SELECT file || ':' || line || ' ' || reason FROM fhirlake_rejects ORDER BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var s string
+		rows.Scan(&s)
+		got = append(got, s)
+	}
+	rows.Close()
+	if len(got) < 3 || !strings.HasPrefix(got[0], "empty.ndjson.gz:1 empty file") ||
+		!strings.Contains(strings.Join(got, "\n"), "more.ndjson.gz:") || !strings.Contains(strings.Join(got, "\n"), "damaged gzip stream") ||
+		!strings.Contains(strings.Join(got, "\n"), "pat.ndjson:4 resourceType Coverage in a file the manifest lists as Patient") {
+		t.Errorf("rejects:\n%s", strings.Join(got, "\n"))
+	}
+	if sum.Resources < 4 { // p1-p3 and at least p4 before the cut
+		t.Errorf("%d resources loaded, want the good lines of every file", sum.Resources)
+	}
+}

@@ -7,6 +7,7 @@ package pipeline
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -111,17 +112,23 @@ func (p Pipeline) observe(stage string) {
 
 // Summary is what a run did.
 type Summary struct {
-	RunID           string     `json:"run_id"`
-	Source          string     `json:"source"`
-	Scope           string     `json:"scope"`
-	Since           *time.Time `json:"since,omitempty"`
-	TransactionTime time.Time  `json:"transaction_time"`
-	Files           int        `json:"files"`
-	Lines           int64      `json:"lines"`
-	Resources       int64      `json:"resources"`
-	Rejects         int64      `json:"rejects"`
-	Deleted         int64      `json:"deleted"`
-	SkippedOlder    int64      `json:"skipped_older"`
+	RunID  string `json:"run_id"`
+	Source string `json:"source"`
+	Scope  string `json:"scope"`
+	// Status is the run's outcome, as fhirlake_runs.status says it:
+	// "committed", "rejected" (over MaxRejects: the run and its rejects
+	// are recorded, none of its data), or "failed" (nothing recorded).
+	Status string     `json:"status"`
+	Since  *time.Time `json:"since,omitempty"`
+	// TransactionTime is the manifest's; absent when there is none (files
+	// loaded without a manifest), and then no watermark moves.
+	TransactionTime time.Time `json:"transaction_time,omitzero"`
+	Files           int       `json:"files"`
+	Lines           int64     `json:"lines"`
+	Resources       int64     `json:"resources"`
+	Rejects         int64     `json:"rejects"`
+	Deleted         int64     `json:"deleted"`
+	SkippedOlder    int64     `json:"skipped_older"`
 	// Backfill says which members new to the scope had their full history
 	// exported by this run.
 	Backfill Backfill `json:"backfill"`
@@ -158,6 +165,13 @@ func (p Pipeline) withDefaults() Pipeline {
 	}
 	return p
 }
+
+// The outcomes of a run (Summary.Status).
+const (
+	StatusCommitted = "committed"
+	StatusRejected  = "rejected"
+	StatusFailed    = "failed"
+)
 
 // ErrTooManyRejects means a run rejected more than Pipeline.MaxRejects.
 var ErrTooManyRejects = errors.New("data rejected over threshold")
@@ -206,6 +220,10 @@ func (p Pipeline) Run(ctx context.Context) (*Summary, error) {
 		s := p.Request.Since
 		sum.Since = &s
 	}
+
+	// A run killed after its commit but before its clean-up left its job
+	// behind: downloads holding PHI, and a job on the server.
+	p.sweepCommittedJobs(ctx, log)
 
 	dir := filepath.Join(p.WorkDir, "jobs", safe(p.Source), p.Request.Key(p.Client.BaseURL))
 	log.Info("export starting", "scope", sum.Scope, "types", strings.Join(p.Request.Types, ","))
@@ -276,10 +294,10 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 	}
 
 	t0 := p.Now()
-	var files []string
+	var files []extract.File
 	for _, f := range res.Files {
 		if f.Kind == extract.KindOutput {
-			files = append(files, f.Name)
+			files = append(files, f)
 		}
 	}
 	sum.Files = len(files)
@@ -322,20 +340,22 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 	}
 	if n := loader.Rejects(); p.MaxRejects != nil && n > *p.MaxRejects {
 		sum.Rejects = n
-		run := load.Run{ID: sum.RunID, Source: sum.Source, Scope: sum.Scope, Started: started, TransactionTime: sum.TransactionTime}
+		run := load.Run{ID: sum.RunID, Source: sum.Source, Scope: sum.Scope, Started: started, TransactionTime: sum.TransactionTime, Job: JobID(res.StatusURL)}
 		if sum.Since != nil {
 			run.Since = *sum.Since
 		}
 		if err := loader.CommitRejected(ctx, run); err != nil {
 			return err
 		}
+		sum.Status = StatusRejected
 		return fmt.Errorf("%d lines or values rejected, more than the limit of %d: nothing was committed; see fhirlake_rejects for run %s: %w",
 			n, *p.MaxRejects, sum.RunID, ErrTooManyRejects)
 	}
 
 	t0 = p.Now()
 	run := load.Run{ID: sum.RunID, Source: sum.Source, Scope: sum.Scope, Started: started,
-		TransactionTime: sum.TransactionTime, WatermarkTypes: p.advanceable(res.Errors), Person: p.Person}
+		TransactionTime: sum.TransactionTime, WatermarkTypes: p.advanceable(res.Errors), Person: p.Person, Job: JobID(res.StatusURL),
+		ExportIssues: exportIssues(res.Errors)}
 	if sum.Since != nil {
 		run.Since = *sum.Since
 	}
@@ -344,7 +364,10 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 		return err
 	}
 	sum.Resources, sum.Rejects, sum.Deleted, sum.Rows = ls.Resources, ls.Rejects, ls.Deleted, ls.Rows
-	sum.SkippedOlder, sum.Watermark, sum.PersonConflicts = ls.SkippedOlder, run.WatermarkTypes, ls.PersonConflicts
+	sum.SkippedOlder, sum.PersonConflicts, sum.Status = ls.SkippedOlder, ls.PersonConflicts, StatusCommitted
+	if !run.TransactionTime.IsZero() {
+		sum.Watermark = run.WatermarkTypes // without a transaction time none moves
+	}
 	if ls.PersonConflicts > 0 {
 		log.Warn("patients with conflicting identifiers are not linked to other sources' records; see fhirlake_person_conflicts", "patients", ls.PersonConflicts)
 	}
@@ -366,6 +389,81 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 	}
 	sum.Timings["load"] = p.Now().Sub(t0).Seconds()
 	return nil
+}
+
+// exportIssues converts the export's error summary for the run record.
+func exportIssues(s extract.ErrorSummary) []load.ExportIssue {
+	out := make([]load.ExportIssue, 0, len(s.ByType))
+	for _, c := range s.ByType {
+		out = append(out, load.ExportIssue{ResourceType: c.ResourceType, Severity: c.Severity, Issues: c.Issues, Codes: c.Codes})
+	}
+	return out
+}
+
+// JobID identifies an export job in fhirlake_runs.job: a digest of its
+// status URL (which names the job on the server and may carry a token in
+// its query, so it is not stored itself). "" for no job.
+func JobID(statusURL string) string {
+	if statusURL == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(statusURL))
+	return hex.EncodeToString(sum[:16])
+}
+
+// sweepCommittedJobs removes the job directories of this source whose
+// export a run already committed (or recorded as rejected): a run killed
+// between its commit and its clean-up leaves one. Each job's server export
+// is deleted too, unless KeepServerJob. Failures are logged, not fatal:
+// the next run tries again.
+func (p Pipeline) sweepCommittedJobs(ctx context.Context, log *slog.Logger) {
+	root := filepath.Join(p.WorkDir, "jobs", safe(p.Source))
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	dirs := map[string]string{} // job id -> directory
+	status := map[string]string{}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		job, err := extract.LoadJob(dir)
+		if err != nil || job == nil || job.StatusURL == "" {
+			continue
+		}
+		id := JobID(job.StatusURL)
+		dirs[id], status[id] = dir, job.StatusURL
+	}
+	if len(dirs) == 0 {
+		return
+	}
+	if _, err := os.Stat(p.Warehouse); err != nil {
+		return
+	}
+	w, err := load.OpenReadOnly(ctx, p.Warehouse)
+	if err != nil {
+		log.Warn("could not check for committed jobs left behind", "error", err.Error())
+		return
+	}
+	done, err := w.CommittedJobs(ctx, slices.Collect(maps.Keys(dirs)))
+	w.Close()
+	if err != nil {
+		log.Warn("could not check for committed jobs left behind", "error", err.Error())
+		return
+	}
+	for id := range done {
+		log.Info("removing the job of a run committed earlier but not cleaned up", "job", id)
+		if !p.KeepServerJob && p.Client != nil {
+			if err := p.Client.Cancel(ctx, status[id]); err != nil {
+				log.Warn("could not delete the export job on the server", "job", id, "error", err.Error())
+			}
+		}
+		if err := os.RemoveAll(dirs[id]); err != nil {
+			log.Warn("could not remove the downloaded files of a committed job", "job", id, "error", err.Error())
+		}
+	}
 }
 
 // watermarkTypes are the resource types a run's watermark covers: the
@@ -502,24 +600,25 @@ func (s sink) Reject(ctx context.Context, r transform.Reject) error {
 	return s.l.Reject(ctx, load.Reject(r))
 }
 
-// transformFiles runs the engine over files (paths relative to root, which
-// is also how rejects and the resource index name them) with a pool of
+// transformFiles runs the engine over files (names relative to root, which
+// is also how rejects and the resource index name them; a file's Type,
+// when set, is the resourceType its manifest declares) with a pool of
 // workers.
-func transformFiles(ctx context.Context, e *transform.Engine, root string, files []string, s transform.Sink, workers int) (transform.Stats, error) {
+func transformFiles(ctx context.Context, e *transform.Engine, root string, files []extract.File, s transform.Sink, workers int) (transform.Stats, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
 		mu    sync.Mutex
 		total = transform.Stats{Rows: map[string]int64{}}
 		wg    sync.WaitGroup
-		next  = make(chan string)
+		next  = make(chan extract.File)
 	)
 	for range min(workers, max(1, len(files))) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for path := range next {
-				st, err := transformFile(ctx, e, root, path, s)
+			for f := range next {
+				st, err := transformFile(ctx, e, root, f, s)
 				if err != nil {
 					cancel(err)
 					return
@@ -548,16 +647,16 @@ feed:
 	return total, context.Cause(ctx)
 }
 
-func transformFile(ctx context.Context, e *transform.Engine, root, name string, s transform.Sink) (transform.Stats, error) {
+func transformFile(ctx context.Context, e *transform.Engine, root string, file extract.File, s transform.Sink) (transform.Stats, error) {
 	// The engine recognises gzip by its magic bytes, whatever the name.
-	f, err := os.Open(filepath.Join(root, name))
+	f, err := os.Open(filepath.Join(root, file.Name))
 	if err != nil {
-		return transform.Stats{}, fmt.Errorf("transform %s: %w", name, err)
+		return transform.Stats{}, fmt.Errorf("transform %s: %w", file.Name, err)
 	}
 	defer f.Close()
-	st, err := e.Transform(ctx, name, f, s)
+	st, err := e.TransformAs(ctx, file.Name, file.Type, f, s)
 	if err != nil {
-		return st, fmt.Errorf("transform %s: %w", name, err)
+		return st, fmt.Errorf("transform %s: %w", file.Name, err)
 	}
 	return st, nil
 }

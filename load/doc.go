@@ -1,13 +1,9 @@
-// Package load lands Arrow record batches in the warehouse: typed DuckDB
-// tables, replaced by resource id, with the bookkeeping of every run, and a
-// Parquet lake that mirrors the committed tables. It never touches the
-// network.
-//
-// A run goes through three steps. Begin stages the run's batches into
-// temporary tables as they arrive (memory stays bounded by the batch size:
-// DuckDB spills to disk). Commit then replaces, in one transaction, every
-// row of each resource that the run carried and records the run, so a crash
-// at any point before the commit leaves the previous state untouched.
-// Finally WriteLake exports the committed tables to Parquet files, each
-// replaced atomically.
+// Package load is the contract between the pipeline and the stores it
+// lands data in: the tables and runs (Table, Run, Stats, Changes, Reject,
+// Tombstone), the warehouse of record (Warehouse, with Loader for one run
+// and Snapshot for what lakes read), and the lake targets (Lake). It holds
+// no storage code: load/duckdb is the warehouse (registered with
+// RegisterWarehouse, opened with Open), load/lake/hive and
+// load/lake/iceberg are the lakes (RegisterLake, OpenLake), and Memory is
+// an in-memory warehouse for tests. It never touches the network.
 package load

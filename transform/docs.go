@@ -18,6 +18,7 @@ func Markdown(views []*View) string {
 	b.WriteString("a test fails when this page and the views disagree. Types are the DuckDB column types;\n")
 	b.WriteString("`[]` marks a list column. Dates hold the low boundary of a partial date; timestamps are UTC.\n\n")
 	b.WriteString(sourceNote)
+	b.WriteString(tagNote)
 	b.WriteString("| table | resource | rows are keyed by |\n|---|---|---|\n")
 	for _, v := range views {
 		fmt.Fprintf(&b, "| [`%s`](#%s) | %s | `data_source` + `%s` |\n", v.Name(), v.Name(), v.Resource(), keyOf(v))
@@ -28,7 +29,16 @@ func Markdown(views []*View) string {
 		if d := v.Description(); d != "" {
 			b.WriteString(strings.TrimSpace(d) + "\n\n")
 		}
-		fmt.Fprintf(&b, "From `%s`; all rows of a resource are replaced together, by `%s`.\n\n", v.Resource(), v.KeyColumn())
+		fmt.Fprintf(&b, "From `%s`; all rows of a resource are replaced together, by `%s`.", v.Resource(), v.KeyColumn())
+		for _, c := range v.Columns() {
+			if key, ok := c.Tags[TagPartition]; ok {
+				fmt.Fprintf(&b, " In the lake, split by source and by the year of `%s` (`%s=`).", c.Name, key)
+			}
+			if c.Tags[TagMember] == "new" {
+				fmt.Fprintf(&b, " A `%s` new to a source is a member whose whole history an incremental run back-fills.", c.Name)
+			}
+		}
+		b.WriteString("\n\n")
 		b.WriteString("| column | type | FHIRPath | meaning |\n|---|---|---|---|\n")
 		b.WriteString(dataSourceRow)
 		for i, c := range v.Columns() {
@@ -47,6 +57,11 @@ const (
 		"loaded the row. Resource ids are unique only within one server, so a row's identity is its\n" +
 		"source, resource type and id: keys, newest-wins, deletes and references between tables all\n" +
 		"hold within one source. Join tables on `data_source` as well as the id.\n\n"
+	tagNote = "A view says in its JSON what a column means to the warehouse and the lake, with column tags:\n" +
+		"`fhirlake/partition` (value: the Hive key, such as `service_year`) on a date or dateTime column\n" +
+		"splits the table in the lake by that column's year; `fhirlake/member` with the value `new` on a\n" +
+		"column of Patient ids marks members whose whole history an incremental run back-fills when they\n" +
+		"first appear. Your own views in `--views` may carry them too.\n\n"
 	dataSourceRow = "| `data_source` | VARCHAR | | The source whose run loaded the row; first in the primary key. |\n"
 	personSection = `
 ## person

@@ -22,6 +22,21 @@ import (
 // ErrInvalidView is wrapped by every error CompileView returns.
 var ErrInvalidView = errors.New("invalid view definition")
 
+// Tags of ViewDefinition columns that tell the warehouse and the lake what
+// a column means, so that a view (built in or the user's) declares it in
+// its JSON, not in Go. The transform itself ignores them.
+const (
+	// TagPartition on a date or dateTime column partitions the table in
+	// the lake by the column's year, under the tag's value as the Hive key
+	// (service_year=2024). At most one per view.
+	TagPartition = "fhirlake/partition"
+	// TagMember with the value "new" on a column of Patient ids says that
+	// an id there the warehouse does not hold yet for the source is a
+	// member new to the scope, whose whole history an incremental run
+	// back-fills.
+	TagMember = "fhirlake/member"
+)
+
 // Column describes one output column of a compiled view.
 type Column struct {
 	Name        string
@@ -29,6 +44,10 @@ type Column struct {
 	Collection  bool
 	Description string
 	Path        string // canonical FHIRPath source (the compiled expression's String())
+	// Tags are the column's ViewDefinition tags, name to value: ansi/type,
+	// and the fhirlake/* tags that tell the warehouse and the lake what the
+	// column means (see the README of schemas/).
+	Tags map[string]string
 }
 
 // View is a compiled ViewDefinition: immutable, safe for concurrent use;
@@ -293,7 +312,7 @@ func (c *compiler) compileSelect(sj selectJSON) (*selectPlan, error) {
 		}
 		sp.columns = append(sp.columns, colPlan{idx: len(c.view.columns), expr: e, collection: cj.Collection})
 		c.view.columns = append(c.view.columns, Column{
-			Name: cj.Name, Type: cj.Type, Collection: cj.Collection, Description: cj.Description, Path: e.String(),
+			Name: cj.Name, Type: cj.Type, Collection: cj.Collection, Description: cj.Description, Path: e.String(), Tags: tags,
 		})
 		c.tags = append(c.tags, tags)
 	}

@@ -9,13 +9,13 @@ import (
 
 	"github.com/fhirlake/fhirlake/internal/lockfile"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
-	"github.com/fhirlake/fhirlake/load"
+	"github.com/fhirlake/fhirlake/load/duckdb"
 )
 
 type rebuildOptions struct {
 	lake      string
 	warehouse string
-	from      load.From
+	from      duckdb.From
 	views     string
 	dryRun    bool
 }
@@ -31,14 +31,14 @@ func rebuildCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "lake", Usage: "Parquet lake `DIR`", Required: true, EnvVars: []string{"FHIRLAKE_LAKE"}},
 			&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE`", Required: true, EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
-			&cli.StringFlag{Name: "from", Value: string(load.FromLake), Usage: "the side to restore from: lake or warehouse"},
+			&cli.StringFlag{Name: "from", Value: string(duckdb.FromLake), Usage: "the side to restore from: lake or warehouse"},
 			&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files (their partitioning, with --from warehouse)", EnvVars: []string{"FHIRLAKE_VIEWS"}},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (tables, partitions, rows, what is replaced) and change nothing"},
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
 		Action: func(c *cli.Context) error {
-			from := load.From(c.String("from"))
-			if from != load.FromLake && from != load.FromWarehouse {
+			from := duckdb.From(c.String("from"))
+			if from != duckdb.FromLake && from != duckdb.FromWarehouse {
 				return usagef("--from %q: want lake or warehouse", c.String("from"))
 			}
 			return runRebuild(c.Context, c.App.Writer, rebuildOptions{
@@ -53,8 +53,8 @@ func rebuildCommand() *cli.Command {
 }
 
 func runRebuild(ctx context.Context, out io.Writer, o rebuildOptions) error {
-	opts := load.RebuildOptions{Lake: o.lake, Warehouse: o.warehouse, From: o.from}
-	if o.from == load.FromWarehouse {
+	opts := duckdb.RebuildOptions{Lake: o.lake, Warehouse: o.warehouse, From: o.from}
+	if o.from == duckdb.FromWarehouse {
 		// The views say how tables are partitioned; tables they do not
 		// cover keep the partitioning recorded in the lake.
 		views, err := loadViews(o.views)
@@ -74,7 +74,7 @@ func runRebuild(ctx context.Context, out io.Writer, o rebuildOptions) error {
 		}
 		defer lock.Release()
 	}
-	plan, err := load.PlanRebuild(ctx, opts)
+	plan, err := duckdb.PlanRebuild(ctx, opts)
 	if err != nil {
 		return err
 	}

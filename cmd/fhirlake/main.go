@@ -25,6 +25,8 @@ import (
 	"github.com/fhirlake/fhirlake/internal/pipeline"
 	"github.com/fhirlake/fhirlake/internal/private"
 	"github.com/fhirlake/fhirlake/load"
+	_ "github.com/fhirlake/fhirlake/load/duckdb"    // the warehouse driver
+	_ "github.com/fhirlake/fhirlake/load/lake/hive" // the local Parquet lake
 )
 
 // Exit codes. They are part of the contract with schedulers: keep them

@@ -32,21 +32,14 @@ type Backfill struct {
 	Mode string `json:"mode,omitempty"`
 }
 
-// newMemberSources are the staged columns that reveal members new to the
-// warehouse: attribution (Group.member) and Patient.
-var newMemberSources = []struct{ table, column string }{
-	{"attribution", "patient_id"},
-	{"patient", "id"},
-}
-
 // backfill exports the full history of members new to the scope into the
 // loader, when the run is incremental.
-func (p Pipeline) backfill(ctx context.Context, log *slog.Logger, loader *load.Loader, engine *transform.Engine, s transform.Sink, dir string) (Backfill, error) {
+func (p Pipeline) backfill(ctx context.Context, log *slog.Logger, loader load.Loader, engine *transform.Engine, s transform.Sink, dir string) (Backfill, error) {
 	if p.Request.Since.IsZero() || p.Client == nil {
 		return Backfill{}, nil
 	}
 	var ids []string
-	for _, src := range newMemberSources {
+	for _, src := range memberColumns(p.Views) {
 		vals, err := loader.NewValues(ctx, src.table, src.column)
 		if err != nil {
 			return Backfill{}, err

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fhirlake/fhirlake/load"
+	"github.com/fhirlake/fhirlake/load/duckdb"
 )
 
 // changeSandbox plays a day at the payer: about 10% of resources updated
@@ -137,7 +137,7 @@ func TestIncrementalRunConvergesToFullLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	w, err := load.Open(t.Context(), p.Warehouse)
+	w, err := duckdb.Open(t.Context(), p.Warehouse)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/fhirlake/fhirlake/extract/sandbox"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
-	"github.com/fhirlake/fhirlake/load"
+	"github.com/fhirlake/fhirlake/load/duckdb"
 )
 
 // TestCrashHelperProcess is the child of TestKilledRunConverges: it runs the
@@ -117,7 +117,7 @@ func runsIn(t *testing.T, path string) int {
 	if _, err := os.Stat(path); err != nil {
 		return 0
 	}
-	w, err := load.Open(t.Context(), path)
+	w, err := duckdb.Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func runsIn(t *testing.T, path string) int {
 // (EXCEPT ALL both ways) and checks that got's lake holds its tables.
 func assertSameTables(t *testing.T, got, want pipeline.Pipeline) {
 	t.Helper()
-	w, err := load.Open(t.Context(), got.Warehouse)
+	w, err := duckdb.Open(t.Context(), got.Warehouse)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 // or two versions of it): the staged rows of every copy are dropped and
 // only the winning version's line is transformed again. Without it the
 // copies' rows would collide on the primary key, or mix two versions.
-func restageDuplicates(ctx context.Context, log *slog.Logger, loader *load.Loader, engine *transform.Engine, root string) error {
+func restageDuplicates(ctx context.Context, log *slog.Logger, loader load.Loader, engine *transform.Engine, root string) error {
 	dups, err := loader.Duplicates(ctx)
 	if err != nil || len(dups) == 0 {
 		return err

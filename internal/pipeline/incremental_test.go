@@ -17,7 +17,7 @@ import (
 	"github.com/fhirlake/fhirlake/extract/sandbox"
 	"github.com/fhirlake/fhirlake/internal/lockfile"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
-	"github.com/fhirlake/fhirlake/load"
+	"github.com/fhirlake/fhirlake/load/duckdb"
 )
 
 func TestExportErrorsHoldTheWatermarkBack(t *testing.T) {
@@ -30,7 +30,7 @@ func TestExportErrorsHoldTheWatermarkBack(t *testing.T) {
 	if slices.Contains(sum.Watermark, "Observation") || !slices.Contains(sum.Watermark, "Patient") {
 		t.Errorf("watermark advanced for %v; want every type but Observation", sum.Watermark)
 	}
-	w, err := load.Open(t.Context(), p.Warehouse)
+	w, err := duckdb.Open(t.Context(), p.Warehouse)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestBackfillFallsBackToFullExport(t *testing.T) {
 	if sum.Backfill.Mode != "full" || !slices.Contains(sum.Backfill.Patients, trapID) {
 		t.Errorf("back-fill %+v, want a full export for %s", sum.Backfill, trapID)
 	}
-	w, err := load.Open(t.Context(), p.Warehouse)
+	w, err := duckdb.Open(t.Context(), p.Warehouse)
 	if err != nil {
 		t.Fatal(err)
 	}

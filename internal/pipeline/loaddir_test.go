@@ -14,7 +14,7 @@ import (
 
 	"github.com/fhirlake/fhirlake/internal/lockfile"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
-	"github.com/fhirlake/fhirlake/load"
+	"github.com/fhirlake/fhirlake/load/duckdb"
 	"github.com/fhirlake/fhirlake/schemas"
 	fsql "github.com/fhirlake/fhirlake/sql"
 	"github.com/fhirlake/fhirlake/transform"
@@ -83,7 +83,7 @@ func TestLoadDirHonoursManifest(t *testing.T) {
 	if sum.Deleted != 1 {
 		t.Errorf("tombstone delivery applied %d deletes, want 1", sum.Deleted)
 	}
-	w, err := load.Open(t.Context(), wh)
+	w, err := duckdb.Open(t.Context(), wh)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestDuplicatesInOneExportKeepTheNewest(t *testing.T) {
 	if sum.Rows["patient"] != 2 || sum.Rows["patient_identifier"] != 1 {
 		t.Errorf("summary rows %v: re-staged duplicates must count once", sum.Rows)
 	}
-	w, err := load.Open(t.Context(), p.Warehouse)
+	w, err := duckdb.Open(t.Context(), p.Warehouse)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestLoadDirVerifiesCounts(t *testing.T) {
 				t.Fatalf("load: %v, want %q", err, c.want)
 			}
 			if _, err := os.Stat(wh); err == nil {
-				w, err := load.Open(t.Context(), wh)
+				w, err := duckdb.Open(t.Context(), wh)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -262,7 +262,7 @@ func TestLoadDirDamagedAndMistypedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	w, err := load.Open(t.Context(), wh)
+	w, err := duckdb.Open(t.Context(), wh)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -60,10 +61,21 @@ type Pipeline struct {
 	Views []*transform.View
 	// SQL holds analytics views (*.sql) created after each load; nil for none.
 	SQL fs.FS
-	// Warehouse is the DuckDB file. Required.
+	// Warehouse is the DuckDB file (its lock file, PATH.lock, sits beside
+	// it). Required.
 	Warehouse string
-	// Lake is the Parquet lake directory; empty skips the lake.
+	// OpenWarehouse, when set, opens the warehouse instead of load.Open
+	// and load.OpenReadOnly (tests give an in-memory one, load.Memory);
+	// the warehouse then counts as existing whatever is at Warehouse.
+	OpenWarehouse func(ctx context.Context, path string, readOnly bool) (load.Warehouse, error)
+	// Lake is where the lake is: a folder, file:// or s3:// URL; empty
+	// skips the lake.
 	Lake string
+	// LakeFormat is the lake target: "parquet" (the default: Hive-style
+	// Parquet in a folder) or "iceberg".
+	LakeFormat string
+	// LakeOptions configure the lake target (the Iceberg catalog, S3).
+	LakeOptions load.LakeOptions
 	// BatchRows bounds the rows per Arrow batch (default 8192).
 	BatchRows int
 	// Workers is the number of files transformed in parallel (default: the
@@ -262,7 +274,7 @@ func (p Pipeline) Run(ctx context.Context) (*Summary, error) {
 
 // load transforms the downloaded output files and commits them.
 func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Result, sum *Summary, started time.Time) error {
-	w, err := load.Open(ctx, p.Warehouse)
+	w, err := p.openWarehouse(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -280,7 +292,15 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 			return err
 		}
 	}
-	engine, err := transform.NewEngine(p.Views, transform.Options{BatchRows: p.BatchRows})
+	var files []extract.File
+	for _, f := range res.Files {
+		if f.Kind == extract.KindOutput {
+			files = append(files, f)
+		}
+	}
+	// One budget of workers: files in parallel times workers per file.
+	_, perFile := workerSplit(p.Workers, len(files))
+	engine, err := transform.NewEngine(p.Views, transform.Options{BatchRows: p.BatchRows, Workers: perFile})
 	if err != nil {
 		return err
 	}
@@ -294,12 +314,6 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 	}
 
 	t0 := p.Now()
-	var files []extract.File
-	for _, f := range res.Files {
-		if f.Kind == extract.KindOutput {
-			files = append(files, f)
-		}
-	}
 	sum.Files = len(files)
 	st, err := transformFiles(ctx, engine, res.Dir, files, sink{loader}, p.Workers)
 	if err != nil {
@@ -379,10 +393,10 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 		}
 	}
 	if p.Lake != "" {
-		// Only this source's partitions the run touched are rewritten; WriteLake
-		// itself notices a lake that lags the warehouse (a crash after an
+		// Only this source's partitions the run touched are rewritten; the
+		// lake itself notices that it lags the warehouse (a crash after an
 		// earlier commit, a new directory) and rewrites it whole.
-		if err := w.WriteLake(ctx, p.Lake, tables, ls.Changes); err != nil {
+		if err := p.publish(ctx, w, tables, ls.Changes); err != nil {
 			return fmt.Errorf("write lake (the warehouse is committed; rerun to refresh the lake): %w", err)
 		}
 		p.observe(StageLake)
@@ -398,6 +412,48 @@ func exportIssues(s extract.ErrorSummary) []load.ExportIssue {
 		out = append(out, load.ExportIssue{ResourceType: c.ResourceType, Severity: c.Severity, Issues: c.Issues, Codes: c.Codes})
 	}
 	return out
+}
+
+// openWarehouse opens the warehouse: with OpenWarehouse when set, else
+// with load's registered driver.
+func (p Pipeline) openWarehouse(ctx context.Context, readOnly bool) (load.Warehouse, error) {
+	if p.OpenWarehouse != nil {
+		return p.OpenWarehouse(ctx, p.Warehouse, readOnly)
+	}
+	if readOnly {
+		return load.OpenReadOnly(ctx, p.Warehouse)
+	}
+	return load.Open(ctx, p.Warehouse)
+}
+
+// warehouseExists reports whether there is a warehouse to read.
+func (p Pipeline) warehouseExists() bool {
+	if p.OpenWarehouse != nil {
+		return true
+	}
+	_, err := os.Stat(p.Warehouse)
+	return err == nil
+}
+
+// openLake opens the run's lake target.
+func (p Pipeline) openLake(ctx context.Context) (load.Lake, error) {
+	format := p.LakeFormat
+	if format == "" {
+		format = "parquet"
+	}
+	opts := p.LakeOptions
+	opts.Warehouse = p.Warehouse
+	return load.OpenLake(ctx, format, p.Lake, opts)
+}
+
+// publish makes the lake mirror the committed warehouse.
+func (p Pipeline) publish(ctx context.Context, w load.Warehouse, tables []load.Table, changes *load.Changes) error {
+	lake, err := p.openLake(ctx)
+	if err != nil {
+		return err
+	}
+	defer lake.Close()
+	return lake.Publish(ctx, w, load.Identity{Path: w.Path(), ID: w.ID()}, tables, changes)
 }
 
 // JobID identifies an export job in fhirlake_runs.job: a digest of its
@@ -439,10 +495,10 @@ func (p Pipeline) sweepCommittedJobs(ctx context.Context, log *slog.Logger) {
 	if len(dirs) == 0 {
 		return
 	}
-	if _, err := os.Stat(p.Warehouse); err != nil {
+	if !p.warehouseExists() {
 		return
 	}
-	w, err := load.OpenReadOnly(ctx, p.Warehouse)
+	w, err := p.openWarehouse(ctx, true)
 	if err != nil {
 		log.Warn("could not check for committed jobs left behind", "error", err.Error())
 		return
@@ -488,20 +544,24 @@ func (p Pipeline) preflight(ctx context.Context) (time.Time, bool, error) {
 		return time.Time{}, false, err
 	}
 	id, exists := "", true
-	if _, err := os.Stat(p.Warehouse); errors.Is(err, os.ErrNotExist) {
-		exists = false
-	}
-	var w *load.Warehouse
+	exists = p.warehouseExists()
+	var w load.Warehouse
 	if exists {
 		var err error
-		if w, err = load.Open(ctx, p.Warehouse); err != nil {
+		if w, err = p.openWarehouse(ctx, false); err != nil {
 			return time.Time{}, false, err
 		}
 		defer w.Close()
 		id = w.ID()
 	}
 	if p.Lake != "" {
-		if err := load.CheckLake(p.Lake, p.Warehouse, id); err != nil {
+		lake, err := p.openLake(ctx)
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		err = lake.Check(ctx, p.Warehouse, id)
+		lake.Close()
+		if err != nil {
 			return time.Time{}, false, err
 		}
 	}
@@ -551,11 +611,20 @@ func primaryKey(v *transform.View) []string {
 	return key
 }
 
-// builtinPartitions splits the big built-in tables of the lake by year.
-var builtinPartitions = map[string]*load.Partition{
-	"eob":         {Column: "billable_period_start", Name: "service_year"},
-	"eob_item":    {Column: "serviced_start", Name: "service_year"},
-	"observation": {Column: "effective_start", Name: "effective_year"},
+// partitionKeyRE is what a partition key (a folder name part) may be.
+var partitionKeyRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// memberColumns are the columns tagged transform.TagMember "new", by table.
+func memberColumns(views []*transform.View) []struct{ table, column string } {
+	var out []struct{ table, column string }
+	for _, v := range views {
+		for _, c := range v.Columns() {
+			if c.Tags[transform.TagMember] == "new" {
+				out = append(out, struct{ table, column string }{v.Name(), c.Name})
+			}
+		}
+	}
+	return out
 }
 
 // Tables describes the warehouse table of each view.
@@ -572,8 +641,23 @@ func Tables(views []*transform.View) ([]load.Table, error) {
 			return nil, fmt.Errorf("view %s: column %s is reserved (every table gets it: the source of each row); rename the column", v.Name(), load.DataSource)
 		}
 		t := load.Table{Name: v.Name(), Resource: v.Resource(), Key: v.KeyColumn(), Schema: v.Schema(), PrimaryKey: primaryKey(v)}
-		if part, ok := builtinPartitions[v.Name()]; ok && v.Schema().FieldIndices(part.Column) != nil {
-			t.Partition = part
+		for i, c := range v.Columns() {
+			key, ok := c.Tags[transform.TagPartition]
+			if !ok {
+				continue
+			}
+			if t.Partition != nil {
+				return nil, fmt.Errorf("view %s: two columns carry the tag %s; a table has one partition", v.Name(), transform.TagPartition)
+			}
+			switch v.Schema().Field(i).Type.ID() {
+			case arrow.DATE32, arrow.TIMESTAMP:
+			default:
+				return nil, fmt.Errorf("view %s: column %s carries the tag %s but is not a date or dateTime", v.Name(), c.Name, transform.TagPartition)
+			}
+			if !partitionKeyRE.MatchString(key) || key == load.DataSource || v.Schema().FieldIndices(key) != nil {
+				return nil, fmt.Errorf("view %s: %s %q: the partition key must be a new snake_case name", v.Name(), transform.TagPartition, key)
+			}
+			t.Partition = &load.Partition{Column: c.Name, Name: key}
 		}
 		tables = append(tables, t)
 	}
@@ -582,7 +666,7 @@ func Tables(views []*transform.View) ([]load.Table, error) {
 
 // sink adapts the loader to transform.Sink. It reports the rows it stages
 // to the Progress of ctx (see runContext).
-type sink struct{ l *load.Loader }
+type sink struct{ l load.Loader }
 
 var _ transform.Sink = sink{}
 
@@ -600,6 +684,16 @@ func (s sink) Reject(ctx context.Context, r transform.Reject) error {
 	return s.l.Reject(ctx, load.Reject(r))
 }
 
+// workerSplit divides a budget of workers (the CPUs) between files in
+// parallel and workers per file (the engine's blocks of one file), so
+// that their product never exceeds the budget: one big file gets every
+// worker, many files get one each.
+func workerSplit(budget, files int) (fileWorkers, perFile int) {
+	budget = max(1, budget)
+	fileWorkers = min(budget, max(1, files))
+	return fileWorkers, max(1, budget/fileWorkers)
+}
+
 // transformFiles runs the engine over files (names relative to root, which
 // is also how rejects and the resource index name them; a file's Type,
 // when set, is the resourceType its manifest declares) with a pool of
@@ -613,7 +707,8 @@ func transformFiles(ctx context.Context, e *transform.Engine, root string, files
 		wg    sync.WaitGroup
 		next  = make(chan extract.File)
 	)
-	for range min(workers, max(1, len(files))) {
+	fileWorkers, _ := workerSplit(workers, len(files))
+	for range fileWorkers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

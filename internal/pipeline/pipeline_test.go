@@ -20,7 +20,7 @@ import (
 	"github.com/fhirlake/fhirlake/extract"
 	"github.com/fhirlake/fhirlake/extract/sandbox"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
-	"github.com/fhirlake/fhirlake/load"
+	"github.com/fhirlake/fhirlake/load/duckdb"
 	"github.com/fhirlake/fhirlake/schemas"
 	fsql "github.com/fhirlake/fhirlake/sql"
 	"github.com/fhirlake/fhirlake/transform"
@@ -66,7 +66,7 @@ func pipelineFor(t testing.TB, root, dir string) pipeline.Pipeline {
 	}
 }
 
-func queryStrings(t *testing.T, w *load.Warehouse, q string) []string {
+func queryStrings(t *testing.T, w *duckdb.Warehouse, q string) []string {
 	t.Helper()
 	rows, err := w.Query(t.Context(), q)
 	if err != nil {
@@ -151,7 +151,7 @@ func TestRunAgainstSandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	w, err := load.Open(t.Context(), p.Warehouse)
+	w, err := duckdb.Open(t.Context(), p.Warehouse)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestRunResumesAfterFailedLoad(t *testing.T) {
 	// as a crash between download and commit would.
 	exec := func(q string) {
 		t.Helper()
-		w, err := load.Open(t.Context(), p.Warehouse)
+		w, err := duckdb.Open(t.Context(), p.Warehouse)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -321,7 +321,7 @@ func TestIncrementalRunAppliesUpdatesAndDeletes(t *testing.T) {
 	if second.Resources != 1 || second.Deleted != 1 {
 		t.Errorf("incremental run carried %d resources and %d deletes, want 1 and 1", second.Resources, second.Deleted)
 	}
-	w, err := load.Open(t.Context(), p.Warehouse)
+	w, err := duckdb.Open(t.Context(), p.Warehouse)
 	if err != nil {
 		t.Fatal(err)
 	}

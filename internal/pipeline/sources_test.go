@@ -15,6 +15,7 @@ import (
 	"github.com/fhirlake/fhirlake/extract/sandbox"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
 	"github.com/fhirlake/fhirlake/load"
+	"github.com/fhirlake/fhirlake/load/duckdb"
 )
 
 // TestTwoPayersOneWarehouse loads two payers whose resource ids collide
@@ -65,7 +66,7 @@ func TestTwoPayersOneWarehouse(t *testing.T) {
 			t.Errorf("%s: %+v: another payer's resources with the same ids must not count as older versions", py.p.Source, sum)
 		}
 	}
-	w, err := load.Open(t.Context(), a.p.Warehouse)
+	w, err := duckdb.Open(t.Context(), a.p.Warehouse)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestTwoPayersOneWarehouse(t *testing.T) {
 	if sum.Deleted != 1 || sum.Since == nil {
 		t.Errorf("payer B's incremental run: %+v, want one delete", sum)
 	}
-	w, err = load.Open(t.Context(), a.p.Warehouse)
+	w, err = duckdb.Open(t.Context(), a.p.Warehouse)
 	if err != nil {
 		t.Fatal(err)
 	}

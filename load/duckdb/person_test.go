@@ -1,6 +1,6 @@
 //go:build duckdb_arrow
 
-package load
+package duckdb
 
 import (
 	"strings"
@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/fhirlake/fhirlake/load"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -24,7 +25,7 @@ var (
 		{Name: "system", Type: arrow.BinaryTypes.String, Nullable: true},
 		{Name: "value", Type: arrow.BinaryTypes.String, Nullable: true},
 	}, nil)
-	personTables = []Table{
+	personTables = []load.Table{
 		{Name: "patient", Resource: "Patient", Key: "id", Schema: patientSchema, PrimaryKey: []string{"id"}},
 		{Name: "patient_identifier", Resource: "Patient", Key: "patient_id", Schema: identifierSchema, PrimaryKey: []string{"patient_id", "idx"}},
 	}
@@ -40,14 +41,14 @@ type pat struct {
 }
 
 // loadPatients commits one run of source with the patients and matches.
-func loadPatients(t *testing.T, w *Warehouse, source, runID string, rule PersonRule, matches []MemberMatch, ps ...pat) Stats {
+func loadPatients(t *testing.T, w *Warehouse, source, runID string, rule load.PersonRule, matches []load.MemberMatch, ps ...pat) load.Stats {
 	t.Helper()
 	ctx := t.Context()
 	l, err := w.Begin(ctx, source, personTables)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb := array.NewRecordBuilder(memory.DefaultAllocator, ResourcesSchema)
+	rb := array.NewRecordBuilder(memory.DefaultAllocator, load.ResourcesSchema)
 	pb := array.NewRecordBuilder(memory.DefaultAllocator, patientSchema)
 	ib := array.NewRecordBuilder(memory.DefaultAllocator, identifierSchema)
 	for i, p := range ps {
@@ -70,7 +71,7 @@ func loadPatients(t *testing.T, w *Warehouse, source, runID string, rule PersonR
 	for _, b := range []struct {
 		table string
 		rb    *array.RecordBuilder
-	}{{Resources, rb}, {"patient", pb}, {"patient_identifier", ib}} {
+	}{{load.Resources, rb}, {"patient", pb}, {"patient_identifier", ib}} {
 		rec := b.rb.NewRecordBatch()
 		if err := l.WriteBatch(ctx, b.table, rec); err != nil {
 			t.Fatal(err)
@@ -81,7 +82,7 @@ func loadPatients(t *testing.T, w *Warehouse, source, runID string, rule PersonR
 	if err := l.MemberMatches(ctx, matches); err != nil {
 		t.Fatal(err)
 	}
-	st, err := l.Commit(ctx, Run{ID: runID, Source: source, Scope: "system", Started: time.Now(), Person: rule})
+	st, err := l.Commit(ctx, load.Run{ID: runID, Source: source, Scope: "system", Started: time.Now(), Person: rule})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,8 +95,8 @@ func TestPersonCrosswalk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	rule := PersonRule{IdentifierSystems: []string{memberSystem}, RosterSystem: memberSystem}
-	mbi := MBISystem + "="
+	rule := load.PersonRule{IdentifierSystems: []string{memberSystem}, RosterSystem: memberSystem}
+	mbi := load.MBISystem + "="
 	loadPatients(t, w, "medicare", "r1", rule, nil,
 		pat{"1", "Rivera", []string{mbi + "1EG4-TE5-MK73"}}, // written with dashes
 		pat{"2", "Chen", []string{mbi + "2AB3CD4EF56"}},
@@ -114,10 +115,10 @@ func TestPersonCrosswalk(t *testing.T) {
 	// patient 1: one person would hold two medicare patients, so that
 	// chain is not merged.
 	st := loadPatients(t, w, "old-plan", "r3", rule,
-		[]MemberMatch{{MemberID: "OLD-8", LinkID: "N-8", PatientID: "old-1"}},
+		[]load.MemberMatch{{MemberID: "OLD-8", LinkID: "N-8", PatientID: "old-1"}},
 		pat{"old-1", "Chen", nil})
 	st2 := loadPatients(t, w, "old-plan-2", "r4", rule,
-		[]MemberMatch{{MemberID: "OLD-7", LinkID: "N-7", GroupID: "g7"}},
+		[]load.MemberMatch{{MemberID: "OLD-7", LinkID: "N-7", GroupID: "g7"}},
 		pat{"old-2", "Chen", []string{mbi + "1EG4TE5MK73"}})
 	if st.PersonConflicts != 3 || st2.PersonConflicts != 8 {
 		t.Errorf("patients in conflict: %d then %d, want 3 (one MBI twice at medicare, and at plan-b) then 8 (and the five of the chain)", st.PersonConflicts, st2.PersonConflicts)
@@ -146,7 +147,7 @@ func TestPersonCrosswalk(t *testing.T) {
 	if got := query(t, w, "SELECT (SELECT count(*) FROM patient)::VARCHAR || ' ' || (SELECT count(*) FROM person)::VARCHAR"); got[0] != "12 12" {
 		t.Errorf("patients and persons: %s", got[0])
 	}
-	got := query(t, w, "SELECT concat_ws(' ', source, patient_id, reason) FROM fhirlake_person_conflicts WHERE identifier_system = '"+MBISystem+"' ORDER BY 1")
+	got := query(t, w, "SELECT concat_ws(' ', source, patient_id, reason) FROM fhirlake_person_conflicts WHERE identifier_system = '"+load.MBISystem+"' ORDER BY 1")
 	want := []string{
 		"medicare 1 would link two patients of one source into one person",
 		"medicare 2 would link two patients of one source into one person",

@@ -1,6 +1,6 @@
 //go:build duckdb_arrow
 
-package load
+package duckdb
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/fhirlake/fhirlake/internal/private"
+	"github.com/fhirlake/fhirlake/load"
 )
 
 // Warehouse is an open DuckDB warehouse file. It holds one connection: all
@@ -30,9 +31,9 @@ type Warehouse struct {
 }
 
 // Open opens (creating if needed) the DuckDB database at path. A new
-// warehouse gets the bookkeeping tables of SchemaVersion and an id; an
+// warehouse gets the bookkeeping tables of load.SchemaVersion and an id; an
 // existing one is opened as it is: one written by an earlier release
-// (Version() < SchemaVersion) must be brought up to date by Upgrade before
+// (Version() < load.SchemaVersion) must be brought up to date by Upgrade before
 // anything is loaded into it.
 func Open(ctx context.Context, path string) (*Warehouse, error) {
 	// The file holds PHI: one an earlier release made world-readable is
@@ -70,7 +71,7 @@ func (w *Warehouse) init(ctx context.Context) error {
 	}
 	err := w.exec(ctx, bookkeepingDDL)
 	if err == nil {
-		err = w.exec(ctx, `INSERT INTO fhirlake_warehouse VALUES ('id', uuid()::VARCHAR), ('schema_version', ?)`, fmt.Sprint(SchemaVersion))
+		err = w.exec(ctx, `INSERT INTO fhirlake_warehouse VALUES ('id', uuid()::VARCHAR), ('schema_version', ?)`, fmt.Sprint(load.SchemaVersion))
 	}
 	if err == nil {
 		err = w.exec(ctx, "COMMIT")
@@ -102,8 +103,8 @@ func (w *Warehouse) readIdentity(ctx context.Context) error {
 		if w.version, err = strconv.Atoi(version); err != nil {
 			return fmt.Errorf("read warehouse identity: schema version %q: %w", version, err)
 		}
-		if w.version > SchemaVersion {
-			return fmt.Errorf("%w: %s has layout %d, this release knows up to %d; use a newer fhirlake", ErrNewerWarehouse, w.path, w.version, SchemaVersion)
+		if w.version > load.SchemaVersion {
+			return fmt.Errorf("%w: %s has layout %d, this release knows up to %d; use a newer fhirlake", load.ErrNewerWarehouse, w.path, w.version, load.SchemaVersion)
 		}
 	case len(names) > 0:
 		// Tables without fhirlake_warehouse: the first release's layout.
@@ -114,14 +115,7 @@ func (w *Warehouse) readIdentity(ctx context.Context) error {
 	return nil
 }
 
-// ErrNewerWarehouse means the warehouse was written by a newer release.
-var ErrNewerWarehouse = errors.New("warehouse written by a newer fhirlake")
-
-// ErrOldWarehouse means the warehouse has the layout of an earlier
-// release and must be upgraded (Warehouse.Upgrade) before a load.
-var ErrOldWarehouse = errors.New("warehouse has an earlier layout")
-
-// Version is the warehouse's layout: SchemaVersion, or 1 for a warehouse
+// Version is the warehouse's layout: load.SchemaVersion, or 1 for a warehouse
 // of the first release (rows not keyed by source) that Upgrade converts.
 func (w *Warehouse) Version() int { return w.version }
 
@@ -201,7 +195,7 @@ func isLockError(err error) bool {
 }
 
 func inUse(path string, err error) error {
-	return fmt.Errorf("%w: %s is open elsewhere (a running fhirlake run, or a DuckDB client); stop it and retry: %w", ErrInUse, path, err)
+	return fmt.Errorf("%w: %s is open elsewhere (a running fhirlake run, or a DuckDB client); stop it and retry: %w", load.ErrInUse, path, err)
 }
 
 // Close releases the connection and the database.
@@ -258,7 +252,7 @@ func (w *Warehouse) Watermark(ctx context.Context, source, scope string, types [
 // refused), so their downloads and server jobs are no longer needed.
 func (w *Warehouse) CommittedJobs(ctx context.Context, jobs []string) (map[string]bool, error) {
 	out := map[string]bool{}
-	if len(jobs) == 0 || w.version < SchemaVersion {
+	if len(jobs) == 0 || w.version < load.SchemaVersion {
 		return out, nil
 	}
 	got, err := w.queryStrings(ctx, `SELECT DISTINCT job FROM fhirlake_runs WHERE list_contains(?, job)`, jobs)
@@ -301,17 +295,6 @@ func (w *Warehouse) TableRows(ctx context.Context, tables []string) (map[string]
 	}
 	return out, nil
 }
-
-// SchemaVersion is the warehouse layout this release writes. Version 2
-// keys every row by its source: data tables start with data_source, and
-// the bookkeeping of resources, deletes and rejects carries the source.
-const SchemaVersion = 2
-
-// DataSource is the column every data table starts with: the name of the
-// source (payer, tenant) whose run loaded the row. It is the Tuva
-// Project's column name. A row's identity is (data_source, resource type,
-// id): ids are unique only within one server.
-const DataSource = "data_source"
 
 // bookkeepingDDL creates the bookkeeping tables of a new warehouse.
 const bookkeepingDDL = `
@@ -408,4 +391,26 @@ func ident(name string) string {
 // parameters).
 func sqlString(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+var (
+	_ load.Warehouse = (*Warehouse)(nil)
+	_ load.Loader    = (*Loader)(nil)
+)
+
+// init makes this the driver of load.Open: the DuckDB file warehouse.
+func init() {
+	load.RegisterWarehouse(func(ctx context.Context, path string, readOnly bool) (load.Warehouse, error) {
+		var w *Warehouse
+		var err error
+		if readOnly {
+			w, err = OpenReadOnly(ctx, path)
+		} else {
+			w, err = Open(ctx, path)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return w, nil
+	})
 }

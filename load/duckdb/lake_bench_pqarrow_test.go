@@ -1,6 +1,6 @@
 //go:build duckdb_arrow && pqarrow
 
-package load
+package duckdb
 
 import (
 	"context"

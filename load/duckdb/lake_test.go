@@ -1,6 +1,6 @@
 //go:build duckdb_arrow
 
-package load
+package duckdb
 
 import (
 	"io/fs"
@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/fhirlake/fhirlake/load"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -29,11 +30,11 @@ var (
 		{Name: "seq", Type: arrow.PrimitiveTypes.Int32},
 		{Name: "serviced", Type: arrow.FixedWidthTypes.Date32, Nullable: true},
 	}, nil)
-	lakeTables = []Table{
+	lakeTables = []load.Table{
 		{Name: "claim", Resource: "Claim", Key: "id", Schema: claimSchema,
-			Partition: &Partition{Column: "service_start", Name: "service_year"}},
+			Partition: &load.Partition{Column: "service_start", Name: "service_year"}},
 		{Name: "claim_line", Resource: "Claim", Key: "claim_id", Schema: claimLineSchema,
-			Partition: &Partition{Column: "serviced", Name: "service_year"}},
+			Partition: &load.Partition{Column: "serviced", Name: "service_year"}},
 		{Name: "claim_note", Resource: "Claim", Key: "parent_id", Schema: childSchema},
 	}
 )
@@ -87,7 +88,7 @@ func claimBatches(t *testing.T, claims ...claim) []batch {
 		}
 	}
 	return []batch{
-		{Resources, resources(ids...)},
+		{load.Resources, resources(ids...)},
 		{"claim", cb.NewRecordBatch()},
 		{"claim_line", lb.NewRecordBatch()},
 		{"claim_note", nb.NewRecordBatch()},
@@ -96,23 +97,23 @@ func claimBatches(t *testing.T, claims ...claim) []batch {
 
 // claimRun commits one run of source "test": tombstones for deleted ids,
 // then claims.
-func claimRun(t *testing.T, w *Warehouse, id string, deleted []string, claims ...claim) Stats {
+func claimRun(t *testing.T, w *Warehouse, id string, deleted []string, claims ...claim) load.Stats {
 	t.Helper()
 	return sourceRun(t, w, "test", id, deleted, claims...)
 }
 
 // sourceRun commits one run of source: tombstones for deleted ids, then
 // claims.
-func sourceRun(t *testing.T, w *Warehouse, source, id string, deleted []string, claims ...claim) Stats {
+func sourceRun(t *testing.T, w *Warehouse, source, id string, deleted []string, claims ...claim) load.Stats {
 	t.Helper()
 	ctx := t.Context()
 	l, err := w.Begin(ctx, source, lakeTables)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ts []Tombstone
+	var ts []load.Tombstone
 	for _, d := range deleted {
-		ts = append(ts, Tombstone{ResourceType: "Claim", ID: d})
+		ts = append(ts, load.Tombstone{ResourceType: "Claim", ID: d})
 	}
 	if err := l.Delete(ctx, ts); err != nil {
 		t.Fatal(err)
@@ -123,7 +124,7 @@ func sourceRun(t *testing.T, w *Warehouse, source, id string, deleted []string, 
 		}
 		b.rec.Release()
 	}
-	st, err := l.Commit(ctx, Run{ID: id, Source: source, Scope: "system", Started: time.Now(), TransactionTime: time.Now()})
+	st, err := l.Commit(ctx, load.Run{ID: id, Source: source, Scope: "system", Started: time.Now(), TransactionTime: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func checkLakeMirrors(t *testing.T, w *Warehouse, lake string) {
 		if tb.Partition != nil {
 			cols = "* EXCLUDE (" + tb.Partition.Name + ")"
 			// The Hive key agrees with the column it is derived from.
-			bad := query(t, w, "SELECT count(*)::VARCHAR FROM "+src+" WHERE "+tb.Partition.Name+"::VARCHAR <> "+tb.Partition.expr())
+			bad := query(t, w, "SELECT count(*)::VARCHAR FROM "+src+" WHERE "+tb.Partition.Name+"::VARCHAR <> "+partitionExpr(tb.Partition))
 			if diff := cmp.Diff([]string{"0"}, bad); diff != "" {
 				t.Errorf("%s: rows in the wrong partition (-want +got):\n%s", tb.Name, diff)
 			}
@@ -157,7 +158,7 @@ func checkLakeMirrors(t *testing.T, w *Warehouse, lake string) {
 		// One folder per source, and in it the file or one folder per year.
 		folder := "'data_source=' || data_source || '/" + LakeFile + "'"
 		if tb.Partition != nil {
-			folder = "'data_source=' || data_source || '/" + tb.Partition.Name + "=' || " + tb.Partition.expr() + " || '/" + LakeFile + "'"
+			folder = "'data_source=' || data_source || '/" + tb.Partition.Name + "=' || " + partitionExpr(tb.Partition) + " || '/" + LakeFile + "'"
 		}
 		want := query(t, w, "SELECT DISTINCT "+folder+" FROM "+ident(tb.Name)+" ORDER BY 1")
 		if diff := cmp.Diff(want, lakeFiles(t, filepath.Join(lake, tb.Name))); diff != "" {
@@ -256,7 +257,7 @@ func TestWriteLakeMirrorsWarehouse(t *testing.T) {
 	for i, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
 			st := claimRun(t, w, "r"+string(rune('1'+i)), s.deleted, s.claims...)
-			if diff := cmp.Diff(&Changes{Source: "test", Tables: s.wantTouch}, st.Changes); diff != "" {
+			if diff := cmp.Diff(&load.Changes{Source: "test", Tables: s.wantTouch}, st.Changes); diff != "" {
 				t.Errorf("changes (-want +got):\n%s", diff)
 			}
 			if s.skipLake {
@@ -278,12 +279,12 @@ func TestWriteLakeChangesLayout(t *testing.T) {
 	defer w.Close()
 	claimRun(t, w, "r1", nil, claim{"a", "2021-05-01", 1}, claim{"b", "2022-05-01", 1})
 	lake := t.TempDir()
-	flat := []Table{{Name: "claim", Key: "id"}}
-	byYear := []Table{{Name: "claim", Key: "id", Partition: &Partition{Column: "service_start", Name: "service_year"}}}
-	renamed := []Table{{Name: "claim", Key: "id", Partition: &Partition{Column: "service_start", Name: "year"}}}
+	flat := []load.Table{{Name: "claim", Key: "id"}}
+	byYear := []load.Table{{Name: "claim", Key: "id", Partition: &load.Partition{Column: "service_start", Name: "service_year"}}}
+	renamed := []load.Table{{Name: "claim", Key: "id", Partition: &load.Partition{Column: "service_start", Name: "year"}}}
 	for _, c := range []struct {
 		name   string
-		tables []Table
+		tables []load.Table
 		want   []string
 	}{
 		{"unpartitioned", flat, []string{"data_source=test/" + LakeFile}},
@@ -293,7 +294,7 @@ func TestWriteLakeChangesLayout(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			// An incremental write must notice the layout change too.
-			if err := w.WriteLake(t.Context(), lake, c.tables, &Changes{Source: "test", Tables: map[string][]string{"claim": {"2021"}}}); err != nil {
+			if err := w.WriteLake(t.Context(), lake, c.tables, &load.Changes{Source: "test", Tables: map[string][]string{"claim": {"2021"}}}); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(c.want, lakeFiles(t, filepath.Join(lake, "claim"))); diff != "" {

@@ -1,6 +1,4 @@
-//go:build duckdb_arrow
-
-package load
+package hive
 
 import (
 	"errors"

@@ -1,8 +1,14 @@
 //go:build duckdb_arrow
 
-package load
+package duckdb
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+
+	"github.com/fhirlake/fhirlake/load"
+	"github.com/fhirlake/fhirlake/load/lake/hive"
+
 	"context"
 	"database/sql"
 	"errors"
@@ -28,9 +34,6 @@ const (
 	FromWarehouse From = "warehouse"
 )
 
-// ErrInUse means another process holds the warehouse file open.
-var ErrInUse = errors.New("warehouse is in use by another process")
-
 // RebuildOptions says what to rebuild.
 type RebuildOptions struct {
 	// Lake is the lake directory.
@@ -42,7 +45,7 @@ type RebuildOptions struct {
 	// Tables gives the partitioning (and sort key) of tables when writing
 	// the lake; tables not listed keep the partitioning recorded in the
 	// existing lake, else are written unpartitioned.
-	Tables []Table
+	Tables []load.Table
 }
 
 // RebuildPlan is what a rebuild will do. PlanRebuild makes it without
@@ -69,7 +72,7 @@ type PlanTable struct {
 	// Bookkeeping is set for fhirlake_* tables (kept under DIR/_fhirlake).
 	Bookkeeping bool
 	// Partition is the table's partitioning in the lake, nil for none.
-	Partition *Partition
+	Partition *load.Partition
 	// Rows is the number of rows to restore.
 	Rows int64
 	// Partitions lists the table's folders in the lake and their rows:
@@ -158,7 +161,7 @@ func planFromLake(ctx context.Context, o RebuildOptions) (*RebuildPlan, error) {
 	if fi, err := os.Stat(o.Lake); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("rebuild: no lake at %s", o.Lake)
 	}
-	meta, err := ReadLakeMeta(o.Lake)
+	meta, err := hive.ReadLakeMeta(o.Lake)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +171,7 @@ func planFromLake(ctx context.Context, o RebuildOptions) (*RebuildPlan, error) {
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}
 	for _, e := range ents {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || e.Name() == MetaDir {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || e.Name() == hive.MetaDir {
 			continue
 		}
 		t, err := lakeTable(o.Lake, e.Name(), meta.Tables[e.Name()])
@@ -178,7 +181,7 @@ func planFromLake(ctx context.Context, o RebuildOptions) (*RebuildPlan, error) {
 		p.Tables = append(p.Tables, t)
 	}
 	for name, lt := range meta.Tables {
-		if !strings.HasPrefix(name, BookkeepingPrefix) {
+		if !strings.HasPrefix(name, load.BookkeepingPrefix) {
 			if _, err := os.Stat(filepath.Join(o.Lake, name)); errors.Is(err, fs.ErrNotExist) {
 				// A partitioned table without rows has no folder content;
 				// a table without a folder at all is still restored empty.
@@ -187,7 +190,7 @@ func planFromLake(ctx context.Context, o RebuildOptions) (*RebuildPlan, error) {
 			continue
 		}
 		t := PlanTable{Name: name, Bookkeeping: true, sql: lt.SQL}
-		if f := filepath.Join(o.Lake, MetaDir, name+".parquet"); exists(f) {
+		if f := filepath.Join(o.Lake, hive.MetaDir, name+".parquet"); exists(f) {
 			t.files = []string{f}
 		}
 		p.Tables = append(p.Tables, t)
@@ -229,7 +232,7 @@ func planFromLake(ctx context.Context, o RebuildOptions) (*RebuildPlan, error) {
 
 // lakeTable describes DIR/<name>/: the folders by source of this
 // release, or the flat file and year folders of the first release.
-func lakeTable(lake, name string, lt LakeTable) (PlanTable, error) {
+func lakeTable(lake, name string, lt hive.LakeTable) (PlanTable, error) {
 	t := PlanTable{Name: name, Partition: lt.Partition, sql: lt.SQL}
 	tdir := filepath.Join(lake, name)
 	var files []string
@@ -244,7 +247,7 @@ func lakeTable(lake, name string, lt LakeTable) (PlanTable, error) {
 			}
 			return nil
 		}
-		if !d.IsDir() && n == LakeFile {
+		if !d.IsDir() && n == hive.LakeFile {
 			files = append(files, path)
 		}
 		return nil
@@ -264,15 +267,15 @@ func lakeTable(lake, name string, lt LakeTable) (PlanTable, error) {
 		}
 		folders = true
 		keys := strings.Split(rel, "/")
-		if k, _, ok := strings.Cut(keys[len(keys)-1], "="); ok && k != SourceKey && t.Partition == nil {
+		if k, _, ok := strings.Cut(keys[len(keys)-1], "="); ok && k != hive.SourceKey && t.Partition == nil {
 			// No lake.json: the folder names tell the key, not the column.
-			t.Partition = &Partition{Name: k}
+			t.Partition = &load.Partition{Name: k}
 		}
 		t.files = append(t.files, f)
 		t.Partitions = append(t.Partitions, PlanPartition{Value: rel})
 	}
 	if flat && folders {
-		return t, fmt.Errorf("rebuild: lake table %s has both %s and partition folders; rewrite the lake from the warehouse", name, LakeFile)
+		return t, fmt.Errorf("rebuild: lake table %s has both %s and partition folders; rewrite the lake from the warehouse", name, hive.LakeFile)
 	}
 	return t, nil
 }
@@ -415,21 +418,21 @@ func planFromWarehouse(ctx context.Context, o RebuildOptions) (*RebuildPlan, err
 		return nil, err
 	}
 	defer w.Close()
-	meta, err := ReadLakeMeta(o.Lake)
+	meta, err := hive.ReadLakeMeta(o.Lake)
 	if err != nil {
 		return nil, err
 	}
-	given := map[string]Table{}
+	given := map[string]load.Table{}
 	for _, t := range o.Tables {
 		given[t.Name] = t
 	}
-	defs, err := w.tableDefs(ctx)
+	defs, err := w.TableDefs(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}
 	p := &RebuildPlan{Options: o}
 	for name := range defs {
-		t := PlanTable{Name: name, Bookkeeping: strings.HasPrefix(name, BookkeepingPrefix)}
+		t := PlanTable{Name: name, Bookkeeping: strings.HasPrefix(name, load.BookkeepingPrefix)}
 		if g, ok := given[name]; ok {
 			t.Partition, t.key = g.Partition, g.Key
 		} else if !t.Bookkeeping {
@@ -446,13 +449,13 @@ func planFromWarehouse(ctx context.Context, o RebuildOptions) (*RebuildPlan, err
 	sortPlanTables(p.Tables)
 	p.Replaces = "nothing: " + o.Lake + " will be created"
 	if ents, err := os.ReadDir(o.Lake); err == nil {
-		restored := map[string]bool{MetaDir: true}
+		restored := map[string]bool{hive.MetaDir: true}
 		for _, t := range p.Tables {
 			restored[t.Name] = true
 		}
 		n := 0
 		for _, e := range ents {
-			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && e.Name() != MetaDir {
+			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && e.Name() != hive.MetaDir {
 				n++
 				if !restored[e.Name()] {
 					p.Drops = append(p.Drops, e.Name())
@@ -474,12 +477,12 @@ func (w *Warehouse) countRows(ctx context.Context, t *PlanTable) error {
 		}
 		return nil
 	}
-	folder := fmt.Sprintf("'%s=' || %s", SourceKey, ident(DataSource))
-	if w.version < SchemaVersion {
+	folder := fmt.Sprintf("'%s=' || %s", hive.SourceKey, ident(load.DataSource))
+	if w.version < load.SchemaVersion {
 		folder = "'(upgraded on execute)'" // no data_source yet
 	}
 	if t.Partition != nil {
-		folder += fmt.Sprintf(" || '/%s=' || %s", t.Partition.Name, t.Partition.expr())
+		folder += fmt.Sprintf(" || '/%s=' || %s", t.Partition.Name, partitionExpr(t.Partition))
 	}
 	rows, err := w.conn.QueryContext(ctx, fmt.Sprintf("SELECT %s, count(*) FROM %s GROUP BY 1 ORDER BY 1", folder, ident(t.Name)))
 	if err != nil {
@@ -509,10 +512,10 @@ func (p *RebuildPlan) executeToLake(ctx context.Context) error {
 		return err
 	}
 	defer w.Close()
-	var tables []Table
+	var tables []load.Table
 	for _, t := range p.Tables {
 		if !t.Bookkeeping {
-			tables = append(tables, Table{Name: t.Name, Key: t.key, Partition: t.Partition})
+			tables = append(tables, load.Table{Name: t.Name, Key: t.key, Partition: t.Partition})
 		}
 	}
 	lake := filepath.Clean(o.Lake)
@@ -524,13 +527,13 @@ func (p *RebuildPlan) executeToLake(ctx context.Context) error {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	if err := w.WriteLake(ctx, tmp, tables, nil); err != nil {
+	if err := hive.Open(tmp).Publish(ctx, w, load.Identity{Path: w.path, ID: w.id}, tables, nil); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	if err := atomicfile.SyncDir(tmp); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
-	if err := swapDir(tmp, lake); err != nil {
+	if err := hive.SwapDir(tmp, lake); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	return nil
@@ -630,12 +633,12 @@ func syncFile(path string) error {
 
 // upgradeFile upgrades the warehouse file at path when it has an earlier
 // layout (see Warehouse.Upgrade).
-func upgradeFile(ctx context.Context, path string, tables []Table) error {
+func upgradeFile(ctx context.Context, path string, tables []load.Table) error {
 	r, err := OpenReadOnly(ctx, path)
 	if err != nil {
 		return err
 	}
-	old := r.Version() < SchemaVersion
+	old := r.Version() < load.SchemaVersion
 	r.Close()
 	if !old {
 		return nil
@@ -646,4 +649,10 @@ func upgradeFile(ctx context.Context, path string, tables []Table) error {
 	}
 	defer w.Close()
 	return w.Upgrade(ctx, tables)
+}
+
+func randomSuffix() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

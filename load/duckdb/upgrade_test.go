@@ -1,6 +1,6 @@
 //go:build duckdb_arrow
 
-package load
+package duckdb
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fhirlake/fhirlake/load"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -60,13 +61,13 @@ func TestUpgradeFromLayout1(t *testing.T) {
 	if w.Version() != 1 || w.ID() != "" {
 		t.Fatalf("version %d, id %q: want the first layout", w.Version(), w.ID())
 	}
-	if _, err := w.Begin(t.Context(), "payer-a", tables); !errors.Is(err, ErrOldWarehouse) {
+	if _, err := w.Begin(t.Context(), "payer-a", tables); !errors.Is(err, load.ErrOldWarehouse) {
 		t.Fatalf("Begin on an old warehouse: %v", err)
 	}
 	if err := w.Upgrade(t.Context(), tables); err != nil {
 		t.Fatal(err)
 	}
-	if w.Version() != SchemaVersion || w.ID() == "" {
+	if w.Version() != load.SchemaVersion || w.ID() == "" {
 		t.Errorf("after Upgrade: version %d, id %q", w.Version(), w.ID())
 	}
 	for q, want := range map[string][]string{
@@ -201,7 +202,7 @@ func TestRebuildFromLayout1Lake(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if w.Version() != SchemaVersion {
+	if w.Version() != load.SchemaVersion {
 		t.Errorf("rebuilt warehouse has layout %d", w.Version())
 	}
 	if diff := cmp.Diff([]string{"payer-a 1:1", "payer-a 1:2", "payer-b 3:1"}, query(t, w, "SELECT data_source || ' ' || parent_id || ':' || seq FROM child ORDER BY 1")); diff != "" {

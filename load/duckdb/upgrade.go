@@ -1,15 +1,17 @@
 //go:build duckdb_arrow
 
-package load
+package duckdb
 
 import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/fhirlake/fhirlake/load"
 )
 
 // Upgrade brings a warehouse of an earlier layout (Version() <
-// SchemaVersion) to the current one, in one transaction: it commits whole
+// load.SchemaVersion) to the current one, in one transaction: it commits whole
 // or not at all. A current warehouse is left alone.
 //
 // From version 1 (rows keyed by resource type and id alone) to 2 (keyed by
@@ -28,8 +30,8 @@ import (
 // Views over the tables are left to be recreated (ApplySQL); the lake is
 // rewritten in the new layout by the next WriteLake, which finds its
 // folders do not fit.
-func (w *Warehouse) Upgrade(ctx context.Context, tables []Table) error {
-	if w.version == SchemaVersion {
+func (w *Warehouse) Upgrade(ctx context.Context, tables []load.Table) error {
+	if w.version == load.SchemaVersion {
 		return nil
 	}
 	if w.version == 0 {
@@ -52,7 +54,7 @@ func (w *Warehouse) Upgrade(ctx context.Context, tables []Table) error {
 	return w.readIdentity(ctx)
 }
 
-func (w *Warehouse) upgradeFrom1(ctx context.Context, tables []Table) error {
+func (w *Warehouse) upgradeFrom1(ctx context.Context, tables []load.Table) error {
 	// A database restored from a partial lake may lack bookkeeping tables:
 	// give it the empty ones of layout 1 first.
 	if err := w.exec(ctx, bookkeepingV1DDL); err != nil {
@@ -69,11 +71,11 @@ func (w *Warehouse) upgradeFrom1(ctx context.Context, tables []Table) error {
 	if err != nil {
 		return err
 	}
-	only := DefaultSource
+	only := load.DefaultSource
 	if len(sources) == 1 {
 		only = sources[0]
 	}
-	known := map[string]Table{}
+	known := map[string]load.Table{}
 	for _, t := range tables {
 		known[t.Name] = t
 	}
@@ -84,7 +86,7 @@ func (w *Warehouse) upgradeFrom1(ctx context.Context, tables []Table) error {
 	}
 	// Bookkeeping: recreate the changed tables with the source of each
 	// row's run.
-	bySource := fmt.Sprintf("coalesce((SELECT r.source FROM fhirlake_runs AS r WHERE r.run_id = o.run_id), %s)", sqlString(DefaultSource))
+	bySource := fmt.Sprintf("coalesce((SELECT r.source FROM fhirlake_runs AS r WHERE r.run_id = o.run_id), %s)", sqlString(load.DefaultSource))
 	for _, b := range []struct{ name, ddl, cols string }{
 		{"fhirlake_resources", resourcesDDL, bySource + ", o.resource_type, o.id, o.meta_last_updated, o.version_id, o.run_id"},
 		{"fhirlake_deleted", deletedDDL, "o.run_id, " + bySource + ", o.resource_type, o.id, o.transaction_time"},
@@ -106,12 +108,12 @@ func (w *Warehouse) upgradeFrom1(ctx context.Context, tables []Table) error {
 		return err
 	}
 	return w.exec(ctx, `CREATE TABLE fhirlake_warehouse (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
-		INSERT INTO fhirlake_warehouse VALUES ('id', uuid()::VARCHAR), ('schema_version', ?)`, fmt.Sprint(SchemaVersion))
+		INSERT INTO fhirlake_warehouse VALUES ('id', uuid()::VARCHAR), ('schema_version', ?)`, fmt.Sprint(load.SchemaVersion))
 }
 
 // upgradeTable recreates a version 1 data table with data_source first,
 // in front of its primary key.
-func (w *Warehouse) upgradeTable(ctx context.Context, name string, known map[string]Table, only string) error {
+func (w *Warehouse) upgradeTable(ctx context.Context, name string, known map[string]load.Table, only string) error {
 	cols, err := w.queryStrings(ctx, `SELECT column_name || ' ' || data_type || CASE WHEN is_nullable THEN '' ELSE ' NOT NULL' END
 		FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' AND database_name = current_database()
 		ORDER BY column_index`, name)
@@ -123,16 +125,16 @@ func (w *Warehouse) upgradeTable(ctx context.Context, name string, known map[str
 	if err != nil {
 		return err
 	}
-	defs := []string{ident(DataSource) + " VARCHAR NOT NULL"}
+	defs := []string{ident(load.DataSource) + " VARCHAR NOT NULL"}
 	for _, c := range cols {
 		col, typ, _ := strings.Cut(c, " ")
-		if col == DataSource {
-			return fmt.Errorf("already has a %s column", DataSource)
+		if col == load.DataSource {
+			return fmt.Errorf("already has a %s column", load.DataSource)
 		}
 		defs = append(defs, ident(col)+" "+typ)
 	}
 	if len(pk) > 0 {
-		keys := []string{ident(DataSource)}
+		keys := []string{ident(load.DataSource)}
 		for _, k := range pk {
 			keys = append(keys, ident(k))
 		}

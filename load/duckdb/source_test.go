@@ -1,6 +1,6 @@
 //go:build duckdb_arrow
 
-package load
+package duckdb
 
 import (
 	"errors"
@@ -10,12 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fhirlake/fhirlake/load"
 	"github.com/google/go-cmp/cmp"
 )
 
 // sourceLoad commits one run of source with the Claim versions given,
 // each with one child row numbered seq.
-func sourceLoad(t *testing.T, w *Warehouse, source, id string, deleted []Tombstone, seq int, vs ...version) Stats {
+func sourceLoad(t *testing.T, w *Warehouse, source, id string, deleted []load.Tombstone, seq int, vs ...version) load.Stats {
 	t.Helper()
 	ctx := t.Context()
 	l, err := w.Begin(ctx, source, tables)
@@ -31,13 +32,13 @@ func sourceLoad(t *testing.T, w *Warehouse, source, id string, deleted []Tombsto
 		ids = append(ids, v.id)
 		kids = append(kids, v.id, seq)
 	}
-	for _, b := range []batch{{Resources, versions(vs...)}, {"parent", parents(ids...)}, {"child", children(kids...)}} {
+	for _, b := range []batch{{load.Resources, versions(vs...)}, {"parent", parents(ids...)}, {"child", children(kids...)}} {
 		if err := l.WriteBatch(ctx, b.table, b.rec); err != nil {
 			t.Fatal(err)
 		}
 		b.rec.Release()
 	}
-	st, err := l.Commit(ctx, Run{ID: id, Source: source, Scope: "system", Started: time.Now()})
+	st, err := l.Commit(ctx, load.Run{ID: id, Source: source, Scope: "system", Started: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func TestSourcesKeepTheirOwnRows(t *testing.T) {
 		t.Errorf("older version within a source: skipped %d, want 1", st.SkippedOlder)
 	}
 	// Payer B deletes its Claim/1 (twice, in two lines): payer A's stays.
-	st = sourceLoad(t, w, "payer-b", "r4", []Tombstone{{"Claim", "1"}, {"Claim", "1"}}, 0)
+	st = sourceLoad(t, w, "payer-b", "r4", []load.Tombstone{{ResourceType: "Claim", ID: "1"}, {ResourceType: "Claim", ID: "1"}}, 0)
 	if st.Deleted != 1 {
 		t.Errorf("deleted = %d, want 1: a resource counts once however many lines name it", st.Deleted)
 	}
@@ -91,7 +92,7 @@ func TestSourcesKeepTheirOwnRows(t *testing.T) {
 	if err := w.exec(t.Context(), "INSERT INTO parent (data_source, id) VALUES ('payer-a', '1')"); err == nil {
 		t.Error("the primary key does not include data_source and id")
 	}
-	if _, err := w.Begin(t.Context(), "../x", tables); !errors.Is(err, ErrBadSource) {
+	if _, err := w.Begin(t.Context(), "../x", tables); !errors.Is(err, load.ErrBadSource) {
 		t.Errorf("Begin with a source that would escape the lake: %v", err)
 	}
 }
@@ -187,13 +188,13 @@ func TestLakeKnowsItsWarehouse(t *testing.T) {
 	defer other.Close()
 	before := snapshot(t, lake)
 	err = other.WriteLake(t.Context(), lake, lakeTables, nil)
-	if !errors.Is(err, ErrLakeMismatch) || !strings.Contains(err.Error(), w.Path()) || !strings.Contains(err.Error(), other.Path()) {
+	if !errors.Is(err, load.ErrLakeMismatch) || !strings.Contains(err.Error(), w.Path()) || !strings.Contains(err.Error(), other.Path()) {
 		t.Errorf("another warehouse writing the lake: %v", err)
 	}
 	if diff := cmp.Diff(before, snapshot(t, lake)); diff != "" {
 		t.Errorf("the refused write changed the lake (-before +after):\n%s", diff)
 	}
-	if err := CheckLake(lake, "new.duckdb", ""); !errors.Is(err, ErrLakeMismatch) {
+	if err := CheckLake(lake, "new.duckdb", ""); !errors.Is(err, load.ErrLakeMismatch) {
 		t.Errorf("a warehouse not yet created, beside an owned lake: %v", err)
 	}
 	if err := CheckLake(t.TempDir(), "new.duckdb", ""); err != nil {
@@ -244,7 +245,7 @@ func TestSweepLake(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := w.WriteLake(t.Context(), lake, lakeTables, &Changes{Source: "test"}); err != nil {
+	if err := w.WriteLake(t.Context(), lake, lakeTables, &load.Changes{Source: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(keep, lakeFiles(t, lake)); diff != "" {

@@ -1,6 +1,6 @@
 //go:build duckdb_arrow
 
-package load
+package duckdb
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fhirlake/fhirlake/load"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -33,8 +34,8 @@ func TestNewestVersionWins(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer w.Close()
-			loadRun(t, w, "r1", batch{Resources, versions(tt.first)}, batch{"child", children("a", 1)})
-			st := loadRun(t, w, "r2", batch{Resources, versions(tt.second)}, batch{"child", children("a", 2, "a", 3)})
+			loadRun(t, w, "r1", batch{load.Resources, versions(tt.first)}, batch{"child", children("a", 1)})
+			st := loadRun(t, w, "r2", batch{load.Resources, versions(tt.second)}, batch{"child", children("a", 2, "a", 3)})
 			want := []string{"a:1"}
 			var skipped int64 = 1
 			if tt.wantSecond {
@@ -58,7 +59,7 @@ func TestDuplicateIdenticalCopiesCollapse(t *testing.T) {
 	defer w.Close()
 	// The same resource exported twice (as Group exports do with shared
 	// resources) gives its rows once.
-	loadRun(t, w, "r1", batch{Resources, resources("a", "a")}, batch{"parent", parents("a")}, batch{"parent", parents("a")},
+	loadRun(t, w, "r1", batch{load.Resources, resources("a", "a")}, batch{"parent", parents("a")}, batch{"parent", parents("a")},
 		batch{"child", children("a", 1, "a", 1)})
 	if diff := cmp.Diff([]string{"1 1"}, query(t, w, "SELECT (SELECT count(*) FROM parent) || ' ' || (SELECT count(*) FROM child)")); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
@@ -79,7 +80,7 @@ func TestWatermarkOnlyMovesForward(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := l.Commit(ctx, Run{ID: id, Source: "payer", Scope: "group/g1", Started: tt, TransactionTime: tt, WatermarkTypes: types}); err != nil {
+		if _, err := l.Commit(ctx, load.Run{ID: id, Source: "payer", Scope: "group/g1", Started: tt, TransactionTime: tt, WatermarkTypes: types}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -116,8 +117,8 @@ func TestLockErrorNamesTheHolder(t *testing.T) {
 	if !isLockError(lockErr) {
 		t.Fatal("DuckDB's lock error was not recognised")
 	}
-	if err := inUse("w.duckdb", lockErr); !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "PID 4242") {
-		t.Errorf("inUse = %v, want ErrInUse naming the holder", err)
+	if err := inUse("w.duckdb", lockErr); !errors.Is(err, load.ErrInUse) || !strings.Contains(err.Error(), "PID 4242") {
+		t.Errorf("inUse = %v, want load.ErrInUse naming the holder", err)
 	}
 	if isLockError(errors.New("IO Error: disk full")) {
 		t.Error("a disk error was taken for a lock")

@@ -1,30 +1,14 @@
-//go:build duckdb_arrow
-
-package load
-
-// The lake writer is DuckDB's own COPY ... (FORMAT parquet, COMPRESSION
-// zstd), chosen by measurement: BenchmarkLakeWriters (lake_bench_test.go)
-// on 3,000,000 eob_item-like rows (VARCHAR ids and codes, 3 DECIMAL, 2
-// DATE, TIMESTAMPTZ, INTEGER), 2-core shared machine, DuckDB v1.5.x,
-// arrow-go v18.8.0, -benchtime 3x, two runs (the machine is noisy):
+// Package hive is the local lake target: a folder of Hive-style Parquet
+// files, one folder per table and source (and year, for the partitioned
+// tables), that DuckDB, Spark, Trino or pandas read as they are. It
+// mirrors the committed warehouse after each run, rewriting only the files
+// of the run's source that the run changed, each replaced by a rename.
 //
-//	writer                                 rows/s (run 1 / 2)    file MB
-//	DuckDB COPY, one file                  1,097,501 / 934,791    14.3
-//	DuckDB COPY, one COPY per year           327,811 / 906,051    27.4
-//	WriteLake, COPY PARTITION_BY + renames         - / 620,860    33.9 (sorted by key)
-//	arrow-go pqarrow via duckdb Arrow        195,344 / 374,983    23.3
-//	parquet-go via duckdb Arrow + Go structs   838,294 (2x)       28.6
-//
-// COPY keeps the rows inside DuckDB and compresses on every core; pqarrow
-// must pull each row through the Arrow C interface and compresses on one
-// goroutine, is 2.5-5x slower, and imports arrow/flight and so grpc.
-// parquet-go (lake_bench_parquetgo_test.go) comes closer, at about 80% of
-// COPY's rows/s, but writes files twice as large
-// (no per-column tuning) and needs a hand-written struct per table, where
-// COPY takes any view's table as it is. All read back as DECIMAL, DATE and
-// TIMESTAMPTZ. Partitioned tables are
-// written with one COPY ... PARTITION_BY pass (not one COPY per partition)
-// into a hidden staging folder, whose files are then renamed into place.
+// The Parquet files themselves are written by the warehouse
+// (load.Snapshot.WriteParquet: DuckDB's COPY, the fastest writer we
+// measured); this package owns the layout, the crash-safe replacement,
+// lake.json and the checks.
+package hive
 
 // Layout of a lake directory DIR:
 //
@@ -60,6 +44,7 @@ import (
 
 	"github.com/fhirlake/fhirlake/internal/atomicfile"
 	"github.com/fhirlake/fhirlake/internal/private"
+	"github.com/fhirlake/fhirlake/load"
 )
 
 // LakeFile is the name of the Parquet file that holds an unpartitioned
@@ -74,15 +59,6 @@ const MetaDir = "_fhirlake"
 // the warehouse: each table's CREATE statement and partition, and the
 // warehouse's views.
 const LakeMetaFile = "lake.json"
-
-// BookkeepingPrefix starts the name of every bookkeeping table.
-const BookkeepingPrefix = "fhirlake_"
-
-// rowGroupRows is the Parquet row group size: four of DuckDB's own row
-// groups, a few MB to a few tens of MB compressed for our tables; large
-// enough for good compression and min/max skipping, small enough to keep
-// the writer's memory low.
-const rowGroupRows = 4 * 122880
 
 // LakeMetaVersion is the lake.json format this release writes: 2 adds the
 // owner warehouse and the folders by source.
@@ -103,6 +79,9 @@ type LakeMeta struct {
 	// Views are the CREATE VIEW statements of the warehouse, in creation
 	// order.
 	Views []string `json:"views,omitempty"`
+	// Runs are the committed runs the lake mirrors: a lake missing more
+	// than the run being published is behind and is rewritten whole.
+	Runs []string `json:"runs,omitempty"`
 }
 
 // LakeTable is one table of LakeMeta.
@@ -111,15 +90,67 @@ type LakeTable struct {
 	// exact column types and constraints.
 	SQL string `json:"sql"`
 	// Partition is the table's partitioning, nil when unpartitioned.
-	Partition *Partition `json:"partition,omitempty"`
+	Partition *load.Partition `json:"partition,omitempty"`
 }
 
-// WriteLake makes the lake in dir mirror the committed warehouse. changes
-// are the Stats.Changes of the run just committed: only its source's files
-// of the tables and partitions it names are rewritten. A nil changes
-// rewrites every table, and so does a lake that is behind the warehouse by
-// more than that run (an earlier WriteLake failed or was skipped) or is new,
-// so a rerun always converges.
+// Lake is the Hive-style Parquet lake in a local folder.
+type Lake struct{ dir string }
+
+var _ load.Lake = (*Lake)(nil)
+
+// Format is the lake format name of this target (--lake-format).
+const Format = "parquet"
+
+func init() {
+	load.RegisterLake(Format, func(_ context.Context, location string, _ load.LakeOptions) (load.Lake, error) {
+		dir, err := localPath(location)
+		if err != nil {
+			return nil, err
+		}
+		return Open(dir), nil
+	})
+}
+
+// localPath accepts a path or a file:// URL; other schemes belong to
+// other formats.
+func localPath(location string) (string, error) {
+	if rest, ok := strings.CutPrefix(location, "file://"); ok {
+		return rest, nil
+	}
+	if i := strings.Index(location, "://"); i > 0 {
+		return "", fmt.Errorf("lake %s: the %s lake is a local folder; use --lake-format iceberg for object storage", location, Format)
+	}
+	return location, nil
+}
+
+// Open returns the lake in dir (created on the first Publish).
+func Open(dir string) *Lake { return &Lake{dir: dir} }
+
+// Location is the lake's folder.
+func (lk *Lake) Location() string { return lk.dir }
+
+// Close does nothing: the lake holds no resources between calls.
+func (lk *Lake) Close() error { return nil }
+
+// Check refuses a warehouse that is not the lake's (see CheckLake).
+func (lk *Lake) Check(_ context.Context, warehousePath, warehouseID string) error {
+	return CheckLake(lk.dir, warehousePath, warehouseID)
+}
+
+// writer is one Publish: the lake, the warehouse's committed state and
+// its identity.
+type writer struct {
+	dir  string
+	snap load.Snapshot
+	id   load.Identity
+}
+
+// Publish makes the lake mirror the committed warehouse. changes are the
+// Stats.Changes of the run just committed: only its source's files of the
+// tables and partitions it names are rewritten. A nil changes rewrites
+// every table, and so does a lake that is behind the warehouse by more than
+// that run (an earlier Publish failed or was skipped) or is new, so a rerun
+// always converges.
 //
 // Each file is written under a hidden temporary name in its final
 // directory, synced, and renamed over the old one; a partition left without
@@ -130,24 +161,26 @@ type LakeTable struct {
 // became partitioned, its key was renamed, or it has the folders of an
 // earlier release) is built in a new directory and swapped in. The
 // bookkeeping mirror and lake.json are written last.
-func (w *Warehouse) WriteLake(ctx context.Context, dir string, tables []Table, changes *Changes) error {
+func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identity, tables []load.Table, changes *load.Changes) error {
+	dir := lk.dir
 	if err := os.MkdirAll(filepath.Join(dir, MetaDir), 0o755); err != nil {
 		return fmt.Errorf("lake: %w", err)
 	}
-	if err := CheckLake(dir, w.path, w.id); err != nil {
+	if err := CheckLake(dir, id.Path, id.ID); err != nil {
 		return err
 	}
 	SweepLake(dir)
+	w := &writer{dir: dir, snap: snap, id: id}
 	full := changes == nil
 	if !full {
-		behind, err := w.lakeBehind(ctx, dir)
+		behind, err := w.behind(ctx)
 		if err != nil {
 			return err
 		}
 		full = behind
 	}
 	for _, t := range tables {
-		if strings.HasPrefix(t.Name, BookkeepingPrefix) || t.Name == PersonTable {
+		if strings.HasPrefix(t.Name, load.BookkeepingPrefix) || t.Name == load.PersonTable {
 			continue
 		}
 		if err := w.writeTable(ctx, dir, t, changes, full); err != nil {
@@ -156,7 +189,7 @@ func (w *Warehouse) WriteLake(ctx context.Context, dir string, tables []Table, c
 	}
 	if full || changes.Person {
 		if err := w.writePerson(ctx, dir); err != nil {
-			return fmt.Errorf("lake %s: %w", PersonTable, err)
+			return fmt.Errorf("lake %s: %w", load.PersonTable, err)
 		}
 	}
 	if err := w.writeLakeMeta(ctx, dir, tables); err != nil {
@@ -164,10 +197,6 @@ func (w *Warehouse) WriteLake(ctx context.Context, dir string, tables []Table, c
 	}
 	return nil
 }
-
-// ErrLakeMismatch means a lake mirrors another warehouse than the one a
-// command writes.
-var ErrLakeMismatch = errors.New("the lake mirrors another warehouse")
 
 // CheckLake refuses to let the warehouse at warehousePath (with ID
 // warehouseID, "" when it does not exist yet) write the lake in dir when
@@ -184,7 +213,7 @@ func CheckLake(dir, warehousePath, warehouseID string) error {
 		return nil
 	}
 	return fmt.Errorf("%w: lake %s mirrors warehouse %s (id %s), but this command writes warehouse %s: point --lake at this warehouse's own lake (or a new directory), or restore this warehouse from the lake with fhirlake rebuild --from lake",
-		ErrLakeMismatch, dir, meta.Warehouse, meta.WarehouseID, warehousePath)
+		load.ErrLakeMismatch, dir, meta.Warehouse, meta.WarehouseID, warehousePath)
 }
 
 // SweepLake removes what crashed writes left anywhere in the lake: the
@@ -215,26 +244,37 @@ func SweepLake(dir string) {
 	})
 }
 
-// lakeBehind reports whether the lake's copy of fhirlake_runs misses more
-// than one run of the warehouse, or has runs the warehouse does not know.
-func (w *Warehouse) lakeBehind(ctx context.Context, dir string) (bool, error) {
-	path := filepath.Join(dir, MetaDir, "fhirlake_runs.parquet")
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return true, nil
+// behind reports whether the lake misses more than one committed run of
+// the warehouse (the one being published), or mirrors runs the warehouse
+// does not know (another history).
+func (w *writer) behind(ctx context.Context) (bool, error) {
+	meta, err := ReadLakeMeta(w.dir)
+	if err != nil {
+		return false, err
 	}
-	var missing, extra int64
-	lake := "read_parquet(" + sqlString(path) + ")"
-	q := fmt.Sprintf(`SELECT
-		(SELECT count(*) FROM fhirlake_runs WHERE run_id NOT IN (SELECT run_id FROM %[1]s)),
-		(SELECT count(*) FROM %[1]s WHERE run_id NOT IN (SELECT run_id FROM fhirlake_runs))`, lake)
-	if err := w.conn.QueryRowContext(ctx, q).Scan(&missing, &extra); err != nil {
+	if meta.Runs == nil {
+		return true, nil // new, or written by an earlier release
+	}
+	runs, err := w.snap.RunIDs(ctx)
+	if err != nil {
 		return false, fmt.Errorf("lake: compare runs: %w", err)
 	}
-	return missing > 1 || extra > 0, nil
+	have := map[string]bool{}
+	for _, r := range runs {
+		have[r] = true
+	}
+	missing := len(runs)
+	for _, r := range meta.Runs {
+		if !have[r] {
+			return true, nil
+		}
+		missing--
+	}
+	return missing > 1, nil
 }
 
 // writeTable brings one table of the lake up to date.
-func (w *Warehouse) writeTable(ctx context.Context, dir string, t Table, changes *Changes, full bool) error {
+func (w *writer) writeTable(ctx context.Context, dir string, t load.Table, changes *load.Changes, full bool) error {
 	tdir := filepath.Join(dir, t.Name)
 	lay, err := readLayout(tdir)
 	if err != nil {
@@ -255,8 +295,8 @@ func (w *Warehouse) writeTable(ctx context.Context, dir string, t Table, changes
 
 // writeAll rewrites every file of table t in tdir, one source after the
 // other, and removes the folders of sources without rows.
-func (w *Warehouse) writeAll(ctx context.Context, lake, tdir string, t Table, lay layout) error {
-	sources, err := w.queryStrings(ctx, fmt.Sprintf("SELECT DISTINCT %s FROM %s ORDER BY 1", ident(DataSource), ident(t.Name)))
+func (w *writer) writeAll(ctx context.Context, lake, tdir string, t load.Table, lay layout) error {
+	sources, err := w.snap.TableSources(ctx, t.Name)
 	if err != nil {
 		return fmt.Errorf("list sources: %w", err)
 	}
@@ -278,23 +318,24 @@ func (w *Warehouse) writeAll(ctx context.Context, lake, tdir string, t Table, la
 // writeSource rewrites the files of one source of table t: its one file,
 // or its partitions vals (every partition when vals is nil). sl is what
 // the source's folder holds now. A folder left without rows is removed.
-func (w *Warehouse) writeSource(ctx context.Context, lake, tdir string, t Table, source string, vals []string, sl sourceLayout) error {
-	if err := CheckSource(source); err != nil {
+func (w *writer) writeSource(ctx context.Context, lake, tdir string, t load.Table, source string, vals []string, sl sourceLayout) error {
+	if err := load.CheckSource(source); err != nil {
 		return err
 	}
 	sl.dir = filepath.Join(tdir, SourceKey+"="+source)
-	where := ident(DataSource) + " = " + sqlString(source)
 	if t.Partition == nil {
 		if err := os.MkdirAll(sl.dir, 0o755); err != nil {
 			return err
 		}
-		n, err := w.copyFile(ctx, tableQuery(t, where), filepath.Join(sl.dir, LakeFile))
+		n, err := copyFile(filepath.Join(sl.dir, LakeFile), func(tmp string) (int64, error) {
+			return w.snap.WriteParquet(ctx, t, source, nil, tmp)
+		})
 		if err != nil || n > 0 {
 			return err
 		}
 		return removeSource(tdir, sl)
 	}
-	left, err := w.writePartitions(ctx, lake, t, where, vals, sl)
+	left, err := w.writePartitions(ctx, lake, t, source, vals, sl)
 	if err != nil || left > 0 {
 		return err
 	}
@@ -305,18 +346,21 @@ func (w *Warehouse) writeSource(ctx context.Context, lake, tdir string, t Table,
 // DIR/person/data.parquet: the one table that spans sources (a run that
 // links a patient of its source to another source's changes both rows),
 // so it is not split by source.
-func (w *Warehouse) writePerson(ctx context.Context, dir string) error {
-	var n int
-	err := w.conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables()
-		WHERE table_name = ? AND NOT temporary AND schema_name = 'main' AND database_name = current_database()`, PersonTable).Scan(&n)
-	if err != nil || n == 0 {
+func (w *writer) writePerson(ctx context.Context, dir string) error {
+	defs, err := w.snap.TableDefs(ctx)
+	if err != nil {
 		return err
 	}
-	pdir := filepath.Join(dir, PersonTable)
+	if _, ok := defs[load.PersonTable]; !ok {
+		return nil
+	}
+	pdir := filepath.Join(dir, load.PersonTable)
 	if err := os.MkdirAll(pdir, 0o755); err != nil {
 		return err
 	}
-	if _, err := w.copyFile(ctx, "SELECT * FROM "+PersonTable+" ORDER BY data_source, patient_id", filepath.Join(pdir, LakeFile)); err != nil {
+	if _, err := copyFile(filepath.Join(pdir, LakeFile), func(tmp string) (int64, error) {
+		return w.snap.WriteTableParquet(ctx, load.PersonTable, tmp)
+	}); err != nil {
 		return err
 	}
 	ents, err := os.ReadDir(pdir)
@@ -335,7 +379,7 @@ func (w *Warehouse) writePerson(ctx context.Context, dir string) error {
 
 // replaceTableDir builds the whole table in a hidden folder of the lake and
 // swaps it in place of DIR/<table>.
-func (w *Warehouse) replaceTableDir(ctx context.Context, dir string, t Table) error {
+func (w *writer) replaceTableDir(ctx context.Context, dir string, t load.Table) error {
 	tmp := filepath.Join(dir, "."+t.Name+".new-"+randomSuffix())
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return err
@@ -347,7 +391,7 @@ func (w *Warehouse) replaceTableDir(ctx context.Context, dir string, t Table) er
 	if err := atomicfile.SyncDir(tmp); err != nil {
 		return err
 	}
-	return swapDir(tmp, filepath.Join(dir, t.Name))
+	return SwapDir(tmp, filepath.Join(dir, t.Name))
 }
 
 // writePartitions rewrites the partitions vals (every partition when vals
@@ -357,27 +401,21 @@ func (w *Warehouse) replaceTableDir(ctx context.Context, dir string, t Table) er
 // reaches), then each file is synced and renamed over the live one.
 // Partitions that got no rows are removed. It returns the number of
 // partitions the folder holds afterwards.
-func (w *Warehouse) writePartitions(ctx context.Context, lake string, t Table, where string, vals []string, sl sourceLayout) (int, error) {
+func (w *writer) writePartitions(ctx context.Context, lake string, t load.Table, source string, vals []string, sl sourceLayout) (int, error) {
 	p := t.Partition
 	if vals != nil {
 		if len(vals) == 0 {
 			return len(sl.parts), nil
 		}
-		quoted := make([]string, len(vals))
-		for i, v := range vals {
+		for _, v := range vals {
 			if err := checkPartitionValue(v); err != nil {
 				return 0, err
 			}
-			quoted[i] = sqlString(v)
 		}
-		where += fmt.Sprintf(" AND %s IN (%s)", p.expr(), strings.Join(quoted, ", "))
 	}
 	stage := filepath.Join(lake, "."+t.Name+".stage-"+randomSuffix())
 	defer os.RemoveAll(stage)
-	q := fmt.Sprintf(`COPY (SELECT *, %s AS %s FROM (%s)) TO %s
-		(FORMAT parquet, PARTITION_BY (%s), FILENAME_PATTERN 'data', COMPRESSION zstd, ROW_GROUP_SIZE %d)`,
-		p.expr(), ident(p.Name), tableQuery(t, where), sqlString(stage), ident(p.Name), rowGroupRows)
-	if err := w.exec(ctx, q); err != nil {
+	if _, err := w.snap.WriteParquet(ctx, t, source, vals, stage); err != nil {
 		return 0, fmt.Errorf("write parquet: %w", err)
 	}
 	written, err := publishStaged(stage, sl.dir)
@@ -480,40 +518,22 @@ func removeSource(tdir string, sl sourceLayout) error {
 	return atomicfile.SyncDir(tdir)
 }
 
-// tableQuery selects the rows of t matching where (all when empty), in
-// key order so that row groups cluster by resource.
-func tableQuery(t Table, where string) string {
-	q := "SELECT * FROM " + ident(t.Name)
-	if where != "" {
-		q += " WHERE " + where
-	}
-	if t.Key != "" {
-		q += " ORDER BY " + ident(t.Key)
-	}
-	return q
-}
-
-// copyFile writes the result of query to path the crash-safe way and
-// returns the number of rows written.
-func (w *Warehouse) copyFile(ctx context.Context, query, path string) (int64, error) {
+// copyFile writes path the crash-safe way: write fills a temporary file
+// beside it (the warehouse writes through its own handle), which is then
+// synced and renamed into place. It returns the rows write wrote.
+func copyFile(path string, write func(tmp string) (int64, error)) (int64, error) {
 	f, err := atomicfile.Create(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Abort()
 	tmp := f.Name()
-	// DuckDB writes through its own handle.
 	f.File.Close()
-	q := fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)", query, sqlString(tmp), rowGroupRows)
-	res, err := w.conn.ExecContext(ctx, q)
+	n, err := write(tmp)
 	if err != nil {
 		return 0, fmt.Errorf("write parquet: %w", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("write parquet: %w", err)
-	}
-	// Reopen so that Commit syncs the bytes DuckDB wrote before the rename.
+	// Reopen so that Commit syncs the bytes written before the rename.
 	if f.File, err = os.OpenFile(tmp, os.O_RDWR, 0); err != nil {
 		return 0, err
 	}
@@ -522,70 +542,55 @@ func (w *Warehouse) copyFile(ctx context.Context, query, path string) (int64, er
 
 // writeLakeMeta mirrors every bookkeeping table to DIR/_fhirlake/ and then
 // writes lake.json.
-func (w *Warehouse) writeLakeMeta(ctx context.Context, dir string, tables []Table) error {
+func (w *writer) writeLakeMeta(ctx context.Context, dir string, tables []load.Table) error {
 	old, err := ReadLakeMeta(dir)
 	if err != nil {
 		return err
 	}
-	defs, err := w.tableDefs(ctx)
+	defs, err := w.snap.TableDefs(ctx)
 	if err != nil {
 		return err
 	}
-	meta := LakeMeta{Version: LakeMetaVersion, WarehouseID: w.id, Warehouse: w.path, Tables: map[string]LakeTable{}}
+	meta := LakeMeta{Version: LakeMetaVersion, WarehouseID: w.id.ID, Warehouse: w.id.Path, Tables: map[string]LakeTable{}}
 	for name, sql := range defs {
-		if strings.HasPrefix(name, BookkeepingPrefix) {
+		if strings.HasPrefix(name, load.BookkeepingPrefix) {
 			path := filepath.Join(dir, MetaDir, name+".parquet")
-			if _, err := w.copyFile(ctx, "SELECT * FROM "+ident(name), path); err != nil {
+			if _, err := copyFile(path, func(tmp string) (int64, error) { return w.snap.WriteTableParquet(ctx, name, tmp) }); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			meta.Tables[name] = LakeTable{SQL: sql}
 		}
 	}
 	// Tables of the lake: those written now and those already there.
-	parts := map[string]*Partition{}
+	parts := map[string]*load.Partition{}
 	for name, lt := range old.Tables {
 		parts[name] = lt.Partition
 	}
 	for _, t := range tables {
 		parts[t.Name] = t.Partition
 	}
-	parts[PersonTable] = nil
+	parts[load.PersonTable] = nil
 	for name, p := range parts {
-		if sql, ok := defs[name]; ok && !strings.HasPrefix(name, BookkeepingPrefix) {
+		if sql, ok := defs[name]; ok && !strings.HasPrefix(name, load.BookkeepingPrefix) {
 			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 				meta.Tables[name] = LakeTable{SQL: sql, Partition: p}
 			}
 		}
 	}
-	if meta.Views, err = w.queryStrings(ctx, `SELECT sql FROM duckdb_views()
-		WHERE NOT internal AND NOT temporary AND schema_name = 'main' AND database_name = current_database()
-		ORDER BY view_oid`); err != nil {
+	if meta.Views, err = w.snap.Views(ctx); err != nil {
 		return err
+	}
+	if meta.Runs, err = w.snap.RunIDs(ctx); err != nil {
+		return err
+	}
+	if meta.Runs == nil {
+		meta.Runs = []string{}
 	}
 	b, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(dir, MetaDir, LakeMetaFile), append(b, '\n'))
-}
-
-// tableDefs maps each table of the warehouse to its CREATE statement.
-func (w *Warehouse) tableDefs(ctx context.Context) (map[string]string, error) {
-	rows, err := w.conn.QueryContext(ctx, `SELECT table_name, sql FROM duckdb_tables()
-		WHERE NOT temporary AND schema_name = 'main' AND database_name = current_database()`)
-	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	defer rows.Close()
-	defs := map[string]string{}
-	for rows.Next() {
-		var name, sql string
-		if err := rows.Scan(&name, &sql); err != nil {
-			return nil, fmt.Errorf("list tables: %w", err)
-		}
-		defs[name] = sql
-	}
-	return defs, rows.Err()
 }
 
 // ReadLakeMeta reads DIR/_fhirlake/lake.json; a lake without one gives an
@@ -610,7 +615,7 @@ func ReadLakeMeta(dir string) (LakeMeta, error) {
 
 // SourceKey is the Hive key of the first folder level of every table of
 // the lake: one folder per source, data_source=<name>.
-const SourceKey = DataSource
+const SourceKey = load.DataSource
 
 // layout is what a table folder of the lake holds.
 type layout struct {
@@ -686,7 +691,7 @@ func readSourceLayout(sdir string) (sourceLayout, error) {
 
 // fits reports whether the folder's layout matches partitioning p, so that
 // files can be replaced one by one.
-func (l layout) fits(p *Partition) bool {
+func (l layout) fits(p *load.Partition) bool {
 	if l.foreign {
 		return false
 	}
@@ -703,13 +708,21 @@ func (l layout) fits(p *Partition) bool {
 	return true
 }
 
-// describe lists "name TYPE" for each column of a query's result.
-func (w *Warehouse) describe(ctx context.Context, q string) ([]string, error) {
-	return w.queryStrings(ctx, "SELECT column_name || ' ' || column_type FROM (DESCRIBE "+q+")")
-}
-
 func randomSuffix() string {
 	var b [6]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// syncFile fsyncs a file the warehouse wrote.
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return nil
 }

@@ -1,176 +1,23 @@
 //go:build duckdb_arrow
 
-package load
+package duckdb
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/fhirlake/fhirlake/load"
 )
 
-// Table describes one warehouse table fed by a view.
-type Table struct {
-	// Name is the table name (the view name).
-	Name string
-	// Resource is the FHIR resource type whose rows the table holds.
-	Resource string
-	// Key is the column that holds the id of the resource a row came from.
-	// All rows of a resource are replaced together when it is reloaded.
-	Key string
-	// Schema is the Arrow schema of the batches.
-	Schema *arrow.Schema
-	// Partition, when set, splits the table's Parquet lake into Hive-style
-	// partitions by the year of a date or timestamp column.
-	Partition *Partition
-	// PrimaryKey lists the columns of the table's primary key (Key for a
-	// parent table; Key plus index columns for a child table). Empty means
-	// no constraint.
-	PrimaryKey []string
-}
-
-// Partition names the column whose year partitions a table in the lake.
-type Partition struct {
-	// Column is a DATE or TIMESTAMPTZ column of the table.
-	Column string
-	// Name is the Hive partition key, e.g. service_year, giving folders
-	// lake/<table>/service_year=2024/.
-	Name string
-}
-
-// NullPartition is the partition value of rows whose partition column is
-// null.
-const NullPartition = "unknown"
-
 // partitionExpr is the SQL expression of a row's partition value.
-func (p *Partition) expr() string {
-	return fmt.Sprintf("coalesce(CAST(year(%s) AS VARCHAR), '%s')", ident(p.Column), NullPartition)
-}
-
-// Resources is the name of the batch stream that lists every resource the
-// run carried, with the columns of ResourcesSchema. It decides which rows
-// are replaced (all rows of a resource, even when it now yields none for a
-// table) and which version of a resource wins.
-const Resources = "_resources"
-
-// ResourcesSchema is the schema of the Resources stream.
-var ResourcesSchema = arrow.NewSchema([]arrow.Field{
-	{Name: "resource_type", Type: arrow.BinaryTypes.String},
-	{Name: "id", Type: arrow.BinaryTypes.String},
-	{Name: "meta_last_updated", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
-	{Name: "version_id", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "file", Type: arrow.BinaryTypes.String},
-	{Name: "line", Type: arrow.PrimitiveTypes.Int64},
-}, nil)
-
-// Reject is a line or value that could not be loaded. It never holds
-// resource content.
-type Reject struct {
-	File         string
-	Line         int64
-	ResourceType string
-	ResourceID   string
-	Column       string
-	Reason       string
-}
-
-// Run is the bookkeeping record of one pipeline run.
-type Run struct {
-	ID              string
-	Source          string
-	Scope           string
-	Started         time.Time
-	Since           time.Time // zero when the run was a full export
-	TransactionTime time.Time
-	// WatermarkTypes are the resource types whose watermark moves to
-	// TransactionTime when the run commits (never backwards); empty leaves
-	// the watermarks alone (e.g. the server reported errors for them).
-	WatermarkTypes []string
-	// Person says which identifiers link patients of different sources
-	// into one person (see PersonRule).
-	Person PersonRule
-	// Job identifies the export the run loaded (a digest of its status
-	// URL; "" for files loaded from disk), so that a later run can tell
-	// that a job left on disk by a crash after the commit is done.
-	Job string
-	// ExportIssues summarise the export's error[] files (the server's
-	// OperationOutcomes), recorded in fhirlake_export_errors.
-	ExportIssues []ExportIssue
-}
-
-// ExportIssue is the number of issues of one severity that name one
-// resource type in an export's error files.
-type ExportIssue struct {
-	ResourceType string // "" when the issues name none
-	Severity     string
-	Issues       int64
-	Codes        []string // the FHIR IssueType codes seen
-}
-
-// Tombstone is a resource deleted at the source.
-type Tombstone struct {
-	ResourceType string
-	ID           string
-}
-
-// Stats counts what a committed run changed.
-type Stats struct {
-	Resources int64
-	Rejects   int64
-	// Deleted is the number of tombstones applied.
-	Deleted int64
-	// SkippedOlder counts resources not loaded because the warehouse already
-	// holds a newer version (meta.lastUpdated, then versionId).
-	SkippedOlder int64
-	// Rows is the number of rows staged per table.
-	Rows map[string]int64
-	// Changes says which lake files the run made stale, for WriteLake.
-	Changes *Changes
-	// PersonConflicts is the number of patients whose strong identifiers
-	// conflict (see fhirlake_person_conflicts), after the run; 0 when the
-	// run did not relink persons.
-	PersonConflicts int64
-}
-
-// Changes is what a committed run changed, as WriteLake needs it: only
-// rows of the run's Source changed, and of those only the tables named,
-// in the partitions listed.
-type Changes struct {
-	// Source is the run's source: no other source's rows changed.
-	Source string
-	// Tables lists, per table whose rows the run changed, the lake
-	// partitions (year values, or NullPartition) that changed: before and
-	// after values both count. An unpartitioned table maps to nil.
-	Tables map[string][]string
-	// Person is set when the run relinked the person crosswalk, which
-	// spans sources (PersonTable).
-	Person bool
-}
-
-// DefaultSource is the source of runs that name none, and of rows a
-// version 1 warehouse cannot attribute to a source (see Upgrade).
-const DefaultSource = "default"
-
-// sourceRE is what a source name may be: it becomes a folder of the lake
-// (data_source=<name>), so nothing that could escape it or need quoting.
-var sourceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
-
-// ErrBadSource means a source name cannot be used (see CheckSource).
-var ErrBadSource = errors.New("bad source name")
-
-// CheckSource validates a source name.
-func CheckSource(name string) error {
-	if !sourceRE.MatchString(name) {
-		return fmt.Errorf("%w %q: use letters, digits, '.', '-' and '_' (at most 100), starting with a letter or digit", ErrBadSource, name)
-	}
-	return nil
+func partitionExpr(p *load.Partition) string {
+	return fmt.Sprintf("coalesce(CAST(year(%s) AS VARCHAR), '%s')", ident(p.Column), load.NullPartition)
 }
 
 // maxStoredRejects caps the rejects kept in memory and written to
@@ -182,19 +29,19 @@ const maxStoredRejects = 100_000
 type Loader struct {
 	w      *Warehouse
 	source string
-	tables map[string]Table
+	tables map[string]load.Table
 
 	mu        sync.Mutex // guards everything below and the connection
 	seq       int
 	rows      map[string]int64
 	resources int64
-	rejects   []Reject
+	rejects   []load.Reject
 	nrejects  int64
-	deleted   []Tombstone
+	deleted   []load.Tombstone
 	// deletedResources counts the distinct resources deleted[] named,
 	// set by merge.
 	deletedResources int64
-	matches          []MemberMatch
+	matches          []load.MemberMatch
 	// relinked and conflicts are what merge did about persons.
 	relinked  bool
 	conflicts int64
@@ -206,26 +53,26 @@ type Loader struct {
 // do not exist yet are created from their schema, with DataSource in
 // front. Every row the run stages belongs to source, and the run replaces
 // and deletes rows of source only.
-func (w *Warehouse) Begin(ctx context.Context, source string, tables []Table) (*Loader, error) {
-	if w.version != SchemaVersion {
-		return nil, fmt.Errorf("load into %s: %w (layout %d); Upgrade it first", w.path, ErrOldWarehouse, w.version)
+func (w *Warehouse) Begin(ctx context.Context, source string, tables []load.Table) (load.Loader, error) {
+	if w.version != load.SchemaVersion {
+		return nil, fmt.Errorf("load into %s: %w (layout %d); Upgrade it first", w.path, load.ErrOldWarehouse, w.version)
 	}
-	if err := CheckSource(source); err != nil {
+	if err := load.CheckSource(source); err != nil {
 		return nil, err
 	}
-	l := &Loader{w: w, source: source, tables: map[string]Table{}, rows: map[string]int64{}}
-	all := append([]Table{{Name: Resources, Schema: ResourcesSchema}}, tables...)
+	l := &Loader{w: w, source: source, tables: map[string]load.Table{}, rows: map[string]int64{}}
+	all := append([]load.Table{{Name: load.Resources, Schema: load.ResourcesSchema}}, tables...)
 	for _, t := range all {
 		if _, dup := l.tables[t.Name]; dup {
 			return nil, fmt.Errorf("table %s declared twice", t.Name)
 		}
-		if t.Name != Resources && (t.Key == "" || t.Schema.FieldIndices(t.Key) == nil) {
+		if t.Name != load.Resources && (t.Key == "" || t.Schema.FieldIndices(t.Key) == nil) {
 			return nil, fmt.Errorf("table %s: key column %q not in schema", t.Name, t.Key)
 		}
-		if t.Schema.FieldIndices(DataSource) != nil {
-			return nil, fmt.Errorf("table %s: column %s is reserved (the source of each row)", t.Name, DataSource)
+		if t.Schema.FieldIndices(load.DataSource) != nil {
+			return nil, fmt.Errorf("table %s: column %s is reserved (the source of each row)", t.Name, load.DataSource)
 		}
-		if t.Name == PersonTable || strings.HasPrefix(t.Name, BookkeepingPrefix) {
+		if t.Name == load.PersonTable || strings.HasPrefix(t.Name, load.BookkeepingPrefix) {
 			return nil, fmt.Errorf("table %s: the name is reserved", t.Name)
 		}
 		l.tables[t.Name] = t
@@ -241,7 +88,7 @@ func stageName(table string) string { return "fhirlake_stage_" + table }
 
 // createStage makes the temp staging table, with column types derived by
 // DuckDB from the Arrow schema.
-func (l *Loader) createStage(ctx context.Context, t Table) error {
+func (l *Loader) createStage(ctx context.Context, t load.Table) error {
 	view := "fhirlake_in_" + t.Name
 	reader, err := array.NewRecordReader(t.Schema, nil)
 	if err != nil {
@@ -253,8 +100,8 @@ func (l *Loader) createStage(ctx context.Context, t Table) error {
 		return fmt.Errorf("stage %s: %w", t.Name, err)
 	}
 	defer release()
-	cols := "''::VARCHAR AS " + ident(DataSource) + ", *"
-	if t.Name == Resources {
+	cols := "''::VARCHAR AS " + ident(load.DataSource) + ", *"
+	if t.Name == load.Resources {
 		cols = "*"
 	}
 	q := fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT %s FROM %s LIMIT 0; DROP VIEW IF EXISTS %s",
@@ -291,14 +138,14 @@ func (l *Loader) WriteBatch(ctx context.Context, table string, rec arrow.RecordB
 	}
 	defer release()
 	cols := sqlString(l.source) + ", *"
-	if table == Resources {
+	if table == load.Resources {
 		cols = "resource_type, id, meta_last_updated, version_id, file, line" // the stream may carry more
 	}
 	q := fmt.Sprintf("INSERT INTO %s SELECT %s FROM %s; DROP VIEW IF EXISTS %s", ident(stageName(table)), cols, ident(view), ident(view))
 	if err := l.w.exec(ctx, q); err != nil {
 		return fmt.Errorf("stage batch for %s: %w", table, err)
 	}
-	if table == Resources {
+	if table == load.Resources {
 		l.resources += rec.NumRows()
 	} else {
 		l.rows[table] += rec.NumRows()
@@ -307,7 +154,7 @@ func (l *Loader) WriteBatch(ctx context.Context, table string, rec arrow.RecordB
 }
 
 // Reject records a reject for the run.
-func (l *Loader) Reject(_ context.Context, r Reject) error {
+func (l *Loader) Reject(_ context.Context, r load.Reject) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.nrejects++
@@ -317,18 +164,11 @@ func (l *Loader) Reject(_ context.Context, r Reject) error {
 	return nil
 }
 
-// Source locates the line a resource was read from.
-type Source struct {
-	ResourceType, ID string
-	File             string
-	Line             int64
-}
-
 // Duplicates returns, for every resource the run carried more than once
 // (the same id on several lines, perhaps in several versions), the line of
 // the version that wins: newest meta.lastUpdated, then versionId, then
 // file and line order, as at commit.
-func (l *Loader) Duplicates(ctx context.Context) ([]Source, error) {
+func (l *Loader) Duplicates(ctx context.Context) ([]load.Located, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	rows, err := l.w.conn.QueryContext(ctx, `
@@ -346,9 +186,9 @@ func (l *Loader) Duplicates(ctx context.Context) ([]Source, error) {
 		return nil, fmt.Errorf("find duplicates: %w", err)
 	}
 	defer rows.Close()
-	var out []Source
+	var out []load.Located
 	for rows.Next() {
-		var s Source
+		var s load.Located
 		if err := rows.Scan(&s.ResourceType, &s.ID, &s.File, &s.Line); err != nil {
 			return nil, err
 		}
@@ -360,7 +200,7 @@ func (l *Loader) Duplicates(ctx context.Context) ([]Source, error) {
 // Unstage drops the staged table rows of these resources (the Resources
 // stream keeps them, so the version ranking is unchanged); the caller then
 // stages the winning version's rows again.
-func (l *Loader) Unstage(ctx context.Context, srcs []Source) error {
+func (l *Loader) Unstage(ctx context.Context, srcs []load.Located) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	byType := map[string][]string{}
@@ -369,7 +209,7 @@ func (l *Loader) Unstage(ctx context.Context, srcs []Source) error {
 	}
 	for name, t := range l.tables {
 		ids := byType[t.Resource]
-		if name == Resources || len(ids) == 0 {
+		if name == load.Resources || len(ids) == 0 {
 			continue
 		}
 		q := fmt.Sprintf("DELETE FROM %s WHERE list_contains(?, %s)", ident(stageName(name)), ident(t.Key))
@@ -400,7 +240,7 @@ func (l *Loader) NewValues(ctx context.Context, table, column string) ([]string,
 	q := fmt.Sprintf("SELECT DISTINCT CAST(%s AS VARCHAR) FROM %s WHERE %s IS NOT NULL", ident(column), ident(stageName(table)), ident(column))
 	if len(exists) > 0 {
 		q += fmt.Sprintf(" AND %s NOT IN (SELECT %s FROM %s WHERE %s = ? AND %s IS NOT NULL)",
-			ident(column), ident(column), ident(table), ident(DataSource), ident(column))
+			ident(column), ident(column), ident(table), ident(load.DataSource), ident(column))
 		out, err := l.w.queryStrings(ctx, q+" ORDER BY 1", l.source)
 		if err != nil {
 			return nil, fmt.Errorf("new values of %s.%s: %w", table, column, err)
@@ -416,7 +256,7 @@ func (l *Loader) NewValues(ctx context.Context, table, column string) ([]string,
 
 // MemberMatches stages the run's Payer-to-Payer matches, recorded at
 // commit and used to link persons (see PersonRule).
-func (l *Loader) MemberMatches(_ context.Context, ms []MemberMatch) error {
+func (l *Loader) MemberMatches(_ context.Context, ms []load.MemberMatch) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.done {
@@ -429,7 +269,7 @@ func (l *Loader) MemberMatches(_ context.Context, ms []MemberMatch) error {
 // Delete stages tombstones: at commit the resources and all their rows in
 // every table fed by their type are removed, before the run's own rows are
 // inserted (so a resource both deleted and re-exported in one run stays).
-func (l *Loader) Delete(_ context.Context, ts []Tombstone) error {
+func (l *Loader) Delete(_ context.Context, ts []load.Tombstone) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.done {
@@ -441,39 +281,39 @@ func (l *Loader) Delete(_ context.Context, ts []Tombstone) error {
 
 // Commit replaces, in one transaction, every row of each resource the run
 // carried, then records the run and its rejects. On error nothing changes.
-func (l *Loader) Commit(ctx context.Context, run Run) (Stats, error) {
+func (l *Loader) Commit(ctx context.Context, run load.Run) (load.Stats, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.done {
-		return Stats{}, errors.New("commit: run already finished")
+		return load.Stats{}, errors.New("commit: run already finished")
 	}
 	if run.Source != l.source {
-		return Stats{}, fmt.Errorf("commit run %s: source %q, but the run was staged for %q", run.ID, run.Source, l.source)
+		return load.Stats{}, fmt.Errorf("commit run %s: source %q, but the run was staged for %q", run.ID, run.Source, l.source)
 	}
 	l.done = true
 	defer l.drop(context.WithoutCancel(ctx))
 
 	if err := l.w.exec(ctx, "BEGIN TRANSACTION"); err != nil {
-		return Stats{}, fmt.Errorf("commit run %s: %w", run.ID, err)
+		return load.Stats{}, fmt.Errorf("commit run %s: %w", run.ID, err)
 	}
 	touched, err := l.merge(ctx, run)
 	if err != nil {
 		l.w.exec(context.WithoutCancel(ctx), "ROLLBACK")
-		return Stats{}, fmt.Errorf("commit run %s: %w", run.ID, err)
+		return load.Stats{}, fmt.Errorf("commit run %s: %w", run.ID, err)
 	}
 	if err := l.w.exec(ctx, "COMMIT"); err != nil {
 		l.w.exec(context.WithoutCancel(ctx), "ROLLBACK")
-		return Stats{}, fmt.Errorf("commit run %s: %w", run.ID, err)
+		return load.Stats{}, fmt.Errorf("commit run %s: %w", run.ID, err)
 	}
 	rows := make(map[string]int64, len(l.rows))
 	for k, v := range l.rows {
 		rows[k] = v
 	}
-	return Stats{Resources: l.resources, Rejects: l.nrejects, Deleted: l.deletedResources, SkippedOlder: l.skipped, Rows: rows,
-		Changes: &Changes{Source: l.source, Tables: touched, Person: l.relinked}, PersonConflicts: l.conflicts}, nil
+	return load.Stats{Resources: l.resources, Rejects: l.nrejects, Deleted: l.deletedResources, SkippedOlder: l.skipped, Rows: rows,
+		Changes: &load.Changes{Source: l.source, Tables: touched, Person: l.relinked}, PersonConflicts: l.conflicts}, nil
 }
 
-func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error) {
+func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, error) {
 	if err := l.stageDeletes(ctx, run); err != nil {
 		return nil, err
 	}
@@ -482,7 +322,7 @@ func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error
 	}
 	var accepted, distinct int64
 	err := l.w.conn.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM fhirlake_accepted),
-		(SELECT count(*) FROM (SELECT DISTINCT resource_type, id FROM `+ident(stageName(Resources))+`)),
+		(SELECT count(*) FROM (SELECT DISTINCT resource_type, id FROM `+ident(stageName(load.Resources))+`)),
 		(SELECT count(*) FROM fhirlake_deleted WHERE run_id = $1)`, run.ID).Scan(&accepted, &distinct, &l.deletedResources)
 	if err != nil {
 		return nil, fmt.Errorf("pick newest versions: %w", err)
@@ -491,7 +331,7 @@ func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error
 	touched := map[string][]string{}
 	names := make([]string, 0, len(l.tables))
 	for n := range l.tables {
-		if n != Resources {
+		if n != load.Resources {
 			names = append(names, n)
 		}
 	}
@@ -505,7 +345,7 @@ func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error
 		affected := fmt.Sprintf(`%s = $3 AND %s IN (
 			SELECT id FROM fhirlake_accepted WHERE resource_type = $1
 			UNION ALL SELECT id FROM fhirlake_deleted WHERE run_id = $2 AND resource_type = $1)`,
-			ident(DataSource), ident(t.Key))
+			ident(load.DataSource), ident(t.Key))
 		before, err := l.partitions(ctx, t, affected, run.ID)
 		if err != nil {
 			return nil, err
@@ -574,7 +414,7 @@ func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error
 		}
 	}
 	rowsMap := "MAP {" + joinRows(l.rows) + "}"
-	since, tt := run.times()
+	since, tt := runTimes(run)
 	wtypes := run.WatermarkTypes
 	if wtypes == nil || run.TransactionTime.IsZero() {
 		wtypes = []string{}
@@ -595,7 +435,7 @@ func (l *Loader) merge(ctx context.Context, run Run) (map[string][]string, error
 
 // recordExportIssues writes the run's ExportIssues to
 // fhirlake_export_errors.
-func (l *Loader) recordExportIssues(ctx context.Context, run Run) error {
+func (l *Loader) recordExportIssues(ctx context.Context, run load.Run) error {
 	for _, is := range run.ExportIssues {
 		codes := is.Codes
 		if codes == nil {
@@ -612,11 +452,11 @@ func (l *Loader) recordExportIssues(ctx context.Context, run Run) error {
 
 // partitions returns the lake partition values of the table's rows that
 // match where (nil for an unpartitioned table).
-func (l *Loader) partitions(ctx context.Context, t Table, where string, runID string) ([]string, error) {
+func (l *Loader) partitions(ctx context.Context, t load.Table, where string, runID string) ([]string, error) {
 	if t.Partition == nil {
 		return nil, nil
 	}
-	q := fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s", t.Partition.expr(), ident(t.Name), where)
+	q := fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s", partitionExpr(t.Partition), ident(t.Name), where)
 	out, err := l.w.queryStrings(ctx, q, t.Resource, runID, l.source)
 	if err != nil {
 		return nil, fmt.Errorf("partitions of %s: %w", t.Name, err)
@@ -664,9 +504,9 @@ WHERE r.rn = 1 AND (cur.id IS NULL OR NOT (
 	    AND coalesce(try_cast(cur.version_id AS BIGINT), -1) > coalesce(try_cast(r.version_id AS BIGINT), -1))))
 `
 
-// times gives the run's _since and transaction time as SQL values (NULL
-// when unset).
-func (run Run) times() (since, tt any) {
+// runTimes gives the run's _since and transaction time as SQL values
+// (NULL when unset).
+func runTimes(run load.Run) (since, tt any) {
 	if !run.Since.IsZero() {
 		since = run.Since
 	}
@@ -691,9 +531,9 @@ func (l *Loader) recordRejects(ctx context.Context, runID string) error {
 // stageDeletes records the run's tombstones in fhirlake_deleted (inside the
 // commit transaction), where merge reads them: each resource once, however
 // many lines named it.
-func (l *Loader) stageDeletes(ctx context.Context, run Run) error {
-	_, tt := run.times()
-	seen := make(map[Tombstone]bool, len(l.deleted))
+func (l *Loader) stageDeletes(ctx context.Context, run load.Run) error {
+	_, tt := runTimes(run)
+	seen := make(map[load.Tombstone]bool, len(l.deleted))
 	uniq := l.deleted[:0:0]
 	for _, d := range l.deleted {
 		if !seen[d] {
@@ -747,7 +587,7 @@ func nullable(s string) any {
 
 // ensureTable creates the table from its stage when missing, and refuses to
 // load into a table whose columns no longer match the view.
-func (l *Loader) ensureTable(ctx context.Context, t Table) error {
+func (l *Loader) ensureTable(ctx context.Context, t load.Table) error {
 	want, err := l.columns(ctx, stageName(t.Name), true)
 	if err != nil {
 		return err
@@ -763,12 +603,12 @@ func (l *Loader) ensureTable(ctx context.Context, t Table) error {
 		for i, c := range defs {
 			name, typ, _ := strings.Cut(c, " ")
 			defs[i] = ident(name) + " " + typ
-			if name == DataSource {
+			if name == load.DataSource {
 				defs[i] += " NOT NULL"
 			}
 		}
 		if len(t.PrimaryKey) > 0 {
-			keys := []string{ident(DataSource)} // ids are unique within a source only
+			keys := []string{ident(load.DataSource)} // ids are unique within a source only
 			for _, k := range t.PrimaryKey {
 				keys = append(keys, ident(k))
 			}
@@ -807,7 +647,7 @@ func (l *Loader) Rejects() int64 {
 // rejects, without any of its data and without moving a watermark: the run
 // that rejected too much leaves the tables as they were, but
 // fhirlake_rejects says why.
-func (l *Loader) CommitRejected(ctx context.Context, run Run) error {
+func (l *Loader) CommitRejected(ctx context.Context, run load.Run) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.done {
@@ -818,7 +658,7 @@ func (l *Loader) CommitRejected(ctx context.Context, run Run) error {
 	}
 	l.done = true
 	defer l.drop(context.WithoutCancel(ctx))
-	since, tt := run.times()
+	since, tt := runTimes(run)
 	if err := l.w.exec(ctx, "BEGIN TRANSACTION"); err != nil {
 		return fmt.Errorf("record rejected run: %w", err)
 	}

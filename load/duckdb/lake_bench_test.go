@@ -1,6 +1,6 @@
 //go:build duckdb_arrow
 
-package load
+package duckdb
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/fhirlake/fhirlake/load"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -167,13 +168,13 @@ func copyWriter(query string) lakeWriter {
 // copyPerYear is what WriteLake does for a partitioned table: one COPY per
 // partition value.
 func copyPerYear(ctx context.Context, w *Warehouse, dir string) error {
-	p := &Partition{Column: "serviced_start", Name: "service_year"}
-	vals, err := w.queryStrings(ctx, fmt.Sprintf("SELECT DISTINCT %s FROM bench", p.expr()))
+	p := &load.Partition{Column: "serviced_start", Name: "service_year"}
+	vals, err := w.queryStrings(ctx, fmt.Sprintf("SELECT DISTINCT %s FROM bench", partitionExpr(p)))
 	if err != nil {
 		return err
 	}
 	for _, v := range vals {
-		q := fmt.Sprintf("SELECT * FROM bench WHERE %s = %s", p.expr(), sqlString(v))
+		q := fmt.Sprintf("SELECT * FROM bench WHERE %s = %s", partitionExpr(p), sqlString(v))
 		if err := copyWriter(q)(ctx, w, filepath.Join(dir, p.Name+"="+v)); err != nil {
 			return err
 		}
@@ -184,8 +185,8 @@ func copyPerYear(ctx context.Context, w *Warehouse, dir string) error {
 // writeLakePartitioned is WriteLake itself on a table partitioned by year:
 // one COPY ... PARTITION_BY into a staging folder, then a rename per file.
 func writeLakePartitioned(ctx context.Context, w *Warehouse, dir string) error {
-	t := Table{Name: "bench", Key: "eob_id", Partition: &Partition{Column: "serviced_start", Name: "service_year"}}
-	return w.WriteLake(ctx, dir, []Table{t}, nil)
+	t := load.Table{Name: "bench", Key: "eob_id", Partition: &load.Partition{Column: "serviced_start", Name: "service_year"}}
+	return w.WriteLake(ctx, dir, []load.Table{t}, nil)
 }
 
 func dirSize(b *testing.B, dir string) int64 {

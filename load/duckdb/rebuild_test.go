@@ -1,6 +1,6 @@
 //go:build duckdb_arrow
 
-package load
+package duckdb
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fhirlake/fhirlake/load"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -144,7 +145,7 @@ func TestRebuildLakeFromWarehouse(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkLakeMirrors(t, w, lake)
-	if diff := cmp.Diff([]string{MetaDir, "claim", "claim_line", "claim_note", PersonTable}, lakeDirs(t, lake)); diff != "" {
+	if diff := cmp.Diff([]string{MetaDir, "claim", "claim_line", "claim_note", load.PersonTable}, lakeDirs(t, lake)); diff != "" {
 		t.Errorf("lake (-want +got):\n%s", diff)
 	}
 	if ents, _ := filepath.Glob(filepath.Join(filepath.Dir(lake), ".*")); len(ents) > 0 {
@@ -248,8 +249,8 @@ func TestRebuildRefusesWarehouseInUse(t *testing.T) {
 	for _, from := range []From{FromLake, FromWarehouse} {
 		t.Run(string(from), func(t *testing.T) {
 			_, err := PlanRebuild(t.Context(), RebuildOptions{Lake: lake, Warehouse: path, From: from})
-			if !errors.Is(err, ErrInUse) {
-				t.Errorf("PlanRebuild error = %v, want ErrInUse", err)
+			if !errors.Is(err, load.ErrInUse) {
+				t.Errorf("PlanRebuild error = %v, want load.ErrInUse", err)
 			}
 		})
 	}

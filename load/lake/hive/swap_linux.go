@@ -1,6 +1,6 @@
-//go:build duckdb_arrow && linux
+//go:build linux
 
-package load
+package hive
 
 import (
 	"errors"
@@ -13,12 +13,12 @@ import (
 	"github.com/fhirlake/fhirlake/internal/atomicfile"
 )
 
-// swapDir puts directory src in place of dst. When dst exists the two are
+// SwapDir puts directory src in place of dst. When dst exists the two are
 // exchanged in one atomic renameat2(RENAME_EXCHANGE), so a reader of dst
 // sees the old folder or the new one, never neither; the old one (now at
 // src) is then removed. File systems without RENAME_EXCHANGE fall back to
 // two renames.
-func swapDir(src, dst string) error {
+func SwapDir(src, dst string) error {
 	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_EXCHANGE)
 	switch {
 	case err == nil:

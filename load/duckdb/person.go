@@ -1,95 +1,14 @@
 //go:build duckdb_arrow
 
-package load
+package duckdb
 
 import (
 	"context"
 	"fmt"
 	"slices"
+
+	"github.com/fhirlake/fhirlake/load"
 )
-
-// One person across sources. The same human has a Patient at each payer
-// that covers them, each with the payer's own id. The person table links
-// those records by strong identifiers only:
-//
-//   - the Medicare Beneficiary Identifier (MBISystem), which CMS assigns
-//     to one beneficiary for life;
-//   - the identifier systems a user configures (PersonRule.IdentifierSystems),
-//     such as a state Medicaid id or an enterprise master patient index;
-//   - the Payer-to-Payer match itself: the old payer's Patient that
-//     $member-match returned is the roster's member, whose number at the
-//     requesting payer is the roster's coverage_to_link
-//     (PersonRule.RosterSystem says which of the requesting payer's
-//     identifier systems holds that number).
-//
-// Never by name, birth date or address: those are not identifiers. An
-// identifier held by two patients of one source (a data error, or a
-// reused number) links nobody and is reported; so is a chain of links
-// that would put two patients of one source into one person (one payer
-// does not hold two records of one member in this model). Both are
-// recorded in fhirlake_person_conflicts, with the patients and the
-// identifier system, never the identifier's value.
-
-// MBISystem is the identifier system of the Medicare Beneficiary
-// Identifier.
-const MBISystem = "http://hl7.org/fhir/sid/us-mbi"
-
-// RosterMatchSystem stands for the requesting payer's member numbers
-// (coverage_to_link) when PersonRule.RosterSystem is empty: the matches of
-// one member at two old payers still link, but not to the requesting
-// payer's own records.
-const RosterMatchSystem = "urn:fhirlake:roster-member"
-
-// PersonTable is the crosswalk: one row per patient of every source,
-// (data_source, patient_id, person_id). The name is reserved.
-const PersonTable = "person"
-
-// PersonRule says which identifiers link records of one person.
-type PersonRule struct {
-	// IdentifierSystems are identifier systems, besides MBISystem, whose
-	// value names one person wherever it appears.
-	IdentifierSystems []string
-	// RosterSystem is the identifier system of the roster's
-	// coverage_to_link: the requesting payer's member numbers on its own
-	// Patients. Empty: RosterMatchSystem.
-	RosterSystem string
-}
-
-// systems lists the strong identifier systems, MBI first.
-func (r PersonRule) systems() []string {
-	out := []string{MBISystem}
-	for _, s := range r.IdentifierSystems {
-		if s != "" && !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func (r PersonRule) rosterSystem() string {
-	if r.RosterSystem != "" {
-		return r.RosterSystem
-	}
-	return RosterMatchSystem
-}
-
-// MemberMatch records one Payer-to-Payer match of a run: the roster row's
-// member numbers and the Patient it matched at the run's source.
-type MemberMatch struct {
-	// MemberID is the roster's member_id, the number on the old payer's
-	// card that was matched.
-	MemberID string
-	// LinkID is the roster's coverage_to_link, the member's number at the
-	// requesting payer; "" when the roster gives none (the match then
-	// links to no other record).
-	LinkID string
-	// PatientID is the matched Patient; "" means every Patient the run
-	// carries (1upHealth answers a match with a Group that holds the one
-	// member, and the run exports that Group).
-	PatientID string
-	// GroupID is the Group the server answered with, if any.
-	GroupID string
-}
 
 // personDDL creates the bookkeeping of the crosswalk.
 const personDDL = `
@@ -141,7 +60,7 @@ func (l *Loader) recordMatches(ctx context.Context, runID string) error {
 // of patients in conflict. Identifiers come from the patient_identifier
 // table (the built-in view) and the member matches; patients come from
 // the patient table too, so that every patient has a person.
-func (l *Loader) linkPersons(ctx context.Context, rule PersonRule) (int64, error) {
+func (l *Loader) linkPersons(ctx context.Context, rule load.PersonRule) (int64, error) {
 	have, err := l.w.queryStrings(ctx, `SELECT table_name FROM duckdb_tables()
 		WHERE NOT temporary AND schema_name = 'main' AND database_name = current_database()
 		  AND table_name IN ('patient', 'patient_identifier')`)
@@ -159,7 +78,7 @@ func (l *Loader) linkPersons(ctx context.Context, rule PersonRule) (int64, error
 		ids += `
 		UNION ALL
 		SELECT data_source, patient_id, system,
-		       CASE WHEN system = '` + MBISystem + `' THEN upper(regexp_replace(value, '[\s-]', '', 'g')) ELSE trim(value) END
+		       CASE WHEN system = '` + load.MBISystem + `' THEN upper(regexp_replace(value, '[\s-]', '', 'g')) ELSE trim(value) END
 		FROM patient_identifier WHERE list_contains($1::VARCHAR[], system)`
 	}
 	ids += `) WHERE coalesce(value, '') <> '' AND patient_id IS NOT NULL`
@@ -215,7 +134,7 @@ func (l *Loader) linkPersons(ctx context.Context, rule PersonRule) (int64, error
 	for _, st := range steps {
 		var args []any
 		if st.args {
-			args = []any{rule.systems(), rule.rosterSystem()}
+			args = []any{rule.Systems(), rule.RosterIdentifierSystem()}
 		}
 		if err := l.w.exec(ctx, st.q, args...); err != nil {
 			return 0, fmt.Errorf("link persons: %w", err)

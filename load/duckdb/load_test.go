@@ -1,6 +1,6 @@
 //go:build duckdb_arrow
 
-package load
+package duckdb
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/fhirlake/fhirlake/load"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -25,7 +26,7 @@ var (
 		{Name: "parent_id", Type: arrow.BinaryTypes.String},
 		{Name: "seq", Type: arrow.PrimitiveTypes.Int32},
 	}, nil)
-	tables = []Table{
+	tables = []load.Table{
 		{Name: "parent", Resource: "Claim", Key: "id", Schema: parentSchema, PrimaryKey: []string{"id"}},
 		{Name: "child", Resource: "Claim", Key: "parent_id", Schema: childSchema, PrimaryKey: []string{"parent_id", "seq"}},
 	}
@@ -69,7 +70,7 @@ type version struct {
 }
 
 func versions(vs ...version) arrow.RecordBatch {
-	b := array.NewRecordBuilder(memory.DefaultAllocator, ResourcesSchema)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, load.ResourcesSchema)
 	defer b.Release()
 	for i, v := range vs {
 		b.Field(0).(*array.StringBuilder).Append("Claim")
@@ -96,7 +97,7 @@ type batch struct {
 	rec   arrow.RecordBatch
 }
 
-func loadRun(t *testing.T, w *Warehouse, id string, batches ...batch) Stats {
+func loadRun(t *testing.T, w *Warehouse, id string, batches ...batch) load.Stats {
 	t.Helper()
 	ctx := t.Context()
 	l, err := w.Begin(ctx, "test", tables)
@@ -109,7 +110,7 @@ func loadRun(t *testing.T, w *Warehouse, id string, batches ...batch) Stats {
 		}
 		b.rec.Release()
 	}
-	st, err := l.Commit(ctx, Run{ID: id, Source: "test", Scope: "all", Started: time.Now()})
+	st, err := l.Commit(ctx, load.Run{ID: id, Source: "test", Scope: "all", Started: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,12 +143,12 @@ func TestReloadReplacesResourcesAndTheirChildren(t *testing.T) {
 	defer w.Close()
 
 	loadRun(t, w, "r1",
-		batch{Resources, resources("a", "b")},
+		batch{load.Resources, resources("a", "b")},
 		batch{"parent", parents("a", "b")},
 		batch{"child", children("a", 1, "a", 2, "b", 1)})
 	// Run 2 carries b again with one child fewer, and a new c; a is untouched.
 	st := loadRun(t, w, "r2",
-		batch{Resources, resources("b", "c")},
+		batch{load.Resources, resources("b", "c")},
 		batch{"parent", parents("b", "c")},
 		batch{"child", children("c", 1)})
 
@@ -188,7 +189,7 @@ func TestRollbackLeavesWarehouseUntouched(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	loadRun(t, w, "r1", batch{Resources, resources("a")}, batch{"parent", parents("a")})
+	loadRun(t, w, "r1", batch{load.Resources, resources("a")}, batch{"parent", parents("a")})
 
 	l, err := w.Begin(ctx, "test", tables)
 	if err != nil {
@@ -215,7 +216,7 @@ func TestDeletesRemoveResourcesAndChildren(t *testing.T) {
 	}
 	defer w.Close()
 	loadRun(t, w, "r1",
-		batch{Resources, resources("a", "b", "c")},
+		batch{load.Resources, resources("a", "b", "c")},
 		batch{"parent", parents("a", "b", "c")},
 		batch{"child", children("a", 1, "b", 1, "b", 2, "c", 1)})
 
@@ -225,12 +226,12 @@ func TestDeletesRemoveResourcesAndChildren(t *testing.T) {
 		t.Fatal(err)
 	}
 	// b is deleted; c is deleted and re-exported in the same run, so it stays.
-	l.Delete(ctx, []Tombstone{{"Claim", "b"}, {"Claim", "c"}, {"Patient", "a"}})
-	for _, b := range []batch{{Resources, resources("c")}, {"parent", parents("c")}, {"child", children("c", 7)}} {
+	l.Delete(ctx, []load.Tombstone{{ResourceType: "Claim", ID: "b"}, {ResourceType: "Claim", ID: "c"}, {ResourceType: "Patient", ID: "a"}})
+	for _, b := range []batch{{load.Resources, resources("c")}, {"parent", parents("c")}, {"child", children("c", 7)}} {
 		l.WriteBatch(ctx, b.table, b.rec)
 		b.rec.Release()
 	}
-	st, err := l.Commit(ctx, Run{ID: "r2", Source: "test", Scope: "all", Started: time.Now()})
+	st, err := l.Commit(ctx, load.Run{ID: "r2", Source: "test", Scope: "all", Started: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}

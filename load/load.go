@@ -1,0 +1,282 @@
+package load
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// SchemaVersion is the warehouse layout this release writes. Version 2
+// keys every row by its source: data tables start with data_source, and
+// the bookkeeping of resources, deletes and rejects carries the source.
+const SchemaVersion = 2
+
+// DataSource is the column every data table starts with: the name of the
+// source (payer, tenant) whose run loaded the row. It is the Tuva
+// Project's column name. A row's identity is (data_source, resource type,
+// id): ids are unique only within one server.
+const DataSource = "data_source"
+
+// Table describes one warehouse table fed by a view.
+type Table struct {
+	// Name is the table name (the view name).
+	Name string
+	// Resource is the FHIR resource type whose rows the table holds.
+	Resource string
+	// Key is the column that holds the id of the resource a row came from.
+	// All rows of a resource are replaced together when it is reloaded.
+	Key string
+	// Schema is the Arrow schema of the batches.
+	Schema *arrow.Schema
+	// Partition, when set, splits the table's Parquet lake into Hive-style
+	// partitions by the year of a date or timestamp column.
+	Partition *Partition
+	// PrimaryKey lists the columns of the table's primary key (Key for a
+	// parent table; Key plus index columns for a child table). Empty means
+	// no constraint.
+	PrimaryKey []string
+}
+
+// Partition names the column whose year partitions a table in the lake.
+type Partition struct {
+	// Column is a DATE or TIMESTAMPTZ column of the table.
+	Column string
+	// Name is the Hive partition key, e.g. service_year, giving folders
+	// lake/<table>/service_year=2024/.
+	Name string
+}
+
+// NullPartition is the partition value of rows whose partition column is
+// null.
+const NullPartition = "unknown"
+
+// Resources is the name of the batch stream that lists every resource the
+// run carried, with the columns of ResourcesSchema. It decides which rows
+// are replaced (all rows of a resource, even when it now yields none for a
+// table) and which version of a resource wins.
+const Resources = "_resources"
+
+// ResourcesSchema is the schema of the Resources stream.
+var ResourcesSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "resource_type", Type: arrow.BinaryTypes.String},
+	{Name: "id", Type: arrow.BinaryTypes.String},
+	{Name: "meta_last_updated", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
+	{Name: "version_id", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "file", Type: arrow.BinaryTypes.String},
+	{Name: "line", Type: arrow.PrimitiveTypes.Int64},
+}, nil)
+
+// Reject is a line or value that could not be loaded. It never holds
+// resource content.
+type Reject struct {
+	File         string
+	Line         int64
+	ResourceType string
+	ResourceID   string
+	Column       string
+	Reason       string
+}
+
+// Run is the bookkeeping record of one pipeline run.
+type Run struct {
+	ID              string
+	Source          string
+	Scope           string
+	Started         time.Time
+	Since           time.Time // zero when the run was a full export
+	TransactionTime time.Time
+	// WatermarkTypes are the resource types whose watermark moves to
+	// TransactionTime when the run commits (never backwards); empty leaves
+	// the watermarks alone (e.g. the server reported errors for them).
+	WatermarkTypes []string
+	// Person says which identifiers link patients of different sources
+	// into one person (see PersonRule).
+	Person PersonRule
+	// Job identifies the export the run loaded (a digest of its status
+	// URL; "" for files loaded from disk), so that a later run can tell
+	// that a job left on disk by a crash after the commit is done.
+	Job string
+	// ExportIssues summarise the export's error[] files (the server's
+	// OperationOutcomes), recorded in fhirlake_export_errors.
+	ExportIssues []ExportIssue
+}
+
+// ExportIssue is the number of issues of one severity that name one
+// resource type in an export's error files.
+type ExportIssue struct {
+	ResourceType string // "" when the issues name none
+	Severity     string
+	Issues       int64
+	Codes        []string // the FHIR IssueType codes seen
+}
+
+// Tombstone is a resource deleted at the source.
+type Tombstone struct {
+	ResourceType string
+	ID           string
+}
+
+// Stats counts what a committed run changed.
+type Stats struct {
+	Resources int64
+	Rejects   int64
+	// Deleted is the number of tombstones applied.
+	Deleted int64
+	// SkippedOlder counts resources not loaded because the warehouse already
+	// holds a newer version (meta.lastUpdated, then versionId).
+	SkippedOlder int64
+	// Rows is the number of rows staged per table.
+	Rows map[string]int64
+	// Changes says which lake files the run made stale, for WriteLake.
+	Changes *Changes
+	// PersonConflicts is the number of patients whose strong identifiers
+	// conflict (see fhirlake_person_conflicts), after the run; 0 when the
+	// run did not relink persons.
+	PersonConflicts int64
+}
+
+// Changes is what a committed run changed, as WriteLake needs it: only
+// rows of the run's Source changed, and of those only the tables named,
+// in the partitions listed.
+type Changes struct {
+	// Source is the run's source: no other source's rows changed.
+	Source string
+	// Tables lists, per table whose rows the run changed, the lake
+	// partitions (year values, or NullPartition) that changed: before and
+	// after values both count. An unpartitioned table maps to nil.
+	Tables map[string][]string
+	// Person is set when the run relinked the person crosswalk, which
+	// spans sources (PersonTable).
+	Person bool
+}
+
+// DefaultSource is the source of runs that name none, and of rows a
+// version 1 warehouse cannot attribute to a source (see Upgrade).
+const DefaultSource = "default"
+
+// sourceRE is what a source name may be: it becomes a folder of the lake
+// (data_source=<name>), so nothing that could escape it or need quoting.
+var sourceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+
+// ErrBadSource means a source name cannot be used (see CheckSource).
+var ErrBadSource = errors.New("bad source name")
+
+// CheckSource validates a source name.
+func CheckSource(name string) error {
+	if !sourceRE.MatchString(name) {
+		return fmt.Errorf("%w %q: use letters, digits, '.', '-' and '_' (at most 100), starting with a letter or digit", ErrBadSource, name)
+	}
+	return nil
+}
+
+// Located is a resource and the line it was read from.
+type Located struct {
+	ResourceType, ID string
+	File             string
+	Line             int64
+}
+
+// One person across sources. The same human has a Patient at each payer
+// that covers them, each with the payer's own id. The person table links
+// those records by strong identifiers only:
+//
+//   - the Medicare Beneficiary Identifier (MBISystem), which CMS assigns
+//     to one beneficiary for life;
+//   - the identifier systems a user configures (PersonRule.IdentifierSystems),
+//     such as a state Medicaid id or an enterprise master patient index;
+//   - the Payer-to-Payer match itself: the old payer's Patient that
+//     $member-match returned is the roster's member, whose number at the
+//     requesting payer is the roster's coverage_to_link
+//     (PersonRule.RosterSystem says which of the requesting payer's
+//     identifier systems holds that number).
+//
+// Never by name, birth date or address: those are not identifiers. An
+// identifier held by two patients of one source (a data error, or a
+// reused number) links nobody and is reported; so is a chain of links
+// that would put two patients of one source into one person (one payer
+// does not hold two records of one member in this model). Both are
+// recorded in fhirlake_person_conflicts, with the patients and the
+// identifier system, never the identifier's value.
+
+// MBISystem is the identifier system of the Medicare Beneficiary
+// Identifier.
+const MBISystem = "http://hl7.org/fhir/sid/us-mbi"
+
+// RosterMatchSystem stands for the requesting payer's member numbers
+// (coverage_to_link) when PersonRule.RosterSystem is empty: the matches of
+// one member at two old payers still link, but not to the requesting
+// payer's own records.
+const RosterMatchSystem = "urn:fhirlake:roster-member"
+
+// PersonTable is the crosswalk: one row per patient of every source,
+// (data_source, patient_id, person_id). The name is reserved.
+const PersonTable = "person"
+
+// PersonRule says which identifiers link records of one person.
+type PersonRule struct {
+	// IdentifierSystems are identifier systems, besides MBISystem, whose
+	// value names one person wherever it appears.
+	IdentifierSystems []string
+	// RosterSystem is the identifier system of the roster's
+	// coverage_to_link: the requesting payer's member numbers on its own
+	// Patients. Empty: RosterMatchSystem.
+	RosterSystem string
+}
+
+// Systems lists the strong identifier systems, MBISystem first.
+func (r PersonRule) Systems() []string {
+	out := []string{MBISystem}
+	for _, s := range r.IdentifierSystems {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// RosterIdentifierSystem is RosterSystem, or RosterMatchSystem when unset.
+func (r PersonRule) RosterIdentifierSystem() string {
+	if r.RosterSystem != "" {
+		return r.RosterSystem
+	}
+	return RosterMatchSystem
+}
+
+// MemberMatch records one Payer-to-Payer match of a run: the roster row's
+// member numbers and the Patient it matched at the run's source.
+type MemberMatch struct {
+	// MemberID is the roster's member_id, the number on the old payer's
+	// card that was matched.
+	MemberID string
+	// LinkID is the roster's coverage_to_link, the member's number at the
+	// requesting payer; "" when the roster gives none (the match then
+	// links to no other record).
+	LinkID string
+	// PatientID is the matched Patient; "" means every Patient the run
+	// carries (1upHealth answers a match with a Group that holds the one
+	// member, and the run exports that Group).
+	PatientID string
+	// GroupID is the Group the server answered with, if any.
+	GroupID string
+}
+
+// ErrInUse means another process holds the warehouse file open.
+var ErrInUse = errors.New("warehouse is in use by another process")
+
+// ErrNewerWarehouse means the warehouse was written by a newer release.
+var ErrNewerWarehouse = errors.New("warehouse written by a newer fhirlake")
+
+// ErrOldWarehouse means the warehouse has the layout of an earlier
+// release and must be upgraded (Warehouse.Upgrade) before a load.
+var ErrOldWarehouse = errors.New("warehouse has an earlier layout")
+
+// ErrLakeMismatch means a lake mirrors another warehouse than the one a
+// command writes.
+var ErrLakeMismatch = errors.New("the lake mirrors another warehouse")
+
+// BookkeepingPrefix starts the name of every bookkeeping table.
+const BookkeepingPrefix = "fhirlake_"

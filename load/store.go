@@ -1,0 +1,238 @@
+package load
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// Warehouse is the store of record of the committed tables and their
+// bookkeeping (runs, watermarks, the resource index, deletes, rejects, the
+// person crosswalk). One process writes it at a time. Implementations:
+// load/duckdb (the DuckDB file) and, for tests, Memory.
+type Warehouse interface {
+	// Path is where the warehouse lives (a file, a DSN), for messages.
+	Path() string
+	// ID is the warehouse's identity, made when it was created; lakes
+	// record it. "" for a warehouse of an earlier layout before Upgrade.
+	ID() string
+	// Version is the warehouse's layout version (SchemaVersion when
+	// current).
+	Version() int
+	// Upgrade converts a warehouse of an earlier layout, in one
+	// transaction; tables describe the current views. A current warehouse
+	// is left alone.
+	Upgrade(ctx context.Context, tables []Table) error
+	// Begin starts staging one run of source into tables.
+	Begin(ctx context.Context, source string, tables []Table) (Loader, error)
+	// Watermark is the transaction time up to which source and scope are
+	// loaded for all of types; ok is false when any type has none.
+	Watermark(ctx context.Context, source, scope string, types []string) (t time.Time, ok bool, err error)
+	// CommittedJobs says which of jobs (Run.Job values) a committed or
+	// rejected run recorded.
+	CommittedJobs(ctx context.Context, jobs []string) (map[string]bool, error)
+	// ApplySQL (re)creates the analytics views of fsys (*.sql) and
+	// returns an error for each one that could not be created.
+	ApplySQL(ctx context.Context, fsys fs.FS) []error
+	// TableRows counts the rows of each named table.
+	TableRows(ctx context.Context, tables []string) (map[string]int64, error)
+	// Query runs a read-only SQL query (status, demo, ad-hoc reads).
+	// A warehouse that speaks no SQL returns ErrNoSQL.
+	Query(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	// Snapshot reads the committed state, for lake targets.
+	Snapshot
+	// Close releases the warehouse.
+	Close() error
+}
+
+// Loader stages one run and commits it. It is safe for concurrent use
+// (transform workers write batches from several goroutines). Exactly one
+// of Commit, CommitRejected or Rollback ends it; Rollback after either is
+// a no-op, so `defer l.Rollback(ctx)` is the usual pattern.
+type Loader interface {
+	// WriteBatch stages a batch of table (or of the Resources stream). It
+	// does not keep rec.
+	WriteBatch(ctx context.Context, table string, rec arrow.RecordBatch) error
+	// Reject records a reject of the run.
+	Reject(ctx context.Context, r Reject) error
+	// Delete stages tombstones, applied at commit before the run's rows.
+	Delete(ctx context.Context, ts []Tombstone) error
+	// MemberMatches stages the run's Payer-to-Payer matches.
+	MemberMatches(ctx context.Context, ms []MemberMatch) error
+	// NewValues returns the distinct staged values of table.column that
+	// the committed table does not hold for the run's source.
+	NewValues(ctx context.Context, table, column string) ([]string, error)
+	// Duplicates returns, for each resource staged more than once, the
+	// line of the version that wins.
+	Duplicates(ctx context.Context) ([]Located, error)
+	// Unstage drops the staged table rows of these resources (not their
+	// Resources records), so that the winner can be staged again.
+	Unstage(ctx context.Context, srcs []Located) error
+	// Rejects is the number of rejects recorded so far.
+	Rejects() int64
+	// Commit replaces, in one transaction, every row of each resource the
+	// run carried, applies its deletes and records the run.
+	Commit(ctx context.Context, run Run) (Stats, error)
+	// CommitRejected records the run as rejected, with its rejects and
+	// none of its data.
+	CommitRejected(ctx context.Context, run Run) error
+	// Rollback abandons the run.
+	Rollback(ctx context.Context)
+}
+
+// Snapshot is the committed state of a warehouse as a lake target reads
+// it: the rows of one source of a table, whole or by partition, as Arrow
+// or as Parquet files, and the definitions a rebuild needs.
+type Snapshot interface {
+	// TableSources lists, sorted, the sources with rows in table.
+	TableSources(ctx context.Context, table string) ([]string, error)
+	// Records streams the rows of t of source, of the partitions vals
+	// (every row of the source when vals is nil), in key order.
+	Records(ctx context.Context, t Table, source string, vals []string) (RecordReader, error)
+	// WriteParquet writes the same rows as zstd Parquet: into the file
+	// dst for an unpartitioned table, or for a partitioned one into the
+	// new folder dst, one folder <t.Partition.Name>=<value>/ per partition
+	// value holding one file. It returns the number of rows written.
+	WriteParquet(ctx context.Context, t Table, source string, vals []string, dst string) (int64, error)
+	// WriteTableParquet writes a whole table (a bookkeeping table, the
+	// person crosswalk) into the file dst.
+	WriteTableParquet(ctx context.Context, table, dst string) (int64, error)
+	// TableDefs maps every table, bookkeeping ones included, to its
+	// CREATE statement.
+	TableDefs(ctx context.Context) (map[string]string, error)
+	// Views are the CREATE VIEW statements, in creation order.
+	Views(ctx context.Context) ([]string, error)
+	// RunIDs lists the ids of the committed runs.
+	RunIDs(ctx context.Context) ([]string, error)
+}
+
+// RecordReader is an Arrow record stream that must be released.
+type RecordReader interface {
+	Schema() *arrow.Schema
+	Next() bool
+	RecordBatch() arrow.RecordBatch
+	Err() error
+	Release()
+}
+
+// ErrNoSQL means a warehouse cannot answer SQL (the in-memory one).
+var ErrNoSQL = errors.New("this warehouse does not answer SQL")
+
+// ErrNoDriver means the binary was built without the warehouse's driver.
+var ErrNoDriver = errors.New("this fhirlake was built without a warehouse driver: build it with -tags duckdb_arrow (make build)")
+
+// Opener opens the warehouse at path, read-write (creating it if needed)
+// or, with readOnly, an existing one for reading.
+type Opener func(ctx context.Context, path string, readOnly bool) (Warehouse, error)
+
+var (
+	mu     sync.Mutex // guards opener and lakes
+	opener Opener
+	lakes  = map[string]LakeOpener{}
+)
+
+// RegisterWarehouse makes open the warehouse Open uses; a driver package
+// (load/duckdb) calls it from init.
+func RegisterWarehouse(open Opener) {
+	mu.Lock()
+	defer mu.Unlock()
+	opener = open
+}
+
+// Open opens (creating if needed) the warehouse at path with the
+// registered driver.
+func Open(ctx context.Context, path string) (Warehouse, error) {
+	return open(ctx, path, false)
+}
+
+// OpenReadOnly opens an existing warehouse for reading.
+func OpenReadOnly(ctx context.Context, path string) (Warehouse, error) {
+	return open(ctx, path, true)
+}
+
+func open(ctx context.Context, path string, readOnly bool) (Warehouse, error) {
+	mu.Lock()
+	o := opener
+	mu.Unlock()
+	if o == nil {
+		return nil, ErrNoDriver
+	}
+	return o(ctx, path, readOnly)
+}
+
+// Lake is a target that mirrors the committed warehouse: the local
+// Hive-style Parquet folder (load/lake/hive) or Apache Iceberg tables
+// (load/lake/iceberg). Publishing happens after the warehouse commit; a
+// lake that fell behind (a crash between the two) catches up on the next
+// Publish.
+type Lake interface {
+	// Location is where the lake is, for messages (never with secrets).
+	Location() string
+	// Check refuses, before anything is exported, a lake that mirrors
+	// another warehouse than the one with warehouseID at warehousePath
+	// ("" for one not created yet): ErrLakeMismatch.
+	Check(ctx context.Context, warehousePath, warehouseID string) error
+	// Publish makes the lake mirror snap after a commit whose changes are
+	// given (nil: every table is rewritten).
+	Publish(ctx context.Context, snap Snapshot, w Identity, tables []Table, changes *Changes) error
+	// Close releases the lake's resources.
+	Close() error
+}
+
+// Identity names the warehouse a lake mirrors.
+type Identity struct {
+	Path string
+	ID   string
+}
+
+// LakeOptions configure a lake target.
+type LakeOptions struct {
+	// Warehouse is the warehouse's path: a catalog that is not named is
+	// kept beside it.
+	Warehouse string
+	// Catalog is the Iceberg catalog: sqlite:PATH or postgres://...
+	Catalog string
+	// Namespace is the Iceberg namespace of the tables (default fhirlake).
+	Namespace string
+	// S3 settings, for an s3:// location.
+	S3Endpoint  string
+	S3PathStyle bool
+	S3Region    string
+}
+
+// LakeOpener opens a lake of one format at location.
+type LakeOpener func(ctx context.Context, location string, opts LakeOptions) (Lake, error)
+
+// RegisterLake makes open the opener of lakes of format; the target
+// packages call it from init.
+func RegisterLake(format string, open LakeOpener) {
+	mu.Lock()
+	defer mu.Unlock()
+	lakes[format] = open
+}
+
+// OpenLake opens the lake of format at location.
+func OpenLake(ctx context.Context, format, location string, opts LakeOptions) (Lake, error) {
+	mu.Lock()
+	o, ok := lakes[format]
+	var formats []string
+	for f := range lakes {
+		formats = append(formats, f)
+	}
+	mu.Unlock()
+	if !ok {
+		sort.Strings(formats)
+		return nil, fmt.Errorf("%w %q: this fhirlake knows %v", ErrLakeFormat, format, formats)
+	}
+	return o(ctx, location, opts)
+}
+
+// ErrLakeFormat means no lake target of the asked format is built in.
+var ErrLakeFormat = errors.New("unknown lake format")

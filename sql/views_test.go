@@ -28,6 +28,7 @@ import (
 	"github.com/fhirlake/fhirlake/internal/fixtures"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
 	"github.com/fhirlake/fhirlake/load"
+	lduckdb "github.com/fhirlake/fhirlake/load/duckdb"
 	"github.com/fhirlake/fhirlake/schemas"
 	fsql "github.com/fhirlake/fhirlake/sql"
 	"github.com/fhirlake/fhirlake/transform"
@@ -344,7 +345,7 @@ func TestViews(t *testing.T) {
 			}
 			path := filepath.Join(t.TempDir(), "warehouse.duckdb")
 			d.build(t, path)
-			w, err := load.Open(t.Context(), path)
+			w, err := lduckdb.Open(t.Context(), path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -417,7 +418,7 @@ func TestEveryViewHandChecked(t *testing.T) {
 }
 
 // queryRows runs q and returns its rows as strings.
-func queryRows(t *testing.T, w *load.Warehouse, q string) [][]string {
+func queryRows(t *testing.T, w *lduckdb.Warehouse, q string) [][]string {
 	t.Helper()
 	_, rows := queryTable(t, w, q)
 	return rows
@@ -425,7 +426,7 @@ func queryRows(t *testing.T, w *load.Warehouse, q string) [][]string {
 
 // queryTable runs q and returns its column names and rows, each value
 // printed as text (NULL for null, dates as YYYY-MM-DD, timestamps in UTC).
-func queryTable(t *testing.T, w *load.Warehouse, q string) ([]string, [][]string) {
+func queryTable(t *testing.T, w *lduckdb.Warehouse, q string) ([]string, [][]string) {
 	t.Helper()
 	rows, err := w.Query(t.Context(), q)
 	if err != nil {
@@ -566,7 +567,7 @@ func buildFixtures(t *testing.T, path, name string, files []string, txTime time.
 		t.Fatal(err)
 	}
 	nd := fixtures.NDJSON(t, files...)
-	w, err := load.Open(ctx, path)
+	w, err := lduckdb.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -593,7 +594,7 @@ func buildFixtures(t *testing.T, path, name string, files []string, txTime time.
 }
 
 // loaderSink adapts a load.Loader to transform.Sink.
-type loaderSink struct{ l *load.Loader }
+type loaderSink struct{ l load.Loader }
 
 var _ transform.Sink = loaderSink{}
 

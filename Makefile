@@ -7,6 +7,7 @@ TAGS      := duckdb_arrow
 BIN       := bin/fhirlake
 TOOLS     := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
+VERSITYGW_VERSION   := v1.8.0
 
 .PHONY: all build test demo lint bench pgo fuzz clean
 
@@ -21,7 +22,7 @@ build:
 # against the in-process sandbox payer.
 SOF_SUITE := ../shared/fixtures/sof-tests
 
-test: build
+test: build $(TOOLS)/versitygw
 	$(GO) vet -tags $(TAGS) ./...
 	@if [ -d $(SOF_SUITE) ]; then \
 		echo "SQL-on-FHIR v2 conformance ($(SOF_SUITE)):"; \
@@ -29,7 +30,10 @@ test: build
 	else echo "skipping SQL-on-FHIR conformance: $(SOF_SUITE) not found"; fi
 	@command -v python3 >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 >/dev/null)
 	PYTHONPYCACHEPREFIX=$${TMPDIR:-/tmp}/fhirlake-pycache python3 -m py_compile examples/airflow/fhirlake_dag.py
-	$(GO) test -tags $(TAGS) -count=1 ./...
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) || \
+		echo "postgresql not installed: the tests that need it will skip"
+	FHIRLAKE_VERSITYGW=$(TOOLS)/versitygw $(GO) test -tags $(TAGS) -count=1 ./...
 
 # Start the sandbox payer in-process, export, transform, load, print a query.
 demo: build
@@ -42,6 +46,12 @@ lint: $(TOOLS)/staticcheck
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# versitygw: an S3-compatible object store (posix backend) for the Iceberg
+# lake tests (internal/testserver). The first build takes minutes.
+# `make .tools/versitygw` builds it alone.
+.tools/versitygw $(TOOLS)/versitygw:
+	GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 # Benchmarks: transform and DuckDB's read_ndjson on the same generated
 # NDJSON (FHIRLAKE_BENCH_MB, default 500), and download throughput by

@@ -152,6 +152,8 @@ type Changes struct {
 	// Person is set when the run relinked the person crosswalk, which
 	// spans sources (PersonTable).
 	Person bool
+	// RunID is the run's id, which lakes record with what they publish.
+	RunID string
 }
 
 // DefaultSource is the source of runs that name none, and of rows a

@@ -315,7 +315,7 @@ func (l *memLoader) Commit(_ context.Context, run Run) (Stats, error) {
 	m := l.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := Stats{Rows: map[string]int64{}, Rejects: l.rejects, Changes: &Changes{Source: l.source, Tables: map[string][]string{}}}
+	st := Stats{Rows: map[string]int64{}, Rejects: l.rejects, Changes: &Changes{Source: l.source, RunID: run.ID, Tables: map[string][]string{}}}
 	gone := map[memKey]bool{}
 	for _, d := range l.deleted {
 		k := memKey{l.source, d.ResourceType, d.ID}
@@ -471,6 +471,11 @@ func (m *Memory) WriteParquet(context.Context, Table, string, []string, string) 
 // WriteTableParquet is not supported.
 func (m *Memory) WriteTableParquet(context.Context, string, string) (int64, error) {
 	return 0, fmt.Errorf("memory warehouse: no Parquet writer")
+}
+
+// TableRecords is not supported: Memory keeps no bookkeeping tables.
+func (m *Memory) TableRecords(context.Context, string) (RecordReader, error) {
+	return nil, fmt.Errorf("memory warehouse: no bookkeeping tables")
 }
 
 // TableDefs is empty: Memory has no SQL definitions.

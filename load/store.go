@@ -104,6 +104,9 @@ type Snapshot interface {
 	// WriteTableParquet writes a whole table (a bookkeeping table, the
 	// person crosswalk) into the file dst.
 	WriteTableParquet(ctx context.Context, table, dst string) (int64, error)
+	// TableRecords streams a whole table (a bookkeeping table, the person
+	// crosswalk).
+	TableRecords(ctx context.Context, table string) (RecordReader, error)
 	// TableDefs maps every table, bookkeeping ones included, to its
 	// CREATE statement.
 	TableDefs(ctx context.Context) (map[string]string, error)

@@ -168,10 +168,16 @@ func logger(c *cli.Context) (*slog.Logger, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := &slog.HandlerOptions{Level: level}
 	w := logOutput(c)
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	handler := func(level slog.Leveler) slog.Handler {
+		opts := &slog.HandlerOptions{Level: level}
+		if format == "json" {
+			return slog.NewJSONHandler(w, opts)
+		}
+		return slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
+	// Libraries (iceberg-go) log to the default logger: their errors come
+	// out in our format, their chatter not at all.
+	slog.SetDefault(slog.New(handler(max(level, slog.LevelError))))
+	return slog.New(handler(level)), nil
 }

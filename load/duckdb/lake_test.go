@@ -256,8 +256,9 @@ func TestWriteLakeMirrorsWarehouse(t *testing.T) {
 	lake := filepath.Join(t.TempDir(), "lake")
 	for i, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
-			st := claimRun(t, w, "r"+string(rune('1'+i)), s.deleted, s.claims...)
-			if diff := cmp.Diff(&load.Changes{Source: "test", Tables: s.wantTouch}, st.Changes); diff != "" {
+			id := "r" + string(rune('1'+i))
+			st := claimRun(t, w, id, s.deleted, s.claims...)
+			if diff := cmp.Diff(&load.Changes{Source: "test", RunID: id, Tables: s.wantTouch}, st.Changes); diff != "" {
 				t.Errorf("changes (-want +got):\n%s", diff)
 			}
 			if s.skipLake {

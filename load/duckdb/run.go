@@ -310,7 +310,7 @@ func (l *Loader) Commit(ctx context.Context, run load.Run) (load.Stats, error) {
 		rows[k] = v
 	}
 	return load.Stats{Resources: l.resources, Rejects: l.nrejects, Deleted: l.deletedResources, SkippedOlder: l.skipped, Rows: rows,
-		Changes: &load.Changes{Source: l.source, Tables: touched, Person: l.relinked}, PersonConflicts: l.conflicts}, nil
+		Changes: &load.Changes{Source: l.source, RunID: run.ID, Tables: touched, Person: l.relinked}, PersonConflicts: l.conflicts}, nil
 }
 
 func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, error) {

@@ -111,6 +111,15 @@ func (w *Warehouse) WriteTableParquet(ctx context.Context, table, dst string) (i
 		ident(table), sqlString(dst), rowGroupRows))
 }
 
+// TableRecords streams a whole table through DuckDB's Arrow interface.
+func (w *Warehouse) TableRecords(ctx context.Context, table string) (load.RecordReader, error) {
+	rr, err := w.ar.QueryContext(ctx, "SELECT * FROM "+ident(table))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", table, err)
+	}
+	return rr, nil
+}
+
 // copyTo runs a COPY and returns the rows it wrote.
 func (w *Warehouse) copyTo(ctx context.Context, q string) (int64, error) {
 	res, err := w.conn.ExecContext(ctx, q)

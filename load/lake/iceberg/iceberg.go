@@ -1,0 +1,686 @@
+// Package iceberg is the scale-out lake target: one Apache Iceberg table
+// per view (and per bookkeeping table) on a local folder or on S3, in an
+// Iceberg SQL catalog (SQLite or PostgreSQL, the layout Spark's and
+// Trino's JDBC catalogs open), so that Trino, Spark, Athena and DuckDB
+// query the same tables with atomic commits and time travel.
+//
+// Each Publish commits each table a run changed as one snapshot whose
+// summary records the run id and the source. Upserts and deletes are
+// copy-on-write: the data files holding the rows of the run's source and
+// changed partitions are replaced whole, no delete files, so every engine
+// reads the tables, also those without merge-on-read. Tables are
+// partitioned by data_source (identity) and, where the view says so
+// (the fhirlake/partition tag), by the year of a date column.
+//
+// The library is apache/iceberg-go; this package adds only what is ours:
+// the table layout, the filters of a run's changes, the catch-up of a lake
+// that fell behind, and the owner check.
+package iceberg
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	"github.com/apache/iceberg-go/io"
+	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// locations
+	"github.com/apache/iceberg-go/table"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+	_ "modernc.org/sqlite"             // the "sqlite" database/sql driver
+
+	"github.com/fhirlake/fhirlake/load"
+)
+
+// Format is the lake format name of this target (--lake-format).
+const Format = "iceberg"
+
+// DefaultNamespace is the Iceberg namespace of the tables.
+const DefaultNamespace = "fhirlake"
+
+// Namespace properties that tie the lake to its warehouse and say how far
+// it mirrors it.
+const (
+	propWarehouseID = "fhirlake.warehouse-id"
+	propWarehouse   = "fhirlake.warehouse"
+	propRuns        = "fhirlake.runs"     // committed runs mirrored
+	propLastRun     = "fhirlake.last-run" // the last of them
+)
+
+// Snapshot summary properties of each commit.
+const (
+	SummaryRunID  = "fhirlake.run-id"
+	SummarySource = "fhirlake.source"
+)
+
+func init() {
+	load.RegisterLake(Format, func(ctx context.Context, location string, opts load.LakeOptions) (load.Lake, error) {
+		return Open(ctx, location, opts)
+	})
+}
+
+// Lake is a set of Iceberg tables under one location, in one namespace of
+// a SQL catalog.
+type Lake struct {
+	location string // file:///abs/path or s3://bucket/prefix, no trailing slash
+	db       *sql.DB
+	cat      *sqlcat.Catalog
+	ns       table.Identifier
+}
+
+var _ load.Lake = (*Lake)(nil)
+
+// Open connects to the catalog and returns the lake at location: a local
+// path, file:///path or s3://bucket/prefix. The catalog is opts.Catalog
+// (sqlite:PATH or postgres://...; by default sqlite: catalog.db beside the
+// warehouse). S3 settings follow the AWS conventions: AWS_ACCESS_KEY_ID,
+// AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL_S3 (or
+// opts.S3Endpoint), with opts.S3PathStyle for gateways that need
+// path-style addressing.
+func Open(ctx context.Context, location string, opts load.LakeOptions) (*Lake, error) {
+	loc, err := normaliseLocation(location)
+	if err != nil {
+		return nil, err
+	}
+	dsn := opts.Catalog
+	if dsn == "" {
+		dsn = "sqlite:" + filepath.Join(filepath.Dir(opts.Warehouse), "catalog.db")
+	}
+	db, dialect, err := openCatalogDB(dsn)
+	if err != nil {
+		return nil, err
+	}
+	props := iceberg.Properties{"warehouse": loc}
+	for k, v := range ioProps(loc, opts) {
+		props[k] = v
+	}
+	cat, err := sqlcat.NewCatalog("fhirlake", db, dialect, props)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("iceberg catalog %s: %w", redactDSN(dsn), err)
+	}
+	ns := opts.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	return &Lake{location: loc, db: db, cat: cat, ns: table.Identifier{ns}}, nil
+}
+
+// normaliseLocation makes a location a URL: a local path becomes an
+// absolute file:// URL; s3:// and file:// stay; a trailing slash goes.
+func normaliseLocation(location string) (string, error) {
+	switch {
+	case strings.HasPrefix(location, "s3://"), strings.HasPrefix(location, "s3a://"):
+		u, err := url.Parse(location)
+		if err != nil || u.Host == "" {
+			return "", fmt.Errorf("lake %q: want s3://bucket/prefix", location)
+		}
+		return "s3://" + u.Host + strings.TrimRight(u.Path, "/"), nil
+	case strings.HasPrefix(location, "file://"):
+		return strings.TrimRight(location, "/"), nil
+	case strings.Contains(location, "://"):
+		return "", fmt.Errorf("lake %q: the iceberg lake takes a path, file:// or s3://", location)
+	}
+	abs, err := filepath.Abs(location)
+	if err != nil {
+		return "", fmt.Errorf("lake %q: %w", location, err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return "", fmt.Errorf("lake %q: %w", location, err)
+	}
+	return "file://" + abs, nil
+}
+
+// openCatalogDB opens the catalog's database: sqlite:PATH or a PostgreSQL
+// URL.
+func openCatalogDB(dsn string) (*sql.DB, sqlcat.SupportedDialect, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		if path == "" {
+			return nil, "", fmt.Errorf("catalog %q: want sqlite:PATH", dsn)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, "", fmt.Errorf("catalog %s: %w", dsn, err)
+		}
+		// WAL and a busy timeout let a reader (Trino's JDBC catalog, say)
+		// share the file with the writer.
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+		if err != nil {
+			return nil, "", fmt.Errorf("catalog %s: %w", dsn, err)
+		}
+		db.SetMaxOpenConns(1)
+		return db, sqlcat.SQLite, nil
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, "", fmt.Errorf("catalog %s: %w", redactDSN(dsn), err)
+		}
+		return db, sqlcat.Postgres, nil
+	}
+	return nil, "", fmt.Errorf("catalog %q: want sqlite:PATH or postgres://...", redactDSN(dsn))
+}
+
+// redactDSN drops the password of a database URL, for messages.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// ioProps are the file IO settings of the location.
+func ioProps(loc string, opts load.LakeOptions) iceberg.Properties {
+	props := iceberg.Properties{}
+	if !strings.HasPrefix(loc, "s3") {
+		return props
+	}
+	set := func(key, value string) {
+		if value != "" {
+			props[key] = value
+		}
+	}
+	set(io.S3AccessKeyID, os.Getenv("AWS_ACCESS_KEY_ID"))
+	set(io.S3SecretAccessKey, os.Getenv("AWS_SECRET_ACCESS_KEY"))
+	set(io.S3SessionToken, os.Getenv("AWS_SESSION_TOKEN"))
+	region := opts.S3Region
+	if region == "" {
+		region = os.Getenv("AWS_REGION")
+	}
+	if region == "" {
+		region = "us-east-1"
+	}
+	set(io.S3Region, region)
+	endpoint := opts.S3Endpoint
+	if endpoint == "" {
+		endpoint = os.Getenv("AWS_ENDPOINT_URL_S3")
+	}
+	if endpoint == "" {
+		endpoint = os.Getenv("AWS_ENDPOINT_URL")
+	}
+	set(io.S3EndpointURL, endpoint)
+	props[io.S3ForceVirtualAddressing] = strconv.FormatBool(!opts.S3PathStyle)
+	return props
+}
+
+// Location is the lake's root URL.
+func (lk *Lake) Location() string { return lk.location }
+
+// Close releases the catalog connection.
+func (lk *Lake) Close() error {
+	return errors.Join(lk.cat.Close(), lk.db.Close())
+}
+
+// Table loads the Iceberg table of name (for tests and tools).
+func (lk *Lake) Table(ctx context.Context, name string) (*table.Table, error) {
+	return lk.cat.LoadTable(ctx, append(slices.Clone(lk.ns), name))
+}
+
+// nsProps reads the namespace properties; nil when the namespace does
+// not exist yet.
+func (lk *Lake) nsProps(ctx context.Context) (iceberg.Properties, error) {
+	exists, err := lk.cat.CheckNamespaceExists(ctx, lk.ns)
+	if err != nil || !exists {
+		return nil, err
+	}
+	return lk.cat.LoadNamespaceProperties(ctx, lk.ns)
+}
+
+// Check refuses a warehouse that is not the one the lake mirrors.
+func (lk *Lake) Check(ctx context.Context, warehousePath, warehouseID string) error {
+	props, err := lk.nsProps(ctx)
+	if err != nil {
+		return fmt.Errorf("iceberg lake: %w", err)
+	}
+	owner := props[propWarehouseID]
+	if owner == "" || owner == warehouseID {
+		return nil
+	}
+	return fmt.Errorf("%w: the Iceberg lake %s (namespace %s) mirrors warehouse %s (id %s), but this command writes warehouse %s: point the run at its own lake or namespace",
+		load.ErrLakeMismatch, lk.location, lk.ns[0], props[propWarehouse], owner, warehousePath)
+}
+
+// Publish commits the changes of the run just committed to the warehouse:
+// one snapshot per changed table. A lake that is new, or behind the
+// warehouse by more than that run, has every table rewritten from snap.
+func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identity, tables []load.Table, changes *load.Changes) error {
+	if err := lk.Check(ctx, id.Path, id.ID); err != nil {
+		return err
+	}
+	props, err := lk.nsProps(ctx)
+	if err != nil {
+		return fmt.Errorf("iceberg lake: %w", err)
+	}
+	if props == nil {
+		err := lk.cat.CreateNamespace(ctx, lk.ns, iceberg.Properties{propWarehouseID: id.ID, propWarehouse: id.Path})
+		if err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
+			return fmt.Errorf("iceberg lake: create namespace %s: %w", lk.ns[0], err)
+		}
+		props = iceberg.Properties{}
+	}
+	runs, err := snap.RunIDs(ctx)
+	if err != nil {
+		return err
+	}
+	lagging := behind(props, runs)
+	full := changes == nil || lagging
+	if lagging {
+		// The last publish did not finish: it may have left data files no
+		// snapshot references. Only one writer publishes to the lake (the
+		// warehouse's lock), so any unreferenced file is such an orphan.
+		if err := lk.cleanOrphans(ctx, 0); err != nil {
+			return err
+		}
+	}
+	runID, source := "", ""
+	if changes != nil {
+		runID, source = changes.RunID, changes.Source
+	}
+	summary := iceberg.Properties{SummaryRunID: runID, SummarySource: source}
+	for _, t := range tables {
+		if strings.HasPrefix(t.Name, load.BookkeepingPrefix) || t.Name == load.PersonTable {
+			continue
+		}
+		if err := lk.publishTable(ctx, snap, t, changes, full, summary); err != nil {
+			return fmt.Errorf("iceberg lake %s: %w", t.Name, err)
+		}
+	}
+	// The crosswalk spans sources, and the bookkeeping is small: whole.
+	defs, err := snap.TableDefs(ctx)
+	if err != nil {
+		return err
+	}
+	for name := range defs {
+		whole := strings.HasPrefix(name, load.BookkeepingPrefix) || name == load.PersonTable && (full || changes.Person)
+		if !whole {
+			continue
+		}
+		if err := lk.replaceWhole(ctx, snap, name, summary); err != nil {
+			return fmt.Errorf("iceberg lake %s: %w", name, err)
+		}
+	}
+	_, err = lk.cat.UpdateNamespaceProperties(ctx, lk.ns, nil, iceberg.Properties{
+		propWarehouseID: id.ID, propWarehouse: id.Path,
+		propRuns: strconv.Itoa(len(runs)), propLastRun: lastOf(runs),
+	})
+	if err != nil {
+		return fmt.Errorf("iceberg lake: record the runs mirrored: %w", err)
+	}
+	return nil
+}
+
+// cleanOrphans deletes, in every table of the namespace, the files older
+// than olderThan that no snapshot references: what a failed commit wrote.
+// A file a snapshot references is never deleted (iceberg-go reads every
+// snapshot's manifests first).
+func (lk *Lake) cleanOrphans(ctx context.Context, olderThan time.Duration) error {
+	idents, err := lk.tables(ctx)
+	if err != nil {
+		return err
+	}
+	for _, ident := range idents {
+		tbl, err := lk.cat.LoadTable(ctx, ident)
+		if err != nil {
+			return fmt.Errorf("iceberg lake: load %s: %w", ident[len(ident)-1], err)
+		}
+		if _, err := tbl.DeleteOrphanFiles(ctx, table.WithFilesOlderThan(olderThan)); err != nil {
+			return fmt.Errorf("iceberg lake: remove orphan files of %s: %w", ident[len(ident)-1], err)
+		}
+	}
+	return nil
+}
+
+// tables lists the tables of the namespace.
+func (lk *Lake) tables(ctx context.Context) ([]table.Identifier, error) {
+	var out []table.Identifier
+	for ident, err := range lk.cat.ListTables(ctx, lk.ns) {
+		if err != nil {
+			return nil, fmt.Errorf("iceberg lake: list tables: %w", err)
+		}
+		out = append(out, ident)
+	}
+	return out, nil
+}
+
+// ExpireStats says what Expire removed.
+type ExpireStats struct {
+	Tables    int
+	Snapshots int
+}
+
+// Expire removes the snapshots of every table older than olderThan (the
+// current one always stays), then the files only they referenced and any
+// orphan file of a failed commit. Time travel reaches back olderThan
+// afterwards.
+func (lk *Lake) Expire(ctx context.Context, olderThan time.Duration) (ExpireStats, error) {
+	var st ExpireStats
+	idents, err := lk.tables(ctx)
+	if err != nil {
+		return st, err
+	}
+	for _, ident := range idents {
+		tbl, err := lk.cat.LoadTable(ctx, ident)
+		if err != nil {
+			return st, fmt.Errorf("iceberg lake: load %s: %w", ident[len(ident)-1], err)
+		}
+		before := len(tbl.Metadata().Snapshots())
+		txn := tbl.NewTransaction()
+		if err := txn.ExpireSnapshots(table.WithOlderThan(olderThan), table.WithRetainLast(1)); err != nil {
+			return st, fmt.Errorf("iceberg lake: expire %s: %w", ident[len(ident)-1], err)
+		}
+		if tbl, err = txn.Commit(ctx); err != nil {
+			return st, fmt.Errorf("iceberg lake: expire %s: %w", ident[len(ident)-1], err)
+		}
+		st.Tables++
+		st.Snapshots += before - len(tbl.Metadata().Snapshots())
+	}
+	return st, lk.cleanOrphans(ctx, 0)
+}
+
+// behind reports whether the lake misses more than the run being
+// published, or mirrors a run the warehouse does not know.
+func behind(props iceberg.Properties, runs []string) bool {
+	n, err := strconv.Atoi(props[propRuns])
+	if err != nil {
+		return true // new, or never completed a publish
+	}
+	if last := props[propLastRun]; last != "" && !slices.Contains(runs, last) {
+		return true
+	}
+	return len(runs)-n > 1
+}
+
+func lastOf(runs []string) string {
+	if len(runs) == 0 {
+		return ""
+	}
+	return slices.Max(runs)
+}
+
+// publishTable commits one data table: the rows of the run's source in
+// the partitions it changed replace what the lake holds there, or, when
+// full, every row replaces the table's.
+func (lk *Lake) publishTable(ctx context.Context, snap load.Snapshot, t load.Table, changes *load.Changes, full bool, summary iceberg.Properties) error {
+	var vals []string
+	if !full {
+		var ok bool
+		if vals, ok = changes.Tables[t.Name]; !ok {
+			return nil
+		}
+	}
+	if full {
+		sources, err := snap.TableSources(ctx, t.Name)
+		if err != nil {
+			return err
+		}
+		rr, err := concatSources(ctx, snap, t, sources)
+		if err != nil {
+			return err
+		}
+		defer rr.Release()
+		tbl, err := lk.ensureTable(ctx, t.Name, rr.Schema(), t.Partition)
+		if err != nil {
+			return err
+		}
+		return overwrite(ctx, tbl, rr, iceberg.AlwaysTrue{}, summary)
+	}
+	rr, err := snap.Records(ctx, t, changes.Source, vals)
+	if err != nil {
+		return err
+	}
+	defer rr.Release()
+	tbl, err := lk.ensureTable(ctx, t.Name, rr.Schema(), t.Partition)
+	if err != nil {
+		return err
+	}
+	filter, err := changeFilter(tbl, t, changes.Source, vals)
+	if err != nil {
+		return err
+	}
+	return overwrite(ctx, tbl, rr, filter, summary)
+}
+
+// replaceWhole commits a whole table (bookkeeping, the crosswalk).
+func (lk *Lake) replaceWhole(ctx context.Context, snap load.Snapshot, name string, summary iceberg.Properties) error {
+	rr, err := snap.TableRecords(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer rr.Release()
+	tbl, err := lk.ensureTable(ctx, name, rr.Schema(), nil)
+	if err != nil {
+		return err
+	}
+	return overwrite(ctx, tbl, rr, iceberg.AlwaysTrue{}, summary)
+}
+
+// overwrite commits one copy-on-write snapshot: the rows filter selects
+// are removed (their files dropped or rewritten without them) and rr's
+// rows added.
+func overwrite(ctx context.Context, tbl *table.Table, rr load.RecordReader, filter iceberg.BooleanExpression, summary iceberg.Properties) error {
+	txn := tbl.NewTransaction()
+	if err := txn.Overwrite(ctx, readerOf(rr), summary, table.WithOverwriteFilter(filter)); err != nil {
+		return fmt.Errorf("overwrite: %w", err)
+	}
+	if _, err := txn.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// ensureTable loads the Iceberg table of name, creating it from the
+// warehouse's Arrow schema (with fresh field ids) and the partition spec
+// when it does not exist yet.
+func (lk *Lake) ensureTable(ctx context.Context, name string, sc *arrow.Schema, part *load.Partition) (*table.Table, error) {
+	ident := append(slices.Clone(lk.ns), name)
+	tbl, err := lk.cat.LoadTable(ctx, ident)
+	if err == nil {
+		return tbl, nil
+	}
+	if !errors.Is(err, catalog.ErrNoSuchTable) {
+		return nil, fmt.Errorf("load table: %w", err)
+	}
+	isc, err := table.ArrowSchemaToIcebergWithFreshIDs(sc, false)
+	if err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	var opts []iceberg.PartitionOption
+	if _, ok := isc.FindFieldByName(load.DataSource); ok {
+		opts = append(opts, iceberg.AddPartitionFieldByName(load.DataSource, load.DataSource, iceberg.IdentityTransform{}, isc, nil))
+	}
+	if part != nil {
+		opts = append(opts, iceberg.AddPartitionFieldByName(part.Column, part.Name, iceberg.YearTransform{}, isc, nil))
+	}
+	spec, err := iceberg.NewPartitionSpecOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("partition spec: %w", err)
+	}
+	tbl, err = lk.cat.CreateTable(ctx, ident, isc,
+		catalog.WithLocation(lk.location+"/"+name),
+		catalog.WithPartitionSpec(&spec),
+		catalog.WithProperties(iceberg.Properties{
+			// Copy-on-write everywhere: no delete files for readers that
+			// do not merge on read.
+			"write.delete.mode": "copy-on-write", "write.update.mode": "copy-on-write", "write.merge.mode": "copy-on-write",
+			"write.parquet.compression-codec": "zstd",
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("create table: %w", err)
+	}
+	return tbl, nil
+}
+
+// changeFilter selects the rows a run of source replaces: its rows, in the
+// changed partitions (year values, or NullPartition for a missing date).
+func changeFilter(tbl *table.Table, t load.Table, source string, vals []string) (iceberg.BooleanExpression, error) {
+	bySource := iceberg.EqualTo(iceberg.Reference(load.DataSource), source)
+	if vals == nil || t.Partition == nil {
+		return bySource, nil
+	}
+	field, ok := tbl.Schema().FindFieldByName(t.Partition.Column)
+	if !ok {
+		return nil, fmt.Errorf("no column %s", t.Partition.Column)
+	}
+	col := iceberg.Reference(t.Partition.Column)
+	var years []iceberg.BooleanExpression
+	for _, v := range vals {
+		if v == load.NullPartition {
+			years = append(years, iceberg.IsNull(col))
+			continue
+		}
+		y, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("partition value %q: %w", v, err)
+		}
+		from := time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC)
+		to := time.Date(y+1, 1, 1, 0, 0, 0, 0, time.UTC)
+		switch field.Type.(type) {
+		case iceberg.DateType:
+			years = append(years, iceberg.NewAnd(
+				iceberg.GreaterThanEqual(col, iceberg.Date(from.Unix()/86400)),
+				iceberg.LessThan(col, iceberg.Date(to.Unix()/86400))))
+		case iceberg.TimestampTzType, iceberg.TimestampType:
+			years = append(years, iceberg.NewAnd(
+				iceberg.GreaterThanEqual(col, iceberg.Timestamp(from.UnixMicro())),
+				iceberg.LessThan(col, iceberg.Timestamp(to.UnixMicro()))))
+		default:
+			return nil, fmt.Errorf("partition column %s is %s, not a date or timestamp", t.Partition.Column, field.Type)
+		}
+	}
+	switch len(years) {
+	case 0:
+		return iceberg.AlwaysFalse{}, nil
+	case 1:
+		return iceberg.NewAnd(bySource, years[0]), nil
+	}
+	return iceberg.NewAnd(bySource, iceberg.NewOr(years[0], years[1], years[2:]...)), nil
+}
+
+// concatSources streams the rows of every source of t, one after the
+// other.
+func concatSources(ctx context.Context, snap load.Snapshot, t load.Table, sources []string) (load.RecordReader, error) {
+	if len(sources) == 0 {
+		// No rows: the schema still comes from the warehouse.
+		return snap.Records(ctx, t, "", nil)
+	}
+	readers := make([]load.RecordReader, 0, len(sources))
+	for _, s := range sources {
+		rr, err := snap.Records(ctx, t, s, nil)
+		if err != nil {
+			for _, r := range readers {
+				r.Release()
+			}
+			return nil, err
+		}
+		readers = append(readers, rr)
+	}
+	return &chain{readers: readers}, nil
+}
+
+// chain reads several record readers of one schema in turn.
+type chain struct {
+	readers []load.RecordReader
+	cur     int
+	err     error
+}
+
+func (c *chain) Schema() *arrow.Schema { return c.readers[0].Schema() }
+
+func (c *chain) Next() bool {
+	for c.cur < len(c.readers) {
+		if c.readers[c.cur].Next() {
+			return true
+		}
+		if err := c.readers[c.cur].Err(); err != nil {
+			c.err = err
+			return false
+		}
+		c.cur++
+	}
+	return false
+}
+
+func (c *chain) RecordBatch() arrow.RecordBatch { return c.readers[c.cur].RecordBatch() }
+func (c *chain) Err() error                     { return c.err }
+func (c *chain) Release() {
+	for _, r := range c.readers {
+		r.Release()
+	}
+}
+
+// readerOf adapts a load.RecordReader to arrow's array.RecordReader, each
+// batch copied into Go memory. The warehouse's batches live in memory
+// DuckDB frees as the reader moves on, while iceberg-go keeps strings that
+// point into the batches it wrote (the partition values of its manifests):
+// read in place, those strings would change under it.
+func readerOf(rr load.RecordReader) array.RecordReader {
+	return &goCopy{rr: rr}
+}
+
+type goCopy struct {
+	rr  load.RecordReader
+	cur arrow.RecordBatch
+	err error
+}
+
+func (g *goCopy) Retain()               {}
+func (g *goCopy) Release()              { g.drop() }
+func (g *goCopy) Schema() *arrow.Schema { return g.rr.Schema() }
+func (g *goCopy) Err() error {
+	if g.err != nil {
+		return g.err
+	}
+	return g.rr.Err()
+}
+
+func (g *goCopy) drop() {
+	if g.cur != nil {
+		g.cur.Release()
+		g.cur = nil
+	}
+}
+
+func (g *goCopy) Next() bool {
+	g.drop()
+	if g.err != nil || !g.rr.Next() {
+		return false
+	}
+	rec := g.rr.RecordBatch()
+	cols := make([]arrow.Array, rec.NumCols())
+	for i := range cols {
+		c, err := array.Concatenate([]arrow.Array{rec.Column(i)}, memory.DefaultAllocator)
+		if err != nil {
+			for _, d := range cols[:i] {
+				d.Release()
+			}
+			g.err = fmt.Errorf("copy a batch: %w", err)
+			return false
+		}
+		cols[i] = c
+	}
+	g.cur = array.NewRecordBatch(rec.Schema(), cols, rec.NumRows())
+	for _, c := range cols {
+		c.Release()
+	}
+	return true
+}
+
+func (g *goCopy) RecordBatch() arrow.RecordBatch { return g.cur }
+func (g *goCopy) Record() arrow.RecordBatch      { return g.cur }

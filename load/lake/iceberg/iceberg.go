@@ -171,7 +171,7 @@ func openCatalogDB(dsn string) (*sql.DB, sqlcat.SupportedDialect, error) {
 		}
 		return db, sqlcat.Postgres, nil
 	}
-	return nil, "", fmt.Errorf("catalog %q: want sqlite:PATH or postgres://...", redactDSN(dsn))
+	return nil, "", fmt.Errorf("catalog %q: want sqlite:PATH or a postgres:// URL", redactDSN(dsn))
 }
 
 // redactDSN drops the password of a database URL, for messages.

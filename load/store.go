@@ -189,6 +189,23 @@ type Lake interface {
 	Close() error
 }
 
+// LakeReader is a lake a warehouse can be restored from (rebuild --from
+// lake) by streaming its tables, as the Iceberg lake is.
+type LakeReader interface {
+	// Contents lists the lake's tables, data and bookkeeping, with the
+	// CREATE statement each was published with ("" when unknown).
+	Contents(ctx context.Context) ([]LakeTableInfo, error)
+	// ReadTable streams the current rows of a table.
+	ReadTable(ctx context.Context, name string) (RecordReader, error)
+}
+
+// LakeTableInfo is one table of a LakeReader.
+type LakeTableInfo struct {
+	Name string
+	SQL  string
+	Rows int64
+}
+
 // Identity names the warehouse a lake mirrors.
 type Identity struct {
 	Path string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -57,6 +58,8 @@ type top struct {
 	warehouse, lake, workDir string
 	maxRejects               int64
 	person                   load.PersonRule
+	lakeFormat               string
+	lakeOpts                 load.LakeOptions
 }
 
 // resolveTop merges the global settings: flag > env > file > default.
@@ -83,7 +86,39 @@ func resolveTop(c *cli.Context, f *config.File) top {
 	} else {
 		t.maxRejects = *f.MaxRejects
 	}
+	t.lakeFormat = pick("lake-format", f.LakeFormat)
+	t.lakeOpts = load.LakeOptions{
+		Catalog:     pick("catalog", f.Catalog),
+		Namespace:   pick("namespace", f.Namespace),
+		S3Endpoint:  pick("s3-endpoint", f.S3Endpoint),
+		S3PathStyle: c.Bool("s3-path-style") || !c.IsSet("s3-path-style") && f.S3PathStyle,
+	}
 	return t
+}
+
+// lakeFlags choose and configure the lake target; run, load and lake take
+// them.
+func lakeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "lake-format", Value: "parquet", Usage: "the lake's `FORMAT`: parquet (Hive-style folders) or iceberg (Apache Iceberg tables, also on s3://)", EnvVars: []string{"FHIRLAKE_LAKE_FORMAT"}},
+		&cli.StringFlag{Name: "catalog", Usage: "Iceberg SQL catalog: sqlite:`PATH` (default: catalog.db beside the warehouse) or a postgres:// URL; env:NAME or file:PATH to keep a password out of the command line", EnvVars: []string{"FHIRLAKE_CATALOG"}},
+		&cli.StringFlag{Name: "namespace", Usage: "Iceberg `NAMESPACE` of the tables (default fhirlake)", EnvVars: []string{"FHIRLAKE_NAMESPACE"}},
+		&cli.StringFlag{Name: "s3-endpoint", Usage: "S3 endpoint `URL` for a gateway or another provider (default: AWS_ENDPOINT_URL_S3, else AWS)", EnvVars: []string{"FHIRLAKE_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3"}},
+		&cli.BoolFlag{Name: "s3-path-style", Usage: "path-style S3 addressing (http://endpoint/bucket/key), which most gateways need", EnvVars: []string{"FHIRLAKE_S3_PATH_STYLE"}},
+	}
+}
+
+// resolveCatalog reads a catalog given as a reference (env:NAME or
+// file:PATH), so that a password never sits in a flag or the file.
+func resolveCatalog(opts *load.LakeOptions) error {
+	if strings.HasPrefix(opts.Catalog, "env:") || strings.HasPrefix(opts.Catalog, "file:") {
+		v, err := config.Resolve(opts.Catalog)
+		if err != nil {
+			return usageError{"--catalog: " + err.Error()}
+		}
+		opts.Catalog = v
+	}
+	return nil
 }
 
 // selectSources returns the sources a command runs: from the config file

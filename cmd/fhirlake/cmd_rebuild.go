@@ -9,15 +9,20 @@ import (
 
 	"github.com/fhirlake/fhirlake/internal/lockfile"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
+	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/duckdb"
+	"github.com/fhirlake/fhirlake/load/lake/iceberg"
+	fsql "github.com/fhirlake/fhirlake/sql"
 )
 
 type rebuildOptions struct {
-	lake      string
-	warehouse string
-	from      duckdb.From
-	views     string
-	dryRun    bool
+	lake       string
+	warehouse  string
+	from       duckdb.From
+	views      string
+	dryRun     bool
+	lakeFormat string
+	lakeOpts   load.LakeOptions
 }
 
 func rebuildCommand() *cli.Command {
@@ -28,13 +33,13 @@ func rebuildCommand() *cli.Command {
 			"--from lake (default) builds a new warehouse file beside FILE from the lake (tables, bookkeeping,\n" +
 			"views) and renames it over FILE. --from warehouse writes the whole lake into a new folder beside\n" +
 			"DIR and swaps it in. Either way the old side stays untouched until the new one is complete.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "lake", Usage: "Parquet lake `DIR`", Required: true, EnvVars: []string{"FHIRLAKE_LAKE"}},
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "lake", Usage: "the lake: a Parquet lake `DIR`, or an Iceberg lake's location with --lake-format iceberg", Required: true, EnvVars: []string{"FHIRLAKE_LAKE"}},
 			&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE`", Required: true, EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
 			&cli.StringFlag{Name: "from", Value: string(duckdb.FromLake), Usage: "the side to restore from: lake or warehouse"},
 			&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files (their partitioning, with --from warehouse)", EnvVars: []string{"FHIRLAKE_VIEWS"}},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (tables, partitions, rows, what is replaced) and change nothing"},
-		},
+		}, lakeFlags()...),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
 		Action: func(c *cli.Context) error {
 			from := duckdb.From(c.String("from"))
@@ -42,11 +47,14 @@ func rebuildCommand() *cli.Command {
 				return usagef("--from %q: want lake or warehouse", c.String("from"))
 			}
 			return runRebuild(c.Context, c.App.Writer, rebuildOptions{
-				lake:      c.String("lake"),
-				warehouse: c.String("warehouse"),
-				from:      from,
-				views:     c.String("views"),
-				dryRun:    c.Bool("dry-run"),
+				lake:       c.String("lake"),
+				warehouse:  c.String("warehouse"),
+				from:       from,
+				views:      c.String("views"),
+				dryRun:     c.Bool("dry-run"),
+				lakeFormat: c.String("lake-format"),
+				lakeOpts: load.LakeOptions{Catalog: c.String("catalog"), Namespace: c.String("namespace"),
+					S3Endpoint: c.String("s3-endpoint"), S3PathStyle: c.Bool("s3-path-style")},
 			})
 		},
 	}
@@ -54,6 +62,19 @@ func rebuildCommand() *cli.Command {
 
 func runRebuild(ctx context.Context, out io.Writer, o rebuildOptions) error {
 	opts := duckdb.RebuildOptions{Lake: o.lake, Warehouse: o.warehouse, From: o.from}
+	if o.lakeFormat == iceberg.Format {
+		lo := o.lakeOpts
+		if err := resolveCatalog(&lo); err != nil {
+			return err
+		}
+		lo.Warehouse = o.warehouse
+		lk, err := iceberg.Open(ctx, o.lake, lo)
+		if err != nil {
+			return err
+		}
+		defer lk.Close()
+		opts.Reader, opts.Target = lk, lk
+	}
 	if o.from == duckdb.FromWarehouse {
 		// The views say how tables are partitioned; tables they do not
 		// cover keep the partitioning recorded in the lake.
@@ -87,6 +108,19 @@ func runRebuild(ctx context.Context, out io.Writer, o rebuildOptions) error {
 	}
 	if err := plan.Execute(ctx); err != nil {
 		return err
+	}
+	if o.lakeFormat == iceberg.Format && o.from == duckdb.FromLake {
+		// An Iceberg lake keeps the tables, not the views: make the
+		// analytics views anew.
+		w, err := duckdb.Open(ctx, o.warehouse)
+		if err != nil {
+			return err
+		}
+		errs := w.ApplySQL(ctx, fsql.FS)
+		w.Close()
+		for _, e := range errs {
+			fmt.Fprintf(out, "view not created: %v\n", e)
+		}
 	}
 	fmt.Fprintln(out, "rebuild done")
 	return nil

@@ -25,8 +25,9 @@ import (
 	"github.com/fhirlake/fhirlake/internal/pipeline"
 	"github.com/fhirlake/fhirlake/internal/private"
 	"github.com/fhirlake/fhirlake/load"
-	_ "github.com/fhirlake/fhirlake/load/duckdb"    // the warehouse driver
-	_ "github.com/fhirlake/fhirlake/load/lake/hive" // the local Parquet lake
+	_ "github.com/fhirlake/fhirlake/load/duckdb"       // the warehouse driver
+	_ "github.com/fhirlake/fhirlake/load/lake/hive"    // the local Parquet lake
+	_ "github.com/fhirlake/fhirlake/load/lake/iceberg" // Apache Iceberg tables
 )
 
 // Exit codes. They are part of the contract with schedulers: keep them
@@ -100,6 +101,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			configCommand(),
 			statusCommand(),
 			rebuildCommand(),
+			lakeCommand(),
 		},
 		// Every file the process makes holds PHI or leads to it: private
 		// whatever umask the scheduler started us with.

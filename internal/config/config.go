@@ -22,13 +22,21 @@ import (
 
 // File is a parsed configuration file.
 type File struct {
-	Path       string   `yaml:"-"`
-	Warehouse  string   `yaml:"warehouse"`
-	Lake       string   `yaml:"lake"`
-	WorkDir    string   `yaml:"work_dir"`
-	MaxRejects *int64   `yaml:"max_rejects"`
-	Person     Person   `yaml:"person"`
-	Sources    []Source `yaml:"sources"`
+	Path      string `yaml:"-"`
+	Warehouse string `yaml:"warehouse"`
+	Lake      string `yaml:"lake"`
+	// LakeFormat is parquet (the default) or iceberg.
+	LakeFormat string `yaml:"lake_format"`
+	// Catalog is the Iceberg catalog: sqlite:PATH, a postgres:// URL, or
+	// a reference (env:NAME, file:PATH) to one that holds a password.
+	Catalog     string   `yaml:"catalog"`
+	Namespace   string   `yaml:"namespace"`
+	S3Endpoint  string   `yaml:"s3_endpoint"`
+	S3PathStyle bool     `yaml:"s3_path_style"`
+	WorkDir     string   `yaml:"work_dir"`
+	MaxRejects  *int64   `yaml:"max_rejects"`
+	Person      Person   `yaml:"person"`
+	Sources     []Source `yaml:"sources"`
 }
 
 // Person says which identifiers link the records of one human across
@@ -252,6 +260,32 @@ func (f *File) check(lines map[string]int) Problems {
 	}
 	if f.MaxRejects != nil && *f.MaxRejects < 0 {
 		add("max_rejects", "must be 0 or more")
+	}
+	switch f.LakeFormat {
+	case "", "parquet", "iceberg":
+	default:
+		add("lake_format", "%q: want parquet or iceberg", f.LakeFormat)
+	}
+	if f.LakeFormat != "iceberg" && strings.Contains(f.Lake, "://") && !strings.HasPrefix(f.Lake, "file://") {
+		add("lake", "%q: object storage needs lake_format: iceberg", f.Lake)
+	}
+	if c := f.Catalog; c != "" {
+		switch {
+		case strings.HasPrefix(c, "sqlite:"):
+		case strings.HasPrefix(c, "env:"), strings.HasPrefix(c, "file:"):
+			if err := checkRef(c); err != nil {
+				add("catalog", "%v", err)
+			}
+		case strings.HasPrefix(c, "postgres://"), strings.HasPrefix(c, "postgresql://"):
+			if strings.Contains(strings.SplitN(strings.TrimPrefix(strings.TrimPrefix(c, "postgresql://"), "postgres://"), "@", 2)[0], ":") {
+				add("catalog", "a password belongs in a reference, env:NAME or file:PATH, not in the file")
+			}
+		default:
+			add("catalog", "want sqlite:PATH, a postgres:// URL, or env:NAME / file:PATH")
+		}
+	}
+	if f.S3Endpoint != "" && !isURL(f.S3Endpoint) {
+		add("s3_endpoint", "%q is not an http(s) URL", f.S3Endpoint)
 	}
 	for i, sys := range f.Person.IdentifierSystems {
 		if !isSystem(sys) {

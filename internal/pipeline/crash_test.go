@@ -11,12 +11,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fhirlake/fhirlake/extract/sandbox"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
+	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/duckdb"
+	"github.com/fhirlake/fhirlake/load/lake/iceberg"
 )
 
 // TestCrashHelperProcess is the child of TestKilledRunConverges: it runs the
@@ -27,6 +31,9 @@ func TestCrashHelperProcess(t *testing.T) {
 		t.Skip("helper process of TestKilledRunConverges")
 	}
 	p := pipelineFor(t, os.Getenv("FHIRLAKE_CRASH_ROOT"), os.Getenv("FHIRLAKE_CRASH_DIR"))
+	if os.Getenv("FHIRLAKE_CRASH_ICEBERG") != "" {
+		icebergLake(&p)
+	}
 	p.Observe = func(stage string) {
 		if stage == at {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
@@ -153,6 +160,101 @@ func assertSameTables(t *testing.T, got, want pipeline.Pipeline) {
 		} {
 			if r := queryStrings(t, w, q); r[0] != "0" {
 				t.Errorf("%s: %s rows differ (%s)", n, r[0], q)
+			}
+		}
+	}
+}
+
+// icebergLake points p's lake at an Iceberg lake in its folder, with the
+// default SQLite catalog beside the warehouse.
+func icebergLake(p *pipeline.Pipeline) {
+	p.LakeFormat = "iceberg"
+	p.Lake = filepath.Join(filepath.Dir(p.Warehouse), "iceberg")
+}
+
+// TestKilledRunCatchesUpTheIcebergLake: a run killed between its warehouse
+// commit and its lake snapshot leaves the Iceberg lake a run behind; the
+// next run catches it up, and every table's current snapshot equals the
+// warehouse again, with no file left that no snapshot references.
+func TestKilledRunCatchesUpTheIcebergLake(t *testing.T) {
+	sb, err := sandbox.New(sandbox.Config{Members: 20, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sb.Handler())
+	defer srv.Close()
+	dir := t.TempDir()
+	p := pipelineFor(t, srv.URL, dir)
+	icebergLake(&p)
+	if _, err := p.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sb.Clock().Advance(time.Hour)
+	if err := sb.Touch("Patient", "pat-0003"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Delete("ExplanationOfBenefit", "eob-0001-01"); err != nil {
+		t.Fatal(err)
+	}
+	sb.Clock().Advance(time.Hour)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelperProcess$")
+	cmd.Env = append(os.Environ(), "FHIRLAKE_CRASH_AT="+pipeline.StageCommitted, "FHIRLAKE_CRASH_ROOT="+srv.URL,
+		"FHIRLAKE_CRASH_DIR="+dir, "FHIRLAKE_CRASH_ICEBERG=1")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child was not killed: %v\n%s", err, out)
+	}
+	if n := runsIn(t, p.Warehouse); n != 2 {
+		t.Fatalf("%d runs committed, want 2", n)
+	}
+	sb.Clock().Advance(time.Hour)
+	if _, err := p.Run(t.Context()); err != nil {
+		t.Fatalf("rerun: %v", err)
+	}
+	assertIcebergMirrors(t, p)
+}
+
+// assertIcebergMirrors compares every view table's current Iceberg
+// snapshot with the warehouse, reading the data files with read_parquet.
+func assertIcebergMirrors(t *testing.T, p pipeline.Pipeline) {
+	t.Helper()
+	lk, err := iceberg.Open(t.Context(), p.Lake, load.LakeOptions{Warehouse: p.Warehouse})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	w, err := duckdb.Open(t.Context(), p.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, v := range p.Views {
+		tbl, err := lk.Table(t.Context(), v.Name())
+		if err != nil {
+			t.Fatalf("%s: %v", v.Name(), err)
+		}
+		tasks, err := tbl.Scan().PlanFiles(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var files []string
+		for _, task := range tasks {
+			files = append(files, "'"+strings.TrimPrefix(task.File.FilePath(), "file://")+"'")
+		}
+		if len(files) == 0 {
+			if n := queryStrings(t, w, "SELECT count(*)::VARCHAR FROM "+v.Name()); n[0] != "0" {
+				t.Errorf("%s: no data files for %s rows", v.Name(), n[0])
+			}
+			continue
+		}
+		src := "read_parquet([" + strings.Join(files, ", ") + "], hive_partitioning = false)"
+		for _, q := range []string{
+			"SELECT count(*)::VARCHAR FROM (SELECT * FROM " + v.Name() + " EXCEPT ALL SELECT * FROM " + src + ")",
+			"SELECT count(*)::VARCHAR FROM (SELECT * FROM " + src + " EXCEPT ALL SELECT * FROM " + v.Name() + ")",
+		} {
+			if r := queryStrings(t, w, q); r[0] != "0" {
+				t.Errorf("%s: %s rows differ (%s)", v.Name(), r[0], q)
 			}
 		}
 	}

@@ -6,11 +6,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/duckdb/duckdb-go/v2"
 	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/lake/hive"
 
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +50,15 @@ type RebuildOptions struct {
 	// the lake; tables not listed keep the partitioning recorded in the
 	// existing lake, else are written unpartitioned.
 	Tables []load.Table
+	// Reader, when set, is the lake to restore the warehouse from (an
+	// Iceberg lake), read table by table; nil reads the Hive lake in the
+	// folder Lake. It serves FromLake only.
+	Reader load.LakeReader
+	// Target, when set, is the lake to rewrite from the warehouse (an
+	// Iceberg lake: every table gets a snapshot of the warehouse's rows);
+	// nil rebuilds the Hive lake in the folder Lake beside it and swaps it
+	// in. It serves FromWarehouse only.
+	Target load.Lake
 }
 
 // RebuildPlan is what a rebuild will do. PlanRebuild makes it without
@@ -82,6 +95,8 @@ type PlanTable struct {
 	sql   string   // CREATE TABLE statement, empty when unknown
 	key   string   // sort key, when known
 	files []string // lake files (FromLake)
+	// read streams the table from a LakeReader (FromLake, Reader set).
+	read func(ctx context.Context) (load.RecordReader, error)
 }
 
 // PlanPartition is one folder of a PlanTable in the lake.
@@ -103,6 +118,9 @@ func PlanRebuild(ctx context.Context, o RebuildOptions) (*RebuildPlan, error) {
 	}
 	switch o.From {
 	case FromLake:
+		if o.Reader != nil {
+			return planFromReader(ctx, o)
+		}
 		return planFromLake(ctx, o)
 	case FromWarehouse:
 		return planFromWarehouse(ctx, o)
@@ -226,6 +244,41 @@ func planFromLake(ctx context.Context, o RebuildOptions) (*RebuildPlan, error) {
 		}
 	} else if exists(o.Warehouse) {
 		p.Replaces = fmt.Sprintf("warehouse %s (unreadable)", o.Warehouse)
+	}
+	return p, nil
+}
+
+// planFromReader lists the tables of a LakeReader and looks at the
+// warehouse it would replace.
+func planFromReader(ctx context.Context, o RebuildOptions) (*RebuildPlan, error) {
+	contents, err := o.Reader.Contents(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild: %w", err)
+	}
+	if len(contents) == 0 {
+		return nil, fmt.Errorf("rebuild: the lake %s holds no tables", o.Lake)
+	}
+	p := &RebuildPlan{Options: o}
+	for _, c := range contents {
+		name := c.Name
+		p.Tables = append(p.Tables, PlanTable{Name: name, Bookkeeping: strings.HasPrefix(name, load.BookkeepingPrefix),
+			Rows: c.Rows, sql: c.SQL,
+			read: func(ctx context.Context) (load.RecordReader, error) { return o.Reader.ReadTable(ctx, name) }})
+	}
+	sortPlanTables(p.Tables)
+	db, err := openDuckDB(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	defer db.close()
+	release, old, err := db.lockWarehouse(ctx, o.Warehouse)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	p.Replaces = "nothing: " + o.Warehouse + " will be created"
+	if old != nil {
+		p.Replaces = fmt.Sprintf("warehouse %s (%d tables)", o.Warehouse, len(old))
 	}
 	return p, nil
 }
@@ -365,6 +418,12 @@ func (p *RebuildPlan) executeToWarehouse(ctx context.Context) error {
 // restoreTables creates and fills every table of the plan, then the views.
 func (p *RebuildPlan) restoreTables(ctx context.Context, db *duckDB) error {
 	for _, t := range p.Tables {
+		if t.read != nil {
+			if err := restoreStream(ctx, db, t); err != nil {
+				return fmt.Errorf("rebuild: %s: %w", t.Name, err)
+			}
+			continue
+		}
 		src := ""
 		if len(t.files) > 0 {
 			quoted := make([]string, len(t.files))
@@ -518,6 +577,12 @@ func (p *RebuildPlan) executeToLake(ctx context.Context) error {
 			tables = append(tables, load.Table{Name: t.Name, Key: t.key, Partition: t.Partition})
 		}
 	}
+	if o.Target != nil {
+		if err := o.Target.Publish(ctx, w, load.Identity{Path: w.path, ID: w.id}, tables, nil); err != nil {
+			return fmt.Errorf("rebuild: %w", err)
+		}
+		return nil
+	}
 	lake := filepath.Clean(o.Lake)
 	if err := os.MkdirAll(filepath.Dir(lake), 0o755); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
@@ -656,3 +721,53 @@ func randomSuffix() string {
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// restoreStream creates table t from its CREATE statement (or, without
+// one, from the stream's columns) and fills it from t's record stream.
+func restoreStream(ctx context.Context, db *duckDB, t PlanTable) error {
+	rr, err := t.read(ctx)
+	if err != nil {
+		return err
+	}
+	defer rr.Release()
+	var ar *duckdb.Arrow
+	err = db.conn.Raw(func(dc any) error {
+		a, err := duckdb.NewArrowFromConn(dc.(driver.Conn))
+		ar = a
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("arrow interface: %w", err)
+	}
+	view := "fhirlake_restore_" + t.Name
+	release, err := ar.RegisterView(readerOf(rr), view)
+	if err != nil {
+		return err
+	}
+	defer release()
+	create := t.sql
+	if create == "" {
+		create = fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM %s LIMIT 0", ident(t.Name), ident(view))
+	}
+	if err := db.exec(ctx, create); err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	if err := db.exec(ctx, fmt.Sprintf("INSERT INTO %s BY NAME SELECT * FROM %s", ident(t.Name), ident(view))); err != nil {
+		return fmt.Errorf("fill: %w", err)
+	}
+	return db.exec(ctx, "DROP VIEW IF EXISTS "+ident(view))
+}
+
+// readerOf makes a load.RecordReader an arrow one, for DuckDB.
+func readerOf(rr load.RecordReader) array.RecordReader {
+	if ar, ok := rr.(array.RecordReader); ok {
+		return ar
+	}
+	return &arrowReader{rr}
+}
+
+type arrowReader struct{ load.RecordReader }
+
+func (a *arrowReader) Retain()                   {}
+func (a *arrowReader) Release()                  {}
+func (a *arrowReader) Record() arrow.RecordBatch { return a.RecordBatch() }

@@ -60,6 +60,10 @@ const (
 	propLastRun     = "fhirlake.last-run" // the last of them
 )
 
+// propSQL, a table property, is the warehouse's CREATE statement of the
+// table: what a rebuild from the lake creates.
+const propSQL = "fhirlake.sql"
+
 // Snapshot summary properties of each commit.
 const (
 	SummaryRunID  = "fhirlake.run-id"
@@ -294,25 +298,25 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 		runID, source = changes.RunID, changes.Source
 	}
 	summary := iceberg.Properties{SummaryRunID: runID, SummarySource: source}
-	for _, t := range tables {
-		if strings.HasPrefix(t.Name, load.BookkeepingPrefix) || t.Name == load.PersonTable {
-			continue
-		}
-		if err := lk.publishTable(ctx, snap, t, changes, full, summary); err != nil {
-			return fmt.Errorf("iceberg lake %s: %w", t.Name, err)
-		}
-	}
-	// The crosswalk spans sources, and the bookkeeping is small: whole.
 	defs, err := snap.TableDefs(ctx)
 	if err != nil {
 		return err
 	}
-	for name := range defs {
+	for _, t := range tables {
+		if strings.HasPrefix(t.Name, load.BookkeepingPrefix) || t.Name == load.PersonTable {
+			continue
+		}
+		if err := lk.publishTable(ctx, snap, t, changes, full, summary, defs[t.Name]); err != nil {
+			return fmt.Errorf("iceberg lake %s: %w", t.Name, err)
+		}
+	}
+	// The crosswalk spans sources, and the bookkeeping is small: whole.
+	for name, def := range defs {
 		whole := strings.HasPrefix(name, load.BookkeepingPrefix) || name == load.PersonTable && (full || changes.Person)
 		if !whole {
 			continue
 		}
-		if err := lk.replaceWhole(ctx, snap, name, summary); err != nil {
+		if err := lk.replaceWhole(ctx, snap, name, summary, def); err != nil {
 			return fmt.Errorf("iceberg lake %s: %w", name, err)
 		}
 	}
@@ -417,7 +421,7 @@ func lastOf(runs []string) string {
 // publishTable commits one data table: the rows of the run's source in
 // the partitions it changed replace what the lake holds there, or, when
 // full, every row replaces the table's.
-func (lk *Lake) publishTable(ctx context.Context, snap load.Snapshot, t load.Table, changes *load.Changes, full bool, summary iceberg.Properties) error {
+func (lk *Lake) publishTable(ctx context.Context, snap load.Snapshot, t load.Table, changes *load.Changes, full bool, summary iceberg.Properties, def string) error {
 	var vals []string
 	if !full {
 		var ok bool
@@ -439,7 +443,7 @@ func (lk *Lake) publishTable(ctx context.Context, snap load.Snapshot, t load.Tab
 		if err != nil {
 			return err
 		}
-		return overwrite(ctx, tbl, rr, iceberg.AlwaysTrue{}, summary)
+		return overwrite(ctx, tbl, rr, iceberg.AlwaysTrue{}, summary, def)
 	}
 	rr, err := snap.Records(ctx, t, changes.Source, vals)
 	if err != nil {
@@ -454,11 +458,11 @@ func (lk *Lake) publishTable(ctx context.Context, snap load.Snapshot, t load.Tab
 	if err != nil {
 		return err
 	}
-	return overwrite(ctx, tbl, rr, filter, summary)
+	return overwrite(ctx, tbl, rr, filter, summary, def)
 }
 
 // replaceWhole commits a whole table (bookkeeping, the crosswalk).
-func (lk *Lake) replaceWhole(ctx context.Context, snap load.Snapshot, name string, summary iceberg.Properties) error {
+func (lk *Lake) replaceWhole(ctx context.Context, snap load.Snapshot, name string, summary iceberg.Properties, def string) error {
 	rr, err := snap.TableRecords(ctx, name)
 	if err != nil {
 		return err
@@ -468,14 +472,20 @@ func (lk *Lake) replaceWhole(ctx context.Context, snap load.Snapshot, name strin
 	if err != nil {
 		return err
 	}
-	return overwrite(ctx, tbl, rr, iceberg.AlwaysTrue{}, summary)
+	return overwrite(ctx, tbl, rr, iceberg.AlwaysTrue{}, summary, def)
 }
 
 // overwrite commits one copy-on-write snapshot: the rows filter selects
 // are removed (their files dropped or rewritten without them) and rr's
-// rows added.
-func overwrite(ctx context.Context, tbl *table.Table, rr load.RecordReader, filter iceberg.BooleanExpression, summary iceberg.Properties) error {
+// rows added. The table's CREATE statement in the warehouse, def, is kept
+// as a table property in the same commit when it changed.
+func overwrite(ctx context.Context, tbl *table.Table, rr load.RecordReader, filter iceberg.BooleanExpression, summary iceberg.Properties, def string) error {
 	txn := tbl.NewTransaction()
+	if def != "" && tbl.Properties()[propSQL] != def {
+		if err := txn.SetProperties(iceberg.Properties{propSQL: def}); err != nil {
+			return fmt.Errorf("record the table's definition: %w", err)
+		}
+	}
 	if err := txn.Overwrite(ctx, readerOf(rr), summary, table.WithOverwriteFilter(filter)); err != nil {
 		return fmt.Errorf("overwrite: %w", err)
 	}
@@ -571,6 +581,120 @@ func changeFilter(tbl *table.Table, t load.Table, source string, vals []string) 
 		return iceberg.NewAnd(bySource, years[0]), nil
 	}
 	return iceberg.NewAnd(bySource, iceberg.NewOr(years[0], years[1], years[2:]...)), nil
+}
+
+var _ load.LakeReader = (*Lake)(nil)
+
+// Contents lists the tables of the lake with their CREATE statements.
+func (lk *Lake) Contents(ctx context.Context) ([]load.LakeTableInfo, error) {
+	idents, err := lk.tables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []load.LakeTableInfo
+	for _, ident := range idents {
+		tbl, err := lk.cat.LoadTable(ctx, ident)
+		if err != nil {
+			return nil, fmt.Errorf("iceberg lake: load %s: %w", ident[len(ident)-1], err)
+		}
+		info := load.LakeTableInfo{Name: ident[len(ident)-1], SQL: tbl.Properties()[propSQL]}
+		if s := tbl.CurrentSnapshot(); s != nil && s.Summary != nil {
+			info.Rows, _ = strconv.ParseInt(s.Summary.Properties["total-records"], 10, 64)
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// ReadTable streams the current snapshot of a table.
+func (lk *Lake) ReadTable(ctx context.Context, name string) (load.RecordReader, error) {
+	tbl, err := lk.Table(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("iceberg lake: load %s: %w", name, err)
+	}
+	sc, recs, err := tbl.Scan().ToArrowRecords(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("iceberg lake: read %s: %w", name, err)
+	}
+	// A goroutine ranges over the batches and hands them over: the
+	// reader's Next runs on DuckDB's threads (a cgo callback), where an
+	// iter.Pull coroutine may not switch.
+	p := &pulled{schema: sc, ch: make(chan batchOrErr), done: make(chan struct{})}
+	go func() {
+		defer close(p.ch)
+		for rec, err := range recs {
+			if rec != nil {
+				rec.Retain()
+			}
+			select {
+			case p.ch <- batchOrErr{rec, err}:
+			case <-p.done:
+				if rec != nil {
+					rec.Release()
+				}
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return p, nil
+}
+
+type batchOrErr struct {
+	rec arrow.RecordBatch
+	err error
+}
+
+// pulled is a record reader over an iterator of batches.
+type pulled struct {
+	schema *arrow.Schema
+	ch     chan batchOrErr
+	done   chan struct{}
+	closed bool
+	cur    arrow.RecordBatch
+	err    error
+}
+
+func (p *pulled) Schema() *arrow.Schema          { return p.schema }
+func (p *pulled) RecordBatch() arrow.RecordBatch { return p.cur }
+func (p *pulled) Err() error                     { return p.err }
+
+func (p *pulled) Next() bool {
+	if p.cur != nil {
+		p.cur.Release()
+		p.cur = nil
+	}
+	if p.err != nil {
+		return false
+	}
+	b, ok := <-p.ch
+	if !ok {
+		return false
+	}
+	if b.err != nil {
+		p.err = b.err
+		return false
+	}
+	p.cur = b.rec
+	return true
+}
+
+func (p *pulled) Release() {
+	if p.cur != nil {
+		p.cur.Release()
+		p.cur = nil
+	}
+	if !p.closed {
+		p.closed = true
+		close(p.done)
+		for b := range p.ch { // let the goroutine finish
+			if b.rec != nil {
+				b.rec.Release()
+			}
+		}
+	}
 }
 
 // concatSources streams the rows of every source of t, one after the

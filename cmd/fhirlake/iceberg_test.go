@@ -1,0 +1,170 @@
+//go:build duckdb_arrow
+
+package main
+
+import (
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fhirlake/fhirlake/extract/sandbox"
+	"github.com/fhirlake/fhirlake/internal/testserver"
+	"github.com/fhirlake/fhirlake/load"
+	"github.com/fhirlake/fhirlake/load/duckdb"
+	"github.com/fhirlake/fhirlake/load/lake/iceberg"
+)
+
+// TestRunIntoIcebergOnS3: `fhirlake run` with an Iceberg lake on an S3
+// server (versitygw) and a SQLite catalog, full and then incremental (with
+// an update, a delete and a claim that moves years): after each run every
+// table's current snapshot holds exactly the warehouse's rows, read back
+// from the objects with DuckDB's read_parquet.
+func TestRunIntoIcebergOnS3(t *testing.T) {
+	s3 := testserver.S3(t)
+	s3.Bucket(t, "lake")
+	sb, err := sandbox.New(sandbox.Config{Members: 10, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sb.Handler())
+	defer srv.Close()
+	dir := t.TempDir()
+	wh := filepath.Join(dir, "w.duckdb")
+	catalog := "sqlite:" + filepath.Join(dir, "catalog.db")
+	env := map[string]string{
+		"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret,
+		"AWS_ACCESS_KEY_ID":      s3.AccessKey,
+		"AWS_SECRET_ACCESS_KEY":  s3.SecretKey,
+	}
+	args := []string{"--log-level", "warn", "run",
+		"--fhir-url", sandbox.OneUpBase(srv.URL, sandbox.DefaultTenant), "--token-url", srv.URL + sandbox.TokenPath,
+		"--client-id", sandbox.DefaultClientID, "--source", "bison",
+		"--warehouse", wh, "--lake", "s3://lake/fhirlake", "--lake-format", "iceberg",
+		"--s3-endpoint", s3.Endpoint, "--s3-path-style", "--catalog", catalog}
+	for i := range 2 {
+		if i == 1 {
+			sb.Clock().Advance(time.Hour)
+			sb.Update("ExplanationOfBenefit", "eob-0001-02", func(r map[string]any) {
+				r["billablePeriod"] = map[string]any{"start": "2019-03-01", "end": "2019-03-01"} // moves years
+			})
+			sb.Delete("ExplanationOfBenefit", "eob-0002-01")
+			sb.Clock().Advance(time.Hour)
+		}
+		code, stdout, stderr := run(t, env, args...)
+		if code != exitOK || !strings.Contains(stdout, "committed") {
+			t.Fatalf("run %d: exit %d\n%s\n%s", i+1, code, stdout, stderr)
+		}
+		if strings.Contains(stderr, s3.SecretKey) || strings.Contains(stdout, s3.SecretKey) {
+			t.Fatal("the S3 secret appears in the output")
+		}
+		icebergMirrors(t, wh, "s3://lake/fhirlake", load.LakeOptions{Catalog: catalog, S3Endpoint: s3.Endpoint, S3PathStyle: true}, s3.Dir, env,
+			"patient", "coverage", "eob", "eob_item", "eob_item_adjudication", "observation", "fhirlake_runs", "person")
+	}
+	// Expiry keeps every current snapshot, and nothing else.
+	code, stdout, stderr := run(t, env, "lake", "expire", "--older-than", "0s", "--warehouse", wh, "--lake", "s3://lake/fhirlake",
+		"--lake-format", "iceberg", "--s3-endpoint", s3.Endpoint, "--s3-path-style", "--catalog", catalog)
+	if code != exitOK || !strings.Contains(stdout, "expired ") || strings.HasPrefix(stdout, "expired 0 ") {
+		t.Fatalf("lake expire: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	icebergMirrors(t, wh, "s3://lake/fhirlake", load.LakeOptions{Catalog: catalog, S3Endpoint: s3.Endpoint, S3PathStyle: true}, s3.Dir, env,
+		"patient", "eob", "eob_item")
+	if code, _, stderr := run(t, nil, "lake", "expire", "--warehouse", wh, "--lake", filepath.Join(dir, "hive")); code != exitUsage || !strings.Contains(stderr, "only an Iceberg lake") {
+		t.Errorf("expire on a parquet lake: exit %d, %s", code, stderr)
+	}
+	// The warehouse restored from the lake's current snapshots has the
+	// same tables, rows and analytics views.
+	rebuilt := filepath.Join(dir, "rebuilt.duckdb")
+	code, stdout, stderr = run(t, env, "rebuild", "--from", "lake", "--warehouse", rebuilt, "--lake", "s3://lake/fhirlake",
+		"--lake-format", "iceberg", "--s3-endpoint", s3.Endpoint, "--s3-path-style", "--catalog", catalog)
+	if code != exitOK || !strings.Contains(stdout, "rebuild done") {
+		t.Fatalf("rebuild --from lake: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	w, err := duckdb.Open(t.Context(), wh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Exec(t.Context(), "ATTACH '"+rebuilt+"' AS rebuilt (READ_ONLY)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"patient", "eob", "eob_item", "fhirlake_runs", "fhirlake_watermarks", "person", "claim_lines"} {
+		for _, q := range []string{
+			"SELECT count(*) FROM (SELECT * FROM main." + name + " EXCEPT ALL SELECT * FROM rebuilt." + name + ")",
+			"SELECT count(*) FROM (SELECT * FROM rebuilt." + name + " EXCEPT ALL SELECT * FROM main." + name + ")",
+		} {
+			rows, err := w.Query(t.Context(), q)
+			if err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			var n int64
+			for rows.Next() {
+				rows.Scan(&n)
+			}
+			rows.Close()
+			if n != 0 {
+				t.Errorf("%s: %d rows differ after the rebuild", name, n)
+			}
+		}
+	}
+}
+
+// icebergMirrors compares each table's current Iceberg snapshot with the
+// warehouse, row for row.
+func icebergMirrors(t *testing.T, wh, location string, opts load.LakeOptions, s3root string, env map[string]string, tables ...string) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	ctx := t.Context()
+	opts.Warehouse = wh
+	lk, err := iceberg.Open(ctx, location, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	w, err := duckdb.OpenReadOnly(ctx, wh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, name := range tables {
+		tbl, err := lk.Table(ctx, name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		tasks, err := tbl.Scan().PlanFiles(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var files []string
+		for _, task := range tasks {
+			u, _ := url.Parse(task.File.FilePath())
+			files = append(files, "'"+filepath.Join(s3root, u.Host, u.Path)+"'")
+		}
+		if len(files) == 0 {
+			t.Errorf("%s: no data files", name)
+			continue
+		}
+		src := "read_parquet([" + strings.Join(files, ", ") + "], hive_partitioning = false)"
+		for _, q := range []string{
+			"SELECT count(*) FROM (SELECT * FROM " + name + " EXCEPT ALL SELECT * FROM " + src + ")",
+			"SELECT count(*) FROM (SELECT * FROM " + src + " EXCEPT ALL SELECT * FROM " + name + ")",
+		} {
+			rows, err := w.Query(ctx, q)
+			if err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			var n int64
+			for rows.Next() {
+				rows.Scan(&n)
+			}
+			rows.Close()
+			if n != 0 {
+				t.Errorf("%s: %d rows differ between the warehouse and the lake", name, n)
+			}
+		}
+	}
+}

@@ -61,9 +61,10 @@ $(TOOLS)/staticcheck:
 # they measure the code the fhirlake binary runs.
 PGO_PROFILE := $(CURDIR)/cmd/fhirlake/default.pgo
 
-bench:
+bench: $(TOOLS)/versitygw
 	FHIRLAKE_BENCH_MB=$${FHIRLAKE_BENCH_MB:-500} $(GO) test -tags $(TAGS) -pgo=$(PGO_PROFILE) -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/bench/
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 3x ./extract/
+	FHIRLAKE_VERSITYGW=$(TOOLS)/versitygw $(GO) test -tags $(TAGS) -run '^$$' -bench Lakes -benchtime 3x -timeout 30m ./internal/pipeline/
 
 # Fuzzing: every fuzz target (func FuzzX in a *_test.go) for FUZZTIME
 # each (default 60s), one after another, with a summary line per target.

@@ -29,7 +29,7 @@ func lakeCommand() *cli.Command {
 				&cli.StringFlag{Name: "older-than", Value: "7d", Usage: "expire snapshots older than `AGE` (7d, 36h, 90m)"},
 				&cli.StringFlag{Name: "config", Usage: "YAML config `FILE` naming the warehouse and the lake", EnvVars: []string{"FHIRLAKE_CONFIG"}},
 				&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE` the lake mirrors", EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
-				&cli.StringFlag{Name: "lake", Usage: "the lake's `LOCATION`", EnvVars: []string{"FHIRLAKE_LAKE"}},
+				&cli.StringFlag{Name: "lake", Usage: "the lake's `LOCATION`: a folder, file:///path or s3://bucket/prefix", EnvVars: []string{"FHIRLAKE_LAKE"}},
 			}, lakeFlags()...),
 			OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
 			Action:       runLakeExpire,

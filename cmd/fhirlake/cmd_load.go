@@ -16,11 +16,11 @@ func loadCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "load",
 		Usage:     "transform and load NDJSON files already on disk (another client's export, a BCDA download, fixtures)",
-		UsageText: "fhirlake load --in DIR --warehouse FILE.duckdb [--lake DIR]",
+		UsageText: "fhirlake load --in DIR --warehouse FILE.duckdb [--lake LOCATION [--lake-format iceberg]]",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "in", Usage: "`DIR` of .ndjson / .ndjson.gz files, with manifest.json when there is one", Required: true},
 			&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE` (created if missing)", Required: true, EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
-			&cli.StringFlag{Name: "lake", Usage: "Parquet lake `DIR`; empty skips it", EnvVars: []string{"FHIRLAKE_LAKE"}},
+			&cli.StringFlag{Name: "lake", Usage: "the lake mirroring the warehouse tables: a `LOCATION` (a folder or file:///path; s3://bucket/prefix with --lake-format iceberg); empty skips it", EnvVars: []string{"FHIRLAKE_LAKE"}},
 			&cli.StringFlag{Name: "source", Value: "files", Usage: "source `NAME` recorded with the run", EnvVars: []string{"FHIRLAKE_SOURCE"}},
 			&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files", EnvVars: []string{"FHIRLAKE_VIEWS"}},
 			&cli.IntFlag{Name: "batch-rows", Value: 8192, Usage: "rows per Arrow batch (bounds memory)", EnvVars: []string{"FHIRLAKE_BATCH_ROWS"}},

@@ -28,13 +28,15 @@ type rebuildOptions struct {
 func rebuildCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "rebuild",
-		Usage: "recover the DuckDB warehouse from the Parquet lake, or the lake from the warehouse",
-		UsageText: "fhirlake rebuild --lake DIR --warehouse FILE [--from lake|warehouse] [--views DIR] [--dry-run]\n\n" +
+		Usage: "recover the DuckDB warehouse from the lake, or the lake from the warehouse",
+		UsageText: "fhirlake rebuild --lake LOCATION [--lake-format iceberg ...] --warehouse FILE [--from lake|warehouse] [--views DIR] [--dry-run]\n\n" +
 			"--from lake (default) builds a new warehouse file beside FILE from the lake (tables, bookkeeping,\n" +
-			"views) and renames it over FILE. --from warehouse writes the whole lake into a new folder beside\n" +
-			"DIR and swaps it in. Either way the old side stays untouched until the new one is complete.",
+			"views; from an Iceberg lake, each table's current snapshot) and renames it over FILE.\n" +
+			"--from warehouse writes the whole lake into a new folder beside DIR and swaps it in; an Iceberg\n" +
+			"lake gets one snapshot per table that replaces its rows. Either way the old side stays\n" +
+			"untouched until the new one is complete.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "lake", Usage: "the lake: a Parquet lake `DIR`, or an Iceberg lake's location with --lake-format iceberg", Required: true, EnvVars: []string{"FHIRLAKE_LAKE"}},
+			&cli.StringFlag{Name: "lake", Usage: "the lake: a Parquet lake `LOCATION` (a folder), or an Iceberg lake's (a folder, file:///path or s3://bucket/prefix) with --lake-format iceberg", Required: true, EnvVars: []string{"FHIRLAKE_LAKE"}},
 			&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE`", Required: true, EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
 			&cli.StringFlag{Name: "from", Value: string(duckdb.FromLake), Usage: "the side to restore from: lake or warehouse"},
 			&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files (their partitioning, with --from warehouse)", EnvVars: []string{"FHIRLAKE_VIEWS"}},

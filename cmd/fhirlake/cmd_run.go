@@ -22,7 +22,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "config", Usage: "YAML config `FILE` with the warehouse, lake and sources (see examples/fhirlake.yaml)", EnvVars: []string{"FHIRLAKE_CONFIG"}},
 		&cli.StringFlag{Name: "source", Usage: "source `NAME`: with --config, the one source to run (default: all, in order); without, the name recorded with the run (default \"default\")", EnvVars: []string{"FHIRLAKE_SOURCE"}},
 		&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE` (created if missing; required here or in the config)", EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
-		&cli.StringFlag{Name: "lake", Usage: "Parquet lake `DIR` mirroring the warehouse tables; empty skips it", EnvVars: []string{"FHIRLAKE_LAKE"}},
+		&cli.StringFlag{Name: "lake", Usage: "the lake mirroring the warehouse tables: a `LOCATION` (a folder or file:///path; s3://bucket/prefix with --lake-format iceberg); empty skips it", EnvVars: []string{"FHIRLAKE_LAKE"}},
 		&cli.StringFlag{Name: "work-dir", Usage: "where export jobs wait for the load (default: fhirlake-work beside the warehouse)", EnvVars: []string{"FHIRLAKE_WORK_DIR"}},
 		&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files to load as more tables", EnvVars: []string{"FHIRLAKE_VIEWS"}},
 		&cli.IntFlag{Name: "batch-rows", Value: 8192, Usage: "rows per Arrow batch (bounds memory)", EnvVars: []string{"FHIRLAKE_BATCH_ROWS"}},
@@ -46,7 +46,7 @@ func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "run",
 		Usage: "export, transform and load in one go",
-		UsageText: "fhirlake run --fhir-url URL [source flags] --warehouse FILE.duckdb [--lake DIR]\n" +
+		UsageText: "fhirlake run --fhir-url URL [source flags] --warehouse FILE.duckdb [--lake DIR | --lake s3://BUCKET/PREFIX --lake-format iceberg]\n" +
 			"fhirlake run --config fhirlake.yaml [--source NAME]\n\n" +
 			"Settings come from flags, FHIRLAKE_* variables, the config file and defaults, in that order of precedence.",
 		Flags:        append(append(sourceFlags(), rosterFlags()...), runFlags()...),

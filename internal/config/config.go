@@ -277,7 +277,8 @@ func (f *File) check(lines map[string]int) Problems {
 				add("catalog", "%v", err)
 			}
 		case strings.HasPrefix(c, "postgres://"), strings.HasPrefix(c, "postgresql://"):
-			if strings.Contains(strings.SplitN(strings.TrimPrefix(strings.TrimPrefix(c, "postgresql://"), "postgres://"), "@", 2)[0], ":") {
+			userinfo, _, hasAt := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(c, "postgresql://"), "postgres://"), "@")
+			if (hasAt && strings.Contains(userinfo, ":")) || strings.Contains(strings.ToLower(c), "password=") {
 				add("catalog", "a password belongs in a reference, env:NAME or file:PATH, not in the file")
 			}
 		default:

@@ -176,3 +176,40 @@ func TestSecretsNeverRepeated(t *testing.T) {
 		t.Errorf("Resolve of an unset variable: %v", err)
 	}
 }
+
+func TestLakeProblems(t *testing.T) {
+	const sources = "sources:\n  - name: a\n    kind: bulk\n    fhir_url: http://x\n"
+	for _, tc := range []struct {
+		lake string // the lake keys, each line ending in \n
+		want string // the problem, or "" for none
+	}{
+		{"lake: /data/lake\n", ""},
+		{"lake: file:///data/lake\n", ""},
+		{"lake: s3://bucket/fhirlake\nlake_format: iceberg\ncatalog: sqlite:/data/catalog.db\nnamespace: claims\ns3_endpoint: http://127.0.0.1:7070\ns3_path_style: true\n", ""},
+		{"lake: s3://b/p\nlake_format: iceberg\ncatalog: postgres://fhirlake@db.internal/catalog?sslmode=require\n", ""},
+		{"lake: s3://b/p\nlake_format: iceberg\ncatalog: env:FHIRLAKE_TEST_CATALOG\n", ""},
+		{"lake_format: delta\n", `f.yaml:1: lake_format: "delta": want parquet or iceberg`},
+		{"lake: s3://bucket/fhirlake\n", `f.yaml:1: lake: "s3://bucket/fhirlake": object storage needs lake_format: iceberg`},
+		{"lake_format: iceberg\ncatalog: mysql://db/catalog\n", "f.yaml:2: catalog: want sqlite:PATH, a postgres:// URL, or env:NAME / file:PATH"},
+		{"lake_format: iceberg\ncatalog: postgres://fhirlake:pa55word@db/catalog\n", "f.yaml:2: catalog: a password belongs in a reference, env:NAME or file:PATH, not in the file"},
+		{"lake_format: iceberg\ncatalog: postgres://db/catalog?user=f&password=pa55word\n", "f.yaml:2: catalog: a password belongs in a reference, env:NAME or file:PATH, not in the file"},
+		{"lake_format: iceberg\ncatalog: env:FHIRLAKE_TEST_UNSET_CATALOG\n", "f.yaml:2: catalog: environment variable FHIRLAKE_TEST_UNSET_CATALOG is not set"},
+		{"lake_format: iceberg\ns3_endpoint: 127.0.0.1:7070\n", `f.yaml:2: s3_endpoint: "127.0.0.1:7070" is not an http(s) URL`},
+	} {
+		t.Setenv("FHIRLAKE_TEST_CATALOG", "sqlite:/tmp/c.db")
+		_, err := Parse("f.yaml", []byte(tc.lake+sources))
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%q: %v", tc.lake, err)
+			}
+			continue
+		}
+		var ps Problems
+		if !errorsAs(err, &ps) || len(ps) != 1 || ps[0].String() != tc.want {
+			t.Errorf("%q: err = %v, want the one problem %s", tc.lake, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "pa55word") {
+			t.Errorf("%q: the password leaked into %v", tc.lake, err)
+		}
+	}
+}

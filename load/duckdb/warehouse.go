@@ -8,6 +8,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -160,7 +161,11 @@ func openError(path string, err error) error {
 }
 
 // attach wraps an open connection as a Warehouse with its Arrow interface.
+// Its path is absolute: the lake records it, for messages read elsewhere.
 func attach(path string, db *sql.DB, conn *sql.Conn) (*Warehouse, error) {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
 	w := &Warehouse{path: path, db: db, conn: conn}
 	err := conn.Raw(func(dc any) error {
 		a, err := duckdb.NewArrowFromConn(dc.(driver.Conn))

@@ -482,3 +482,43 @@ func TestPublishWithSQLiteCatalogOnS3(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_S3", s3.Endpoint)
 	lakeTest(t, "s3://lake/sqlite-catalog", load.LakeOptions{S3PathStyle: true}, s3.Dir)
 }
+
+// TestOtherWarehouseRefused: a lake mirrors one warehouse. Another one's
+// run is refused before it writes anything, naming both, and the lake
+// keeps its snapshots.
+func TestOtherWarehouseRefused(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	w, err := duckdb.Open(ctx, filepath.Join(dir, "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	other, err := duckdb.Open(ctx, filepath.Join(dir, "other.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	root := t.TempDir()
+	lk, err := iceberg.Open(ctx, root, load.LakeOptions{Warehouse: w.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	if err := lk.Check(ctx, other.Path(), other.ID()); err != nil {
+		t.Fatalf("a new lake refused a warehouse: %v", err)
+	}
+	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claim{"a", "2021-05-01", 2}))
+	if err := lk.Check(ctx, w.Path(), w.ID()); err != nil {
+		t.Fatalf("the lake refused its own warehouse: %v", err)
+	}
+	err = lk.Check(ctx, other.Path(), other.ID())
+	if !errors.Is(err, load.ErrLakeMismatch) || !strings.Contains(err.Error(), w.Path()) || !strings.Contains(err.Error(), other.Path()) {
+		t.Fatalf("Check of another warehouse: %v", err)
+	}
+	ch := commit(t, other, "payer-a", "r1", nil, claim{"z", "2024-05-01", 1})
+	if err := lk.Publish(ctx, other, load.Identity{Path: other.Path(), ID: other.ID()}, tables, ch); !errors.Is(err, load.ErrLakeMismatch) {
+		t.Fatalf("Publish from another warehouse: %v", err)
+	}
+	checkMirrors(t, w, lk, "", "claim", "claim_line")
+}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -67,16 +68,19 @@ type memTable struct {
 	rows map[memKey][]arrow.RecordBatch
 }
 
+// memories numbers the in-memory warehouses, so each has its own ID.
+var memories atomic.Int64
+
 // NewMemory returns an empty in-memory warehouse.
 func NewMemory() *Memory {
-	return &Memory{id: "memory", tables: map[string]*memTable{}, versions: map[memKey]memVersion{},
+	return &Memory{id: fmt.Sprintf("memory-%d", memories.Add(1)), tables: map[string]*memTable{}, versions: map[memKey]memVersion{},
 		watermarks: map[string]time.Time{}, jobs: map[string]bool{}}
 }
 
 // Path is "memory".
 func (m *Memory) Path() string { return "memory" }
 
-// ID is fixed: "memory".
+// ID is "memory-N", N counting the in-memory warehouses made.
 func (m *Memory) ID() string { return m.id }
 
 // Version is always current.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -20,7 +21,8 @@ import (
 // TestRunOnMemoryWarehouse runs the pipeline on load.Memory, without
 // DuckDB (this file builds without the duckdb_arrow tag): a full run, an
 // incremental run that sends the watermark as _since, and a delete, each
-// committed through the load contract alone.
+// committed through the load contract alone, and each published to
+// load.MemoryLake with the run's changes.
 func TestRunOnMemoryWarehouse(t *testing.T) {
 	sb, err := sandbox.New(sandbox.Config{Members: 8, Seed: 3})
 	if err != nil {
@@ -34,6 +36,8 @@ func TestRunOnMemoryWarehouse(t *testing.T) {
 	}
 	mem := load.NewMemory()
 	defer mem.Release()
+	lake := load.NewMemoryLake()
+	load.RegisterLake("memory-test", func(context.Context, string, load.LakeOptions) (load.Lake, error) { return lake, nil })
 	p := pipeline.Pipeline{
 		Source: "memory-payer",
 		Client: &extract.Client{
@@ -48,6 +52,8 @@ func TestRunOnMemoryWarehouse(t *testing.T) {
 		OpenWarehouse: func(context.Context, string, bool) (load.Warehouse, error) {
 			return mem, nil
 		},
+		Lake:       "memory",
+		LakeFormat: "memory-test",
 	}
 	sum, err := p.Run(t.Context())
 	if err != nil {
@@ -71,6 +77,15 @@ func TestRunOnMemoryWarehouse(t *testing.T) {
 	}
 	if rows, _ := mem.TableRows(t.Context(), []string{"patient"}); rows["patient"] != 7 {
 		t.Errorf("patients after the delete: %d", rows["patient"])
+	}
+	// The lake mirrors each commit: the first run's tables, then the
+	// second run's change to patient alone.
+	pubs := lake.Publishes()
+	if len(pubs) != 2 || pubs[1].RunID != sum.RunID || pubs[1].Source != "memory-payer" || !slices.Contains(pubs[1].Tables, "patient") {
+		t.Errorf("lake publishes: %+v", pubs)
+	}
+	if got := lake.Rows()["patient"]["memory-payer"]; got != 7 {
+		t.Errorf("the lake holds %d patients, the warehouse 7", got)
 	}
 	if runs := mem.Runs(); len(runs) != 2 || runs[1].Source != "memory-payer" {
 		t.Errorf("runs: %+v", runs)

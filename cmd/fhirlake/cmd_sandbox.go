@@ -28,6 +28,7 @@ func sandboxCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8089", Usage: "listen address"},
 			&cli.IntFlag{Name: "members", Value: 200, Usage: "synthetic members to generate"},
+			&cli.IntFlag{Name: "history-years", Value: 1, Usage: "years of claims, encounters and labs per member"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "generator seed (same seed, same data)"},
 			&cli.StringFlag{Name: "alt-host", Usage: "serve status and file URLs on this second `HOST:PORT` (e.g. localhost:8089), as 1upHealth does"},
 			&cli.StringFlag{Name: "faults", Usage: "fault injection as `JSON`, e.g. '{\"kickoffTooMany\":2,\"redirectFiles\":true}'; also POST /_admin/faults at run time"},
@@ -39,7 +40,7 @@ func sandboxCommand() *cli.Command {
 			}
 			o := sandboxOptions{
 				addr: c.String("addr"),
-				cfg: sandbox.Config{Members: c.Int("members"), Seed: c.Int64("seed"), ClockRuns: true, Start: time.Now().UTC(),
+				cfg: sandbox.Config{Members: c.Int("members"), HistoryYears: c.Int("history-years"), Seed: c.Int64("seed"), ClockRuns: true, Start: time.Now().UTC(),
 					AltHost: c.String("alt-host")},
 			}
 			if f := c.String("faults"); f != "" {

@@ -189,7 +189,7 @@ func (g *gen) eob(r *rand.Rand, m *member, s eobSpec) {
 	for k, c := range adjCategories {
 		total = append(total, o("category", cc(c.system, c.code, c.display), "amount", money(totals[k])))
 	}
-	g.out = append(g.out, o(
+	g.put(o(
 		"resourceType", "ExplanationOfBenefit", "id", id,
 		"meta", meta(updated, profile),
 		"identifier", []obj{o(

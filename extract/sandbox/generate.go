@@ -8,16 +8,29 @@ import (
 	"time"
 )
 
-// generate builds the whole synthetic population for cfg (defaults applied).
-// The output depends only on cfg.Seed, cfg.Members and cfg.Start: each member
-// draws from its own PCG stream, so member i is the same whatever Members is.
+// generate builds the whole synthetic population for cfg (defaults
+// applied), for New.
 func generate(cfg Config) []obj {
-	g := &gen{start: cfg.Start}
+	var out []obj
+	stream(cfg, func(x obj) error { out = append(out, x); return nil })
+	return out
+}
+
+// stream hands the synthetic population of cfg (defaults applied) to emit,
+// one resource at a time, member by member: the providers first, then
+// each member's resources, then the attribution Groups. It keeps one
+// member's resources at a time (and the member ids, for the Groups), so a
+// population of any size streams in bounded memory. The output depends
+// only on cfg.Seed, cfg.Members, cfg.Start and cfg.HistoryYears: each
+// member draws from its own PCG stream, so member i is the same whatever
+// Members is. It stops at the first error emit returns.
+func stream(cfg Config, emit func(obj) error) error {
+	g := &gen{start: cfg.Start, years: max(cfg.HistoryYears, 1), emit: emit}
 	cat := rand.New(rand.NewPCG(uint64(cfg.Seed), 0xb150_0000))
 	g.providers(cat)
 	members := make([][]string, len(g.pcps)) // patient ids by attributed PCP
 	periods := make([][]string, len(g.pcps))
-	for i := 1; i <= cfg.Members; i++ {
+	for i := 1; i <= cfg.Members && g.err == nil; i++ {
 		r := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i)))
 		pcp := r.IntN(len(g.pcps))
 		if i <= len(g.pcps) {
@@ -33,7 +46,7 @@ func generate(cfg Config) []obj {
 			ms = append(ms, o("entity", ref("Patient/"+pid), "period", o("start", periods[k][j]), "inactive", false))
 		}
 		upd := g.start.Add(-time.Duration(1+cat.IntN(9*24)) * time.Hour)
-		g.out = append(g.out, o(
+		g.put(o(
 			"resourceType", "Group", "id", "atr-"+p.npi,
 			"meta", meta(upd, profGroup),
 			"identifier", []obj{o("system", "https://bison.example.org/fhir/attribution-list", "value", "ATR-"+p.npi)},
@@ -46,7 +59,7 @@ func generate(cfg Config) []obj {
 			"member", ms,
 		))
 	}
-	return g.out
+	return g.err
 }
 
 // provider is a practitioner or organization the claims point at.
@@ -60,10 +73,19 @@ func (p provider) ref() obj {
 
 type gen struct {
 	start                       time.Time
+	years                       int // of visits before start (Config.HistoryYears)
 	payer, hospital, clinic, rx provider
 	pcps                        []provider
 	edDoc, hospitalist, surgeon provider
-	out                         []obj
+	emit                        func(obj) error
+	err                         error // the first error emit returned
+}
+
+// put hands one generated resource to emit; after an error it drops them.
+func (g *gen) put(x obj) {
+	if g.err == nil {
+		g.err = g.emit(x)
+	}
 }
 
 // providers makes the payer, provider organizations and practitioners.
@@ -75,7 +97,7 @@ func (g *gen) providers(r *rand.Rand) {
 			ident = o("type", cc(sysC4BBIDType, "payerid", "Payer ID"), "system", "https://bison.example.org/fhir/payerid", "value", "BISON01")
 		}
 		pl := places[r.IntN(len(places))]
-		g.out = append(g.out, o(
+		g.put(o(
 			"resourceType", "Organization", "id", id,
 			"meta", meta(g.randomBefore(r, 365), profOrganization),
 			"identifier", []obj{ident},
@@ -101,7 +123,7 @@ func (g *gen) providers(r *rand.Rand) {
 		}
 		family := pick(r, families)
 		p := provider{typ: "Practitioner", id: fmt.Sprintf("prac-%02d", n), npi: npi(r), name: "Dr. " + given + " " + family}
-		g.out = append(g.out, o(
+		g.put(o(
 			"resourceType", "Practitioner", "id", p.id,
 			"meta", meta(g.randomBefore(r, 365), profPractitioner),
 			"identifier", []obj{o("type", cc(sysV2_0203, "NPI", "National provider identifier"), "system", sysNPI, "value", p.npi)},
@@ -188,6 +210,9 @@ func (g *gen) member(r *rand.Rand, i, pcp int) (string, string) {
 	}
 	m.memberNo = strconv.FormatInt(10_000_000_000+r.Int64N(89_999_999_999), 10)
 	covStart := time.Date(g.start.Year()-1-r.IntN(4), time.Month(1+r.IntN(12)), 1, 0, 0, 0, 0, time.UTC)
+	if first := time.Date(g.start.Year()-g.years, 1, 1, 0, 0, 0, 0, time.UTC); g.years > 1 && covStart.After(first) {
+		covStart = first // covered for the whole history
+	}
 	g.patient(r, m)
 	g.coverage(r, m, covStart)
 
@@ -208,36 +233,39 @@ func (g *gen) member(r *rand.Rand, i, pcp int) (string, string) {
 		}
 	}
 
-	// Visits over the year before the clock start, in date order.
-	day := func() time.Time {
-		d := g.start.AddDate(0, 0, -35-r.IntN(295))
-		return d.Add(time.Duration(8*60+r.IntN(9*60)) * time.Minute)
-	}
+	// Visits over the years before the clock start (one by default), each
+	// year drawn like the last, in date order.
 	var visits []visit
-	nOffice := 1 + r.IntN(4)
-	if m.age < 18 {
-		nOffice = 1 + r.IntN(2)
-	}
-	for range nOffice {
-		visits = append(visits, visit{kind: officeVisit, at: day()})
-	}
-	if r.Float64() < 0.22 {
-		visits = append(visits, visit{kind: edVisit, at: day()})
-	}
-	if inpatientRate := 0.06 + float64(m.age)/1000; r.Float64() < inpatientRate {
-		visits = append(visits, visit{kind: inpatientStay, at: day()})
-	}
-	for _, dx := range m.chronic {
-		for k, d := range drugs {
-			if d.forDx == dx.code && r.Float64() < 0.8 {
-				for range 1 + r.IntN(3) {
-					visits = append(visits, visit{kind: pharmacyFill, at: day(), drug: k})
-				}
-				break
-			}
+	for y := range g.years {
+		day := func() time.Time {
+			d := g.start.AddDate(-y, 0, -35-r.IntN(295))
+			return d.Add(time.Duration(8*60+r.IntN(9*60)) * time.Minute)
 		}
-		if dx.code == "E11.9" && r.Float64() < 0.5 {
-			visits = append(visits, visit{kind: standaloneLab, at: day()})
+		nOffice := 1 + r.IntN(4)
+		if m.age < 18 {
+			nOffice = 1 + r.IntN(2)
+		}
+		for range nOffice {
+			visits = append(visits, visit{kind: officeVisit, at: day()})
+		}
+		if r.Float64() < 0.22 {
+			visits = append(visits, visit{kind: edVisit, at: day()})
+		}
+		if inpatientRate := 0.06 + float64(m.age)/1000; r.Float64() < inpatientRate {
+			visits = append(visits, visit{kind: inpatientStay, at: day()})
+		}
+		for _, dx := range m.chronic {
+			for k, d := range drugs {
+				if d.forDx == dx.code && r.Float64() < 0.8 {
+					for range 1 + r.IntN(3) {
+						visits = append(visits, visit{kind: pharmacyFill, at: day(), drug: k})
+					}
+					break
+				}
+			}
+			if dx.code == "E11.9" && r.Float64() < 0.5 {
+				visits = append(visits, visit{kind: standaloneLab, at: day()})
+			}
 		}
 	}
 	slices.SortStableFunc(visits, func(a, b visit) int { return a.at.Compare(b.at) })
@@ -279,7 +307,7 @@ func (g *gen) patient(r *rand.Rand, m *member) {
 		eth = hispanic
 	}
 	pl := pick(r, places)
-	g.out = append(g.out, o(
+	g.put(o(
 		"resourceType", "Patient", "id", m.pid,
 		"meta", meta(g.randomBefore(r, 365), profPatient),
 		"extension", []obj{
@@ -331,7 +359,7 @@ func (g *gen) coverage(r *rand.Rand, m *member, start time.Time) {
 		self = ref("Patient/" + m.pid)
 	}
 	dependent := map[string]string{"self": "01", "spouse": "02", "child": "03"}[rel]
-	g.out = append(g.out, o(
+	g.put(o(
 		"resourceType", "Coverage", "id", m.covID,
 		"meta", meta(g.randomBefore(r, 365), profCoverage),
 		"identifier", []obj{g.memberIdentifier(m)},
@@ -415,7 +443,7 @@ func (g *gen) condition(r *rand.Rand, m *member, k int, c condition) {
 	if c.chronic {
 		upd = g.randomBefore(r, 365)
 	}
-	g.out = append(g.out, o(
+	g.put(o(
 		"resourceType", "Condition", "id", m.condID(k),
 		"meta", meta(upd, profCondition),
 		"clinicalStatus", cc("http://terminology.hl7.org/CodeSystem/condition-clinical", status, statusDisplay),
@@ -440,7 +468,7 @@ func (g *gen) encounter(r *rand.Rand, m *member, class, classDisplay string, typ
 			"rank", k+1,
 		))
 	}
-	g.out = append(g.out, o(
+	g.put(o(
 		"resourceType", "Encounter", "id", id,
 		"meta", meta(end.Add(time.Duration(1+r.IntN(48))*time.Hour), profEncounter),
 		"status", "finished",
@@ -524,7 +552,7 @@ func (g *gen) observation(r *rand.Rand, m *member, enc string, at time.Time, loi
 	}
 	kv = append(kv, value...)
 	kv = append(kv, "component", components)
-	g.out = append(g.out, o(kv...))
+	g.put(o(kv...))
 }
 
 func (g *gen) office(r *rand.Rand, m *member, at time.Time) {

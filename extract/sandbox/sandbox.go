@@ -42,8 +42,11 @@ var DefaultStart = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 // Config configures a Server. Zero fields take the documented defaults,
 // applied in one place by New.
 type Config struct {
-	Members      int    // members generated; default 200
-	Seed         int64  // generator seed; default 1
+	Members int   // members generated; default 200
+	Seed    int64 // generator seed; default 1
+	// HistoryYears is how many years of visits (claims, encounters, labs)
+	// each member has before Start; default 1.
+	HistoryYears int
 	Tenant       string // 1up tenant; default DefaultTenant
 	ClientID     string // default DefaultClientID
 	ClientSecret string // default DefaultClientSecret
@@ -82,6 +85,12 @@ func (c *Config) applyDefaults() error {
 	}
 	if c.Members == 0 {
 		c.Members = 200
+	}
+	if c.HistoryYears < 0 || c.HistoryYears > 50 {
+		return fmt.Errorf("sandbox: history years %d: want 1 to 50", c.HistoryYears)
+	}
+	if c.HistoryYears == 0 {
+		c.HistoryYears = 1
 	}
 	if c.Seed == 0 {
 		c.Seed = 1

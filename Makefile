@@ -53,16 +53,20 @@ $(TOOLS)/staticcheck:
 .tools/versitygw $(TOOLS)/versitygw:
 	GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
-# Benchmarks: transform and DuckDB's read_ndjson on the same generated
-# NDJSON (FHIRLAKE_BENCH_MB, default 500), and download throughput by
-# concurrency. Prints MB/s, rows/s and the fhirlake/DuckDB ratio (median of
-# five alternating runs of each).
+# Benchmarks. First the user's whole job on both sides (BenchmarkEndToEnd):
+# `fhirlake load` of a five-year export into a fresh warehouse and lake
+# against the DuckDB-native pipeline building the same 14 tables and their
+# Parquet, alternating, at FHIRLAKE_BENCH_E2E_MB sizes (default 250,1000),
+# with peak RSS, bytes written and a 1% incremental run; it prints a
+# table. Then the transform alone against DuckDB's read_ndjson
+# (FHIRLAKE_BENCH_MB, default 500), download throughput by concurrency, and
+# the lake formats.
 # The transform benchmarks are built with the CLI's profile (see pgo), so
 # they measure the code the fhirlake binary runs.
 PGO_PROFILE := $(CURDIR)/cmd/fhirlake/default.pgo
 
-bench: $(TOOLS)/versitygw
-	FHIRLAKE_BENCH_MB=$${FHIRLAKE_BENCH_MB:-500} $(GO) test -tags $(TAGS) -pgo=$(PGO_PROFILE) -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/bench/
+bench: build $(TOOLS)/versitygw
+	FHIRLAKE_BIN=$(CURDIR)/$(BIN) FHIRLAKE_BENCH_MB=$${FHIRLAKE_BENCH_MB:-500} $(GO) test -tags $(TAGS) -pgo=$(PGO_PROFILE) -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/bench/
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 3x ./extract/
 	FHIRLAKE_VERSITYGW=$(TOOLS)/versitygw $(GO) test -tags $(TAGS) -run '^$$' -bench Lakes -benchtime 3x -timeout 30m ./internal/pipeline/
 

@@ -94,7 +94,7 @@ type Snapshot interface {
 	// TableSources lists, sorted, the sources with rows in table.
 	TableSources(ctx context.Context, table string) ([]string, error)
 	// Records streams the rows of t of source, of the partitions vals
-	// (every row of the source when vals is nil), in key order.
+	// (every row of the source when vals is nil), in no particular order.
 	Records(ctx context.Context, t Table, source string, vals []string) (RecordReader, error)
 	// WriteParquet writes the same rows as zstd Parquet: into the file
 	// dst for an unpartitioned table, or for a partitioned one into the

@@ -52,17 +52,60 @@ func TestNewestVersionWins(t *testing.T) {
 }
 
 func TestDuplicateIdenticalCopiesCollapse(t *testing.T) {
-	w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
+	ctx := t.Context()
+	w, err := Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
 	// The same resource exported twice (as Group exports do with shared
-	// resources) gives its rows once.
-	loadRun(t, w, "r1", batch{load.Resources, resources("a", "a")}, batch{"parent", parents("a")}, batch{"parent", parents("a")},
-		batch{"child", children("a", 1, "a", 1)})
+	// resources): committed as staged, its rows would be there twice, so
+	// the commit refuses.
+	stage := func() load.Loader {
+		l, err := w.Begin(ctx, "test", tables)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range []batch{{load.Resources, resources("a", "a")}, {"parent", parents("a")}, {"parent", parents("a")}, {"child", children("a", 1, "a", 1)}} {
+			if err := l.WriteBatch(ctx, b.table, b.rec); err != nil {
+				t.Fatal(err)
+			}
+			b.rec.Release()
+		}
+		return l
+	}
+	l := stage()
+	if _, err := l.Commit(ctx, load.Run{ID: "r1", Source: "test"}); !errors.Is(err, ErrUnresolvedDuplicates) {
+		t.Fatalf("commit of unresolved copies: %v", err)
+	}
+	if n := query(t, w, "SELECT count(*) FROM fhirlake_runs"); n[0] != "0" {
+		t.Errorf("the refused run was recorded")
+	}
+	// Resolved as the pipeline does (unstage every copy, stage the
+	// winner's rows again), its rows are there once.
+	l = stage()
+	dups, err := l.Duplicates(ctx)
+	if err != nil || len(dups) != 1 || dups[0].ID != "a" {
+		t.Fatalf("duplicates %v, %v", dups, err)
+	}
+	if err := l.Unstage(ctx, dups); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []batch{{"parent", parents("a")}, {"child", children("a", 1)}} {
+		if err := l.WriteBatch(ctx, b.table, b.rec); err != nil {
+			t.Fatal(err)
+		}
+		b.rec.Release()
+	}
+	st, err := l.Commit(ctx, load.Run{ID: "r2", Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if diff := cmp.Diff([]string{"1 1"}, query(t, w, "SELECT (SELECT count(*) FROM parent) || ' ' || (SELECT count(*) FROM child)")); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
+	}
+	if st.Rows["parent"] != 1 || st.Rows["child"] != 1 {
+		t.Errorf("staged rows %v: the dropped copies still count", st.Rows)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -30,8 +31,18 @@ type Loader struct {
 	w      *Warehouse
 	source string
 	tables map[string]load.Table
+	// dir holds the stage files (see stage.go); stages has one stage per
+	// table, the resource index included.
+	dir    string
+	stages map[string]*stage
 
-	mu        sync.Mutex // guards everything below and the connection
+	mu sync.Mutex // guards everything below and the connection
+	// gen counts Unstage calls: rows staged after the n-th call are of
+	// generation n, and a later Unstage of their resource drops them.
+	gen int
+	// ingested is the number of resource index segments copied into its
+	// temp table (syncResources).
+	ingested  int
 	seq       int
 	rows      map[string]int64
 	resources int64
@@ -60,7 +71,11 @@ func (w *Warehouse) Begin(ctx context.Context, source string, tables []load.Tabl
 	if err := load.CheckSource(source); err != nil {
 		return nil, err
 	}
-	l := &Loader{w: w, source: source, tables: map[string]load.Table{}, rows: map[string]int64{}}
+	dir, err := w.newStageDir()
+	if err != nil {
+		return nil, err
+	}
+	l := &Loader{w: w, source: source, tables: map[string]load.Table{}, rows: map[string]int64{}, dir: dir, stages: map[string]*stage{}}
 	all := append([]load.Table{{Name: load.Resources, Schema: load.ResourcesSchema}}, tables...)
 	for _, t := range all {
 		if _, dup := l.tables[t.Name]; dup {
@@ -76,6 +91,7 @@ func (w *Warehouse) Begin(ctx context.Context, source string, tables []load.Tabl
 			return nil, fmt.Errorf("table %s: the name is reserved", t.Name)
 		}
 		l.tables[t.Name] = t
+		l.stages[t.Name] = newStage(dir, stageFile(t.Name), t.Schema)
 		if err := l.createStage(ctx, t); err != nil {
 			l.drop(context.WithoutCancel(ctx))
 			return nil, err
@@ -86,8 +102,10 @@ func (w *Warehouse) Begin(ctx context.Context, source string, tables []load.Tabl
 
 func stageName(table string) string { return "fhirlake_stage_" + table }
 
-// createStage makes the temp staging table, with column types derived by
-// DuckDB from the Arrow schema.
+// createStage makes the table's empty temp staging table, whose columns
+// (DuckDB's reading of the Arrow schema) are those of the warehouse table.
+// The resource index's is filled from its stage files (syncResources); the
+// other tables' rows stay in their files until the commit.
 func (l *Loader) createStage(ctx context.Context, t load.Table) error {
 	view := "fhirlake_in_" + t.Name
 	reader, err := array.NewRecordReader(t.Schema, nil)
@@ -112,44 +130,147 @@ func (l *Loader) createStage(ctx context.Context, t load.Table) error {
 	return nil
 }
 
-// WriteBatch stages one batch of rows for table. It does not keep rec.
+// stageFile is the file name prefix of a table's stage files.
+func stageFile(table string) string {
+	if table == load.Resources {
+		return "resources"
+	}
+	return "table_" + table
+}
+
+// WriteBatch stages one batch of rows for table: it appends the batch to
+// the table's stage file. Batches of different tables are written at once.
+// It does not keep rec.
 func (l *Loader) WriteBatch(ctx context.Context, table string, rec arrow.RecordBatch) error {
-	if _, ok := l.tables[table]; !ok {
+	st, ok := l.stages[table]
+	if !ok {
 		return fmt.Errorf("stage batch: unknown table %s", table)
 	}
 	if rec.NumRows() == 0 {
 		return nil
 	}
+	if table == load.Resources && rec.NumCols() != int64(len(load.ResourcesSchema.Fields())) {
+		var err error // the stream may carry more columns: keep the index's
+		if rec, err = project(rec, load.ResourcesSchema); err != nil {
+			return fmt.Errorf("stage batch for %s: %w", table, err)
+		}
+		defer rec.Release()
+	}
+	if !rec.Schema().Equal(st.schema) {
+		return fmt.Errorf("stage batch for %s: the batch's columns %v are not the table's %v", table, rec.Schema(), st.schema)
+	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.done {
+	done, gen := l.done, l.gen
+	l.mu.Unlock()
+	if done {
 		return fmt.Errorf("stage batch for %s: run already finished", table)
 	}
-	l.seq++
-	view := fmt.Sprintf("fhirlake_in_%s_%d", table, l.seq)
-	reader, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
-	if err != nil {
-		return fmt.Errorf("stage batch for %s: %w", table, err)
+	if err := st.write(rec, gen); err != nil {
+		return err
 	}
-	defer reader.Release()
-	release, err := l.w.ar.RegisterView(reader, view)
-	if err != nil {
-		return fmt.Errorf("stage batch for %s: %w", table, err)
-	}
-	defer release()
-	cols := sqlString(l.source) + ", *"
-	if table == load.Resources {
-		cols = "resource_type, id, meta_last_updated, version_id, file, line" // the stream may carry more
-	}
-	q := fmt.Sprintf("INSERT INTO %s SELECT %s FROM %s; DROP VIEW IF EXISTS %s", ident(stageName(table)), cols, ident(view), ident(view))
-	if err := l.w.exec(ctx, q); err != nil {
-		return fmt.Errorf("stage batch for %s: %w", table, err)
-	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if table == load.Resources {
 		l.resources += rec.NumRows()
 	} else {
 		l.rows[table] += rec.NumRows()
 	}
+	return nil
+}
+
+// project returns the columns of schema taken from rec, by name.
+func project(rec arrow.RecordBatch, schema *arrow.Schema) (arrow.RecordBatch, error) {
+	cols := make([]arrow.Array, len(schema.Fields()))
+	for i, f := range schema.Fields() {
+		idx := rec.Schema().FieldIndices(f.Name)
+		if len(idx) == 0 {
+			return nil, fmt.Errorf("column %s missing", f.Name)
+		}
+		cols[i] = rec.Column(idx[0])
+	}
+	return array.NewRecordBatch(schema, cols, rec.NumRows()), nil
+}
+
+// stagedView registers a view of the table's staged rows, generation by
+// generation, without those a later Unstage dropped, and returns the SQL
+// of that selection and the function that releases it. It holds l.mu.
+//
+// Until the release, the connection's optimizer pushes neither column
+// lists nor filters into scans: DuckDB hands both to the producer of an
+// Arrow view, and the Go stream behind RegisterView ignores them, so a
+// query naming some columns read the first ones instead, and a filter was
+// dropped (TestStagedViewsAnswerRight).
+func (l *Loader) stagedView(t load.Table) (string, func(), error) {
+	return l.stagedViewAt(t, l.gen)
+}
+
+// stagedViewAt is stagedView as it was after the asOf-th Unstage.
+func (l *Loader) stagedViewAt(t load.Table, asOf int) (string, func(), error) {
+	st := l.stages[t.Name]
+	var parts []string
+	var releases []func()
+	release := func() {
+		for _, r := range releases {
+			r()
+		}
+		l.w.exec(context.Background(), "RESET disabled_optimizers")
+	}
+	if err := l.w.exec(context.Background(), "SET disabled_optimizers = 'filter_pushdown,unused_columns'"); err != nil {
+		return "", nil, fmt.Errorf("read staged %s: %w", t.Name, err)
+	}
+	for g := 0; g <= asOf; g++ {
+		segs, err := st.sealed(func(s segment) bool { return s.gen == g })
+		if err != nil {
+			release()
+			return "", nil, err
+		}
+		if len(segs) == 0 {
+			continue
+		}
+		l.seq++
+		view := fmt.Sprintf("fhirlake_in_%s_%d", t.Name, l.seq)
+		rel, err := l.w.ar.RegisterView(newSegmentReader(st.schema, segs), view)
+		if err != nil {
+			release()
+			return "", nil, fmt.Errorf("read staged %s: %w", t.Name, err)
+		}
+		releases = append(releases, func() { rel(); l.w.exec(context.Background(), "DROP VIEW IF EXISTS "+ident(view)) })
+		q := "SELECT * FROM " + ident(view)
+		if g < asOf {
+			q += fmt.Sprintf(" WHERE %s NOT IN (SELECT id FROM fhirlake_unstaged WHERE resource_type = %s AND gen > %d AND gen <= %d)",
+				ident(t.Key), sqlString(t.Resource), g, asOf)
+		}
+		parts = append(parts, q)
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("SELECT * EXCLUDE (%s) FROM %s", ident(load.DataSource), ident(stageName(t.Name))), release, nil // the empty shape
+	}
+	return strings.Join(parts, " UNION ALL "), release, nil
+}
+
+// syncResources copies the resource index's new stage files into its
+// temp table, where the SQL of Duplicates and the commit reads it. It
+// holds l.mu.
+func (l *Loader) syncResources(ctx context.Context) error {
+	segs, err := l.stages[load.Resources].sealed(nil)
+	if err != nil {
+		return err
+	}
+	if l.ingested == len(segs) {
+		return nil
+	}
+	l.seq++
+	view := fmt.Sprintf("fhirlake_in_resources_%d", l.seq)
+	release, err := l.w.ar.RegisterView(newSegmentReader(load.ResourcesSchema, segs[l.ingested:]), view)
+	if err != nil {
+		return fmt.Errorf("read the resource index: %w", err)
+	}
+	defer release()
+	q := fmt.Sprintf("INSERT INTO %s SELECT * FROM %s; DROP VIEW IF EXISTS %s", ident(stageName(load.Resources)), ident(view), ident(view))
+	if err := l.w.exec(ctx, q); err != nil {
+		return fmt.Errorf("read the resource index: %w", err)
+	}
+	l.ingested = len(segs)
 	return nil
 }
 
@@ -171,6 +292,9 @@ func (l *Loader) Reject(_ context.Context, r load.Reject) error {
 func (l *Loader) Duplicates(ctx context.Context) ([]load.Located, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.syncResources(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := l.w.conn.QueryContext(ctx, `
 		WITH d AS (SELECT DISTINCT * FROM fhirlake_stage__resources),
 		ranked AS (
@@ -197,29 +321,48 @@ func (l *Loader) Duplicates(ctx context.Context) ([]load.Located, error) {
 	return out, rows.Err()
 }
 
-// Unstage drops the staged table rows of these resources (the Resources
-// stream keeps them, so the version ranking is unchanged); the caller then
-// stages the winning version's rows again.
+// Unstage drops the staged table rows of these resources (the resource
+// index keeps them, so the version ranking is unchanged); the caller then
+// stages the winning version's rows again, which go into a new generation
+// of stage files. The rows stay in the files; the commit skips them.
 func (l *Loader) Unstage(ctx context.Context, srcs []load.Located) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if len(srcs) == 0 {
+		return nil
+	}
 	byType := map[string][]string{}
 	for _, s := range srcs {
 		byType[s.ResourceType] = append(byType[s.ResourceType], s.ID)
 	}
+	if err := l.w.exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS fhirlake_unstaged (resource_type VARCHAR, id VARCHAR, gen INTEGER)"); err != nil {
+		return fmt.Errorf("unstage duplicates: %w", err)
+	}
+	next := l.gen + 1
+	for typ, ids := range byType {
+		if err := l.w.exec(ctx, "INSERT INTO fhirlake_unstaged SELECT ?, unnest(?::VARCHAR[]), ?", typ, ids, next); err != nil {
+			return fmt.Errorf("unstage duplicates: %w", err)
+		}
+	}
+	// The rows counted as staged lose those now dropped.
 	for name, t := range l.tables {
-		ids := byType[t.Resource]
-		if name == load.Resources || len(ids) == 0 {
+		if name == load.Resources || len(byType[t.Resource]) == 0 {
 			continue
 		}
-		q := fmt.Sprintf("DELETE FROM %s WHERE list_contains(?, %s)", ident(stageName(name)), ident(t.Key))
-		res, err := l.w.conn.ExecContext(ctx, q, ids)
+		q, release, err := l.stagedViewAt(t, l.gen)
+		if err != nil {
+			return err
+		}
+		var n int64
+		err = l.w.conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM (%s) WHERE %s IN (SELECT id FROM fhirlake_unstaged WHERE resource_type = ? AND gen = ?)`,
+			q, ident(t.Key)), t.Resource, next).Scan(&n)
+		release()
 		if err != nil {
 			return fmt.Errorf("unstage duplicates of %s: %w", name, err)
 		}
-		n, _ := res.RowsAffected()
 		l.rows[name] -= n
 	}
+	l.gen = next
 	return nil
 }
 
@@ -237,7 +380,12 @@ func (l *Loader) NewValues(ctx context.Context, table, column string) ([]string,
 	if err != nil {
 		return nil, err
 	}
-	q := fmt.Sprintf("SELECT DISTINCT CAST(%s AS VARCHAR) FROM %s WHERE %s IS NOT NULL", ident(column), ident(stageName(table)), ident(column))
+	staged, release, err := l.stagedView(l.tables[table])
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	q := fmt.Sprintf("SELECT DISTINCT CAST(%s AS VARCHAR) FROM (%s) WHERE %s IS NOT NULL", ident(column), staged, ident(column))
 	if len(exists) > 0 {
 		q += fmt.Sprintf(" AND %s NOT IN (SELECT %s FROM %s WHERE %s = ? AND %s IS NOT NULL)",
 			ident(column), ident(column), ident(table), ident(load.DataSource), ident(column))
@@ -314,6 +462,12 @@ func (l *Loader) Commit(ctx context.Context, run load.Run) (load.Stats, error) {
 }
 
 func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, error) {
+	if err := l.syncResources(ctx); err != nil {
+		return nil, err
+	}
+	if err := l.checkResolved(ctx); err != nil {
+		return nil, err
+	}
 	if err := l.stageDeletes(ctx, run); err != nil {
 		return nil, err
 	}
@@ -355,12 +509,19 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 			return nil, fmt.Errorf("replace rows of %s: %w", name, err)
 		}
 		deleted, _ := res.RowsAffected()
-		// Only rows of accepted (newest) versions go in; identical copies of a
-		// resource exported twice collapse to one.
-		ins := fmt.Sprintf(`INSERT INTO %s BY NAME SELECT DISTINCT * FROM %s
+		// Only rows of accepted (newest) versions go in, streamed from the
+		// stage files. A resource the run carried more than once was staged
+		// again alone (restageDuplicates), so each has one copy of its rows.
+		staged, release, err := l.stagedView(t)
+		if err != nil {
+			return nil, err
+		}
+		ins := fmt.Sprintf(`INSERT INTO %s BY NAME SELECT %s AS %s, * FROM (%s)
 			WHERE %s IN (SELECT id FROM fhirlake_accepted WHERE resource_type = $1)`,
-			ident(name), ident(stageName(name)), ident(t.Key))
-		if err := l.w.exec(ctx, ins, t.Resource); err != nil {
+			ident(name), sqlString(l.source), ident(load.DataSource), staged, ident(t.Key))
+		err = l.w.exec(ctx, ins, t.Resource)
+		release()
+		if err != nil {
 			return nil, fmt.Errorf("insert rows of %s: %w", name, err)
 		}
 		after, err := l.partitions(ctx, t, affected, run.ID)
@@ -431,6 +592,33 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		return nil, err
 	}
 	return touched, nil
+}
+
+// ErrUnresolvedDuplicates means a run staged a resource more than once
+// and did not resolve it (Duplicates, Unstage and the winner's rows again):
+// its rows would be in the table twice.
+var ErrUnresolvedDuplicates = errors.New("resources staged more than once were not resolved")
+
+// checkResolved refuses to commit resources staged more than once whose
+// copies were not unstaged: the commit inserts every staged row, so each
+// resource must have one copy of its rows. It holds l.mu.
+func (l *Loader) checkResolved(ctx context.Context) error {
+	unstaged := "SELECT NULL AS resource_type, NULL AS id"
+	if l.gen > 0 {
+		unstaged = "SELECT resource_type, id FROM fhirlake_unstaged"
+	}
+	var n int64
+	err := l.w.conn.QueryRowContext(ctx, `SELECT count(*) FROM (
+		SELECT resource_type, id FROM (SELECT DISTINCT * FROM fhirlake_stage__resources)
+		GROUP BY ALL HAVING count(*) > 1
+		EXCEPT `+unstaged+`)`).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("check duplicates: %w", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: %d resources (see Loader.Duplicates)", ErrUnresolvedDuplicates, n)
+	}
+	return nil
 }
 
 // recordExportIssues writes the run's ExportIssues to
@@ -598,7 +786,9 @@ func (l *Loader) ensureTable(ctx context.Context, t load.Table) error {
 	}
 	if len(have) == 0 {
 		// Column types come from the stage (DuckDB's reading of the Arrow
-		// schema); the primary key from the table description.
+		// schema). No primary key: an index costs a quarter of the commit
+		// and most of the file, and the commit keeps keys unique itself
+		// (each resource's rows are replaced whole, from one copy).
 		defs := append([]string(nil), want...)
 		for i, c := range defs {
 			name, typ, _ := strings.Cut(c, " ")
@@ -606,13 +796,6 @@ func (l *Loader) ensureTable(ctx context.Context, t load.Table) error {
 			if name == load.DataSource {
 				defs[i] += " NOT NULL"
 			}
-		}
-		if len(t.PrimaryKey) > 0 {
-			keys := []string{ident(load.DataSource)} // ids are unique within a source only
-			for _, k := range t.PrimaryKey {
-				keys = append(keys, ident(k))
-			}
-			defs = append(defs, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
 		}
 		q := fmt.Sprintf("CREATE TABLE %s (\n\t%s\n)", ident(t.Name), strings.Join(defs, ",\n\t"))
 		if err := l.w.exec(ctx, q); err != nil {
@@ -694,4 +877,9 @@ func (l *Loader) drop(ctx context.Context) {
 	for name := range l.tables {
 		l.w.exec(ctx, "DROP TABLE IF EXISTS "+ident(stageName(name)))
 	}
+	l.w.exec(ctx, "DROP TABLE IF EXISTS fhirlake_unstaged")
+	for _, st := range l.stages {
+		st.seal()
+	}
+	os.RemoveAll(l.dir)
 }

@@ -163,7 +163,7 @@ func openError(path string, err error) error {
 // attach wraps an open connection as a Warehouse with its Arrow interface.
 // Its path is absolute: the lake records it, for messages read elsewhere.
 func attach(path string, db *sql.DB, conn *sql.Conn) (*Warehouse, error) {
-	if abs, err := filepath.Abs(path); err == nil {
+	if abs, err := filepath.Abs(path); err == nil && path != "" && !strings.HasPrefix(path, ":memory:") {
 		path = abs
 	}
 	w := &Warehouse{path: path, db: db, conn: conn}

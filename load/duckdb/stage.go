@@ -144,17 +144,6 @@ func (s *stage) sealed(keep func(segment) bool) ([]segment, error) {
 	return out, nil
 }
 
-// count is the number of rows staged.
-func (s *stage) count() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := s.rows
-	for _, seg := range s.segments {
-		n += seg.rows
-	}
-	return n
-}
-
 // segmentReader streams the batches of several stage files in order, one
 // batch in memory at a time. It is an array.RecordReader for DuckDB's
 // Arrow scan.

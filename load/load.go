@@ -13,7 +13,9 @@ import (
 // SchemaVersion is the warehouse layout this release writes. Version 2
 // keys every row by its source: data tables start with data_source, and
 // the bookkeeping of resources, deletes and rejects carries the source.
-const SchemaVersion = 2
+// Version 3 records each resource's content hash in fhirlake_resources, so
+// that a version loaded again unchanged is skipped.
+const SchemaVersion = 3
 
 // DataSource is the column every data table starts with: the name of the
 // source (payer, tenant) whose run loaded the row. It is the Tuva
@@ -60,7 +62,9 @@ const NullPartition = "unknown"
 // table) and which version of a resource wins.
 const Resources = "_resources"
 
-// ResourcesSchema is the schema of the Resources stream.
+// ResourcesSchema is the schema of the Resources stream. content_hash
+// (see transform.ResourcesSchema) may be null: such a version is never
+// taken for one the warehouse holds.
 var ResourcesSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "resource_type", Type: arrow.BinaryTypes.String},
 	{Name: "id", Type: arrow.BinaryTypes.String},
@@ -68,6 +72,7 @@ var ResourcesSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "version_id", Type: arrow.BinaryTypes.String, Nullable: true},
 	{Name: "file", Type: arrow.BinaryTypes.String},
 	{Name: "line", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "content_hash", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 }, nil)
 
 // Reject is a line or value that could not be loaded. It never holds
@@ -129,6 +134,10 @@ type Stats struct {
 	// SkippedOlder counts resources not loaded because the warehouse already
 	// holds a newer version (meta.lastUpdated, then versionId).
 	SkippedOlder int64
+	// Unchanged counts resources not loaded because the warehouse already
+	// holds the same version with the same content hash: their rows would
+	// be the ones it has.
+	Unchanged int64
 	// Rows is the number of rows staged per table.
 	Rows map[string]int64
 	// Changes says which lake files the run made stale, for WriteLake.
@@ -152,6 +161,9 @@ type Changes struct {
 	// Person is set when the run relinked the person crosswalk, which
 	// spans sources (PersonTable).
 	Person bool
+	// Index is set when the run changed the version index
+	// (IndexTable): it loaded or deleted a resource.
+	Index bool
 	// RunID is the run's id, which lakes record with what they publish.
 	RunID string
 }
@@ -282,3 +294,9 @@ var ErrLakeMismatch = errors.New("the lake mirrors another warehouse")
 
 // BookkeepingPrefix starts the name of every bookkeeping table.
 const BookkeepingPrefix = "fhirlake_"
+
+// IndexTable is the bookkeeping table of the version index: the version
+// of every resource the warehouse holds, by source. It is the largest
+// bookkeeping table, and the one a lake may leave alone when a run did
+// not change it (Changes.Index).
+const IndexTable = "fhirlake_resources"

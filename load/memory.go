@@ -45,6 +45,12 @@ type memKey struct{ source, typ, id string }
 type memVersion struct {
 	updated time.Time // zero when absent
 	version string
+	hash    *int64 // content hash, nil when absent
+}
+
+// same reports whether v is old again: equal content hashes.
+func (v memVersion) same(old memVersion) bool {
+	return v.hash != nil && old.hash != nil && *v.hash == *old.hash
 }
 
 // newer reports whether v beats old: a later instant, or at the same
@@ -298,6 +304,10 @@ func (l *memLoader) stagedVersions() map[memKey]memVersion {
 			if ver.IsValid(i) {
 				v.version = ver.Value(i)
 			}
+			if hashes := rec.Schema().FieldIndices("content_hash"); len(hashes) > 0 && rec.Column(hashes[0]).IsValid(i) {
+				h := rec.Column(hashes[0]).(*array.Int64).Value(i)
+				v.hash = &h
+			}
 			k := memKey{l.source, typ.Value(i), id.Value(i)}
 			if old, ok := out[k]; !ok || v.newer(old) {
 				out[k] = v
@@ -335,8 +345,16 @@ func (l *memLoader) Commit(_ context.Context, run Run) (Stats, error) {
 			st.SkippedOlder++
 			continue
 		}
+		if old, ok := m.versions[k]; ok && v.same(old) && !gone[k] {
+			st.Unchanged++
+			continue
+		}
 		accepted[k] = true
 		m.versions[k] = v
+		st.Changes.Index = true
+	}
+	if len(gone) > 0 {
+		st.Changes.Index = true
 	}
 	for k := range gone {
 		if !accepted[k] {

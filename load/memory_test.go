@@ -31,6 +31,7 @@ func memRun(t *testing.T, m *Memory, source string, deleted []string, versions m
 		rb.Field(3).AppendNull()
 		rb.Field(4).(*array.StringBuilder).Append("f")
 		rb.Field(5).(*array.Int64Builder).Append(1)
+		rb.Field(6).AppendNull()
 		cb.Field(0).(*array.StringBuilder).Append(id)
 	}
 	for table, b := range map[string]*array.RecordBuilder{Resources: rb, "claim": cb} {

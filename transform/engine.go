@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -42,7 +45,12 @@ type Sink interface {
 // ResourcesTable is the reserved table name of the resource index: one row
 // per resource read, schema resource_type utf8, id utf8, meta_last_updated
 // timestamp[us, tz=UTC] nullable, version_id utf8 nullable, file utf8,
-// line int64.
+// line int64, content_hash int64. content_hash identifies what the resource
+// becomes in the tables: an xxHash64 of its line (spaces around it
+// trimmed), seeded with the definitions of the views of its type and
+// hashRevision, so the same line under the same views hashes the same in
+// any run, and an edited view changes it. A loader may skip a version it
+// already holds with the same hash.
 const ResourcesTable = "_resources"
 
 // ResourcesSchema is the schema of ResourcesTable.
@@ -53,7 +61,14 @@ var ResourcesSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "version_id", Type: arrow.BinaryTypes.String, Nullable: true},
 	{Name: "file", Type: arrow.BinaryTypes.String},
 	{Name: "line", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "content_hash", Type: arrow.PrimitiveTypes.Int64},
 }, nil)
+
+// hashRevision is mixed into every content hash. Bump it when a release
+// changes what the transform makes of the same line and views, so that a
+// reload of unchanged files rewrites their rows instead of skipping them
+// as identical.
+const hashRevision = 1
 
 // DefaultBatchRows is the batch size used when Options.BatchRows is 0.
 const DefaultBatchRows = 8192
@@ -108,6 +123,17 @@ type Engine struct {
 	filter *jsondoc.Filter
 	// keys are the views' Keys bound to filter, by view.
 	keys []*fhirpath.Keys
+	// seeds are the content hashes' seeds by resource type (typeSeed).
+	seeds map[string]uint64
+}
+
+// typeSeed is the seed of the content hashes of resources of typ: the
+// fingerprints of its views and hashRevision.
+func (e *Engine) typeSeed(typ string) uint64 {
+	if s, ok := e.seeds[typ]; ok {
+		return s
+	}
+	return hashRevision
 }
 
 // ErrDuplicateView is returned by NewEngine when two views share a name.
@@ -132,6 +158,14 @@ func NewEngine(views []*View, opts Options) (*Engine, error) {
 		e.byResource[v.Resource()] = append(e.byResource[v.Resource()], i)
 	}
 	e.filter = memberFilter(views)
+	e.seeds = map[string]uint64{}
+	for typ, idx := range e.byResource {
+		d := xxhash.NewWithSeed(hashRevision)
+		for _, i := range idx {
+			d.Write(binary.LittleEndian.AppendUint64(nil, views[i].fingerprint))
+		}
+		e.seeds[typ] = d.Sum64()
+	}
 	e.keys = make([]*fhirpath.Keys, len(views))
 	for i, v := range views {
 		e.keys[i] = v.keys.Bind(e.filter)
@@ -195,6 +229,7 @@ type worker struct {
 	tables  []*table // parallel to e.views
 	res     *table
 	resCols resourceCols
+	digest  *xxhash.Digest // of content hashes
 	states  []*evalState
 	parser  jsondoc.Parser
 	line    int64
@@ -212,6 +247,7 @@ type worker struct {
 func (e *Engine) newWorker(ctx context.Context, name string, sink Sink) *worker {
 	w := &worker{e: e, ctx: ctx, file: name, sink: sink, stats: Stats{Rows: map[string]int64{}}}
 	w.res = newTable(ResourcesTable, ResourcesSchema, nil)
+	w.digest = xxhash.New()
 	w.resCols = resourceCols{
 		typ:         w.res.cols[0].(*stringCol),
 		id:          w.res.cols[1].(*stringCol),
@@ -219,6 +255,7 @@ func (e *Engine) newWorker(ctx context.Context, name string, sink Sink) *worker 
 		versionID:   w.res.cols[3].(*stringCol),
 		file:        w.res.cols[4].(*stringCol),
 		line:        w.res.cols[5].(*fixedCol[int64]),
+		hash:        w.res.cols[6].(*fixedCol[int64]),
 	}
 	w.tables = make([]*table, len(e.views))
 	w.states = make([]*evalState, len(e.views))
@@ -578,7 +615,7 @@ func (w *worker) resource(line []byte) error {
 		return w.lineReject("missing id")
 	}
 	w.stats.Resources++
-	if err := w.index(v); err != nil {
+	if err := w.index(v, line); err != nil {
 		return err
 	}
 	res := fhirpath.Object(v)
@@ -651,11 +688,11 @@ func (w *worker) flatRow(i int, res fhirpath.Value) error {
 type resourceCols struct {
 	typ, id, versionID, file *stringCol
 	lastUpdated              *fixedCol[arrow.Timestamp]
-	line                     *fixedCol[int64]
+	line, hash               *fixedCol[int64]
 }
 
 // index appends the ResourcesTable row of the current resource.
-func (w *worker) index(v *jsondoc.Value) error {
+func (w *worker) index(v *jsondoc.Value, line []byte) error {
 	c := &w.resCols
 	c.typ.addString(w.rtype)
 	c.id.addString(w.rid)
@@ -679,6 +716,9 @@ func (w *worker) index(v *jsondoc.Value) error {
 	}
 	c.file.addString(w.file)
 	c.line.addRaw(w.line)
+	w.digest.ResetWithSeed(w.e.typeSeed(w.rtype))
+	w.digest.Write(line)
+	c.hash.addRaw(int64(w.digest.Sum64()))
 	return w.added(w.res, 1)
 }
 

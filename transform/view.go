@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/fhirlake/fhirlake/transform/fhirpath"
@@ -66,6 +68,10 @@ type View struct {
 	key         string
 	// usesRowIndex is set when a path refers to %rowIndex.
 	usesRowIndex bool
+	// fingerprint is the xxHash64 of the definition's bytes: a changed
+	// view changes the content hashes of its resources (see
+	// Engine.typeSeed).
+	fingerprint uint64
 	// keys are the members of the resource that the view's paths start
 	// with, resolved in one pass per resource.
 	keys *fhirpath.Keys
@@ -240,6 +246,7 @@ func compileView(data []byte, requireName bool) (*View, error) {
 			}
 		}
 	}
+	v.fingerprint = xxhash.Sum64(data)
 	return v, nil
 }
 

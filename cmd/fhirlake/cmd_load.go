@@ -73,7 +73,7 @@ func runLoad(ctx context.Context, c *cli.Context, p pipeline.Pipeline, dir strin
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "load %s committed: %d resources, %d deleted, %d rejects, rows %s\n",
-		sum.RunID, sum.Resources, sum.Deleted, sum.Rejects, formatRows(sum.Rows))
+	fmt.Fprintf(c.App.Writer, "load %s committed: %d resources, %d deleted, %d rejects%s, rows %s\n",
+		sum.RunID, sum.Resources, sum.Deleted, sum.Rejects, unchangedNote(sum), formatRows(sum.Rows))
 	return nil
 }

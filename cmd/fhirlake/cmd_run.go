@@ -122,8 +122,8 @@ func runSource(c *cli.Context, p pipeline.Pipeline, src sourceOptions, rep *repo
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.App.Writer, "run %s (%s %s) committed: %d resources, %d deleted, %d rejects, rows %s\n",
-			sum.RunID, sum.Source, sum.Scope, sum.Resources, sum.Deleted, sum.Rejects, formatRows(sum.Rows))
+		fmt.Fprintf(c.App.Writer, "run %s (%s %s) committed: %d resources, %d deleted, %d rejects%s, rows %s\n",
+			sum.RunID, sum.Source, sum.Scope, sum.Resources, sum.Deleted, sum.Rejects, unchangedNote(sum), formatRows(sum.Rows))
 	}
 	return nil
 }
@@ -166,6 +166,15 @@ func loadViews(dir string) ([]*transform.View, error) {
 		return nil, usagef("--views %s: %v", dir, err)
 	}
 	return append(views, extra...), nil
+}
+
+// unchangedNote says how many resources the run carried that the
+// warehouse already held unchanged, when there were any.
+func unchangedNote(sum *pipeline.Summary) string {
+	if sum.Unchanged == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d unchanged", sum.Unchanged)
 }
 
 func formatRows(rows map[string]int64) string {

@@ -141,6 +141,9 @@ type Summary struct {
 	Rejects         int64     `json:"rejects"`
 	Deleted         int64     `json:"deleted"`
 	SkippedOlder    int64     `json:"skipped_older"`
+	// Unchanged counts resources the warehouse already held in the same
+	// version with the same content: their rows were left as they were.
+	Unchanged int64 `json:"unchanged"`
 	// Backfill says which members new to the scope had their full history
 	// exported by this run.
 	Backfill Backfill `json:"backfill"`
@@ -378,7 +381,7 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 		return err
 	}
 	sum.Resources, sum.Rejects, sum.Deleted, sum.Rows = ls.Resources, ls.Rejects, ls.Deleted, ls.Rows
-	sum.SkippedOlder, sum.PersonConflicts, sum.Status = ls.SkippedOlder, ls.PersonConflicts, StatusCommitted
+	sum.SkippedOlder, sum.Unchanged, sum.PersonConflicts, sum.Status = ls.SkippedOlder, ls.Unchanged, ls.PersonConflicts, StatusCommitted
 	if !run.TransactionTime.IsZero() {
 		sum.Watermark = run.WatermarkTypes // without a transaction time none moves
 	}

@@ -537,7 +537,7 @@ func (w *Warehouse) countRows(ctx context.Context, t *PlanTable) error {
 		return nil
 	}
 	folder := fmt.Sprintf("'%s=' || %s", hive.SourceKey, ident(load.DataSource))
-	if w.version < load.SchemaVersion {
+	if w.version < 2 {
 		folder = "'(upgraded on execute)'" // no data_source yet
 	}
 	if t.Partition != nil {

@@ -57,7 +57,10 @@ type Loader struct {
 	relinked  bool
 	conflicts int64
 	skipped   int64
-	done      bool
+	unchanged int64
+	// indexChanged is set when the commit changes fhirlake_resources.
+	indexChanged bool
+	done         bool
 }
 
 // Begin starts staging a run of source into the given tables. Tables that
@@ -149,8 +152,8 @@ func (l *Loader) WriteBatch(ctx context.Context, table string, rec arrow.RecordB
 	if rec.NumRows() == 0 {
 		return nil
 	}
-	if table == load.Resources && rec.NumCols() != int64(len(load.ResourcesSchema.Fields())) {
-		var err error // the stream may carry more columns: keep the index's
+	if table == load.Resources && !rec.Schema().Equal(load.ResourcesSchema) {
+		var err error // the stream may carry more columns, or say a column is never null: keep the index's
 		if rec, err = project(rec, load.ResourcesSchema); err != nil {
 			return fmt.Errorf("stage batch for %s: %w", table, err)
 		}
@@ -457,8 +460,8 @@ func (l *Loader) Commit(ctx context.Context, run load.Run) (load.Stats, error) {
 	for k, v := range l.rows {
 		rows[k] = v
 	}
-	return load.Stats{Resources: l.resources, Rejects: l.nrejects, Deleted: l.deletedResources, SkippedOlder: l.skipped, Rows: rows,
-		Changes: &load.Changes{Source: l.source, RunID: run.ID, Tables: touched, Person: l.relinked}, PersonConflicts: l.conflicts}, nil
+	return load.Stats{Resources: l.resources, Rejects: l.nrejects, Deleted: l.deletedResources, SkippedOlder: l.skipped, Unchanged: l.unchanged, Rows: rows,
+		Changes: &load.Changes{Source: l.source, RunID: run.ID, Tables: touched, Person: l.relinked, Index: l.indexChanged}, PersonConflicts: l.conflicts}, nil
 }
 
 func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, error) {
@@ -476,12 +479,19 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 	}
 	var accepted, distinct int64
 	err := l.w.conn.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM fhirlake_accepted),
+		(SELECT count(*) FILTER (WHERE unchanged) FROM fhirlake_accepted),
 		(SELECT count(*) FROM (SELECT DISTINCT resource_type, id FROM `+ident(stageName(load.Resources))+`)),
-		(SELECT count(*) FROM fhirlake_deleted WHERE run_id = $1)`, run.ID).Scan(&accepted, &distinct, &l.deletedResources)
+		(SELECT count(*) FROM fhirlake_deleted WHERE run_id = $1)`, run.ID).Scan(&accepted, &l.unchanged, &distinct, &l.deletedResources)
 	if err != nil {
 		return nil, fmt.Errorf("pick newest versions: %w", err)
 	}
 	l.skipped = distinct - accepted
+	l.indexChanged = accepted > l.unchanged || l.deletedResources > 0
+	if l.unchanged > 0 {
+		if err := l.w.exec(ctx, "DELETE FROM fhirlake_accepted WHERE unchanged"); err != nil {
+			return nil, fmt.Errorf("pick newest versions: %w", err)
+		}
+	}
 	touched := map[string][]string{}
 	names := make([]string, 0, len(l.tables))
 	for n := range l.tables {
@@ -519,18 +529,20 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		ins := fmt.Sprintf(`INSERT INTO %s BY NAME SELECT %s AS %s, * FROM (%s)
 			WHERE %s IN (SELECT id FROM fhirlake_accepted WHERE resource_type = $1)`,
 			ident(name), sqlString(l.source), ident(load.DataSource), staged, ident(t.Key))
-		err = l.w.exec(ctx, ins, t.Resource)
+		res, err = l.w.conn.ExecContext(ctx, ins, t.Resource)
 		release()
 		if err != nil {
 			return nil, fmt.Errorf("insert rows of %s: %w", name, err)
+		}
+		inserted, _ := res.RowsAffected()
+		if deleted == 0 && inserted == 0 {
+			continue // the lake's copy is still right
 		}
 		after, err := l.partitions(ctx, t, affected, run.ID)
 		if err != nil {
 			return nil, err
 		}
-		if deleted > 0 || l.rows[name] > 0 {
-			touched[name] = union(before, after)
-		}
+		touched[name] = union(before, after)
 	}
 	// Persons: relinked when the run changed patients or their
 	// identifiers, or matched members, or the crosswalk is new.
@@ -555,7 +567,7 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		`DELETE FROM fhirlake_resources WHERE source = $2 AND (resource_type, id) IN (
 			SELECT resource_type, id FROM fhirlake_accepted
 			UNION ALL SELECT resource_type, id FROM fhirlake_deleted WHERE run_id = $1)`,
-		`INSERT INTO fhirlake_resources SELECT $2, resource_type, id, meta_last_updated, version_id, $1 FROM fhirlake_accepted`,
+		`INSERT INTO fhirlake_resources SELECT $2, resource_type, id, meta_last_updated, version_id, $1, content_hash FROM fhirlake_accepted`,
 		`DROP TABLE fhirlake_accepted`,
 	} {
 		if err := l.w.exec(ctx, q, run.ID, l.source); err != nil {
@@ -673,17 +685,20 @@ func union(a, b []string) []string {
 // the run (meta.lastUpdated as an instant, then versionId, numerically
 // when it is a number, then file and line order) and keeps it only when
 // the warehouse does not already hold a strictly newer one of the same
-// source ($1). Equal versions are taken again: the later run wins a tie.
+// source ($1). Equal versions are taken again (the later run wins a tie)
+// unless their content hashes are equal: those are marked unchanged, and
+// the commit leaves their rows as they are.
 const acceptSQL = `
 CREATE OR REPLACE TEMP TABLE fhirlake_accepted AS
 WITH ranked AS (
-	SELECT resource_type, id, meta_last_updated, version_id,
+	SELECT resource_type, id, meta_last_updated, version_id, content_hash,
 	       row_number() OVER (PARTITION BY resource_type, id ORDER BY
 	           meta_last_updated DESC NULLS LAST,
 	           try_cast(version_id AS BIGINT) DESC NULLS LAST, version_id DESC NULLS LAST,
 	           file DESC, line DESC) AS rn
 	FROM fhirlake_stage__resources)
-SELECT r.resource_type, r.id, r.meta_last_updated, r.version_id
+SELECT r.resource_type, r.id, r.meta_last_updated, r.version_id, r.content_hash,
+       coalesce(cur.content_hash = r.content_hash, false) AS unchanged
 FROM ranked AS r
 LEFT JOIN fhirlake_resources AS cur ON cur.source = $1 AND cur.resource_type = r.resource_type AND cur.id = r.id
 WHERE r.rn = 1 AND (cur.id IS NULL OR NOT (

@@ -257,7 +257,7 @@ func (w *Warehouse) Watermark(ctx context.Context, source, scope string, types [
 // refused), so their downloads and server jobs are no longer needed.
 func (w *Warehouse) CommittedJobs(ctx context.Context, jobs []string) (map[string]bool, error) {
 	out := map[string]bool{}
-	if len(jobs) == 0 || w.version < load.SchemaVersion {
+	if len(jobs) == 0 || w.version < 2 { // version 1 recorded no jobs
 		return out, nil
 	}
 	got, err := w.queryStrings(ctx, `SELECT DISTINCT job FROM fhirlake_runs WHERE list_contains(?, job)`, jobs)
@@ -350,7 +350,11 @@ CREATE TABLE IF NOT EXISTS fhirlake_export_errors (
 `
 
 // The bookkeeping tables whose layout changed in version 2 (Upgrade
-// recreates them).
+// recreates them). fhirlake_resources holds one row per (source,
+// resource_type, id) without a primary-key index, which would cost a tenth
+// of the warehouse: the commit deletes the versions it replaces before it
+// inserts them from fhirlake_accepted, one per resource (TestVersionIndexUnique).
+// content_hash came in version 3.
 const (
 	resourcesDDL = `
 CREATE TABLE fhirlake_resources (
@@ -360,7 +364,7 @@ CREATE TABLE fhirlake_resources (
 	meta_last_updated TIMESTAMPTZ,
 	version_id        VARCHAR,
 	run_id            VARCHAR NOT NULL,
-	PRIMARY KEY (source, resource_type, id)
+	content_hash      BIGINT
 );
 `
 	deletedDDL = `

@@ -192,7 +192,8 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 			return fmt.Errorf("lake %s: %w", load.PersonTable, err)
 		}
 	}
-	if err := w.writeLakeMeta(ctx, dir, tables); err != nil {
+	keepIndex := !full && !changes.Index
+	if err := w.writeLakeMeta(ctx, dir, tables, keepIndex); err != nil {
 		return fmt.Errorf("lake bookkeeping: %w", err)
 	}
 	return nil
@@ -541,8 +542,9 @@ func copyFile(path string, write func(tmp string) (int64, error)) (int64, error)
 }
 
 // writeLakeMeta mirrors every bookkeeping table to DIR/_fhirlake/ and then
-// writes lake.json.
-func (w *writer) writeLakeMeta(ctx context.Context, dir string, tables []load.Table) error {
+// writes lake.json. With keepIndex, a mirror of the version index already
+// there is left as it is (the run did not change the index).
+func (w *writer) writeLakeMeta(ctx context.Context, dir string, tables []load.Table, keepIndex bool) error {
 	old, err := ReadLakeMeta(dir)
 	if err != nil {
 		return err
@@ -555,10 +557,13 @@ func (w *writer) writeLakeMeta(ctx context.Context, dir string, tables []load.Ta
 	for name, sql := range defs {
 		if strings.HasPrefix(name, load.BookkeepingPrefix) {
 			path := filepath.Join(dir, MetaDir, name+".parquet")
+			meta.Tables[name] = LakeTable{SQL: sql}
+			if _, err := os.Stat(path); err == nil && keepIndex && name == load.IndexTable {
+				continue
+			}
 			if _, err := copyFile(path, func(tmp string) (int64, error) { return w.snap.WriteTableParquet(ctx, name, tmp) }); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			meta.Tables[name] = LakeTable{SQL: sql}
 		}
 	}
 	// Tables of the lake: those written now and those already there.

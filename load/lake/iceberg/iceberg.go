@@ -313,7 +313,7 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 	// The crosswalk spans sources, and the bookkeeping is small: whole.
 	for name, def := range defs {
 		whole := strings.HasPrefix(name, load.BookkeepingPrefix) || name == load.PersonTable && (full || changes.Person)
-		if !whole {
+		if !whole || name == load.IndexTable && !full && !changes.Index && lk.exists(ctx, name) {
 			continue
 		}
 		if err := lk.replaceWhole(ctx, snap, name, summary, def); err != nil {
@@ -502,7 +502,7 @@ func (lk *Lake) ensureTable(ctx context.Context, name string, sc *arrow.Schema, 
 	ident := append(slices.Clone(lk.ns), name)
 	tbl, err := lk.cat.LoadTable(ctx, ident)
 	if err == nil {
-		return tbl, nil
+		return addColumns(ctx, tbl, sc)
 	}
 	if !errors.Is(err, catalog.ErrNoSuchTable) {
 		return nil, fmt.Errorf("load table: %w", err)
@@ -533,6 +533,44 @@ func (lk *Lake) ensureTable(ctx context.Context, name string, sc *arrow.Schema, 
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("create table: %w", err)
+	}
+	return tbl, nil
+}
+
+// exists reports whether the lake has table name.
+func (lk *Lake) exists(ctx context.Context, name string) bool {
+	ok, err := lk.cat.CheckTableExists(ctx, append(slices.Clone(lk.ns), name))
+	return err == nil && ok
+}
+
+// addColumns evolves tbl's schema with the columns of sc it lacks (a view
+// or a bookkeeping table that gained a column), as optional columns at the
+// end, in one commit; older data files read them as null.
+func addColumns(ctx context.Context, tbl *table.Table, sc *arrow.Schema) (*table.Table, error) {
+	var missing []arrow.Field
+	for _, f := range sc.Fields() {
+		if _, ok := tbl.Schema().FindFieldByName(f.Name); !ok {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) == 0 {
+		return tbl, nil
+	}
+	txn := tbl.NewTransaction()
+	upd := txn.UpdateSchema(true, false)
+	for _, f := range missing {
+		typ, err := table.ArrowTypeToIceberg(f.Type, false)
+		if err != nil {
+			return nil, fmt.Errorf("add column %s: %w", f.Name, err)
+		}
+		upd = upd.AddColumn([]string{f.Name}, typ, "", false, nil)
+	}
+	if err := upd.Commit(); err != nil {
+		return nil, fmt.Errorf("add columns: %w", err)
+	}
+	tbl, err := txn.Commit(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("add columns: %w", err)
 	}
 	return tbl, nil
 }

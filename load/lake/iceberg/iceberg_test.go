@@ -77,6 +77,7 @@ func commit(t *testing.T, w *duckdb.Warehouse, source, runID string, deleted []s
 		rb.Field(3).AppendNull()
 		rb.Field(4).(*array.StringBuilder).Append("Claim.ndjson")
 		rb.Field(5).(*array.Int64Builder).Append(int64(i + 1))
+		rb.Field(6).AppendNull()
 		cb.Field(0).(*array.StringBuilder).Append(c.id)
 		cb.Field(1).AppendNull()
 		if c.date == "" {
@@ -521,4 +522,41 @@ func TestOtherWarehouseRefused(t *testing.T) {
 		t.Fatalf("Publish from another warehouse: %v", err)
 	}
 	checkMirrors(t, w, lk, "", "claim", "claim_line")
+}
+
+// TestPublishAddsColumns: a warehouse table that gained a column (here
+// the version index of a newer layout) evolves the Iceberg table's schema
+// instead of failing the publish.
+func TestPublishAddsColumns(t *testing.T) {
+	ctx := t.Context()
+	w, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	lk, err := iceberg.Open(ctx, t.TempDir(), load.LakeOptions{Warehouse: w.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	exec := func(q string) {
+		rows, err := w.Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	ch := commit(t, w, "payer-a", "r1", nil, claim{"a", "2021-05-01", 1})
+	exec("ALTER TABLE fhirlake_resources DROP COLUMN content_hash") // as a layout 2 warehouse published it
+	publish(t, lk, w, ch)
+	exec("ALTER TABLE fhirlake_resources ADD COLUMN content_hash BIGINT")
+	publish(t, lk, w, commit(t, w, "payer-b", "r2", nil, claim{"b", "2021-06-01", 1}))
+	tbl, err := lk.Table(ctx, load.IndexTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tbl.Schema().FindFieldByName("content_hash"); !ok {
+		t.Fatalf("the lake's version index has no content_hash: %v", tbl.Schema())
+	}
+	checkMirrors(t, w, lk, "", load.IndexTable, "claim")
 }

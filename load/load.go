@@ -166,7 +166,18 @@ type Changes struct {
 	Index bool
 	// RunID is the run's id, which lakes record with what they publish.
 	RunID string
+	// Keys lists, per resource type, the ids of the resources of Source
+	// the run replaced or deleted (their rows in the lake are stale), so
+	// that a lake can change just those rows (RecordsOf gives the new
+	// ones). It is nil when the run changed more than MaxChangedKeys
+	// resources: a lake then rewrites the changed partitions.
+	Keys map[string][]string
 }
+
+// MaxChangedKeys bounds Changes.Keys: beyond it a run is large enough
+// that rewriting its partitions costs about as much as naming its rows,
+// and the list would hold memory in proportion to the input.
+const MaxChangedKeys = 50_000
 
 // DefaultSource is the source of runs that name none, and of rows a
 // version 1 warehouse cannot attribute to a source (see Upgrade).

@@ -361,6 +361,20 @@ func (l *memLoader) Commit(_ context.Context, run Run) (Stats, error) {
 			delete(m.versions, k)
 		}
 	}
+	if n := len(accepted) + len(gone); n > 0 && n <= MaxChangedKeys {
+		st.Changes.Keys = map[string][]string{}
+		for k := range accepted {
+			st.Changes.Keys[k.typ] = append(st.Changes.Keys[k.typ], k.id)
+		}
+		for k := range gone {
+			if !accepted[k] {
+				st.Changes.Keys[k.typ] = append(st.Changes.Keys[k.typ], k.id)
+			}
+		}
+		for _, ids := range st.Changes.Keys {
+			slices.Sort(ids)
+		}
+	}
 	for name, def := range l.tables {
 		t := m.tables[name]
 		if t == nil {
@@ -483,6 +497,29 @@ func (m *Memory) Records(_ context.Context, t Table, source string, vals []strin
 		recs = append(recs, mt.rows[k]...)
 	}
 	return array.NewRecordReader(mt.def.Schema, recs)
+}
+
+// RecordsOf streams the rows of t of source of the resources ids, in key
+// order.
+func (m *Memory) RecordsOf(_ context.Context, t Table, source string, ids []string) (RecordReader, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mt, ok := m.tables[t.Name]
+	if !ok {
+		return array.NewRecordReader(t.Schema, nil)
+	}
+	sorted := slices.Clone(ids)
+	slices.Sort(sorted)
+	var recs []arrow.RecordBatch
+	for _, id := range slices.Compact(sorted) {
+		recs = append(recs, mt.rows[memKey{source, t.Resource, id}]...)
+	}
+	return array.NewRecordReader(mt.def.Schema, recs)
+}
+
+// RunIndex is not supported: Memory keeps no bookkeeping tables.
+func (m *Memory) RunIndex(context.Context, string, string) (RecordReader, error) {
+	return nil, fmt.Errorf("memory warehouse: no bookkeeping tables")
 }
 
 // WriteParquet is not supported: Memory writes no files.

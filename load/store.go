@@ -96,6 +96,9 @@ type Snapshot interface {
 	// Records streams the rows of t of source, of the partitions vals
 	// (every row of the source when vals is nil), in no particular order.
 	Records(ctx context.Context, t Table, source string, vals []string) (RecordReader, error)
+	// RecordsOf streams the rows of t of source whose resource (t.Key) is
+	// one of ids, in no particular order.
+	RecordsOf(ctx context.Context, t Table, source string, ids []string) (RecordReader, error)
 	// WriteParquet writes the same rows as zstd Parquet: into the file
 	// dst for an unpartitioned table, or for a partitioned one into the
 	// new folder dst, one folder <t.Partition.Name>=<value>/ per partition
@@ -107,6 +110,9 @@ type Snapshot interface {
 	// TableRecords streams a whole table (a bookkeeping table, the person
 	// crosswalk).
 	TableRecords(ctx context.Context, table string) (RecordReader, error)
+	// RunIndex streams the rows of the version index (IndexTable) that the
+	// run runID of source wrote: the versions it loaded.
+	RunIndex(ctx context.Context, source, runID string) (RecordReader, error)
 	// TableDefs maps every table, bookkeeping ones included, to its
 	// CREATE statement.
 	TableDefs(ctx context.Context) (map[string]string, error)

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"io/fs"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/duckdb"
 	"github.com/fhirlake/fhirlake/load/lake/iceberg"
+	"github.com/fhirlake/fhirlake/load/lake/iceberg/icebergtest"
 )
 
 // TestRunIntoIcebergOnS3: `fhirlake run` with an Iceberg lake on an S3
@@ -129,7 +129,7 @@ func TestRunIntoIcebergOnS3(t *testing.T) {
 }
 
 // icebergMirrors compares each table's current Iceberg snapshot with the
-// warehouse, row for row.
+// warehouse's table (icebergtest.CheckMirrors).
 func icebergMirrors(t *testing.T, wh, location string, opts load.LakeOptions, s3root string, env map[string]string, tables ...string) {
 	t.Helper()
 	for k, v := range env {
@@ -147,41 +147,5 @@ func icebergMirrors(t *testing.T, wh, location string, opts load.LakeOptions, s3
 		t.Fatal(err)
 	}
 	defer w.Close()
-	for _, name := range tables {
-		tbl, err := lk.Table(ctx, name)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		tasks, err := tbl.Scan().PlanFiles(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var files []string
-		for _, task := range tasks {
-			u, _ := url.Parse(task.File.FilePath())
-			files = append(files, "'"+filepath.Join(s3root, u.Host, u.Path)+"'")
-		}
-		if len(files) == 0 {
-			t.Errorf("%s: no data files", name)
-			continue
-		}
-		src := "read_parquet([" + strings.Join(files, ", ") + "], hive_partitioning = false)"
-		for _, q := range []string{
-			"SELECT count(*) FROM (SELECT * FROM " + name + " EXCEPT ALL SELECT * FROM " + src + ")",
-			"SELECT count(*) FROM (SELECT * FROM " + src + " EXCEPT ALL SELECT * FROM " + name + ")",
-		} {
-			rows, err := w.Query(ctx, q)
-			if err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-			var n int64
-			for rows.Next() {
-				rows.Scan(&n)
-			}
-			rows.Close()
-			if n != 0 {
-				t.Errorf("%s: %d rows differ between the warehouse and the lake", name, n)
-			}
-		}
-	}
+	icebergtest.CheckMirrors(t, w, lk, s3root, tables...)
 }

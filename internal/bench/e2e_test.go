@@ -27,7 +27,9 @@ import (
 // FHIRLAKE_BENCH_ROUNDS rounds (default 3) are compared. Then, on
 // fhirlake's warehouse, an incremental load of 1% of the resources in new
 // versions (spread over every type, file and year) and a reload of the
-// same files (nothing new: it should write nothing).
+// same files (nothing new: it should write nothing); and the full load and
+// the incremental one again with an Iceberg lake (merge-on-read), for what
+// that incremental costs and writes.
 //
 // Sizes are FHIRLAKE_BENCH_E2E_MB, comma-separated megabytes (default
 // "250,1000"); exports have five years of history. The fhirlake binary is
@@ -82,12 +84,20 @@ func BenchmarkEndToEnd(b *testing.B) {
 				inc := incrementalRun(b, bin, incr, lastFL)
 				same := incrementalRun(b, bin, incr, lastFL)
 				os.RemoveAll(lastFL)
+				// The same on an Iceberg lake (merge-on-read).
+				ice := filepath.Join(dir, "iceberg")
+				os.RemoveAll(ice)
+				iceFull := runFhirlake(b, bin, export, ice, "--lake-format", "iceberg")
+				iceInc := incrementalRun(b, bin, incr, ice, "--lake-format", "iceberg")
+				os.RemoveAll(ice)
+				b.Logf("Iceberg lake: full %v; incremental %+v", iceFull, iceInc)
 				b.Logf("%d MB (%d members, %d resources, %d files): fhirlake %v, native %v", mb, st.Members, st.Resources, st.Files, runsOf(fl), runsOf(nat))
-				row := fmt.Sprintf("| %s | %.1f s | %.1f s | **%.2f×** | %d MB | %d MB | %.1f MB (%.2f×) | %.1f MB | %.1f MB | %.2f s (%.1f%% of full), %.1f%% of the lake rewritten, warehouse %+.0f%% | %.2f s, %s written |",
+				row := fmt.Sprintf("| %s | %.1f s | %.1f s | **%.2f×** | %d MB | %d MB | %.1f MB (%.2f×) | %.1f MB | %.1f MB | %.2f s (%.1f%% of full), %.1f%% of the lake rewritten, warehouse %+.0f%% | %.2f s, %s written | %.2f s (%.1f%% of its full load's %.1f s), %.1f%% of the lake written |",
 					mbLabel(mb), f.secs, n.secs, n.secs/f.secs, f.rssMB, n.rssMB,
 					float64(f.warehouse)/1e6, float64(f.warehouse)/float64(n.warehouse), float64(f.lake)/1e6, float64(n.lake)/1e6,
 					inc.secs, 100*inc.secs/f.secs, 100*float64(inc.lakeWritten)/float64(inc.lakeSize), 100*float64(inc.warehouseAfter-f.warehouse)/float64(f.warehouse),
-					same.secs, humanBytes(same.lakeWritten+max(same.warehouseAfter-inc.warehouseAfter, 0)))
+					same.secs, humanBytes(same.lakeWritten+max(same.warehouseAfter-inc.warehouseAfter, 0)),
+					iceInc.secs, 100*iceInc.secs/iceFull.secs, iceFull.secs, 100*float64(iceInc.lakeWritten)/float64(iceInc.lakeSize))
 				table = append(table, row)
 				b.Logf("%d changed resources; incremental %+v; unchanged reload %+v", changed, inc, same)
 				b.ReportMetric(n.secs/f.secs, "speed-ratio")
@@ -95,13 +105,14 @@ func BenchmarkEndToEnd(b *testing.B) {
 				b.ReportMetric(float64(n.rssMB), "native-rss-MB")
 				b.ReportMetric(inc.secs/f.secs, "incr-time-ratio")
 				b.ReportMetric(float64(inc.lakeWritten)/float64(inc.lakeSize), "incr-lake-rewritten")
+				b.ReportMetric(float64(iceInc.lakeWritten)/float64(iceInc.lakeSize), "iceberg-incr-lake-written")
 				b.ReportMetric(0, "ns/op")
 			}
 			os.RemoveAll(dir)
 		})
 	}
 	if len(table) > 0 {
-		fmt.Printf("\n| input | fhirlake load | DuckDB-native | speed (native time / ours) | fhirlake peak RSS | native peak RSS | warehouse (vs native) | fhirlake lake | native lake | 1%% incremental | unchanged reload |\n|---|---|---|---|---|---|---|---|---|---|---|\n%s\n\n",
+		fmt.Printf("\n| input | fhirlake load | DuckDB-native | speed (native time / ours) | fhirlake peak RSS | native peak RSS | warehouse (vs native) | fhirlake lake | native lake | 1%% incremental | unchanged reload | 1%% incremental, Iceberg lake |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n%s\n\n",
 			strings.Join(table, "\n"))
 	}
 }
@@ -150,12 +161,13 @@ func abs(x float64) float64 {
 }
 
 // runFhirlake loads export into a new warehouse and lake under out.
-func runFhirlake(b *testing.B, bin, export, out string) sideRun {
+func runFhirlake(b *testing.B, bin, export, out string, extra ...string) sideRun {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		b.Fatal(err)
 	}
 	wh, lake := filepath.Join(out, "warehouse.duckdb"), filepath.Join(out, "lake")
-	secs, rss := timed(b, exec.Command(bin, "--log-level", "warn", "load", "--in", export, "--warehouse", wh, "--lake", lake, "--source", "bench"))
+	args := append([]string{"--log-level", "warn", "load", "--in", export, "--warehouse", wh, "--lake", lake, "--source", "bench"}, extra...)
+	secs, rss := timed(b, exec.Command(bin, args...))
 	return sideRun{secs: secs, rssMB: rss, warehouse: treeSize(b, wh), lake: treeSize(b, lake)}
 }
 
@@ -204,10 +216,11 @@ type incrementalStats struct {
 }
 
 // incrementalRun loads dir into the warehouse and lake under out.
-func incrementalRun(b *testing.B, bin, dir, out string) incrementalStats {
+func incrementalRun(b *testing.B, bin, dir, out string, extra ...string) incrementalStats {
 	wh, lake := filepath.Join(out, "warehouse.duckdb"), filepath.Join(out, "lake")
 	before := stamps(b, lake)
-	secs, rss := timed(b, exec.Command(bin, "--log-level", "warn", "load", "--in", dir, "--warehouse", wh, "--lake", lake, "--source", "bench"))
+	args := append([]string{"--log-level", "warn", "load", "--in", dir, "--warehouse", wh, "--lake", lake, "--source", "bench"}, extra...)
+	secs, rss := timed(b, exec.Command(bin, args...))
 	st := incrementalStats{secs: secs, rssMB: rss, warehouseAfter: treeSize(b, wh)}
 	for path, s := range stamps(b, lake) {
 		st.lakeSize += s.size

@@ -220,32 +220,38 @@ func TestWriteLakeMirrorsWarehouse(t *testing.T) {
 		claims    []claim
 		skipLake  bool // the lake write of this run "crashed"
 		wantTouch map[string][]string
+		wantKeys  []string // the claims replaced or deleted
 	}{
 		{
 			name:      "first load",
 			claims:    []claim{{"a", "2021-05-01", 2}, {"b", "2022-01-01", 1}, {"c", "", 1}},
 			wantTouch: map[string][]string{"claim": {"2021", "2022", "unknown"}, "claim_line": {"2021", "2022", "unknown"}, "claim_note": nil},
+			wantKeys:  []string{"a", "b", "c"},
 		},
 		{
 			name:      "a moves to 2023, b reloaded with more lines",
 			claims:    []claim{{"a", "2023-02-02", 1}, {"b", "2022-06-01", 3}},
 			wantTouch: map[string][]string{"claim": {"2021", "2022", "2023"}, "claim_line": {"2021", "2022", "2023"}, "claim_note": nil},
+			wantKeys:  []string{"a", "b"},
 		},
 		{
 			name:      "b and c deleted empty their partitions",
 			deleted:   []string{"b", "c"},
 			wantTouch: map[string][]string{"claim": {"2022", "unknown"}, "claim_line": {"2022", "unknown"}, "claim_note": nil},
+			wantKeys:  []string{"b", "c"},
 		},
 		{
 			name:      "lake write lost",
 			claims:    []claim{{"d", "2020-01-01", 1}},
 			skipLake:  true,
 			wantTouch: map[string][]string{"claim": {"2020"}, "claim_line": {"2020"}, "claim_note": nil},
+			wantKeys:  []string{"d"},
 		},
 		{
 			name:      "next run catches up the whole lake",
 			claims:    []claim{{"e", "2024-12-31", 2}},
 			wantTouch: map[string][]string{"claim": {"2024"}, "claim_line": {"2024"}, "claim_note": nil},
+			wantKeys:  []string{"e"},
 		},
 	}
 	w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
@@ -258,7 +264,8 @@ func TestWriteLakeMirrorsWarehouse(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			id := "r" + string(rune('1'+i))
 			st := claimRun(t, w, id, s.deleted, s.claims...)
-			if diff := cmp.Diff(&load.Changes{Source: "test", RunID: id, Tables: s.wantTouch, Index: true}, st.Changes); diff != "" {
+			if diff := cmp.Diff(&load.Changes{Source: "test", RunID: id, Tables: s.wantTouch, Index: true,
+				Keys: map[string][]string{"Claim": s.wantKeys}}, st.Changes); diff != "" {
 				t.Errorf("changes (-want +got):\n%s", diff)
 			}
 			if s.skipLake {

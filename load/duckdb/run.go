@@ -60,6 +60,7 @@ type Loader struct {
 	unchanged int64
 	// indexChanged is set when the commit changes fhirlake_resources.
 	indexChanged bool
+	keys         map[string][]string // see load.Changes.Keys
 	done         bool
 }
 
@@ -461,7 +462,7 @@ func (l *Loader) Commit(ctx context.Context, run load.Run) (load.Stats, error) {
 		rows[k] = v
 	}
 	return load.Stats{Resources: l.resources, Rejects: l.nrejects, Deleted: l.deletedResources, SkippedOlder: l.skipped, Unchanged: l.unchanged, Rows: rows,
-		Changes: &load.Changes{Source: l.source, RunID: run.ID, Tables: touched, Person: l.relinked, Index: l.indexChanged}, PersonConflicts: l.conflicts}, nil
+		Changes: &load.Changes{Source: l.source, RunID: run.ID, Tables: touched, Person: l.relinked, Index: l.indexChanged, Keys: l.keys}, PersonConflicts: l.conflicts}, nil
 }
 
 func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, error) {
@@ -561,6 +562,9 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		}
 		l.relinked = true
 	}
+	if err := l.changedKeys(ctx, run.ID, accepted-l.unchanged+l.deletedResources); err != nil {
+		return nil, err
+	}
 	// The version index: accepted versions replace what was there, deleted
 	// resources leave it; both only for this source.
 	for _, q := range []string{
@@ -604,6 +608,36 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		return nil, err
 	}
 	return touched, nil
+}
+
+// changedKeys sets l.keys, the ids of the resources the run replaced or
+// deleted by type (load.Changes.Keys), when there are at most
+// load.MaxChangedKeys of them (n counts them, perhaps twice).
+func (l *Loader) changedKeys(ctx context.Context, runID string, n int64) error {
+	l.keys = nil
+	if n == 0 || n > load.MaxChangedKeys {
+		return nil
+	}
+	rows, err := l.w.conn.QueryContext(ctx, `SELECT resource_type, id FROM fhirlake_accepted
+		UNION SELECT resource_type, id FROM fhirlake_deleted WHERE run_id = $1
+		ORDER BY 1, 2`, runID)
+	if err != nil {
+		return fmt.Errorf("list changed resources: %w", err)
+	}
+	defer rows.Close()
+	keys := map[string][]string{}
+	for rows.Next() {
+		var typ, id string
+		if err := rows.Scan(&typ, &id); err != nil {
+			return fmt.Errorf("list changed resources: %w", err)
+		}
+		keys[typ] = append(keys[typ], id)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("list changed resources: %w", err)
+	}
+	l.keys = keys
+	return nil
 }
 
 // ErrUnresolvedDuplicates means a run staged a resource more than once

@@ -85,6 +85,17 @@ func (w *Warehouse) Records(ctx context.Context, t load.Table, source string, va
 	return rr, nil
 }
 
+// RecordsOf streams the rows of t of source of the resources ids.
+func (w *Warehouse) RecordsOf(ctx context.Context, t load.Table, source string, ids []string) (load.RecordReader, error) {
+	q := fmt.Sprintf("SELECT * FROM %s WHERE %s = $1 AND %s IN (SELECT unnest($2::VARCHAR[]))",
+		ident(t.Name), ident(load.DataSource), ident(t.Key))
+	rr, err := w.ar.QueryContext(ctx, q, source, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", t.Name, err)
+	}
+	return rr, nil
+}
+
 // WriteParquet writes the rows of t of source in partitions vals with
 // COPY: one file dst, or for a partitioned table one PARTITION_BY pass
 // into the folder dst.
@@ -106,6 +117,15 @@ func (w *Warehouse) WriteParquet(ctx context.Context, t load.Table, source strin
 func (w *Warehouse) WriteTableParquet(ctx context.Context, table, dst string) (int64, error) {
 	return w.copyTo(ctx, fmt.Sprintf("COPY (SELECT * FROM %s) TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)",
 		ident(table), sqlString(dst), rowGroupRows))
+}
+
+// RunIndex streams the version index rows the run runID of source wrote.
+func (w *Warehouse) RunIndex(ctx context.Context, source, runID string) (load.RecordReader, error) {
+	rr, err := w.ar.QueryContext(ctx, "SELECT * FROM "+load.IndexTable+" WHERE source = $1 AND run_id = $2", source, runID)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", load.IndexTable, err)
+	}
+	return rr, nil
 }
 
 // TableRecords streams a whole table through DuckDB's Arrow interface.

@@ -22,6 +22,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -316,6 +317,15 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 		if !whole || name == load.IndexTable && !full && !changes.Index && lk.exists(ctx, name) {
 			continue
 		}
+		if name == load.IndexTable && !full {
+			done, err := lk.publishIndexDelta(ctx, snap, changes, summary, def)
+			if err != nil {
+				return fmt.Errorf("iceberg lake %s: %w", name, err)
+			}
+			if done {
+				continue
+			}
+		}
 		if err := lk.replaceWhole(ctx, snap, name, summary, def); err != nil {
 			return fmt.Errorf("iceberg lake %s: %w", name, err)
 		}
@@ -428,6 +438,9 @@ func (lk *Lake) publishTable(ctx context.Context, snap load.Snapshot, t load.Tab
 		if vals, ok = changes.Tables[t.Name]; !ok {
 			return nil
 		}
+		if tbl, err := lk.Table(ctx, t.Name); err == nil && compactionDue(tbl) {
+			full = true
+		}
 	}
 	if full {
 		sources, err := snap.TableSources(ctx, t.Name)
@@ -445,6 +458,9 @@ func (lk *Lake) publishTable(ctx context.Context, snap load.Snapshot, t load.Tab
 		}
 		return overwrite(ctx, tbl, rr, iceberg.AlwaysTrue{}, summary, def)
 	}
+	if done, err := lk.publishDelta(ctx, snap, t, changes, summary, def); done || err != nil {
+		return err
+	}
 	rr, err := snap.Records(ctx, t, changes.Source, vals)
 	if err != nil {
 		return err
@@ -459,6 +475,163 @@ func (lk *Lake) publishTable(ctx context.Context, snap load.Snapshot, t load.Tab
 		return err
 	}
 	return overwrite(ctx, tbl, rr, filter, summary, def)
+}
+
+// Merge-on-read: the table properties that make a table's deletes
+// position-delete files, and when a table is compacted.
+var mergeOnRead = iceberg.Properties{
+	table.WriteDeleteModeKey: table.WriteModeMergeOnRead,
+	"write.update.mode":      table.WriteModeMergeOnRead,
+	"write.merge.mode":       table.WriteModeMergeOnRead,
+}
+
+const (
+	// propBaseFiles, a table property, is the number of data files the
+	// table's last whole write left.
+	propBaseFiles = "fhirlake.base-files"
+	// compactDeadShare: a table whose deleted positions reach this share
+	// of its rows is rewritten whole by the next run that changes it.
+	compactDeadShare = 0.2
+	// compactFileGrowth: so is one whose data and delete files reach this
+	// multiple of propBaseFiles (plus compactFileSlack).
+	compactFileGrowth = 20
+	compactFileSlack  = 16
+)
+
+// publishDelta commits the run's changes to t merge-on-read, when the run
+// names its changed resources (changes.Keys) and the table exists (and is
+// not due for compaction, see publishTable): one commit deletes the stale rows (a delete file
+// beside each data file that held one, or the file itself when all its
+// rows go) and appends the resources' current rows. What it writes is in
+// proportion to the change, not to the partitions the change touches.
+// done is false when the caller must rewrite partitions instead.
+func (lk *Lake) publishDelta(ctx context.Context, snap load.Snapshot, t load.Table, changes *load.Changes, summary iceberg.Properties, def string) (done bool, err error) {
+	if changes.Keys == nil || !lk.exists(ctx, t.Name) {
+		return false, nil
+	}
+	ids := changes.Keys[t.Resource]
+	rr, err := snap.RecordsOf(ctx, t, changes.Source, ids)
+	if err != nil {
+		return false, err
+	}
+	defer rr.Release()
+	tbl, err := lk.ensureTable(ctx, t.Name, rr.Schema(), t.Partition)
+	if err != nil {
+		return false, err
+	}
+	var filter iceberg.BooleanExpression
+	if len(ids) > 0 {
+		filter = iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference(load.DataSource), changes.Source),
+			iceberg.IsIn(iceberg.Reference(t.Key), ids...))
+	}
+	return true, commitDelta(ctx, tbl, filter, rr, summary, def)
+}
+
+// publishIndexDelta commits the run's changes to the version index's
+// mirror merge-on-read, as publishDelta does for a data table: the rows
+// of the resources the run replaced or deleted go, the versions it loaded
+// come in. done is false when the mirror must be replaced whole.
+func (lk *Lake) publishIndexDelta(ctx context.Context, snap load.Snapshot, changes *load.Changes, summary iceberg.Properties, def string) (done bool, err error) {
+	if changes.Keys == nil || !lk.exists(ctx, load.IndexTable) {
+		return false, nil
+	}
+	tbl, err := lk.Table(ctx, load.IndexTable)
+	if err != nil {
+		return false, fmt.Errorf("load table: %w", err)
+	}
+	if compactionDue(tbl) {
+		return false, nil
+	}
+	rr, err := snap.RunIndex(ctx, changes.Source, changes.RunID)
+	if err != nil {
+		return false, err
+	}
+	defer rr.Release()
+	if tbl, err = addColumns(ctx, tbl, rr.Schema()); err != nil {
+		return false, err
+	}
+	types := slices.Sorted(maps.Keys(changes.Keys))
+	var byType []iceberg.BooleanExpression
+	for _, typ := range types {
+		byType = append(byType, iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference("resource_type"), typ),
+			iceberg.IsIn(iceberg.Reference("id"), changes.Keys[typ]...)))
+	}
+	var filter iceberg.BooleanExpression
+	switch len(byType) {
+	case 0:
+	case 1:
+		filter = byType[0]
+	default:
+		filter = iceberg.NewOr(byType[0], byType[1], byType[2:]...)
+	}
+	if filter != nil {
+		filter = iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference("source"), changes.Source), filter)
+	}
+	return true, commitDelta(ctx, tbl, filter, rr, summary, def)
+}
+
+// commitDelta commits, in one transaction, a merge-on-read delete of the
+// rows filter selects (none when filter is nil) and the append of rr's
+// rows, switching the table to merge-on-read and recording its CREATE
+// statement, def, when they changed.
+func commitDelta(ctx context.Context, tbl *table.Table, filter iceberg.BooleanExpression, rr load.RecordReader, summary iceberg.Properties, def string) error {
+	props := iceberg.Properties{}
+	if def != "" && tbl.Properties()[propSQL] != def {
+		props[propSQL] = def
+	}
+	for k, v := range mergeOnRead {
+		if tbl.Properties()[k] != v {
+			props[k] = v
+		}
+	}
+	if _, ok := tbl.Properties()[propBaseFiles]; !ok {
+		props[propBaseFiles] = strconv.FormatInt(summaryInt(tbl, "total-data-files"), 10)
+	}
+	txn := tbl.NewTransaction()
+	if len(props) > 0 {
+		if err := txn.SetProperties(props); err != nil {
+			return fmt.Errorf("set properties: %w", err)
+		}
+	}
+	if filter != nil {
+		if err := txn.Delete(ctx, filter, summary); err != nil {
+			return fmt.Errorf("delete changed rows: %w", err)
+		}
+	}
+	if err := txn.Append(ctx, readerOf(rr), summary); err != nil {
+		return fmt.Errorf("append changed rows: %w", err)
+	}
+	if _, err := txn.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// compactionDue reports whether tbl's delete files have grown enough that
+// the next change should rewrite it whole, which drops them.
+func compactionDue(tbl *table.Table) bool {
+	rows := summaryInt(tbl, "total-records")
+	dead := summaryInt(tbl, "total-position-deletes") + summaryInt(tbl, "total-equality-deletes")
+	if rows > 0 && float64(dead) >= compactDeadShare*float64(rows) {
+		return true
+	}
+	base, err := strconv.ParseInt(tbl.Properties()[propBaseFiles], 10, 64)
+	if err != nil {
+		return false // not recorded yet: publishDelta records it
+	}
+	files := summaryInt(tbl, "total-data-files") + summaryInt(tbl, "total-delete-files")
+	return files >= compactFileGrowth*base+compactFileSlack
+}
+
+// summaryInt is a count from the summary of tbl's current snapshot (0
+// without one).
+func summaryInt(tbl *table.Table, key string) int64 {
+	s := tbl.CurrentSnapshot()
+	if s == nil || s.Summary == nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(s.Summary.Properties[key], 10, 64)
+	return n
 }
 
 // replaceWhole commits a whole table (bookkeeping, the crosswalk).
@@ -486,13 +659,67 @@ func overwrite(ctx context.Context, tbl *table.Table, rr load.RecordReader, filt
 			return fmt.Errorf("record the table's definition: %w", err)
 		}
 	}
+	var deletes []iceberg.DataFile
+	if _, all := filter.(iceberg.AlwaysTrue); all {
+		var err error
+		if deletes, err = deleteFiles(ctx, tbl); err != nil {
+			return err
+		}
+	}
 	if err := txn.Overwrite(ctx, readerOf(rr), summary, table.WithOverwriteFilter(filter)); err != nil {
 		return fmt.Errorf("overwrite: %w", err)
+	}
+	if len(deletes) > 0 {
+		// Every data file went, so every delete file applies to nothing:
+		// a second snapshot of the same commit removes them (iceberg-go's
+		// overwrite keeps them), and the table starts afresh.
+		if err := txn.ReplaceFiles(ctx, nil, nil, deletes, summary); err != nil {
+			return fmt.Errorf("remove delete files: %w", err)
+		}
+	}
+	if _, all := filter.(iceberg.AlwaysTrue); all {
+		staged, err := txn.StagedTable()
+		if err != nil {
+			return fmt.Errorf("overwrite: %w", err)
+		}
+		n := strconv.FormatInt(summaryInt(staged.Table, "total-data-files"), 10)
+		if err := txn.SetProperties(iceberg.Properties{propBaseFiles: n}); err != nil {
+			return fmt.Errorf("record the table's files: %w", err)
+		}
 	}
 	if _, err := txn.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// deleteFiles lists the delete files of tbl's current snapshot.
+func deleteFiles(ctx context.Context, tbl *table.Table) ([]iceberg.DataFile, error) {
+	snap := tbl.CurrentSnapshot()
+	if snap == nil {
+		return nil, nil
+	}
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list delete files: %w", err)
+	}
+	manifests, err := snap.Manifests(fs)
+	if err != nil {
+		return nil, fmt.Errorf("list delete files: %w", err)
+	}
+	var out []iceberg.DataFile
+	for _, m := range manifests {
+		if m.ManifestContent() != iceberg.ManifestContentDeletes {
+			continue
+		}
+		for e, err := range m.Entries(fs, true) {
+			if err != nil {
+				return nil, fmt.Errorf("list delete files: %w", err)
+			}
+			out = append(out, e.DataFile())
+		}
+	}
+	return out, nil
 }
 
 // ensureTable loads the Iceberg table of name, creating it from the
@@ -526,10 +753,10 @@ func (lk *Lake) ensureTable(ctx context.Context, name string, sc *arrow.Schema, 
 		catalog.WithLocation(lk.location+"/"+name),
 		catalog.WithPartitionSpec(&spec),
 		catalog.WithProperties(iceberg.Properties{
-			// Copy-on-write everywhere: no delete files for readers that
-			// do not merge on read.
-			"write.delete.mode": "copy-on-write", "write.update.mode": "copy-on-write", "write.merge.mode": "copy-on-write",
-			"write.parquet.compression-codec": "zstd",
+			// Merge-on-read (publishDelta): Trino, Spark, Athena and
+			// DuckDB apply position deletes; compactionDue bounds them.
+			table.WriteDeleteModeKey: table.WriteModeMergeOnRead, "write.update.mode": table.WriteModeMergeOnRead,
+			"write.merge.mode": table.WriteModeMergeOnRead, "write.parquet.compression-codec": "zstd",
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("create table: %w", err)

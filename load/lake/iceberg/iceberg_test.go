@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +25,7 @@ import (
 	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/duckdb"
 	"github.com/fhirlake/fhirlake/load/lake/iceberg"
+	"github.com/fhirlake/fhirlake/load/lake/iceberg/icebergtest"
 )
 
 var (
@@ -107,74 +108,6 @@ func commit(t *testing.T, w *duckdb.Warehouse, source, runID string, deleted []s
 	return st.Changes
 }
 
-// localPath maps a data file's URL to the file that holds it: file://
-// as is, s3:// through the S3 server's folder (s3root).
-func localPath(t *testing.T, s3root, loc string) string {
-	t.Helper()
-	u, err := url.Parse(loc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.Scheme == "s3" {
-		return filepath.Join(s3root, u.Host, u.Path)
-	}
-	return u.Path
-}
-
-// checkMirrors reads every table's current snapshot independently of
-// iceberg-go's reader (the data files its metadata lists, by DuckDB's
-// read_parquet) and compares the rows with the warehouse's, order aside.
-func checkMirrors(t *testing.T, w *duckdb.Warehouse, lk *iceberg.Lake, s3root string, names ...string) {
-	t.Helper()
-	for _, name := range names {
-		files := dataFiles(t, lk, name)
-		if len(files) == 0 {
-			n := query(t, w, "SELECT count(*)::VARCHAR FROM "+name)
-			if n[0] != "0" {
-				t.Errorf("%s: no data files, %s rows in the warehouse", name, n[0])
-			}
-			continue
-		}
-		quoted := make([]string, len(files))
-		for i, f := range files {
-			quoted[i] = "'" + localPath(t, s3root, f) + "'"
-		}
-		src := "read_parquet([" + strings.Join(quoted, ", ") + "], hive_partitioning = false)"
-		for _, q := range []string{
-			"SELECT * FROM " + name + " EXCEPT ALL SELECT * FROM " + src,
-			"SELECT * FROM " + src + " EXCEPT ALL SELECT * FROM " + name,
-		} {
-			if got := query(t, w, "SELECT count(*)::VARCHAR FROM ("+q+")"); got[0] != "0" {
-				t.Errorf("%s: %s rows differ between the warehouse and the lake: %s", name, got[0], q)
-			}
-		}
-	}
-}
-
-// dataFiles lists the data files of the table's current snapshot.
-func dataFiles(t *testing.T, lk *iceberg.Lake, name string) []string {
-	t.Helper()
-	tbl, err := lk.Table(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tbl.CurrentSnapshot() == nil {
-		return nil
-	}
-	tasks, err := tbl.Scan().PlanFiles(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, task := range tasks {
-		if len(task.DeleteFiles)+len(task.EqualityDeleteFiles)+len(task.DeletionVectorFiles) > 0 {
-			t.Errorf("%s: delete files in a copy-on-write table", name)
-		}
-		out = append(out, task.File.FilePath())
-	}
-	return out
-}
-
 func query(t *testing.T, w *duckdb.Warehouse, q string) []string {
 	t.Helper()
 	rows, err := w.Query(t.Context(), q)
@@ -253,7 +186,7 @@ func lakeTest(t *testing.T, location string, opts load.LakeOptions, s3root strin
 			continue
 		}
 		publish(t, lk, w, ch)
-		checkMirrors(t, w, lk, s3root, "claim", "claim_line", "fhirlake_runs", "fhirlake_resources")
+		icebergtest.CheckMirrors(t, w, lk, s3root, "claim", "claim_line", "fhirlake_runs", "fhirlake_resources")
 		if got := snapshotSummary(t, lk, "claim"); got != s.run+" "+s.source {
 			t.Errorf("after %s: claim's snapshot summary %q", s.run, got)
 		}
@@ -285,6 +218,14 @@ type failingSnapshot struct{ *duckdb.Warehouse }
 
 func (f failingSnapshot) Records(ctx context.Context, t load.Table, source string, vals []string) (load.RecordReader, error) {
 	rr, err := f.Warehouse.Records(ctx, t, source, vals)
+	if err != nil {
+		return nil, err
+	}
+	return &failAfterFirst{RecordReader: rr}, nil
+}
+
+func (f failingSnapshot) RecordsOf(ctx context.Context, t load.Table, source string, ids []string) (load.RecordReader, error) {
+	rr, err := f.Warehouse.RecordsOf(ctx, t, source, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +290,7 @@ func TestFailedPublishIsCaughtUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(t, lk, w, commit(t, w, "payer-a", "r3", nil, claim{"c", "2023-05-01", 1}))
-	checkMirrors(t, w, lk, "", "claim", "claim_line")
+	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line")
 	if _, err := os.Stat(stray); !os.IsNotExist(err) {
 		t.Errorf("the orphan file is still there: %v", err)
 	}
@@ -363,7 +304,10 @@ func TestFailedPublishIsCaughtUp(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, task := range tasks {
-				referenced[localPath(t, "", task.File.FilePath())] = true
+				referenced[icebergtest.LocalPath(t, "", task.File.FilePath())] = true
+				for _, d := range task.DeleteFiles {
+					referenced[icebergtest.LocalPath(t, "", d.FilePath())] = true
+				}
 			}
 		}
 		for f := range filesUnder(t, filepath.Join(root, name, "data")) {
@@ -401,10 +345,11 @@ func TestExpire(t *testing.T) {
 	if n := len(tbl.Metadata().Snapshots()); n != 1 || st.Snapshots < 2 {
 		t.Errorf("after expiry: %d snapshots of claim, %d expired in all", n, st.Snapshots)
 	}
-	if after := len(filesUnder(t, filepath.Join(root, "claim"))); after != len(dataFiles(t, lk, "claim")) || after >= before {
-		t.Errorf("claim's data files: %d before, %d after, %d in the current snapshot", before, after, len(dataFiles(t, lk, "claim")))
+	files, deletes := icebergtest.Files(t, lk, "claim")
+	if after := len(filesUnder(t, filepath.Join(root, "claim"))); after != len(files)+len(deletes) || after >= before {
+		t.Errorf("claim's data files: %d before, %d after, %d data and %d delete files in the current snapshot", before, after, len(files), len(deletes))
 	}
-	checkMirrors(t, w, lk, "", "claim", "claim_line")
+	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line")
 }
 
 // TestReaderConventions: what Trino, Spark, Athena and DuckDB expect of
@@ -425,8 +370,9 @@ func TestReaderConventions(t *testing.T) {
 	}
 	defer lk.Close()
 	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claim{"a", "2021-05-01", 2}, claim{"b", "", 1}))
-	for _, f := range dataFiles(t, lk, "claim") {
-		path := localPath(t, "", f)
+	files, _ := icebergtest.Files(t, lk, "claim")
+	for _, f := range files {
+		path := icebergtest.LocalPath(t, "", f)
 		base := filepath.Base(path)
 		if strings.HasPrefix(base, "_") || strings.HasPrefix(base, ".") {
 			t.Errorf("%s: a name readers skip", base)
@@ -521,7 +467,7 @@ func TestOtherWarehouseRefused(t *testing.T) {
 	if err := lk.Publish(ctx, other, load.Identity{Path: other.Path(), ID: other.ID()}, tables, ch); !errors.Is(err, load.ErrLakeMismatch) {
 		t.Fatalf("Publish from another warehouse: %v", err)
 	}
-	checkMirrors(t, w, lk, "", "claim", "claim_line")
+	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line")
 }
 
 // TestPublishAddsColumns: a warehouse table that gained a column (here
@@ -558,5 +504,71 @@ func TestPublishAddsColumns(t *testing.T) {
 	if _, ok := tbl.Schema().FindFieldByName("content_hash"); !ok {
 		t.Fatalf("the lake's version index has no content_hash: %v", tbl.Schema())
 	}
-	checkMirrors(t, w, lk, "", load.IndexTable, "claim")
+	icebergtest.CheckMirrors(t, w, lk, "", load.IndexTable, "claim")
+}
+
+// TestIncrementalRunsMergeOnRead: a run that changes a few resources
+// writes their rows and position-delete files, and rewrites no data file;
+// once deleted rows reach a fifth of a table, the next run rewrites it
+// whole and no delete file is left. The lake reads as the warehouse after
+// every run, by DuckDB applying the delete files itself.
+func TestIncrementalRunsMergeOnRead(t *testing.T) {
+	ctx := t.Context()
+	w, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	lk, err := iceberg.Open(ctx, t.TempDir(), load.LakeOptions{Warehouse: w.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	var all []claim
+	for i := range 40 {
+		all = append(all, claim{fmt.Sprintf("c%02d", i), fmt.Sprintf("%d-03-01", 2020+i%4), 2})
+	}
+	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, all...))
+	base, _ := icebergtest.Files(t, lk, "claim")
+
+	// r2: three claims change, one moves to another year, one goes.
+	publish(t, lk, w, commit(t, w, "payer-a", "r2", []string{"c04"},
+		claim{"c00", "2020-03-01", 1}, claim{"c01", "2021-03-01", 3}, claim{"c02", "2022-03-01", 2}, claim{"c03", "2021-06-01", 2}))
+	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line", "fhirlake_resources")
+	files, deletes := icebergtest.Files(t, lk, "claim")
+	for _, f := range base {
+		if !slices.Contains(files, f) {
+			t.Errorf("r2 rewrote %s", f)
+		}
+	}
+	if len(deletes) == 0 {
+		t.Error("r2 wrote no delete file")
+	}
+	tbl, _ := lk.Table(ctx, "claim")
+	if got := tbl.CurrentSnapshot().Summary.Properties["added-records"]; got != "4" {
+		t.Errorf("r2 added %s claim rows, want the 4 changed ones", got)
+	}
+	idx, _ := lk.Table(ctx, load.IndexTable)
+	if got := idx.CurrentSnapshot().Summary.Properties["added-records"]; got != "4" {
+		t.Errorf("r2 added %s rows to the version index, want the 4 new versions", got)
+	}
+
+	// r3, r4 and r5 change four claims each: after r4, 13 of the 52 rows
+	// of the table's files are deleted (a quarter), so r5 rewrites it.
+	for i, run := range []string{"r3", "r4", "r5"} {
+		var cs []claim
+		for j := range 4 {
+			c := all[10+4*i+j]
+			c.lines = 1
+			cs = append(cs, c)
+		}
+		publish(t, lk, w, commit(t, w, "payer-a", run, nil, cs...))
+		icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line", "fhirlake_resources")
+	}
+	tbl, _ = lk.Table(ctx, "claim")
+	sum := tbl.CurrentSnapshot().Summary.Properties
+	if sum["total-delete-files"] != "0" || sum["total-position-deletes"] != "0" || sum["total-records"] != "39" {
+		t.Errorf("after the compaction: %s delete files, %s deleted positions, %s rows (want 0, 0, 39)",
+			sum["total-delete-files"], sum["total-position-deletes"], sum["total-records"])
+	}
 }

@@ -16,7 +16,7 @@ func TestMemoryBound(t *testing.T) {
 	for _, tc := range []struct {
 		env, want, err string
 	}{
-		{env: "", want: "488.2 MiB"}, // DefaultMemory, 512 MB
+		{env: "", want: "366.2 MiB"}, // DefaultMemory, 384 MB
 		{env: "2GB", want: "1.8 GiB"},
 		{env: "lots", err: MemoryEnv},
 	} {

@@ -186,10 +186,12 @@ func attach(path string, db *sql.DB, conn *sql.Conn) (*Warehouse, error) {
 // peak memory does not grow with its input.
 const MemoryEnv = "FHIRLAKE_WAREHOUSE_MEMORY"
 
-// DefaultMemory is the bound when MemoryEnv is unset. Loads of 250 MB to
-// 4 GB ran as fast with 250MB as without a bound (make bench); the rest of
-// a run (transform batches, Go's heap, the binary) takes about 300 MB.
-const DefaultMemory = "512MB"
+// DefaultMemory is the bound when MemoryEnv is unset. A full load of a
+// 10 GB export took as long with 256MB, 384MB or 512MB (69 s) and peaked
+// at 746, 793 and 938 MB of RSS; the rest of a run (transform batches,
+// Go's heap, the binary, DuckDB's allocations outside its buffer pool)
+// takes about 400 MB.
+const DefaultMemory = "384MB"
 
 // connect opens dsn with DuckDB's memory bounded (MemoryEnv).
 func connect(ctx context.Context, dsn string) (*sql.DB, *sql.Conn, error) {

@@ -41,7 +41,7 @@ func NewMemoryLake() *MemoryLake {
 func (l *MemoryLake) Location() string { return "memory" }
 
 // Check refuses a warehouse other than the one the lake mirrors.
-func (l *MemoryLake) Check(_ context.Context, warehousePath, warehouseID string) error {
+func (l *MemoryLake) Check(_ context.Context, warehousePath, warehouseID, _ string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.owner == "" || l.owner == warehouseID {
@@ -53,7 +53,7 @@ func (l *MemoryLake) Check(_ context.Context, warehousePath, warehouseID string)
 // Publish copies the changed sources of the changed tables (every table
 // and source when changes is nil) from snap, counting their rows.
 func (l *MemoryLake) Publish(ctx context.Context, snap Snapshot, w Identity, tables []Table, changes *Changes) error {
-	if err := l.Check(ctx, w.Path, w.ID); err != nil {
+	if err := l.Check(ctx, w.Path, w.ID, ""); err != nil {
 		return err
 	}
 	p := MemoryPublish{Whole: changes == nil}

@@ -517,6 +517,11 @@ func (m *Memory) RecordsOf(_ context.Context, t Table, source string, ids []stri
 	return array.NewRecordReader(mt.def.Schema, recs)
 }
 
+// SourceRecords is not supported: Memory keeps no bookkeeping tables.
+func (m *Memory) SourceRecords(context.Context, string, string, []string) (RecordReader, error) {
+	return nil, fmt.Errorf("memory warehouse: no bookkeeping tables")
+}
+
 // RunIndex is not supported: Memory keeps no bookkeeping tables.
 func (m *Memory) RunIndex(context.Context, string, string) (RecordReader, error) {
 	return nil, fmt.Errorf("memory warehouse: no bookkeeping tables")
@@ -545,7 +550,19 @@ func (m *Memory) TableDefs(context.Context) (map[string]string, error) {
 // Views is empty.
 func (m *Memory) Views(context.Context) ([]string, error) { return nil, nil }
 
-// RunIDs lists the committed runs.
+// Sources lists the sources of the committed runs.
+func (m *Memory) Sources(context.Context) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, r := range m.runs {
+		out = append(out, r.Source)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// RunIDs lists the ids of the committed runs.
 func (m *Memory) RunIDs(context.Context) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

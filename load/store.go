@@ -110,6 +110,9 @@ type Snapshot interface {
 	// TableRecords streams a whole table (a bookkeeping table, the person
 	// crosswalk).
 	TableRecords(ctx context.Context, table string) (RecordReader, error)
+	// SourceRecords streams the rows of such a table whose column (source
+	// or data_source) is one of sources.
+	SourceRecords(ctx context.Context, table, column string, sources []string) (RecordReader, error)
 	// RunIndex streams the rows of the version index (IndexTable) that the
 	// run runID of source wrote: the versions it loaded.
 	RunIndex(ctx context.Context, source, runID string) (RecordReader, error)
@@ -118,6 +121,8 @@ type Snapshot interface {
 	TableDefs(ctx context.Context) (map[string]string, error)
 	// Views are the CREATE VIEW statements, in creation order.
 	Views(ctx context.Context) ([]string, error)
+	// Sources lists, sorted, the sources of the committed runs.
+	Sources(ctx context.Context) ([]string, error)
 	// RunIDs lists the ids of the committed runs.
 	RunIDs(ctx context.Context) ([]string, error)
 }
@@ -184,10 +189,11 @@ func open(ctx context.Context, path string, readOnly bool) (Warehouse, error) {
 type Lake interface {
 	// Location is where the lake is, for messages (never with secrets).
 	Location() string
-	// Check refuses, before anything is exported, a lake that mirrors
-	// another warehouse than the one with warehouseID at warehousePath
-	// ("" for one not created yet): ErrLakeMismatch.
-	Check(ctx context.Context, warehousePath, warehouseID string) error
+	// Check refuses, before anything is exported, a lake where another
+	// warehouse than the one with warehouseID at warehousePath ("" for
+	// one not created yet) writes source ("": any of its sources):
+	// ErrLakeMismatch.
+	Check(ctx context.Context, warehousePath, warehouseID, source string) error
 	// Publish makes the lake mirror snap after a commit whose changes are
 	// given (nil: every table is rewritten).
 	Publish(ctx context.Context, snap Snapshot, w Identity, tables []Table, changes *Changes) error

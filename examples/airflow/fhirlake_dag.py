@@ -39,6 +39,15 @@ Give any other DAG or job that writes the same warehouse (a manual --full
 reload, fhirlake load, fhirlake rebuild) the same pool. With several
 warehouses, use one pool per warehouse.
 
+Many warehouses, one lake (README, "Scaling out"). With SHARED_LAKE = True,
+every source has its own warehouse file (WAREHOUSE_DIR/<source>/, on a
+persistent volume of the worker that runs it) and all of them publish to the
+Iceberg lake and PostgreSQL catalog the config names. The tasks are then
+mapped dynamically, one per source, and run at the same time on any workers
+(up to MAX_PARALLEL): each source's warehouse has one writer because
+max_active_runs=1, so no pool is needed. Concurrent commits to the same
+Iceberg table are retried by fhirlake itself.
+
 Secrets. The config file refers to secrets as env:NAME. The task reads each
 secret from an Airflow Connection (its password field, so it can live in a
 secrets backend: Vault, AWS Secrets Manager, ...) and hands it to fhirlake in
@@ -85,6 +94,12 @@ CONFIG = "/etc/fhirlake/fhirlake.yaml"
 SUMMARY_DIR = Path("/data/fhirlake/summaries")
 POOL = "fhirlake_warehouse"
 
+# Many warehouses, one lake: one warehouse per source under WAREHOUSE_DIR,
+# sources in parallel (see the module's docstring).
+SHARED_LAKE = False
+WAREHOUSE_DIR = Path("/data/fhirlake/warehouses")
+MAX_PARALLEL = 4
+
 # The sources to run: name in the config file -> {environment variable named
 # in the config as env:NAME: Airflow Connection id holding the secret}.
 # This is the only place sources are listed.
@@ -126,6 +141,10 @@ def run_source(source: str, ti=None) -> dict | list:
 
     cmd = [FHIRLAKE, "--log-format", "json", "run",
            "--config", CONFIG, "--source", source, "--summary", str(summary)]
+    if SHARED_LAKE:
+        warehouse = WAREHOUSE_DIR / source / "warehouse.duckdb"
+        warehouse.parent.mkdir(parents=True, exist_ok=True)
+        cmd += ["--warehouse", str(warehouse)]
     print("running:", " ".join(cmd))
     # JSON logs (stderr) and the result lines (stdout) go to the task log as
     # they come. fhirlake logs counts and ids, never resource content or tokens.
@@ -202,10 +221,16 @@ with DAG(
     },
     tags=["fhirlake", "etl"],
 ) as dag:
-    # Independent tasks: a failing source does not hold up the others; the
-    # one-slot pool runs them one after the other.
-    for name in SOURCES:
-        run_source.override(task_id=f"run_{name.replace('-', '_')}")(name)
+    if SHARED_LAKE:
+        # One mapped task per source, in parallel: each writes its own
+        # warehouse and its own sources of the shared lake.
+        run_source.override(task_id="run_source", pool="default_pool",
+                            max_active_tis_per_dag=MAX_PARALLEL).expand(source=list(SOURCES))
+    else:
+        # Independent tasks: a failing source does not hold up the others;
+        # the one-slot pool runs them one after the other.
+        for name in SOURCES:
+            run_source.override(task_id=f"run_{name.replace('-', '_')}")(name)
 
 
 # --- Alternative: KubernetesPodOperator --------------------------------------

@@ -562,7 +562,7 @@ func (p Pipeline) preflight(ctx context.Context) (time.Time, bool, error) {
 		if err != nil {
 			return time.Time{}, false, err
 		}
-		err = lake.Check(ctx, p.Warehouse, id)
+		err = lake.Check(ctx, p.Warehouse, id, p.Source)
 		lake.Close()
 		if err != nil {
 			return time.Time{}, false, err

@@ -119,6 +119,16 @@ func (w *Warehouse) WriteTableParquet(ctx context.Context, table, dst string) (i
 		ident(table), sqlString(dst), rowGroupRows))
 }
 
+// SourceRecords streams the rows of table whose column is one of sources.
+func (w *Warehouse) SourceRecords(ctx context.Context, table, column string, sources []string) (load.RecordReader, error) {
+	q := fmt.Sprintf("SELECT * FROM %s WHERE %s IN (SELECT unnest($1::VARCHAR[]))", ident(table), ident(column))
+	rr, err := w.ar.QueryContext(ctx, q, sources)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", table, err)
+	}
+	return rr, nil
+}
+
 // RunIndex streams the version index rows the run runID of source wrote.
 func (w *Warehouse) RunIndex(ctx context.Context, source, runID string) (load.RecordReader, error) {
 	rr, err := w.ar.QueryContext(ctx, "SELECT * FROM "+load.IndexTable+" WHERE source = $1 AND run_id = $2", source, runID)
@@ -172,7 +182,12 @@ func (w *Warehouse) Views(ctx context.Context) ([]string, error) {
 		ORDER BY view_oid`)
 }
 
-// RunIDs lists the committed runs.
+// Sources lists the sources of the committed runs.
+func (w *Warehouse) Sources(ctx context.Context) ([]string, error) {
+	return w.queryStrings(ctx, "SELECT DISTINCT source FROM fhirlake_runs WHERE status = 'committed' ORDER BY source")
+}
+
+// RunIDs lists the ids of the committed runs.
 func (w *Warehouse) RunIDs(ctx context.Context) ([]string, error) {
 	return w.queryStrings(ctx, "SELECT run_id FROM fhirlake_runs WHERE status = 'committed' ORDER BY run_id")
 }

@@ -133,7 +133,7 @@ func (lk *Lake) Location() string { return lk.dir }
 func (lk *Lake) Close() error { return nil }
 
 // Check refuses a warehouse that is not the lake's (see CheckLake).
-func (lk *Lake) Check(_ context.Context, warehousePath, warehouseID string) error {
+func (lk *Lake) Check(_ context.Context, warehousePath, warehouseID, _ string) error {
 	return CheckLake(lk.dir, warehousePath, warehouseID)
 }
 

@@ -4,17 +4,20 @@
 // Trino's JDBC catalogs open), so that Trino, Spark, Athena and DuckDB
 // query the same tables with atomic commits and time travel.
 //
-// Each Publish commits each table a run changed as one snapshot whose
-// summary records the run id and the source. Upserts and deletes are
-// copy-on-write: the data files holding the rows of the run's source and
-// changed partitions are replaced whole, no delete files, so every engine
-// reads the tables, also those without merge-on-read. Tables are
-// partitioned by data_source (identity) and, where the view says so
-// (the fhirlake/partition tag), by the year of a date column.
+// Each Publish commits each table a run changed in one catalog commit
+// whose snapshots record the run id and the source. A run that names its
+// changed resources commits merge-on-read: position-delete files for the
+// rows it replaces or deletes, new data files for their current rows; a
+// table whose delete files pile up is compacted (iceberg-go's bin-pack
+// rewrite). Tables are partitioned by data_source (identity) and, where
+// the view says so (the fhirlake/partition tag), by the year of a date
+// column. Several warehouses may write one namespace, each its own
+// sources (namespace.go); concurrent commits are retried by iceberg-go,
+// which re-reads the table and replays the commit.
 //
 // The library is apache/iceberg-go; this package adds only what is ours:
 // the table layout, the filters of a run's changes, the catch-up of a lake
-// that fell behind, and the owner check.
+// that fell behind, and who writes which source.
 package iceberg
 
 import (
@@ -29,6 +32,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -39,7 +43,9 @@ import (
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	"github.com/apache/iceberg-go/io"
 	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// locations
+	"github.com/apache/iceberg-go/metrics"
 	"github.com/apache/iceberg-go/table"
+	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // the "sqlite" database/sql driver
 
@@ -51,15 +57,6 @@ const Format = "iceberg"
 
 // DefaultNamespace is the Iceberg namespace of the tables.
 const DefaultNamespace = "fhirlake"
-
-// Namespace properties that tie the lake to its warehouse and say how far
-// it mirrors it.
-const (
-	propWarehouseID = "fhirlake.warehouse-id"
-	propWarehouse   = "fhirlake.warehouse"
-	propRuns        = "fhirlake.runs"     // committed runs mirrored
-	propLastRun     = "fhirlake.last-run" // the last of them
-)
 
 // propSQL, a table property, is the warehouse's CREATE statement of the
 // table: what a rebuild from the lake creates.
@@ -84,6 +81,10 @@ type Lake struct {
 	db       *sql.DB
 	cat      *sqlcat.Catalog
 	ns       table.Identifier
+	// retries counts commits retried after losing a race (CommitRetries);
+	// reporterID is its key in counters.
+	retries    atomic.Pointer[commitCounter]
+	reporterID string
 }
 
 var _ load.Lake = (*Lake)(nil)
@@ -108,12 +109,16 @@ func Open(ctx context.Context, location string, opts load.LakeOptions) (*Lake, e
 	if err != nil {
 		return nil, err
 	}
-	props := iceberg.Properties{"warehouse": loc}
+	reporterID := uuid.NewString()
+	counter := &commitCounter{}
+	counters.Store(reporterID, counter)
+	props := iceberg.Properties{"warehouse": loc, metrics.ReporterImplKey: reporterName, propReporterID: reporterID}
 	for k, v := range ioProps(loc, opts) {
 		props[k] = v
 	}
 	cat, err := sqlcat.NewCatalog("fhirlake", db, dialect, props)
 	if err != nil {
+		counters.Delete(reporterID)
 		db.Close()
 		return nil, fmt.Errorf("iceberg catalog %s: %w", redactDSN(dsn), err)
 	}
@@ -121,7 +126,9 @@ func Open(ctx context.Context, location string, opts load.LakeOptions) (*Lake, e
 	if ns == "" {
 		ns = DefaultNamespace
 	}
-	return &Lake{location: loc, db: db, cat: cat, ns: table.Identifier{ns}}, nil
+	lk := &Lake{location: loc, db: db, cat: cat, ns: table.Identifier{ns}, reporterID: reporterID}
+	lk.retries.Store(counter)
+	return lk, nil
 }
 
 // normaliseLocation makes a location a URL: a local path becomes an
@@ -230,6 +237,7 @@ func (lk *Lake) Location() string { return lk.location }
 
 // Close releases the catalog connection.
 func (lk *Lake) Close() error {
+	counters.Delete(lk.reporterID)
 	return errors.Join(lk.cat.Close(), lk.db.Close())
 }
 
@@ -248,49 +256,63 @@ func (lk *Lake) nsProps(ctx context.Context) (iceberg.Properties, error) {
 	return lk.cat.LoadNamespaceProperties(ctx, lk.ns)
 }
 
-// Check refuses a warehouse that is not the one the lake mirrors.
-func (lk *Lake) Check(ctx context.Context, warehousePath, warehouseID string) error {
+// Check refuses warehouseID when another warehouse writes source in this
+// lake, or the lake is one warehouse's of an earlier release.
+func (lk *Lake) Check(ctx context.Context, warehousePath, warehouseID, source string) error {
 	props, err := lk.nsProps(ctx)
 	if err != nil {
 		return fmt.Errorf("iceberg lake: %w", err)
 	}
-	owner := props[propWarehouseID]
-	if owner == "" || owner == warehouseID {
-		return nil
-	}
-	return fmt.Errorf("%w: the Iceberg lake %s (namespace %s) mirrors warehouse %s (id %s), but this command writes warehouse %s: point the run at its own lake or namespace",
-		load.ErrLakeMismatch, lk.location, lk.ns[0], props[propWarehouse], owner, warehousePath)
+	return namespace{props}.check(lk, warehousePath, warehouseID, source)
 }
 
 // Publish commits the changes of the run just committed to the warehouse:
-// one snapshot per changed table. A lake that is new, or behind the
-// warehouse by more than that run, has every table rewritten from snap.
+// one commit per changed table. A lake that is new, or behind the
+// warehouse by more than that run, has the rows of every one of the
+// warehouse's sources rewritten from snap.
 func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identity, tables []load.Table, changes *load.Changes) error {
-	if err := lk.Check(ctx, id.Path, id.ID); err != nil {
-		return err
-	}
 	props, err := lk.nsProps(ctx)
 	if err != nil {
 		return fmt.Errorf("iceberg lake: %w", err)
 	}
 	if props == nil {
-		err := lk.cat.CreateNamespace(ctx, lk.ns, iceberg.Properties{propWarehouseID: id.ID, propWarehouse: id.Path})
+		err := lk.cat.CreateNamespace(ctx, lk.ns, nil)
 		if err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
 			return fmt.Errorf("iceberg lake: create namespace %s: %w", lk.ns[0], err)
 		}
-		props = iceberg.Properties{}
+		if props, err = lk.nsProps(ctx); err != nil {
+			return fmt.Errorf("iceberg lake: %w", err)
+		}
+	}
+	ns := namespace{props}
+	mine, err := snap.Sources(ctx)
+	if err != nil {
+		return err
+	}
+	// Sources this warehouse wrote before but holds no run of any more
+	// (a rebuild, a cleaned warehouse) are its to empty.
+	mine = union(mine, ns.owned(id.ID))
+	checked := mine
+	if changes != nil {
+		checked = []string{changes.Source}
+	}
+	for _, s := range append([]string{""}, checked...) {
+		if err := ns.check(lk, id.Path, id.ID, s); err != nil {
+			return err
+		}
 	}
 	runs, err := snap.RunIDs(ctx)
 	if err != nil {
 		return err
 	}
-	lagging := behind(props, runs)
+	lagging := ns.behind(id.ID, runs)
 	full := changes == nil || lagging
-	if lagging {
-		// The last publish did not finish: it may have left data files no
-		// snapshot references. Only one writer publishes to the lake (the
-		// warehouse's lock), so any unreferenced file is such an orphan.
-		if err := lk.cleanOrphans(ctx, 0); err != nil {
+	shared := ns.shared(id.ID)
+	if lagging && ns.published(id.ID) {
+		// The last publish did not finish: it may have left files no
+		// snapshot references. Only old ones are surely its orphans: a
+		// younger one may belong to another writer's commit in progress.
+		if err := lk.cleanOrphans(ctx, orphanAge); err != nil {
 			return err
 		}
 	}
@@ -298,7 +320,8 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 	if changes != nil {
 		runID, source = changes.RunID, changes.Source
 	}
-	summary := iceberg.Properties{SummaryRunID: runID, SummarySource: source}
+	p := publication{snap: snap, changes: changes, full: full, shared: shared, mine: mine,
+		summary: iceberg.Properties{SummaryRunID: runID, SummarySource: source}}
 	defs, err := snap.TableDefs(ctx)
 	if err != nil {
 		return err
@@ -307,37 +330,108 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 		if strings.HasPrefix(t.Name, load.BookkeepingPrefix) || t.Name == load.PersonTable {
 			continue
 		}
-		if err := lk.publishTable(ctx, snap, t, changes, full, summary, defs[t.Name]); err != nil {
+		if err := lk.retryConflicts(ctx, func() error { return lk.publishTable(ctx, p, t, defs[t.Name]) }); err != nil {
 			return fmt.Errorf("iceberg lake %s: %w", t.Name, err)
 		}
 	}
-	// The crosswalk spans sources, and the bookkeeping is small: whole.
-	for name, def := range defs {
-		whole := strings.HasPrefix(name, load.BookkeepingPrefix) || name == load.PersonTable && (full || changes.Person)
-		if !whole || name == load.IndexTable && !full && !changes.Index && lk.exists(ctx, name) {
-			continue
-		}
-		if name == load.IndexTable && !full {
-			done, err := lk.publishIndexDelta(ctx, snap, changes, summary, def)
-			if err != nil {
-				return fmt.Errorf("iceberg lake %s: %w", name, err)
-			}
-			if done {
-				continue
-			}
-		}
-		if err := lk.replaceWhole(ctx, snap, name, summary, def); err != nil {
+	for _, name := range slices.Sorted(maps.Keys(defs)) {
+		if err := lk.retryConflicts(ctx, func() error { return lk.publishBookkeeping(ctx, p, name, defs[name]) }); err != nil {
 			return fmt.Errorf("iceberg lake %s: %w", name, err)
 		}
 	}
-	_, err = lk.cat.UpdateNamespaceProperties(ctx, lk.ns, nil, iceberg.Properties{
-		propWarehouseID: id.ID, propWarehouse: id.Path,
-		propRuns: strconv.Itoa(len(runs)), propLastRun: lastOf(runs),
-	})
-	if err != nil {
+	removals, updates := ns.record(id.ID, id.Path, mine, runs)
+	if _, err := lk.cat.UpdateNamespaceProperties(ctx, lk.ns, removals, updates); err != nil {
 		return fmt.Errorf("iceberg lake: record the runs mirrored: %w", err)
 	}
 	return nil
+}
+
+// publication is what one Publish writes.
+type publication struct {
+	snap    load.Snapshot
+	changes *load.Changes // nil: everything
+	full    bool          // every row of the warehouse's sources
+	shared  bool          // other warehouses write other sources
+	mine    []string      // the warehouse's sources
+	summary iceberg.Properties
+}
+
+// sources are the sources whose rows the publication replaces.
+func (p publication) sources() []string {
+	if p.full {
+		return p.mine
+	}
+	return []string{p.changes.Source}
+}
+
+// publishBookkeeping commits a bookkeeping table or the person
+// crosswalk: the rows of the publication's sources (the version index by
+// the run's changes when it can), as for a data table.
+func (lk *Lake) publishBookkeeping(ctx context.Context, p publication, name, def string) error {
+	var column string
+	switch {
+	case name == load.PersonTable:
+		if !p.full && !p.changes.Person {
+			return nil
+		}
+		column = load.DataSource
+	case name == "fhirlake_warehouse":
+		if p.shared {
+			return nil // one row set per warehouse: only a lake's sole writer keeps it
+		}
+	case strings.HasPrefix(name, load.BookkeepingPrefix):
+		column = "source"
+	default:
+		return nil // a data table
+	}
+	if name == load.IndexTable && !p.full {
+		if !p.changes.Index && lk.exists(ctx, name) {
+			return nil
+		}
+		done, err := lk.publishIndexDelta(ctx, p.snap, p.changes, p.summary, def)
+		if done || err != nil {
+			return err
+		}
+	}
+	if column == "" {
+		return lk.replaceWhole(ctx, p.snap, name, p.summary, def)
+	}
+	if name == load.PersonTable {
+		// A relink may change the persons of every source of the warehouse.
+		p.full = true
+	}
+	rr, err := p.snap.SourceRecords(ctx, name, column, p.sources())
+	if err != nil {
+		return err
+	}
+	defer rr.Release()
+	tbl, err := lk.ensureTable(ctx, name, rr.Schema(), nil)
+	if err != nil {
+		return err
+	}
+	return commitDelta(ctx, tbl, inSources(column, p.sources()), rr, p.summary, def)
+}
+
+// inSources selects the rows whose column is one of sources.
+func inSources(column string, sources []string) iceberg.BooleanExpression {
+	if len(sources) == 0 {
+		return iceberg.AlwaysFalse{}
+	}
+	return iceberg.IsIn(iceberg.Reference(column), sources...)
+}
+
+// union2 is a copy of a with b's properties added.
+func union2(a, b iceberg.Properties) iceberg.Properties {
+	out := maps.Clone(a)
+	maps.Copy(out, b)
+	return out
+}
+
+// union merges two sorted sets of strings.
+func union(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // cleanOrphans deletes, in every table of the namespace, the files older
@@ -405,49 +499,22 @@ func (lk *Lake) Expire(ctx context.Context, olderThan time.Duration) (ExpireStat
 		st.Tables++
 		st.Snapshots += before - len(tbl.Metadata().Snapshots())
 	}
-	return st, lk.cleanOrphans(ctx, 0)
-}
-
-// behind reports whether the lake misses more than the run being
-// published, or mirrors a run the warehouse does not know.
-func behind(props iceberg.Properties, runs []string) bool {
-	n, err := strconv.Atoi(props[propRuns])
-	if err != nil {
-		return true // new, or never completed a publish
-	}
-	if last := props[propLastRun]; last != "" && !slices.Contains(runs, last) {
-		return true
-	}
-	return len(runs)-n > 1
-}
-
-func lastOf(runs []string) string {
-	if len(runs) == 0 {
-		return ""
-	}
-	return slices.Max(runs)
+	return st, lk.cleanOrphans(ctx, orphanAge)
 }
 
 // publishTable commits one data table: the rows of the run's source in
 // the partitions it changed replace what the lake holds there, or, when
 // full, every row replaces the table's.
-func (lk *Lake) publishTable(ctx context.Context, snap load.Snapshot, t load.Table, changes *load.Changes, full bool, summary iceberg.Properties, def string) error {
-	var vals []string
-	if !full {
-		var ok bool
-		if vals, ok = changes.Tables[t.Name]; !ok {
+func (lk *Lake) publishTable(ctx context.Context, p publication, t load.Table, def string) error {
+	snap := p.snap
+	if p.full {
+		// Every row of this warehouse's sources, and no other's: other
+		// warehouses may write other sources of the same table at the
+		// same time, and a warehouse's first publish cannot know yet.
+		if len(p.mine) == 0 {
 			return nil
 		}
-		if tbl, err := lk.Table(ctx, t.Name); err == nil && compactionDue(tbl) {
-			full = true
-		}
-	}
-	if full {
-		sources, err := snap.TableSources(ctx, t.Name)
-		if err != nil {
-			return err
-		}
-		rr, err := concatSources(ctx, snap, t, sources)
+		rr, err := concatSources(ctx, snap, t, p.mine)
 		if err != nil {
 			return err
 		}
@@ -456,53 +523,62 @@ func (lk *Lake) publishTable(ctx context.Context, snap load.Snapshot, t load.Tab
 		if err != nil {
 			return err
 		}
-		return overwrite(ctx, tbl, rr, iceberg.AlwaysTrue{}, summary, def)
+		if err := commitDelta(ctx, tbl, inSources(load.DataSource, p.mine), rr, p.summary, def); err != nil {
+			return err
+		}
+		return lk.compactIfDue(ctx, t.Name, p.summary)
 	}
-	if done, err := lk.publishDelta(ctx, snap, t, changes, summary, def); done || err != nil {
-		return err
+	changes := p.changes
+	vals, ok := changes.Tables[t.Name]
+	if !ok {
+		return nil
 	}
-	rr, err := snap.Records(ctx, t, changes.Source, vals)
+	done, err := lk.publishDelta(ctx, snap, t, changes, p.summary, def)
 	if err != nil {
 		return err
 	}
-	defer rr.Release()
-	tbl, err := lk.ensureTable(ctx, t.Name, rr.Schema(), t.Partition)
-	if err != nil {
-		return err
+	if !done {
+		rr, err := snap.Records(ctx, t, changes.Source, vals)
+		if err != nil {
+			return err
+		}
+		defer rr.Release()
+		tbl, err := lk.ensureTable(ctx, t.Name, rr.Schema(), t.Partition)
+		if err != nil {
+			return err
+		}
+		filter, err := changeFilter(tbl, t, changes.Source, vals)
+		if err != nil {
+			return err
+		}
+		// The filter selects whole partitions (the spec's identity on
+		// data_source and year on the partition column), so no data file
+		// is rewritten in part: a partial copy-on-write rewrite would not
+		// apply the file's position deletes.
+		if err := overwrite(ctx, tbl, rr, filter, p.summary, def); err != nil {
+			return err
+		}
 	}
-	filter, err := changeFilter(tbl, t, changes.Source, vals)
-	if err != nil {
-		return err
-	}
-	return overwrite(ctx, tbl, rr, filter, summary, def)
+	return lk.compactIfDue(ctx, t.Name, p.summary)
 }
 
 // Merge-on-read: the table properties that make a table's deletes
-// position-delete files, and when a table is compacted.
+// position-delete files (compactIfDue bounds them). iceberg-go does not
+// replay a commit that lost a race (its replay of an overwrite mistook
+// the files it added for files gone from the branch): retryConflicts
+// redoes the whole step on the fresh table instead.
 var mergeOnRead = iceberg.Properties{
-	table.WriteDeleteModeKey: table.WriteModeMergeOnRead,
-	"write.update.mode":      table.WriteModeMergeOnRead,
-	"write.merge.mode":       table.WriteModeMergeOnRead,
+	table.WriteDeleteModeKey:  table.WriteModeMergeOnRead,
+	"write.update.mode":       table.WriteModeMergeOnRead,
+	"write.merge.mode":        table.WriteModeMergeOnRead,
+	table.CommitNumRetriesKey: "0",
 }
 
-const (
-	// propBaseFiles, a table property, is the number of data files the
-	// table's last whole write left.
-	propBaseFiles = "fhirlake.base-files"
-	// compactDeadShare: a table whose deleted positions reach this share
-	// of its rows is rewritten whole by the next run that changes it.
-	compactDeadShare = 0.2
-	// compactFileGrowth: so is one whose data and delete files reach this
-	// multiple of propBaseFiles (plus compactFileSlack).
-	compactFileGrowth = 20
-	compactFileSlack  = 16
-)
-
 // publishDelta commits the run's changes to t merge-on-read, when the run
-// names its changed resources (changes.Keys) and the table exists (and is
-// not due for compaction, see publishTable): one commit deletes the stale rows (a delete file
-// beside each data file that held one, or the file itself when all its
-// rows go) and appends the resources' current rows. What it writes is in
+// names its changed resources (changes.Keys) and the table exists: one
+// commit deletes the stale rows (a delete file beside each data file that
+// held one, or the file itself when all its rows go) and appends the
+// resources' current rows. What it writes is in
 // proportion to the change, not to the partitions the change touches.
 // done is false when the caller must rewrite partitions instead.
 func (lk *Lake) publishDelta(ctx context.Context, snap load.Snapshot, t load.Table, changes *load.Changes, summary iceberg.Properties, def string) (done bool, err error) {
@@ -539,9 +615,6 @@ func (lk *Lake) publishIndexDelta(ctx context.Context, snap load.Snapshot, chang
 	if err != nil {
 		return false, fmt.Errorf("load table: %w", err)
 	}
-	if compactionDue(tbl) {
-		return false, nil
-	}
 	rr, err := snap.RunIndex(ctx, changes.Source, changes.RunID)
 	if err != nil {
 		return false, err
@@ -567,7 +640,10 @@ func (lk *Lake) publishIndexDelta(ctx context.Context, snap load.Snapshot, chang
 	if filter != nil {
 		filter = iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference("source"), changes.Source), filter)
 	}
-	return true, commitDelta(ctx, tbl, filter, rr, summary, def)
+	if err := commitDelta(ctx, tbl, filter, rr, summary, def); err != nil {
+		return true, err
+	}
+	return true, lk.compactIfDue(ctx, load.IndexTable, summary)
 }
 
 // commitDelta commits, in one transaction, a merge-on-read delete of the
@@ -584,9 +660,6 @@ func commitDelta(ctx context.Context, tbl *table.Table, filter iceberg.BooleanEx
 			props[k] = v
 		}
 	}
-	if _, ok := tbl.Properties()[propBaseFiles]; !ok {
-		props[propBaseFiles] = strconv.FormatInt(summaryInt(tbl, "total-data-files"), 10)
-	}
 	txn := tbl.NewTransaction()
 	if len(props) > 0 {
 		if err := txn.SetProperties(props); err != nil {
@@ -601,26 +674,29 @@ func commitDelta(ctx context.Context, tbl *table.Table, filter iceberg.BooleanEx
 	if err := txn.Append(ctx, readerOf(rr), summary); err != nil {
 		return fmt.Errorf("append changed rows: %w", err)
 	}
+	if _, ok := tbl.Properties()[propBaseFiles]; !ok {
+		if err := recordBaseFiles(txn); err != nil {
+			return err
+		}
+	}
 	if _, err := txn.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
 
-// compactionDue reports whether tbl's delete files have grown enough that
-// the next change should rewrite it whole, which drops them.
-func compactionDue(tbl *table.Table) bool {
-	rows := summaryInt(tbl, "total-records")
-	dead := summaryInt(tbl, "total-position-deletes") + summaryInt(tbl, "total-equality-deletes")
-	if rows > 0 && float64(dead) >= compactDeadShare*float64(rows) {
-		return true
-	}
-	base, err := strconv.ParseInt(tbl.Properties()[propBaseFiles], 10, 64)
+// recordBaseFiles sets propBaseFiles to the data files the transaction
+// leaves (see compactionDue).
+func recordBaseFiles(txn *table.Transaction) error {
+	staged, err := txn.StagedTable()
 	if err != nil {
-		return false // not recorded yet: publishDelta records it
+		return fmt.Errorf("record the table's files: %w", err)
 	}
-	files := summaryInt(tbl, "total-data-files") + summaryInt(tbl, "total-delete-files")
-	return files >= compactFileGrowth*base+compactFileSlack
+	n := strconv.FormatInt(summaryInt(staged.Table, "total-data-files"), 10)
+	if err := txn.SetProperties(iceberg.Properties{propBaseFiles: n}); err != nil {
+		return fmt.Errorf("record the table's files: %w", err)
+	}
+	return nil
 }
 
 // summaryInt is a count from the summary of tbl's current snapshot (0
@@ -678,13 +754,8 @@ func overwrite(ctx context.Context, tbl *table.Table, rr load.RecordReader, filt
 		}
 	}
 	if _, all := filter.(iceberg.AlwaysTrue); all {
-		staged, err := txn.StagedTable()
-		if err != nil {
-			return fmt.Errorf("overwrite: %w", err)
-		}
-		n := strconv.FormatInt(summaryInt(staged.Table, "total-data-files"), 10)
-		if err := txn.SetProperties(iceberg.Properties{propBaseFiles: n}); err != nil {
-			return fmt.Errorf("record the table's files: %w", err)
+		if err := recordBaseFiles(txn); err != nil {
+			return err
 		}
 	}
 	if _, err := txn.Commit(ctx); err != nil {
@@ -752,12 +823,15 @@ func (lk *Lake) ensureTable(ctx context.Context, name string, sc *arrow.Schema, 
 	tbl, err = lk.cat.CreateTable(ctx, ident, isc,
 		catalog.WithLocation(lk.location+"/"+name),
 		catalog.WithPartitionSpec(&spec),
-		catalog.WithProperties(iceberg.Properties{
-			// Merge-on-read (publishDelta): Trino, Spark, Athena and
-			// DuckDB apply position deletes; compactionDue bounds them.
-			table.WriteDeleteModeKey: table.WriteModeMergeOnRead, "write.update.mode": table.WriteModeMergeOnRead,
-			"write.merge.mode": table.WriteModeMergeOnRead, "write.parquet.compression-codec": "zstd",
-		}))
+		// Merge-on-read (publishDelta): Trino, Spark, Athena and DuckDB
+		// apply position deletes; compactIfDue bounds them.
+		catalog.WithProperties(union2(mergeOnRead, iceberg.Properties{"write.parquet.compression-codec": "zstd"})))
+	if errors.Is(err, catalog.ErrTableAlreadyExists) {
+		// Another warehouse's publish created it a moment ago.
+		if tbl, err = lk.cat.LoadTable(ctx, ident); err == nil {
+			return addColumns(ctx, tbl, sc)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create table: %w", err)
 	}

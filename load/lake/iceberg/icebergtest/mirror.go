@@ -23,6 +23,13 @@ import (
 // lake on a local folder).
 func CheckMirrors(t testing.TB, w *duckdb.Warehouse, lk *iceberg.Lake, s3root string, names ...string) {
 	t.Helper()
+	CheckMirrorsWhere(t, w, lk, s3root, "", names...)
+}
+
+// CheckMirrorsWhere is CheckMirrors of the lake's rows where a SQL
+// condition holds ("": every row), for a lake other warehouses write too.
+func CheckMirrorsWhere(t testing.TB, w *duckdb.Warehouse, lk *iceberg.Lake, s3root, where string, names ...string) {
+	t.Helper()
 	for _, name := range names {
 		files, deletes := Files(t, lk, name)
 		if len(files) == 0 {
@@ -37,6 +44,9 @@ func CheckMirrors(t testing.TB, w *duckdb.Warehouse, lk *iceberg.Lake, s3root st
 			// A delete file names data files by URL: map them as LocalPath does.
 			local := "CASE WHEN file_path LIKE 'file://%' THEN substr(file_path, 8) ELSE replace(file_path, 's3://', '" + s3root + "/') END"
 			src += " WHERE (filename, file_row_number) NOT IN (SELECT " + local + ", pos FROM read_parquet(" + fileList(t, s3root, deletes) + "))"
+		}
+		if where != "" {
+			src = "SELECT * FROM (" + src + ") WHERE " + where
 		}
 		src = "(" + src + ")"
 		for _, q := range []string{

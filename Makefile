@@ -9,7 +9,7 @@ TOOLS     := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 VERSITYGW_VERSION   := v1.8.0
 
-.PHONY: all build test demo lint bench pgo fuzz clean
+.PHONY: all build test demo lint bench pgo fuzz clean postgresql
 
 all: build
 
@@ -22,7 +22,7 @@ build:
 # against the in-process sandbox payer.
 SOF_SUITE := ../shared/fixtures/sof-tests
 
-test: build $(TOOLS)/versitygw
+test: build $(TOOLS)/versitygw postgresql
 	$(GO) vet -tags $(TAGS) ./...
 	@if [ -d $(SOF_SUITE) ]; then \
 		echo "SQL-on-FHIR v2 conformance ($(SOF_SUITE)):"; \
@@ -30,10 +30,14 @@ test: build $(TOOLS)/versitygw
 	else echo "skipping SQL-on-FHIR conformance: $(SOF_SUITE) not found"; fi
 	@command -v python3 >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 >/dev/null)
 	PYTHONPYCACHEPREFIX=$${TMPDIR:-/tmp}/fhirlake-pycache python3 -m py_compile examples/airflow/fhirlake_dag.py
+	FHIRLAKE_VERSITYGW=$(TOOLS)/versitygw $(GO) test -tags $(TAGS) -count=1 ./...
+
+# The tests and benchmarks that need a PostgreSQL catalog start their own
+# server (initdb as the postgres user) from Debian's package.
+postgresql:
 	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) || \
 		echo "postgresql not installed: the tests that need it will skip"
-	FHIRLAKE_VERSITYGW=$(TOOLS)/versitygw $(GO) test -tags $(TAGS) -count=1 ./...
 
 # Start the sandbox payer in-process, export, transform, load, print a query.
 demo: build
@@ -60,15 +64,17 @@ $(TOOLS)/staticcheck:
 # with peak RSS, bytes written and a 1% incremental run; it prints a
 # table. Then the transform alone against DuckDB's read_ndjson
 # (FHIRLAKE_BENCH_MB, default 500), download throughput by concurrency, and
-# the lake formats.
+# the lake formats, and many workers writing one Iceberg lake (runs per
+# minute with 1, 2 and 4 concurrent fhirlake processes, S3 and PostgreSQL).
 # The transform benchmarks are built with the CLI's profile (see pgo), so
 # they measure the code the fhirlake binary runs.
 PGO_PROFILE := $(CURDIR)/cmd/fhirlake/default.pgo
 
-bench: build $(TOOLS)/versitygw
+bench: build $(TOOLS)/versitygw postgresql
 	FHIRLAKE_BIN=$(CURDIR)/$(BIN) FHIRLAKE_BENCH_MB=$${FHIRLAKE_BENCH_MB:-500} $(GO) test -tags $(TAGS) -pgo=$(PGO_PROFILE) -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/bench/
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 3x ./extract/
 	FHIRLAKE_VERSITYGW=$(TOOLS)/versitygw $(GO) test -tags $(TAGS) -run '^$$' -bench Lakes -benchtime 3x -timeout 30m ./internal/pipeline/
+	FHIRLAKE_VERSITYGW=$(TOOLS)/versitygw $(GO) test -tags $(TAGS) -run '^$$' -bench Workers -benchtime 2x -timeout 30m ./cmd/fhirlake/
 
 # Fuzzing: every fuzz target (func FuzzX in a *_test.go) for FUZZTIME
 # each (default 60s), one after another, with a summary line per target.

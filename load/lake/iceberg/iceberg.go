@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -46,6 +47,7 @@ import (
 	"github.com/apache/iceberg-go/metrics"
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // the "sqlite" database/sql driver
 
@@ -116,7 +118,7 @@ func Open(ctx context.Context, location string, opts load.LakeOptions) (*Lake, e
 	for k, v := range ioProps(loc, opts) {
 		props[k] = v
 	}
-	cat, err := sqlcat.NewCatalog("fhirlake", db, dialect, props)
+	cat, err := newCatalog(db, dialect, props)
 	if err != nil {
 		counters.Delete(reporterID)
 		db.Close()
@@ -129,6 +131,22 @@ func Open(ctx context.Context, location string, opts load.LakeOptions) (*Lake, e
 	lk := &Lake{location: loc, db: db, cat: cat, ns: table.Identifier{ns}, reporterID: reporterID}
 	lk.retries.Store(counter)
 	return lk, nil
+}
+
+// newCatalog opens the SQL catalog, creating its tables in a new
+// database. Workers that start at the same time on a new PostgreSQL
+// database race to create them, and PostgreSQL fails all but one
+// (unique violation, duplicate table or type): the others try again and
+// find them.
+func newCatalog(db *sql.DB, dialect sqlcat.SupportedDialect, props iceberg.Properties) (*sqlcat.Catalog, error) {
+	for attempt := 1; ; attempt++ {
+		cat, err := sqlcat.NewCatalog("fhirlake", db, dialect, props)
+		var pgErr *pgconn.PgError
+		if err == nil || attempt == 5 || !errors.As(err, &pgErr) || !slices.Contains([]string{"23505", "42P07", "42710"}, pgErr.Code) {
+			return cat, err
+		}
+		time.Sleep(time.Duration(attempt*(50+rand.IntN(50))) * time.Millisecond)
+	}
 }
 
 // normaliseLocation makes a location a URL: a local path becomes an

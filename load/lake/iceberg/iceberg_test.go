@@ -686,3 +686,27 @@ func TestSharedLake(t *testing.T) {
 	}
 	t.Logf("%d commits retried after losing a race", retries)
 }
+
+// TestConcurrentOpen: workers that start at the same time on a new
+// PostgreSQL catalog database all open it (PostgreSQL lets one of them
+// create the catalog's tables and fails the others, which try again).
+func TestConcurrentOpen(t *testing.T) {
+	pg := testserver.Postgres(t)
+	root := t.TempDir()
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			lk, err := iceberg.Open(t.Context(), root, load.LakeOptions{Warehouse: filepath.Join(root, fmt.Sprint(i), "w.duckdb"), Catalog: pg.DSN})
+			if err == nil {
+				err = lk.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -562,6 +562,20 @@ func (m *Memory) Sources(context.Context) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
+// SourceRunIDs lists the ids of the committed runs of source.
+func (m *Memory) SourceRunIDs(_ context.Context, source string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, r := range m.runs {
+		if r.Source == source {
+			out = append(out, r.ID)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
 // RunIDs lists the ids of the committed runs.
 func (m *Memory) RunIDs(context.Context) ([]string, error) {
 	m.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,6 +126,8 @@ type Snapshot interface {
 	Sources(ctx context.Context) ([]string, error)
 	// RunIDs lists the ids of the committed runs.
 	RunIDs(ctx context.Context) ([]string, error)
+	// SourceRunIDs lists, sorted, the ids of the committed runs of source.
+	SourceRunIDs(ctx context.Context, source string) ([]string, error)
 }
 
 // RecordReader is an Arrow record stream that must be released.
@@ -209,6 +212,82 @@ type LakeReader interface {
 	Contents(ctx context.Context) ([]LakeTableInfo, error)
 	// ReadTable streams the current rows of a table.
 	ReadTable(ctx context.Context, name string) (RecordReader, error)
+}
+
+// SourceLake is a lake that holds the state of each source it mirrors, so
+// that a source's runs need not all come from one warehouse (the Iceberg
+// lake: several machines, one catalog). A run leases its source for its
+// duration; a warehouse that does not hold the source's latest published
+// state (another warehouse published it since, or the warehouse is new)
+// restores the source's rows from the lake before it exports anything.
+type SourceLake interface {
+	Lake
+	LakeReader
+	// Lease takes source for holder (a name that is the same for every
+	// run of one warehouse on one machine) until Release, renewing it
+	// every ttl/4; it is another run's after ttl without renewal.
+	// ErrLeased, naming the holder, when another holds it.
+	Lease(ctx context.Context, source, holder, info string, ttl time.Duration) (Lease, error)
+	// Stale reports whether the warehouse with warehouseID ("" for a new
+	// one) lacks the latest published state of source.
+	Stale(ctx context.Context, warehouseID, source string) (bool, error)
+	// ReadSource streams the rows of source in a table of Contents (for
+	// a table without a source column, none).
+	ReadSource(ctx context.Context, table, source string) (RecordReader, error)
+	// Published lists the sources the lake holds and what it mirrors of
+	// each.
+	Published(ctx context.Context) (map[string]Published, error)
+}
+
+// Published is what a SourceLake holds of a source: the number of its
+// committed runs, and the last of them.
+type Published struct {
+	Runs    int
+	LastRun string
+}
+
+// Lease is a run's hold on its source in a SourceLake.
+type Lease interface {
+	// Lost is closed when the lease could not be renewed before it
+	// expired: another run may hold the source now.
+	Lost() <-chan struct{}
+	// Release gives the source up.
+	Release(ctx context.Context) error
+}
+
+// SourceRestorer is a warehouse that can replace a source's rows with a
+// SourceLake's.
+type SourceRestorer interface {
+	// RestoreSource replaces, in one transaction, every row of source in
+	// every table (data, bookkeeping and the person crosswalk) with the
+	// lake's, creating the tables the warehouse lacks.
+	RestoreSource(ctx context.Context, source string, from SourceLake) (RestoreStats, error)
+}
+
+// RestoreStats says what RestoreSource copied.
+type RestoreStats struct {
+	Tables int
+	Rows   int64
+}
+
+// ErrLeased means another run holds the source's lease.
+var ErrLeased = errors.New("source is leased by another run")
+
+// ErrLeaseLost means a run's lease expired before it could be renewed.
+var ErrLeaseLost = errors.New("the source's lease was lost")
+
+// SourceColumn is the column that names a row's source in table: source
+// in a bookkeeping table, data_source in a data table and the person
+// crosswalk; "" for fhirlake_warehouse, which has none.
+func SourceColumn(table string) string {
+	switch {
+	case table == "fhirlake_warehouse":
+		return ""
+	case strings.HasPrefix(table, BookkeepingPrefix):
+		return "source"
+	default:
+		return DataSource
+	}
 }
 
 // LakeTableInfo is one table of a LakeReader.

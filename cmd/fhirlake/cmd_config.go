@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fhirlake/fhirlake/internal/config"
+	"github.com/fhirlake/fhirlake/internal/pipeline"
 	"github.com/fhirlake/fhirlake/load"
 )
 
@@ -106,6 +107,12 @@ func lakeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "s3-endpoint", Usage: "S3 endpoint `URL` for a gateway or another provider (default: AWS_ENDPOINT_URL_S3, else AWS)", EnvVars: []string{"FHIRLAKE_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3"}},
 		&cli.BoolFlag{Name: "s3-path-style", Usage: "path-style S3 addressing (http://endpoint/bucket/key), which most gateways need", EnvVars: []string{"FHIRLAKE_S3_PATH_STYLE"}},
 	}
+}
+
+// leaseFlag is the lifetime of a source's lease in a shared Iceberg lake
+// (run and load).
+func leaseFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "lease-ttl", Value: pipeline.DefaultLeaseTTL, Usage: "with an Iceberg lake, how long a run's lease of its source outlives its last renewal: how long a worker that died keeps other workers from the source (a `DURATION` such as 2m)", EnvVars: []string{"FHIRLAKE_LEASE_TTL"}}
 }
 
 // resolveCatalog reads a catalog given as a reference (env:NAME or

@@ -40,7 +40,7 @@ const (
 	exitExport    = 4 // the export failed or expired on the server
 	exitTransient = 5 // network, 429, 5xx, wait budget spent: safe to retry
 	exitRejected  = 6 // more lines or values rejected than --max-rejects allows
-	exitBusy      = 7 // another fhirlake process is writing to the warehouse
+	exitBusy      = 7 // another fhirlake process is writing to the warehouse, or runs the source
 	exitCancelled = 130
 )
 
@@ -53,7 +53,8 @@ const exitCodesHelp = `EXIT CODES:
    4    the export failed or expired on the server (rerun starts a new export)
    5    transient failure: network, 429, 5xx, --max-wait exceeded (safe to retry)
    6    data rejected over --max-rejects: nothing committed (inspect fhirlake_rejects; do not retry)
-   7    warehouse busy: another fhirlake process or a DuckDB client holds it (retry later)
+   7    busy: another fhirlake process or a DuckDB client holds the warehouse, or another
+        worker holds the source's lease in a shared Iceberg lake (retry later)
    130  interrupted (SIGINT/SIGTERM)`
 
 func main() {
@@ -102,6 +103,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			statusCommand(),
 			rebuildCommand(),
 			lakeCommand(),
+			warehouseCommand(),
 		},
 		// Every file the process makes holds PHI or leads to it: private
 		// whatever umask the scheduler started us with.
@@ -146,7 +148,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitTransient
 	case errors.Is(err, pipeline.ErrTooManyRejects):
 		return exitRejected
-	case errors.Is(err, lockfile.ErrBusy), errors.Is(err, load.ErrInUse):
+	case errors.Is(err, lockfile.ErrBusy), errors.Is(err, load.ErrInUse), errors.Is(err, load.ErrLeased), errors.Is(err, load.ErrLeaseLost):
 		return exitBusy
 	case errors.Is(err, load.ErrLakeMismatch), errors.Is(err, load.ErrNewerWarehouse), errors.Is(err, load.ErrBadSource):
 		return exitUsage

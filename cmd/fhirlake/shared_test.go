@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fhirlake/fhirlake/extract/sandbox"
+	"github.com/fhirlake/fhirlake/internal/pipeline"
 	"github.com/fhirlake/fhirlake/internal/testserver"
 	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/duckdb"
@@ -38,6 +40,11 @@ func TestManyWorkersOneLake(t *testing.T) {
 		if err := sl.round(ws); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+		var retries int64
+		for _, wk := range ws {
+			retries += wk.summary(t).LakeCommitRetries
+		}
+		t.Logf("%s: %d lake commits lost a race and were redone", name, retries)
 	}
 	check := func(name string) {
 		t.Helper()
@@ -132,6 +139,60 @@ func TestManyWorkersOneLake(t *testing.T) {
 		t.Fatalf("the run after the killed one: %v", err)
 	}
 	check("after a killed run")
+
+	// An analyst's file synced from the lake holds every source's rows;
+	// the next sync copies only the source that changed since.
+	analyst := filepath.Join(t.TempDir(), "analyst.duckdb")
+	sync := func() string {
+		t.Helper()
+		var out strings.Builder
+		args := []string{"warehouse", "sync", "--warehouse", analyst, "--lake", "s3://lake/fhirlake", "--lake-format", "iceberg",
+			"--s3-endpoint", s3.Endpoint, "--s3-path-style", "--catalog", pg.DSN}
+		if err := sl.startWith(sharedWorker{source: "sync", args: args}, &out).Wait(); err != nil {
+			t.Fatalf("warehouse sync: %v\n%s", err, out.String())
+		}
+		return out.String()
+	}
+	if out := sync(); !strings.Contains(out, "4 sources copied") {
+		t.Errorf("first sync: %s", out)
+	}
+	syncCheck := func(name string) {
+		t.Helper()
+		a, err := duckdb.OpenReadOnly(t.Context(), analyst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		lk, err := iceberg.Open(t.Context(), "s3://lake/fhirlake", load.LakeOptions{Warehouse: analyst, S3Endpoint: s3.Endpoint, S3PathStyle: true, Catalog: pg.DSN})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lk.Close()
+		icebergtest.CheckMirrors(t, a, lk, s3.Dir, "patient", "coverage", "eob", "eob_item", "eob_item_adjudication", "observation", "fhirlake_runs", "fhirlake_resources", "fhirlake_watermarks")
+		if got := query(t, a, "SELECT count(DISTINCT data_source)::VARCHAR FROM eob"); got[0] != "4" {
+			t.Errorf("%s: %s sources in the synced file's eob", name, got[0])
+		}
+		if got := query(t, a, "SELECT count(*)::VARCHAR FROM information_schema.tables WHERE table_name = 'member_months'"); got[0] != "1" {
+			t.Errorf("%s: the synced file has no analytics views", name)
+		}
+	}
+	syncCheck("first sync")
+	if out := sync(); !strings.Contains(out, "0 sources copied (none; 0 rows), 4 up to date") {
+		t.Errorf("a sync with nothing new: %s", out)
+	}
+	wk = ws[2]
+	wk.sb.Clock().Advance(time.Hour)
+	wk.sb.Update("ExplanationOfBenefit", "eob-0004-01", func(r map[string]any) {
+		r["billablePeriod"] = map[string]any{"start": "2017-06-01", "end": "2017-06-01"}
+	})
+	wk.sb.Clock().Advance(time.Hour)
+	if err := start(wk).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if out := sync(); !strings.Contains(out, "1 sources copied ("+wk.source+";") || !strings.Contains(out, "3 up to date") {
+		t.Errorf("a sync after one source's run: %s", out)
+	}
+	syncCheck("second sync")
 }
 
 // sharedLake is n sandbox payers (the same ids in each), one worker per
@@ -170,6 +231,7 @@ func newSharedLake(t testing.TB, n, members int) *sharedLake {
 		wk.args = []string{"--log-level", "warn", "run",
 			"--fhir-url", sandbox.OneUpBase(srv.URL, sandbox.DefaultTenant), "--token-url", srv.URL + sandbox.TokenPath,
 			"--client-id", sandbox.DefaultClientID, "--source", wk.source, "--warehouse", wk.warehouse,
+			"--summary", filepath.Join(filepath.Dir(wk.warehouse), "summary.json"),
 			"--lake", "s3://lake/fhirlake", "--lake-format", "iceberg",
 			"--s3-endpoint", sl.s3.Endpoint, "--s3-path-style", "--catalog", sl.pg.DSN}
 		sl.workers = append(sl.workers, wk)
@@ -177,14 +239,32 @@ func newSharedLake(t testing.TB, n, members int) *sharedLake {
 	return sl
 }
 
+// summary reads the summary of wk's last run.
+func (wk sharedWorker) summary(t testing.TB) pipeline.Summary {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(wk.warehouse), "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r report
+	if err := json.Unmarshal(b, &r); err != nil || len(r.Runs) != 1 || r.Runs[0].Summary == nil {
+		t.Fatalf("summary %s: %v", b, err)
+	}
+	return *r.Runs[0].Summary
+}
+
 // start starts a fhirlake process (this test binary, TestMainHelper) that
 // runs wk's source.
 func (sl *sharedLake) start(wk sharedWorker) *exec.Cmd {
+	return sl.startWith(wk, &strings.Builder{})
+}
+
+// startWith is start with the process's output collected in out.
+func (sl *sharedLake) startWith(wk sharedWorker, out *strings.Builder) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestMainHelper$")
 	cmd.Env = append(os.Environ(), sl.env...)
 	cmd.Env = append(cmd.Env, "FHIRLAKE_TEST_MAIN_ARGS="+strings.Join(wk.args, "\x1f"))
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		sl.t.Fatal(err)
 	}
@@ -249,4 +329,167 @@ func BenchmarkWorkers(b *testing.B) {
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// TestSourceMovesBetweenMachines: a source's state lives in the lake, so
+// its runs may move between machines (a Kubernetes pod per run, a worker
+// that died). A run on a new warehouse restores the source from the lake
+// and continues incrementally from the last run's watermark with the same
+// newest-wins decisions: its tables equal those of a control warehouse
+// that ran every round itself. While another machine holds the source's
+// lease a run exits 7 naming the holder, before it exports or creates
+// anything; the first machine, stale once another ran the source,
+// restores it in turn.
+func TestSourceMovesBetweenMachines(t *testing.T) {
+	sl := newSharedLake(t, 1, 10)
+	wk := sl.workers[0]
+	dir := t.TempDir()
+	machine := func(name string) sharedWorker {
+		m := wk
+		m.warehouse = filepath.Join(dir, name, "w.duckdb")
+		m.args = nil
+		for i := 0; i < len(wk.args); i++ {
+			m.args = append(m.args, wk.args[i])
+			switch wk.args[i] {
+			case "--warehouse":
+				m.args = append(m.args, m.warehouse)
+				i++
+			case "--summary":
+				m.args = append(m.args, filepath.Join(dir, name, "summary.json"))
+				i++
+			}
+		}
+		return m
+	}
+	// The control runs every round on one warehouse, into its own namespace.
+	control := machine("control")
+	control.args = append(control.args, "--namespace", "control")
+	one, two := machine("one"), machine("two")
+	run := func(m sharedWorker) pipeline.Summary {
+		t.Helper()
+		if err := sl.round([]sharedWorker{m}); err != nil {
+			t.Fatal(err)
+		}
+		return m.summary(t)
+	}
+	data := []string{"patient", "coverage", "eob", "eob_item", "eob_item_adjudication", "observation"}
+	same := func(name string, m sharedWorker) {
+		t.Helper()
+		t.Setenv("AWS_ACCESS_KEY_ID", sl.s3.AccessKey)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", sl.s3.SecretKey)
+		t.Setenv("AWS_REGION", "us-east-1")
+		w, err := duckdb.OpenReadOnly(t.Context(), m.warehouse)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		for _, table := range data {
+			for _, q := range []string{
+				"SELECT * FROM " + table + " EXCEPT ALL SELECT * FROM ctl." + table,
+				"SELECT * FROM ctl." + table + " EXCEPT ALL SELECT * FROM " + table,
+			} {
+				rows, err := w.Query(t.Context(), "ATTACH IF NOT EXISTS '"+control.warehouse+"' AS ctl (READ_ONLY)")
+				if err != nil {
+					t.Fatal(err)
+				}
+				rows.Close()
+				var n int
+				rows, err = w.Query(t.Context(), "SELECT count(*) FROM ("+q+")")
+				if err != nil {
+					t.Fatal(err)
+				}
+				rows.Next()
+				rows.Scan(&n)
+				rows.Close()
+				if n != 0 {
+					t.Errorf("%s: %s: %d rows differ from the control warehouse's: %s", name, table, n, q)
+				}
+			}
+		}
+		lk, err := iceberg.Open(t.Context(), "s3://lake/fhirlake", load.LakeOptions{Warehouse: m.warehouse, S3Endpoint: sl.s3.Endpoint, S3PathStyle: true, Catalog: sl.pg.DSN})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lk.Close()
+		icebergtest.CheckMirrorsWhere(t, w, lk, sl.s3.Dir, "data_source = '"+wk.source+"'", data...)
+		icebergtest.CheckMirrorsWhere(t, w, lk, sl.s3.Dir, "source = '"+wk.source+"'", "fhirlake_runs", "fhirlake_watermarks", "fhirlake_resources", "fhirlake_deleted")
+	}
+	change := func(id, start string) {
+		wk.sb.Clock().Advance(time.Hour)
+		wk.sb.Update("ExplanationOfBenefit", id, func(r map[string]any) {
+			r["billablePeriod"] = map[string]any{"start": start, "end": start} // moves years
+		})
+		wk.sb.Clock().Advance(time.Hour)
+	}
+
+	first := run(one)
+	run(control)
+	same("first run, machine one", one)
+
+	change("eob-0001-02", "2019-03-01")
+	wk.sb.Delete("ExplanationOfBenefit", "eob-0002-01")
+	moved := run(two)
+	run(control)
+	if moved.Since == nil || !moved.Since.Equal(first.TransactionTime) {
+		t.Errorf("the run on a new machine exported since %v, want the last run's transaction time %v", moved.Since, first.TransactionTime)
+	}
+	same("second run, machine two", two)
+
+	// Another machine holds the lease: a run exits 7 naming it, and
+	// neither exports nor creates its warehouse.
+	t.Setenv("AWS_ACCESS_KEY_ID", sl.s3.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", sl.s3.SecretKey)
+	lk, err := iceberg.Open(t.Context(), "s3://lake/fhirlake", load.LakeOptions{Warehouse: filepath.Join(dir, "x.duckdb"), S3Endpoint: sl.s3.Endpoint, S3PathStyle: true, Catalog: sl.pg.DSN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	lease, err := lk.Lease(t.Context(), wk.source, "elsewhere:/w.duckdb", "a run on host elsewhere", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	three := machine("three")
+	var out strings.Builder
+	err = sl.startWith(three, &out).Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitBusy || !strings.Contains(out.String(), "a run on host elsewhere") {
+		t.Fatalf("a run while another machine holds the lease: %v, want exit %d naming the holder; output:\n%s", err, exitBusy, out.String())
+	}
+	if _, err := os.Stat(three.warehouse); err == nil {
+		t.Error("the refused run created its warehouse")
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(three.warehouse), "fhirlake-work", "jobs")); err == nil {
+		t.Error("the refused run started an export")
+	}
+	if err := lease.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	// Machine one, stale now, restores the source and continues.
+	change("eob-0003-01", "2018-06-01")
+	again := run(one)
+	run(control)
+	if again.Since == nil || !again.Since.Equal(moved.TransactionTime) {
+		t.Errorf("machine one's next run exported since %v, want machine two's transaction time %v", again.Since, moved.TransactionTime)
+	}
+	same("third run, machine one again", one)
+}
+
+// query reads one column of a warehouse query as strings.
+func query(t testing.TB, w *duckdb.Warehouse, q string) []string {
+	t.Helper()
+	rows, err := w.Query(t.Context(), q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -10,7 +10,8 @@ Retry policy. fhirlake's exit code says whether trying again can help:
 
     0    success                                   -> task succeeds, summary to XCom
     5    transient: network, 429, 5xx, max-wait    -> retry (Airflow retries)
-    7    warehouse busy: another writer holds it   -> retry (Airflow retries)
+    7    busy: another writer holds the warehouse,
+         or another worker the source's lease      -> retry (Airflow retries)
     2    usage/config error                        -> fail now, no retry: fix the config
     3    authentication/authorization failed       -> fail now, no retry: fix credentials
     4    export failed or expired on the server    -> fail now; the next run starts a new export
@@ -39,14 +40,18 @@ Give any other DAG or job that writes the same warehouse (a manual --full
 reload, fhirlake load, fhirlake rebuild) the same pool. With several
 warehouses, use one pool per warehouse.
 
-Many warehouses, one lake (README, "Scaling out"). With SHARED_LAKE = True,
-every source has its own warehouse file (WAREHOUSE_DIR/<source>/, on a
-persistent volume of the worker that runs it) and all of them publish to the
-Iceberg lake and PostgreSQL catalog the config names. The tasks are then
-mapped dynamically, one per source, and run at the same time on any workers
-(up to MAX_PARALLEL): each source's warehouse has one writer because
-max_active_runs=1, so no pool is needed. Concurrent commits to the same
-Iceberg table are retried by fhirlake itself.
+Many workers, one lake (README, "Many workers, one lake"). With
+SHARED_LAKE = True, every source has its own warehouse file
+(WAREHOUSE_DIR/<source>/) and all of them publish to the Iceberg lake and
+PostgreSQL catalog the config names. The tasks are then mapped dynamically,
+one per source, and run at the same time on any workers (up to
+MAX_PARALLEL). The lake holds each source's state: a task on a worker whose
+disk lacks the source's warehouse (a new pod, another machine) restores the
+source from the lake first, so WAREHOUSE_DIR need not be a persistent volume
+(one saves the restore's read). A run leases its source in the catalog, so
+two runs of one source never overlap (exit 7, retried, while another holds
+it; a dead worker's lease expires after --lease-ttl). Concurrent commits to
+the same Iceberg table are retried by fhirlake itself. No pool is needed.
 
 Secrets. The config file refers to secrets as env:NAME. The task reads each
 secret from an Airflow Connection (its password field, so it can live in a
@@ -116,7 +121,7 @@ MEANING = {
     4: "export failed or expired on the server: the next run starts a new export",
     5: "transient failure (network, 429, 5xx, max-wait): safe to retry",
     6: "too many rejects: nothing was committed; inspect the summary and fhirlake_rejects",
-    7: "warehouse busy: another fhirlake process writes to it; retry later",
+    7: "busy: another fhirlake process writes the warehouse, or another worker runs the source; retry later",
     130: "interrupted: rerunning the same command resumes the same server job",
 }
 

@@ -27,7 +27,7 @@ import (
 // error[] files; files named deleted.*.ndjson (as fhirlake export writes
 // them) are tombstones too. The watermark of Source and scope "files"
 // moves only when the manifest gives a transactionTime.
-func (p Pipeline) LoadDir(ctx context.Context, dir string) (*Summary, error) {
+func (p Pipeline) LoadDir(ctx context.Context, dir string) (sum *Summary, err error) {
 	p = p.withDefaults()
 	if p.Warehouse == "" || len(p.Views) == 0 {
 		return nil, errors.New("pipeline: Warehouse and Views are required")
@@ -36,7 +36,7 @@ func (p Pipeline) LoadDir(ctx context.Context, dir string) (*Summary, error) {
 	runID := newRunID(started)
 	log := p.Log.With("run", runID, "source", p.Source)
 	ctx = p.runContext(ctx, log)
-	sum := &Summary{RunID: runID, Source: p.Source, Scope: "files", Timings: map[string]float64{}}
+	sum = &Summary{RunID: runID, Source: p.Source, Scope: "files", Timings: map[string]float64{}}
 
 	if err := os.MkdirAll(filepath.Dir(p.Warehouse), 0o700); err != nil {
 		return sum, fmt.Errorf("warehouse directory: %w", err)
@@ -47,7 +47,13 @@ func (p Pipeline) LoadDir(ctx context.Context, dir string) (*Summary, error) {
 	}
 	defer lock.Release()
 
-	if _, _, err := p.preflight(ctx); err != nil {
+	ctx, release, err := p.holdSource(ctx, log, "fhirlake load", runID)
+	if err != nil {
+		return sum, err
+	}
+	defer release()
+	defer func() { err = leaseLost(ctx, err) }()
+	if _, _, err := p.preflight(ctx, log); err != nil {
 		return sum, err
 	}
 	res, err := localResult(dir)

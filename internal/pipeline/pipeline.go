@@ -76,6 +76,10 @@ type Pipeline struct {
 	LakeFormat string
 	// LakeOptions configure the lake target (the Iceberg catalog, S3).
 	LakeOptions load.LakeOptions
+	// LeaseTTL is how long a source's lease in a lake that holds the
+	// sources' state (Iceberg) outlives its last renewal: how long a
+	// killed worker keeps the source from others (default 2m).
+	LeaseTTL time.Duration
 	// BatchRows bounds the rows per Arrow batch (default 8192).
 	BatchRows int
 	// Workers is the number of files transformed in parallel (default: the
@@ -155,8 +159,12 @@ type Summary struct {
 	// PersonConflicts counts the patients whose strong identifiers
 	// conflict after the run (see fhirlake_person_conflicts): they are not
 	// linked to other records.
-	PersonConflicts int64              `json:"person_conflicts"`
-	Timings         map[string]float64 `json:"timings_seconds"`
+	PersonConflicts int64 `json:"person_conflicts"`
+	// LakeCommitRetries counts the lake commits that lost a race with
+	// another writer's and were redone (an Iceberg lake several workers
+	// write).
+	LakeCommitRetries int64              `json:"lake_commit_retries,omitempty"`
+	Timings           map[string]float64 `json:"timings_seconds"`
 }
 
 func (p Pipeline) withDefaults() Pipeline {
@@ -177,6 +185,9 @@ func (p Pipeline) withDefaults() Pipeline {
 	}
 	if p.Now == nil {
 		p.Now = time.Now
+	}
+	if p.LeaseTTL <= 0 {
+		p.LeaseTTL = DefaultLeaseTTL
 	}
 	return p
 }
@@ -205,7 +216,7 @@ func Scope(r extract.Request) string {
 }
 
 // Run performs one run and returns its summary.
-func (p Pipeline) Run(ctx context.Context) (*Summary, error) {
+func (p Pipeline) Run(ctx context.Context) (sum *Summary, err error) {
 	p = p.withDefaults()
 	if p.Client == nil || p.Warehouse == "" || len(p.Views) == 0 {
 		return nil, errors.New("pipeline: Client, Warehouse and Views are required")
@@ -214,7 +225,7 @@ func (p Pipeline) Run(ctx context.Context) (*Summary, error) {
 	runID := newRunID(started)
 	log := p.Log.With("run", runID, "source", p.Source)
 	ctx = p.runContext(ctx, log)
-	sum := &Summary{RunID: runID, Source: p.Source, Scope: Scope(p.Request), Timings: map[string]float64{}}
+	sum = &Summary{RunID: runID, Source: p.Source, Scope: Scope(p.Request), Timings: map[string]float64{}}
 
 	// One writer per warehouse, checked before anything is touched.
 	lock, err := lockfile.Acquire(p.Warehouse, "fhirlake run --source "+p.Source)
@@ -222,8 +233,14 @@ func (p Pipeline) Run(ctx context.Context) (*Summary, error) {
 		return sum, err
 	}
 	defer lock.Release()
+	ctx, release, err := p.holdSource(ctx, log, "fhirlake run", runID)
+	if err != nil {
+		return sum, err
+	}
+	defer release()
+	defer func() { err = leaseLost(ctx, err) }()
 
-	since, ok, err := p.preflight(ctx)
+	since, ok, err := p.preflight(ctx, log)
 	if err != nil {
 		return sum, err
 	}
@@ -399,7 +416,7 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 		// Only this source's partitions the run touched are rewritten; the
 		// lake itself notices that it lags the warehouse (a crash after an
 		// earlier commit, a new directory) and rewrites it whole.
-		if err := p.publish(ctx, w, tables, ls.Changes); err != nil {
+		if err := p.publish(ctx, w, tables, ls.Changes, sum); err != nil {
 			return fmt.Errorf("write lake (the warehouse is committed; rerun to refresh the lake): %w", err)
 		}
 		p.observe(StageLake)
@@ -450,13 +467,17 @@ func (p Pipeline) openLake(ctx context.Context) (load.Lake, error) {
 }
 
 // publish makes the lake mirror the committed warehouse.
-func (p Pipeline) publish(ctx context.Context, w load.Warehouse, tables []load.Table, changes *load.Changes) error {
+func (p Pipeline) publish(ctx context.Context, w load.Warehouse, tables []load.Table, changes *load.Changes, sum *Summary) error {
 	lake, err := p.openLake(ctx)
 	if err != nil {
 		return err
 	}
 	defer lake.Close()
-	return lake.Publish(ctx, w, load.Identity{Path: w.Path(), ID: w.ID()}, tables, changes)
+	err = lake.Publish(ctx, w, load.Identity{Path: w.Path(), ID: w.ID()}, tables, changes)
+	if r, ok := lake.(interface{ CommitRetries() int64 }); ok {
+		sum.LakeCommitRetries = r.CommitRetries()
+	}
+	return err
 }
 
 // JobID identifies an export job in fhirlake_runs.job: a digest of its
@@ -542,19 +563,22 @@ func (p Pipeline) watermarkTypes() []string {
 // its warehouse and lake (the source name is valid, the warehouse is not
 // of a newer release, the lake mirrors this warehouse and no other), and
 // reads the stored watermark of the source and scope.
-func (p Pipeline) preflight(ctx context.Context) (time.Time, bool, error) {
+func (p Pipeline) preflight(ctx context.Context, log *slog.Logger) (time.Time, bool, error) {
 	if err := load.CheckSource(p.Source); err != nil {
 		return time.Time{}, false, err
 	}
-	id, exists := "", true
-	exists = p.warehouseExists()
+	id := ""
 	var w load.Warehouse
-	if exists {
+	defer func() {
+		if w != nil {
+			w.Close()
+		}
+	}()
+	if p.warehouseExists() {
 		var err error
 		if w, err = p.openWarehouse(ctx, false); err != nil {
 			return time.Time{}, false, err
 		}
-		defer w.Close()
 		id = w.ID()
 	}
 	if p.Lake != "" {
@@ -563,6 +587,9 @@ func (p Pipeline) preflight(ctx context.Context) (time.Time, bool, error) {
 			return time.Time{}, false, err
 		}
 		err = lake.Check(ctx, p.Warehouse, id, p.Source)
+		if err == nil {
+			w, err = p.restoreStale(ctx, log, lake, w)
+		}
 		lake.Close()
 		if err != nil {
 			return time.Time{}, false, err

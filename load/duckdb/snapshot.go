@@ -187,6 +187,11 @@ func (w *Warehouse) Sources(ctx context.Context) ([]string, error) {
 	return w.queryStrings(ctx, "SELECT DISTINCT source FROM fhirlake_runs WHERE status = 'committed' ORDER BY source")
 }
 
+// SourceRunIDs lists the ids of the committed runs of source.
+func (w *Warehouse) SourceRunIDs(ctx context.Context, source string) ([]string, error) {
+	return w.queryStrings(ctx, "SELECT run_id FROM fhirlake_runs WHERE status = 'committed' AND source = ? ORDER BY run_id", source)
+}
+
 // RunIDs lists the ids of the committed runs.
 func (w *Warehouse) RunIDs(ctx context.Context) ([]string, error) {
 	return w.queryStrings(ctx, "SELECT run_id FROM fhirlake_runs WHERE status = 'committed' ORDER BY run_id")

@@ -11,13 +11,16 @@
 // table whose delete files pile up is compacted (iceberg-go's bin-pack
 // rewrite). Tables are partitioned by data_source (identity) and, where
 // the view says so (the fhirlake/partition tag), by the year of a date
-// column. Several warehouses may write one namespace, each its own
-// sources (namespace.go); concurrent commits are retried by iceberg-go,
-// which re-reads the table and replays the commit.
+// column. Several warehouses, on several machines, may write one
+// namespace: the lake holds each source's state, a warehouse restores a
+// source another published since before it runs it (namespace.go), a run
+// leases its source in the catalog database (lease.go), and a commit that
+// loses a race with another writer's is redone on the fresh table
+// (retry.go).
 //
 // The library is apache/iceberg-go; this package adds only what is ours:
 // the table layout, the filters of a run's changes, the catch-up of a lake
-// that fell behind, and who writes which source.
+// that fell behind, and the sources' state and leases.
 package iceberg
 
 import (
@@ -81,6 +84,7 @@ func init() {
 type Lake struct {
 	location string // file:///abs/path or s3://bucket/prefix, no trailing slash
 	db       *sql.DB
+	dialect  sqlcat.SupportedDialect
 	cat      *sqlcat.Catalog
 	ns       table.Identifier
 	// retries counts commits retried after losing a race (CommitRetries);
@@ -128,7 +132,7 @@ func Open(ctx context.Context, location string, opts load.LakeOptions) (*Lake, e
 	if ns == "" {
 		ns = DefaultNamespace
 	}
-	lk := &Lake{location: loc, db: db, cat: cat, ns: table.Identifier{ns}, reporterID: reporterID}
+	lk := &Lake{location: loc, db: db, dialect: dialect, cat: cat, ns: table.Identifier{ns}, reporterID: reporterID}
 	lk.retries.Store(counter)
 	return lk, nil
 }
@@ -274,20 +278,51 @@ func (lk *Lake) nsProps(ctx context.Context) (iceberg.Properties, error) {
 	return lk.cat.LoadNamespaceProperties(ctx, lk.ns)
 }
 
-// Check refuses warehouseID when another warehouse writes source in this
-// lake, or the lake is one warehouse's of an earlier release.
+// Check refuses every warehouse but its own in a lake of an earlier
+// release (one warehouse's). Any warehouse may run any source of a lake of
+// this release: it restores the source first when another published it
+// since (Stale, RestoreSource), under the source's lease.
 func (lk *Lake) Check(ctx context.Context, warehousePath, warehouseID, source string) error {
 	props, err := lk.nsProps(ctx)
 	if err != nil {
 		return fmt.Errorf("iceberg lake: %w", err)
 	}
-	return namespace{props}.check(lk, warehousePath, warehouseID, source)
+	return namespace{props}.check(lk, warehousePath, warehouseID)
+}
+
+// Published lists the sources the lake holds, with the runs of each it
+// mirrors. A lake of an earlier release, which does not record them, is
+// ErrLakeMismatch: one publish with this release records them.
+func (lk *Lake) Published(ctx context.Context) (map[string]load.Published, error) {
+	props, err := lk.nsProps(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("iceberg lake: %w", err)
+	}
+	ns := namespace{props}
+	if legacy := props[propWarehouseID]; legacy != "" {
+		return nil, fmt.Errorf("%w: the Iceberg lake %s (namespace %s) was written by an earlier release, which does not record its sources: run a source of warehouse %s once with this release, or restore the whole warehouse with rebuild --from lake",
+			load.ErrLakeMismatch, lk.location, lk.ns[0], props[propWarehouse])
+	}
+	return ns.published(), nil
+}
+
+// Stale reports whether the warehouse with warehouseID lacks the latest
+// published state of source: another warehouse published it last.
+func (lk *Lake) Stale(ctx context.Context, warehouseID, source string) (bool, error) {
+	props, err := lk.nsProps(ctx)
+	if err != nil {
+		return false, fmt.Errorf("iceberg lake: %w", err)
+	}
+	return namespace{props}.stale(warehouseID, source), nil
 }
 
 // Publish commits the changes of the run just committed to the warehouse:
-// one commit per changed table. A lake that is new, or behind the
-// warehouse by more than that run, has the rows of every one of the
-// warehouse's sources rewritten from snap.
+// one commit per changed table. A lake that is new, or that does not
+// mirror every earlier run of the source, has the rows of every source
+// the warehouse publishes rewritten from snap. The sources a warehouse
+// publishes are those it published last or nobody has: a source another
+// warehouse published since holds older rows here, and is left alone; a
+// run of it is refused unless the warehouse restored it first.
 func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identity, tables []load.Table, changes *load.Changes) error {
 	props, err := lk.nsProps(ctx)
 	if err != nil {
@@ -303,42 +338,77 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 		}
 	}
 	ns := namespace{props}
-	mine, err := snap.Sources(ctx)
+	if err := ns.check(lk, id.Path, id.ID); err != nil {
+		return err
+	}
+	sources, err := snap.Sources(ctx)
 	if err != nil {
 		return err
 	}
-	// Sources this warehouse wrote before but holds no run of any more
-	// (a rebuild, a cleaned warehouse) are its to empty.
-	mine = union(mine, ns.owned(id.ID))
-	checked := mine
-	if changes != nil {
-		checked = []string{changes.Source}
-	}
-	for _, s := range append([]string{""}, checked...) {
-		if err := ns.check(lk, id.Path, id.ID, s); err != nil {
-			return err
+	// Sources this warehouse published before but holds no run of any
+	// more (a rebuild, a cleaned warehouse) are its to empty.
+	var mine []string
+	for _, s := range union(sources, ns.owned(id.ID)) {
+		if !ns.stale(id.ID, s) {
+			mine = append(mine, s)
 		}
 	}
-	runs, err := snap.RunIDs(ctx)
-	if err != nil {
-		return err
-	}
-	lagging := ns.behind(id.ID, runs)
-	full := changes == nil || lagging
-	shared := ns.shared(id.ID)
-	if lagging && ns.published(id.ID) {
-		// The last publish did not finish: it may have left files no
-		// snapshot references. Only old ones are surely its orphans: a
-		// younger one may belong to another writer's commit in progress.
-		if err := lk.cleanOrphans(ctx, orphanAge); err != nil {
+	full := changes == nil
+	runs := map[string][]string{}
+	if changes != nil {
+		s := changes.Source
+		if runs[s], err = snap.SourceRunIDs(ctx, s); err != nil {
 			return err
+		}
+		// A restored warehouse holds the lake's last run of the source. (A
+		// lake of the previous release does not name it: trust the run,
+		// which restores a stale source before it exports.)
+		if last := ns.lastRun(s); ns.stale(id.ID, s) && last != "" && !slices.Contains(runs[s], last) {
+			owner, ownerPath := ns.owner(s)
+			return fmt.Errorf("%w: in the Iceberg lake %s (namespace %s), source %s was published last by warehouse %s (id %s), whose rows warehouse %s does not hold: a run restores the source from the lake first",
+				load.ErrLakeMismatch, lk.location, lk.ns[0], s, ownerPath, owner, id.Path)
+		}
+		mine = union(mine, []string{s})
+		full = ns.behind(s, runs[s], changes.RunID)
+		// The lake's only writer also catches up its other sources now.
+		// With other writers it leaves them to their own next runs: it
+		// holds no lease on them, and one of those writers may be taking
+		// one over.
+		for _, o := range mine {
+			if full || ns.shared(id.ID) {
+				break
+			}
+			if o != s {
+				if runs[o], err = snap.SourceRunIDs(ctx, o); err != nil {
+					return err
+				}
+				full = ns.behind(o, runs[o], "")
+			}
+		}
+	}
+	if full {
+		for _, s := range mine {
+			if _, ok := runs[s]; !ok {
+				if runs[s], err = snap.SourceRunIDs(ctx, s); err != nil {
+					return err
+				}
+			}
+		}
+		if changes != nil && len(ns.owned(id.ID)) > 0 {
+			// The last publish did not finish: it may have left files no
+			// snapshot references. Only old ones are surely its orphans:
+			// a younger one may belong to another writer's commit in
+			// progress.
+			if err := lk.cleanOrphans(ctx, orphanAge); err != nil {
+				return err
+			}
 		}
 	}
 	runID, source := "", ""
 	if changes != nil {
 		runID, source = changes.RunID, changes.Source
 	}
-	p := publication{snap: snap, changes: changes, full: full, shared: shared, mine: mine,
+	p := publication{snap: snap, changes: changes, full: full, shared: ns.shared(id.ID), mine: mine,
 		summary: iceberg.Properties{SummaryRunID: runID, SummarySource: source}}
 	defs, err := snap.TableDefs(ctx)
 	if err != nil {
@@ -357,7 +427,15 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 			return fmt.Errorf("iceberg lake %s: %w", name, err)
 		}
 	}
-	removals, updates := ns.record(id.ID, id.Path, mine, runs)
+	mirrored := map[string]mirror{}
+	for _, s := range p.sources() {
+		last := lastOf(runs[s])
+		if changes != nil && s == changes.Source {
+			last = changes.RunID
+		}
+		mirrored[s] = mirror{runs: len(runs[s]), last: last}
+	}
+	removals, updates := ns.record(id.ID, id.Path, mirrored)
 	if _, err := lk.cat.UpdateNamespaceProperties(ctx, lk.ns, removals, updates); err != nil {
 		return fmt.Errorf("iceberg lake: record the runs mirrored: %w", err)
 	}
@@ -965,11 +1043,25 @@ func (lk *Lake) Contents(ctx context.Context) ([]load.LakeTableInfo, error) {
 
 // ReadTable streams the current snapshot of a table.
 func (lk *Lake) ReadTable(ctx context.Context, name string) (load.RecordReader, error) {
+	return lk.readTable(ctx, name, iceberg.AlwaysTrue{})
+}
+
+// ReadSource streams the rows of source in the current snapshot of a
+// table; none for a table without a source column.
+func (lk *Lake) ReadSource(ctx context.Context, name, source string) (load.RecordReader, error) {
+	var filter iceberg.BooleanExpression = iceberg.AlwaysFalse{}
+	if column := load.SourceColumn(name); column != "" {
+		filter = iceberg.EqualTo(iceberg.Reference(column), source)
+	}
+	return lk.readTable(ctx, name, filter)
+}
+
+func (lk *Lake) readTable(ctx context.Context, name string, filter iceberg.BooleanExpression) (load.RecordReader, error) {
 	tbl, err := lk.Table(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("iceberg lake: load %s: %w", name, err)
 	}
-	sc, recs, err := tbl.Scan().ToArrowRecords(ctx)
+	sc, recs, err := tbl.Scan(table.WithRowFilter(filter)).ToArrowRecords(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("iceberg lake: read %s: %w", name, err)
 	}

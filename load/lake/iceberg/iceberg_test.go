@@ -440,48 +440,198 @@ func TestPublishWithSQLiteCatalogOnS3(t *testing.T) {
 	lakeTest(t, "s3://lake/sqlite-catalog", load.LakeOptions{S3PathStyle: true}, s3.Dir)
 }
 
-// TestOtherWarehouseRefused: a source is written by one warehouse.
-// Another warehouse's run of it is refused before it writes anything,
-// naming both warehouses, and the lake keeps its snapshots; the other
-// warehouse may write other sources.
-func TestOtherWarehouseRefused(t *testing.T) {
+// TestSourceHandover: a source may move between warehouses through the
+// lake. A warehouse that has not restored the lake's state of a source
+// another warehouse published cannot publish a run of it; once it has
+// restored it, it holds exactly the lake's rows of the source, data and
+// bookkeeping, and its next run is published incrementally; the first
+// warehouse is then the stale one. The sources stay apart throughout, and
+// a new warehouse restores a source the same way.
+func TestSourceHandover(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
-	w, err := duckdb.Open(ctx, filepath.Join(dir, "w.duckdb"))
-	if err != nil {
-		t.Fatal(err)
+	open := func(name string) *duckdb.Warehouse {
+		w, err := duckdb.Open(ctx, filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Close() })
+		return w
 	}
-	defer w.Close()
-	other, err := duckdb.Open(ctx, filepath.Join(dir, "other.duckdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	root := t.TempDir()
-	lk, err := iceberg.Open(ctx, root, load.LakeOptions{Warehouse: w.Path()})
+	w, other := open("w.duckdb"), open("other.duckdb")
+	lk, err := iceberg.Open(ctx, t.TempDir(), load.LakeOptions{Warehouse: w.Path()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lk.Close()
+	stale := func(w *duckdb.Warehouse, source string) bool {
+		t.Helper()
+		id := ""
+		if w != nil {
+			id = w.ID()
+		}
+		got, err := lk.Stale(ctx, id, source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if stale(other, "payer-a") {
+		t.Fatal("a new lake: stale")
+	}
+	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claim{"a", "2021-05-01", 2}, claim{"b", "2022-01-01", 1}, claim{"c", "2021-07-01", 1}))
+	publish(t, lk, w, commit(t, w, "payer-b", "r2", nil, claim{"a", "2023-01-01", 1}))
+	if stale(w, "payer-a") || !stale(other, "payer-a") || !stale(nil, "payer-a") {
+		t.Fatal("stale: wrong after w published payer-a")
+	}
 	if err := lk.Check(ctx, other.Path(), other.ID(), "payer-a"); err != nil {
-		t.Fatalf("a new lake refused a warehouse: %v", err)
+		t.Fatalf("Check refused another warehouse: %v", err)
 	}
-	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claim{"a", "2021-05-01", 2}))
-	if err := lk.Check(ctx, w.Path(), w.ID(), "payer-a"); err != nil {
-		t.Fatalf("the lake refused its own warehouse: %v", err)
+	// other's own, older, run of payer-a may not replace w's.
+	ch := commit(t, other, "payer-a", "r0", nil, claim{"z", "2024-05-01", 1})
+	if err := lk.Publish(ctx, other, load.Identity{Path: other.Path(), ID: other.ID()}, tables, ch); !errors.Is(err, load.ErrLakeMismatch) || !strings.Contains(err.Error(), w.Path()) {
+		t.Fatalf("Publish of a stale source: %v", err)
 	}
-	err = lk.Check(ctx, other.Path(), other.ID(), "payer-a")
-	if !errors.Is(err, load.ErrLakeMismatch) || !strings.Contains(err.Error(), w.Path()) || !strings.Contains(err.Error(), other.Path()) {
-		t.Fatalf("Check of another warehouse: %v", err)
+	st, err := other.RestoreSource(ctx, "payer-a", lk)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := lk.Check(ctx, other.Path(), other.ID(), "payer-b"); err != nil {
-		t.Fatalf("another warehouse refused for another source: %v", err)
+	if st.Rows == 0 || st.Tables == 0 {
+		t.Errorf("restore copied %+v", st)
 	}
-	ch := commit(t, other, "payer-a", "r1", nil, claim{"z", "2024-05-01", 1})
-	if err := lk.Publish(ctx, other, load.Identity{Path: other.Path(), ID: other.ID()}, tables, ch); !errors.Is(err, load.ErrLakeMismatch) {
-		t.Fatalf("Publish from another warehouse: %v", err)
+	bySource := func(w *duckdb.Warehouse, source string) {
+		t.Helper()
+		icebergtest.CheckMirrorsWhere(t, w, lk, "", "data_source = '"+source+"'", "claim", "claim_line")
+		icebergtest.CheckMirrorsWhere(t, w, lk, "", "source = '"+source+"'", "fhirlake_runs", "fhirlake_resources", "fhirlake_watermarks", "fhirlake_deleted")
 	}
-	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line")
+	bySource(other, "payer-a")
+	if got := query(t, other, "SELECT string_agg(id, ',' ORDER BY id) FROM claim"); got[0] != "a,b,c" {
+		t.Errorf("other's claims after the restore: %v, want w's a,b,c and not its own z", got)
+	}
+	if got := query(t, other, "SELECT count(*)::VARCHAR FROM claim WHERE data_source = 'payer-b'"); got[0] != "0" {
+		t.Errorf("the restore of payer-a brought %s rows of payer-b", got[0])
+	}
+	publish(t, lk, other, commit(t, other, "payer-a", "r3", []string{"b"}, claim{"a", "2021-05-01", 3}))
+	if got := snapshotSummary(t, lk, "claim_line"); got != "r3 payer-a" {
+		t.Errorf("claim_line's snapshot: %q", got)
+	}
+	// Incremental: the run's commit writes the changed claim, not its
+	// unchanged neighbour c in the same partition (a compaction may
+	// follow it).
+	tbl, err := lk.Table(ctx, "claim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := 0
+	for _, snap := range tbl.Metadata().Snapshots() {
+		if snap.Summary != nil && snap.Summary.Properties[iceberg.SummaryRunID] == "r3" {
+			if snap.Summary.Operation != table.OpReplace {
+				n, _ := strconv.Atoi(snap.Summary.Properties["added-records"])
+				added += n
+			}
+		}
+	}
+	if added != 1 {
+		t.Errorf("the first run after a restore wrote %d claims, want 1", added)
+	}
+	bySource(other, "payer-a")
+	bySource(w, "payer-b")
+	if !stale(w, "payer-a") || stale(other, "payer-a") {
+		t.Fatal("stale: wrong after other published payer-a")
+	}
+	ch = commit(t, w, "payer-a", "r4", nil, claim{"y", "2020-01-01", 1})
+	if err := lk.Publish(ctx, w, load.Identity{Path: w.Path(), ID: w.ID()}, tables, ch); !errors.Is(err, load.ErrLakeMismatch) {
+		t.Fatalf("Publish of a source another warehouse took over: %v", err)
+	}
+	// w keeps writing payer-b, and leaves payer-a alone, even when it
+	// rewrites everything it publishes.
+	publish(t, lk, w, commit(t, w, "payer-b", "r5", nil, claim{"c", "2023-02-01", 1}))
+	publish(t, lk, w, nil)
+	bySource(w, "payer-b")
+	bySource(other, "payer-a")
+	fresh := open("fresh.duckdb")
+	if _, err := fresh.RestoreSource(ctx, "payer-b", lk); err != nil {
+		t.Fatal(err)
+	}
+	bySource(fresh, "payer-b")
+}
+
+// TestLease: one holder per source at a time; the same holder may take
+// its lease again (a run that replaces a killed one on the same
+// machine); a released lease is free at once, an abandoned one when it
+// expires, and its holder learns that it lost it.
+func TestLease(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { leaseTest(t, "sqlite:"+filepath.Join(t.TempDir(), "catalog.db")) })
+	t.Run("postgres", func(t *testing.T) { leaseTest(t, testserver.Postgres(t).DSN) })
+}
+
+func leaseTest(t *testing.T, catalog string) {
+	ctx := t.Context()
+	root := t.TempDir()
+	open := func() *iceberg.Lake {
+		lk, err := iceberg.Open(ctx, root, load.LakeOptions{Catalog: catalog})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { lk.Close() })
+		return lk
+	}
+	one, two := open(), open()
+	l1, err := one.Lease(ctx, "payer-a", "host1:/w.duckdb", "run r1 on host1", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = two.Lease(ctx, "payer-a", "host2:/w.duckdb", "run r2 on host2", time.Second)
+	if !errors.Is(err, load.ErrLeased) || !strings.Contains(err.Error(), "run r1 on host1") {
+		t.Fatalf("a held source: %v", err)
+	}
+	lb, err := two.Lease(ctx, "payer-b", "host2:/w.duckdb", "run r2 on host2", time.Second)
+	if err != nil {
+		t.Fatalf("another source: %v", err)
+	}
+	lb.Release(ctx)
+	// Held past its lifetime by renewals.
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := two.Lease(ctx, "payer-a", "host2:/w.duckdb", "run r2 on host2", time.Second); !errors.Is(err, load.ErrLeased) {
+		t.Fatalf("a renewed lease was taken: %v", err)
+	}
+	again, err := one.Lease(ctx, "payer-a", "host1:/w.duckdb", "run r3 on host1", time.Second)
+	if err != nil {
+		t.Fatalf("the same holder: %v", err)
+	}
+	again.Release(ctx)
+	l1.Release(ctx)
+	l2, err := two.Lease(ctx, "payer-a", "host2:/w.duckdb", "run r2 on host2", time.Second)
+	if err != nil {
+		t.Fatalf("a released lease: %v", err)
+	}
+	select {
+	case <-l1.Lost():
+		t.Error("a released lease reports itself lost")
+	default:
+	}
+	// A holder whose catalog goes away stops renewing: its lease expires
+	// and it learns so; the source is free for another.
+	three := open()
+	l2.Release(ctx)
+	l3, err := three.Lease(ctx, "payer-a", "host3:/w.duckdb", "run r4 on host3", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	three.Close()
+	select {
+	case <-l3.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("an unrenewable lease is not reported lost")
+	}
+	l4, err := two.Lease(ctx, "payer-a", "host2:/w.duckdb", "run r5 on host2", time.Second)
+	if err != nil {
+		t.Fatalf("an expired lease: %v", err)
+	}
+	l4.Release(ctx)
+	if _, err := one.Lease(ctx, "payer-a", "h", "", 10*time.Millisecond); err == nil {
+		t.Error("a lifetime of 10ms is accepted")
+	}
 }
 
 // TestPublishAddsColumns: a warehouse table that gained a column (here

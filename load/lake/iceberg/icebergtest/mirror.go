@@ -26,14 +26,19 @@ func CheckMirrors(t testing.TB, w *duckdb.Warehouse, lk *iceberg.Lake, s3root st
 	CheckMirrorsWhere(t, w, lk, s3root, "", names...)
 }
 
-// CheckMirrorsWhere is CheckMirrors of the lake's rows where a SQL
-// condition holds ("": every row), for a lake other warehouses write too.
+// CheckMirrorsWhere is CheckMirrors of the rows, on both sides, where a
+// SQL condition holds ("": every row), for a lake other warehouses write
+// too.
 func CheckMirrorsWhere(t testing.TB, w *duckdb.Warehouse, lk *iceberg.Lake, s3root, where string, names ...string) {
 	t.Helper()
 	for _, name := range names {
 		files, deletes := Files(t, lk, name)
+		mine := name
+		if where != "" {
+			mine = "(SELECT * FROM " + name + " WHERE " + where + ")"
+		}
 		if len(files) == 0 {
-			if n := query(t, w, "SELECT count(*)::VARCHAR FROM "+name); n[0] != "0" {
+			if n := query(t, w, "SELECT count(*)::VARCHAR FROM "+mine); n[0] != "0" {
 				t.Errorf("%s: no data files, %s rows in the warehouse", name, n[0])
 			}
 			continue
@@ -50,8 +55,8 @@ func CheckMirrorsWhere(t testing.TB, w *duckdb.Warehouse, lk *iceberg.Lake, s3ro
 		}
 		src = "(" + src + ")"
 		for _, q := range []string{
-			"SELECT * FROM " + name + " EXCEPT ALL SELECT * FROM " + src,
-			"SELECT * FROM " + src + " EXCEPT ALL SELECT * FROM " + name,
+			"SELECT * FROM " + mine + " EXCEPT ALL SELECT * FROM " + src,
+			"SELECT * FROM " + src + " EXCEPT ALL SELECT * FROM " + mine,
 		} {
 			if got := query(t, w, "SELECT count(*)::VARCHAR FROM ("+q+")"); got[0] != "0" {
 				t.Errorf("%s: %s rows differ between the warehouse and the lake: %s", name, got[0], q)

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/fhirlake/fhirlake/internal/config"
+	"github.com/fhirlake/fhirlake/internal/pipeline"
+	"github.com/fhirlake/fhirlake/load"
+	"github.com/fhirlake/fhirlake/load/lake/iceberg"
+	fsql "github.com/fhirlake/fhirlake/sql"
+)
+
+func warehouseCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "warehouse",
+		Usage: "keep a DuckDB file in step with a shared Iceberg lake",
+		Subcommands: []*cli.Command{{
+			Name:  "sync",
+			Usage: "copy into a DuckDB file the sources of an Iceberg lake that changed since the last sync",
+			UsageText: "fhirlake warehouse sync --warehouse FILE --lake s3://bucket/prefix --lake-format iceberg --catalog postgres://... [--source NAME ...]\n\n" +
+				"For analysts who want one file when many workers write the lake: every source whose runs in\n" +
+				"FILE differ from the lake's is replaced by the lake's rows of it (data, bookkeeping, the\n" +
+				"person crosswalk), in one transaction per source, under the source's lease (a source a run\n" +
+				"holds is waited for up to --wait); sources already up to date are left alone. The analytics\n" +
+				"views are created. FILE is created when missing; keep it apart from the workers' warehouses.",
+			Flags: append([]cli.Flag{
+				&cli.StringFlag{Name: "config", Usage: "YAML config `FILE` naming the lake", EnvVars: []string{"FHIRLAKE_CONFIG"}},
+				&cli.StringFlag{Name: "warehouse", Usage: "the DuckDB `FILE` to refresh", EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
+				&cli.StringFlag{Name: "lake", Usage: "the Iceberg lake's `LOCATION`: a folder, file:///path or s3://bucket/prefix", EnvVars: []string{"FHIRLAKE_LAKE"}},
+				&cli.StringSliceFlag{Name: "source", Usage: "copy only this `NAME` (repeat for several; default: every source of the lake)"},
+				&cli.DurationFlag{Name: "wait", Value: pipeline.DefaultLeaseTTL * 5, Usage: "how long to wait for a source a run holds (a `DURATION` such as 10m), then exit 7"},
+			}, lakeFlags()...),
+			OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+			Action:       runWarehouseSync,
+		}},
+	}
+}
+
+func runWarehouseSync(c *cli.Context) error {
+	var f *config.File
+	if path := c.String("config"); path != "" {
+		var err error
+		if f, err = config.Load(path); err != nil {
+			return configError(err)
+		}
+	}
+	top := resolveTop(c, f)
+	if top.lake == "" || top.warehouse == "" {
+		return usagef("name the lake and the file to refresh: --lake and --warehouse, or --config")
+	}
+	if top.lakeFormat != iceberg.Format {
+		return usagef("sync reads an Iceberg lake (--lake-format iceberg); from a %s lake, use rebuild --from lake", top.lakeFormat)
+	}
+	opts := top.lakeOpts
+	if err := resolveCatalog(&opts); err != nil {
+		return err
+	}
+	opts.Warehouse = top.warehouse
+	for _, s := range c.StringSlice("source") {
+		if err := load.CheckSource(s); err != nil {
+			return err
+		}
+	}
+	log, err := logger(c)
+	if err != nil {
+		return err
+	}
+	res, err := pipeline.Sync(c.Context, pipeline.SyncOptions{
+		Warehouse: top.warehouse,
+		Lake: func(ctx context.Context) (load.Lake, error) {
+			return load.OpenLake(ctx, iceberg.Format, top.lake, opts)
+		},
+		Sources: c.StringSlice("source"),
+		SQL:     fsql.FS,
+		Wait:    c.Duration("wait"),
+		Log:     log,
+	})
+	if err != nil {
+		return err
+	}
+	restored := "none"
+	if len(res.Restored) > 0 {
+		restored = strings.Join(res.Restored, ", ")
+	}
+	fmt.Fprintf(c.App.Writer, "synced %s: %d sources copied (%s; %d rows), %d up to date\n",
+		top.warehouse, len(res.Restored), restored, res.Rows, len(res.Current))
+	return nil
+}

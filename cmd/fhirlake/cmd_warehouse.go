@@ -25,15 +25,17 @@ func warehouseCommand() *cli.Command {
 				"For analysts who want one file when many workers write the lake: every source whose runs in\n" +
 				"FILE differ from the lake's is replaced by the lake's rows of it (data, bookkeeping, the\n" +
 				"person crosswalk), in one transaction per source, under the source's lease (a source a run\n" +
-				"holds is waited for up to --wait); sources already up to date are left alone. The analytics\n" +
-				"views are created. FILE is created when missing; keep it apart from the workers' warehouses.",
+				"holds is waited for up to --wait); sources already up to date are left alone. The person\n" +
+				"crosswalk is then linked across every source of the file (each worker links only its own),\n" +
+				"and the analytics views are created. FILE is created when missing; keep it apart from the\n" +
+				"workers' warehouses.",
 			Flags: append([]cli.Flag{
 				&cli.StringFlag{Name: "config", Usage: "YAML config `FILE` naming the lake", EnvVars: []string{"FHIRLAKE_CONFIG"}},
 				&cli.StringFlag{Name: "warehouse", Usage: "the DuckDB `FILE` to refresh", EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
 				&cli.StringFlag{Name: "lake", Usage: "the Iceberg lake's `LOCATION`: a folder, file:///path or s3://bucket/prefix", EnvVars: []string{"FHIRLAKE_LAKE"}},
 				&cli.StringSliceFlag{Name: "source", Usage: "copy only this `NAME` (repeat for several; default: every source of the lake)"},
 				&cli.DurationFlag{Name: "wait", Value: pipeline.DefaultLeaseTTL * 5, Usage: "how long to wait for a source a run holds (a `DURATION` such as 10m), then exit 7"},
-			}, lakeFlags()...),
+			}, append(personFlags(), lakeFlags()...)...),
 			OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
 			Action:       runWarehouseSync,
 		}},
@@ -77,6 +79,7 @@ func runWarehouseSync(c *cli.Context) error {
 		Sources: c.StringSlice("source"),
 		SQL:     fsql.FS,
 		Wait:    c.Duration("wait"),
+		Person:  top.person,
 		Log:     log,
 	})
 	if err != nil {
@@ -88,5 +91,8 @@ func runWarehouseSync(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "synced %s: %d sources copied (%s; %d rows), %d up to date\n",
 		top.warehouse, len(res.Restored), restored, res.Rows, len(res.Current))
+	if res.PersonConflicts > 0 {
+		log.Warn("patients with conflicting identifiers are not linked to other sources' records; see fhirlake_person_conflicts", "patients", res.PersonConflicts)
+	}
 	return nil
 }

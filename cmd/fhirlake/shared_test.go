@@ -31,7 +31,9 @@ import (
 // years, a delete in each payer); then one more run that is killed with
 // SIGKILL and run again. After each round every source's rows, in every
 // data table and in the bookkeeping, are exactly its warehouse's, and the
-// lake holds no other rows.
+// lake holds no other rows; at the end its data tables hold exactly what
+// one process loading the four sources in turn holds. An analyst's file
+// synced from the lake then holds every source, linked across sources.
 func TestManyWorkersOneLake(t *testing.T) {
 	sl := newSharedLake(t, 4, 10)
 	s3, pg, ws, start := sl.s3, sl.pg, sl.workers, sl.start
@@ -140,6 +142,41 @@ func TestManyWorkersOneLake(t *testing.T) {
 	}
 	check("after a killed run")
 
+	// One process loading the four sources in turn, into one warehouse
+	// and a lake of its own, ends with the rows the shared lake holds.
+	control := filepath.Join(t.TempDir(), "control.duckdb")
+	for _, wk := range ws {
+		var args []string
+		for i := 0; i < len(wk.args); i++ {
+			args = append(args, wk.args[i])
+			switch wk.args[i] {
+			case "--warehouse":
+				args = append(args, control)
+				i++
+			case "--summary":
+				args = append(args, control+"."+wk.source+".json")
+				i++
+			}
+		}
+		wk.args = append(args, "--namespace", "control")
+		if err := start(wk).Wait(); err != nil {
+			t.Fatalf("control run of %s: %v", wk.source, err)
+		}
+	}
+	func() {
+		c, err := duckdb.OpenReadOnly(t.Context(), control)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		lk, err := iceberg.Open(t.Context(), "s3://lake/fhirlake", load.LakeOptions{Warehouse: control, S3Endpoint: s3.Endpoint, S3PathStyle: true, Catalog: pg.DSN})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lk.Close()
+		icebergtest.CheckMirrors(t, c, lk, s3.Dir, "patient", "coverage", "eob", "eob_item", "eob_item_adjudication", "observation", "encounter", "eob_diagnosis")
+	}()
+
 	// An analyst's file synced from the lake holds every source's rows;
 	// the next sync copies only the source that changed since.
 	analyst := filepath.Join(t.TempDir(), "analyst.duckdb")
@@ -147,7 +184,8 @@ func TestManyWorkersOneLake(t *testing.T) {
 		t.Helper()
 		var out strings.Builder
 		args := []string{"warehouse", "sync", "--warehouse", analyst, "--lake", "s3://lake/fhirlake", "--lake-format", "iceberg",
-			"--s3-endpoint", s3.Endpoint, "--s3-path-style", "--catalog", pg.DSN}
+			"--s3-endpoint", s3.Endpoint, "--s3-path-style", "--catalog", pg.DSN,
+			"--person-identifier-system", "https://bison.example.org/fhir/memberidentifier"}
 		if err := sl.startWith(sharedWorker{source: "sync", args: args}, &out).Wait(); err != nil {
 			t.Fatalf("warehouse sync: %v\n%s", err, out.String())
 		}
@@ -171,6 +209,15 @@ func TestManyWorkersOneLake(t *testing.T) {
 		icebergtest.CheckMirrors(t, a, lk, s3.Dir, "patient", "coverage", "eob", "eob_item", "eob_item_adjudication", "observation", "fhirlake_runs", "fhirlake_resources", "fhirlake_watermarks")
 		if got := query(t, a, "SELECT count(DISTINCT data_source)::VARCHAR FROM eob"); got[0] != "4" {
 			t.Errorf("%s: %s sources in the synced file's eob", name, got[0])
+		}
+		// The four payers hold the same members (same seed, same member
+		// numbers, named a person identifier here): linked across
+		// sources in the synced file, though each worker linked only its
+		// own.
+		persons := query(t, a, "SELECT count(DISTINCT person_id)::VARCHAR || ' ' || count(*)::VARCHAR FROM person")
+		members := query(t, a, "SELECT count(*)::VARCHAR || ' ' || (4 * count(*))::VARCHAR FROM patient WHERE data_source = '"+ws[0].source+"'")
+		if persons[0] != members[0] {
+			t.Errorf("%s: persons (distinct, rows) %s, want %s", name, persons[0], members[0])
 		}
 		if got := query(t, a, "SELECT count(*)::VARCHAR FROM information_schema.tables WHERE table_name = 'member_months'"); got[0] != "1" {
 			t.Errorf("%s: the synced file has no analytics views", name)

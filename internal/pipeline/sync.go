@@ -28,6 +28,9 @@ type SyncOptions struct {
 	SQL fs.FS
 	// Wait bounds how long to wait for a source that a run holds.
 	Wait time.Duration
+	// Person is the rule of the person crosswalk, relinked across every
+	// source of the file after a copy.
+	Person load.PersonRule
 	// Log receives progress; nil discards.
 	Log *slog.Logger
 }
@@ -37,6 +40,9 @@ type SyncResult struct {
 	Restored []string // copied from the lake
 	Current  []string // already up to date
 	Rows     int64    // rows copied
+	// PersonConflicts counts the patients whose identifiers conflict
+	// after the relink (when a source was copied).
+	PersonConflicts int64
 }
 
 // Sync refreshes a warehouse file from a lake that holds the sources'
@@ -119,6 +125,15 @@ func Sync(ctx context.Context, o SyncOptions) (SyncResult, error) {
 		log.Info("source copied from the lake", "source", s, "tables", st.Tables, "rows", st.Rows)
 		res.Restored = append(res.Restored, s)
 		res.Rows += st.Rows
+	}
+	// Each warehouse linked the patients of its own sources only: the
+	// file holds every source, so it links them all.
+	if rl, ok := w.(interface {
+		Relink(context.Context, load.PersonRule) (int64, error)
+	}); ok && len(res.Restored) > 0 {
+		if res.PersonConflicts, err = rl.Relink(ctx, o.Person); err != nil {
+			return res, err
+		}
 	}
 	for _, warn := range applySQL(ctx, w, o.SQL) {
 		log.Warn("analytics view not created", "error", warn.Error())

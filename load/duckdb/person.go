@@ -61,7 +61,30 @@ func (l *Loader) recordMatches(ctx context.Context, runID string) error {
 // table (the built-in view) and the member matches; patients come from
 // the patient table too, so that every patient has a person.
 func (l *Loader) linkPersons(ctx context.Context, rule load.PersonRule) (int64, error) {
-	have, err := l.w.queryStrings(ctx, `SELECT table_name FROM duckdb_tables()
+	return l.w.linkPersons(ctx, rule)
+}
+
+// Relink recomputes the person crosswalk across every source the
+// warehouse holds, in one transaction, and returns the number of patients
+// in conflict. A file synced from a lake several warehouses write gets
+// its crosswalk this way: each warehouse linked only its own sources.
+func (w *Warehouse) Relink(ctx context.Context, rule load.PersonRule) (int64, error) {
+	if err := w.exec(ctx, "BEGIN TRANSACTION"); err != nil {
+		return 0, fmt.Errorf("link persons: %w", err)
+	}
+	n, err := w.linkPersons(ctx, rule)
+	if err == nil {
+		err = w.exec(ctx, "COMMIT")
+	}
+	if err != nil {
+		w.exec(context.WithoutCancel(ctx), "ROLLBACK")
+		return 0, err
+	}
+	return n, nil
+}
+
+func (w *Warehouse) linkPersons(ctx context.Context, rule load.PersonRule) (int64, error) {
+	have, err := w.queryStrings(ctx, `SELECT table_name FROM duckdb_tables()
 		WHERE NOT temporary AND schema_name = 'main' AND database_name = current_database()
 		  AND table_name IN ('patient', 'patient_identifier')`)
 	if err != nil {
@@ -136,12 +159,12 @@ func (l *Loader) linkPersons(ctx context.Context, rule load.PersonRule) (int64, 
 		if st.args {
 			args = []any{rule.Systems(), rule.RosterIdentifierSystem()}
 		}
-		if err := l.w.exec(ctx, st.q, args...); err != nil {
+		if err := w.exec(ctx, st.q, args...); err != nil {
 			return 0, fmt.Errorf("link persons: %w", err)
 		}
 	}
 	var n int64
-	if err := l.w.conn.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT source, patient_id FROM fhirlake_person_conflicts)`).Scan(&n); err != nil {
+	if err := w.conn.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT source, patient_id FROM fhirlake_person_conflicts)`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("link persons: %w", err)
 	}
 	return n, nil

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -287,14 +288,58 @@ func statusError(op string, resp *http.Response, kind error) error {
 	if kind == nil {
 		kind = classify(resp.StatusCode)
 	}
-	if kind != ErrUnauthorized && transientOutcome(body) {
+	switch {
+	case kind == ErrUnauthorized:
+	case transientOutcome(body):
 		// Whatever the status, the server says "try again".
 		kind = ErrTransient
+	case fatalOutcome(body):
+		// Whatever the status, the server says this export cannot
+		// succeed: asking again gets the same answer.
+		kind = ErrExportFailed
 	}
 	if kind == nil {
 		kind = ErrProtocol
 	}
-	return &StatusError{Op: op, Status: resp.StatusCode, Summary: outcomeSummary(body), kind: kind}
+	summary := outcomeSummary(body)
+	if summary == "" && op != "download" {
+		// A file's error body may come from storage that has nothing to
+		// do with FHIR: only the Bulk Data endpoints' text is kept.
+		summary = reasonText(resp, body)
+	}
+	return &StatusError{Op: op, Status: resp.StatusCode, Summary: summary, kind: kind}
+}
+
+// fatalOutcome reports whether body is an OperationOutcome with an issue
+// that says the request cannot succeed as it stands: the server cannot
+// process it, does not support it, or finds it too costly or too long.
+func fatalOutcome(body []byte) bool {
+	var oo operationOutcome
+	if json.Unmarshal(body, &oo) != nil || oo.ResourceType != "OperationOutcome" {
+		return false
+	}
+	for _, is := range oo.Issue {
+		switch is.Code {
+		case "processing", "not-supported", "too-costly", "too-long":
+			return true
+		}
+	}
+	return false
+}
+
+// reasonText is what a server says about an error outside an
+// OperationOutcome: its own reason phrase when it is not the standard one
+// ("413 Too many files"), else a plain-text body, cleaned and cut; "" for
+// anything else (HTML pages, JSON of other shapes).
+func reasonText(resp *http.Response, body []byte) string {
+	reason := strings.TrimSpace(strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode)))
+	if reason != "" && !strings.EqualFold(reason, http.StatusText(resp.StatusCode)) {
+		return clean(reason, maxSummary)
+	}
+	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/plain") {
+		return clean(strings.TrimSpace(string(body)), maxSummary)
+	}
+	return ""
 }
 
 // operationOutcome is the part of a FHIR OperationOutcome we read.
@@ -432,14 +477,23 @@ func statusLocation(resp *http.Response, kickoff string) (string, error) {
 
 // checkHTTPURL checks that raw, a URL from the server we are about to
 // request, is an absolute http or https URL with a host. The error wraps
-// ErrProtocol and names the URL only redacted and cleaned.
+// ErrProtocol (never ErrTransient: the server sends the same URL again)
+// and names only the URL's scheme and host: its path and query may carry
+// ids or credentials.
 func checkHTTPURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrProtocol, urlError(err))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return fmt.Errorf("%s is not an absolute http or https URL: %w", clean(redact(raw), 200), ErrProtocol)
+		what := "a relative URL"
+		switch {
+		case u.Scheme != "" && u.Host != "":
+			what = "a " + clean(u.Scheme, 20) + ": URL on host " + clean(u.Host, 100)
+		case u.Scheme != "":
+			what = "a " + clean(u.Scheme, 20) + ": URL"
+		}
+		return fmt.Errorf("%s, which fhirlake cannot fetch (it fetches absolute http and https URLs): %w", what, ErrProtocol)
 	}
 	return nil
 }
@@ -569,8 +623,13 @@ func (c *Client) Poll(ctx context.Context, statusURL string) (*Manifest, error) 
 			c.log(ctx).Warn("export status failed, will retry", "job", redact(statusURL), "error", serr.Error())
 		}
 		wait = c.clampPoll(wait)
-		if c.now().Add(wait).After(deadline) {
-			return nil, fmt.Errorf("export not complete after %s (--max-wait): %w", orDefault(c.MaxWait, 24*time.Hour), ErrTransient)
+		if now := c.now(); now.Add(wait).After(deadline) {
+			// --max-wait is a deadline: wait it out and ask once more, in
+			// case the job is done by then, rather than give up early.
+			if !now.Before(deadline) {
+				return nil, fmt.Errorf("export not complete after %s (--max-wait): %w", orDefault(c.MaxWait, 24*time.Hour), ErrTransient)
+			}
+			wait = deadline.Sub(now)
 		}
 		if err := c.sleep(ctx, wait); err != nil {
 			return nil, err

@@ -9,9 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -331,6 +335,84 @@ func TestDownloadCountMismatchFails(t *testing.T) {
 	}
 }
 
+// TestDownloadMismatchTwiceIsADefect: a body whose line count disagrees
+// with the manifest is downloaded again once (a dropped connection looks
+// so); the same disagreement on the fresh download is the server's
+// defect: not transient, no third download. A short body followed by a
+// whole one succeeds.
+func TestDownloadMismatchTwiceIsADefect(t *testing.T) {
+	line := `{"resourceType":"Patient","id":"a"}` + "\n"
+	for _, tc := range []struct {
+		name      string
+		bodies    []string // per request; the last repeats
+		wantErr   bool
+		downloads int32
+	}{
+		{"always one line short", []string{line}, true, 2},
+		{"short, then whole", []string{line, line + line}, false, 2},
+		{"different each time", []string{"", line, line + line}, false, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				i := int(n.Add(1)) - 1
+				fmt.Fprint(w, tc.bodies[min(i, len(tc.bodies)-1)])
+			}))
+			defer srv.Close()
+			two := int64(2)
+			m := &Manifest{Output: []FileEntry{{Type: "Patient", URL: srv.URL + "/f/1", Count: &two}}}
+			c := &Client{Retries: 5, Sleep: func(context.Context, time.Duration) error { return nil }}
+			_, err := c.Download(t.Context(), m, t.TempDir())
+			if tc.wantErr {
+				if !errors.Is(err, ErrVerify) || errors.Is(err, ErrTransient) || !strings.Contains(err.Error(), "same on a fresh download") {
+					t.Errorf("err = %v, want a verification failure that is not transient", err)
+				}
+			} else if err != nil {
+				t.Errorf("err = %v", err)
+			}
+			if n.Load() != tc.downloads {
+				t.Errorf("%d downloads, want %d", n.Load(), tc.downloads)
+			}
+		})
+	}
+}
+
+// TestDownloadWriteFailureIsLocal: a downloaded file that cannot be
+// written (a full disk, a file size limit) is a local error that says so,
+// not a transient one: downloading again cannot help. The test runs
+// itself in a child process whose file size limit is 64 KiB.
+func TestDownloadWriteFailureIsLocal(t *testing.T) {
+	if os.Getenv("FHIRLAKE_TEST_FSIZE") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestDownloadWriteFailureIsLocal$", "-test.v")
+		cmd.Env = append(os.Environ(), "FHIRLAKE_TEST_FSIZE=1")
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "--- PASS") {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		return
+	}
+	signal.Ignore(syscall.SIGXFSZ) // a write past the limit fails instead of killing us
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 64 << 10, Max: 64 << 10}); err != nil {
+		t.Skipf("cannot limit the file size: %v", err)
+	}
+	body := strings.Repeat(`{"resourceType":"Patient","id":"a"}`+"\n", 10000) // 360 kB
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		fmt.Fprint(w, body)
+	}))
+	defer srv.Close()
+	m := &Manifest{Output: []FileEntry{{Type: "Patient", URL: srv.URL + "/f/1"}}}
+	c := &Client{Retries: 5, Sleep: func(context.Context, time.Duration) error { return nil }}
+	dir := t.TempDir()
+	_, err := c.Download(t.Context(), m, dir)
+	if err == nil || errors.Is(err, ErrTransient) || !errors.Is(err, syscall.EFBIG) || !strings.Contains(err.Error(), "cannot be written") || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("err = %v, want a local write error naming the folder", err)
+	}
+	if n.Load() != 1 {
+		t.Errorf("%d downloads, want 1", n.Load())
+	}
+}
+
 func TestTokenNotSentAcrossRedirectOrWhenNotRequired(t *testing.T) {
 	storage := &fakeServer{sawAuth: map[string]bool{}, files: map[string]string{"/signed/1": `{"resourceType":"Patient","id":"a"}` + "\n"}}
 	store := httptest.NewServer(storage)
@@ -480,5 +562,87 @@ func TestGzipBodyIsDecompressed(t *testing.T) {
 	got, _ := os.ReadFile(filepath.Join(dir, files[0].Name))
 	if files[0].Lines != 2 || !strings.HasPrefix(string(got), `{"resourceType":"Patient"`) {
 		t.Errorf("file %+v holds %q", files[0], got)
+	}
+}
+
+// TestStatusErrorsThatNeverFixThemselves: an export status answer whose
+// OperationOutcome says the export cannot succeed is not retried, whatever
+// its HTTP status, and shows the server's diagnostics; a status error
+// without an OperationOutcome keeps the server's reason text.
+func TestStatusErrorsThatNeverFixThemselves(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		ctype  string
+		body   string
+		reason string // a reason phrase of the server's own
+		kind   error
+		want   string
+	}{
+		{"too costly, as a 500", 500, "application/fhir+json", `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"too-costly","diagnostics":"the group holds more than 10000 members"}]}`, "", ErrExportFailed, "the group holds more than 10000 members"},
+		{"not supported", 400, "application/fhir+json", `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-supported","diagnostics":"_typeFilter is not supported"}]}`, "", ErrExportFailed, "_typeFilter is not supported"},
+		{"processing, as a 503", 503, "application/json", `{"resourceType":"OperationOutcome","issue":[{"severity":"fatal","code":"processing","diagnostics":"job failed: out of storage"}]}`, "", ErrExportFailed, "job failed: out of storage"},
+		{"too long", 500, "application/fhir+json", `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"too-long","diagnostics":"export ran over 24 hours"}]}`, "", ErrExportFailed, "export ran over 24 hours"},
+		{"413 with its own reason", 413, "text/html", "<html>nope</html>", "Too many files", ErrProtocol, "Too many files"},
+		{"plain-text reason", 422, "text/plain; charset=utf-8", "export limited to 50 files per type\n", "", ErrProtocol, "export limited to 50 files per type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			polls := 0
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				polls++
+				w.Header().Set("Content-Type", tc.ctype)
+				if tc.reason != "" {
+					// net/http writes the standard phrase: hijack to send our own.
+					conn, buf, _ := w.(http.Hijacker).Hijack()
+					fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", tc.status, tc.reason, tc.ctype, len(tc.body), tc.body)
+					buf.Flush()
+					conn.Close()
+					return
+				}
+				w.WriteHeader(tc.status)
+				fmt.Fprint(w, tc.body)
+			}))
+			srv.Start()
+			defer srv.Close()
+			c := &Client{Sleep: func(context.Context, time.Duration) error { return nil }}
+			_, err := c.Poll(t.Context(), srv.URL)
+			if !errors.Is(err, tc.kind) || errors.Is(err, ErrTransient) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("poll: %v, want %v naming %q", err, tc.kind, tc.want)
+			}
+			if polls != 1 {
+				t.Errorf("%d polls, want 1", polls)
+			}
+		})
+	}
+}
+
+// TestMaxWaitIsWaitedOut: a Retry-After that reaches past --max-wait
+// sleeps until the deadline and polls once more (the job may be done by
+// then) instead of giving up at once; a job still running then fails as
+// transient.
+func TestMaxWaitIsWaitedOut(t *testing.T) {
+	for _, doneAtLast := range []bool{true, false} {
+		polls := 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			polls++
+			if polls == 2 && doneAtLast {
+				fmt.Fprint(w, `{"transactionTime":"2026-01-05T00:00:00Z","output":[],"error":[]}`)
+				return
+			}
+			w.Header().Set("Retry-After", "3600")
+			w.WriteHeader(http.StatusAccepted)
+		}))
+		now := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+		var slept []time.Duration
+		c := &Client{MaxWait: 10 * time.Minute, PollCeiling: 2 * time.Hour, Now: func() time.Time { return now },
+			Sleep: func(_ context.Context, d time.Duration) error { slept = append(slept, d); now = now.Add(d); return nil }}
+		_, err := c.Poll(t.Context(), srv.URL)
+		srv.Close()
+		if doneAtLast && err != nil || !doneAtLast && !errors.Is(err, ErrTransient) {
+			t.Errorf("done at last %v: %v", doneAtLast, err)
+		}
+		if polls != 2 || len(slept) != 1 || slept[0] != 10*time.Minute {
+			t.Errorf("done at last %v: %d polls after sleeping %v; want 2 polls, one sleep of 10m", doneAtLast, polls, slept)
+		}
 	}
 }

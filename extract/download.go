@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fhirlake/fhirlake/internal/atomicfile"
@@ -224,6 +225,7 @@ func (c *Client) downloadOne(ctx context.Context, j job, auth bool, dir string, 
 	var f File
 	start := c.now()
 	fp := &fileProgress{p: progressFrom(ctx), name: j.name}
+	var last string // the last body's disagreement with the manifest
 	err := c.retrying(ctx, "download "+j.name, func() (time.Duration, error) {
 		if err := lim.acquire(ctx); err != nil {
 			return 0, err
@@ -233,6 +235,11 @@ func (c *Client) downloadOne(ctx context.Context, j job, auth bool, dir string, 
 		f, ra, err = c.fetchFile(ctx, j, auth, dir, fp)
 		var se *StatusError
 		lim.release(errors.As(err, &se) && se.Status == http.StatusTooManyRequests)
+		var mm *mismatch
+		if errors.As(err, &mm) {
+			mm.defect = mm.what == last
+			last = mm.what
+		}
 		return ra, err
 	})
 	fp.done(err)
@@ -255,6 +262,42 @@ func (c *Client) downloadOne(ctx context.Context, j job, auth bool, dir string, 
 	c.log(ctx).Info("file downloaded", "file", f.Name, "type", f.Type, "lines", f.Lines, "bytes", f.Bytes,
 		"seconds", strconv.FormatFloat(c.now().Sub(start).Seconds(), 'f', 2, 64))
 	return f, nil
+}
+
+// localWriter marks the errors of writing the downloaded file, which are
+// our disk's and not the server's.
+type localWriter struct{ w io.Writer }
+
+func (l localWriter) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	if err != nil {
+		err = localError{err}
+	}
+	return n, err
+}
+
+type localError struct{ err error }
+
+func (e localError) Error() string { return e.err.Error() }
+func (e localError) Unwrap() error { return e.err }
+
+// mismatch is a whole body that disagrees with its manifest entry: a
+// dropped connection the first time (ErrTransient), a server defect when
+// a fresh download disagrees in the same way again.
+type mismatch struct {
+	what   string
+	defect bool
+}
+
+func (m *mismatch) Error() string {
+	if m.defect {
+		return ErrVerify.Error() + ": " + m.what + ", the same on a fresh download: the server sends the file so (a server defect; report it to its operator)"
+	}
+	return ErrVerify.Error() + ": " + m.what + ": " + ErrTransient.Error()
+}
+
+func (m *mismatch) Is(target error) bool {
+	return target == ErrVerify || !m.defect && target == ErrTransient
 }
 
 // expectedType is the resourceType every line of a file must have.
@@ -312,15 +355,24 @@ func (c *Client) fetchFile(ctx context.Context, j job, auth bool, dir string, fp
 	pr, pw := io.Pipe()
 	checked := make(chan lineCheck, 1)
 	go func() { checked <- checkLines(pr, j.expectedType()) }()
-	n, err := io.Copy(io.MultiWriter(out, sum, pw), body)
+	n, err := io.Copy(io.MultiWriter(localWriter{out}, sum, pw), body)
 	pw.CloseWithError(err)
 	lc := <-checked
 	if err != nil {
+		var le localError
 		switch {
 		case ctx.Err() != nil:
 			return File{}, 0, ctx.Err()
 		case errors.Is(err, ErrTooLarge):
 			return File{}, 0, err
+		case errors.As(err, &le):
+			// Our disk, not the server: retrying the download cannot help.
+			what := "cannot be written"
+			if errors.Is(le.err, syscall.ENOSPC) || errors.Is(le.err, syscall.EDQUOT) {
+				what = "cannot be written: the disk is full"
+			}
+			return File{}, 0, fmt.Errorf("%s %s (in %s): free space or fix the work directory, then rerun: the files already verified are kept for the resume: %w",
+				j.name, what, dir, le.err)
 		}
 		return File{}, 0, fmt.Errorf("read body: %w: %w", ErrTransient, err)
 	}
@@ -331,12 +383,14 @@ func (c *Client) fetchFile(ctx context.Context, j job, auth bool, dir string, fp
 	// resources that failed rather than the OperationOutcomes they wrote,
 	// so their count is not checked.
 	if j.kind != KindError && j.entry.Count != nil && *j.entry.Count != lc.lines {
-		// A short body is usually a dropped connection: worth another try.
-		return File{}, 0, fmt.Errorf("%w: manifest count %d, got %d lines: %w", ErrVerify, *j.entry.Count, lc.lines, ErrTransient)
+		// A short body is usually a dropped connection: worth another try
+		// (downloadOne gives up when a whole body disagrees the same way
+		// twice).
+		return File{}, 0, &mismatch{what: fmt.Sprintf("manifest count %d, got %d lines", *j.entry.Count, lc.lines)}
 	}
 	got := hex.EncodeToString(sum.Sum(nil))
 	if want := j.entry.checksum(); want != "" && want != got {
-		return File{}, 0, fmt.Errorf("%w: SHA-256 differs from the manifest's: %w", ErrVerify, ErrTransient)
+		return File{}, 0, &mismatch{what: "SHA-256 " + got + " differs from the manifest's " + want}
 	}
 	if err := out.Commit(); err != nil {
 		return File{}, 0, err

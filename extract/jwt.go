@@ -94,14 +94,7 @@ func NewPrivateKeyJWTSource(cfg PrivateKeyJWTConfig) (TokenSource, error) {
 				"client_assertion":      {assertion},
 			},
 		}
-		if cfg.HTTP != nil {
-			ctx = context.WithValue(ctx, oauth2.HTTPClient, cfg.HTTP)
-		}
-		tok, err := cc.Token(ctx)
-		if err != nil {
-			return nil, tokenError(cfg.ClientID, "client id, key id and the registered public key", err)
-		}
-		return tok, nil
+		return fetchToken(ctx, cc, cfg.HTTP, "client id, key id and the registered public key")
 	}
 	return &cachingSource{fetch: fetch, now: time.Now}, nil
 }

@@ -77,7 +77,7 @@ func TestProgressReportsWaitingAndEveryFile(t *testing.T) {
 		retried bool // some file is started twice
 	}{
 		{"clean", sandbox.Faults{}, false},
-		{"truncated bodies are retried", sandbox.Faults{TruncateFiles: 2}, true},
+		{"a truncated body is retried", sandbox.Faults{TruncateFiles: 1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

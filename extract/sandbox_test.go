@@ -167,7 +167,7 @@ func TestTransientFaultsAreRetried(t *testing.T) {
 		{"500 on status", sandbox.Faults{StatusServerErrors: 3}},
 		{"500 on files", sandbox.Faults{FileServerErrors: 3}},
 		{"429 on files", sandbox.Faults{FileTooMany: 3}},
-		{"truncated file bodies", sandbox.Faults{TruncateFiles: 2}},
+		{"a truncated file body", sandbox.Faults{TruncateFiles: 1}},
 		{"expires_in as a string", sandbox.Faults{ExpiresInString: true}},
 	}
 	for _, tt := range tests {

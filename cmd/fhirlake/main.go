@@ -46,11 +46,14 @@ const (
 
 const exitCodesHelp = `EXIT CODES:
    0    success
-   1    failure not classified below
+   1    failure not classified below, among them a server defect (a file that disagrees
+        with its manifest the same way twice) and a local disk that cannot be written
    2    usage or configuration error, a lake that mirrors another warehouse, or a file over
         a download limit (fix the command or the settings; do not retry)
-   3    authentication or authorization failed (check client id, secret, key, scopes)
-   4    the export failed or expired on the server (rerun starts a new export)
+   3    authentication or authorization failed, or a token URL that answers no token
+        (check client id, secret, key, scopes, token URL)
+   4    the export failed or expired on the server, or the server says it cannot succeed
+        (too-costly, not-supported, ...) (rerun starts a new export)
    5    transient failure: network, 429, 5xx, --max-wait exceeded (safe to retry)
    6    data rejected over --max-rejects: nothing committed (inspect fhirlake_rejects; do not retry)
    7    busy: another fhirlake process or a DuckDB client holds the warehouse, or another

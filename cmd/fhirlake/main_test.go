@@ -286,6 +286,11 @@ func TestExitCodesOfFailedRuns(t *testing.T) {
 		{"files expired", sandbox.Config{}, sandbox.Faults{FilesGone: true}, []string{"--types", "Patient"}, false, exitExport, "files expired (410)"},
 		{"wait budget spent", sandbox.Config{PollsBeforeReady: 50}, sandbox.Faults{}, []string{"--max-wait", "1ms"}, false, exitTransient, "--max-wait"},
 		{"warehouse busy", sandbox.Config{}, sandbox.Faults{}, nil, true, exitBusy, "only one fhirlake run may write to a warehouse at a time"},
+		// Answers that will be the same on every rerun are never exit 5.
+		{"token URL is a login page", sandbox.Config{}, sandbox.Faults{TokenLoginPage: true}, nil, false, exitAuth, "text/html"},
+		{"scope not granted", sandbox.Config{}, sandbox.Faults{TokenInvalidScope: true}, nil, false, exitAuth, "check the scopes"},
+		{"export too costly", sandbox.Config{}, sandbox.Faults{StatusOutcome: "too-costly"}, nil, false, exitExport, "ask for fewer members or types"},
+		{"file short on every download", sandbox.Config{}, sandbox.Faults{TruncateFiles: 1000}, []string{"--types", "Patient"}, false, exitFailure, "the same on a fresh download"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

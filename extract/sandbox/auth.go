@@ -3,6 +3,7 @@ package sandbox
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -28,6 +29,19 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := r.ParseForm(); err != nil {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "unreadable form body")
+		return
+	}
+	s.mu.Lock()
+	f := s.faults
+	s.mu.Unlock()
+	switch {
+	case f.TokenLoginPage:
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprint(w, "<!doctype html><html><head><title>Sign in</title></head><body><form method=post><input name=username><input name=password type=password></form></body></html>")
+		return
+	case f.TokenInvalidScope:
+		oauthError(w, http.StatusBadRequest, "invalid_scope", "the scope asked is not granted to this client")
 		return
 	}
 	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {

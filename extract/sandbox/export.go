@@ -421,6 +421,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, fl flavour, id s
 		writeOutcome(w, http.StatusMethodNotAllowed, "error", "not-supported", "status is GET or DELETE")
 		return
 	}
+	if code := s.faults.StatusOutcome; code != "" {
+		s.mu.Unlock()
+		writeOutcome(w, http.StatusInternalServerError, "error", code, "the export cannot be completed ("+code+"): ask for fewer members or types")
+		return
+	}
 	retryAfter, sendRetryAfter := s.statusRetryAfter()
 	switch s.takeStatusFault() {
 	case http.StatusTooManyRequests:

@@ -52,7 +52,8 @@ type Faults struct {
 	FilesGone bool `json:"filesGone,omitempty"`
 	// TruncateFiles makes the next N file GETs send only the first half of
 	// the lines (rounded down) and end normally; the manifest count stays
-	// the full count.
+	// the full count. A client downloads such a file again once; the same
+	// short body twice is the server's defect, not a dropped connection.
 	TruncateFiles int `json:"truncateFiles,omitempty"`
 	// RedirectFiles makes file GETs answer 307 to a signed storage URL,
 	// /_storage/{job}/{file}?sig=..., on a different host: the primary
@@ -87,6 +88,16 @@ type Faults struct {
 	// ExpiresInString makes token answers send "expires_in" as a JSON
 	// string ("3600"), as BCDA does.
 	ExpiresInString bool `json:"expiresInString,omitempty"`
+	// TokenLoginPage makes the token endpoint answer 200 with an HTML
+	// login page, as a token URL that points at a portal does.
+	TokenLoginPage bool `json:"tokenLoginPage,omitempty"`
+	// TokenInvalidScope makes the token endpoint refuse the scope asked
+	// (400 invalid_scope).
+	TokenInvalidScope bool `json:"tokenInvalidScope,omitempty"`
+	// StatusOutcome, when set, makes every status poll answer 500 with an
+	// OperationOutcome of this issue code (too-costly, processing, ...)
+	// and diagnostics that say why.
+	StatusOutcome string `json:"statusOutcome,omitempty"`
 	// JobFails makes the export fail once its polls are done. 1up flavour:
 	// 200 with {"status":"Failed", ...} and no output. Standard flavour: 500
 	// with an OperationOutcome of code exception (not transient: retrying

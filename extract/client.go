@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -20,6 +21,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/time/rate"
 
 	"github.com/fhirlake/fhirlake/internal/atomicfile"
 )
@@ -41,6 +44,14 @@ type Client struct {
 	MaxWait time.Duration
 	// Concurrency is the number of parallel downloads (default 4).
 	Concurrency int
+	// RateLimit bounds the requests per second to each host, for every
+	// request of the client together (kick-off, polls, manifest pages,
+	// downloads, deletes): some servers cap a client's requests (CMS BCDA
+	// allows 3,000 per 5 minutes per address). 0 means DefaultRateLimit;
+	// a negative value means none. RateBurst is how many requests may go
+	// at once before the rate applies (default: the rate, at least 1).
+	RateLimit float64
+	RateBurst int
 	// Retries is how many times a transient failure of one request is
 	// retried (default 5).
 	Retries int
@@ -71,6 +82,40 @@ type Client struct {
 
 	httpOnce sync.Once
 	hc       *http.Client
+
+	limMu    sync.Mutex
+	limiters map[string]*rate.Limiter // by host
+}
+
+// DefaultRateLimit is the requests per second to one host when
+// Client.RateLimit is 0: generous, a bound against a runaway loop more
+// than a courtesy.
+const DefaultRateLimit = 100
+
+// limiter is the rate limiter of host, nil for none.
+func (c *Client) limiter(host string) *rate.Limiter {
+	r := c.RateLimit
+	if r == 0 {
+		r = DefaultRateLimit
+	}
+	if r < 0 {
+		return nil
+	}
+	c.limMu.Lock()
+	defer c.limMu.Unlock()
+	if c.limiters == nil {
+		c.limiters = map[string]*rate.Limiter{}
+	}
+	l := c.limiters[host]
+	if l == nil {
+		burst := c.RateBurst
+		if burst <= 0 {
+			burst = max(1, int(math.Ceil(r)))
+		}
+		l = rate.NewLimiter(rate.Limit(r), burst)
+		c.limiters[host] = l
+	}
+	return l
 }
 
 // httpClient returns the configured client wrapped so that a redirect to
@@ -222,6 +267,14 @@ func (c *Client) send(ctx context.Context, method, rawURL string, header http.He
 				return nil, err
 			}
 			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		if lim := c.limiter(req.URL.Host); lim != nil {
+			if err := lim.Wait(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				return nil, fmt.Errorf("%s %s: wait for the request rate limit: %w", method, redact(rawURL), err)
+			}
 		}
 		resp, err := c.httpClient().Do(req)
 		if err != nil {

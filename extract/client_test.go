@@ -646,3 +646,42 @@ func TestMaxWaitIsWaitedOut(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimitPerHost: every request to a host waits for the client's
+// rate limit, downloads and polls alike; another host has its own. The
+// bound is checked from below only: a slow machine cannot make it fail.
+func TestRateLimitPerHost(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		fmt.Fprint(w, `{"resourceType":"Patient","id":"a"}`+"\n")
+	}))
+	defer srv.Close()
+	var entries []FileEntry
+	for range 6 {
+		entries = append(entries, FileEntry{Type: "Patient", URL: srv.URL + "/f"})
+	}
+	c := &Client{RateLimit: 10, RateBurst: 1, Concurrency: 6}
+	start := time.Now()
+	if _, err := c.Download(t.Context(), &Manifest{Output: entries}, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 450*time.Millisecond {
+		t.Errorf("6 requests at 10 per second, one at a time, took %s: the limit was not applied", took)
+	}
+	// Unlimited (negative) and the default (generous) do not wait.
+	for _, r := range []float64{-1, 0} {
+		c := &Client{RateLimit: r, Concurrency: 6}
+		if c.limiter("x") != nil && r < 0 {
+			t.Errorf("rate %v: a limiter", r)
+		}
+		if l := c.limiter("x"); r == 0 && (l == nil || float64(l.Limit()) != DefaultRateLimit) {
+			t.Errorf("rate 0: limiter %v, want the default", l)
+		}
+	}
+	c = &Client{RateLimit: 5}
+	a := c.limiter("a")
+	if a == c.limiter("b") || a != c.limiter("a") {
+		t.Error("limiters are not per host")
+	}
+}

@@ -30,6 +30,8 @@ func baseFlags() []cli.Flag {
 		&cli.StringFlag{Name: "tenant", Usage: "1upHealth tenant, substituted for {tenant} in --fhir-url and --token-url", EnvVars: []string{"FHIRLAKE_TENANT"}},
 		&cli.StringFlag{Name: "kind", Usage: "source kind: provider-access, payer-to-payer (needs --roster) or bulk", EnvVars: []string{"FHIRLAKE_KIND"}},
 		&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "parallel file downloads", EnvVars: []string{"FHIRLAKE_CONCURRENCY"}},
+		&cli.Float64Flag{Name: "rate-limit", Value: extract.DefaultRateLimit, Usage: "most requests per second to each host of the server, polls and downloads together (`N`; 0: no limit)", EnvVars: []string{"FHIRLAKE_RATE_LIMIT"}},
+		&cli.IntFlag{Name: "rate-burst", Usage: "requests that may go at once before --rate-limit applies (default: the rate)", EnvVars: []string{"FHIRLAKE_RATE_BURST"}},
 		&cli.DurationFlag{Name: "max-wait", Value: 24 * time.Hour, Usage: "give up waiting for the export after this long", EnvVars: []string{"FHIRLAKE_MAX_WAIT"}},
 		&cli.DurationFlag{Name: "poll-floor", Value: time.Second, Usage: "shortest wait between status polls, whatever Retry-After says", EnvVars: []string{"FHIRLAKE_POLL_FLOOR"}},
 		&cli.DurationFlag{Name: "poll-ceiling", Value: 5 * time.Minute, Usage: "longest wait between status polls, whatever Retry-After says", EnvVars: []string{"FHIRLAKE_POLL_CEILING"}},
@@ -97,7 +99,8 @@ type settings struct {
 	group, exportType, roster                     string
 	types, typeFilters, elements, assoc, patients []string
 	outputFormat, organizeBy, since               string
-	concurrency                                   int
+	concurrency, rateBurst                        int
+	rateLimit                                     float64
 	floor, ceiling, maxWait                       time.Duration
 	maxFileSize                                   string // as ParseSize reads it
 	maxRatio                                      float64
@@ -153,6 +156,13 @@ func resolveSettings(c *cli.Context, src *config.Source) settings {
 	}
 	if !c.IsSet("concurrency") && src.Concurrency > 0 {
 		s.concurrency = src.Concurrency
+	}
+	s.rateLimit, s.rateBurst = c.Float64("rate-limit"), c.Int("rate-burst")
+	if !c.IsSet("rate-limit") && src.RateLimit != 0 {
+		s.rateLimit = src.RateLimit
+	}
+	if !c.IsSet("rate-burst") && src.RateBurst != 0 {
+		s.rateBurst = src.RateBurst
 	}
 	s.maxFileSize = str("max-file-size", src.MaxFileSize)
 	s.maxRatio = c.Float64("max-decompression-ratio")
@@ -214,6 +224,13 @@ func (s settings) source(log *slog.Logger) (sourceOptions, error) {
 	if s.concurrency < 1 {
 		return sourceOptions{}, usagef("%s--concurrency must be at least 1", where)
 	}
+	if s.rateLimit < 0 || s.rateBurst < 0 {
+		return sourceOptions{}, usagef("%s--rate-limit and --rate-burst must not be negative", where)
+	}
+	rateLimit := s.rateLimit
+	if rateLimit == 0 {
+		rateLimit = -1 // none
+	}
 	if s.floor <= 0 || s.ceiling < s.floor {
 		return sourceOptions{}, usagef("%s--poll-floor must be positive and at most --poll-ceiling", where)
 	}
@@ -229,7 +246,7 @@ func (s settings) source(log *slog.Logger) (sourceOptions, error) {
 		return sourceOptions{}, usagef("%s--max-decompression-ratio must be at least 1", where)
 	}
 	cl := &extract.Client{
-		BaseURL: s.fhirURL, Concurrency: s.concurrency, MaxWait: s.maxWait,
+		BaseURL: s.fhirURL, Concurrency: s.concurrency, MaxWait: s.maxWait, RateLimit: rateLimit, RateBurst: s.rateBurst,
 		PollFloor: s.floor, PollCeiling: s.ceiling, Log: log,
 		MaxFileSize: maxFileSize, MaxDecompressionRatio: s.maxRatio,
 		GroupReadable: private.GroupReadable(), // --group-readable

@@ -65,8 +65,12 @@ type Source struct {
 	TypeFilter []string `yaml:"type_filter"`
 	Post       bool     `yaml:"post"`
 	// Concurrency is the number of parallel downloads; 0 means the default.
-	Concurrency int     `yaml:"concurrency"`
-	Polling     Polling `yaml:"polling"`
+	Concurrency int `yaml:"concurrency"`
+	// RateLimit bounds the requests per second to each host of the
+	// server; RateBurst how many may go at once. 0 means the default.
+	RateLimit float64 `yaml:"rate_limit"`
+	RateBurst int     `yaml:"rate_burst"`
+	Polling   Polling `yaml:"polling"`
 	// MaxFileSize bounds one downloaded file once decompressed, as a size
 	// ParseSize reads (64GiB, 500MB); "" means the default.
 	MaxFileSize string `yaml:"max_file_size"`
@@ -333,6 +337,12 @@ func (f *File) check(lines map[string]int) Problems {
 		}
 		if s.ExportType != "" && s.Group == "" {
 			add(k+".export_type", "needs group")
+		}
+		if s.RateLimit < 0 {
+			add(k+".rate_limit", "must be a positive number of requests per second")
+		}
+		if s.RateBurst < 0 {
+			add(k+".rate_burst", "must be 1 or more")
 		}
 		if s.Concurrency < 0 {
 			add(k+".concurrency", "must be 1 or more")

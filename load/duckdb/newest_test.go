@@ -167,3 +167,64 @@ func TestLockErrorNamesTheHolder(t *testing.T) {
 		t.Error("a disk error was taken for a lock")
 	}
 }
+
+// TestNewestWinsWithoutLastUpdated: servers that send no meta.lastUpdated
+// (Epic) have their versions dated by the transaction time of the export
+// that delivered them, on both sides of the comparison: a replay of an
+// older export loses to what a newer one delivered, a newer export wins,
+// and a dated version loses to an undated one exported after it.
+func TestNewestWinsWithoutLastUpdated(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		first      version
+		firstTT    time.Time
+		second     version
+		secondTT   time.Time
+		wantSecond bool
+	}{
+		{"a later export wins", version{"a", "", ""}, t0, version{"a", "", ""}, t0.Add(24 * time.Hour), true},
+		{"an older export replayed later loses", version{"a", "", ""}, t0, version{"a", "", ""}, t0.Add(-24 * time.Hour), false},
+		{"undated, exported after a dated version", version{"a", "2026-02-01T00:00:00Z", ""}, t0, version{"a", "", ""}, t0.Add(time.Hour), true},
+		{"undated, exported before the dated version's time", version{"a", "2026-02-01T00:00:00Z", ""}, t0, version{"a", "", ""}, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), false},
+		{"dated, newer than the undated version's export", version{"a", "", ""}, t0, version{"a", "2026-03-02T00:00:00Z", ""}, t0.Add(48 * time.Hour), true},
+		{"dated, older than the undated version's export", version{"a", "", ""}, t0, version{"a", "2026-02-27T00:00:00Z", ""}, t0.Add(48 * time.Hour), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			w, err := Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			commit := func(id string, v version, at time.Time, kids ...any) load.Stats {
+				t.Helper()
+				l, err := w.Begin(ctx, "test", tables)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, b := range []batch{{load.Resources, versions(v)}, {"child", children(kids...)}} {
+					if err := l.WriteBatch(ctx, b.table, b.rec); err != nil {
+						t.Fatal(err)
+					}
+					b.rec.Release()
+				}
+				st, err := l.Commit(ctx, load.Run{ID: id, Source: "test", Scope: "all", Started: at, TransactionTime: at})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st
+			}
+			commit("r1", tt.first, tt.firstTT, "a", 1)
+			st := commit("r2", tt.second, tt.secondTT, "a", 2)
+			want, skipped := "a:1", int64(1)
+			if tt.wantSecond {
+				want, skipped = "a:2", 0
+			}
+			if got := query(t, w, "SELECT string_agg(parent_id || ':' || seq, ',') FROM child"); got[0] != want || st.SkippedOlder != skipped {
+				t.Errorf("rows %v, skipped %d; want %s, %d", got, st.SkippedOlder, want, skipped)
+			}
+		})
+	}
+}

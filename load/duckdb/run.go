@@ -475,7 +475,8 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 	if err := l.stageDeletes(ctx, run); err != nil {
 		return nil, err
 	}
-	if err := l.w.exec(ctx, acceptSQL, l.source); err != nil {
+	_, tt := runTimes(run)
+	if err := l.w.exec(ctx, acceptSQL, l.source, tt); err != nil {
 		return nil, fmt.Errorf("pick newest versions: %w", err)
 	}
 	var accepted, distinct int64
@@ -719,9 +720,13 @@ func union(a, b []string) []string {
 // the run (meta.lastUpdated as an instant, then versionId, numerically
 // when it is a number, then file and line order) and keeps it only when
 // the warehouse does not already hold a strictly newer one of the same
-// source ($1). Equal versions are taken again (the later run wins a tie)
-// unless their content hashes are equal: those are marked unchanged, and
-// the commit leaves their rows as they are.
+// source ($1). A version without meta.lastUpdated (Epic sends none) is
+// dated by the transaction time of the export that delivered it: the
+// run's ($2) for the new one, the stored run's for the stored one (a
+// replayed older export loses to a newer one). Equal versions are taken
+// again (the later run wins a tie) unless their content hashes are equal:
+// those are marked unchanged, and the commit leaves their rows as they
+// are.
 const acceptSQL = `
 CREATE OR REPLACE TEMP TABLE fhirlake_accepted AS
 WITH ranked AS (
@@ -730,15 +735,22 @@ WITH ranked AS (
 	           meta_last_updated DESC NULLS LAST,
 	           try_cast(version_id AS BIGINT) DESC NULLS LAST, version_id DESC NULLS LAST,
 	           file DESC, line DESC) AS rn
-	FROM fhirlake_stage__resources)
-SELECT r.resource_type, r.id, r.meta_last_updated, r.version_id, r.content_hash,
-       coalesce(cur.content_hash = r.content_hash, false) AS unchanged
-FROM ranked AS r
-LEFT JOIN fhirlake_resources AS cur ON cur.source = $1 AND cur.resource_type = r.resource_type AND cur.id = r.id
-WHERE r.rn = 1 AND (cur.id IS NULL OR NOT (
-	coalesce(cur.meta_last_updated, '-infinity'::TIMESTAMPTZ) > coalesce(r.meta_last_updated, '-infinity'::TIMESTAMPTZ)
-	OR (cur.meta_last_updated IS NOT DISTINCT FROM r.meta_last_updated
-	    AND coalesce(try_cast(cur.version_id AS BIGINT), -1) > coalesce(try_cast(r.version_id AS BIGINT), -1))))
+	FROM fhirlake_stage__resources),
+dated AS (
+	SELECT r.*, coalesce(r.meta_last_updated, $2::TIMESTAMPTZ) AS new_at,
+	       cur.id AS cur_id, cur.content_hash AS cur_hash, cur.version_id AS cur_version,
+	       coalesce(cur.meta_last_updated, cr.transaction_time) AS cur_at
+	FROM ranked AS r
+	LEFT JOIN fhirlake_resources AS cur ON cur.source = $1 AND cur.resource_type = r.resource_type AND cur.id = r.id
+	LEFT JOIN fhirlake_runs AS cr ON cur.meta_last_updated IS NULL AND cr.run_id = cur.run_id
+	WHERE r.rn = 1)
+SELECT resource_type, id, meta_last_updated, version_id, content_hash,
+       coalesce(cur_hash = content_hash, false) AS unchanged
+FROM dated
+WHERE cur_id IS NULL OR NOT (
+	coalesce(cur_at, '-infinity'::TIMESTAMPTZ) > coalesce(new_at, '-infinity'::TIMESTAMPTZ)
+	OR (cur_at IS NOT DISTINCT FROM new_at
+	    AND coalesce(try_cast(cur_version AS BIGINT), -1) > coalesce(try_cast(version_id AS BIGINT), -1)))
 `
 
 // runTimes gives the run's _since and transaction time as SQL values

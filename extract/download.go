@@ -372,7 +372,7 @@ func (c *Client) fetchFile(ctx context.Context, j job, auth bool, dir string, fp
 				what = "cannot be written: the disk is full"
 			}
 			return File{}, 0, fmt.Errorf("%s %s (in %s): free space or fix the work directory, then rerun: the files already verified are kept for the resume: %w",
-				j.name, what, dir, le.err)
+				j.name, what, dir, le)
 		}
 		return File{}, 0, fmt.Errorf("read body: %w: %w", ErrTransient, err)
 	}

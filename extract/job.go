@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -41,7 +42,21 @@ type Job struct {
 	Manifest json.RawMessage `json:"manifest,omitempty"`
 	// Files are the verified files by name, with their checksums.
 	Files map[string]File `json:"files,omitempty"`
+	// Failure is how the last attempt at this job failed (its message
+	// with the numbers taken out), and Failures how many attempts in a
+	// row failed so.
+	Failure  string `json:"failure,omitempty"`
+	Failures int    `json:"failures,omitempty"`
 }
+
+// MaxSameFailures is how many times in a row an export job may fail the
+// same way before Export cancels it on the server: a job that keeps
+// failing so will not recover, and the next run starts a new export.
+const MaxSameFailures = 3
+
+// numbersRE finds the numbers of an error message: counts, waits and
+// ports vary between attempts that fail the same way.
+var numbersRE = regexp.MustCompile(`[0-9]+`)
 
 // LoadJob reads the job state in dir; it returns nil, nil when there is none.
 func LoadJob(dir string) (*Job, error) {
@@ -113,8 +128,49 @@ func (c *Client) Export(ctx context.Context, r Request, dir string) (*Result, er
 		}
 		st.job = *prev
 	}
+	res, err := c.export(ctx, r, dir, st, prev)
+	// Failures of our own (a full disk) say nothing about the job.
+	var local localError
+	if err == nil || ctx.Err() != nil || errors.Is(err, ErrExportExpired) || errors.As(err, &local) || st.job.StatusURL == "" {
+		return res, err
+	}
+	return nil, c.countFailure(ctx, dir, st, err)
+}
 
+// countFailure records that the job in st failed with err, and cancels
+// it on the server when it failed the same way MaxSameFailures times in a
+// row. The error keeps err's classification: a transient failure is
+// still worth a retry, which starts a new export.
+func (c *Client) countFailure(ctx context.Context, dir string, st *jobStore, err error) error {
+	sig := numbersRE.ReplaceAllString(clean(err.Error(), 300), "#")
+	var n int
+	if uerr := st.update(func(j *Job) {
+		if j.Failure != sig {
+			j.Failure, j.Failures = sig, 0
+		}
+		j.Failures++
+		n = j.Failures
+	}); uerr != nil {
+		return errors.Join(err, uerr)
+	}
+	if n < MaxSameFailures {
+		return err
+	}
+	status := st.job.StatusURL
+	c.log(ctx).Warn("the export job failed the same way too many times; cancelling it", "job", redact(status), "failures", n)
+	if cerr := c.Cancel(context.WithoutCancel(ctx), status); cerr != nil {
+		c.log(ctx).Warn("could not cancel the export job on the server", "job", redact(status), "error", cerr.Error())
+	}
+	if rerr := ResetJob(dir); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	return fmt.Errorf("%w (the export job failed this way %d times in a row: it was cancelled, and the next run starts a new export)", err, n)
+}
+
+// export is Export's work on the job in st.
+func (c *Client) export(ctx context.Context, r Request, dir string, st *jobStore, prev *Job) (*Result, error) {
 	var m *Manifest
+	var err error
 	for attempt := 0; m == nil; attempt++ {
 		if st.job.StatusURL == "" {
 			status, err := c.Kickoff(ctx, r)

@@ -523,3 +523,38 @@ func TestMemberMatchAgainstSandbox(t *testing.T) {
 		t.Errorf("the matched group exported %d patients, want 1", got)
 	}
 }
+
+// TestJobFailingTheSameWayIsCancelled: an export job that fails the same
+// way on three attempts in a row is cancelled on the server and
+// forgotten, and the error says so; the next attempt starts a new export.
+func TestJobFailingTheSameWayIsCancelled(t *testing.T) {
+	e := newEnv(t, sandbox.Config{})
+	e.sb.SetFaults(sandbox.Faults{StatusOutcome: "too-costly"})
+	dir := t.TempDir()
+	for attempt := 1; attempt <= extract.MaxSameFailures; attempt++ {
+		_, err := e.client().Export(t.Context(), extract.Request{Types: []string{"Patient"}}, dir)
+		if !errors.Is(err, extract.ErrExportFailed) {
+			t.Fatalf("attempt %d: %v", attempt, err)
+		}
+		cancelled := strings.Contains(err.Error(), "was cancelled")
+		if cancelled != (attempt == extract.MaxSameFailures) {
+			t.Errorf("attempt %d: %v", attempt, err)
+		}
+	}
+	if n := e.requests(func(r sandbox.RequestLog) bool { return r.Method == http.MethodDelete }); n != 1 {
+		t.Errorf("%d DELETEs of the job, want 1", n)
+	}
+	if n := e.requests(func(r sandbox.RequestLog) bool { return isKickoff(r) && r.Status == 202 }); n != 1 {
+		t.Errorf("%d kick-offs before the cancel, want 1 (the job is resumed)", n)
+	}
+	if j, err := extract.LoadJob(dir); err != nil || j != nil {
+		t.Errorf("the cancelled job is still recorded: %+v, %v", j, err)
+	}
+	e.sb.SetFaults(sandbox.Faults{})
+	if _, err := e.client().Export(t.Context(), extract.Request{Types: []string{"Patient"}}, dir); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.requests(func(r sandbox.RequestLog) bool { return isKickoff(r) && r.Status == 202 }); n != 2 {
+		t.Errorf("%d kick-offs, want a new one after the cancel", n)
+	}
+}

@@ -47,6 +47,10 @@ type File struct {
 	// dropped here.
 	Invalid      int64 `json:"invalid,omitempty"`
 	FirstInvalid int64 `json:"firstInvalid,omitempty"`
+	// Filtered says that fhirlake applied the request's _typeFilter to
+	// the file itself (the server refused it): Lines, Bytes and SHA256
+	// describe the file as filtered.
+	Filtered bool `json:"filtered,omitempty"`
 }
 
 // Result is a finished export on disk.
@@ -57,6 +61,11 @@ type Result struct {
 	Files     []File
 	// Errors summarises the OperationOutcomes of the manifest's error files.
 	Errors ErrorSummary
+	// Refused lists the kick-off parameters the server refused and what
+	// fhirlake did instead; FilteredOut counts the resources fhirlake's
+	// own _typeFilter dropped.
+	Refused     []Refusal
+	FilteredOut int64
 }
 
 // job is one file to download.

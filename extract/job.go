@@ -47,6 +47,10 @@ type Job struct {
 	// row failed so.
 	Failure  string `json:"failure,omitempty"`
 	Failures int    `json:"failures,omitempty"`
+	// Refused lists the kick-off parameters the server refused, and
+	// LocalFilters the _typeFilter queries fhirlake applies itself.
+	Refused      []Refusal `json:"refused,omitempty"`
+	LocalFilters []string  `json:"localFilters,omitempty"`
 }
 
 // MaxSameFailures is how many times in a row an export job may fail the
@@ -173,11 +177,13 @@ func (c *Client) export(ctx context.Context, r Request, dir string, st *jobStore
 	var err error
 	for attempt := 0; m == nil; attempt++ {
 		if st.job.StatusURL == "" {
-			status, err := c.Kickoff(ctx, r)
+			status, refused, local, err := c.kickoffAdapting(ctx, r)
 			if err != nil {
 				return nil, err
 			}
-			if err := st.update(func(j *Job) { j.StatusURL, j.KickedOff = status, c.now().UTC() }); err != nil {
+			if err := st.update(func(j *Job) {
+				j.StatusURL, j.KickedOff, j.Refused, j.LocalFilters = status, c.now().UTC(), refused, local
+			}); err != nil {
 				return nil, err
 			}
 		} else if st.job.Manifest == nil {
@@ -210,10 +216,25 @@ func (c *Client) export(ctx context.Context, r Request, dir string, st *jobStore
 	if err != nil {
 		return nil, err
 	}
+	var filteredOut int64
+	if len(st.job.LocalFilters) > 0 {
+		var filters []TypeFilter
+		for _, q := range st.job.LocalFilters {
+			f, err := ParseTypeFilter(q)
+			if err != nil {
+				return nil, err
+			}
+			filters = append(filters, f)
+		}
+		if files, filteredOut, err = c.applyFilters(dir, files, filters, st); err != nil {
+			return nil, err
+		}
+		c.log(ctx).Info("applied _typeFilter to the downloaded files", "dropped", filteredOut)
+	}
 	if err := c.writeFile(filepath.Join(dir, ManifestFile), m.Raw); err != nil {
 		return nil, fmt.Errorf("save manifest: %w", err)
 	}
-	res := &Result{StatusURL: st.job.StatusURL, Manifest: m, Dir: dir, Files: files}
+	res := &Result{StatusURL: st.job.StatusURL, Manifest: m, Dir: dir, Files: files, Refused: st.job.Refused, FilteredOut: filteredOut}
 	res.Errors = summarizeErrors(dir, files)
 	res.Errors.MissingFiles = missing
 	res.Errors.Errors += missing

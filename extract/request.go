@@ -166,6 +166,124 @@ func parametersBody(r Request) ([]byte, error) {
 // running job (Content-Location) adopts that job; a 429 without one waits
 // (Retry-After, else backoff) and tries again.
 func (c *Client) Kickoff(ctx context.Context, r Request) (string, error) {
+	return c.kickoff(ctx, r, false)
+}
+
+// Refusal is a kick-off parameter the server refused, and what fhirlake
+// did instead.
+type Refusal struct {
+	Parameter string `json:"parameter"`
+	Action    string `json:"action"`
+}
+
+// droppable are the kick-off parameters fhirlake can do without, in the
+// order it drops them when the server names none: whole resources instead
+// of _elements (the views read what they need), its own filtering instead
+// of _typeFilter, and a full export instead of _since (newest-wins keeps
+// the result the same).
+var droppable = []string{"_elements", "_typeFilter", "_since"}
+
+// kickoffAdapting starts the export of r on a server that may refuse
+// optional parameters (400 or 422): it asks again with Prefer:
+// handling=lenient, then without the parameter the server's answer names
+// (else, in turn, those of droppable). It returns the status URL, what
+// was refused and done instead, and the _typeFilter queries fhirlake must
+// apply itself (the server refused them, or may have ignored them).
+func (c *Client) kickoffAdapting(ctx context.Context, r Request) (string, []Refusal, []string, error) {
+	status, err := c.kickoff(ctx, r, false)
+	if !refusedParameters(err) || len(present(r)) == 0 {
+		return status, nil, nil, err
+	}
+	first := err
+	filtersOK := true
+	for _, f := range r.TypeFilters {
+		if _, perr := ParseTypeFilter(f); perr != nil {
+			filtersOK = false
+		}
+	}
+	c.log(ctx).Warn("the server refused the export's parameters; asking again with Prefer: handling=lenient", "error", err.Error())
+	if status, err = c.kickoff(ctx, r, true); err == nil {
+		action := "the server took the export only with Prefer: handling=lenient, which lets it ignore parameters it does not support"
+		var local []string
+		if len(r.TypeFilters) > 0 && filtersOK {
+			action += "; fhirlake applies _typeFilter to the files as well"
+			local = r.TypeFilters
+		} else if len(r.TypeFilters) > 0 {
+			action += "; fhirlake cannot check that _typeFilter was applied"
+		}
+		return status, []Refusal{{Parameter: "Prefer: handling=lenient", Action: action}}, local, nil
+	}
+	if !refusedParameters(err) {
+		return "", nil, nil, err
+	}
+	var refused []Refusal
+	var local []string
+	for {
+		p := namedParameter(err, present(r))
+		if p == "" {
+			return "", refused, nil, first
+		}
+		var action string
+		switch p {
+		case "_elements":
+			r.Elements = nil
+			action = "whole resources are exported; the views read the elements they need"
+		case "_typeFilter":
+			for _, f := range r.TypeFilters {
+				if _, perr := ParseTypeFilter(f); perr != nil {
+					return "", refused, nil, fmt.Errorf("the server refused _typeFilter (%w), and %w", err, perr)
+				}
+			}
+			local, r.TypeFilters = r.TypeFilters, nil
+			action = "every resource of the filtered types is exported; fhirlake keeps those that match the filters"
+		case "_since":
+			r.Since = time.Time{}
+			action = "everything in scope is exported; newest-wins keeps the tables as an incremental run would"
+		}
+		refused = append(refused, Refusal{Parameter: p, Action: action})
+		c.log(ctx).Warn("the server refused a kick-off parameter; exporting without it", "parameter", p, "instead", action)
+		if status, err = c.kickoff(ctx, r, true); err == nil {
+			return status, refused, local, nil
+		}
+		if !refusedParameters(err) {
+			return "", refused, nil, err
+		}
+	}
+}
+
+// refusedParameters reports whether err is a kick-off answer that refuses
+// the request as asked (400 or 422).
+func refusedParameters(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && (se.Status == http.StatusBadRequest || se.Status == http.StatusUnprocessableEntity)
+}
+
+// present lists the droppable parameters r carries, in droppable's order.
+func present(r Request) []string {
+	var out []string
+	for _, p := range droppable {
+		if p == "_elements" && len(r.Elements) > 0 || p == "_typeFilter" && len(r.TypeFilters) > 0 || p == "_since" && !r.Since.IsZero() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// namedParameter is the parameter of candidates the server's answer names,
+// else the first of them ("" for none).
+func namedParameter(err error, candidates []string) string {
+	for _, p := range candidates {
+		if strings.Contains(err.Error(), p) {
+			return p
+		}
+	}
+	if len(candidates) == 0 {
+		return ""
+	}
+	return candidates[0]
+}
+
+func (c *Client) kickoff(ctx context.Context, r Request, lenient bool) (string, error) {
 	if err := r.validate(); err != nil {
 		return "", err
 	}
@@ -178,6 +296,9 @@ func (c *Client) Kickoff(ctx context.Context, r Request) (string, error) {
 	h := http.Header{
 		"Accept": {"application/fhir+json"},
 		"Prefer": {"respond-async"},
+	}
+	if lenient {
+		h.Set("Prefer", "respond-async, handling=lenient")
 	}
 	if r.Post {
 		method = http.MethodPost

@@ -2,6 +2,7 @@ package extract_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -557,4 +558,101 @@ func TestJobFailingTheSameWayIsCancelled(t *testing.T) {
 	if n := e.requests(func(r sandbox.RequestLog) bool { return isKickoff(r) && r.Status == 202 }); n != 2 {
 		t.Errorf("%d kick-offs, want a new one after the cancel", n)
 	}
+}
+
+// TestRefusedParameters: a server that refuses an optional kick-off
+// parameter is asked again with Prefer: handling=lenient, then without the
+// parameter; fhirlake applies a refused _typeFilter itself, so the files
+// hold what a server that supports it would have sent, and the result
+// says what was refused and done instead. A filter fhirlake cannot
+// evaluate fails the export (nothing broader than asked is exported).
+func TestRefusedParameters(t *testing.T) {
+	e := newEnv(t, sandbox.Config{Members: 20, MaxLinesPerFile: 7})
+	ids := patientIDs(t, e)
+	filter := "Patient?_id=" + ids[3] + "," + ids[11]
+	req := extract.Request{Types: []string{"Patient", "Coverage"}, TypeFilters: []string{filter}}
+	want, err := e.client().Export(t.Context(), req, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLines := linesByType(want.Files, extract.KindOutput)
+	if wantLines["Patient"] != 2 || wantLines["Coverage"] == 0 {
+		t.Fatalf("control export: %v", wantLines)
+	}
+	since := req
+	since.Since = time.Now().Add(-time.Hour)
+	for _, tc := range []struct {
+		name    string
+		faults  sandbox.Faults
+		req     extract.Request
+		lines   map[string]int64
+		refused []string
+		dropped int64
+	}{
+		{"_typeFilter refused", sandbox.Faults{RefuseParams: []string{"_typeFilter"}}, req, wantLines, []string{"_typeFilter"}, 18},
+		{"_typeFilter ignored when lenient", sandbox.Faults{RefuseParams: []string{"_typeFilter"}, LenientIgnores: true}, req, wantLines, []string{"Prefer: handling=lenient"}, 18},
+		{"_since refused", sandbox.Faults{RefuseParams: []string{"_since"}}, since, wantLines, []string{"_since"}, 0},
+		{"_elements refused", sandbox.Faults{RefuseParams: []string{"_elements"}}, extract.Request{Types: []string{"Coverage"}, Elements: []string{"id"}},
+			map[string]int64{"Coverage": int64(e.sb.Count("Coverage"))}, []string{"_elements"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.sb.SetFaults(tc.faults)
+			dir := t.TempDir()
+			res, err := e.client().Export(t.Context(), tc.req, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.lines, linesByType(res.Files, extract.KindOutput)); diff != "" {
+				t.Errorf("lines (-want +got):\n%s", diff)
+			}
+			var refused []string
+			for _, r := range res.Refused {
+				refused = append(refused, r.Parameter)
+				if r.Action == "" {
+					t.Errorf("%s: no action", r.Parameter)
+				}
+			}
+			if diff := cmp.Diff(tc.refused, refused); diff != "" || res.FilteredOut != tc.dropped {
+				t.Errorf("refused (-want +got):\n%s\nfiltered out %d, want %d", diff, res.FilteredOut, tc.dropped)
+			}
+			// A resumed job keeps its files as filtered, and filters nothing twice.
+			again, err := e.client().Export(t.Context(), tc.req, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.lines, linesByType(again.Files, extract.KindOutput)); diff != "" || again.FilteredOut != 0 {
+				t.Errorf("resumed (-want +got):\n%s\nfiltered out %d", diff, again.FilteredOut)
+			}
+		})
+	}
+	e.sb.SetFaults(sandbox.Faults{RefuseParams: []string{"_typeFilter"}})
+	_, err = e.client().Export(t.Context(), extract.Request{Types: []string{"Patient"}, TypeFilters: []string{"Patient?name=Smith"}}, t.TempDir())
+	if !errors.Is(err, extract.ErrUnsupportedFilter) || !strings.Contains(err.Error(), "name") {
+		t.Errorf("an unevaluable filter: %v", err)
+	}
+}
+
+// patientIDs reads the ids of the sandbox's patients through an export.
+func patientIDs(t *testing.T, e *env) []string {
+	t.Helper()
+	dir := t.TempDir()
+	res, err := e.client().Export(t.Context(), extract.Request{Types: []string{"Patient"}}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, f := range res.Files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var p struct{ ID string }
+			if err := json.Unmarshal([]byte(line), &p); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, p.ID)
+		}
+	}
+	return ids
 }

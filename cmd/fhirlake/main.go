@@ -48,8 +48,9 @@ const exitCodesHelp = `EXIT CODES:
    0    success
    1    failure not classified below, among them a server defect (a file that disagrees
         with its manifest the same way twice) and a local disk that cannot be written
-   2    usage or configuration error, a lake that mirrors another warehouse, or a file over
-        a download limit (fix the command or the settings; do not retry)
+   2    usage or configuration error, a lake that mirrors another warehouse, a file over
+        a download limit, or a _typeFilter the server refused and fhirlake cannot apply
+        itself (fix the command or the settings; do not retry)
    3    authentication or authorization failed, or a token URL that answers no token
         (check client id, secret, key, scopes, token URL)
    4    the export failed or expired on the server, or the server says it cannot succeed
@@ -140,6 +141,10 @@ func exitCode(ctx context.Context, err error) int {
 		return exitUsage
 	case errors.Is(err, extract.ErrUnauthorized):
 		return exitAuth
+	case errors.Is(err, extract.ErrUnsupportedFilter):
+		// The server refused _typeFilter and fhirlake cannot apply this
+		// one itself: change the filter.
+		return exitUsage
 	case errors.Is(err, extract.ErrExportFailed), errors.Is(err, extract.ErrExportExpired):
 		return exitExport
 	case errors.Is(err, extract.ErrTooLarge):

@@ -290,6 +290,7 @@ func TestExitCodesOfFailedRuns(t *testing.T) {
 		{"token URL is a login page", sandbox.Config{}, sandbox.Faults{TokenLoginPage: true}, nil, false, exitAuth, "text/html"},
 		{"scope not granted", sandbox.Config{}, sandbox.Faults{TokenInvalidScope: true}, nil, false, exitAuth, "check the scopes"},
 		{"export too costly", sandbox.Config{}, sandbox.Faults{StatusOutcome: "too-costly"}, nil, false, exitExport, "ask for fewer members or types"},
+		{"typeFilter refused and unevaluable", sandbox.Config{}, sandbox.Faults{RefuseParams: []string{"_typeFilter"}}, []string{"--types", "Patient", "--type-filter", "Patient?name=Smith"}, false, exitUsage, "search parameter name"},
 		{"file short on every download", sandbox.Config{}, sandbox.Faults{TruncateFiles: 1000}, []string{"--types", "Patient"}, false, exitFailure, "the same on a fresh download"},
 	}
 	for _, tt := range tests {

@@ -206,6 +206,10 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 		aerr.write(w)
 		return
 	}
+	if ps, aerr = s.refuseParams(ps, r); aerr != nil {
+		aerr.write(w)
+		return
+	}
 	ep, aerr := parseExport(ps, level, davinci)
 	if aerr != nil {
 		aerr.write(w)

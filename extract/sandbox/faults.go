@@ -3,7 +3,9 @@ package sandbox
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -94,6 +96,13 @@ type Faults struct {
 	// TokenInvalidScope makes the token endpoint refuse the scope asked
 	// (400 invalid_scope).
 	TokenInvalidScope bool `json:"tokenInvalidScope,omitempty"`
+	// RefuseParams makes kick-offs that carry any of these parameters
+	// (_typeFilter, _since, _elements, ...) answer 400 not-supported,
+	// naming it, as servers that support less than the spec do. With
+	// LenientIgnores, a kick-off with Prefer: handling=lenient is taken
+	// instead, the refused parameters ignored.
+	RefuseParams   []string `json:"refuseParams,omitempty"`
+	LenientIgnores bool     `json:"lenientIgnores,omitempty"`
 	// StatusOutcome, when set, makes every status poll answer 500 with an
 	// OperationOutcome of this issue code (too-costly, processing, ...)
 	// and diagnostics that say why.
@@ -189,4 +198,25 @@ func (s *Server) takeFileFault(get bool) (status int, truncate bool) {
 		return 0, true
 	}
 	return 0, false
+}
+
+// refuseParams applies RefuseParams to a kick-off's parameters: it drops
+// them (a lenient request to a LenientIgnores server) or refuses the
+// request.
+func (s *Server) refuseParams(ps []param, r *http.Request) ([]param, *apiError) {
+	s.mu.Lock()
+	refuse, ignores := s.faults.RefuseParams, s.faults.LenientIgnores
+	s.mu.Unlock()
+	lenient := strings.Contains(strings.ToLower(r.Header.Get("Prefer")), "handling=lenient")
+	kept := ps[:0:0]
+	for _, p := range ps {
+		if !slices.Contains(refuse, p.name) {
+			kept = append(kept, p)
+			continue
+		}
+		if !(lenient && ignores) {
+			return nil, badRequest("not-supported", "the parameter %s is not supported by this server", p.name)
+		}
+	}
+	return kept, nil
 }

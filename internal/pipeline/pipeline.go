@@ -160,6 +160,12 @@ type Summary struct {
 	// conflict after the run (see fhirlake_person_conflicts): they are not
 	// linked to other records.
 	PersonConflicts int64 `json:"person_conflicts"`
+	// RefusedParameters lists the kick-off parameters the server refused
+	// and what fhirlake did instead (a full export for _since, its own
+	// filtering for _typeFilter); FilteredOut counts the resources its
+	// own _typeFilter dropped.
+	RefusedParameters []extract.Refusal `json:"refused_parameters,omitempty"`
+	FilteredOut       int64             `json:"filtered_out,omitempty"`
 	// LakeCommitRetries counts the lake commits that lost a race with
 	// another writer's and were redone (an Iceberg lake several workers
 	// write).
@@ -277,6 +283,7 @@ func (p Pipeline) Run(ctx context.Context) (sum *Summary, err error) {
 	p.observe(StageExported)
 	sum.TransactionTime = res.Manifest.TransactionTime
 	sum.ExportErrors = res.Errors
+	sum.RefusedParameters, sum.FilteredOut = res.Refused, res.FilteredOut
 
 	if err := p.load(ctx, log, res, sum, started); err != nil {
 		return sum, err

@@ -1,0 +1,56 @@
+//go:build duckdb_arrow
+
+package pipeline_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/fhirlake/fhirlake/extract/sandbox"
+	"github.com/fhirlake/fhirlake/load/duckdb"
+)
+
+// TestRunWithRefusedTypeFilter: a server that refuses _typeFilter still
+// yields a warehouse with only the matching resources of the filtered
+// type (fhirlake filters the files itself), and the summary says what was
+// refused and how many resources fhirlake's filter dropped.
+func TestRunWithRefusedTypeFilter(t *testing.T) {
+	dir := t.TempDir()
+	p, sb := newPipeline(t, 6, dir)
+	p.Lake = ""
+	p.Request.Types = []string{"Patient", "Coverage"}
+	if _, err := p.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w, err := duckdb.OpenReadOnly(t.Context(), p.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := queryStrings(t, w, "SELECT id FROM patient ORDER BY id LIMIT 2")
+	w.Close()
+
+	sb.SetFaults(sandbox.Faults{RefuseParams: []string{"_typeFilter"}})
+	q, _ := newPipeline(t, 6, t.TempDir())
+	q.Client = p.Client
+	q.Lake = ""
+	q.Request.Types = p.Request.Types
+	q.Request.TypeFilters = []string{"Patient?_id=" + strings.Join(ids, ",")}
+	sum, err := q.Run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.RefusedParameters) != 1 || sum.RefusedParameters[0].Parameter != "_typeFilter" || sum.FilteredOut != 4 {
+		t.Errorf("summary: refused %+v, filtered out %d", sum.RefusedParameters, sum.FilteredOut)
+	}
+	w, err = duckdb.OpenReadOnly(t.Context(), q.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if got := queryStrings(t, w, "SELECT string_agg(id, ',' ORDER BY id) FROM patient"); got[0] != strings.Join(ids, ",") {
+		t.Errorf("patients %v, want %v", got, ids)
+	}
+	if got := queryStrings(t, w, "SELECT count(*)::VARCHAR FROM coverage"); got[0] != "6" {
+		t.Errorf("coverages %v: the unfiltered type was filtered", got)
+	}
+}

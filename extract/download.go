@@ -47,9 +47,13 @@ type File struct {
 	// dropped here.
 	Invalid      int64 `json:"invalid,omitempty"`
 	FirstInvalid int64 `json:"firstInvalid,omitempty"`
-	// Filtered says that fhirlake applied the request's _typeFilter to
-	// the file itself (the server refused it): Lines, Bytes and SHA256
-	// describe the file as filtered.
+	// Organized marks an output file of many types (organizeOutputBy):
+	// Type is "", and its blocks' header Parameters resources are removed
+	// after the download.
+	Organized bool `json:"organized,omitempty"`
+	// Filtered says that fhirlake rewrote the file after its download
+	// (the request's _typeFilter applied, the headers of organized output
+	// removed): Lines, Bytes and SHA256 describe the file as rewritten.
 	Filtered bool `json:"filtered,omitempty"`
 }
 
@@ -73,6 +77,8 @@ type job struct {
 	kind  Kind
 	entry FileEntry
 	name  string
+	// organized marks an output file of many types (organizeOutputBy).
+	organized bool
 }
 
 // plan names every manifest file. Names come from the resource type (made
@@ -84,6 +90,10 @@ func plan(m *Manifest) []job {
 	add := func(kind Kind, entries []FileEntry) {
 		for _, e := range entries {
 			t := safeName(e.Type)
+			if kind == KindOutput && m.OutputOrganizedBy != "" {
+				// Files of many types, organized by one.
+				t = "organized"
+			}
 			prefix := t
 			if kind != KindOutput {
 				prefix = string(kind) + "." + t
@@ -95,6 +105,13 @@ func plan(m *Manifest) []job {
 	add(KindOutput, m.Output)
 	add(KindError, m.Error)
 	add(KindDeleted, m.Deleted)
+	if m.OutputOrganizedBy != "" {
+		for i := range jobs {
+			if jobs[i].kind == KindOutput {
+				jobs[i].organized = true
+			}
+		}
+	}
 	return jobs
 }
 
@@ -309,6 +326,14 @@ func (m *mismatch) Is(target error) bool {
 	return target == ErrVerify || !m.defect && target == ErrTransient
 }
 
+// fileType is the resource type of the file's lines, "" for many.
+func (j job) fileType() string {
+	if j.organized {
+		return ""
+	}
+	return j.entry.Type
+}
+
 // expectedType is the resourceType every line of a file must have.
 func (j job) expectedType() string {
 	switch j.kind {
@@ -317,6 +342,9 @@ func (j job) expectedType() string {
 	case KindDeleted:
 		return "Bundle"
 	default:
+		if j.organized {
+			return "" // any type
+		}
 		return j.entry.Type
 	}
 }
@@ -405,7 +433,7 @@ func (c *Client) fetchFile(ctx context.Context, j job, auth bool, dir string, fp
 		return File{}, 0, err
 	}
 	return File{
-		Kind: j.kind, Type: j.entry.Type, Name: j.name,
+		Kind: j.kind, Type: j.fileType(), Name: j.name, Organized: j.organized,
 		Lines: lc.lines, Bytes: n, SHA256: got,
 		Invalid: lc.invalid, FirstInvalid: lc.firstInvalid,
 	}, 0, nil
@@ -446,7 +474,7 @@ func checkLines(r io.Reader, wantType string) lineCheck {
 		}
 		lc.lines++
 		ok, typ, hasType := js.scan(line)
-		if !ok || !hasType || string(typ) != wantType {
+		if !ok || !hasType || wantType != "" && string(typ) != wantType {
 			lc.invalid++
 			if lc.firstInvalid == 0 {
 				lc.firstInvalid = n

@@ -216,19 +216,19 @@ func (c *Client) export(ctx context.Context, r Request, dir string, st *jobStore
 	if err != nil {
 		return nil, err
 	}
-	var filteredOut int64
-	if len(st.job.LocalFilters) > 0 {
-		var filters []TypeFilter
-		for _, q := range st.job.LocalFilters {
-			f, err := ParseTypeFilter(q)
-			if err != nil {
-				return nil, err
-			}
-			filters = append(filters, f)
-		}
-		if files, filteredOut, err = c.applyFilters(dir, files, filters, st); err != nil {
+	var filters []TypeFilter
+	for _, q := range st.job.LocalFilters {
+		f, err := ParseTypeFilter(q)
+		if err != nil {
 			return nil, err
 		}
+		filters = append(filters, f)
+	}
+	var filteredOut int64
+	if files, filteredOut, err = c.rewriteFiles(dir, files, filters, st); err != nil {
+		return nil, err
+	}
+	if len(filters) > 0 {
 		c.log(ctx).Info("applied _typeFilter to the downloaded files", "dropped", filteredOut)
 	}
 	if err := c.writeFile(filepath.Join(dir, ManifestFile), m.Raw); err != nil {

@@ -23,6 +23,11 @@ type Manifest struct {
 	Output              []FileEntry `json:"output"`
 	Error               []FileEntry `json:"error"`
 	Deleted             []FileEntry `json:"deleted,omitempty"`
+	// OutputOrganizedBy is the resource type the output files are
+	// organized by (organizeOutputBy): each file then holds many types,
+	// in blocks that each start with a header Parameters resource, and
+	// its entry may have no type.
+	OutputOrganizedBy string `json:"outputOrganizedBy,omitempty"`
 
 	// Status is 1upHealth's job status ("Successful", "Failed", ...).
 	Status        string `json:"status,omitempty"`
@@ -82,7 +87,7 @@ func parseManifest(body []byte) (*Manifest, error) {
 		entries []FileEntry
 	}{{"output", m.Output}, {"error", m.Error}, {"deleted", m.Deleted}} {
 		for i, f := range list.entries {
-			if f.Type == "" || f.URL == "" {
+			if f.URL == "" || f.Type == "" && !(list.name == "output" && m.OutputOrganizedBy != "") {
 				return nil, fmt.Errorf("manifest %s[%d] lacks type or url: %w", list.name, i, ErrProtocol)
 			}
 			if err := checkHTTPURL(f.URL); err != nil {

@@ -656,3 +656,64 @@ func patientIDs(t *testing.T, e *env) []string {
 	}
 	return ids
 }
+
+// TestOrganizedOutput: with organizeOutputBy=Patient the files mix
+// resource types, in blocks that start with a header Parameters resource;
+// the client verifies them as files of any type, removes the headers, and
+// ends with the same resources as an export of one type per file.
+func TestOrganizedOutput(t *testing.T) {
+	e := newEnv(t, sandbox.Config{Members: 12, MaxLinesPerFile: 25})
+	byType := func(dir string, files []extract.File) map[string]int64 {
+		t.Helper()
+		out := map[string]int64{}
+		for _, f := range files {
+			if f.Kind != extract.KindOutput {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(dir, f.Name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				var r struct{ ResourceType string }
+				if err := json.Unmarshal([]byte(line), &r); err != nil {
+					t.Fatal(err)
+				}
+				out[r.ResourceType]++
+			}
+		}
+		return out
+	}
+	plainDir, orgDir := t.TempDir(), t.TempDir()
+	plain, err := e.client().Export(t.Context(), extract.Request{Patient: true}, plainDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	org, err := e.client().Export(t.Context(), extract.Request{Patient: true, OrganizeOutputBy: "Patient"}, orgDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if org.Manifest.OutputOrganizedBy != "Patient" || len(org.Files) < 2 {
+		t.Fatalf("organized manifest: %q, %d files", org.Manifest.OutputOrganizedBy, len(org.Files))
+	}
+	for _, f := range org.Files {
+		if f.Kind == extract.KindOutput && (f.Type != "" || !f.Organized || f.Invalid != 0) {
+			t.Errorf("file %s: type %q, organized %v, invalid %d", f.Name, f.Type, f.Organized, f.Invalid)
+		}
+	}
+	want := byType(plainDir, plain.Files)
+	if diff := cmp.Diff(want, byType(orgDir, org.Files)); diff != "" {
+		t.Errorf("resources by type, organized (-plain +organized):\n%s", diff)
+	}
+	if want["Parameters"] != 0 || want["Patient"] != 12 {
+		t.Errorf("plain export: %v", want)
+	}
+	// Resumed, nothing is rewritten twice.
+	again, err := e.client().Export(t.Context(), extract.Request{Patient: true, OrganizeOutputBy: "Patient"}, orgDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, byType(orgDir, again.Files)); diff != "" {
+		t.Errorf("resumed (-plain +organized):\n%s", diff)
+	}
+}

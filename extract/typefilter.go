@@ -323,25 +323,25 @@ func dateMatch(x any, v string) bool {
 	return false
 }
 
-// filterFile keeps, of the NDJSON file at path, the lines that match one
-// of filters (all of the file's resource type), and returns the file as
-// it is afterwards and the number of lines dropped. A line that is not a
-// JSON object is kept: transform rejects it with its line number.
-func (c *Client) filterFile(path string, f File, filters []TypeFilter) (File, int64, error) {
+// rewriteFile keeps, of the NDJSON file at path, the lines keep accepts,
+// and returns the file as it is afterwards and the number of lines
+// dropped. A line that is not a JSON object is kept: transform rejects it
+// with its line number.
+func (c *Client) rewriteFile(path string, f File, keep func(res map[string]any) bool) (File, int64, error) {
 	in, err := os.Open(path)
 	if err != nil {
-		return f, 0, fmt.Errorf("apply _typeFilter to %s: %w", f.Name, err)
+		return f, 0, fmt.Errorf("rewrite %s: %w", f.Name, err)
 	}
 	defer in.Close()
 	out, err := atomicfile.Create(path)
 	if err != nil {
-		return f, 0, fmt.Errorf("apply _typeFilter to %s: %w", f.Name, err)
+		return f, 0, fmt.Errorf("rewrite %s: %w", f.Name, err)
 	}
 	defer out.Abort()
 	if err := out.Chmod(c.fileMode()); err != nil {
-		return f, 0, fmt.Errorf("apply _typeFilter to %s: %w", f.Name, err)
+		return f, 0, fmt.Errorf("rewrite %s: %w", f.Name, err)
 	}
-	w := bufio.NewWriterSize(out, 1<<20)
+	w := bufio.NewWriterSize(localWriter{out}, 1<<20)
 	sc := lineScanner(in)
 	var kept, dropped int64
 	for sc.Scan() {
@@ -350,14 +350,7 @@ func (c *Client) filterFile(path string, f File, filters []TypeFilter) (File, in
 			continue
 		}
 		var res map[string]any
-		keep := json.Unmarshal(line, &res) != nil // bad lines stay for transform to reject
-		for _, flt := range filters {
-			if keep {
-				break
-			}
-			keep = flt.Match(res)
-		}
-		if !keep {
+		if json.Unmarshal(line, &res) == nil && !keep(res) {
 			dropped++
 			continue
 		}
@@ -366,41 +359,71 @@ func (c *Client) filterFile(path string, f File, filters []TypeFilter) (File, in
 		w.WriteByte('\n')
 	}
 	if err := sc.Err(); err != nil {
-		return f, 0, fmt.Errorf("apply _typeFilter to %s: %w", f.Name, err)
+		return f, 0, fmt.Errorf("rewrite %s: %w", f.Name, err)
 	}
 	if err := w.Flush(); err != nil {
-		return f, 0, fmt.Errorf("apply _typeFilter to %s: %w", f.Name, localError{err})
+		return f, 0, fmt.Errorf("rewrite %s: %w", f.Name, err)
 	}
 	if err := out.Commit(); err != nil {
-		return f, 0, fmt.Errorf("apply _typeFilter to %s: %w", f.Name, err)
+		return f, 0, fmt.Errorf("rewrite %s: %w", f.Name, err)
 	}
 	sum, err := fileSHA256(path)
 	if err != nil {
-		return f, 0, fmt.Errorf("apply _typeFilter to %s: %w", f.Name, err)
+		return f, 0, fmt.Errorf("rewrite %s: %w", f.Name, err)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		return f, 0, fmt.Errorf("apply _typeFilter to %s: %w", f.Name, err)
+		return f, 0, fmt.Errorf("rewrite %s: %w", f.Name, err)
 	}
 	f.Lines, f.Bytes, f.SHA256, f.Filtered = kept, fi.Size(), sum, true
 	f.Invalid, f.FirstInvalid = 0, 0 // counted again by transform
 	return f, dropped, nil
 }
 
-// applyFilters filters the output files of the types filters name, those
-// not filtered yet (a resumed job filtered some), recording each in st.
-func (c *Client) applyFilters(dir string, files []File, filters []TypeFilter, st *jobStore) ([]File, int64, error) {
+// isHeader reports whether res is the header of a block of organized
+// output: a Parameters resource with a parameter named header.
+func isHeader(res map[string]any) bool {
+	if res["resourceType"] != "Parameters" {
+		return false
+	}
+	ps, _ := res["parameter"].([]any)
+	for _, p := range ps {
+		if m, ok := p.(map[string]any); ok && m["name"] == "header" {
+			return true
+		}
+	}
+	return false
+}
+
+// rewriteFiles rewrites, once each (a resumed job rewrote some), the
+// output files that need it: the headers of organized output go, and of
+// the types filters name only the resources that match one of the
+// type's filters stay. Each rewritten file is recorded in st. It returns
+// the files and the number of resources the filters dropped.
+func (c *Client) rewriteFiles(dir string, files []File, filters []TypeFilter, st *jobStore) ([]File, int64, error) {
 	byType := map[string][]TypeFilter{}
 	for _, f := range filters {
 		byType[f.Type] = append(byType[f.Type], f)
 	}
 	var dropped int64
 	for i, f := range files {
-		fs := byType[f.Type]
-		if f.Kind != KindOutput || len(fs) == 0 || f.Filtered {
+		if f.Kind != KindOutput || f.Filtered || !f.Organized && len(byType[f.Type]) == 0 {
 			continue
 		}
-		nf, n, err := c.filterFile(filepath.Join(dir, f.Name), f, fs)
+		var filteredOut int64
+		keep := func(res map[string]any) bool {
+			if f.Organized && isHeader(res) {
+				return false
+			}
+			typ, _ := res["resourceType"].(string)
+			fs := byType[typ]
+			if len(fs) == 0 || slices.ContainsFunc(fs, func(flt TypeFilter) bool { return flt.Match(res) }) {
+				return true
+			}
+			filteredOut++
+			return false
+		}
+		nf, _, err := c.rewriteFile(filepath.Join(dir, f.Name), f, keep)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -408,7 +431,7 @@ func (c *Client) applyFilters(dir string, files []File, filters []TypeFilter, st
 			return nil, 0, err
 		}
 		files[i] = nf
-		dropped += n
+		dropped += filteredOut
 	}
 	return files, dropped, nil
 }

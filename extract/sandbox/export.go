@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -34,9 +35,12 @@ type job struct {
 	files   []exportFile
 	deleted []exportFile // nil unless the kick-off had _since
 	errFile exportFile   // listed only under Faults.ErrorFile
-	polls   int
-	total   int
-	served  bool // a manifest has been answered
+	// organizedBy is organizeOutputBy: files then mix types, one block
+	// per Patient, each introduced by a header Parameters resource.
+	organizedBy string
+	polls       int
+	total       int
+	served      bool // a manifest has been answered
 }
 
 type exportFile struct {
@@ -285,6 +289,8 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 	if s.cfg.AltHost != "" {
 		j.link = "http://" + s.cfg.AltHost
 	}
+	j.organizedBy = ep.organizeBy
+	blocks := map[string][][]byte{} // organized output: lines by patient ("" for none)
 	for _, t := range types {
 		var lines [][]byte
 		for _, rec := range s.store.byType[t] {
@@ -305,11 +311,24 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 			if ep.elements != nil {
 				line = applyElements(line, t, ep.elements)
 			}
+			if j.organizedBy != "" {
+				blocks[rec.patient] = append(blocks[rec.patient], line)
+				continue
+			}
 			lines = append(lines, line)
+		}
+		if j.organizedBy != "" {
+			continue
 		}
 		files := s.split(t, t, lines)
 		j.files = append(j.files, files...)
 		for _, f := range files {
+			j.total += f.count
+		}
+	}
+	if j.organizedBy != "" {
+		j.files = s.splitBlocks(blocks)
+		for _, f := range j.files {
 			j.total += f.count
 		}
 	}
@@ -355,6 +374,43 @@ func (s *Server) split(prefix, typ string, lines [][]byte) []exportFile {
 		out = append(out, exportFile{name: fmt.Sprintf("%s-%d.ndjson", prefix, k+1), typ: typ, count: n, body: body.Bytes()})
 		lines = lines[n:]
 	}
+	return out
+}
+
+// splitBlocks makes the files of output organized by Patient: each
+// patient's block is a header Parameters resource naming the patient,
+// then the resources of its compartment; the resources of no patient form
+// a block without header, first. Files hold whole blocks, of about
+// MaxLinesPerFile lines (a larger block gets a file of its own).
+func (s *Server) splitBlocks(blocks map[string][][]byte) []exportFile {
+	var out []exportFile
+	var body bytes.Buffer
+	n := 0
+	flush := func() {
+		if n > 0 {
+			out = append(out, exportFile{name: fmt.Sprintf("organized-%d.ndjson", len(out)+1), count: n, body: slices.Clone(body.Bytes())})
+		}
+		body.Reset()
+		n = 0
+	}
+	for _, patient := range slices.Sorted(maps.Keys(blocks)) {
+		lines := blocks[patient]
+		if patient != "" {
+			header, _ := o("resourceType", "Parameters", "parameter", []obj{
+				o("name", "header", "valueReference", o("reference", "Patient/"+patient)),
+			}).MarshalJSON()
+			lines = append([][]byte{header}, lines...)
+		}
+		if n > 0 && n+len(lines) > s.cfg.MaxLinesPerFile {
+			flush()
+		}
+		for _, l := range lines {
+			body.Write(l)
+			body.WriteByte('\n')
+		}
+		n += len(lines)
+	}
+	flush()
 	return out
 }
 
@@ -481,6 +537,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, fl flavour, id s
 
 	output := []obj{}
 	for _, ef := range j.files { // files never change after kick-off
+		if ef.typ == "" { // organized output: a file of many types has none
+			output = append(output, o("url", s.fileURL(j, ef), "count", ef.count))
+			continue
+		}
 		output = append(output, o("type", ef.typ, "url", s.fileURL(j, ef), "count", ef.count))
 	}
 	page, pages := 1, 1
@@ -503,6 +563,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, fl flavour, id s
 		{"request", j.request},
 		{"requiresAccessToken", !f.NoAccessToken},
 		{"output", output},
+	}
+	if j.organizedBy != "" {
+		manifest = append(manifest, field{"outputOrganizedBy", j.organizedBy})
 	}
 	// Not o(): empty output, error and deleted arrays are part of the
 	// manifest.

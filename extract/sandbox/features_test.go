@@ -87,7 +87,7 @@ func TestKickOffVariants(t *testing.T) {
 		{"typeFilter POST", "POST", "/$export", post, parameters("_type", "Coverage", "_typeFilter", "Coverage?status=cancelled"), 202, map[string]int{}, ""},
 		{"typeFilter unsupported", "GET", "/$export?_typeFilter=" + url.QueryEscape("Observation?code=4548-4"), async, nil, 400, nil, "unsupported _typeFilter"},
 		{"typeFilter no prefix", "GET", "/$export?_typeFilter=" + url.QueryEscape("Observation?_lastUpdated=2025"), async, nil, 400, nil, "unsupported _typeFilter"},
-		{"organizeOutputBy", "GET", "/$export?organizeOutputBy=Patient", async, nil, 400, nil, "organizeOutputBy"},
+		{"organizeOutputBy of another type", "GET", "/$export?organizeOutputBy=Encounter", async, nil, 400, nil, "only Patient"},
 		{"includeAssociatedData", "GET", "/$export?_type=Group&includeAssociatedData=LatestProvenanceResources", async, nil, 202, map[string]int{"Group": 4}, ""},
 		{"davinci", "GET", "/Group/" + gid + "/$davinci-data-export?_type=Group&exportType=" + url.QueryEscape("hl7.fhir.us.davinci-pdex#provider-download"), async, nil, 202,
 			map[string]int{"Group": 1}, ""},

@@ -43,6 +43,7 @@ type exportParams struct {
 	elements   []string                // "name" or "Type.name"
 	patients   []string                // Patient ids; nil = no restriction
 	exportType string
+	organizeBy string // organizeOutputBy: "" or Patient
 }
 
 // param is one kick-off parameter, its value as a string.
@@ -205,7 +206,13 @@ func parseExport(ps []param, level string, davinci bool) (exportParams, *apiErro
 				ep.patients = append(ep.patients, id)
 			}
 		case "organizeOutputBy":
-			return ep, badRequest("not-supported", "organizeOutputBy is not supported: files hold one resource type each")
+			if e := once(); e != nil {
+				return ep, e
+			}
+			if p.value != "Patient" {
+				return ep, badRequest("not-supported", "organizeOutputBy %s is not supported: only Patient", p.value)
+			}
+			ep.organizeBy = p.value
 		case "exportType":
 			if !davinci {
 				return ep, badRequest("not-supported", "exportType applies to $davinci-data-export only")

@@ -54,3 +54,33 @@ func TestRunWithRefusedTypeFilter(t *testing.T) {
 		t.Errorf("coverages %v: the unfiltered type was filtered", got)
 	}
 }
+
+// TestRunWithOrganizedOutput: output organized by Patient (files of many
+// types, headers between the blocks) loads the same rows as output of one
+// type per file.
+func TestRunWithOrganizedOutput(t *testing.T) {
+	counts := func(organize string) map[string]int64 {
+		t.Helper()
+		p, _ := newPipeline(t, 8, t.TempDir())
+		p.Lake = ""
+		p.Request.Patient = true
+		p.Request.OrganizeOutputBy = organize
+		sum, err := p.Run(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Rejects != 0 {
+			t.Errorf("organize %q: %d rejects", organize, sum.Rejects)
+		}
+		return sum.Rows
+	}
+	plain, organized := counts(""), counts("Patient")
+	if len(plain) == 0 || plain["patient"] != 8 {
+		t.Fatalf("plain rows: %v", plain)
+	}
+	for table, n := range plain {
+		if organized[table] != n {
+			t.Errorf("%s: %d rows organized, %d plain", table, organized[table], n)
+		}
+	}
+}

@@ -24,6 +24,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE` (created if missing; required here or in the config)", EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
 		&cli.StringFlag{Name: "lake", Usage: "the lake mirroring the warehouse tables: a `LOCATION` (a folder or file:///path; s3://bucket/prefix with --lake-format iceberg); empty skips it", EnvVars: []string{"FHIRLAKE_LAKE"}},
 		&cli.StringFlag{Name: "work-dir", Usage: "where export jobs wait for the load (default: fhirlake-work beside the warehouse)", EnvVars: []string{"FHIRLAKE_WORK_DIR"}},
+		&cli.IntFlag{Name: "max-patients-per-export", Value: pipeline.DefaultMaxPatients, Usage: "with --roster, most patients one patient-filtered export asks for; more are spread over several exports, each committed with a watermark of its own (`N`)", EnvVars: []string{"FHIRLAKE_MAX_PATIENTS_PER_EXPORT"}},
 		&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files to load as more tables", EnvVars: []string{"FHIRLAKE_VIEWS"}},
 		&cli.IntFlag{Name: "batch-rows", Value: 8192, Usage: "rows per Arrow batch (bounds memory)", EnvVars: []string{"FHIRLAKE_BATCH_ROWS"}},
 		&cli.BoolFlag{Name: "full", Usage: "ignore the stored watermark and export everything (no automatic _since)", EnvVars: []string{"FHIRLAKE_FULL"}},
@@ -114,7 +115,7 @@ func runSource(c *cli.Context, p pipeline.Pipeline, src sourceOptions, rep *repo
 		}
 	}
 	for _, r := range runs {
-		p.Request, p.Matches = r.Request, r.Matches
+		p.Request, p.Matches, p.ScopeName = r.Request, r.Matches, r.Scope
 		ctx, stop := attachProgress(c.Context, c, &p)
 		sum, err := p.Run(ctx)
 		stop()
@@ -142,7 +143,7 @@ func matchForRun(c *cli.Context, src sourceOptions) ([]pipeline.RosterRun, error
 	if err != nil {
 		return nil, err
 	}
-	reqs := pipeline.RosterRequests(matches, src.request)
+	reqs := pipeline.RosterRequests(matches, src.request, c.Int("max-patients-per-export"))
 	if len(reqs) == 0 {
 		return nil, fmt.Errorf("%d roster members, none matched: %w", len(matches), extract.ErrNoMatches)
 	}

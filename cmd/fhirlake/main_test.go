@@ -18,6 +18,7 @@ import (
 
 	"github.com/fhirlake/fhirlake/extract/sandbox"
 	"github.com/fhirlake/fhirlake/internal/lockfile"
+	"github.com/fhirlake/fhirlake/load/duckdb"
 )
 
 // run executes the CLI in-process and returns its exit code, stdout and
@@ -383,5 +384,56 @@ func TestFilesArePrivate(t *testing.T) {
 		if seen < 10 || groupRead != c.wantGroupRead {
 			t.Errorf("%v: %d paths checked, group read %v", c.flags, seen, groupRead)
 		}
+	}
+}
+
+// TestRosterSpreadOverExports: a roster whose matches name more patients
+// than --max-patients-per-export is exported in several patient-filtered
+// exports, each committed with a watermark scope of its own, and together
+// they load every matched member.
+func TestRosterSpreadOverExports(t *testing.T) {
+	sb, err := sandbox.New(sandbox.Config{Members: 10, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	now := sb.Clock().Now()
+	var rows []string
+	for i := range 5 {
+		m, _ := sb.MemberMatchInfo(i)
+		rows = append(rows, strings.Join([]string{m.Given, m.Family, m.BirthDate, m.MemberID,
+			now.AddDate(0, -1, 0).Format(time.DateOnly), now.AddDate(1, 0, 0).Format(time.DateOnly)}, ","))
+	}
+	dir := t.TempDir()
+	roster := filepath.Join(dir, "roster.csv")
+	os.WriteFile(roster, []byte("given,family,birth_date,member_id,consent_start,consent_end\n"+strings.Join(rows, "\n")+"\n"), 0o600)
+	wh := filepath.Join(dir, "w.duckdb")
+	code, stdout, stderr := run(t, map[string]string{"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret},
+		"--log-level", "warn", "run", "--types", "Patient,Coverage", "--warehouse", wh, "--max-patients-per-export", "2",
+		"--fhir-url", sandbox.StandardBase(srv.URL), "--token-url", srv.URL+sandbox.TokenPath,
+		"--client-id", sandbox.DefaultClientID, "--scope", "bulk-data|user/*.rs member-match|read", "--roster", roster)
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s\n%s", code, stdout, stderr)
+	}
+	runs := strings.Count(stdout, "committed:")
+	if runs < 3 || !strings.Contains(stdout, "patient/") {
+		t.Errorf("%d runs for 5 patients at most 2 per export:\n%s", runs, stdout)
+	}
+	w, err := duckdb.OpenReadOnly(t.Context(), wh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	rs, err := w.Query(t.Context(), `SELECT (SELECT count(*) FROM patient) || ' ' || (SELECT count(DISTINCT scope) FROM fhirlake_watermarks WHERE scope LIKE 'patient/%')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	var got string
+	rs.Next()
+	rs.Scan(&got)
+	if got != fmt.Sprintf("5 %d", runs) {
+		t.Errorf("patients and bucket scopes: %s, want 5 %d", got, runs)
 	}
 }

@@ -76,6 +76,10 @@ type Pipeline struct {
 	LakeFormat string
 	// LakeOptions configure the lake target (the Iceberg catalog, S3).
 	LakeOptions load.LakeOptions
+	// ScopeName is the run's watermark scope; "" means Scope(Request).
+	// A roster spread over several exports gives each its own
+	// (RosterRun.Scope).
+	ScopeName string
 	// LeaseTTL is how long a source's lease in a lake that holds the
 	// sources' state (Iceberg) outlives its last renewal: how long a
 	// killed worker keeps the source from others (default 2m).
@@ -208,6 +212,14 @@ const (
 // ErrTooManyRejects means a run rejected more than Pipeline.MaxRejects.
 var ErrTooManyRejects = errors.New("data rejected over threshold")
 
+// scope is the run's watermark scope.
+func (p Pipeline) scope() string {
+	if p.ScopeName != "" {
+		return p.ScopeName
+	}
+	return Scope(p.Request)
+}
+
 // Scope names what a request covers, for bookkeeping: "system",
 // "patient" or "group/<id>".
 func Scope(r extract.Request) string {
@@ -231,7 +243,7 @@ func (p Pipeline) Run(ctx context.Context) (sum *Summary, err error) {
 	runID := newRunID(started)
 	log := p.Log.With("run", runID, "source", p.Source)
 	ctx = p.runContext(ctx, log)
-	sum = &Summary{RunID: runID, Source: p.Source, Scope: Scope(p.Request), Timings: map[string]float64{}}
+	sum = &Summary{RunID: runID, Source: p.Source, Scope: p.scope(), Timings: map[string]float64{}}
 
 	// One writer per warehouse, checked before anything is touched.
 	lock, err := lockfile.Acquire(p.Warehouse, "fhirlake run --source "+p.Source)
@@ -606,7 +618,7 @@ func (p Pipeline) preflight(ctx context.Context, log *slog.Logger) (time.Time, b
 		return time.Time{}, false, nil // a new warehouse has no watermark
 	}
 	// fhirlake_watermarks has the same layout in every release.
-	return w.Watermark(ctx, p.Source, Scope(p.Request), p.watermarkTypes())
+	return w.Watermark(ctx, p.Source, p.scope(), p.watermarkTypes())
 }
 
 // advanceable drops from the watermark the types the server reported

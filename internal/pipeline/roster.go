@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"strings"
 
 	"github.com/fhirlake/fhirlake/extract"
@@ -32,17 +33,30 @@ func MatchRoster(ctx context.Context, c *extract.Client, endpoint, requester str
 
 // RosterRun is one export a roster needs, with the matches it carries:
 // they are recorded with the run and link the exported Patients to the
-// roster's members (see load.PersonRule).
+// roster's members (see load.PersonRule). Scope, when set, is the
+// watermark scope of the run (Pipeline.ScopeName).
 type RosterRun struct {
 	Request extract.Request
 	Matches []load.MemberMatch
+	Scope   string
 }
 
+// DefaultMaxPatients is how many patients one patient-filtered export
+// asks for at most (RosterRequests): servers limit it (Oracle Health
+// recommends about 1,000; 1upHealth takes at most 10,000 per Group).
+const DefaultMaxPatients = 1000
+
 // RosterRequests turns matches into exports: Group/{id}/$export for every
-// group a match named (1upHealth), and one POST Patient/$export with the
+// group a match named (1upHealth), and POST Patient/$export with the
 // patient parameter for matches that named only a patient (HRex). base
-// carries the filters (types, since, ...) to apply to each.
-func RosterRequests(matches []Match, base extract.Request) []RosterRun {
+// carries the filters (types, since, ...) to apply to each. More than
+// maxPatients patients (0: DefaultMaxPatients) are spread over buckets by
+// a hash of their reference, one export and one commit each, each with a
+// watermark scope of its own (patient/<i>of<k>): a member stays in its
+// bucket from run to run while the number of buckets stays, so each
+// bucket's watermark covers the same members (a new member is back-filled
+// as any member new to a scope is).
+func RosterRequests(matches []Match, base extract.Request, maxPatients int) []RosterRun {
 	var runs []RosterRun
 	groups := map[string]int{} // group id -> index in runs
 	var patients []string
@@ -68,10 +82,59 @@ func RosterRequests(matches []Match, base extract.Request) []RosterRun {
 			byPatient = append(byPatient, load.MemberMatch{MemberID: m.Member.MemberID, LinkID: m.Member.CoverageToLink, PatientID: id})
 		}
 	}
-	if len(patients) > 0 {
+	if len(patients) == 0 {
+		return runs
+	}
+	if maxPatients <= 0 {
+		maxPatients = DefaultMaxPatients
+	}
+	if len(patients) <= maxPatients {
 		r := base
 		r.Group, r.Patient, r.Post, r.Patients = "", true, true, patients
-		runs = append(runs, RosterRun{Request: r, Matches: byPatient})
+		return append(runs, RosterRun{Request: r, Matches: byPatient})
+	}
+	for i, b := range buckets(patients, maxPatients) {
+		r := base
+		r.Group, r.Patient, r.Post, r.Patients = "", true, true, nil
+		var ms []load.MemberMatch
+		for _, j := range b.members {
+			r.Patients = append(r.Patients, patients[j])
+			ms = append(ms, byPatient[j])
+		}
+		runs = append(runs, RosterRun{Request: r, Matches: ms, Scope: fmt.Sprintf("patient/%dof%d", i+1, b.of)})
 	}
 	return runs
+}
+
+// bucket is the indexes of the patients of one bucket of of.
+type bucket struct {
+	members []int
+	of      int
+}
+
+// buckets spreads patients over the fewest power-of-two number of buckets
+// (by an FNV hash of each reference) that keeps every bucket within max;
+// empty buckets are left out. A power of two keeps the buckets from run to
+// run until the roster doubles or halves.
+func buckets(patients []string, max int) []bucket {
+	for k := 2; ; k *= 2 {
+		idx := make([][]int, k)
+		fits := true
+		for j, p := range patients {
+			h := fnv.New32a()
+			h.Write([]byte(p))
+			b := int(h.Sum32() % uint32(k))
+			idx[b] = append(idx[b], j)
+			fits = fits && len(idx[b]) <= max
+		}
+		if fits || k >= 4*len(patients) {
+			var out []bucket
+			for _, members := range idx {
+				if len(members) > 0 {
+					out = append(out, bucket{members: members, of: k})
+				}
+			}
+			return out
+		}
+	}
 }

@@ -632,6 +632,14 @@ func (c *Client) clampPoll(d time.Duration) time.Duration {
 // manifest. It honours Retry-After, retries transient failures, and gives
 // up after MaxWait.
 func (c *Client) Poll(ctx context.Context, statusURL string) (*Manifest, error) {
+	return c.poll(ctx, statusURL, nil)
+}
+
+// poll is Poll; onPartial, when set, receives the manifest (all its
+// pages) of every 202 answer that carries one (allowPartialManifests):
+// the files available so far, which it may download while the export
+// goes on.
+func (c *Client) poll(ctx context.Context, statusURL string, onPartial func(*Manifest) error) (*Manifest, error) {
 	deadline := c.now().Add(orDefault(c.MaxWait, 24*time.Hour))
 	h := http.Header{"Accept": {"application/json"}}
 	transient := 0
@@ -650,7 +658,28 @@ func (c *Client) Poll(ctx context.Context, statusURL string) (*Manifest, error) 
 			wait = retryAfter(resp.Header.Get("Retry-After"), c.now())
 			c.log(ctx).Info("export in progress", "job", redact(statusURL), "progress", resp.Header.Get("X-Progress"))
 			progressFrom(ctx).Waiting(resp.Header.Get("X-Progress"))
-			drain(resp)
+			if onPartial == nil {
+				drain(resp)
+				break
+			}
+			body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+			resp.Body.Close()
+			if err != nil {
+				break // the next poll asks again
+			}
+			// A 202 body is a partial manifest or nothing of ours (an
+			// OperationOutcome, a progress note): only a manifest counts.
+			m, err := parseManifest(body)
+			if err != nil || len(m.Output) == 0 {
+				break
+			}
+			if m, err = c.followPages(ctx, m); err != nil {
+				return nil, err
+			}
+			c.log(ctx).Info("downloading the files the export has made so far", "job", redact(statusURL), "files", len(m.Output))
+			if err := onPartial(m); err != nil {
+				return nil, err
+			}
 		case resp.StatusCode == http.StatusOK:
 			body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 			resp.Body.Close()

@@ -195,7 +195,14 @@ func (c *Client) export(ctx context.Context, r Request, dir string, st *jobStore
 			}
 			break
 		}
-		m, err = c.Poll(ctx, st.job.StatusURL)
+		var onPartial func(*Manifest) error
+		if r.AllowPartialManifests {
+			onPartial = func(pm *Manifest) error {
+				_, _, err := c.download(ctx, pm, dir, st)
+				return err
+			}
+		}
+		m, err = c.poll(ctx, st.job.StatusURL, onPartial)
 		if errors.Is(err, ErrExportExpired) && attempt == 0 && prev != nil {
 			c.log(ctx).Warn("the resumed export job is gone on the server; starting a new export", "job", redact(st.job.StatusURL))
 			st.job.StatusURL = ""

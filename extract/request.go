@@ -42,6 +42,9 @@ type Request struct {
 	Patients []string `json:"patients,omitempty"`
 	// OrganizeOutputBy asks the server to group output by a resource type.
 	OrganizeOutputBy string `json:"organizeOutputBy,omitempty"`
+	// AllowPartialManifests lets the server list files while the export
+	// runs (a manifest in a 202): they are downloaded while it goes on.
+	AllowPartialManifests bool `json:"allowPartialManifests,omitempty"`
 	// Post kicks off with POST and a FHIR Parameters body instead of GET.
 	Post bool `json:"post,omitempty"`
 }
@@ -112,6 +115,9 @@ func (c *Client) kickoffURL(r Request) (string, error) {
 	if r.OrganizeOutputBy != "" {
 		q.Set("organizeOutputBy", r.OrganizeOutputBy)
 	}
+	if r.AllowPartialManifests {
+		q.Set("allowPartialManifests", "true")
+	}
 	if r.ExportType != "" {
 		q.Set("exportType", r.ExportType)
 	}
@@ -128,6 +134,7 @@ func parametersBody(r Request) ([]byte, error) {
 		ValueString    string          `json:"valueString,omitempty"`
 		ValueInstant   string          `json:"valueInstant,omitempty"`
 		ValueCode      string          `json:"valueCode,omitempty"`
+		ValueBoolean   *bool           `json:"valueBoolean,omitempty"`
 		ValueReference *map[string]any `json:"valueReference,omitempty"`
 	}
 	var ps []param
@@ -155,6 +162,9 @@ func parametersBody(r Request) ([]byte, error) {
 	}
 	if r.OrganizeOutputBy != "" {
 		ps = append(ps, param{Name: "organizeOutputBy", ValueString: r.OrganizeOutputBy})
+	}
+	if r.AllowPartialManifests {
+		ps = append(ps, param{Name: "allowPartialManifests", ValueBoolean: new(true)})
 	}
 	if r.ExportType != "" {
 		ps = append(ps, param{Name: "exportType", ValueCode: r.ExportType})

@@ -717,3 +717,39 @@ func TestOrganizedOutput(t *testing.T) {
 		t.Errorf("resumed (-plain +organized):\n%s", diff)
 	}
 }
+
+// TestPartialManifests: with allowPartialManifests the server lists the
+// files made so far in its 202 answers; the client downloads them while
+// the export goes on, and once the manifest is complete fetches only the
+// rest: every file once, all verified.
+func TestPartialManifests(t *testing.T) {
+	e := newEnv(t, sandbox.Config{Members: 30, MaxLinesPerFile: 10, PollsBeforeReady: 3})
+	res, err := e.client().Export(t.Context(), extract.Request{AllowPartialManifests: true}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(e.allCounts(), linesByType(res.Files, extract.KindOutput)); diff != "" {
+		t.Errorf("lines per type (-want +got):\n%s", diff)
+	}
+	early, got := 0, map[string]int{}
+	final := false
+	for _, r := range e.sb.Requests() {
+		switch {
+		case isFile(r):
+			got[r.Path]++
+			if !final {
+				early++
+			}
+		case r.Method == http.MethodGet && !isKickoff(r) && r.Status == http.StatusOK:
+			final = true // the complete manifest
+		}
+	}
+	if early == 0 || early == len(got) {
+		t.Errorf("%d of %d files downloaded before the manifest was complete; want some, not all", early, len(got))
+	}
+	for path, n := range got {
+		if n != 1 {
+			t.Errorf("%s downloaded %d times", path, n)
+		}
+	}
+}

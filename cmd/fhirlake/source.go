@@ -54,7 +54,8 @@ func exportFlags() []cli.Flag {
 		&cli.StringFlag{Name: "output-format", Usage: "_outputFormat (default: the server's, NDJSON)", EnvVars: []string{"FHIRLAKE_OUTPUT_FORMAT"}},
 		&cli.StringSliceFlag{Name: "include-associated-data", Usage: "includeAssociatedData value, e.g. LatestProvenanceResources (repeatable)", EnvVars: []string{"FHIRLAKE_INCLUDE_ASSOCIATED_DATA"}},
 		&cli.StringSliceFlag{Name: "patient", Usage: "restrict to this patient reference, e.g. Patient/123 (repeatable; needs --post)", EnvVars: []string{"FHIRLAKE_PATIENT"}},
-		&cli.StringFlag{Name: "organize-output-by", Usage: "organizeOutputBy: ask the server to group output files by this resource type", EnvVars: []string{"FHIRLAKE_ORGANIZE_OUTPUT_BY"}},
+		&cli.StringFlag{Name: "organize-output-by", Usage: "organizeOutputBy: ask the server to group output files by this resource type (files of many types, read as such)", EnvVars: []string{"FHIRLAKE_ORGANIZE_OUTPUT_BY"}},
+		&cli.BoolFlag{Name: "allow-partial-manifests", Usage: "allowPartialManifests: let the server list files while the export runs, and download them meanwhile", EnvVars: []string{"FHIRLAKE_ALLOW_PARTIAL_MANIFESTS"}},
 	}
 }
 
@@ -95,7 +96,7 @@ type settings struct {
 	name, kind                                    string
 	fhirURL, tokenURL, auth, clientID, secretRef  string
 	keyRef, keyID, jwtAlg, scope                  string
-	basic, post, patientExport                    bool
+	basic, post, patientExport, partial           bool
 	group, exportType, roster                     string
 	types, typeFilters, elements, assoc, patients []string
 	outputFormat, organizeBy, since               string
@@ -146,8 +147,8 @@ func resolveSettings(c *cli.Context, src *config.Source) settings {
 		auth:     str("auth", src.Auth.Method), clientID: str("client-id", src.Auth.ClientID),
 		keyID: str("key-id", src.Auth.KeyID), jwtAlg: str("jwt-alg", src.Auth.JWTAlg), scope: str("scope", src.Auth.Scope),
 		basic: boolean("client-secret-basic", src.Auth.Basic), post: boolean("post", src.Post),
-		patientExport: c.Bool("patient-export"),
-		group:         str("group", src.Group), exportType: str("export-type", src.ExportType), roster: str("roster", src.Roster),
+		patientExport: c.Bool("patient-export"), partial: c.Bool("allow-partial-manifests"),
+		group: str("group", src.Group), exportType: str("export-type", src.ExportType), roster: str("roster", src.Roster),
 		types: list("types", src.Types, true), typeFilters: list("type-filter", src.TypeFilter, false),
 		elements: splitList(c.String("elements")), assoc: c.StringSlice("include-associated-data"), patients: c.StringSlice("patient"),
 		outputFormat: c.String("output-format"), organizeBy: c.String("organize-output-by"), since: c.String("since"),
@@ -207,6 +208,7 @@ func (s settings) source(log *slog.Logger) (sourceOptions, error) {
 		Group: s.group, Patient: s.patientExport, ExportType: s.exportType, Post: s.post,
 		Types: s.types, TypeFilters: s.typeFilters, Elements: s.elements, OutputFormat: s.outputFormat,
 		IncludeAssociatedData: s.assoc, Patients: s.patients, OrganizeOutputBy: s.organizeBy,
+		AllowPartialManifests: s.partial,
 	}
 	if len(req.Patients) > 0 && !req.Post {
 		return sourceOptions{}, usagef("%s--patient needs --post (the patient parameter exists only in a POST kick-off)", where)

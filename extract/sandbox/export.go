@@ -38,9 +38,12 @@ type job struct {
 	// organizedBy is organizeOutputBy: files then mix types, one block
 	// per Patient, each introduced by a header Parameters resource.
 	organizedBy string
-	polls       int
-	total       int
-	served      bool // a manifest has been answered
+	// partial is allowPartialManifests: each poll before the end answers
+	// 202 with a manifest of the files made so far (a growing share).
+	partial bool
+	polls   int
+	total   int
+	served  bool // a manifest has been answered
 }
 
 type exportFile struct {
@@ -289,7 +292,7 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 	if s.cfg.AltHost != "" {
 		j.link = "http://" + s.cfg.AltHost
 	}
-	j.organizedBy = ep.organizeBy
+	j.organizedBy, j.partial = ep.organizeBy, ep.partial
 	blocks := map[string][][]byte{} // organized output: lines by patient ("" for none)
 	for _, t := range types {
 		var lines [][]byte
@@ -375,6 +378,19 @@ func (s *Server) split(prefix, typ string, lines [][]byte) []exportFile {
 		lines = lines[n:]
 	}
 	return out
+}
+
+// outputEntries lists files as manifest output entries.
+func (s *Server) outputEntries(j *job, files []exportFile) []obj {
+	output := []obj{}
+	for _, ef := range files {
+		if ef.typ == "" { // organized output: a file of many types has none
+			output = append(output, o("url", s.fileURL(j, ef), "count", ef.count))
+			continue
+		}
+		output = append(output, o("type", ef.typ, "url", s.fileURL(j, ef), "count", ef.count))
+	}
+	return output
 }
 
 // splitBlocks makes the files of output organized by Patient: each
@@ -513,6 +529,16 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, fl flavour, id s
 			w.Header().Set("Retry-After", retryAfter)
 		}
 		w.Header().Set("X-Progress", fmt.Sprintf("in progress %d%%", polls*100/(s.cfg.PollsBeforeReady+1)))
+		if ready := len(j.files) * polls / (s.cfg.PollsBeforeReady + 1); j.partial && ready > 0 {
+			writeJSON(w, "application/json", http.StatusAccepted, obj{
+				{"transactionTime", instant(j.txTime)},
+				{"request", j.request},
+				{"requiresAccessToken", !f.NoAccessToken},
+				{"output", s.outputEntries(j, j.files[:ready])},
+				{"error", []obj{}},
+			})
+			return
+		}
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
@@ -535,14 +561,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, fl flavour, id s
 		return
 	}
 
-	output := []obj{}
-	for _, ef := range j.files { // files never change after kick-off
-		if ef.typ == "" { // organized output: a file of many types has none
-			output = append(output, o("url", s.fileURL(j, ef), "count", ef.count))
-			continue
-		}
-		output = append(output, o("type", ef.typ, "url", s.fileURL(j, ef), "count", ef.count))
-	}
+	output := s.outputEntries(j, j.files) // files never change after kick-off
 	page, pages := 1, 1
 	if f.ManifestPageSize > 0 && len(output) > 0 {
 		pages = (len(output) + f.ManifestPageSize - 1) / f.ManifestPageSize

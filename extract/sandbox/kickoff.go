@@ -44,6 +44,7 @@ type exportParams struct {
 	patients   []string                // Patient ids; nil = no restriction
 	exportType string
 	organizeBy string // organizeOutputBy: "" or Patient
+	partial    bool   // allowPartialManifests
 }
 
 // param is one kick-off parameter, its value as a string.
@@ -205,6 +206,11 @@ func parseExport(ps []param, level string, davinci bool) (exportParams, *apiErro
 				}
 				ep.patients = append(ep.patients, id)
 			}
+		case "allowPartialManifests":
+			if e := once(); e != nil {
+				return ep, e
+			}
+			ep.partial = p.value == "true"
 		case "organizeOutputBy":
 			if e := once(); e != nil {
 				return ep, e

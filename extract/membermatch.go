@@ -155,8 +155,17 @@ const (
 // MemberPatient, CoverageToMatch and Consent, and CoverageToLink when the
 // roster gives one.
 func memberMatchBody(m Member, requester string) ([]byte, error) {
+	return json.Marshal(map[string]any{"resourceType": "Parameters", "parameter": memberParts(m, requester, "member")})
+}
+
+// memberParts are the parameters of one member's match: a MemberPatient
+// with id patientID (which the other resources reference), a
+// CoverageToMatch, a Consent, and a CoverageToLink when the roster gives
+// one.
+func memberParts(m Member, requester, patientID string) []any {
+	patientRef := "Patient/" + patientID
 	patient := map[string]any{
-		"resourceType": "Patient", "id": "member",
+		"resourceType": "Patient", "id": patientID,
 		"name":      []any{map[string]any{"family": m.Family, "given": []string{m.Given}}},
 		"birthDate": m.BirthDate,
 	}
@@ -171,7 +180,7 @@ func memberMatchBody(m Member, requester string) ([]byte, error) {
 				"type":  map[string]any{"coding": []any{map[string]any{"system": v20203, "code": "MB"}}},
 				"value": memberID,
 			}},
-			"beneficiary": map[string]any{"reference": "Patient/member"},
+			"beneficiary": map[string]any{"reference": patientRef},
 			"payor":       []any{map[string]any{"display": payor}},
 		}
 	}
@@ -180,8 +189,8 @@ func memberMatchBody(m Member, requester string) ([]byte, error) {
 		"scope": map[string]any{"coding": []any{map[string]any{
 			"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}},
 		"category":  []any{map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "64292-6"}}}},
-		"patient":   map[string]any{"reference": "Patient/member"},
-		"performer": []any{map[string]any{"reference": "Patient/member"}},
+		"patient":   map[string]any{"reference": patientRef},
+		"performer": []any{map[string]any{"reference": patientRef}},
 		"sourceReference": map[string]any{
 			"reference": "http://example.org/DocumentReference/consent-source"},
 		"policy": []any{map[string]any{"uri": consentPolicyRegular}},
@@ -202,8 +211,7 @@ func memberMatchBody(m Member, requester string) ([]byte, error) {
 	if m.CoverageToLink != "" {
 		params = append(params, map[string]any{"name": "CoverageToLink", "resource": coverage("link", m.CoverageToLink, requester)})
 	}
-	params = append(params, map[string]any{"name": "Consent", "resource": consent})
-	return json.Marshal(map[string]any{"resourceType": "Parameters", "parameter": params})
+	return append(params, map[string]any{"name": "Consent", "resource": consent})
 }
 
 // MemberMatchURL derives the $member-match endpoint from a FHIR base: the

@@ -753,3 +753,61 @@ func TestPartialManifests(t *testing.T) {
 		}
 	}
 }
+
+// TestBulkMemberMatchAgainstSandbox: a server that advertises Da Vinci
+// PDex $bulk-member-match in its CapabilityStatement matches a whole
+// roster in one asynchronous request; each member's result maps back to
+// its roster line (matched with the Group to export and its Patient, not
+// matched, consent refused), and the matched Group exports exactly the
+// matched members.
+func TestBulkMemberMatchAgainstSandbox(t *testing.T) {
+	e := newEnv(t, sandbox.Config{Members: 12, BulkMemberMatch: true})
+	c := e.client()
+	c.BaseURL = sandbox.StandardBase(e.root)
+	if !c.SupportsBulkMemberMatch(t.Context()) {
+		t.Fatal("the CapabilityStatement's $bulk-member-match was not found")
+	}
+	plain := newEnv(t, sandbox.Config{Members: 2})
+	pc := plain.client()
+	pc.BaseURL = sandbox.StandardBase(plain.root)
+	if pc.SupportsBulkMemberMatch(t.Context()) {
+		t.Error("a server without $bulk-member-match advertises it")
+	}
+	clock := e.sb.Clock().Now()
+	member := func(i int) extract.Member {
+		mi, _ := e.sb.MemberMatchInfo(i)
+		return extract.Member{Given: mi.Given, Family: mi.Family, BirthDate: mi.BirthDate, MemberID: mi.MemberID,
+			ConsentStart: clock.AddDate(0, -1, 0).Format(time.DateOnly), ConsentEnd: clock.AddDate(1, 0, 0).Format(time.DateOnly)}
+	}
+	wrongBirth, expired := member(4), member(6)
+	wrongBirth.BirthDate = "1900-01-01"
+	expired.ConsentEnd = clock.AddDate(0, 0, -1).Format(time.DateOnly)
+	members := []extract.Member{member(1), wrongBirth, member(3), expired, member(9)}
+	res, err := c.BulkMemberMatch(t.Context(), extract.BulkMemberMatchURL(c.BaseURL), members, "New Plan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []extract.MatchStatus{extract.Matched, extract.NotMatched, extract.Matched, extract.ConsentRejected, extract.Matched}
+	group := res[0].GroupID
+	for i, r := range res {
+		if r.Status != want[i] {
+			t.Errorf("member %d: %+v, want %s", i, r, want[i])
+		}
+		if r.Status == extract.Matched {
+			mi, _ := e.sb.MemberMatchInfo([]int{1, 4, 3, 6, 9}[i])
+			if r.GroupID != group || r.PatientRef != "Patient/"+mi.PatientID {
+				t.Errorf("member %d: group %q patient %q, want %q and Patient/%s", i, r.GroupID, r.PatientRef, group, mi.PatientID)
+			}
+		}
+	}
+	if n := e.requests(func(r sandbox.RequestLog) bool { return strings.HasSuffix(r.Path, "$bulk-member-match") }); n != 1 {
+		t.Errorf("%d bulk requests, want 1", n)
+	}
+	out, err := c.Export(t.Context(), extract.Request{Group: group, Types: []string{"Patient"}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := linesByType(out.Files, extract.KindOutput)["Patient"]; got != 3 {
+		t.Errorf("the matched Group exported %d patients, want 3", got)
+	}
+}

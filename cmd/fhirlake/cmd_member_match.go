@@ -91,7 +91,7 @@ func readRoster(path string) ([]extract.Member, error) {
 }
 
 func runMemberMatch(ctx context.Context, c *cli.Context, o memberMatchOptions) error {
-	matches, err := pipeline.MatchRoster(ctx, o.client, o.endpoint, o.requester, o.members)
+	matches, err := pipeline.MatchMembers(ctx, o.client, o.endpoint, o.requester, o.members, 0)
 	if err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func matchForRun(c *cli.Context, src sourceOptions) ([]pipeline.RosterRun, error
 	if endpoint == "" {
 		endpoint = extract.MemberMatchURL(src.client.BaseURL)
 	}
-	matches, err := pipeline.MatchRoster(c.Context, src.client, endpoint, c.String("requester"), members)
+	matches, err := pipeline.MatchMembers(c.Context, src.client, endpoint, c.String("requester"), members, c.Int("max-patients-per-export"))
 	if err != nil {
 		return nil, err
 	}

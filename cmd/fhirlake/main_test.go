@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -435,5 +436,77 @@ func TestRosterSpreadOverExports(t *testing.T) {
 	rs.Scan(&got)
 	if got != fmt.Sprintf("5 %d", runs) {
 		t.Errorf("patients and bucket scopes: %s, want 5 %d", got, runs)
+	}
+}
+
+// TestRunWithBulkMemberMatch: against a server that advertises
+// $bulk-member-match, run --roster matches the whole roster in one
+// request, exports the matched Group once, and links each matched
+// member's Patient (and only it) to the member.
+func TestRunWithBulkMemberMatch(t *testing.T) {
+	sb, err := sandbox.New(sandbox.Config{Members: 10, Seed: 1, BulkMemberMatch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	now := sb.Clock().Now()
+	var rows []string
+	for i := range 4 {
+		m, _ := sb.MemberMatchInfo(i)
+		birth := m.BirthDate
+		if i == 2 {
+			birth = "1900-01-01" // no such member
+		}
+		rows = append(rows, strings.Join([]string{m.Given, m.Family, birth, m.MemberID,
+			now.AddDate(0, -1, 0).Format(time.DateOnly), now.AddDate(1, 0, 0).Format(time.DateOnly), fmt.Sprintf("NEW-%d", i)}, ","))
+	}
+	dir := t.TempDir()
+	roster := filepath.Join(dir, "roster.csv")
+	os.WriteFile(roster, []byte("given,family,birth_date,member_id,consent_start,consent_end,coverage_to_link\n"+strings.Join(rows, "\n")+"\n"), 0o600)
+	wh := filepath.Join(dir, "w.duckdb")
+	code, stdout, stderr := run(t, map[string]string{"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret},
+		"--log-level", "warn", "run", "--types", "Patient,Coverage", "--warehouse", wh,
+		"--fhir-url", sandbox.StandardBase(srv.URL), "--token-url", srv.URL+sandbox.TokenPath,
+		"--client-id", sandbox.DefaultClientID, "--scope", "bulk-data|user/*.rs member-match|read", "--roster", roster)
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s\n%s", code, stdout, stderr)
+	}
+	if strings.Count(stdout, "committed:") != 1 || !strings.Contains(stdout, "group/bmm-") {
+		t.Errorf("want one run of the matched group:\n%s", stdout)
+	}
+	bulk, single := 0, 0
+	for _, r := range sb.Requests() {
+		switch {
+		case strings.HasSuffix(r.Path, "$bulk-member-match"):
+			bulk++
+		case strings.HasSuffix(r.Path, "$member-match"):
+			single++
+		}
+	}
+	if bulk != 1 || single != 0 {
+		t.Errorf("%d bulk and %d single member matches, want 1 and 0", bulk, single)
+	}
+	w, err := duckdb.OpenReadOnly(t.Context(), wh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	rs, err := w.Query(t.Context(), `SELECT string_agg(member_id || '=' || patient_id, ',' ORDER BY member_id) FROM fhirlake_member_matches`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	var got string
+	rs.Next()
+	rs.Scan(&got)
+	var want []string
+	for _, i := range []int{0, 1, 3} {
+		m, _ := sb.MemberMatchInfo(i)
+		want = append(want, m.MemberID+"="+m.PatientID)
+	}
+	slices.Sort(want)
+	if got != strings.Join(want, ",") {
+		t.Errorf("member matches %s, want %s", got, strings.Join(want, ","))
 	}
 }

@@ -131,6 +131,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, fl flavour, seg [
 	case fl == standard && n == 3 && seg[0] == "$export-file":
 		s.file(w, r, fl, seg[1], seg[2])
 		return
+	case fl == standard && n == 1 && seg[0] == "metadata":
+		s.capabilities(w, r)
+		return
 	}
 	if _, ok := s.authorized(w, r); !ok {
 		return
@@ -146,6 +149,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, fl flavour, seg [
 		s.kickOff(w, r, fl, "Group", seg[1], true)
 	case fl == standard && n == 2 && seg[0] == "Patient" && seg[1] == "$member-match":
 		s.memberMatch(w, r, fl)
+	case fl == standard && n == 2 && seg[0] == "Group" && seg[1] == "$bulk-member-match" && s.cfg.BulkMemberMatch:
+		s.bulkMemberMatch(w, r)
+	case fl == standard && n == 2 && seg[0] == "$bulk-member-match-status" && s.cfg.BulkMemberMatch:
+		s.bulkMatchStatus(w, r, seg[1])
 	case fl == oneUp && n == 3 && seg[0] == "$export" && seg[1] == "job":
 		s.status(w, r, fl, seg[2])
 	case fl == standard && n == 2 && seg[0] == "$export-status":

@@ -140,96 +140,20 @@ func (s *Server) memberMatch(w http.ResponseWriter, r *http.Request, fl flavour)
 	}
 	var body struct {
 		ResourceType string
-		Parameter    []struct {
-			Name     string
-			Resource json.RawMessage
-		}
+		Parameter    []memberParam
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&body); err != nil || body.ResourceType != "Parameters" {
 		writeOutcome(w, http.StatusBadRequest, "error", "invalid", "body must be a FHIR Parameters resource")
 		return
 	}
-	unprocessable := func(code, format string, args ...any) {
-		writeOutcome(w, http.StatusUnprocessableEntity, "error", code, fmt.Sprintf(format, args...))
-	}
-	want := map[string]string{"MemberPatient": "Patient", "CoverageToMatch": "Coverage", "Consent": "Consent", "CoverageToLink": "Coverage"}
-	got := make(map[string]json.RawMessage)
-	for _, p := range body.Parameter {
-		typ, known := want[p.Name]
-		if !known {
-			unprocessable("invalid", "unknown parameter %s", p.Name)
-			return
-		}
-		if _, dup := got[p.Name]; dup {
-			unprocessable("invalid", "parameter %s given more than once", p.Name)
-			return
-		}
-		var rt struct{ ResourceType string }
-		if err := json.Unmarshal(p.Resource, &rt); err != nil || rt.ResourceType != typ {
-			unprocessable("invalid", "parameter %s must hold a %s resource", p.Name, typ)
-			return
-		}
-		got[p.Name] = p.Resource
-	}
-	for _, name := range []string{"MemberPatient", "CoverageToMatch", "Consent"} {
-		if got[name] == nil {
-			unprocessable("invalid", "parameter %s is required", name)
-			return
-		}
-	}
-	patient := decodeMember(got["MemberPatient"])
-	family := ""
-	for _, n := range patient.Name {
-		if n.Family != "" {
-			family = n.Family
-			break
-		}
-	}
-	if family == "" || patient.BirthDate == "" {
-		unprocessable("invalid", "parameter MemberPatient needs a name with family and a birthDate")
-		return
-	}
-	var cov fhirCoverage
-	_ = json.Unmarshal(got["CoverageToMatch"], &cov)
-	if cov.SubscriberID == "" && len(cov.Identifier) == 0 {
-		unprocessable("invalid", "parameter CoverageToMatch needs a subscriberId or an identifier")
-		return
-	}
 	now := s.clock.Now()
-	if code, text := checkConsent(got["Consent"], now); code != "" {
-		unprocessable(code, "%s", text)
+	patientID, memberID, code, text := s.matchMember(body.Parameter, now)
+	if code != "" {
+		writeOutcome(w, http.StatusUnprocessableEntity, "error", code, text)
 		return
 	}
-
 	s.mu.Lock()
-	var matches []string
-	var memberID string
-	for _, rec := range s.store.byType["Patient"] {
-		p := decodeMember(rec.raw)
-		if p.BirthDate != patient.BirthDate || !slices.ContainsFunc(p.Name, func(n struct {
-			Family string
-			Given  []string
-		}) bool {
-			return strings.EqualFold(n.Family, family)
-		}) {
-			continue
-		}
-		mb := p.memberID()
-		sub := ""
-		if c := s.coverageOf(rec.id); c != nil {
-			sub = c.SubscriberID
-		}
-		if (cov.SubscriberID != "" && cov.SubscriberID == sub) ||
-			slices.ContainsFunc(cov.Identifier, func(id fhirIdentifier) bool { return id.isMB() && id.Value == mb && mb != "" }) {
-			matches = append(matches, rec.id)
-			memberID = mb
-		}
-	}
-	if len(matches) != 1 {
-		s.mu.Unlock()
-		unprocessable("not-found", "No unique member match")
-		return
-	}
+	matches := []string{patientID}
 	out := []obj{
 		o("name", "MemberIdentifier", "valueIdentifier", o(
 			"type", o("coding", []obj{o("system", sysV2_0203U, "code", "UMB")}),
@@ -315,4 +239,88 @@ func parseFHIRDate(v string, end bool) (time.Time, error) {
 		t = t.AddDate(0, 0, 1)
 	}
 	return t, err
+}
+
+// memberParam is one parameter of a member match: its name and resource.
+type memberParam struct {
+	Name     string
+	Resource json.RawMessage
+}
+
+// matchMember matches one member's parameters (MemberPatient,
+// CoverageToMatch, Consent, maybe CoverageToLink): the member whose family
+// name (case-insensitive), birthDate and member id all match. It returns
+// the matched Patient's id and member number, or the issue code and text
+// of a failure (invalid input, a consent refused, no unique match).
+// Callers do not hold s.mu.
+func (s *Server) matchMember(params []memberParam, now time.Time) (patientID, memberID, code, text string) {
+	want := map[string]string{"MemberPatient": "Patient", "CoverageToMatch": "Coverage", "Consent": "Consent", "CoverageToLink": "Coverage"}
+	got := make(map[string]json.RawMessage)
+	for _, p := range params {
+		typ, known := want[p.Name]
+		if !known {
+			return "", "", "invalid", fmt.Sprintf("unknown parameter %s", p.Name)
+		}
+		if _, dup := got[p.Name]; dup {
+			return "", "", "invalid", fmt.Sprintf("parameter %s given more than once", p.Name)
+		}
+		var rt struct{ ResourceType string }
+		if err := json.Unmarshal(p.Resource, &rt); err != nil || rt.ResourceType != typ {
+			return "", "", "invalid", fmt.Sprintf("parameter %s must hold a %s resource", p.Name, typ)
+		}
+		got[p.Name] = p.Resource
+	}
+	for _, name := range []string{"MemberPatient", "CoverageToMatch", "Consent"} {
+		if got[name] == nil {
+			return "", "", "invalid", fmt.Sprintf("parameter %s is required", name)
+		}
+	}
+	patient := decodeMember(got["MemberPatient"])
+	family := ""
+	for _, n := range patient.Name {
+		if n.Family != "" {
+			family = n.Family
+			break
+		}
+	}
+	if family == "" || patient.BirthDate == "" {
+		return "", "", "invalid", "parameter MemberPatient needs a name with family and a birthDate"
+	}
+	var cov fhirCoverage
+	_ = json.Unmarshal(got["CoverageToMatch"], &cov)
+	if cov.SubscriberID == "" && len(cov.Identifier) == 0 {
+		return "", "", "invalid", "parameter CoverageToMatch needs a subscriberId or an identifier"
+	}
+	if code, text := checkConsent(got["Consent"], now); code != "" {
+		return "", "", code, text
+	}
+
+	s.mu.Lock()
+	var matches []string
+	for _, rec := range s.store.byType["Patient"] {
+		p := decodeMember(rec.raw)
+		if p.BirthDate != patient.BirthDate || !slices.ContainsFunc(p.Name, func(n struct {
+			Family string
+			Given  []string
+		}) bool {
+			return strings.EqualFold(n.Family, family)
+		}) {
+			continue
+		}
+		mb := p.memberID()
+		sub := ""
+		if c := s.coverageOf(rec.id); c != nil {
+			sub = c.SubscriberID
+		}
+		if (cov.SubscriberID != "" && cov.SubscriberID == sub) ||
+			slices.ContainsFunc(cov.Identifier, func(id fhirIdentifier) bool { return id.isMB() && id.Value == mb && mb != "" }) {
+			matches = append(matches, rec.id)
+			memberID = mb
+		}
+	}
+	s.mu.Unlock()
+	if len(matches) != 1 {
+		return "", "", "not-found", "No unique member match"
+	}
+	return matches[0], memberID, "", ""
 }

@@ -77,6 +77,10 @@ type Config struct {
 	// 1up's file URLs sit on another gateway host. Both hosts must reach the
 	// same handler; tokens are valid on both.
 	AltHost string
+	// BulkMemberMatch serves Da Vinci PDex $bulk-member-match on the
+	// standard base (Group/$bulk-member-match, asynchronous) and
+	// advertises it in the CapabilityStatement (GET /fhir/metadata).
+	BulkMemberMatch bool
 }
 
 func (c *Config) applyDefaults() error {
@@ -157,6 +161,7 @@ type Server struct {
 	faults   Faults
 	jwks     map[string]jose.JSONWebKeySet // private_key_jwt clients by id
 	jtis     map[string]bool               // client assertion ids seen
+	bulk     map[string]*bulkMatch         // $bulk-member-match answers by id
 }
 
 // New generates the data for cfg and returns a server over it.

@@ -31,6 +31,33 @@ func MatchRoster(ctx context.Context, c *extract.Client, endpoint, requester str
 	return out, nil
 }
 
+// MatchMembers matches a roster: with one Da Vinci PDex
+// $bulk-member-match per batch of at most batch members (0:
+// DefaultMaxPatients) when the server's CapabilityStatement advertises
+// it and the roster has more than one member, else with one HRex
+// $member-match per member (MatchRoster) at endpoint.
+func MatchMembers(ctx context.Context, c *extract.Client, endpoint, requester string, members []extract.Member, batch int) ([]Match, error) {
+	if len(members) < 2 || !c.SupportsBulkMemberMatch(ctx) {
+		return MatchRoster(ctx, c, endpoint, requester, members)
+	}
+	if batch <= 0 {
+		batch = DefaultMaxPatients
+	}
+	bulk := extract.BulkMemberMatchURL(c.BaseURL)
+	out := make([]Match, 0, len(members))
+	for start := 0; start < len(members); start += batch {
+		part := members[start:min(start+batch, len(members))]
+		res, err := c.BulkMemberMatch(ctx, bulk, part, requester)
+		if err != nil {
+			return out, fmt.Errorf("bulk member match of roster lines %d to %d: %w", part[0].Line, part[len(part)-1].Line, err)
+		}
+		for i, m := range part {
+			out = append(out, Match{Member: m, Result: res[i]})
+		}
+	}
+	return out, nil
+}
+
 // RosterRun is one export a roster needs, with the matches it carries:
 // they are recorded with the run and link the exported Patients to the
 // roster's members (see load.PersonRule). Scope, when set, is the
@@ -59,6 +86,12 @@ const DefaultMaxPatients = 1000
 func RosterRequests(matches []Match, base extract.Request, maxPatients int) []RosterRun {
 	var runs []RosterRun
 	groups := map[string]int{} // group id -> index in runs
+	shared := map[string]int{} // group id -> matches in it
+	for _, m := range matches {
+		if m.Result.Status == extract.Matched && m.Result.GroupID != "" {
+			shared[m.Result.GroupID]++
+		}
+	}
 	var patients []string
 	var byPatient []load.MemberMatch
 	for _, m := range matches {
@@ -73,9 +106,20 @@ func RosterRequests(matches []Match, base extract.Request, maxPatients int) []Ro
 				groups[m.Result.GroupID] = i
 				runs = append(runs, RosterRun{Request: r})
 			}
-			// The group holds the matched member: every Patient its export
+			mm := load.MemberMatch{MemberID: m.Member.MemberID, LinkID: m.Member.CoverageToLink, GroupID: m.Result.GroupID}
+			if shared[m.Result.GroupID] > 1 {
+				// A group of many members ($bulk-member-match): a match
+				// links only the Patient it names; one that names none
+				// links nobody.
+				_, id, ok := strings.Cut(m.Result.PatientRef, "Patient/")
+				if !ok {
+					continue
+				}
+				mm.PatientID = strings.SplitN(id, "/", 2)[0]
+			}
+			// A group of one matched member: every Patient its export
 			// carries is that member.
-			runs[i].Matches = append(runs[i].Matches, load.MemberMatch{MemberID: m.Member.MemberID, LinkID: m.Member.CoverageToLink, GroupID: m.Result.GroupID})
+			runs[i].Matches = append(runs[i].Matches, mm)
 		case m.Result.PatientRef != "":
 			patients = append(patients, m.Result.PatientRef)
 			_, id, _ := strings.Cut(m.Result.PatientRef, "/")

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -114,8 +116,13 @@ func runSource(c *cli.Context, p pipeline.Pipeline, src sourceOptions, rep *repo
 			return err
 		}
 	}
-	for _, r := range runs {
+	for i, r := range runs {
 		p.Request, p.Matches, p.ScopeName = r.Request, r.Matches, r.Scope
+		if i == 1 {
+			// The first run is done (and restored the source, if a
+			// shared lake asked for it): export the others at once.
+			prefetch(c.Context, p, runs[1:])
+		}
 		ctx, stop := attachProgress(c.Context, c, &p)
 		sum, err := p.Run(ctx)
 		stop()
@@ -127,6 +134,30 @@ func runSource(c *cli.Context, p pipeline.Pipeline, src sourceOptions, rep *repo
 			sum.RunID, sum.Source, sum.Scope, sum.Resources, sum.Deleted, sum.Rejects, unchangedNote(sum), formatRows(sum.Rows))
 	}
 	return nil
+}
+
+// prefetchers bounds the exports of a roster's runs that go at once.
+const prefetchers = 4
+
+// prefetch exports the runs in parallel, leaving each export in the job
+// directory its run resumes. A failure is only logged: the run tries its
+// export again and reports it.
+func prefetch(ctx context.Context, p pipeline.Pipeline, runs []pipeline.RosterRun) {
+	sem := make(chan struct{}, prefetchers)
+	var wg sync.WaitGroup
+	for _, r := range runs {
+		q := p
+		q.Request, q.Matches, q.ScopeName = r.Request, r.Matches, r.Scope
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := q.Prefetch(ctx); err != nil && q.Log != nil {
+				q.Log.Warn("export ahead of its run failed; the run tries again", "scope", r.Scope, "error", err.Error())
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // matchForRun matches the roster and returns the exports to run.

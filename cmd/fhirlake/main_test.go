@@ -421,6 +421,17 @@ func TestRosterSpreadOverExports(t *testing.T) {
 	if runs < 3 || !strings.Contains(stdout, "patient/") {
 		t.Errorf("%d runs for 5 patients at most 2 per export:\n%s", runs, stdout)
 	}
+	// The runs after the first were exported ahead, in parallel, and
+	// resumed by their runs: one export each, none twice.
+	kickoffs := 0
+	for _, r := range sb.Requests() {
+		if strings.HasSuffix(r.Path, "$export") && r.Status == 202 {
+			kickoffs++
+		}
+	}
+	if kickoffs != runs {
+		t.Errorf("%d exports for %d runs", kickoffs, runs)
+	}
 	w, err := duckdb.OpenReadOnly(t.Context(), wh)
 	if err != nil {
 		t.Fatal(err)

@@ -212,6 +212,11 @@ const (
 // ErrTooManyRejects means a run rejected more than Pipeline.MaxRejects.
 var ErrTooManyRejects = errors.New("data rejected over threshold")
 
+// jobDir is where the export of req waits for the load.
+func (p Pipeline) jobDir(req extract.Request) string {
+	return filepath.Join(p.WorkDir, "jobs", safe(p.Source), req.Key(p.Client.BaseURL))
+}
+
 // scope is the run's watermark scope.
 func (p Pipeline) scope() string {
 	if p.ScopeName != "" {
@@ -275,7 +280,7 @@ func (p Pipeline) Run(ctx context.Context) (sum *Summary, err error) {
 	// behind: downloads holding PHI, and a job on the server.
 	p.sweepCommittedJobs(ctx, log)
 
-	dir := filepath.Join(p.WorkDir, "jobs", safe(p.Source), p.Request.Key(p.Client.BaseURL))
+	dir := p.jobDir(p.Request)
 	log.Info("export starting", "scope", sum.Scope, "types", strings.Join(p.Request.Types, ","))
 	t0 := p.Now()
 	res, err := p.Client.Export(ctx, p.Request, dir)

@@ -182,3 +182,33 @@ func buckets(patients []string, max int) []bucket {
 		}
 	}
 }
+
+// Prefetch exports what Run would export, into the job directory Run
+// uses, without loading it: Run then resumes the finished job and only
+// loads it. The runs of a roster spread over buckets prefetch in
+// parallel (within the client's rate limit) and commit one by one. It
+// reads the watermark as Run does; a warehouse that does not exist yet
+// has none.
+func (p Pipeline) Prefetch(ctx context.Context) error {
+	p = p.withDefaults()
+	if p.Client == nil || p.Warehouse == "" {
+		return fmt.Errorf("pipeline: Client and Warehouse are required")
+	}
+	req := p.Request
+	if req.Since.IsZero() && !p.Full && p.warehouseExists() {
+		w, err := p.openWarehouse(ctx, true)
+		if err != nil {
+			return err
+		}
+		since, ok, err := w.Watermark(ctx, p.Source, p.scope(), p.watermarkTypes())
+		w.Close()
+		if err != nil {
+			return err
+		}
+		if ok {
+			req.Since = since
+		}
+	}
+	_, err := p.Client.Export(ctx, req, p.jobDir(req))
+	return err
+}

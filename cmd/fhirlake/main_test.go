@@ -293,6 +293,7 @@ func TestExitCodesOfFailedRuns(t *testing.T) {
 		{"scope not granted", sandbox.Config{}, sandbox.Faults{TokenInvalidScope: true}, nil, false, exitAuth, "check the scopes"},
 		{"export too costly", sandbox.Config{}, sandbox.Faults{StatusOutcome: "too-costly"}, nil, false, exitExport, "ask for fewer members or types"},
 		{"typeFilter refused and unevaluable", sandbox.Config{}, sandbox.Faults{RefuseParams: []string{"_typeFilter"}}, []string{"--types", "Patient", "--type-filter", "Patient?name=Smith"}, false, exitUsage, "search parameter name"},
+		{"wrong token URL", sandbox.Config{}, sandbox.Faults{}, []string{"--token-url", "{root}/no/such/token"}, false, exitAuth, "check the token URL"},
 		{"file short on every download", sandbox.Config{}, sandbox.Faults{TruncateFiles: 1000}, []string{"--types", "Patient"}, false, exitFailure, "the same on a fresh download"},
 	}
 	for _, tt := range tests {
@@ -313,9 +314,12 @@ func TestExitCodesOfFailedRuns(t *testing.T) {
 				}
 				defer l.Release()
 			}
-			args := append([]string{"--log-level", "error", "run", "--warehouse", wh,
+			args := []string{"--log-level", "error", "run", "--warehouse", wh,
 				"--fhir-url", sandbox.OneUpBase(srv.URL, sandbox.DefaultTenant), "--token-url", srv.URL + sandbox.TokenPath,
-				"--client-id", sandbox.DefaultClientID}, tt.args...)
+				"--client-id", sandbox.DefaultClientID}
+			for _, a := range tt.args {
+				args = append(args, strings.ReplaceAll(a, "{root}", srv.URL)) // a later flag wins
+			}
 			code, _, stderr := run(t, map[string]string{"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret}, args...)
 			if code != tt.code || !strings.Contains(stderr, tt.stderr) {
 				t.Errorf("exit %d (want %d), stderr:\n%s\nwant it to contain %q", code, tt.code, stderr, tt.stderr)

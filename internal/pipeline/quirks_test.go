@@ -3,11 +3,19 @@
 package pipeline_test
 
 import (
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fhirlake/fhirlake/extract/sandbox"
+	"github.com/fhirlake/fhirlake/internal/pipeline"
+	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/duckdb"
+	"github.com/fhirlake/fhirlake/load/lake/iceberg"
 )
 
 // TestRunWithRefusedTypeFilter: a server that refuses _typeFilter still
@@ -82,5 +90,49 @@ func TestRunWithOrganizedOutput(t *testing.T) {
 		if organized[table] != n {
 			t.Errorf("%s: %d rows organized, %d plain", table, organized[table], n)
 		}
+	}
+}
+
+// TestLostLeaseStopsTheRun: a run whose source lease is taken over (its
+// renewal finds another holder) stops before it commits, with
+// load.ErrLeaseLost, and the warehouse records no run.
+func TestLostLeaseStopsTheRun(t *testing.T) {
+	dir := t.TempDir()
+	p, _ := newPipeline(t, 3, dir)
+	catalog := filepath.Join(dir, "catalog.db")
+	p.LakeFormat, p.LakeOptions = iceberg.Format, load.LakeOptions{Catalog: "sqlite:" + catalog}
+	p.LeaseTTL = time.Second
+	p.Observe = func(stage string) {
+		if stage != pipeline.StageExported {
+			return
+		}
+		db, err := sql.Open("sqlite", "file:"+catalog+"?_pragma=busy_timeout(10000)")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer db.Close()
+		if _, err := db.Exec(`UPDATE fhirlake_leases SET holder = 'thief', info = 'another run' WHERE source = ?`, p.Source); err != nil {
+			t.Error(err)
+		}
+		time.Sleep(1500 * time.Millisecond) // past a renewal, which finds the thief
+	}
+	_, err := p.Run(t.Context())
+	if !errors.Is(err, load.ErrLeaseLost) {
+		t.Fatalf("run after its lease was taken: %v, want ErrLeaseLost", err)
+	}
+	if _, err := os.Stat(p.Warehouse); errors.Is(err, os.ErrNotExist) {
+		return // stopped before the load made the warehouse
+	}
+	w, err := duckdb.OpenReadOnly(t.Context(), p.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if queryStrings(t, w, "SELECT count(*)::VARCHAR FROM duckdb_tables() WHERE table_name = 'fhirlake_runs'")[0] == "0" {
+		return // its bookkeeping was never created
+	}
+	if got := queryStrings(t, w, "SELECT count(*)::VARCHAR FROM fhirlake_runs"); got[0] != "0" {
+		t.Errorf("%s runs recorded", got[0])
 	}
 }

@@ -576,32 +576,34 @@ func leaseTest(t *testing.T, catalog string) {
 		t.Cleanup(func() { lk.Close() })
 		return lk
 	}
+	// Lifetimes of 2s: a renewal every 500ms has room on a loaded machine.
+	const ttl = 2 * time.Second
 	one, two := open(), open()
-	l1, err := one.Lease(ctx, "payer-a", "host1:/w.duckdb", "run r1 on host1", time.Second)
+	l1, err := one.Lease(ctx, "payer-a", "host1:/w.duckdb", "run r1 on host1", ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = two.Lease(ctx, "payer-a", "host2:/w.duckdb", "run r2 on host2", time.Second)
+	_, err = two.Lease(ctx, "payer-a", "host2:/w.duckdb", "run r2 on host2", ttl)
 	if !errors.Is(err, load.ErrLeased) || !strings.Contains(err.Error(), "run r1 on host1") {
 		t.Fatalf("a held source: %v", err)
 	}
-	lb, err := two.Lease(ctx, "payer-b", "host2:/w.duckdb", "run r2 on host2", time.Second)
+	lb, err := two.Lease(ctx, "payer-b", "host2:/w.duckdb", "run r2 on host2", ttl)
 	if err != nil {
 		t.Fatalf("another source: %v", err)
 	}
 	lb.Release(ctx)
 	// Held past its lifetime by renewals.
-	time.Sleep(1500 * time.Millisecond)
-	if _, err := two.Lease(ctx, "payer-a", "host2:/w.duckdb", "run r2 on host2", time.Second); !errors.Is(err, load.ErrLeased) {
+	time.Sleep(3 * time.Second)
+	if _, err := two.Lease(ctx, "payer-a", "host2:/w.duckdb", "run r2 on host2", ttl); !errors.Is(err, load.ErrLeased) {
 		t.Fatalf("a renewed lease was taken: %v", err)
 	}
-	again, err := one.Lease(ctx, "payer-a", "host1:/w.duckdb", "run r3 on host1", time.Second)
+	again, err := one.Lease(ctx, "payer-a", "host1:/w.duckdb", "run r3 on host1", ttl)
 	if err != nil {
 		t.Fatalf("the same holder: %v", err)
 	}
 	again.Release(ctx)
 	l1.Release(ctx)
-	l2, err := two.Lease(ctx, "payer-a", "host2:/w.duckdb", "run r2 on host2", time.Second)
+	l2, err := two.Lease(ctx, "payer-a", "host2:/w.duckdb", "run r2 on host2", ttl)
 	if err != nil {
 		t.Fatalf("a released lease: %v", err)
 	}
@@ -614,17 +616,25 @@ func leaseTest(t *testing.T, catalog string) {
 	// and it learns so; the source is free for another.
 	three := open()
 	l2.Release(ctx)
-	l3, err := three.Lease(ctx, "payer-a", "host3:/w.duckdb", "run r4 on host3", time.Second)
+	l3, err := three.Lease(ctx, "payer-a", "host3:/w.duckdb", "run r4 on host3", ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
 	three.Close()
 	select {
 	case <-l3.Lost():
-	case <-time.After(5 * time.Second):
+	case <-time.After(15 * time.Second):
 		t.Fatal("an unrenewable lease is not reported lost")
 	}
-	l4, err := two.Lease(ctx, "payer-a", "host2:/w.duckdb", "run r5 on host2", time.Second)
+	// The holder counts its lifetime from before its last renewal, so it
+	// gives up no later than the database lets the lease go: wait for that.
+	var l4 load.Lease
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if l4, err = two.Lease(ctx, "payer-a", "host2:/w.duckdb", "run r5 on host2", ttl); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("an expired lease: %v", err)
 	}

@@ -90,6 +90,7 @@ func runCommand() *cli.Command {
 					Warehouse: top.warehouse, Lake: top.lake,
 					BatchRows: c.Int("batch-rows"), KeepServerJob: c.Bool("keep-server-job"), Full: c.Bool("full"),
 					Log: log, Person: top.person, LakeFormat: top.lakeFormat, LakeOptions: top.lakeOpts, LeaseTTL: c.Duration("lease-ttl"),
+					MaxPatients: c.Int("max-patients-per-export"),
 				}
 				if err := resolveCatalog(&p.LakeOptions); err != nil {
 					return err

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/fhirlake/fhirlake/extract"
@@ -55,48 +56,63 @@ func (p Pipeline) backfill(ctx context.Context, log *slog.Logger, loader load.Lo
 	}
 	slices.Sort(ids)
 	bf := Backfill{Patients: ids, Mode: "patient"}
-	req := p.Request
-	req.Since = time.Time{}
-	req.Post = true
-	req.Patients = make([]string, len(ids))
-	for i, id := range ids {
-		req.Patients[i] = "Patient/" + id
-	}
-	if req.Group == "" {
-		req.Patient = true // Patient/$export takes the patient parameter
-	}
 	// The back-fill's exports log as part of the run, marked as such.
 	log = log.With("phase", "backfill")
 	ctx = extract.WithLogger(ctx, log)
 	log.Info("back-filling the history of members new to the scope", "members", len(ids))
-	bdir := filepath.Join(dir, "backfill")
-	res, err := p.Client.Export(ctx, req, bdir)
-	var se *extract.StatusError
-	if errors.As(err, &se) && (se.Status == 400 || se.Status == 422 || se.Status == 405 || se.Status == 501) {
-		// The server cannot filter by patient: export the whole scope.
-		log.Warn("server refused a patient-filtered export; back-filling with a full export of the scope", "status", se.Status)
-		bf.Mode = "full"
-		req = p.Request
+	// As many patient-filtered exports as the server takes patients
+	// (MaxPatients each), all loaded into this run.
+	per := p.MaxPatients
+	if per <= 0 {
+		per = DefaultMaxPatients
+	}
+	for k, start := 0, 0; start < len(ids); k, start = k+1, start+per {
+		chunk := ids[start:min(start+per, len(ids))]
+		req := p.Request
 		req.Since = time.Time{}
-		bdir = filepath.Join(dir, "backfill-full")
-		res, err = p.Client.Export(ctx, req, bdir)
-	}
-	if err != nil {
-		return bf, fmt.Errorf("back-fill of %d new members: %w", len(ids), err)
-	}
-	var files []extract.File
-	for _, f := range res.Files {
-		if f.Kind == extract.KindOutput {
-			f.Name = filepath.Join(filepath.Base(bdir), f.Name)
-			files = append(files, f)
+		req.Post = true
+		req.Patients = make([]string, len(chunk))
+		for i, id := range chunk {
+			req.Patients[i] = "Patient/" + id
 		}
-	}
-	if _, err := transformFiles(ctx, engine, dir, files, s, p.Workers); err != nil {
-		return bf, fmt.Errorf("back-fill: %w", err)
-	}
-	if !p.KeepServerJob {
-		if err := p.Client.Cancel(ctx, res.StatusURL); err != nil {
-			log.Warn("could not delete the back-fill job on the server", "error", err.Error())
+		if req.Group == "" {
+			req.Patient = true // Patient/$export takes the patient parameter
+		}
+		bdir := filepath.Join(dir, "backfill")
+		if k > 0 {
+			bdir += "-" + strconv.Itoa(k+1)
+		}
+		res, err := p.Client.Export(ctx, req, bdir)
+		var se *extract.StatusError
+		if errors.As(err, &se) && (se.Status == 400 || se.Status == 422 || se.Status == 405 || se.Status == 501) {
+			// The server cannot filter by patient: export the whole scope.
+			log.Warn("server refused a patient-filtered export; back-filling with a full export of the scope", "status", se.Status)
+			bf.Mode = "full"
+			req = p.Request
+			req.Since = time.Time{}
+			bdir = filepath.Join(dir, "backfill-full")
+			res, err = p.Client.Export(ctx, req, bdir)
+		}
+		if err != nil {
+			return bf, fmt.Errorf("back-fill of %d new members: %w", len(ids), err)
+		}
+		var files []extract.File
+		for _, f := range res.Files {
+			if f.Kind == extract.KindOutput {
+				f.Name = filepath.Join(filepath.Base(bdir), f.Name)
+				files = append(files, f)
+			}
+		}
+		if _, err := transformFiles(ctx, engine, dir, files, s, p.Workers); err != nil {
+			return bf, fmt.Errorf("back-fill: %w", err)
+		}
+		if !p.KeepServerJob {
+			if err := p.Client.Cancel(ctx, res.StatusURL); err != nil {
+				log.Warn("could not delete the back-fill job on the server", "error", err.Error())
+			}
+		}
+		if bf.Mode == "full" {
+			break // the whole scope holds every chunk's members
 		}
 	}
 	return bf, nil

@@ -116,3 +116,41 @@ func TestConcurrentWriterIsTurnedAwayWhileTheFirstCompletes(t *testing.T) {
 		t.Errorf("%d runs committed, want 1", n)
 	}
 }
+
+// TestBackfillInChunks: members new to the scope are back-filled in
+// patient-filtered exports of at most MaxPatients patients each, all
+// loaded by the one run.
+func TestBackfillInChunks(t *testing.T) {
+	p, sb := newPipeline(t, 20, t.TempDir())
+	p.MaxPatients = 1
+	if _, err := p.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sb.Clock().Advance(24 * time.Hour)
+	trapID, _ := changeSandbox(t, sb)
+	before := len(sb.Requests())
+	sum, err := p.Run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Backfill.Mode != "patient" || len(sum.Backfill.Patients) < 2 || !slices.Contains(sum.Backfill.Patients, trapID) {
+		t.Fatalf("back-fill %+v, want several members, %s among them", sum.Backfill, trapID)
+	}
+	posts := 0
+	for _, r := range sb.Requests()[before:] {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "$export") && r.Status == http.StatusAccepted {
+			posts++
+		}
+	}
+	if posts != len(sum.Backfill.Patients) {
+		t.Errorf("%d patient-filtered exports for %d new members at one each", posts, len(sum.Backfill.Patients))
+	}
+	w, err := duckdb.Open(t.Context(), p.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if got := queryStrings(t, w, "SELECT count(*)::VARCHAR FROM eob WHERE patient_id = '"+trapID+"'"); got[0] == "0" {
+		t.Error("the newly attributed member's history is missing")
+	}
+}

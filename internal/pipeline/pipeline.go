@@ -76,6 +76,9 @@ type Pipeline struct {
 	LakeFormat string
 	// LakeOptions configure the lake target (the Iceberg catalog, S3).
 	LakeOptions load.LakeOptions
+	// MaxPatients bounds the patients of one patient-filtered export (the
+	// back-fill of members new to the scope); 0 means DefaultMaxPatients.
+	MaxPatients int
 	// ScopeName is the run's watermark scope; "" means Scope(Request).
 	// A roster spread over several exports gives each its own
 	// (RosterRun.Scope).

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/duckdb"
 	"github.com/fhirlake/fhirlake/load/lake/iceberg"
+	"github.com/fhirlake/fhirlake/transform"
 )
 
 // TestRunWithRefusedTypeFilter: a server that refuses _typeFilter still
@@ -135,4 +137,67 @@ func TestLostLeaseStopsTheRun(t *testing.T) {
 	if got := queryStrings(t, w, "SELECT count(*)::VARCHAR FROM fhirlake_runs"); got[0] != "0" {
 		t.Errorf("%s runs recorded", got[0])
 	}
+}
+
+// TestViewGainsColumns: a view that gains columns at its end keeps its
+// table: the warehouse table gains them (null in the rows loaded before,
+// filled in the rows loaded after), and the Hive lake rewrites every file
+// of the table, the partitions the run did not touch included, so that
+// all have the same columns.
+func TestViewGainsColumns(t *testing.T) {
+	dir := t.TempDir()
+	p, sb := newPipeline(t, 6, dir)
+	p.Request.Types = []string{"Patient"}
+	view := func(columns string) *transform.View {
+		t.Helper()
+		vdir := t.TempDir()
+		body := `{"resourceType":"ViewDefinition","name":"patient_names","resource":"Patient","status":"active",
+			"select":[{"column":[{"name":"id","path":"id","type":"id"},{"name":"family","path":"name.family.first()","type":"string"},
+			{"name":"birth_date","path":"birthDate","type":"date","tag":[{"name":"fhirlake/partition","value":"birth_year"}]}` + columns + `]}]}`
+		if err := os.WriteFile(filepath.Join(vdir, "v.json"), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		vs, err := transform.LoadViews(os.DirFS(vdir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vs[0]
+	}
+	base := p.Views
+	p.Views = append(slices.Clone(base), view(""))
+	if _, err := p.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sb.Clock().Advance(time.Hour)
+	ids := patientIDsOf(t, p.Warehouse)
+	if err := sb.Update("Patient", ids[0], func(m map[string]any) { m["gender"] = "unknown" }); err != nil {
+		t.Fatal(err)
+	}
+	p.Views = append(slices.Clone(base), view(`,{"name":"gender","path":"gender","type":"code"}`))
+	if _, err := p.Run(t.Context()); err != nil {
+		t.Fatalf("a run after the view gained a column: %v", err)
+	}
+	w, err := duckdb.OpenReadOnly(t.Context(), p.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if got := queryStrings(t, w, "SELECT count(*)::VARCHAR || ' ' || count(gender)::VARCHAR || ' ' || count(*) FILTER (WHERE id = '"+ids[0]+"' AND gender = 'unknown')::VARCHAR FROM patient_names"); got[0] != "6 1 1" {
+		t.Errorf("rows, rows with gender, the updated one: %v, want 6 1 1", got)
+	}
+	lake := filepath.Join(p.Lake, "patient_names")
+	if got := queryStrings(t, w, "SELECT count(*)::VARCHAR || ' ' || count(gender)::VARCHAR FROM read_parquet('"+lake+"/**/*.parquet', hive_partitioning = false)"); got[0] != "6 1" {
+		t.Errorf("the lake's files: %v, want all 6 rows with the gender column", got)
+	}
+}
+
+// patientIDsOf lists the patient ids in a warehouse.
+func patientIDsOf(t *testing.T, warehouse string) []string {
+	t.Helper()
+	w, err := duckdb.OpenReadOnly(t.Context(), warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	return queryStrings(t, w, "SELECT id FROM patient ORDER BY id")
 }

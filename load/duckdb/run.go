@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -864,8 +865,20 @@ func (l *Loader) ensureTable(ctx context.Context, t load.Table) error {
 		}
 		return nil
 	}
-	if fmt.Sprint(have) != fmt.Sprint(want) {
-		return fmt.Errorf("table %s: columns in the warehouse %v differ from the view %v; load into a new warehouse or drop the table", t.Name, have, want)
+	if len(have) < len(want) && slices.Equal(have, want[:len(have)]) {
+		// The view gained columns at its end: the table gains them too,
+		// null in the rows already there until their resources come
+		// again (a --full run brings them all).
+		for _, c := range want[len(have):] {
+			name, typ, _ := strings.Cut(c, " ")
+			if err := l.w.exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", ident(t.Name), ident(name), typ)); err != nil {
+				return fmt.Errorf("table %s: add column %s: %w", t.Name, name, err)
+			}
+		}
+		return nil
+	}
+	if !slices.Equal(have, want) {
+		return fmt.Errorf("table %s: columns in the warehouse %v differ from the view %v (a view may only gain columns at its end); load into a new warehouse or drop the table", t.Name, have, want)
 	}
 	return nil
 }

@@ -143,6 +143,10 @@ type writer struct {
 	dir  string
 	snap load.Snapshot
 	id   load.Identity
+	// changed names the tables whose warehouse DDL differs from the one
+	// lake.json records (a view gained columns): every file of theirs is
+	// rewritten, so that all of them have the same columns.
+	changed map[string]bool
 }
 
 // Publish makes the lake mirror the committed warehouse. changes are the
@@ -170,7 +174,18 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 		return err
 	}
 	SweepLake(dir)
-	w := &writer{dir: dir, snap: snap, id: id}
+	w := &writer{dir: dir, snap: snap, id: id, changed: map[string]bool{}}
+	if meta, err := ReadLakeMeta(dir); err == nil {
+		defs, err := snap.TableDefs(ctx)
+		if err != nil {
+			return err
+		}
+		for name, lt := range meta.Tables {
+			if lt.SQL != "" && defs[name] != "" && lt.SQL != defs[name] {
+				w.changed[name] = true
+			}
+		}
+	}
 	full := changes == nil
 	if !full {
 		behind, err := w.behind(ctx)
@@ -284,7 +299,7 @@ func (w *writer) writeTable(ctx context.Context, dir string, t load.Table, chang
 	if !lay.exists || !lay.fits(t.Partition) {
 		return w.replaceTableDir(ctx, dir, t)
 	}
-	if full {
+	if full || w.changed[t.Name] {
 		return w.writeAll(ctx, dir, tdir, t, lay)
 	}
 	vals, ok := changes.Tables[t.Name]

@@ -55,6 +55,9 @@ type check struct {
 	want  []string
 }
 
+// eligibilityOrder is the grain of tuva.eligibility.
+const eligibilityOrder = "data_source, person_id, member_id, enrollment_start_date, enrollment_end_date, payer, plan"
+
 // all is the golden query listing every row of view, ordered by its key.
 func all(view, order string) []string {
 	return []string{"SELECT * FROM " + view + " ORDER BY " + order}
@@ -74,6 +77,8 @@ func wholeViews(instead map[string][]string) map[string][]string {
 		"ed_visits":          all("ed_visits", edOrder),
 		"hba1c_latest":       all("hba1c_latest", memberOrder),
 		"bp_latest":          all("bp_latest", memberOrder),
+		// The run's id and commit time change from build to build.
+		"tuva.eligibility": {"SELECT * EXCLUDE (file_name, ingest_datetime) FROM tuva.eligibility ORDER BY " + eligibilityOrder},
 	}
 	maps.Copy(g, instead)
 	return g
@@ -100,7 +105,7 @@ func datasets() []dataset {
 			rows: map[string]int64{
 				"claims_by_type": 3, "member_roster": 50, "member_attribution": 50, "member_months": 1196,
 				"claim_lines": 501, "pharmacy_claims": 57, "ed_visits": 15,
-				"hba1c_latest": 7, "bp_latest": 50,
+				"hba1c_latest": 7, "bp_latest": 50, "tuva.eligibility": 50,
 			},
 			golden: wholeViews(map[string][]string{
 				"member_months": {
@@ -118,6 +123,12 @@ func datasets() []dataset {
 				// so 80 on the data date 2026-01-05 (the sandbox clock).
 				{"SELECT concat_ws(' | ', patient_id, member_id, group_id, attribution_start, attribution_active, age, coverage_id, plan, as_of_date) FROM member_roster WHERE patient_id = 'pat-0001'",
 					[]string{"pat-0001 | 92169970808 | atr-1723023440 | 2025-01-01 | true | 80 | cov-0001 | Bison Medicare Advantage HMO | 2026-01-05"}},
+				// pat-0001 in Tuva's eligibility: member 92169970808, born
+				// 1945-08-19, cov-0001 from 2024-12-01, open so up to the
+				// data date 2026-01-05, a Medicare Advantage plan of Bison
+				// Health Plan (group BSN-6500), loaded by a run of that date.
+				{"SELECT concat_ws(' | ', member_id, birth_date, enrollment_start_date, enrollment_end_date, payer, payer_type, plan, group_id, subscriber_relation, file_date, file_name LIKE 'fhirlake run 2%', ingest_datetime IS NOT NULL) FROM tuva.eligibility WHERE member_id = '92169970808'",
+					[]string{"92169970808 | 1945-08-19 | 2024-12-01 | 2026-01-05 | Bison Health Plan | medicare | Bison Medicare Advantage HMO | BSN-6500 | self | 2026-01-05 | true | true"}},
 				// cov-0001 starts 2024-12-01 and is open: December 2024 to
 				// January 2026, the month of the data date, is 14 months.
 				{"SELECT concat_ws(' | ', count(*), min(year_month), max(year_month), sum(coverage_count)) FROM member_months WHERE patient_id = 'pat-0001'",
@@ -168,7 +179,7 @@ func datasets() []dataset {
 			rows: map[string]int64{
 				"claims_by_type": 2, "member_roster": 0, "member_attribution": 0, "member_months": 924,
 				"claim_lines": 146, "pharmacy_claims": 0, "ed_visits": 0,
-				"hba1c_latest": 0, "bp_latest": 0,
+				"hba1c_latest": 0, "bp_latest": 0, "tuva.eligibility": 2,
 			},
 			golden: wholeViews(map[string][]string{
 				"member_months": {
@@ -210,7 +221,7 @@ func datasets() []dataset {
 			rows: map[string]int64{
 				"claims_by_type": 2, "member_roster": 0, "member_attribution": 0, "member_months": 16,
 				"claim_lines": 21, "pharmacy_claims": 0, "ed_visits": 0,
-				"hba1c_latest": 0, "bp_latest": 0,
+				"hba1c_latest": 0, "bp_latest": 0, "tuva.eligibility": 2,
 			},
 			golden: wholeViews(nil),
 			checks: []check{
@@ -245,7 +256,7 @@ func datasets() []dataset {
 			rows: map[string]int64{
 				"claims_by_type": 3, "member_roster": 3, "member_attribution": 4, "member_months": 16,
 				"claim_lines": 8, "pharmacy_claims": 1, "ed_visits": 4,
-				"hba1c_latest": 2, "bp_latest": 2,
+				"hba1c_latest": 2, "bp_latest": 2, "tuva.eligibility": 3,
 			},
 			golden: wholeViews(nil),
 			checks: []check{
@@ -326,7 +337,12 @@ func viewNames(t *testing.T) []string {
 	}
 	var names []string
 	for _, f := range files {
-		names = append(names, strings.TrimSuffix(f, ".sql"))
+		// tuva_X.sql makes the view X in the schema tuva.
+		name := strings.TrimSuffix(f, ".sql")
+		if rest, ok := strings.CutPrefix(name, "tuva_"); ok {
+			name = "tuva." + rest
+		}
+		names = append(names, name)
 	}
 	return names
 }

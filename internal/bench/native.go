@@ -161,13 +161,14 @@ func nativePatient() nativeResource {
 			{"id", "VARCHAR"},
 			{"meta", nativeMetaT},
 			{"identifier", `STRUCT("type" ` + nativeConceptT + `, "system" VARCHAR, "value" VARCHAR)[]`},
-			{"name", `STRUCT("use" VARCHAR, "family" VARCHAR, "given" VARCHAR[])[]`},
+			{"name", `STRUCT("use" VARCHAR, "family" VARCHAR, "given" VARCHAR[], "suffix" VARCHAR[])[]`},
 			{"gender", "VARCHAR"},
 			{"birthDate", "VARCHAR"},
 			{"extension", `STRUCT("url" VARCHAR, "extension" STRUCT("url" VARCHAR, "valueCoding" STRUCT("code" VARCHAR))[])[]`},
 			{"deceasedBoolean", "BOOLEAN"},
 			{"deceasedDateTime", "VARCHAR"},
-			{"address", `STRUCT("state" VARCHAR, "postalCode" VARCHAR)[]`},
+			{"address", `STRUCT("line" VARCHAR[], "city" VARCHAR, "state" VARCHAR, "postalCode" VARCHAR)[]`},
+			{"telecom", `STRUCT("system" VARCHAR, "value" VARCHAR)[]`},
 		},
 		tables: []nativeTable{
 			{name: "patient", query: `SELECT id,
@@ -186,7 +187,13 @@ func nativePatient() nativeResource {
 				deceasedDateTime IS NOT NULL OR deceasedBoolean AS deceased,
 				` + nativeTimestamp("deceasedDateTime") + ` AS deceased_date_time,
 				address[1].state AS state,
-				address[1].postalCode AS postal_code
+				address[1].postalCode AS postal_code,
+				name[1].suffix[1] AS name_suffix,
+				name[1].given[2] AS middle_name,
+				address[1].line[1] AS address_line,
+				address[1].city AS city,
+				` + nativeFirst("telecom", `x."system" = 'phone'`, `"value"`) + ` AS phone,
+				` + nativeFirst("telecom", `x."system" = 'email'`, `"value"`) + ` AS email
 			FROM (SELECT *,
 				` + nativeFirst(`list_filter(name, lambda n: n."use" = 'official' OR n."use" IS NULL)`, "", "family") + ` AS official_family,
 				` + nativeFirst("name", "", "family") + ` AS any_family,
@@ -201,6 +208,9 @@ func nativePatient() nativeResource {
 		},
 	}
 }
+
+// nativeBlueButton starts the URLs of the CMS Blue Button extensions.
+const nativeBlueButton = "https://bluebutton.cms.gov/resources/variables/"
 
 // nativeCoverage builds coverage.
 func nativeCoverage() nativeResource {
@@ -221,6 +231,7 @@ func nativeCoverage() nativeResource {
 			{"payor", `STRUCT("reference" VARCHAR, "display" VARCHAR, "identifier" ` + nativeIdentT + `)[]`},
 			{"class", `STRUCT("type" ` + nativeConceptT + `, "value" VARCHAR, "name" VARCHAR)[]`},
 			{"type", nativeConceptT},
+			{"extension", `STRUCT("url" VARCHAR, "valueCoding" STRUCT("code" VARCHAR))[]`},
 		},
 		tables: []nativeTable{
 			{name: "coverage", query: `SELECT id,
@@ -238,7 +249,10 @@ func nativeCoverage() nativeResource {
 				` + class("plan", "name") + ` AS plan_name,
 				` + class("group", `"value"`) + ` AS group_value,
 				` + class("group", "name") + ` AS group_name,
-				` + nativeCode(`"type".coding`, "c.system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode'", "code") + ` AS type_code
+				` + nativeCode(`"type".coding`, "c.system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode'", "code") + ` AS type_code,
+				` + nativeFirst("extension", "x.url = '"+nativeBlueButton+"ms_cd'", "valueCoding.code") + ` AS medicare_status_code,
+				` + nativeFirst("extension", "x.url = '"+nativeBlueButton+"orec'", "valueCoding.code") + ` AS orec_code,
+				list_filter(extension, lambda x: starts_with(x.url, '` + nativeBlueButton + `dual_') AND x.valueCoding.code IS NOT NULL)[-1].valueCoding.code AS dual_status_code
 			FROM raw_coverage`},
 		},
 	}

@@ -36,11 +36,12 @@ var tuvaTypes = map[string][]string{
 	"timestamp": {"TIMESTAMP", "TIMESTAMP WITH TIME ZONE"},
 	"integer":   {"INTEGER", "BIGINT"},
 	"numeric":   {"DECIMAL(38,2)"},
+	"float":     {"DECIMAL(38,2)", "DOUBLE"},
 }
 
-// tuvaBuilt are the input-layer tables built so far (#18 builds the
-// others: medical_claim, pharmacy_claim).
-var tuvaBuilt = []string{"eligibility"}
+// tuvaBuilt are the input-layer tables built so far (#18 builds
+// medical_claim).
+var tuvaBuilt = []string{"eligibility", "pharmacy_claim"}
 
 // TestTuvaInputLayer checks the tuva views against Tuva's input-layer
 // contract (../shared/fixtures/tuva-input-layer): the columns, in order,

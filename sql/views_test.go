@@ -78,7 +78,8 @@ func wholeViews(instead map[string][]string) map[string][]string {
 		"hba1c_latest":       all("hba1c_latest", memberOrder),
 		"bp_latest":          all("bp_latest", memberOrder),
 		// The run's id and commit time change from build to build.
-		"tuva.eligibility": {"SELECT * EXCLUDE (file_name, ingest_datetime) FROM tuva.eligibility ORDER BY " + eligibilityOrder},
+		"tuva.eligibility":    {"SELECT * EXCLUDE (file_name, ingest_datetime) FROM tuva.eligibility ORDER BY " + eligibilityOrder},
+		"tuva.pharmacy_claim": {"SELECT * EXCLUDE (file_name, ingest_datetime) FROM tuva.pharmacy_claim ORDER BY data_source, claim_id, claim_line_number"},
 	}
 	maps.Copy(g, instead)
 	return g
@@ -105,7 +106,7 @@ func datasets() []dataset {
 			rows: map[string]int64{
 				"claims_by_type": 3, "member_roster": 50, "member_attribution": 50, "member_months": 1196,
 				"claim_lines": 501, "pharmacy_claims": 57, "ed_visits": 15,
-				"hba1c_latest": 7, "bp_latest": 50, "tuva.eligibility": 50,
+				"hba1c_latest": 7, "bp_latest": 50, "tuva.eligibility": 50, "tuva.pharmacy_claim": 57,
 			},
 			golden: wholeViews(map[string][]string{
 				"member_months": {
@@ -150,6 +151,13 @@ func datasets() []dataset {
 				// (all copay), prescribed by the PCP prac-01.
 				{"SELECT concat_ws(' | ', claim_id, claim_line_number, data_source, patient_id, ndc_code, dispensing_date, quantity::INTEGER, charge_amount, allowed_amount, paid_amount, copayment_amount, prescribing_provider_npi) FROM pharmacy_claims WHERE claim_id = 'eob-0001-01'",
 					[]string{"eob-0001-01 | 1 | sandbox | pat-0001 | 68180051301 | 2025-03-05 | 30 | 11.34 | 5.55 | 0.00 | 5.55 | 1723023440"}},
+				// The same fill as Tuva's pharmacy_claim: cov-0001 (Bison
+				// Health Plan, Bison Medicare Advantage HMO) is in force on
+				// 2025-03-05; 30 days supplied; the claim paid two days after
+				// it was created; the pharmacy's NPI is on the claim's
+				// provider reference.
+				{"SELECT concat_ws(' | ', member_id, payer, plan, prescribing_provider_npi, dispensing_provider_npi, dispensing_date, ndc_code, quantity, days_supply, paid_date, paid_amount, allowed_amount, charge_amount, copayment_amount) FROM tuva.pharmacy_claim WHERE claim_id = 'eob-0001-01'",
+					[]string{"92169970808 | Bison Health Plan | Bison Medicare Advantage HMO | 1723023440 | 1966179859 | 2025-03-05 | 68180051301 | 30 | 30 | 2025-03-18 | 0.00 | 5.55 | 11.34 | 5.55"}},
 				// pat-0001's ED visit: encounter enc-0001-03 (EMER, 2025-09-16
 				// 13:31 UTC) and outpatient claim eob-0001-04 of the same day
 				// (paid 815.11) are one visit.
@@ -179,7 +187,7 @@ func datasets() []dataset {
 			rows: map[string]int64{
 				"claims_by_type": 2, "member_roster": 0, "member_attribution": 0, "member_months": 924,
 				"claim_lines": 146, "pharmacy_claims": 0, "ed_visits": 0,
-				"hba1c_latest": 0, "bp_latest": 0, "tuva.eligibility": 2,
+				"hba1c_latest": 0, "bp_latest": 0, "tuva.eligibility": 2, "tuva.pharmacy_claim": 0,
 			},
 			golden: wholeViews(map[string][]string{
 				"member_months": {
@@ -221,7 +229,7 @@ func datasets() []dataset {
 			rows: map[string]int64{
 				"claims_by_type": 2, "member_roster": 0, "member_attribution": 0, "member_months": 16,
 				"claim_lines": 21, "pharmacy_claims": 0, "ed_visits": 0,
-				"hba1c_latest": 0, "bp_latest": 0, "tuva.eligibility": 2,
+				"hba1c_latest": 0, "bp_latest": 0, "tuva.eligibility": 2, "tuva.pharmacy_claim": 0,
 			},
 			golden: wholeViews(nil),
 			checks: []check{
@@ -256,7 +264,7 @@ func datasets() []dataset {
 			rows: map[string]int64{
 				"claims_by_type": 3, "member_roster": 3, "member_attribution": 4, "member_months": 16,
 				"claim_lines": 8, "pharmacy_claims": 1, "ed_visits": 4,
-				"hba1c_latest": 2, "bp_latest": 2, "tuva.eligibility": 3,
+				"hba1c_latest": 2, "bp_latest": 2, "tuva.eligibility": 3, "tuva.pharmacy_claim": 1,
 			},
 			golden: wholeViews(nil),
 			checks: []check{

@@ -353,10 +353,11 @@ func nativeEOB() nativeResource {
 			{"billablePeriod", nativePeriodT},
 			{"created", "VARCHAR"},
 			{"insurer", nativeRefT},
-			{"provider", nativeRefT},
+			{"provider", `STRUCT("reference" VARCHAR, "identifier" ` + nativeIdentT + `)`},
 			{"outcome", "VARCHAR"},
 			{"total", `STRUCT("category" ` + nativeConceptT + `, "amount" ` + nativeMoneyT + `)[]`},
-			{"payment", `STRUCT("amount" ` + nativeMoneyT + `)`},
+			{"payment", `STRUCT("amount" ` + nativeMoneyT + `, "date" VARCHAR)`},
+			{"supportingInfo", `STRUCT("category" ` + nativeConceptT + `, "valueQuantity" STRUCT("value" DOUBLE))[]`},
 			{"careTeam", `STRUCT("sequence" INTEGER, "provider" STRUCT("reference" VARCHAR, "identifier" ` + nativeIdentT + `), "role" ` + nativeConceptT + `)[]`},
 			{"diagnosis", `STRUCT("sequence" INTEGER, "diagnosisCodeableConcept" ` + nativeConceptT + `, "diagnosisReference" ` + nativeRefT +
 				`, "type" ` + nativeConceptT + `[], "onAdmission" ` + nativeConceptT + `)[]`},
@@ -385,7 +386,11 @@ func nativeEOB() nativeResource {
 				` + nativeAmount("total", nativeHas("a.category.coding",
 				"(c.system = '"+nativeAdjudSys+"' AND c.code = 'benefit') OR "+
 					"(c.system = 'http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBAdjudication' AND c.code = 'paidtoprovider')")) + ` AS total_paid,
-				payment.amount."value" AS payment_amount
+				payment.amount."value" AS payment_amount,
+				` + nativeDate("payment.date") + ` AS payment_date,
+				CASE WHEN provider.identifier."system" = '` + nativeNPI + `' THEN provider.identifier."value" END AS provider_npi,
+				` + nativeFirst("supportingInfo", nativeHas("x.category.coding", "c.code = 'dayssupply'"), "valueQuantity.value") + `::INTEGER AS days_supply,
+				` + nativeFirst("supportingInfo", nativeHas("x.category.coding", "c.code = 'refillnum'"), "valueQuantity.value") + `::INTEGER AS refills
 			FROM raw_eob`},
 			{name: "eob_care_team", query: `SELECT id AS eob_id, idx,
 				el."sequence" AS "sequence",

@@ -1,0 +1,67 @@
+-- tuva.pharmacy_claim: the Tuva Project's input-layer pharmacy_claim, one
+-- row per line of a pharmacy claim, its 25 columns in Tuva's order and
+-- types; built on pharmacy_claims (see its caveats).
+--
+-- Grain: (claim_id, claim_line_number, data_source), as Tuva's.
+--
+-- Filled from FHIR:
+--  * payer and plan are those of the member's Coverages at the claim's
+--    source in force on the dispensing date, named as tuva.eligibility
+--    names them (so that claims meet their enrollment); null when none is
+--    in force or they disagree.
+--  * dispensing_provider_npi is the NPI the claim's provider reference
+--    carries; paid_date is the claim's payment date; days_supply and
+--    refills are its C4BB supportingInfo dayssupply and refillnum.
+--  * quantity is the line's quantity rounded to a whole number, as Tuva
+--    keeps it; amounts are the line's adjudications.
+--  * file_name is the fhirlake run that loaded the claim, file_date its
+--    export's transaction date, ingest_datetime when it committed (UTC).
+-- Not carried by CARIN Blue Button, so null: in_network_flag.
+CREATE SCHEMA IF NOT EXISTS tuva;
+CREATE OR REPLACE VIEW tuva.pharmacy_claim AS
+WITH plan AS (
+    SELECT pc.data_source, pc.claim_id, pc.claim_line_number,
+        CASE WHEN count(DISTINCT coalesce(c.payor_name, c.payor_id, 'unknown')) = 1
+             THEN min(coalesce(c.payor_name, c.payor_id, 'unknown')) END AS payer,
+        CASE WHEN count(DISTINCT coalesce(c.plan_name, c.plan_value, c.group_name, c.group_value, 'unknown')) = 1
+             THEN min(coalesce(c.plan_name, c.plan_value, c.group_name, c.group_value, 'unknown')) END AS plan
+    FROM pharmacy_claims AS pc
+    JOIN coverage AS c
+      ON c.data_source = pc.data_source
+     AND c.patient_id = pc.patient_id
+     AND coalesce(c.status, 'active') NOT IN ('cancelled', 'entered-in-error')
+     AND c.period_start <= pc.dispensing_date
+     AND (c.period_end IS NULL OR c.period_end >= pc.dispensing_date)
+    GROUP BY pc.data_source, pc.claim_id, pc.claim_line_number
+)
+SELECT
+    pc.claim_id::VARCHAR                                   AS claim_id,
+    pc.claim_line_number::INTEGER                          AS claim_line_number,
+    pc.person_id::VARCHAR                                  AS person_id,
+    coalesce(pc.member_id, pc.patient_id)::VARCHAR         AS member_id,
+    pl.payer::VARCHAR                                      AS payer,
+    pl.plan::VARCHAR                                       AS plan,
+    pc.prescribing_provider_npi::VARCHAR                   AS prescribing_provider_npi,
+    e.provider_npi::VARCHAR                                AS dispensing_provider_npi,
+    pc.dispensing_date::DATE                               AS dispensing_date,
+    pc.ndc_code::VARCHAR                                   AS ndc_code,
+    round(pc.quantity)::INTEGER                            AS quantity,
+    e.days_supply::INTEGER                                 AS days_supply,
+    e.refills::INTEGER                                     AS refills,
+    e.payment_date::DATE                                   AS paid_date,
+    pc.paid_amount::DECIMAL(38, 2)                         AS paid_amount,
+    pc.allowed_amount::DECIMAL(38, 2)                      AS allowed_amount,
+    pc.charge_amount::DECIMAL(38, 2)                       AS charge_amount,
+    pc.coinsurance_amount::DECIMAL(38, 2)                  AS coinsurance_amount,
+    pc.copayment_amount::DECIMAL(38, 2)                    AS copayment_amount,
+    pc.deductible_amount::DECIMAL(38, 2)                   AS deductible_amount,
+    NULL::BOOLEAN                                          AS in_network_flag,
+    pc.data_source::VARCHAR                                AS data_source,
+    ('fhirlake run ' || r.run_id)::VARCHAR                 AS file_name,
+    timezone('UTC', ru.transaction_time)::DATE             AS file_date,
+    timezone('UTC', ru.finished_at)::TIMESTAMP             AS ingest_datetime
+FROM pharmacy_claims AS pc
+JOIN eob AS e ON e.data_source = pc.data_source AND e.id = pc.claim_id
+LEFT JOIN plan AS pl ON pl.data_source = pc.data_source AND pl.claim_id = pc.claim_id AND pl.claim_line_number = pc.claim_line_number
+LEFT JOIN fhirlake_resources AS r ON r.source = pc.data_source AND r.resource_type = 'ExplanationOfBenefit' AND r.id = pc.claim_id
+LEFT JOIN fhirlake_runs AS ru ON ru.run_id = r.run_id;

@@ -37,11 +37,11 @@ var tuvaTypes = map[string][]string{
 	"integer":   {"INTEGER", "BIGINT"},
 	"numeric":   {"DECIMAL(38,2)"},
 	"float":     {"DECIMAL(38,2)", "DOUBLE"},
+	"number":    {"DECIMAL(38,2)", "DOUBLE", "INTEGER", "BIGINT"},
 }
 
-// tuvaBuilt are the input-layer tables built so far (#18 builds
-// medical_claim).
-var tuvaBuilt = []string{"eligibility", "pharmacy_claim"}
+// tuvaBuilt are Tuva's input-layer tables.
+var tuvaBuilt = []string{"eligibility", "medical_claim", "pharmacy_claim"}
 
 // TestTuvaInputLayer checks the tuva views against Tuva's input-layer
 // contract (../shared/fixtures/tuva-input-layer): the columns, in order,
@@ -57,11 +57,19 @@ func TestTuvaInputLayer(t *testing.T) {
 	if err := json.Unmarshal(b, &contract); err != nil {
 		t.Fatal(err)
 	}
-	// What the CMS DPC export carries, for every row and for some row.
-	dpcEveryRow := []string{"person_id", "member_id", "subscriber_id", "gender", "birth_date", "enrollment_start_date",
-		"enrollment_end_date", "payer", "payer_type", "plan", "medicare_status_code", "group_id", "first_name", "last_name",
-		"subscriber_relation", "state", "zip_code", "data_source", "file_name", "file_date", "ingest_datetime"}
-	dpcSomeRow := []string{"original_reason_entitlement_code", "death_date", "middle_name"}
+	// What the CMS DPC export carries, by table, for every row and for
+	// some row (it has no pharmacy claims).
+	dpcEveryRow := map[string][]string{
+		"eligibility": {"person_id", "member_id", "subscriber_id", "gender", "birth_date", "enrollment_start_date",
+			"enrollment_end_date", "payer", "payer_type", "plan", "medicare_status_code", "group_id", "first_name", "last_name",
+			"subscriber_relation", "state", "zip_code", "data_source", "file_name", "file_date", "ingest_datetime"},
+		"medical_claim": {"claim_id", "claim_line_number", "claim_type", "person_id", "member_id", "payer", "claim_start_date",
+			"claim_end_date", "data_source", "file_name", "file_date", "ingest_datetime"},
+	}
+	dpcSomeRow := map[string][]string{
+		"eligibility":   {"original_reason_entitlement_code", "death_date", "middle_name"},
+		"medical_claim": {"claim_line_start_date", "hcpcs_code", "place_of_service_code", "rendering_npi", "diagnosis_code_type", "diagnosis_code_1", "diagnosis_code_2", "charge_amount", "allowed_amount", "paid_amount"},
+	}
 	for _, d := range datasets() {
 		t.Run(d.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "warehouse.duckdb")
@@ -123,18 +131,18 @@ func TestTuvaInputLayer(t *testing.T) {
 						}
 					}
 				}
-				if d.name != "cms-dpc" || table != "eligibility" {
+				if d.name != "cms-dpc" || dpcEveryRow[table] == nil {
 					continue
 				}
 				if got := queryRows(t, w, "SELECT count(*)::VARCHAR FROM "+view); got[0][0] == "0" {
 					t.Fatalf("%s: no rows from the CMS DPC export", view)
 				}
-				for _, c := range dpcEveryRow {
+				for _, c := range dpcEveryRow[table] {
 					if got := queryRows(t, w, "SELECT count(*)::VARCHAR FROM "+view+" WHERE "+c+" IS NULL"); got[0][0] != "0" {
 						t.Errorf("%s.%s: null in %s rows of the CMS DPC export, which carries it", view, c, got[0][0])
 					}
 				}
-				for _, c := range dpcSomeRow {
+				for _, c := range dpcSomeRow[table] {
 					if got := queryRows(t, w, "SELECT count("+c+")::VARCHAR FROM "+view); got[0][0] == "0" {
 						t.Errorf("%s.%s: null in every row of the CMS DPC export, which carries it", view, c)
 					}

@@ -80,6 +80,7 @@ func wholeViews(instead map[string][]string) map[string][]string {
 		// The run's id and commit time change from build to build.
 		"tuva.eligibility":    {"SELECT * EXCLUDE (file_name, ingest_datetime) FROM tuva.eligibility ORDER BY " + eligibilityOrder},
 		"tuva.pharmacy_claim": {"SELECT * EXCLUDE (file_name, ingest_datetime) FROM tuva.pharmacy_claim ORDER BY data_source, claim_id, claim_line_number"},
+		"tuva.medical_claim":  {"SELECT * EXCLUDE (file_name, ingest_datetime) FROM tuva.medical_claim ORDER BY data_source, claim_id, claim_line_number"},
 	}
 	maps.Copy(g, instead)
 	return g
@@ -106,7 +107,7 @@ func datasets() []dataset {
 			rows: map[string]int64{
 				"claims_by_type": 3, "member_roster": 50, "member_attribution": 50, "member_months": 1196,
 				"claim_lines": 501, "pharmacy_claims": 57, "ed_visits": 15,
-				"hba1c_latest": 7, "bp_latest": 50, "tuva.eligibility": 50, "tuva.pharmacy_claim": 57,
+				"hba1c_latest": 7, "bp_latest": 50, "tuva.eligibility": 50, "tuva.pharmacy_claim": 57, "tuva.medical_claim": 501,
 			},
 			golden: wholeViews(map[string][]string{
 				"member_months": {
@@ -142,6 +143,11 @@ func datasets() []dataset {
 						"eob-0001-02 | 1 | professional | 99214 | 2025-04-06 | 11 | 198.00 | 110.88 | 56.71 | 1723023440 | Z0000 | I10 | J449 | Bison Health Plan",
 						"eob-0001-02 | 2 | professional | 93000 | 2025-04-06 | 11 | 41.60 | 25.79 | 25.79 | 1723023440 | Z0000 | I10 | J449 | Bison Health Plan",
 					}},
+				// The same office visit in Tuva's medical_claim: cov-0001
+				// (Bison Health Plan, Bison Medicare Advantage HMO) is in
+				// force on 2025-04-06; diagnoses by sequence, ICD-10-CM.
+				{"SELECT concat_ws(' | ', claim_id, claim_line_number, claim_type, member_id, payer, plan, claim_line_start_date, hcpcs_code, place_of_service_code, rendering_npi, diagnosis_code_type, diagnosis_code_1, diagnosis_code_2, diagnosis_code_3, diagnosis_code_4 IS NULL, charge_amount, allowed_amount, paid_amount) FROM tuva.medical_claim WHERE claim_id = 'eob-0001-02' AND claim_line_number = 1",
+					[]string{"eob-0001-02 | 1 | professional | 92169970808 | Bison Health Plan | Bison Medicare Advantage HMO | 2025-04-06 | 99214 | 11 | 1723023440 | icd-10-cm | Z0000 | I10 | J449 | true | 198.00 | 110.88 | 56.71"}},
 				// eob-0012-01: the inpatient stay of pat-0012 (2025-03-13 to
 				// 03-16), room and board line 0120 x3, ICD-10-PCS 027034Z.
 				{"SELECT concat_ws(' | ', claim_id, claim_line_number, claim_subtype, admission_date, discharge_date, revenue_center_code, service_unit_quantity::INTEGER, procedure_code_type, procedure_code_1) FROM claim_lines WHERE claim_id = 'eob-0012-01' AND claim_line_number = 1",
@@ -187,7 +193,7 @@ func datasets() []dataset {
 			rows: map[string]int64{
 				"claims_by_type": 2, "member_roster": 0, "member_attribution": 0, "member_months": 924,
 				"claim_lines": 146, "pharmacy_claims": 0, "ed_visits": 0,
-				"hba1c_latest": 0, "bp_latest": 0, "tuva.eligibility": 2, "tuva.pharmacy_claim": 0,
+				"hba1c_latest": 0, "bp_latest": 0, "tuva.eligibility": 2, "tuva.pharmacy_claim": 0, "tuva.medical_claim": 146,
 			},
 			golden: wholeViews(map[string][]string{
 				"member_months": {
@@ -229,7 +235,7 @@ func datasets() []dataset {
 			rows: map[string]int64{
 				"claims_by_type": 2, "member_roster": 0, "member_attribution": 0, "member_months": 16,
 				"claim_lines": 21, "pharmacy_claims": 0, "ed_visits": 0,
-				"hba1c_latest": 0, "bp_latest": 0, "tuva.eligibility": 2, "tuva.pharmacy_claim": 0,
+				"hba1c_latest": 0, "bp_latest": 0, "tuva.eligibility": 2, "tuva.pharmacy_claim": 0, "tuva.medical_claim": 21,
 			},
 			golden: wholeViews(nil),
 			checks: []check{
@@ -264,7 +270,7 @@ func datasets() []dataset {
 			rows: map[string]int64{
 				"claims_by_type": 3, "member_roster": 3, "member_attribution": 4, "member_months": 16,
 				"claim_lines": 8, "pharmacy_claims": 1, "ed_visits": 4,
-				"hba1c_latest": 2, "bp_latest": 2, "tuva.eligibility": 3, "tuva.pharmacy_claim": 1,
+				"hba1c_latest": 2, "bp_latest": 2, "tuva.eligibility": 3, "tuva.pharmacy_claim": 1, "tuva.medical_claim": 8,
 			},
 			golden: wholeViews(nil),
 			checks: []check{

@@ -358,7 +358,7 @@ func nativeEOB() nativeResource {
 			{"total", `STRUCT("category" ` + nativeConceptT + `, "amount" ` + nativeMoneyT + `)[]`},
 			{"payment", `STRUCT("amount" ` + nativeMoneyT + `, "date" VARCHAR)`},
 			{"supportingInfo", `STRUCT("category" ` + nativeConceptT + `, "valueQuantity" STRUCT("value" DOUBLE))[]`},
-			{"careTeam", `STRUCT("sequence" INTEGER, "provider" STRUCT("reference" VARCHAR, "identifier" ` + nativeIdentT + `), "role" ` + nativeConceptT + `)[]`},
+			{"careTeam", `STRUCT("sequence" INTEGER, "provider" STRUCT("reference" VARCHAR, "identifier" STRUCT("system" VARCHAR, "value" VARCHAR, "type" ` + nativeConceptT + `)), "role" ` + nativeConceptT + `)[]`},
 			{"diagnosis", `STRUCT("sequence" INTEGER, "diagnosisCodeableConcept" ` + nativeConceptT + `, "diagnosisReference" ` + nativeRefT +
 				`, "type" ` + nativeConceptT + `[], "onAdmission" ` + nativeConceptT + `)[]`},
 			{"procedure", `STRUCT("sequence" INTEGER, "procedureCodeableConcept" ` + nativeConceptT + `, "date" VARCHAR)[]`},
@@ -396,7 +396,7 @@ func nativeEOB() nativeResource {
 				el."sequence" AS "sequence",
 				` + nativeRefKey("el.provider", "") + ` AS provider_id,
 				-- provider.identifier.where(system = NPI).value.first(): Reference.identifier is one Identifier.
-				CASE WHEN el.provider.identifier."system" = '` + nativeNPI + `' THEN el.provider.identifier."value" END AS provider_npi,
+				CASE WHEN el.provider.identifier."system" = '` + nativeNPI + `' OR ` + nativeHas("el.provider.identifier.type.coding", "c.code = 'npi'") + ` THEN el.provider.identifier."value" END AS provider_npi,
 				` + nativeCode("el.role.coding", "", "code") + ` AS role_code
 			FROM ` + nativeUnnest("raw_eob", "careTeam")},
 			{name: "eob_diagnosis", query: `SELECT id AS eob_id, idx,

@@ -1,0 +1,344 @@
+-- tuva.medical_claim: the Tuva Project's input-layer medical_claim, one
+-- row per line of a professional or institutional claim, its 148 columns
+-- in Tuva's order and types. (Generated column lists: diagnosis codes and
+-- present-on-admission indicators 1 to 25, procedure codes and dates 1 to
+-- 25, by the claim's sequence numbers.)
+--
+-- Grain: (claim_id, claim_line_number, data_source), as Tuva's.
+--
+-- Filled from FHIR:
+--  * claim_type is professional or institutional as CARIN types the
+--    claim, undetermined for the others (oral, vision); pharmacy claims
+--    are in tuva.pharmacy_claim; cancelled and entered-in-error claims are
+--    left out (newest-wins already keeps a claim's final adjustment).
+--  * payer and plan are those of the member's Coverages at the claim's
+--    source in force on the claim's start date, named as tuva.eligibility
+--    names them; null when none is in force or they disagree.
+--  * admission and discharge dates are the billable period of inpatient
+--    claims; rendering_npi the care team's rendering (else performing,
+--    attending, primary) provider; billing_npi the NPI on the claim's
+--    provider reference; paid_date the claim's payment date.
+--  * diagnosis_code_N and diagnosis_poa_N are the claim's diagnoses by
+--    sequence, without dots, and their onAdmission codes; the code types
+--    are Tuva's (icd-10-cm, icd-9-cm; icd-10-pcs, icd-9-pcs), null for
+--    others; procedure_date_N the procedure's date.
+--  * file_name is the fhirlake run that loaded the claim, file_date its
+--    export's transaction date, ingest_datetime when it committed (UTC).
+-- Not yet filled (the views do not keep them yet): admit_source_code,
+-- admit_type_code, discharge_disposition_code, bill_type_code, drg_code,
+-- drg_code_type, hcpcs_modifier_1 to 5, facility_npi; not carried by
+-- CARIN Blue Button: rendering_tin, billing_tin, total_cost_amount,
+-- in_network_flag.
+CREATE SCHEMA IF NOT EXISTS tuva;
+CREATE OR REPLACE VIEW tuva.medical_claim AS
+WITH claims AS (
+    SELECT *
+    FROM eob
+    WHERE claim_type IS DISTINCT FROM 'pharmacy'
+      AND coalesce(status, 'active') NOT IN ('cancelled', 'entered-in-error')
+),
+dx AS (
+    SELECT data_source, eob_id,
+        max(CASE system
+                WHEN 'http://hl7.org/fhir/sid/icd-10-cm' THEN 'icd-10-cm'
+                WHEN 'http://hl7.org/fhir/sid/icd-9-cm' THEN 'icd-9-cm'
+            END) FILTER (WHERE sequence = 1) AS diagnosis_code_type,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 1) AS diagnosis_code_1,
+        max(on_admission_code) FILTER (WHERE sequence = 1) AS diagnosis_poa_1,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 2) AS diagnosis_code_2,
+        max(on_admission_code) FILTER (WHERE sequence = 2) AS diagnosis_poa_2,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 3) AS diagnosis_code_3,
+        max(on_admission_code) FILTER (WHERE sequence = 3) AS diagnosis_poa_3,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 4) AS diagnosis_code_4,
+        max(on_admission_code) FILTER (WHERE sequence = 4) AS diagnosis_poa_4,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 5) AS diagnosis_code_5,
+        max(on_admission_code) FILTER (WHERE sequence = 5) AS diagnosis_poa_5,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 6) AS diagnosis_code_6,
+        max(on_admission_code) FILTER (WHERE sequence = 6) AS diagnosis_poa_6,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 7) AS diagnosis_code_7,
+        max(on_admission_code) FILTER (WHERE sequence = 7) AS diagnosis_poa_7,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 8) AS diagnosis_code_8,
+        max(on_admission_code) FILTER (WHERE sequence = 8) AS diagnosis_poa_8,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 9) AS diagnosis_code_9,
+        max(on_admission_code) FILTER (WHERE sequence = 9) AS diagnosis_poa_9,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 10) AS diagnosis_code_10,
+        max(on_admission_code) FILTER (WHERE sequence = 10) AS diagnosis_poa_10,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 11) AS diagnosis_code_11,
+        max(on_admission_code) FILTER (WHERE sequence = 11) AS diagnosis_poa_11,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 12) AS diagnosis_code_12,
+        max(on_admission_code) FILTER (WHERE sequence = 12) AS diagnosis_poa_12,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 13) AS diagnosis_code_13,
+        max(on_admission_code) FILTER (WHERE sequence = 13) AS diagnosis_poa_13,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 14) AS diagnosis_code_14,
+        max(on_admission_code) FILTER (WHERE sequence = 14) AS diagnosis_poa_14,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 15) AS diagnosis_code_15,
+        max(on_admission_code) FILTER (WHERE sequence = 15) AS diagnosis_poa_15,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 16) AS diagnosis_code_16,
+        max(on_admission_code) FILTER (WHERE sequence = 16) AS diagnosis_poa_16,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 17) AS diagnosis_code_17,
+        max(on_admission_code) FILTER (WHERE sequence = 17) AS diagnosis_poa_17,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 18) AS diagnosis_code_18,
+        max(on_admission_code) FILTER (WHERE sequence = 18) AS diagnosis_poa_18,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 19) AS diagnosis_code_19,
+        max(on_admission_code) FILTER (WHERE sequence = 19) AS diagnosis_poa_19,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 20) AS diagnosis_code_20,
+        max(on_admission_code) FILTER (WHERE sequence = 20) AS diagnosis_poa_20,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 21) AS diagnosis_code_21,
+        max(on_admission_code) FILTER (WHERE sequence = 21) AS diagnosis_poa_21,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 22) AS diagnosis_code_22,
+        max(on_admission_code) FILTER (WHERE sequence = 22) AS diagnosis_poa_22,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 23) AS diagnosis_code_23,
+        max(on_admission_code) FILTER (WHERE sequence = 23) AS diagnosis_poa_23,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 24) AS diagnosis_code_24,
+        max(on_admission_code) FILTER (WHERE sequence = 24) AS diagnosis_poa_24,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 25) AS diagnosis_code_25,
+        max(on_admission_code) FILTER (WHERE sequence = 25) AS diagnosis_poa_25
+    FROM eob_diagnosis
+    GROUP BY data_source, eob_id
+),
+px AS (
+    SELECT data_source, eob_id,
+        max(CASE
+                WHEN system ILIKE '%icd-10-pcs%' OR system = 'http://www.cms.gov/Medicare/Coding/ICD10' THEN 'icd-10-pcs'
+                WHEN system ILIKE '%icd-9%' OR system = 'http://www.cms.gov/Medicare/Coding/ICD9' THEN 'icd-9-pcs'
+            END) FILTER (WHERE sequence = 1) AS procedure_code_type,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 1) AS procedure_code_1,
+        max(performed) FILTER (WHERE sequence = 1) AS procedure_date_1,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 2) AS procedure_code_2,
+        max(performed) FILTER (WHERE sequence = 2) AS procedure_date_2,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 3) AS procedure_code_3,
+        max(performed) FILTER (WHERE sequence = 3) AS procedure_date_3,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 4) AS procedure_code_4,
+        max(performed) FILTER (WHERE sequence = 4) AS procedure_date_4,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 5) AS procedure_code_5,
+        max(performed) FILTER (WHERE sequence = 5) AS procedure_date_5,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 6) AS procedure_code_6,
+        max(performed) FILTER (WHERE sequence = 6) AS procedure_date_6,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 7) AS procedure_code_7,
+        max(performed) FILTER (WHERE sequence = 7) AS procedure_date_7,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 8) AS procedure_code_8,
+        max(performed) FILTER (WHERE sequence = 8) AS procedure_date_8,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 9) AS procedure_code_9,
+        max(performed) FILTER (WHERE sequence = 9) AS procedure_date_9,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 10) AS procedure_code_10,
+        max(performed) FILTER (WHERE sequence = 10) AS procedure_date_10,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 11) AS procedure_code_11,
+        max(performed) FILTER (WHERE sequence = 11) AS procedure_date_11,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 12) AS procedure_code_12,
+        max(performed) FILTER (WHERE sequence = 12) AS procedure_date_12,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 13) AS procedure_code_13,
+        max(performed) FILTER (WHERE sequence = 13) AS procedure_date_13,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 14) AS procedure_code_14,
+        max(performed) FILTER (WHERE sequence = 14) AS procedure_date_14,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 15) AS procedure_code_15,
+        max(performed) FILTER (WHERE sequence = 15) AS procedure_date_15,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 16) AS procedure_code_16,
+        max(performed) FILTER (WHERE sequence = 16) AS procedure_date_16,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 17) AS procedure_code_17,
+        max(performed) FILTER (WHERE sequence = 17) AS procedure_date_17,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 18) AS procedure_code_18,
+        max(performed) FILTER (WHERE sequence = 18) AS procedure_date_18,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 19) AS procedure_code_19,
+        max(performed) FILTER (WHERE sequence = 19) AS procedure_date_19,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 20) AS procedure_code_20,
+        max(performed) FILTER (WHERE sequence = 20) AS procedure_date_20,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 21) AS procedure_code_21,
+        max(performed) FILTER (WHERE sequence = 21) AS procedure_date_21,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 22) AS procedure_code_22,
+        max(performed) FILTER (WHERE sequence = 22) AS procedure_date_22,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 23) AS procedure_code_23,
+        max(performed) FILTER (WHERE sequence = 23) AS procedure_date_23,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 24) AS procedure_code_24,
+        max(performed) FILTER (WHERE sequence = 24) AS procedure_date_24,
+        max(replace(code, '.', '')) FILTER (WHERE sequence = 25) AS procedure_code_25,
+        max(performed) FILTER (WHERE sequence = 25) AS procedure_date_25
+    FROM eob_procedure
+    GROUP BY data_source, eob_id
+),
+npi AS (
+    SELECT data_source, eob_id,
+        arg_min(provider_npi, (CASE role_code
+                                   WHEN 'rendering' THEN 1
+                                   WHEN 'performing' THEN 2
+                                   WHEN 'attending' THEN 3
+                                   WHEN 'primary' THEN 4
+                               END, sequence))
+            FILTER (WHERE role_code IN ('rendering', 'performing', 'attending', 'primary')
+                      AND provider_npi IS NOT NULL) AS rendering_npi
+    FROM eob_care_team
+    GROUP BY data_source, eob_id
+),
+plan AS (
+    SELECT e.data_source, e.id AS eob_id,
+        CASE WHEN count(DISTINCT coalesce(c.payor_name, c.payor_id, 'unknown')) = 1
+             THEN min(coalesce(c.payor_name, c.payor_id, 'unknown')) END AS payer,
+        CASE WHEN count(DISTINCT coalesce(c.plan_name, c.plan_value, c.group_name, c.group_value, 'unknown')) = 1
+             THEN min(coalesce(c.plan_name, c.plan_value, c.group_name, c.group_value, 'unknown')) END AS plan
+    FROM claims AS e
+    JOIN coverage AS c
+      ON c.data_source = e.data_source
+     AND c.patient_id = e.patient_id
+     AND coalesce(c.status, 'active') NOT IN ('cancelled', 'entered-in-error')
+     AND c.period_start <= e.billable_period_start
+     AND (c.period_end IS NULL OR c.period_end >= e.billable_period_start)
+    GROUP BY e.data_source, e.id
+)
+SELECT
+    e.id::VARCHAR                                          AS claim_id,
+    i.sequence::INTEGER                                    AS claim_line_number,
+    CASE WHEN e.claim_type IN ('professional', 'institutional') THEN e.claim_type ELSE 'undetermined' END AS claim_type,
+    coalesce(pe.person_id, 'p-' || left(sha256(e.data_source || '/' || e.patient_id), 16)) AS person_id,
+    coalesce(p.member_id, e.patient_id)::VARCHAR           AS member_id,
+    pl.payer::VARCHAR                                      AS payer,
+    pl.plan::VARCHAR                                       AS plan,
+    e.billable_period_start::DATE                          AS claim_start_date,
+    e.billable_period_end::DATE                            AS claim_end_date,
+    i.serviced_start::DATE                                 AS claim_line_start_date,
+    i.serviced_end::DATE                                   AS claim_line_end_date,
+    CASE WHEN e.claim_subtype = 'inpatient' THEN e.billable_period_start END::DATE AS admission_date,
+    CASE WHEN e.claim_subtype = 'inpatient' THEN e.billable_period_end END::DATE   AS discharge_date,
+    NULL::VARCHAR                                          AS admit_source_code,
+    NULL::VARCHAR                                          AS admit_type_code,
+    NULL::VARCHAR                                          AS discharge_disposition_code,
+    i.place_of_service::VARCHAR                            AS place_of_service_code,
+    NULL::VARCHAR                                          AS bill_type_code,
+    NULL::VARCHAR                                          AS drg_code_type,
+    NULL::VARCHAR                                          AS drg_code,
+    i.revenue_code::VARCHAR                                AS revenue_center_code,
+    i.quantity::DOUBLE                                     AS service_unit_quantity,
+    i.service_code::VARCHAR                                AS hcpcs_code,
+    NULL::VARCHAR                                          AS hcpcs_modifier_1,
+    NULL::VARCHAR                                          AS hcpcs_modifier_2,
+    NULL::VARCHAR                                          AS hcpcs_modifier_3,
+    NULL::VARCHAR                                          AS hcpcs_modifier_4,
+    NULL::VARCHAR                                          AS hcpcs_modifier_5,
+    n.rendering_npi::VARCHAR                               AS rendering_npi,
+    NULL::VARCHAR                                          AS rendering_tin,
+    e.provider_npi::VARCHAR                                AS billing_npi,
+    NULL::VARCHAR                                          AS billing_tin,
+    NULL::VARCHAR                                          AS facility_npi,
+    e.payment_date::DATE                                   AS paid_date,
+    i.paid::DECIMAL(38, 2)                                 AS paid_amount,
+    i.allowed::DECIMAL(38, 2)                              AS allowed_amount,
+    i.submitted::DECIMAL(38, 2)                            AS charge_amount,
+    i.coinsurance::DECIMAL(38, 2)                          AS coinsurance_amount,
+    i.copay::DECIMAL(38, 2)                                AS copayment_amount,
+    i.deductible::DECIMAL(38, 2)                           AS deductible_amount,
+    NULL::DECIMAL(38, 2)                                   AS total_cost_amount,
+    d.diagnosis_code_type::VARCHAR                         AS diagnosis_code_type,
+    d.diagnosis_code_1::VARCHAR AS diagnosis_code_1,
+    d.diagnosis_code_2::VARCHAR AS diagnosis_code_2,
+    d.diagnosis_code_3::VARCHAR AS diagnosis_code_3,
+    d.diagnosis_code_4::VARCHAR AS diagnosis_code_4,
+    d.diagnosis_code_5::VARCHAR AS diagnosis_code_5,
+    d.diagnosis_code_6::VARCHAR AS diagnosis_code_6,
+    d.diagnosis_code_7::VARCHAR AS diagnosis_code_7,
+    d.diagnosis_code_8::VARCHAR AS diagnosis_code_8,
+    d.diagnosis_code_9::VARCHAR AS diagnosis_code_9,
+    d.diagnosis_code_10::VARCHAR AS diagnosis_code_10,
+    d.diagnosis_code_11::VARCHAR AS diagnosis_code_11,
+    d.diagnosis_code_12::VARCHAR AS diagnosis_code_12,
+    d.diagnosis_code_13::VARCHAR AS diagnosis_code_13,
+    d.diagnosis_code_14::VARCHAR AS diagnosis_code_14,
+    d.diagnosis_code_15::VARCHAR AS diagnosis_code_15,
+    d.diagnosis_code_16::VARCHAR AS diagnosis_code_16,
+    d.diagnosis_code_17::VARCHAR AS diagnosis_code_17,
+    d.diagnosis_code_18::VARCHAR AS diagnosis_code_18,
+    d.diagnosis_code_19::VARCHAR AS diagnosis_code_19,
+    d.diagnosis_code_20::VARCHAR AS diagnosis_code_20,
+    d.diagnosis_code_21::VARCHAR AS diagnosis_code_21,
+    d.diagnosis_code_22::VARCHAR AS diagnosis_code_22,
+    d.diagnosis_code_23::VARCHAR AS diagnosis_code_23,
+    d.diagnosis_code_24::VARCHAR AS diagnosis_code_24,
+    d.diagnosis_code_25::VARCHAR AS diagnosis_code_25,
+    d.diagnosis_poa_1::VARCHAR AS diagnosis_poa_1,
+    d.diagnosis_poa_2::VARCHAR AS diagnosis_poa_2,
+    d.diagnosis_poa_3::VARCHAR AS diagnosis_poa_3,
+    d.diagnosis_poa_4::VARCHAR AS diagnosis_poa_4,
+    d.diagnosis_poa_5::VARCHAR AS diagnosis_poa_5,
+    d.diagnosis_poa_6::VARCHAR AS diagnosis_poa_6,
+    d.diagnosis_poa_7::VARCHAR AS diagnosis_poa_7,
+    d.diagnosis_poa_8::VARCHAR AS diagnosis_poa_8,
+    d.diagnosis_poa_9::VARCHAR AS diagnosis_poa_9,
+    d.diagnosis_poa_10::VARCHAR AS diagnosis_poa_10,
+    d.diagnosis_poa_11::VARCHAR AS diagnosis_poa_11,
+    d.diagnosis_poa_12::VARCHAR AS diagnosis_poa_12,
+    d.diagnosis_poa_13::VARCHAR AS diagnosis_poa_13,
+    d.diagnosis_poa_14::VARCHAR AS diagnosis_poa_14,
+    d.diagnosis_poa_15::VARCHAR AS diagnosis_poa_15,
+    d.diagnosis_poa_16::VARCHAR AS diagnosis_poa_16,
+    d.diagnosis_poa_17::VARCHAR AS diagnosis_poa_17,
+    d.diagnosis_poa_18::VARCHAR AS diagnosis_poa_18,
+    d.diagnosis_poa_19::VARCHAR AS diagnosis_poa_19,
+    d.diagnosis_poa_20::VARCHAR AS diagnosis_poa_20,
+    d.diagnosis_poa_21::VARCHAR AS diagnosis_poa_21,
+    d.diagnosis_poa_22::VARCHAR AS diagnosis_poa_22,
+    d.diagnosis_poa_23::VARCHAR AS diagnosis_poa_23,
+    d.diagnosis_poa_24::VARCHAR AS diagnosis_poa_24,
+    d.diagnosis_poa_25::VARCHAR AS diagnosis_poa_25,
+    x.procedure_code_type::VARCHAR                         AS procedure_code_type,
+    x.procedure_code_1::VARCHAR AS procedure_code_1,
+    x.procedure_code_2::VARCHAR AS procedure_code_2,
+    x.procedure_code_3::VARCHAR AS procedure_code_3,
+    x.procedure_code_4::VARCHAR AS procedure_code_4,
+    x.procedure_code_5::VARCHAR AS procedure_code_5,
+    x.procedure_code_6::VARCHAR AS procedure_code_6,
+    x.procedure_code_7::VARCHAR AS procedure_code_7,
+    x.procedure_code_8::VARCHAR AS procedure_code_8,
+    x.procedure_code_9::VARCHAR AS procedure_code_9,
+    x.procedure_code_10::VARCHAR AS procedure_code_10,
+    x.procedure_code_11::VARCHAR AS procedure_code_11,
+    x.procedure_code_12::VARCHAR AS procedure_code_12,
+    x.procedure_code_13::VARCHAR AS procedure_code_13,
+    x.procedure_code_14::VARCHAR AS procedure_code_14,
+    x.procedure_code_15::VARCHAR AS procedure_code_15,
+    x.procedure_code_16::VARCHAR AS procedure_code_16,
+    x.procedure_code_17::VARCHAR AS procedure_code_17,
+    x.procedure_code_18::VARCHAR AS procedure_code_18,
+    x.procedure_code_19::VARCHAR AS procedure_code_19,
+    x.procedure_code_20::VARCHAR AS procedure_code_20,
+    x.procedure_code_21::VARCHAR AS procedure_code_21,
+    x.procedure_code_22::VARCHAR AS procedure_code_22,
+    x.procedure_code_23::VARCHAR AS procedure_code_23,
+    x.procedure_code_24::VARCHAR AS procedure_code_24,
+    x.procedure_code_25::VARCHAR AS procedure_code_25,
+    x.procedure_date_1::DATE AS procedure_date_1,
+    x.procedure_date_2::DATE AS procedure_date_2,
+    x.procedure_date_3::DATE AS procedure_date_3,
+    x.procedure_date_4::DATE AS procedure_date_4,
+    x.procedure_date_5::DATE AS procedure_date_5,
+    x.procedure_date_6::DATE AS procedure_date_6,
+    x.procedure_date_7::DATE AS procedure_date_7,
+    x.procedure_date_8::DATE AS procedure_date_8,
+    x.procedure_date_9::DATE AS procedure_date_9,
+    x.procedure_date_10::DATE AS procedure_date_10,
+    x.procedure_date_11::DATE AS procedure_date_11,
+    x.procedure_date_12::DATE AS procedure_date_12,
+    x.procedure_date_13::DATE AS procedure_date_13,
+    x.procedure_date_14::DATE AS procedure_date_14,
+    x.procedure_date_15::DATE AS procedure_date_15,
+    x.procedure_date_16::DATE AS procedure_date_16,
+    x.procedure_date_17::DATE AS procedure_date_17,
+    x.procedure_date_18::DATE AS procedure_date_18,
+    x.procedure_date_19::DATE AS procedure_date_19,
+    x.procedure_date_20::DATE AS procedure_date_20,
+    x.procedure_date_21::DATE AS procedure_date_21,
+    x.procedure_date_22::DATE AS procedure_date_22,
+    x.procedure_date_23::DATE AS procedure_date_23,
+    x.procedure_date_24::DATE AS procedure_date_24,
+    x.procedure_date_25::DATE AS procedure_date_25,
+    NULL::BOOLEAN                                          AS in_network_flag,
+    e.data_source::VARCHAR                                 AS data_source,
+    ('fhirlake run ' || r.run_id)::VARCHAR                 AS file_name,
+    timezone('UTC', ru.transaction_time)::DATE             AS file_date,
+    timezone('UTC', ru.finished_at)::TIMESTAMP             AS ingest_datetime
+FROM claims AS e
+JOIN eob_item AS i ON i.data_source = e.data_source AND i.eob_id = e.id AND i.revenue_code IS DISTINCT FROM '0001'
+LEFT JOIN patient AS p ON p.data_source = e.data_source AND p.id = e.patient_id
+LEFT JOIN person AS pe ON pe.data_source = e.data_source AND pe.patient_id = e.patient_id
+LEFT JOIN dx AS d ON d.data_source = e.data_source AND d.eob_id = e.id
+LEFT JOIN px AS x ON x.data_source = e.data_source AND x.eob_id = e.id
+LEFT JOIN npi AS n ON n.data_source = e.data_source AND n.eob_id = e.id
+LEFT JOIN plan AS pl ON pl.data_source = e.data_source AND pl.eob_id = e.id
+LEFT JOIN fhirlake_resources AS r ON r.source = e.data_source AND r.resource_type = 'ExplanationOfBenefit' AND r.id = e.id
+LEFT JOIN fhirlake_runs AS ru ON ru.run_id = r.run_id;

@@ -14,21 +14,26 @@
 --  * payer and plan are those of the member's Coverages at the claim's
 --    source in force on the claim's start date, named as tuva.eligibility
 --    names them; null when none is in force or they disagree.
---  * admission and discharge dates are the billable period of inpatient
---    claims; rendering_npi the care team's rendering (else performing,
+--  * admission and discharge dates are the claim's admission period (C4BB
+--    supportingInfo admissionperiod), else the billable period of an
+--    inpatient claim; rendering_npi the care team's rendering (else performing,
 --    attending, primary) provider; billing_npi the NPI on the claim's
 --    provider reference; paid_date the claim's payment date.
 --  * diagnosis_code_N and diagnosis_poa_N are the claim's diagnoses by
 --    sequence, without dots, and their onAdmission codes; the code types
 --    are Tuva's (icd-10-cm, icd-9-cm; icd-10-pcs, icd-9-pcs), null for
 --    others; procedure_date_N the procedure's date.
+--  * Admission type and source, discharge status (two digits), bill type
+--    and DRG (three digits; ms-drg or apr-drg by its code system, CMS's
+--    DRGs are MS-DRGs) come from the claim's C4BB supportingInfo (or the
+--    CMS Blue Button categories); bill_type_code only when the payer sends
+--    the whole NUBC type of bill (CMS sends the frequency digit alone).
+--    HCPCS modifiers 1 to 5 are the line's; facility_npi the NPI on the
+--    claim's facility reference.
 --  * file_name is the fhirlake run that loaded the claim, file_date its
 --    export's transaction date, ingest_datetime when it committed (UTC).
--- Not yet filled (the views do not keep them yet): admit_source_code,
--- admit_type_code, discharge_disposition_code, bill_type_code, drg_code,
--- drg_code_type, hcpcs_modifier_1 to 5, facility_npi; not carried by
--- CARIN Blue Button: rendering_tin, billing_tin, total_cost_amount,
--- in_network_flag.
+-- Not carried by CARIN Blue Button, so null: rendering_tin, billing_tin,
+-- total_cost_amount, in_network_flag.
 CREATE SCHEMA IF NOT EXISTS tuva;
 CREATE OR REPLACE VIEW tuva.medical_claim AS
 WITH claims AS (
@@ -195,28 +200,32 @@ SELECT
     e.billable_period_end::DATE                            AS claim_end_date,
     i.serviced_start::DATE                                 AS claim_line_start_date,
     i.serviced_end::DATE                                   AS claim_line_end_date,
-    CASE WHEN e.claim_subtype = 'inpatient' THEN e.billable_period_start END::DATE AS admission_date,
-    CASE WHEN e.claim_subtype = 'inpatient' THEN e.billable_period_end END::DATE   AS discharge_date,
-    NULL::VARCHAR                                          AS admit_source_code,
-    NULL::VARCHAR                                          AS admit_type_code,
-    NULL::VARCHAR                                          AS discharge_disposition_code,
+    coalesce(e.admission_start, CASE WHEN e.claim_subtype = 'inpatient' THEN e.billable_period_start END)::DATE AS admission_date,
+    coalesce(e.admission_end, CASE WHEN e.claim_subtype = 'inpatient' THEN e.billable_period_end END)::DATE     AS discharge_date,
+    e.admit_source_code::VARCHAR                           AS admit_source_code,
+    e.admit_type_code::VARCHAR                             AS admit_type_code,
+    CASE WHEN regexp_full_match(e.discharge_status_code, '[0-9]') THEN lpad(e.discharge_status_code, 2, '0')
+         ELSE e.discharge_status_code END::VARCHAR          AS discharge_disposition_code,
     i.place_of_service::VARCHAR                            AS place_of_service_code,
-    NULL::VARCHAR                                          AS bill_type_code,
-    NULL::VARCHAR                                          AS drg_code_type,
-    NULL::VARCHAR                                          AS drg_code,
+    e.bill_type_code::VARCHAR                              AS bill_type_code,
+    CASE WHEN e.drg_code IS NULL THEN NULL
+         WHEN e.drg_system ILIKE '%apr%' THEN 'apr-drg'
+         WHEN e.drg_system ILIKE '%ms-drg%' OR e.drg_system ILIKE '%msdrg%' OR e.drg_system = 'https://bluebutton.cms.gov/resources/variables/clm_drg_cd' THEN 'ms-drg'
+    END::VARCHAR                                           AS drg_code_type,
+    CASE WHEN regexp_full_match(e.drg_code, '[0-9]{1,3}') THEN lpad(e.drg_code, 3, '0') ELSE e.drg_code END::VARCHAR AS drg_code,
     i.revenue_code::VARCHAR                                AS revenue_center_code,
     i.quantity::DOUBLE                                     AS service_unit_quantity,
     i.service_code::VARCHAR                                AS hcpcs_code,
-    NULL::VARCHAR                                          AS hcpcs_modifier_1,
-    NULL::VARCHAR                                          AS hcpcs_modifier_2,
-    NULL::VARCHAR                                          AS hcpcs_modifier_3,
-    NULL::VARCHAR                                          AS hcpcs_modifier_4,
-    NULL::VARCHAR                                          AS hcpcs_modifier_5,
+    i.modifier_1::VARCHAR                                  AS hcpcs_modifier_1,
+    i.modifier_2::VARCHAR                                  AS hcpcs_modifier_2,
+    i.modifier_3::VARCHAR                                  AS hcpcs_modifier_3,
+    i.modifier_4::VARCHAR                                  AS hcpcs_modifier_4,
+    i.modifier_5::VARCHAR                                  AS hcpcs_modifier_5,
     n.rendering_npi::VARCHAR                               AS rendering_npi,
     NULL::VARCHAR                                          AS rendering_tin,
     e.provider_npi::VARCHAR                                AS billing_npi,
     NULL::VARCHAR                                          AS billing_tin,
-    NULL::VARCHAR                                          AS facility_npi,
+    e.facility_npi::VARCHAR                                AS facility_npi,
     e.payment_date::DATE                                   AS paid_date,
     i.paid::DECIMAL(38, 2)                                 AS paid_amount,
     i.allowed::DECIMAL(38, 2)                              AS allowed_amount,

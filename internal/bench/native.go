@@ -357,14 +357,15 @@ func nativeEOB() nativeResource {
 			{"outcome", "VARCHAR"},
 			{"total", `STRUCT("category" ` + nativeConceptT + `, "amount" ` + nativeMoneyT + `)[]`},
 			{"payment", `STRUCT("amount" ` + nativeMoneyT + `, "date" VARCHAR)`},
-			{"supportingInfo", `STRUCT("category" ` + nativeConceptT + `, "valueQuantity" STRUCT("value" DOUBLE))[]`},
+			{"supportingInfo", `STRUCT("category" ` + nativeConceptT + `, "code" ` + nativeConceptT + `, "valueQuantity" STRUCT("value" DOUBLE), "timingPeriod" ` + nativePeriodT + `)[]`},
+			{"facility", `STRUCT("identifier" STRUCT("system" VARCHAR, "value" VARCHAR, "type" ` + nativeConceptT + `))`},
 			{"careTeam", `STRUCT("sequence" INTEGER, "provider" STRUCT("reference" VARCHAR, "identifier" STRUCT("system" VARCHAR, "value" VARCHAR, "type" ` + nativeConceptT + `)), "role" ` + nativeConceptT + `)[]`},
 			{"diagnosis", `STRUCT("sequence" INTEGER, "diagnosisCodeableConcept" ` + nativeConceptT + `, "diagnosisReference" ` + nativeRefT +
 				`, "type" ` + nativeConceptT + `[], "onAdmission" ` + nativeConceptT + `)[]`},
 			{"procedure", `STRUCT("sequence" INTEGER, "procedureCodeableConcept" ` + nativeConceptT + `, "date" VARCHAR)[]`},
 			{"item", `STRUCT("sequence" INTEGER, "productOrService" ` + nativeConceptT + `, "revenue" ` + nativeConceptT +
 				`, "servicedDate" VARCHAR, "servicedPeriod" ` + nativePeriodT + `, "quantity" STRUCT("value" DECIMAL(18,6)), "locationCodeableConcept" ` +
-				nativeConceptT + `, "adjudication" ` + adjT + `)[]`},
+				nativeConceptT + `, "adjudication" ` + adjT + `, "modifier" ` + nativeConceptT + `[])[]`},
 		},
 		tables: []nativeTable{
 			{name: "eob", column: "billable_period_start", key: "service_year", query: `SELECT id,
@@ -390,7 +391,16 @@ func nativeEOB() nativeResource {
 				` + nativeDate("payment.date") + ` AS payment_date,
 				CASE WHEN provider.identifier."system" = '` + nativeNPI + `' THEN provider.identifier."value" END AS provider_npi,
 				` + nativeFirst("supportingInfo", nativeHas("x.category.coding", "c.code = 'dayssupply'"), "valueQuantity.value") + `::INTEGER AS days_supply,
-				` + nativeFirst("supportingInfo", nativeHas("x.category.coding", "c.code = 'refillnum'"), "valueQuantity.value") + `::INTEGER AS refills
+				` + nativeFirst("supportingInfo", nativeHas("x.category.coding", "c.code = 'refillnum'"), "valueQuantity.value") + `::INTEGER AS refills,
+				` + nativeInfo([]string{"typeofbill"}, "c.system = 'https://www.nubc.org/CodeSystem/TypeOfBill'", "code") + ` AS bill_type_code,
+				` + nativeInfo([]string{"drg", nativeBlueButton + "clm_drg_cd"}, "", "code") + ` AS drg_code,
+				` + nativeInfo([]string{"drg", nativeBlueButton + "clm_drg_cd"}, "", `"system"`) + ` AS drg_system,
+				` + nativeInfo([]string{"admtype", nativeBlueButton + "clm_ip_admsn_type_cd"}, "", "code") + ` AS admit_type_code,
+				` + nativeInfo([]string{"pointoforigin", nativeBlueButton + "clm_src_ip_admsn_cd"}, "", "code") + ` AS admit_source_code,
+				` + nativeInfo([]string{"discharge-status"}, "", "code") + ` AS discharge_status_code,
+				CASE WHEN facility.identifier."system" = '` + nativeNPI + `' OR ` + nativeHas("facility.identifier.type.coding", "c.code = 'npi'") + ` THEN facility.identifier."value" END AS facility_npi,
+				` + nativeDate(nativeFirst("supportingInfo", nativeHas("x.category.coding", "c.code = 'admissionperiod'"), "timingPeriod.start")) + ` AS admission_start,
+				` + nativeDate(nativeFirst("supportingInfo", nativeHas("x.category.coding", "c.code = 'admissionperiod'"), `timingPeriod."end"`)) + ` AS admission_end
 			FROM raw_eob`},
 			{name: "eob_care_team", query: `SELECT id AS eob_id, idx,
 				el."sequence" AS "sequence",
@@ -425,7 +435,12 @@ func nativeEOB() nativeResource {
 				` + nativeAmount("el.adjudication", category("copay")) + ` AS copay,
 				` + nativeAmount("el.adjudication", category("deductible")) + ` AS deductible,
 				` + nativeAmount("el.adjudication", category("coinsurance")) + ` AS coinsurance,
-				` + nativeAmount("el.adjudication", category("noncovered")) + ` AS noncovered
+				` + nativeAmount("el.adjudication", category("noncovered")) + ` AS noncovered,
+				` + nativeFirstValue("list_transform(el.modifier[1].coding, lambda c: c.code)") + ` AS modifier_1,
+				` + nativeFirstValue("list_transform(el.modifier[2].coding, lambda c: c.code)") + ` AS modifier_2,
+				` + nativeFirstValue("list_transform(el.modifier[3].coding, lambda c: c.code)") + ` AS modifier_3,
+				` + nativeFirstValue("list_transform(el.modifier[4].coding, lambda c: c.code)") + ` AS modifier_4,
+				` + nativeFirstValue("list_transform(el.modifier[5].coding, lambda c: c.code)") + ` AS modifier_5
 			FROM ` + nativeUnnest("raw_eob", "item")},
 			// Two levels of forEach: items, then the adjudications of each.
 			{name: "eob_item_adjudication", query: `SELECT id AS eob_id, item_idx, item_sequence, adj_idx AS idx,
@@ -543,6 +558,23 @@ func nativeFirstValue(list string) string {
 // nativeHas is FHIRPath's codings.exists(cond), with c in cond.
 func nativeHas(codings, cond string) string {
 	return fmt.Sprintf("len(list_filter(%s, lambda c: %s)) > 0", codings, cond)
+}
+
+// nativeInfo is FHIRPath's
+// supportingInfo.where(category.coding.exists(code in categories)).code.coding[.where(cond)].field.first():
+// the first field of the codes of the supporting information of those
+// categories.
+func nativeInfo(categories []string, cond, field string) string {
+	var in []string
+	for _, c := range categories {
+		in = append(in, "'"+c+"'")
+	}
+	keep := "c." + field + " IS NOT NULL"
+	if cond != "" {
+		keep = "(" + cond + ") AND " + keep
+	}
+	return nativeFirstValue(fmt.Sprintf("flatten(list_transform(list_filter(supportingInfo, lambda x: %s), lambda x: list_transform(list_filter(x.code.coding, lambda c: %s), lambda c: c.%s)))",
+		nativeHas("x.category.coding", "c.code IN ("+strings.Join(in, ", ")+")"), keep, field))
 }
 
 // nativeCodings is the codings of a list of CodeableConcepts, in order

@@ -27,6 +27,8 @@
 --    export's transaction date, ingest_datetime when it committed (UTC).
 --  * Cancelled and entered-in-error Coverages, and those without a period
 --    start, are left out.
+-- Tables are named main.x so that the view binds whatever schema a
+-- reader (dbt) makes its default.
 -- Not carried by FHIR or CARIN Blue Button, so null: enrollment_status,
 -- hospice_flag, institutional_snp_flag, long_term_institutional_flag;
 -- social_security_number is never loaded.
@@ -34,7 +36,7 @@ CREATE SCHEMA IF NOT EXISTS tuva;
 CREATE OR REPLACE VIEW tuva.eligibility AS
 WITH as_of AS (
     SELECT source AS data_source, max(timezone('UTC', transaction_time))::DATE AS as_of_date
-    FROM fhirlake_runs
+    FROM main.fhirlake_runs
     WHERE status = 'committed'
     GROUP BY source
 ),
@@ -57,11 +59,11 @@ spans AS (
         p.name_suffix, p.given, p.middle_name, p.family,
         p.address_line, p.city, p.state, p.postal_code, p.phone, p.email,
         r.run_id
-    FROM coverage AS c
+    FROM main.coverage AS c
     LEFT JOIN as_of AS o USING (data_source)
-    LEFT JOIN patient AS p ON p.data_source = c.data_source AND p.id = c.patient_id
-    LEFT JOIN person AS pe ON pe.data_source = c.data_source AND pe.patient_id = c.patient_id
-    LEFT JOIN fhirlake_resources AS r ON r.source = c.data_source AND r.resource_type = 'Coverage' AND r.id = c.id
+    LEFT JOIN main.patient AS p ON p.data_source = c.data_source AND p.id = c.patient_id
+    LEFT JOIN main.person AS pe ON pe.data_source = c.data_source AND pe.patient_id = c.patient_id
+    LEFT JOIN main.fhirlake_resources AS r ON r.source = c.data_source AND r.resource_type = 'Coverage' AND r.id = c.id
     WHERE c.period_start IS NOT NULL
       AND c.patient_id IS NOT NULL
       AND coalesce(c.status, 'active') NOT IN ('cancelled', 'entered-in-error')
@@ -120,7 +122,7 @@ SELECT
     timezone('UTC', r.transaction_time)::DATE                             AS file_date,
     timezone('UTC', r.finished_at)::TIMESTAMP                             AS ingest_datetime
 FROM spans AS s
-LEFT JOIN fhirlake_runs AS r ON r.run_id = s.run_id
+LEFT JOIN main.fhirlake_runs AS r ON r.run_id = s.run_id
 QUALIFY row_number() OVER (
     PARTITION BY s.person_id, s.member_id, s.enrollment_start_date, s.enrollment_end_date, s.plan, s.payer, s.data_source
     ORDER BY s.id) = 1;

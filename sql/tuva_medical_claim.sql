@@ -32,13 +32,15 @@
 --    claim's facility reference.
 --  * file_name is the fhirlake run that loaded the claim, file_date its
 --    export's transaction date, ingest_datetime when it committed (UTC).
+-- Tables are named main.x so that the view binds whatever schema a
+-- reader (dbt) makes its default.
 -- Not carried by CARIN Blue Button, so null: rendering_tin, billing_tin,
 -- total_cost_amount, in_network_flag.
 CREATE SCHEMA IF NOT EXISTS tuva;
 CREATE OR REPLACE VIEW tuva.medical_claim AS
 WITH claims AS (
     SELECT *
-    FROM eob
+    FROM main.eob
     WHERE claim_type IS DISTINCT FROM 'pharmacy'
       AND coalesce(status, 'active') NOT IN ('cancelled', 'entered-in-error')
 ),
@@ -98,7 +100,7 @@ dx AS (
         max(on_admission_code) FILTER (WHERE sequence = 24) AS diagnosis_poa_24,
         max(replace(code, '.', '')) FILTER (WHERE sequence = 25) AS diagnosis_code_25,
         max(on_admission_code) FILTER (WHERE sequence = 25) AS diagnosis_poa_25
-    FROM eob_diagnosis
+    FROM main.eob_diagnosis
     GROUP BY data_source, eob_id
 ),
 px AS (
@@ -157,7 +159,7 @@ px AS (
         max(performed) FILTER (WHERE sequence = 24) AS procedure_date_24,
         max(replace(code, '.', '')) FILTER (WHERE sequence = 25) AS procedure_code_25,
         max(performed) FILTER (WHERE sequence = 25) AS procedure_date_25
-    FROM eob_procedure
+    FROM main.eob_procedure
     GROUP BY data_source, eob_id
 ),
 npi AS (
@@ -170,7 +172,7 @@ npi AS (
                                END, sequence))
             FILTER (WHERE role_code IN ('rendering', 'performing', 'attending', 'primary')
                       AND provider_npi IS NOT NULL) AS rendering_npi
-    FROM eob_care_team
+    FROM main.eob_care_team
     GROUP BY data_source, eob_id
 ),
 plan AS (
@@ -180,7 +182,7 @@ plan AS (
         CASE WHEN count(DISTINCT coalesce(c.plan_name, c.plan_value, c.group_name, c.group_value, 'unknown')) = 1
              THEN min(coalesce(c.plan_name, c.plan_value, c.group_name, c.group_value, 'unknown')) END AS plan
     FROM claims AS e
-    JOIN coverage AS c
+    JOIN main.coverage AS c
       ON c.data_source = e.data_source
      AND c.patient_id = e.patient_id
      AND coalesce(c.status, 'active') NOT IN ('cancelled', 'entered-in-error')
@@ -342,12 +344,12 @@ SELECT
     timezone('UTC', ru.transaction_time)::DATE             AS file_date,
     timezone('UTC', ru.finished_at)::TIMESTAMP             AS ingest_datetime
 FROM claims AS e
-JOIN eob_item AS i ON i.data_source = e.data_source AND i.eob_id = e.id AND i.revenue_code IS DISTINCT FROM '0001'
-LEFT JOIN patient AS p ON p.data_source = e.data_source AND p.id = e.patient_id
-LEFT JOIN person AS pe ON pe.data_source = e.data_source AND pe.patient_id = e.patient_id
+JOIN main.eob_item AS i ON i.data_source = e.data_source AND i.eob_id = e.id AND i.revenue_code IS DISTINCT FROM '0001'
+LEFT JOIN main.patient AS p ON p.data_source = e.data_source AND p.id = e.patient_id
+LEFT JOIN main.person AS pe ON pe.data_source = e.data_source AND pe.patient_id = e.patient_id
 LEFT JOIN dx AS d ON d.data_source = e.data_source AND d.eob_id = e.id
 LEFT JOIN px AS x ON x.data_source = e.data_source AND x.eob_id = e.id
 LEFT JOIN npi AS n ON n.data_source = e.data_source AND n.eob_id = e.id
 LEFT JOIN plan AS pl ON pl.data_source = e.data_source AND pl.eob_id = e.id
-LEFT JOIN fhirlake_resources AS r ON r.source = e.data_source AND r.resource_type = 'ExplanationOfBenefit' AND r.id = e.id
-LEFT JOIN fhirlake_runs AS ru ON ru.run_id = r.run_id;
+LEFT JOIN main.fhirlake_resources AS r ON r.source = e.data_source AND r.resource_type = 'ExplanationOfBenefit' AND r.id = e.id
+LEFT JOIN main.fhirlake_runs AS ru ON ru.run_id = r.run_id;

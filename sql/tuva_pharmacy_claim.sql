@@ -16,6 +16,8 @@
 --    keeps it; amounts are the line's adjudications.
 --  * file_name is the fhirlake run that loaded the claim, file_date its
 --    export's transaction date, ingest_datetime when it committed (UTC).
+-- Tables are named main.x so that the view binds whatever schema a
+-- reader (dbt) makes its default.
 -- Not carried by CARIN Blue Button, so null: in_network_flag.
 CREATE SCHEMA IF NOT EXISTS tuva;
 CREATE OR REPLACE VIEW tuva.pharmacy_claim AS
@@ -25,8 +27,8 @@ WITH plan AS (
              THEN min(coalesce(c.payor_name, c.payor_id, 'unknown')) END AS payer,
         CASE WHEN count(DISTINCT coalesce(c.plan_name, c.plan_value, c.group_name, c.group_value, 'unknown')) = 1
              THEN min(coalesce(c.plan_name, c.plan_value, c.group_name, c.group_value, 'unknown')) END AS plan
-    FROM pharmacy_claims AS pc
-    JOIN coverage AS c
+    FROM main.pharmacy_claims AS pc
+    JOIN main.coverage AS c
       ON c.data_source = pc.data_source
      AND c.patient_id = pc.patient_id
      AND coalesce(c.status, 'active') NOT IN ('cancelled', 'entered-in-error')
@@ -60,8 +62,8 @@ SELECT
     ('fhirlake run ' || r.run_id)::VARCHAR                 AS file_name,
     timezone('UTC', ru.transaction_time)::DATE             AS file_date,
     timezone('UTC', ru.finished_at)::TIMESTAMP             AS ingest_datetime
-FROM pharmacy_claims AS pc
-JOIN eob AS e ON e.data_source = pc.data_source AND e.id = pc.claim_id
+FROM main.pharmacy_claims AS pc
+JOIN main.eob AS e ON e.data_source = pc.data_source AND e.id = pc.claim_id
 LEFT JOIN plan AS pl ON pl.data_source = pc.data_source AND pl.claim_id = pc.claim_id AND pl.claim_line_number = pc.claim_line_number
-LEFT JOIN fhirlake_resources AS r ON r.source = pc.data_source AND r.resource_type = 'ExplanationOfBenefit' AND r.id = pc.claim_id
-LEFT JOIN fhirlake_runs AS ru ON ru.run_id = r.run_id;
+LEFT JOIN main.fhirlake_resources AS r ON r.source = pc.data_source AND r.resource_type = 'ExplanationOfBenefit' AND r.id = pc.claim_id
+LEFT JOIN main.fhirlake_runs AS ru ON ru.run_id = r.run_id;

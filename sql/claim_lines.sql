@@ -38,10 +38,10 @@
 --    when the payer did not send the category.
 --  * admission_date / discharge_date are the billable period of inpatient
 --    claims (CARIN subtype inpatient); null otherwise.
---  * payer and plan are those of the member's coverages at the claim's
---    source in force on claim_start_date, when they agree on one value;
---    null when there is none or they disagree (Medicare Part A and B both
---    cover a date).
+--  * payer and plan are those of claim_coverage: the member's coverages at
+--    the claim's source in force on claim_start_date, named as
+--    tuva.eligibility names them; null when there is none or they disagree
+--    (Medicare Part A and B both cover a date).
 CREATE OR REPLACE VIEW claim_lines AS
 WITH claims AS (
     SELECT *
@@ -101,22 +101,6 @@ npi AS (
             FILTER (WHERE role_code = 'referring' AND provider_npi IS NOT NULL) AS referring_npi
     FROM eob_care_team
     GROUP BY data_source, eob_id
-),
-plan AS (
-    SELECT e.data_source, e.id AS eob_id,
-        CASE WHEN count(DISTINCT coalesce(c.payor_name, c.payor_id)) = 1
-             THEN min(coalesce(c.payor_name, c.payor_id)) END AS payer,
-        CASE WHEN count(DISTINCT coalesce(c.plan_name, c.plan_value)) = 1
-              AND count(*) = count(coalesce(c.plan_name, c.plan_value))
-             THEN min(coalesce(c.plan_name, c.plan_value)) END AS plan
-    FROM claims AS e
-    JOIN coverage AS c
-      ON c.data_source = e.data_source
-     AND c.patient_id = e.patient_id
-     AND coalesce(c.status, 'active') NOT IN ('cancelled', 'entered-in-error')
-     AND (c.period_start IS NULL OR c.period_start <= e.billable_period_start)
-     AND (c.period_end IS NULL OR c.period_end >= e.billable_period_start)
-    GROUP BY e.data_source, e.id
 )
 SELECT
     e.id                                   AS claim_id,
@@ -164,4 +148,4 @@ LEFT JOIN person AS pe ON pe.data_source = e.data_source AND pe.patient_id = e.p
 LEFT JOIN dx AS d ON d.data_source = e.data_source AND d.eob_id = e.id
 LEFT JOIN px AS x ON x.data_source = e.data_source AND x.eob_id = e.id
 LEFT JOIN npi AS n ON n.data_source = e.data_source AND n.eob_id = e.id
-LEFT JOIN plan AS pl ON pl.data_source = e.data_source AND pl.eob_id = e.id;
+LEFT JOIN claim_coverage AS pl ON pl.data_source = e.data_source AND pl.claim_id = e.id;

@@ -11,9 +11,10 @@
 --    claim, undetermined for the others (oral, vision); pharmacy claims
 --    are in tuva.pharmacy_claim; cancelled and entered-in-error claims are
 --    left out (newest-wins already keeps a claim's final adjustment).
---  * payer and plan are those of the member's Coverages at the claim's
---    source in force on the claim's start date, named as tuva.eligibility
---    names them; null when none is in force or they disagree.
+--  * payer and plan are those of claim_coverage: the member's Coverages at
+--    the claim's source in force on the claim's start date, named as
+--    tuva.eligibility names them; null when none is in force or they
+--    disagree.
 --  * admission and discharge dates are the claim's admission period (C4BB
 --    supportingInfo admissionperiod), else the billable period of an
 --    inpatient claim; rendering_npi the care team's rendering (else performing,
@@ -174,21 +175,6 @@ npi AS (
                       AND provider_npi IS NOT NULL) AS rendering_npi
     FROM main.eob_care_team
     GROUP BY data_source, eob_id
-),
-plan AS (
-    SELECT e.data_source, e.id AS eob_id,
-        CASE WHEN count(DISTINCT coalesce(c.payor_name, c.payor_id, 'unknown')) = 1
-             THEN min(coalesce(c.payor_name, c.payor_id, 'unknown')) END AS payer,
-        CASE WHEN count(DISTINCT coalesce(c.plan_name, c.plan_value, c.group_name, c.group_value, 'unknown')) = 1
-             THEN min(coalesce(c.plan_name, c.plan_value, c.group_name, c.group_value, 'unknown')) END AS plan
-    FROM claims AS e
-    JOIN main.coverage AS c
-      ON c.data_source = e.data_source
-     AND c.patient_id = e.patient_id
-     AND coalesce(c.status, 'active') NOT IN ('cancelled', 'entered-in-error')
-     AND c.period_start <= e.billable_period_start
-     AND (c.period_end IS NULL OR c.period_end >= e.billable_period_start)
-    GROUP BY e.data_source, e.id
 )
 SELECT
     e.id::VARCHAR                                          AS claim_id,
@@ -350,6 +336,6 @@ LEFT JOIN main.person AS pe ON pe.data_source = e.data_source AND pe.patient_id 
 LEFT JOIN dx AS d ON d.data_source = e.data_source AND d.eob_id = e.id
 LEFT JOIN px AS x ON x.data_source = e.data_source AND x.eob_id = e.id
 LEFT JOIN npi AS n ON n.data_source = e.data_source AND n.eob_id = e.id
-LEFT JOIN plan AS pl ON pl.data_source = e.data_source AND pl.eob_id = e.id
+LEFT JOIN main.claim_coverage AS pl ON pl.data_source = e.data_source AND pl.claim_id = e.id
 LEFT JOIN main.fhirlake_resources AS r ON r.source = e.data_source AND r.resource_type = 'ExplanationOfBenefit' AND r.id = e.id
 LEFT JOIN main.fhirlake_runs AS ru ON ru.run_id = r.run_id;

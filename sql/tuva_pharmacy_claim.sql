@@ -5,10 +5,10 @@
 -- Grain: (claim_id, claim_line_number, data_source), as Tuva's.
 --
 -- Filled from FHIR:
---  * payer and plan are those of the member's Coverages at the claim's
---    source in force on the dispensing date, named as tuva.eligibility
---    names them (so that claims meet their enrollment); null when none is
---    in force or they disagree.
+--  * payer and plan are those of claim_coverage: the member's Coverages at
+--    the claim's source in force on the claim's start date, named as
+--    tuva.eligibility names them (so that claims meet their enrollment);
+--    null when none is in force or they disagree.
 --  * dispensing_provider_npi is the NPI the claim's provider reference
 --    carries; paid_date is the claim's payment date; days_supply and
 --    refills are its C4BB supportingInfo dayssupply and refillnum.
@@ -21,21 +21,6 @@
 -- Not carried by CARIN Blue Button, so null: in_network_flag.
 CREATE SCHEMA IF NOT EXISTS tuva;
 CREATE OR REPLACE VIEW tuva.pharmacy_claim AS
-WITH plan AS (
-    SELECT pc.data_source, pc.claim_id, pc.claim_line_number,
-        CASE WHEN count(DISTINCT coalesce(c.payor_name, c.payor_id, 'unknown')) = 1
-             THEN min(coalesce(c.payor_name, c.payor_id, 'unknown')) END AS payer,
-        CASE WHEN count(DISTINCT coalesce(c.plan_name, c.plan_value, c.group_name, c.group_value, 'unknown')) = 1
-             THEN min(coalesce(c.plan_name, c.plan_value, c.group_name, c.group_value, 'unknown')) END AS plan
-    FROM main.pharmacy_claims AS pc
-    JOIN main.coverage AS c
-      ON c.data_source = pc.data_source
-     AND c.patient_id = pc.patient_id
-     AND coalesce(c.status, 'active') NOT IN ('cancelled', 'entered-in-error')
-     AND c.period_start <= pc.dispensing_date
-     AND (c.period_end IS NULL OR c.period_end >= pc.dispensing_date)
-    GROUP BY pc.data_source, pc.claim_id, pc.claim_line_number
-)
 SELECT
     pc.claim_id::VARCHAR                                   AS claim_id,
     pc.claim_line_number::INTEGER                          AS claim_line_number,
@@ -64,6 +49,6 @@ SELECT
     timezone('UTC', ru.finished_at)::TIMESTAMP             AS ingest_datetime
 FROM main.pharmacy_claims AS pc
 JOIN main.eob AS e ON e.data_source = pc.data_source AND e.id = pc.claim_id
-LEFT JOIN plan AS pl ON pl.data_source = pc.data_source AND pl.claim_id = pc.claim_id AND pl.claim_line_number = pc.claim_line_number
+LEFT JOIN main.claim_coverage AS pl ON pl.data_source = pc.data_source AND pl.claim_id = pc.claim_id
 LEFT JOIN main.fhirlake_resources AS r ON r.source = pc.data_source AND r.resource_type = 'ExplanationOfBenefit' AND r.id = pc.claim_id
 LEFT JOIN main.fhirlake_runs AS ru ON ru.run_id = r.run_id;

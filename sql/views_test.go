@@ -69,6 +69,7 @@ func all(view, order string) []string {
 func wholeViews(instead map[string][]string) map[string][]string {
 	g := map[string][]string{
 		"claims_by_type":     {"SELECT * FROM claims_by_type"},
+		"claim_coverage":     all("claim_coverage", "data_source, claim_id"),
 		"member_roster":      all("member_roster", rosterOrder),
 		"member_attribution": all("member_attribution", attributionOrder),
 		"member_months":      all("member_months", monthsOrder),
@@ -105,7 +106,7 @@ func datasets() []dataset {
 			name:  "sandbox",
 			build: func(t *testing.T, path string) { buildSandbox(t, path, 50) },
 			rows: map[string]int64{
-				"claims_by_type": 3, "member_roster": 50, "member_attribution": 50, "member_months": 1196,
+				"claims_by_type": 3, "claim_coverage": 168, "member_roster": 50, "member_attribution": 50, "member_months": 1196,
 				"claim_lines": 501, "pharmacy_claims": 57, "ed_visits": 15,
 				"hba1c_latest": 7, "bp_latest": 50, "tuva.eligibility": 50, "tuva.pharmacy_claim": 57, "tuva.medical_claim": 501,
 			},
@@ -143,6 +144,10 @@ func datasets() []dataset {
 						"eob-0001-02 | 1 | professional | 99214 | 2025-04-06 | 11 | 198.00 | 110.88 | 56.71 | 1723023440 | Z0000 | I10 | J449 | Bison Health Plan",
 						"eob-0001-02 | 2 | professional | 93000 | 2025-04-06 | 11 | 41.60 | 25.79 | 25.79 | 1723023440 | Z0000 | I10 | J449 | Bison Health Plan",
 					}},
+				// The office visit's coverage: cov-0001 alone is in force on
+				// 2025-04-06.
+				{"SELECT concat_ws(' | ', data_source, claim_id, payer, plan, coverages) FROM claim_coverage WHERE claim_id = 'eob-0001-02'",
+					[]string{"sandbox | eob-0001-02 | Bison Health Plan | Bison Medicare Advantage HMO | 1"}},
 				// The same office visit in Tuva's medical_claim: cov-0001
 				// (Bison Health Plan, Bison Medicare Advantage HMO) is in
 				// force on 2025-04-06; diagnoses by sequence, ICD-10-CM.
@@ -191,7 +196,7 @@ func datasets() []dataset {
 				buildFixtures(t, path, "cms-dpc", fixtures.Files(t, fixtures.Dir(t, "cms-dpc"), "*"), time.Date(2021, 8, 17, 0, 0, 0, 0, time.UTC))
 			},
 			rows: map[string]int64{
-				"claims_by_type": 2, "member_roster": 0, "member_attribution": 0, "member_months": 924,
+				"claims_by_type": 2, "claim_coverage": 43, "member_roster": 0, "member_attribution": 0, "member_months": 924,
 				"claim_lines": 146, "pharmacy_claims": 0, "ed_visits": 0,
 				"hba1c_latest": 0, "bp_latest": 0, "tuva.eligibility": 2, "tuva.pharmacy_claim": 0, "tuva.medical_claim": 146,
 			},
@@ -233,7 +238,7 @@ func datasets() []dataset {
 				buildFixtures(t, path, "carin-bb", fixtures.Files(t, fixtures.Dir(t, "carin-bb"), "*"), time.Date(2020, 10, 31, 0, 0, 0, 0, time.UTC))
 			},
 			rows: map[string]int64{
-				"claims_by_type": 2, "member_roster": 0, "member_attribution": 0, "member_months": 16,
+				"claims_by_type": 2, "claim_coverage": 3, "member_roster": 0, "member_attribution": 0, "member_months": 16,
 				"claim_lines": 21, "pharmacy_claims": 0, "ed_visits": 0,
 				"hba1c_latest": 0, "bp_latest": 0, "tuva.eligibility": 2, "tuva.pharmacy_claim": 0, "tuva.medical_claim": 21,
 			},
@@ -268,7 +273,7 @@ func datasets() []dataset {
 				buildFixtures(t, path, "edge", []string{filepath.Join("..", "testdata", "sql", "edge.ndjson")}, time.Date(2024, 9, 15, 12, 0, 0, 0, time.UTC))
 			},
 			rows: map[string]int64{
-				"claims_by_type": 3, "member_roster": 3, "member_attribution": 4, "member_months": 16,
+				"claims_by_type": 3, "claim_coverage": 9, "member_roster": 3, "member_attribution": 4, "member_months": 16,
 				"claim_lines": 8, "pharmacy_claims": 1, "ed_visits": 4,
 				"hba1c_latest": 2, "bp_latest": 2, "tuva.eligibility": 3, "tuva.pharmacy_claim": 1, "tuva.medical_claim": 8,
 			},

@@ -207,9 +207,10 @@ func TestMemoryBounded(t *testing.T) {
 		return p
 	}
 	small, large := peak(20), peak(100)
-	// GC timing makes the peak noisy; a leak proportional to the input
-	// would show as about 5x.
-	if tol := small + small/2 + 16<<20; large > tol {
+	// GC timing makes the peak noisy, more so while other packages' tests
+	// load the machine; a leak proportional to the input would show as
+	// about 5x.
+	if tol := 2*small + 16<<20; large > tol {
 		t.Errorf("peak heap grew with input: %d MiB for 100 MB vs %d MiB for 20 MB", large>>20, small>>20)
 	}
 }

@@ -159,6 +159,37 @@ func TestKeysGenerate(t *testing.T) {
 	}
 }
 
+// writeRoster writes dir/roster.csv of the sandbox's first n members, with
+// consent from a month before to a year after the sandbox clock; member
+// unmatched (-1 for none) gets a birth date nobody has, and with link each
+// member has a coverage_to_link (NEW-<i>).
+func writeRoster(t *testing.T, sb *sandbox.Server, dir string, n, unmatched int, link bool) string {
+	t.Helper()
+	now := sb.Clock().Now()
+	header := "given,family,birth_date,member_id,consent_start,consent_end"
+	if link {
+		header += ",coverage_to_link"
+	}
+	rows := []string{header}
+	for i := range n {
+		m, _ := sb.MemberMatchInfo(i)
+		birth := m.BirthDate
+		if i == unmatched {
+			birth = "1900-01-01" // no such member
+		}
+		row := []string{m.Given, m.Family, birth, m.MemberID, now.AddDate(0, -1, 0).Format(time.DateOnly), now.AddDate(1, 0, 0).Format(time.DateOnly)}
+		if link {
+			row = append(row, fmt.Sprintf("NEW-%d", i))
+		}
+		rows = append(rows, strings.Join(row, ","))
+	}
+	path := filepath.Join(dir, "roster.csv")
+	if err := os.WriteFile(path, []byte(strings.Join(rows, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestMemberMatchAndRunWithRoster(t *testing.T) {
 	sb, err := sandbox.New(sandbox.Config{Members: 10, Seed: 1})
 	if err != nil {
@@ -166,20 +197,8 @@ func TestMemberMatchAndRunWithRoster(t *testing.T) {
 	}
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(srv.Close)
-	now := sb.Clock().Now()
-	var rows []string
-	for i := range 3 {
-		m, _ := sb.MemberMatchInfo(i)
-		birth := m.BirthDate
-		if i == 2 {
-			birth = "1900-01-01" // no such member
-		}
-		rows = append(rows, strings.Join([]string{m.Given, m.Family, birth, m.MemberID,
-			now.AddDate(0, -1, 0).Format(time.DateOnly), now.AddDate(1, 0, 0).Format(time.DateOnly)}, ","))
-	}
 	dir := t.TempDir()
-	roster := filepath.Join(dir, "roster.csv")
-	os.WriteFile(roster, []byte("given,family,birth_date,member_id,consent_start,consent_end\n"+strings.Join(rows, "\n")+"\n"), 0o600)
+	roster := writeRoster(t, sb, dir, 3, 2, false)
 	env := map[string]string{"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret}
 	source := []string{"--fhir-url", sandbox.OneUpBase(srv.URL, sandbox.DefaultTenant), "--token-url", srv.URL + sandbox.TokenPath,
 		"--client-id", sandbox.DefaultClientID, "--scope", "bulk-data|user/*.rs member-match|read", "--roster", roster}
@@ -403,16 +422,8 @@ func TestRosterSpreadOverExports(t *testing.T) {
 	}
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(srv.Close)
-	now := sb.Clock().Now()
-	var rows []string
-	for i := range 5 {
-		m, _ := sb.MemberMatchInfo(i)
-		rows = append(rows, strings.Join([]string{m.Given, m.Family, m.BirthDate, m.MemberID,
-			now.AddDate(0, -1, 0).Format(time.DateOnly), now.AddDate(1, 0, 0).Format(time.DateOnly)}, ","))
-	}
 	dir := t.TempDir()
-	roster := filepath.Join(dir, "roster.csv")
-	os.WriteFile(roster, []byte("given,family,birth_date,member_id,consent_start,consent_end\n"+strings.Join(rows, "\n")+"\n"), 0o600)
+	roster := writeRoster(t, sb, dir, 5, -1, false)
 	wh := filepath.Join(dir, "w.duckdb")
 	code, stdout, stderr := run(t, map[string]string{"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret},
 		"--log-level", "warn", "run", "--types", "Patient,Coverage", "--warehouse", wh, "--max-patients-per-export", "2",
@@ -465,20 +476,8 @@ func TestRunWithBulkMemberMatch(t *testing.T) {
 	}
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(srv.Close)
-	now := sb.Clock().Now()
-	var rows []string
-	for i := range 4 {
-		m, _ := sb.MemberMatchInfo(i)
-		birth := m.BirthDate
-		if i == 2 {
-			birth = "1900-01-01" // no such member
-		}
-		rows = append(rows, strings.Join([]string{m.Given, m.Family, birth, m.MemberID,
-			now.AddDate(0, -1, 0).Format(time.DateOnly), now.AddDate(1, 0, 0).Format(time.DateOnly), fmt.Sprintf("NEW-%d", i)}, ","))
-	}
 	dir := t.TempDir()
-	roster := filepath.Join(dir, "roster.csv")
-	os.WriteFile(roster, []byte("given,family,birth_date,member_id,consent_start,consent_end,coverage_to_link\n"+strings.Join(rows, "\n")+"\n"), 0o600)
+	roster := writeRoster(t, sb, dir, 4, 2, true)
 	wh := filepath.Join(dir, "w.duckdb")
 	code, stdout, stderr := run(t, map[string]string{"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret},
 		"--log-level", "warn", "run", "--types", "Patient,Coverage", "--warehouse", wh,

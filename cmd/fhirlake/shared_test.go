@@ -146,19 +146,8 @@ func TestManyWorkersOneLake(t *testing.T) {
 	// and a lake of its own, ends with the rows the shared lake holds.
 	control := filepath.Join(t.TempDir(), "control.duckdb")
 	for _, wk := range ws {
-		var args []string
-		for i := 0; i < len(wk.args); i++ {
-			args = append(args, wk.args[i])
-			switch wk.args[i] {
-			case "--warehouse":
-				args = append(args, control)
-				i++
-			case "--summary":
-				args = append(args, control+"."+wk.source+".json")
-				i++
-			}
-		}
-		wk.args = append(args, "--namespace", "control")
+		wk = wk.at(control, control+"."+wk.source+".json")
+		wk.args = append(wk.args, "--namespace", "control")
 		if err := start(wk).Wait(); err != nil {
 			t.Fatalf("control run of %s: %v", wk.source, err)
 		}
@@ -207,19 +196,19 @@ func TestManyWorkersOneLake(t *testing.T) {
 		}
 		defer lk.Close()
 		icebergtest.CheckMirrors(t, a, lk, s3.Dir, "patient", "coverage", "eob", "eob_item", "eob_item_adjudication", "observation", "fhirlake_runs", "fhirlake_resources", "fhirlake_watermarks")
-		if got := query(t, a, "SELECT count(DISTINCT data_source)::VARCHAR FROM eob"); got[0] != "4" {
+		if got := icebergtest.Query(t, a, "SELECT count(DISTINCT data_source)::VARCHAR FROM eob"); got[0] != "4" {
 			t.Errorf("%s: %s sources in the synced file's eob", name, got[0])
 		}
 		// The four payers hold the same members (same seed, same member
 		// numbers, named a person identifier here): linked across
 		// sources in the synced file, though each worker linked only its
 		// own.
-		persons := query(t, a, "SELECT count(DISTINCT person_id)::VARCHAR || ' ' || count(*)::VARCHAR FROM person")
-		members := query(t, a, "SELECT count(*)::VARCHAR || ' ' || (4 * count(*))::VARCHAR FROM patient WHERE data_source = '"+ws[0].source+"'")
+		persons := icebergtest.Query(t, a, "SELECT count(DISTINCT person_id)::VARCHAR || ' ' || count(*)::VARCHAR FROM person")
+		members := icebergtest.Query(t, a, "SELECT count(*)::VARCHAR || ' ' || (4 * count(*))::VARCHAR FROM patient WHERE data_source = '"+ws[0].source+"'")
 		if persons[0] != members[0] {
 			t.Errorf("%s: persons (distinct, rows) %s, want %s", name, persons[0], members[0])
 		}
-		if got := query(t, a, "SELECT count(*)::VARCHAR FROM information_schema.tables WHERE table_name = 'member_months'"); got[0] != "1" {
+		if got := icebergtest.Query(t, a, "SELECT count(*)::VARCHAR FROM information_schema.tables WHERE table_name = 'member_months'"); got[0] != "1" {
 			t.Errorf("%s: the synced file has no analytics views", name)
 		}
 	}
@@ -284,6 +273,25 @@ func newSharedLake(t testing.TB, n, members int) *sharedLake {
 		sl.workers = append(sl.workers, wk)
 	}
 	return sl
+}
+
+// at is wk with another warehouse and summary file: the same source run
+// from another machine.
+func (wk sharedWorker) at(warehouse, summary string) sharedWorker {
+	m := wk
+	m.warehouse, m.args = warehouse, nil
+	for i := 0; i < len(wk.args); i++ {
+		m.args = append(m.args, wk.args[i])
+		switch wk.args[i] {
+		case "--warehouse":
+			m.args = append(m.args, warehouse)
+			i++
+		case "--summary":
+			m.args = append(m.args, summary)
+			i++
+		}
+	}
+	return m
 }
 
 // summary reads the summary of wk's last run.
@@ -392,21 +400,7 @@ func TestSourceMovesBetweenMachines(t *testing.T) {
 	wk := sl.workers[0]
 	dir := t.TempDir()
 	machine := func(name string) sharedWorker {
-		m := wk
-		m.warehouse = filepath.Join(dir, name, "w.duckdb")
-		m.args = nil
-		for i := 0; i < len(wk.args); i++ {
-			m.args = append(m.args, wk.args[i])
-			switch wk.args[i] {
-			case "--warehouse":
-				m.args = append(m.args, m.warehouse)
-				i++
-			case "--summary":
-				m.args = append(m.args, filepath.Join(dir, name, "summary.json"))
-				i++
-			}
-		}
-		return m
+		return wk.at(filepath.Join(dir, name, "w.duckdb"), filepath.Join(dir, name, "summary.json"))
 	}
 	// The control runs every round on one warehouse, into its own namespace.
 	control := machine("control")
@@ -430,26 +424,14 @@ func TestSourceMovesBetweenMachines(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer w.Close()
+		icebergtest.Query(t, w, "ATTACH IF NOT EXISTS '"+control.warehouse+"' AS ctl (READ_ONLY)")
 		for _, table := range data {
 			for _, q := range []string{
 				"SELECT * FROM " + table + " EXCEPT ALL SELECT * FROM ctl." + table,
 				"SELECT * FROM ctl." + table + " EXCEPT ALL SELECT * FROM " + table,
 			} {
-				rows, err := w.Query(t.Context(), "ATTACH IF NOT EXISTS '"+control.warehouse+"' AS ctl (READ_ONLY)")
-				if err != nil {
-					t.Fatal(err)
-				}
-				rows.Close()
-				var n int
-				rows, err = w.Query(t.Context(), "SELECT count(*) FROM ("+q+")")
-				if err != nil {
-					t.Fatal(err)
-				}
-				rows.Next()
-				rows.Scan(&n)
-				rows.Close()
-				if n != 0 {
-					t.Errorf("%s: %s: %d rows differ from the control warehouse's: %s", name, table, n, q)
+				if n := icebergtest.Query(t, w, "SELECT count(*)::VARCHAR FROM ("+q+")"); n[0] != "0" {
+					t.Errorf("%s: %s: %s rows differ from the control warehouse's: %s", name, table, n[0], q)
 				}
 			}
 		}
@@ -520,23 +502,4 @@ func TestSourceMovesBetweenMachines(t *testing.T) {
 		t.Errorf("machine one's next run exported since %v, want machine two's transaction time %v", again.Since, moved.TransactionTime)
 	}
 	same("third run, machine one again", one)
-}
-
-// query reads one column of a warehouse query as strings.
-func query(t testing.TB, w *duckdb.Warehouse, q string) []string {
-	t.Helper()
-	rows, err := w.Query(t.Context(), q)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
 }

@@ -38,7 +38,7 @@ func CheckMirrorsWhere(t testing.TB, w *duckdb.Warehouse, lk *iceberg.Lake, s3ro
 			mine = "(SELECT * FROM " + name + " WHERE " + where + ")"
 		}
 		if len(files) == 0 {
-			if n := query(t, w, "SELECT count(*)::VARCHAR FROM "+mine); n[0] != "0" {
+			if n := Query(t, w, "SELECT count(*)::VARCHAR FROM "+mine); n[0] != "0" {
 				t.Errorf("%s: no data files, %s rows in the warehouse", name, n[0])
 			}
 			continue
@@ -58,7 +58,7 @@ func CheckMirrorsWhere(t testing.TB, w *duckdb.Warehouse, lk *iceberg.Lake, s3ro
 			"SELECT * FROM " + mine + " EXCEPT ALL SELECT * FROM " + src,
 			"SELECT * FROM " + src + " EXCEPT ALL SELECT * FROM " + mine,
 		} {
-			if got := query(t, w, "SELECT count(*)::VARCHAR FROM ("+q+")"); got[0] != "0" {
+			if got := Query(t, w, "SELECT count(*)::VARCHAR FROM ("+q+")"); got[0] != "0" {
 				t.Errorf("%s: %s rows differ between the warehouse and the lake: %s", name, got[0], q)
 			}
 		}
@@ -120,7 +120,8 @@ func fileList(t testing.TB, s3root string, files []string) string {
 	return "[" + strings.Join(quoted, ", ") + "]"
 }
 
-func query(t testing.TB, w *duckdb.Warehouse, q string) []string {
+// Query runs q on w and returns its one column as strings ("" for null).
+func Query(t testing.TB, w *duckdb.Warehouse, q string) []string {
 	t.Helper()
 	rows, err := w.Query(t.Context(), q)
 	if err != nil {

@@ -19,8 +19,9 @@
 // (retry.go).
 //
 // The library is apache/iceberg-go; this package adds only what is ours:
-// the table layout, the filters of a run's changes, the catch-up of a lake
-// that fell behind, and the sources' state and leases.
+// the table layout, the filters of a run's changes and the position
+// deletes they make, found by reading key columns only (rowdelta.go), the
+// catch-up of a lake that fell behind, and the sources' state and leases.
 package iceberg
 
 import (
@@ -692,11 +693,15 @@ func (lk *Lake) publishDelta(ctx context.Context, snap load.Snapshot, t load.Tab
 		return false, err
 	}
 	var filter iceberg.BooleanExpression
+	match := rowKeys{cols: []string{load.DataSource, t.Key}, keys: make(map[string]struct{}, len(ids))}
 	if len(ids) > 0 {
 		filter = iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference(load.DataSource), changes.Source),
 			iceberg.IsIn(iceberg.Reference(t.Key), ids...))
+		for _, id := range ids {
+			match.keys[joinKey(changes.Source, id)] = struct{}{}
+		}
 	}
-	return true, commitDelta(ctx, tbl, filter, rr, summary, def)
+	return true, commitRowDelta(ctx, tbl, filter, match, readerOf(rr), summary, def)
 }
 
 // publishIndexDelta commits the run's changes to the version index's
@@ -721,9 +726,13 @@ func (lk *Lake) publishIndexDelta(ctx context.Context, snap load.Snapshot, chang
 	}
 	types := slices.Sorted(maps.Keys(changes.Keys))
 	var byType []iceberg.BooleanExpression
+	match := rowKeys{cols: []string{"source", "resource_type", "id"}, keys: map[string]struct{}{}}
 	for _, typ := range types {
 		byType = append(byType, iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference("resource_type"), typ),
 			iceberg.IsIn(iceberg.Reference("id"), changes.Keys[typ]...)))
+		for _, id := range changes.Keys[typ] {
+			match.keys[joinKey(changes.Source, typ, id)] = struct{}{}
+		}
 	}
 	var filter iceberg.BooleanExpression
 	switch len(byType) {
@@ -736,7 +745,7 @@ func (lk *Lake) publishIndexDelta(ctx context.Context, snap load.Snapshot, chang
 	if filter != nil {
 		filter = iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference("source"), changes.Source), filter)
 	}
-	if err := commitDelta(ctx, tbl, filter, rr, summary, def); err != nil {
+	if err := commitRowDelta(ctx, tbl, filter, match, readerOf(rr), summary, def); err != nil {
 		return true, err
 	}
 	return true, lk.compactIfDue(ctx, load.IndexTable, summary)

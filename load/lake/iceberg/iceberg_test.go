@@ -19,6 +19,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	iceberggo "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/go-cmp/cmp"
 
@@ -745,6 +746,63 @@ func TestIncrementalRunsMergeOnRead(t *testing.T) {
 	if sum["total-delete-files"] != "0" || sum["total-position-deletes"] != "0" || sum["total-records"] != "39" {
 		t.Errorf("after the compaction: %s delete files, %s deleted positions, %s rows (want 0, 0, 39)",
 			sum["total-delete-files"], sum["total-position-deletes"], sum["total-records"])
+	}
+}
+
+// TestMergeOnReadDeletesOnlyLiveRows: the position deletes of a
+// merge-on-read commit name each row once, in the data file that holds
+// it: a resource changed again loses only its current row (its first row
+// was deleted by the run before), and each delete file applies to one
+// data file, named by its file_path bounds.
+func TestMergeOnReadDeletesOnlyLiveRows(t *testing.T) {
+	ctx := t.Context()
+	w, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	lk, err := iceberg.Open(ctx, t.TempDir(), load.LakeOptions{Warehouse: w.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	var all []claim
+	for i := range 30 {
+		all = append(all, claim{fmt.Sprintf("c%02d", i), fmt.Sprintf("%d-03-01", 2020+i%3), 2})
+	}
+	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, all...))
+	deletedRows := func() (claims, lines string) {
+		t.Helper()
+		c, _ := lk.Table(ctx, "claim")
+		l, _ := lk.Table(ctx, "claim_line")
+		return c.CurrentSnapshot().Summary.Properties["total-position-deletes"], l.CurrentSnapshot().Summary.Properties["total-position-deletes"]
+	}
+	// r2 replaces two claims (their claim rows and two lines each).
+	publish(t, lk, w, commit(t, w, "payer-a", "r2", nil, claim{"c00", "2020-03-01", 2}, claim{"c01", "2021-03-01", 2}))
+	if c, l := deletedRows(); c != "2" || l != "4" {
+		t.Errorf("after r2: %s claim rows and %s lines deleted, want 2 and 4", c, l)
+	}
+	// r3 replaces c00 again: only the row r2 wrote goes.
+	publish(t, lk, w, commit(t, w, "payer-a", "r3", nil, claim{"c00", "2020-03-01", 1}))
+	if c, l := deletedRows(); c != "3" || l != "6" {
+		t.Errorf("after r3: %s claim rows and %s lines deleted, want 3 and 6", c, l)
+	}
+	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line", "fhirlake_resources")
+
+	tbl, _ := lk.Table(ctx, "claim")
+	tasks, err := tbl.Scan().PlanFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		for _, d := range task.DeleteFiles {
+			// A v2 manifest names the data file by the file_path bounds.
+			id := iceberggo.PositionalDeleteSchema.Field(0).ID
+			lo, hi := d.LowerBoundValues()[id], d.UpperBoundValues()[id]
+			if string(lo) != task.File.FilePath() || string(hi) != task.File.FilePath() {
+				t.Errorf("delete file %s applies to %s but its file_path bounds are %q and %q", d.FilePath(), task.File.FilePath(), lo, hi)
+			}
+		}
 	}
 }
 

@@ -1,0 +1,459 @@
+package iceberg
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/iceberg-go"
+	iceio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/table"
+	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
+)
+
+// Merge-on-read deletes are written here rather than by iceberg-go's
+// Transaction.Delete. To find the rows a filter selects, iceberg-go reads
+// every column of every data file the filter may touch; a run that
+// changes 1% of a table's resources, spread over all its years, touches
+// every file, so its delete read the whole table (about 80% of an
+// incremental run's time, and most of its memory). The rows a run
+// replaces are known by their key columns alone: this reads only those
+// column chunks of each candidate file, leaves out the positions already
+// deleted, and writes one position-delete file per data file (the spec's
+// file_path and pos, sorted, with the data file as its
+// referenced_data_file and its bounds), committed with the new rows as one
+// row-delta snapshot (table.RowDelta), which also checks at commit that
+// the data files it deletes from are still the table's.
+
+// rowKeys selects the rows a commit deletes: those whose values in cols,
+// joined by a NUL byte (joinKey), are in keys. Every column is a string.
+type rowKeys struct {
+	cols []string
+	keys map[string]struct{}
+}
+
+// joinKey is the key of a row whose cols hold vals.
+func joinKey(vals ...string) string {
+	n := len(vals)
+	for _, v := range vals {
+		n += len(v)
+	}
+	b := make([]byte, 0, n)
+	for i, v := range vals {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, v...)
+	}
+	return string(b)
+}
+
+// readConcurrency is how many data files are read at once to find the
+// rows to delete (on S3 each read is a few ranged requests).
+const readConcurrency = 4
+
+// commitRowDelta commits to tbl, in one transaction and one snapshot, the
+// position deletes of the live rows that match (among the data files
+// filter may select; none when filter is nil) and the append of rr's
+// rows, switching the table to merge-on-read and recording its CREATE
+// statement, def, when they changed.
+func commitRowDelta(ctx context.Context, tbl *table.Table, filter iceberg.BooleanExpression, match rowKeys, rr array.RecordReader, summary iceberg.Properties, def string) error {
+	props := iceberg.Properties{}
+	if def != "" && tbl.Properties()[propSQL] != def {
+		props[propSQL] = def
+	}
+	for k, v := range mergeOnRead {
+		if tbl.Properties()[k] != v {
+			props[k] = v
+		}
+	}
+	txn := tbl.NewTransaction()
+	if len(props) > 0 {
+		if err := txn.SetProperties(props); err != nil {
+			return fmt.Errorf("set properties: %w", err)
+		}
+	}
+	var deletes []iceberg.DataFile
+	if filter != nil && len(match.keys) > 0 {
+		var err error
+		if deletes, err = writePositionDeletes(ctx, tbl, filter, match); err != nil {
+			return fmt.Errorf("delete changed rows: %w", err)
+		}
+	}
+	var added []iceberg.DataFile
+	for df, err := range table.WriteRecords(ctx, tbl, rr.Schema(), batchesOf(rr)) {
+		if err != nil {
+			return fmt.Errorf("append changed rows: %w", err)
+		}
+		added = append(added, df)
+	}
+	if len(added)+len(deletes) > 0 {
+		if err := txn.NewRowDelta(summary).AddRows(added...).AddDeletes(deletes...).Commit(ctx); err != nil {
+			return fmt.Errorf("commit changed rows: %w", err)
+		}
+	}
+	if _, ok := tbl.Properties()[propBaseFiles]; !ok {
+		if err := recordBaseFiles(txn); err != nil {
+			return err
+		}
+	}
+	if _, err := txn.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// batchesOf yields rr's batches, each retained for the consumer (which
+// releases it, as table.WriteRecords does), then rr's error.
+func batchesOf(rr array.RecordReader) func(func(arrow.RecordBatch, error) bool) {
+	return func(yield func(arrow.RecordBatch, error) bool) {
+		for rr.Next() {
+			rec := rr.RecordBatch()
+			rec.Retain()
+			if !yield(rec, nil) {
+				return
+			}
+		}
+		if err := rr.Err(); err != nil {
+			yield(nil, err)
+		}
+	}
+}
+
+// writePositionDeletes writes, for each of tbl's data files that filter
+// may select and that holds live rows matching match, a position-delete
+// file of those rows, and returns the files.
+func writePositionDeletes(ctx context.Context, tbl *table.Table, filter iceberg.BooleanExpression, match rowKeys) ([]iceberg.DataFile, error) {
+	scan := tbl.Scan(table.WithRowFilter(filter))
+	tasks, err := scan.PlanFiles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wfs, ok := fs.(iceio.WriteFileIO)
+	if !ok {
+		return nil, fmt.Errorf("the lake's file system %T cannot write files", fs)
+	}
+	ids := make([]int, len(match.cols))
+	for i, c := range match.cols {
+		f, ok := tbl.Schema().FindFieldByName(c)
+		if !ok {
+			return nil, fmt.Errorf("no column %s in the table", c)
+		}
+		ids[i] = f.ID
+	}
+	commit := uuid.New()
+	var mu sync.Mutex
+	var out []iceberg.DataFile
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(readConcurrency)
+	for n, task := range tasks {
+		g.Go(func() error {
+			pos, err := matchingPositions(gctx, fs, task, match, ids)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", task.File.FilePath(), err)
+			}
+			if len(pos) == 0 {
+				return nil
+			}
+			spec := tbl.Metadata().PartitionSpecByID(int(task.File.SpecID()))
+			if spec == nil {
+				return fmt.Errorf("%s: unknown partition spec %d", task.File.FilePath(), task.File.SpecID())
+			}
+			path := fmt.Sprintf("%s/data/%s-%05d-deletes.parquet", tbl.Location(), commit, n)
+			df, err := writeDeleteFile(wfs, *spec, path, task.File, pos)
+			if err != nil {
+				return fmt.Errorf("write %s: %w", path, err)
+			}
+			mu.Lock()
+			out = append(out, df)
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b iceberg.DataFile) int { return strings.Compare(a.FilePath(), b.FilePath()) })
+	return out, nil
+}
+
+// stringColumn is a string Arrow array, whichever offsets it has.
+type stringColumn interface {
+	arrow.Array
+	Value(int) string
+}
+
+// matchingPositions returns, ascending, the positions in task's data file
+// of the live rows (not deleted by the task's delete files) whose values
+// in the columns of field ids ids form a key of match.
+func matchingPositions(ctx context.Context, fs iceio.IO, task table.FileScanTask, match rowKeys, ids []int) ([]int64, error) {
+	if len(task.EqualityDeleteFiles)+len(task.DeletionVectorFiles) > 0 {
+		return nil, fmt.Errorf("the file has equality deletes or deletion vectors, which fhirlake does not write")
+	}
+	dead := map[int64]struct{}{}
+	for _, d := range task.DeleteFiles {
+		if err := readDeletes(ctx, fs, d.FilePath(), task.File.FilePath(), dead); err != nil {
+			return nil, fmt.Errorf("delete file %s: %w", d.FilePath(), err)
+		}
+	}
+	var out []int64
+	m := matcher{keys: match.keys}
+	err := scanColumns(ctx, fs, task.File.FilePath(), match.cols, ids, func(row int64, cols []arrow.Array) error {
+		return m.batch(cols, match.cols, func(j int) {
+			if _, gone := dead[row+int64(j)]; !gone {
+				out = append(out, row+int64(j))
+			}
+		})
+	})
+	return out, err
+}
+
+// matcher finds the rows of a batch whose columns' values form a key.
+type matcher struct {
+	keys map[string]struct{}
+	key  []byte
+	hit  []bool
+}
+
+// batch calls found with the index of each row of cols (string or
+// dictionary-of-string arrays, named names) that is a key. When every
+// column but the last holds one value (a partition's data_source), rows
+// are matched by the last column's dictionary entries, each looked up
+// once, not row by row.
+func (m *matcher) batch(cols []arrow.Array, names []string, found func(int)) error {
+	vals := make([]stringColumn, len(cols))
+	idx := make([]*array.Dictionary, len(cols))
+	for i, c := range cols {
+		if d, ok := c.(*array.Dictionary); ok {
+			idx[i] = d
+			c = d.Dictionary()
+		}
+		s, ok := c.(stringColumn)
+		if !ok {
+			return fmt.Errorf("column %s is %s, not a string", names[i], cols[i].DataType())
+		}
+		vals[i] = s
+	}
+	n := cols[0].Len()
+	last := len(cols) - 1
+	if d := idx[last]; d != nil {
+		if prefix, ok := constantPrefix(cols[:last], vals[:last], idx[:last]); ok {
+			m.hit = m.hit[:0]
+			for k := range vals[last].Len() {
+				m.key = append(append(m.key[:0], prefix...), vals[last].Value(k)...)
+				_, hit := m.keys[string(m.key)]
+				m.hit = append(m.hit, hit && !vals[last].IsNull(k))
+			}
+			for j := range n {
+				if d.IsValid(j) && m.hit[d.GetValueIndex(j)] {
+					found(j)
+				}
+			}
+			return nil
+		}
+	}
+	for j := range n {
+		m.key = m.key[:0]
+		null := false
+		for i, c := range cols {
+			if c.IsNull(j) {
+				null = true
+				break
+			}
+			k := j
+			if idx[i] != nil {
+				k = idx[i].GetValueIndex(j)
+			}
+			if i > 0 {
+				m.key = append(m.key, 0)
+			}
+			m.key = append(m.key, vals[i].Value(k)...)
+		}
+		if _, ok := m.keys[string(m.key)]; ok && !null {
+			found(j)
+		}
+	}
+	return nil
+}
+
+// constantPrefix returns the joined values of cols, plus the separator
+// before the next column, when each holds one non-null value in every
+// row; ok is false otherwise.
+func constantPrefix(cols []arrow.Array, vals []stringColumn, idx []*array.Dictionary) (prefix []byte, ok bool) {
+	for i, c := range cols {
+		if c.NullN() > 0 || c.Len() == 0 {
+			return nil, false
+		}
+		at := func(j int) string {
+			if idx[i] != nil {
+				return vals[i].Value(idx[i].GetValueIndex(j))
+			}
+			return vals[i].Value(j)
+		}
+		v := at(0)
+		if idx[i] == nil || vals[i].Len() > 1 {
+			for j := 1; j < c.Len(); j++ {
+				if at(j) != v {
+					return nil, false
+				}
+			}
+		}
+		prefix = append(append(prefix, v...), 0)
+	}
+	return prefix, true
+}
+
+// readDeletes adds to dead the positions of target that the
+// position-delete file at path lists.
+func readDeletes(ctx context.Context, fs iceio.IO, path, target string, dead map[int64]struct{}) error {
+	names := []string{"file_path", "pos"}
+	m := matcher{keys: map[string]struct{}{target: {}}}
+	return scanColumns(ctx, fs, path, names, []int{deleteFilePathID, deletePosID}, func(_ int64, cols []arrow.Array) error {
+		pos, ok := cols[1].(*array.Int64)
+		if !ok {
+			return fmt.Errorf("not a position-delete file: pos is %s", cols[1].DataType())
+		}
+		return m.batch(cols[:1], names, func(j int) { dead[pos.Value(j)] = struct{}{} })
+	})
+}
+
+// scanColumns reads the columns of field ids ids (named names) of the
+// Parquet file at path, batch by batch, and calls fn with each batch's
+// columns and the position of its first row. Only those columns' chunks
+// are read.
+func scanColumns(ctx context.Context, fs iceio.IO, path string, names []string, ids []int, fn func(row int64, cols []arrow.Array) error) error {
+	f, err := fs.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	pf, err := file.NewParquetReader(f)
+	if err != nil {
+		return err
+	}
+	defer pf.Close()
+	idx, err := columnsOf(pf, names, ids)
+	if err != nil {
+		return err
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	if err != nil {
+		return err
+	}
+	rr, err := fr.GetRecordReader(ctx, idx, nil)
+	if err != nil {
+		return err
+	}
+	defer rr.Release()
+	var row int64
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		if err := fn(row, rec.Columns()); err != nil {
+			return err
+		}
+		row += rec.NumRows()
+	}
+	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// columnsOf returns the indexes in pf's schema of the columns of the
+// given field ids (by name for a file written without field ids).
+func columnsOf(pf *file.Reader, names []string, ids []int) ([]int, error) {
+	sc := pf.MetaData().Schema
+	out := make([]int, len(ids))
+	for i, id := range ids {
+		out[i] = -1
+		for c := range sc.NumColumns() {
+			col := sc.Column(c)
+			if col.SchemaNode().FieldID() == int32(id) || (col.SchemaNode().FieldID() < 0 && col.Name() == names[i]) {
+				out[i] = c
+				break
+			}
+		}
+		if out[i] < 0 {
+			return nil, fmt.Errorf("no column %s (field id %d) in the file", names[i], id)
+		}
+	}
+	return out, nil
+}
+
+// The field ids of a position-delete file's columns (the spec's reserved
+// ids).
+var (
+	deleteFilePathID = iceberg.PositionalDeleteSchema.Field(0).ID
+	deletePosID      = iceberg.PositionalDeleteSchema.Field(1).ID
+)
+
+// writeDeleteFile writes at path the position-delete file of positions pos
+// (ascending) of data file df, and returns it as a delete file of df's
+// partition.
+func writeDeleteFile(fs iceio.WriteFileIO, spec iceberg.PartitionSpec, path string, df iceberg.DataFile, pos []int64) (iceberg.DataFile, error) {
+	mem := memory.DefaultAllocator
+	sc := table.PositionalDeleteArrowSchema
+	paths := array.NewStringBuilder(mem)
+	defer paths.Release()
+	positions := array.NewInt64Builder(mem)
+	defer positions.Release()
+	target := df.FilePath()
+	paths.Reserve(len(pos))
+	for range pos {
+		paths.Append(target)
+	}
+	positions.AppendValues(pos, nil)
+	pa, qa := paths.NewArray(), positions.NewArray()
+	defer pa.Release()
+	defer qa.Release()
+	rec := array.NewRecordBatch(sc, []arrow.Array{pa, qa}, int64(len(pos)))
+	defer rec.Release()
+
+	var buf bytes.Buffer
+	w, err := pqarrow.NewFileWriter(sc, &buf,
+		parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithDictionaryDefault(true)),
+		pqarrow.DefaultWriterProps())
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Write(rec); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	if err := fs.WriteFile(path, buf.Bytes()); err != nil {
+		return nil, err
+	}
+	b, err := iceberg.NewDataFileBuilder(spec, iceberg.EntryContentPosDeletes, path, iceberg.ParquetFile,
+		df.Partition(), nil, nil, int64(len(pos)), int64(buf.Len()))
+	if err != nil {
+		return nil, err
+	}
+	long := func(v int64) []byte { return binary.LittleEndian.AppendUint64(nil, uint64(v)) }
+	return b.ReferencedDataFile(target).
+		ValueCounts(map[int]int64{deleteFilePathID: int64(len(pos)), deletePosID: int64(len(pos))}).
+		NullValueCounts(map[int]int64{deleteFilePathID: 0, deletePosID: 0}).
+		LowerBoundValues(map[int][]byte{deleteFilePathID: []byte(target), deletePosID: long(pos[0])}).
+		UpperBoundValues(map[int][]byte{deleteFilePathID: []byte(target), deletePosID: long(pos[len(pos)-1])}).
+		Build(), nil
+}

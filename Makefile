@@ -6,6 +6,8 @@ GO        ?= go
 TAGS      := duckdb_arrow
 BIN       := bin/fhirlake
 TOOLS     := $(CURDIR)/.tools
+# The commit fhirlake --version names (empty outside a git checkout).
+COMMIT    := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo ", modified")
 STATICCHECK_VERSION := v0.8.2
 VERSITYGW_VERSION   := v1.8.0
 
@@ -14,7 +16,7 @@ VERSITYGW_VERSION   := v1.8.0
 all: build
 
 build:
-	$(GO) build -tags $(TAGS) -o $(BIN) ./cmd/fhirlake
+	$(GO) build -tags $(TAGS) -ldflags "-X 'main.commit=$(COMMIT)'" -o $(BIN) ./cmd/fhirlake
 
 # vet, the SQL-on-FHIR v2 conformance suite (../shared/fixtures/sof-tests,
 # report in sof-report.json; any failure fails the target), the Airflow

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -305,6 +306,11 @@ func (c *Client) retrying(ctx context.Context, op string, fn func() (retryAfter 
 		if err == nil || !errors.Is(err, ErrTransient) || attempt >= retries {
 			return err
 		}
+		if host, ok := unknownHost(err); ok && attempt >= 1 && firstContact[op] {
+			// The name did not resolve twice in a row before the server
+			// was ever reached: a wrong URL, not an outage.
+			return fmt.Errorf("%s: host %q not found (DNS): check the URL (--fhir-url, --token-url, or the config): %w", op, host, ErrUnknownHost)
+		}
 		wait := backoff + rand.N(backoff/2+1)
 		if ra > 0 {
 			wait = c.clampPoll(ra)
@@ -315,6 +321,31 @@ func (c *Client) retrying(ctx context.Context, op string, fn func() (retryAfter 
 		}
 		backoff = min(backoff*2, time.Minute)
 	}
+}
+
+// firstContact are the operations that reach a server for the first
+// time in a run; a DNS failure there is a configuration matter after one
+// retry (ErrUnknownHost). Later, a name that stops resolving is an outage
+// and is retried like one.
+var firstContact = map[string]bool{"kick-off": true, "member-match": true, "bulk-member-match": true}
+
+// unknownHost reports whether err is a DNS answer that the host does not
+// exist, and the host. (oauth2 flattens its transport errors to text.)
+func unknownHost(err error) (string, bool) {
+	var dns *net.DNSError
+	if errors.As(err, &dns) && dns.IsNotFound {
+		return dns.Name, true
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, ": no such host"); i >= 0 {
+		host := msg[:i]
+		if j := strings.LastIndex(host, "lookup "); j >= 0 {
+			host, _, _ = strings.Cut(host[j+len("lookup "):], " ")
+			return host, true
+		}
+		return "", true
+	}
+	return "", false
 }
 
 func drain(resp *http.Response) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -683,5 +684,48 @@ func TestRateLimitPerHost(t *testing.T) {
 	a := c.limiter("a")
 	if a == c.limiter("b") || a != c.limiter("a") {
 		t.Error("limiters are not per host")
+	}
+}
+
+// roundTripFunc is an http.RoundTripper from a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestUnknownHostIsAConfigurationError: a kick-off whose host does not
+// resolve is tried once more, then fails as ErrUnknownHost (not
+// transient: Airflow would retry it for ever), naming the host. A status
+// poll that meets the same DNS answer later is retried as an outage.
+func TestUnknownHostIsAConfigurationError(t *testing.T) {
+	calls := 0
+	dns := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		calls++
+		return nil, &net.DNSError{Err: "no such host", Name: r.URL.Hostname(), IsNotFound: true}
+	})
+	c := &Client{BaseURL: "https://payer.invalid/fhir", HTTP: &http.Client{Transport: dns}, Retries: 5,
+		Sleep: func(context.Context, time.Duration) error { return nil }}
+	_, err := c.Kickoff(t.Context(), Request{})
+	if !errors.Is(err, ErrUnknownHost) || errors.Is(err, ErrTransient) || !strings.Contains(err.Error(), `host "payer.invalid" not found`) {
+		t.Errorf("kick-off: %v, want ErrUnknownHost naming the host and not transient", err)
+	}
+	if calls != 2 {
+		t.Errorf("kick-off tried %d times, want 2", calls)
+	}
+	// A fake clock that the stubbed sleeps move on, so that --max-wait
+	// ends the polling.
+	clock := time.Unix(0, 0)
+	c.Now = func() time.Time { return clock }
+	c.Sleep = func(_ context.Context, d time.Duration) error { clock = clock.Add(d); return nil }
+	c.MaxWait = time.Hour
+	calls = 0
+	_, err = c.Poll(t.Context(), "https://payer.invalid/fhir/status/1")
+	if !errors.Is(err, ErrTransient) || errors.Is(err, ErrUnknownHost) {
+		t.Errorf("status: %v, want a transient failure", err)
+	}
+	if calls < 3 {
+		t.Errorf("status tried %d times, want it retried as an outage", calls)
+	}
+	if host, ok := unknownHost(errors.New(`Post "https://t.invalid/token": dial tcp: lookup t.invalid on 10.0.0.53:53: no such host`)); !ok || host != "t.invalid" {
+		t.Errorf("unknownHost of oauth2's text: %q %v", host, ok)
 	}
 }

@@ -29,6 +29,9 @@ var (
 	// ErrTransient: the same file fails the same way until the limit is
 	// raised.
 	ErrTooLarge = errors.New("file over the download limits")
+	// ErrUnknownHost means the server's host name does not resolve (a
+	// DNS "no such host" on the first contact, twice): a wrong URL.
+	ErrUnknownHost = errors.New("unknown host")
 )
 
 // StatusError is an unexpected HTTP answer. Its message never includes the

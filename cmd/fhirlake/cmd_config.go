@@ -25,7 +25,7 @@ func configCommand() *cli.Command {
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "config", Usage: "YAML config `FILE`", Required: true, EnvVars: []string{"FHIRLAKE_CONFIG"}},
 			},
-			OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+			OnUsageError: onUsageError,
 			Action: func(c *cli.Context) error {
 				return runConfigCheck(c.Context, c, c.String("config"))
 			},

@@ -34,7 +34,7 @@ func demoCommand() *cli.Command {
 			&cli.IntFlag{Name: "members", Value: 200, Usage: "synthetic members in the sandbox"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "generator seed"},
 		},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {
 			if c.Int("members") < 1 {
 				return usagef("--members must be at least 1")

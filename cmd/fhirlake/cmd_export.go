@@ -26,7 +26,7 @@ func exportCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Usage: "directory for the NDJSON files, manifest.json and the job state (job.json); rerunning with the same flags resumes the job", Required: true, EnvVars: []string{"FHIRLAKE_OUT"}},
 			&cli.BoolFlag{Name: "cancel", Usage: "cancel the job recorded in --out (DELETE on the server) and remove what it wrote there (job.json, its downloads, its manifest.json); nothing else in --out is touched"},
 		),
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {
 			log, err := logger(c)
 			if err != nil {

@@ -29,7 +29,7 @@ func keysCommand() *cli.Command {
 				&cli.StringFlag{Name: "alg", Value: extract.ES384, Usage: "ES384 (P-384) or RS384 (RSA 3072)"},
 				&cli.StringFlag{Name: "out", Usage: "directory for private-key.pem (mode 0600) and jwks.json", Required: true},
 			},
-			OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+			OnUsageError: onUsageError,
 			Action: func(c *cli.Context) error {
 				return runKeysGenerate(c.Context, c, keysOptions{alg: c.String("alg"), out: c.String("out")})
 			},

@@ -31,7 +31,7 @@ func lakeCommand() *cli.Command {
 				&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE` the lake mirrors", EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
 				&cli.StringFlag{Name: "lake", Usage: "the lake's `LOCATION`: a folder, file:///path or s3://bucket/prefix", EnvVars: []string{"FHIRLAKE_LAKE"}},
 			}, lakeFlags()...),
-			OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+			OnUsageError: onUsageError,
 			Action:       runLakeExpire,
 		}},
 	}

@@ -27,7 +27,7 @@ func loadCommand() *cli.Command {
 			&cli.StringFlag{Name: "summary", Usage: "write the JSON summary to `FILE` (also when the load fails)", EnvVars: []string{"FHIRLAKE_SUMMARY"}},
 			&cli.Int64Flag{Name: "max-rejects", Value: -1, Usage: "fail (exit 6, nothing committed) when more lines or values than this are rejected; -1: no limit", EnvVars: []string{"FHIRLAKE_MAX_REJECTS"}},
 		}, append(personFlags(), append(lakeFlags(), leaseFlag())...)...),
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {
 			log, err := logger(c)
 			if err != nil {
@@ -65,7 +65,10 @@ func loadCommand() *cli.Command {
 }
 
 func runLoad(ctx context.Context, c *cli.Context, p pipeline.Pipeline, dir string) (err error) {
-	rep := &report{}
+	rep, err := newReport(c)
+	if err != nil {
+		return err
+	}
 	defer func() { err = rep.finish(c, err) }()
 	ctx, stop := attachProgress(ctx, c, &p)
 	sum, err := p.LoadDir(ctx, dir)

@@ -42,7 +42,7 @@ func memberMatchCommand() *cli.Command {
 		Usage:        "Payer-to-Payer: send one HRex $member-match per roster member and record the outcome",
 		UsageText:    "fhirlake member-match --fhir-url URL --roster members.csv [auth flags] [--out matches.csv]",
 		Flags:        flags,
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {
 			log, err := logger(c)
 			if err != nil {

@@ -42,7 +42,7 @@ func rebuildCommand() *cli.Command {
 			&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files (their partitioning, with --from warehouse)", EnvVars: []string{"FHIRLAKE_VIEWS"}},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (tables, partitions, rows, what is replaced) and change nothing"},
 		}, lakeFlags()...),
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {
 			from := duckdb.From(c.String("from"))
 			if from != duckdb.FromLake && from != duckdb.FromWarehouse {

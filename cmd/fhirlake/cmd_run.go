@@ -53,9 +53,12 @@ func runCommand() *cli.Command {
 			"fhirlake run --config fhirlake.yaml [--source NAME]\n\n" +
 			"Settings come from flags, FHIRLAKE_* variables, the config file and defaults, in that order of precedence.",
 		Flags:        append(append(sourceFlags(), rosterFlags()...), runFlags()...),
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) (err error) {
-			rep := &report{}
+			rep, err := newReport(c)
+			if err != nil {
+				return err
+			}
 			defer func() { err = rep.finish(c, err) }()
 			log, err := logger(c)
 			if err != nil {

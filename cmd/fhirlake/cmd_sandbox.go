@@ -33,7 +33,7 @@ func sandboxCommand() *cli.Command {
 			&cli.StringFlag{Name: "alt-host", Usage: "serve status and file URLs on this second `HOST:PORT` (e.g. localhost:8089), as 1upHealth does"},
 			&cli.StringFlag{Name: "faults", Usage: "fault injection as `JSON`, e.g. '{\"kickoffTooMany\":2,\"redirectFiles\":true}'; also POST /_admin/faults at run time"},
 		},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {
 			if c.Int("members") < 1 {
 				return usagef("--members must be at least 1")

@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/fhirlake/fhirlake/internal/config"
+	"github.com/fhirlake/fhirlake/internal/lockfile"
 	"github.com/fhirlake/fhirlake/load"
 )
 
@@ -30,7 +32,7 @@ func statusCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of tables"},
 			&cli.IntFlag{Name: "limit", Value: 20, Usage: "number of most recent runs to show"},
 		},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {
 			wh := c.String("warehouse")
 			if wh == "" && c.String("config") != "" {
@@ -67,6 +69,13 @@ var statusQueries = []struct {
 
 func runStatus(ctx context.Context, w io.Writer, o statusOptions) error {
 	wh, err := load.OpenReadOnly(ctx, o.warehouse)
+	if errors.Is(err, load.ErrInUse) {
+		// Exit 7: try again when the writer is done.
+		if h := lockfile.Holding(o.warehouse); h != nil {
+			return fmt.Errorf("%w: a run is in progress on %s (%s); status can read the warehouse when it ends", lockfile.ErrBusy, o.warehouse, h)
+		}
+		return err
+	}
 	if err != nil {
 		return usagef("%v", err)
 	}

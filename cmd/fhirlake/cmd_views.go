@@ -34,7 +34,7 @@ func viewsCommand() *cli.Command {
 				&cli.StringFlag{Name: "report", Usage: "write the report ({\"file.json\":{\"tests\":[{\"name\":...,\"result\":{\"passed\":bool}}]}}) to `FILE`"},
 				&cli.BoolFlag{Name: "verbose", Usage: "list every failed test with its reason"},
 			},
-			OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+			OnUsageError: onUsageError,
 			Action: func(c *cli.Context) error {
 				return runViewsTest(c.Context, c, viewsTestOptions{suite: c.String("suite"), report: c.String("report"), verbose: c.Bool("verbose")})
 			},

@@ -36,7 +36,7 @@ func warehouseCommand() *cli.Command {
 				&cli.StringSliceFlag{Name: "source", Usage: "copy only this `NAME` (repeat for several; default: every source of the lake)"},
 				&cli.DurationFlag{Name: "wait", Value: pipeline.DefaultLeaseTTL * 5, Usage: "how long to wait for a source a run holds (a `DURATION` such as 10m), then exit 7"},
 			}, append(personFlags(), lakeFlags()...)...),
-			OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+			OnUsageError: onUsageError,
 			Action:       runWarehouseSync,
 		}},
 	}

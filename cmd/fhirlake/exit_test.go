@@ -3,12 +3,18 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fhirlake/fhirlake/internal/lockfile"
+	"github.com/fhirlake/fhirlake/load/duckdb"
 )
 
 // TestMainHelper runs main() itself when the test binary is re-executed by
@@ -53,5 +59,50 @@ func TestMainExitCodes(t *testing.T) {
 				t.Errorf("exit %d, want %d:\n%s", code, tt.code, out)
 			}
 		})
+	}
+}
+
+// TestHoldWarehouseHelper, re-executed by TestStatusDuringARun, holds a
+// warehouse as a run does (its lock and the DuckDB file, read-write)
+// until its stdin closes.
+func TestHoldWarehouseHelper(t *testing.T) {
+	path := os.Getenv("FHIRLAKE_TEST_HOLD")
+	if path == "" {
+		t.Skip("helper process of TestStatusDuringARun")
+	}
+	lock, err := lockfile.Acquire(path, "fhirlake run --source payer-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	w, err := duckdb.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	fmt.Println("holding")
+	bufio.NewReader(os.Stdin).ReadString('\n')
+}
+
+// TestStatusDuringARun: status on a warehouse a run is writing says that a
+// run is in progress, names it, and exits 7 (try later), not 2.
+func TestStatusDuringARun(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHoldWarehouseHelper$")
+	cmd.Env = append(os.Environ(), "FHIRLAKE_TEST_HOLD="+path)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "holding\n" {
+		t.Fatalf("helper: %q", line)
+	}
+	code, _, stderr := run(t, nil, "status", "--warehouse", path)
+	want := fmt.Sprintf("a run is in progress on %s (pid %d", path, cmd.Process.Pid)
+	if code != exitBusy || !strings.Contains(stderr, want) || !strings.Contains(stderr, "fhirlake run --source payer-a") {
+		t.Errorf("exit %d, want %d, and stderr naming the run (%q):\n%s", code, exitBusy, want, stderr)
 	}
 }

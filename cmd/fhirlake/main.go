@@ -48,7 +48,8 @@ const exitCodesHelp = `EXIT CODES:
    0    success
    1    failure not classified below, among them a server defect (a file that disagrees
         with its manifest the same way twice) and a local disk that cannot be written
-   2    usage or configuration error, a lake that mirrors another warehouse, a file over
+   2    usage or configuration error (a host name that does not resolve, an output folder
+        that cannot be written), a lake that mirrors another warehouse, a file over
         a download limit, or a _typeFilter the server refused and fhirlake cannot apply
         itself (fix the command or the settings; do not retry)
    3    authentication or authorization failed, or a token URL that answers no token
@@ -69,30 +70,29 @@ func main() {
 		debug.SetGCPercent(400)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args)
-	// Classify before stop: stop cancels ctx, and a cancelled ctx means
-	// "interrupted" to exitCode.
-	code := exitCode(ctx, err)
+	code := runMain(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "fhirlake: "+err.Error())
-	}
 	os.Exit(code)
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
+	st := &appState{format: "text", helpAsked: true}
+	v, _ := buildVersion()
 	return &cli.App{
-		Name:  "fhirlake",
-		Usage: "Bulk FHIR $export from payer APIs into Parquet and DuckDB",
+		Name:     "fhirlake",
+		Version:  v,
+		Metadata: map[string]any{"state": st},
+		Action:   unknownCommand,
+		Usage:    "Bulk FHIR $export from payer APIs into Parquet and DuckDB",
 		Description: "fhirlake runs the HL7 Bulk Data export lifecycle against a payer FHIR API, flattens the NDJSON\n" +
 			"through SQL-on-FHIR v2 ViewDefinitions, and loads typed tables into DuckDB and a Parquet lake.",
 		CustomAppHelpTemplate: cli.AppHelpTemplate + "\n" + exitCodesHelp + "\n",
-		Writer:                stdout,
+		Writer:                &helpWriter{out: stdout, err: stderr, state: st},
 		ErrWriter:             stderr,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "group-readable", Usage: "let the owner's group read the files fhirlake writes (warehouse, lake, work and job files: 0640 and 0750 instead of 0600 and 0700); they hold PHI", EnvVars: []string{"FHIRLAKE_GROUP_READABLE"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"FHIRLAKE_LOG_LEVEL"}},
-			&cli.StringFlag{Name: "log-format", Value: "auto", Usage: "text, json or auto (logs go to stderr); auto is text, or JSON when $FHIRLAKE_LOG_FORMAT is json and stdout is not a terminal"},
+			&cli.StringFlag{Name: "log-format", Value: "auto", Usage: "text, json or auto (logs go to stderr; auto is text); with json the final error is a JSON record too", EnvVars: []string{logFormatEnv}},
 		},
 		Commands: []*cli.Command{
 			sandboxCommand(),
@@ -112,11 +112,21 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		// Every file the process makes holds PHI or leads to it: private
 		// whatever umask the scheduler started us with.
 		Before: func(c *cli.Context) error {
+			st.helpAsked = helpAsked(c.Args().Slice())
+			f, err := logFormat(c)
+			if err != nil {
+				return err
+			}
+			st.format = f
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+				return usagef("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+			}
 			restore := private.Restrict(c.Bool("group-readable"))
 			c.App.After = func(*cli.Context) error { restore(); return nil }
 			return nil
 		},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} },
+		OnUsageError: onUsageError,
 		// Errors are reported and mapped to exit codes by main, not by cli.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
@@ -147,6 +157,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitUsage
 	case errors.Is(err, extract.ErrExportFailed), errors.Is(err, extract.ErrExportExpired):
 		return exitExport
+	case errors.Is(err, extract.ErrUnknownHost):
+		return exitUsage
 	case errors.Is(err, extract.ErrTooLarge):
 		// A file over --max-file-size or --max-decompression-ratio fails
 		// the same way until the setting is raised: a configuration
@@ -158,7 +170,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitRejected
 	case errors.Is(err, lockfile.ErrBusy), errors.Is(err, load.ErrInUse), errors.Is(err, load.ErrLeased), errors.Is(err, load.ErrLeaseLost):
 		return exitBusy
-	case errors.Is(err, load.ErrLakeMismatch), errors.Is(err, load.ErrNewerWarehouse), errors.Is(err, load.ErrBadSource):
+	case errors.Is(err, load.ErrLakeMismatch), errors.Is(err, load.ErrNewerWarehouse), errors.Is(err, load.ErrBadSource), errors.Is(err, pipeline.ErrNotWritable):
 		return exitUsage
 	case strings.HasPrefix(err.Error(), "flag provided but not defined"), strings.HasPrefix(err.Error(), "Required flag"):
 		return exitUsage

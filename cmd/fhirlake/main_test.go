@@ -22,20 +22,16 @@ import (
 	"github.com/fhirlake/fhirlake/load/duckdb"
 )
 
-// run executes the CLI in-process and returns its exit code, stdout and
-// stderr (the error line main would print is appended to stderr).
+// run executes the CLI in-process as main does and returns its exit code,
+// stdout and stderr (with the error line main prints).
 func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
 	var stdout, stderr bytes.Buffer
-	ctx := context.Background()
-	err := newApp(&stdout, &stderr).RunContext(ctx, append([]string{"fhirlake"}, args...))
-	if err != nil {
-		stderr.WriteString("fhirlake: " + err.Error() + "\n")
-	}
-	return exitCode(ctx, err), stdout.String(), stderr.String()
+	code := runMain(context.Background(), append([]string{"fhirlake"}, args...), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
 }
 
 func startSandbox(t *testing.T) (fhirURL, tokenURL string) {
@@ -66,7 +62,7 @@ func TestExitCodes(t *testing.T) {
 		stderr   string // substring expected on stderr
 		noSecret bool   // the secret must not appear anywhere
 	}{
-		{"unknown flag", nil, []string{"export", "--nope"}, exitUsage, "flag provided but not defined", false},
+		{"unknown flag", nil, []string{"export", "--nope"}, exitUsage, "unknown flag --nope (see fhirlake export --help)", false},
 		{"missing base URL", nil, []string{"export", "--out", dir}, exitUsage, "no FHIR base URL: pass --fhir-url", false},
 		{"bad since", nil, append([]string{"export", "--out", dir, "--since", "yesterday", "--client-secret-file", goodSecret}, source...), exitUsage, "RFC 3339", false},
 		{"no secret", map[string]string{"FHIRLAKE_CLIENT_SECRET": ""}, append([]string{"export", "--out", dir}, source...), exitUsage, "no client secret", false},

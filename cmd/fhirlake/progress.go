@@ -23,33 +23,19 @@ import (
 	"github.com/fhirlake/fhirlake/internal/pipeline"
 )
 
-// logFormatEnv chooses JSON logs for --log-format auto when stdout is not
-// a terminal.
+// logFormatEnv sets --log-format (a flag given beats it, as everywhere).
 const logFormatEnv = "FHIRLAKE_LOG_FORMAT"
 
-// logFormat resolves --log-format to "text" or "json". text and json are
-// taken as they are; auto (the default) is text, except that
-// FHIRLAKE_LOG_FORMAT=json selects JSON when stdout is not a terminal: a
-// scheduler capturing output gets JSON, a person at a terminal readable
-// text even with the variable exported in their shell.
+// logFormat resolves --log-format (or FHIRLAKE_LOG_FORMAT) to "text" or
+// "json"; auto, the default, is text.
 func logFormat(c *cli.Context) (string, error) {
 	switch f := c.String("log-format"); f {
 	case "text", "json":
 		return f, nil
 	case "auto", "":
-	default:
-		return "", usagef("--log-format %q: want text, json or auto", f)
-	}
-	switch env := os.Getenv(logFormatEnv); env {
-	case "", "auto", "text":
 		return "text", nil
-	case "json":
-		if isTerminal(c.App.Writer) {
-			return "text", nil
-		}
-		return "json", nil
 	default:
-		return "", usagef("%s=%q: want text, json or auto", logFormatEnv, env)
+		return "", usagef("--log-format (or %s) %q: want text, json or auto", logFormatEnv, f)
 	}
 }
 

@@ -49,7 +49,7 @@ func TestLogFormat(t *testing.T) {
 		{"flag text beats env json", "json", []string{"--log-format", "text"}, false, exitOK},
 		// The tests' stdout is a buffer, not a terminal.
 		{"env json without a terminal", "json", nil, true, exitOK},
-		{"env json with auto", "json", []string{"--log-format", "auto"}, true, exitOK},
+		{"flag auto beats env json", "json", []string{"--log-format", "auto"}, false, exitOK},
 		{"env text", "text", nil, false, exitOK},
 		{"bad flag", "", []string{"--log-format", "xml"}, false, exitUsage},
 		{"bad env", "yaml", nil, false, exitUsage},

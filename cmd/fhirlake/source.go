@@ -196,6 +196,9 @@ func (s settings) source(log *slog.Logger) (sourceOptions, error) {
 	if s.fhirURL == "" {
 		return sourceOptions{}, usagef("%sno FHIR base URL: pass --fhir-url or set fhir_url in the config", where)
 	}
+	if !config.IsURL(s.fhirURL) {
+		return sourceOptions{}, usagef("%s--fhir-url %q is not an http(s) URL (for example https://payer.example/fhir)", where, s.fhirURL)
+	}
 	if s.kind != "" {
 		if err := config.CheckKind(s.kind); err != nil {
 			return sourceOptions{}, usagef("%s%v", where, err)

@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/fhirlake/fhirlake/internal/atomicfile"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
+	"github.com/fhirlake/fhirlake/internal/private"
 )
 
 // report collects the summaries of a command's runs for --summary.
@@ -43,6 +46,18 @@ func (r *report) add(sum *pipeline.Summary, err error) {
 	r.Runs = append(r.Runs, runSummary{Summary: sum})
 }
 
+// newReport starts the report of a command with --summary, whose folder
+// (made if missing) must be writable: found before the command does
+// anything, not when it ends.
+func newReport(c *cli.Context) (*report, error) {
+	if path := c.String("summary"); path != "" {
+		if err := private.CheckWritable(filepath.Dir(path)); err != nil {
+			return nil, usagef("--summary %s: %v", path, err)
+		}
+	}
+	return &report{}, nil
+}
+
 // finish writes the summary file, when asked for, and passes err on.
 func (r *report) finish(c *cli.Context, err error) error {
 	path := c.String("summary")
@@ -60,6 +75,9 @@ func (r *report) finish(c *cli.Context, err error) error {
 		r.Runs = []runSummary{}
 	}
 	b, merr := json.MarshalIndent(r, "", "  ")
+	if merr == nil {
+		merr = os.MkdirAll(filepath.Dir(path), private.DirMode())
+	}
 	if merr == nil {
 		merr = atomicfile.WriteFile(path, append(b, '\n'))
 	}

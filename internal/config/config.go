@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -289,7 +290,7 @@ func (f *File) check(lines map[string]int) Problems {
 			add("catalog", "want sqlite:PATH, a postgres:// URL, or env:NAME / file:PATH")
 		}
 	}
-	if f.S3Endpoint != "" && !isURL(f.S3Endpoint) {
+	if f.S3Endpoint != "" && !IsURL(f.S3Endpoint) {
 		add("s3_endpoint", "%q is not an http(s) URL", f.S3Endpoint)
 	}
 	for i, sys := range f.Person.IdentifierSystems {
@@ -321,7 +322,7 @@ func (f *File) check(lines map[string]int) Problems {
 		fhirURL := Expand(s.FHIRURL, s.Tenant)
 		if fhirURL == "" {
 			add(k+".fhir_url", "is required")
-		} else if !isURL(fhirURL) {
+		} else if !IsURL(fhirURL) {
 			add(k+".fhir_url", "%q is not an http(s) URL", fhirURL)
 		}
 		if s.Tenant != "" && fhirURL != "" && strings.Contains(fhirURL, "/v1/") && !strings.Contains(fhirURL, "/v1/"+s.Tenant+"/") {
@@ -385,7 +386,7 @@ func (f *File) checkAuth(s *Source, k string, lines map[string]int) Problems {
 	}
 	if tokenURL := Expand(s.TokenURL, s.Tenant); tokenURL == "" {
 		add(strings.TrimSuffix(k, ".auth")+".token_url", "is required with auth method %s", method)
-	} else if !isURL(tokenURL) {
+	} else if !IsURL(tokenURL) {
 		add(strings.TrimSuffix(k, ".auth")+".token_url", "%q is not an http(s) URL", tokenURL)
 	}
 	if a.ClientID == "" {
@@ -462,11 +463,13 @@ func Expand(url, tenant string) string {
 // isSystem reports whether s looks like a FHIR identifier system: a URL or
 // a URN.
 func isSystem(s string) bool {
-	return isURL(s) || strings.HasPrefix(s, "urn:oid:") || strings.HasPrefix(s, "urn:uuid:")
+	return IsURL(s) || strings.HasPrefix(s, "urn:oid:") || strings.HasPrefix(s, "urn:uuid:")
 }
 
-func isURL(s string) bool {
-	return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://")
+// IsURL reports whether s is an http or https URL with a host.
+func IsURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
 
 // walk records the line of every mapping key, as dotted paths with list

@@ -32,3 +32,29 @@ func TestSecondHolderIsTurnedAwayAndTold(t *testing.T) {
 	l2.Release()
 	l2.Release() // idempotent
 }
+
+func TestHoldingNamesTheHolderWithoutTakingTheLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	if h := Holding(path); h != nil {
+		t.Errorf("no lock file: holder %v", h)
+	}
+	if _, err := os.Stat(path + ".lock"); !os.IsNotExist(err) {
+		t.Errorf("Holding created the lock file: %v", err)
+	}
+	l, err := Acquire(path, "fhirlake run --source a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := Holding(path)
+	if h == nil || h.PID != os.Getpid() || h.Command != "fhirlake run --source a" {
+		t.Errorf("held: holder %v", h)
+	}
+	// The probe left the lock with its holder.
+	if _, err := Acquire(path, "fhirlake load"); !errors.Is(err, ErrBusy) {
+		t.Errorf("after Holding, a second Acquire: %v, want ErrBusy", err)
+	}
+	l.Release()
+	if h := Holding(path); h != nil {
+		t.Errorf("released: holder %v", h)
+	}
+}

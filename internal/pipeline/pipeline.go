@@ -27,6 +27,7 @@ import (
 
 	"github.com/fhirlake/fhirlake/extract"
 	"github.com/fhirlake/fhirlake/internal/lockfile"
+	"github.com/fhirlake/fhirlake/internal/private"
 	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/transform"
 )
@@ -609,6 +610,11 @@ func (p Pipeline) preflight(ctx context.Context, log *slog.Logger) (time.Time, b
 		id = w.ID()
 	}
 	if p.Lake != "" {
+		if dir, local := localPath(p.Lake); local {
+			if err := private.CheckWritable(dir); err != nil {
+				return time.Time{}, false, fmt.Errorf("lake %s %w: %w", p.Lake, ErrNotWritable, err)
+			}
+		}
 		lake, err := p.openLake(ctx)
 		if err != nil {
 			return time.Time{}, false, err
@@ -627,6 +633,19 @@ func (p Pipeline) preflight(ctx context.Context, log *slog.Logger) (time.Time, b
 	}
 	// fhirlake_watermarks has the same layout in every release.
 	return w.Watermark(ctx, p.Source, p.scope(), p.watermarkTypes())
+}
+
+// ErrNotWritable means a folder the run writes to (its lake) cannot be
+// written: found before the export, it is a setting to fix (exit 2).
+var ErrNotWritable = errors.New("cannot be written")
+
+// localPath is the folder of a lake location on this machine's disk (a
+// path or a file:// URL); local is false for object storage (s3://).
+func localPath(location string) (dir string, local bool) {
+	if rest, ok := strings.CutPrefix(location, "file://"); ok {
+		return rest, true
+	}
+	return location, !strings.Contains(location, "://")
 }
 
 // advanceable drops from the watermark the types the server reported

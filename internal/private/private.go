@@ -8,8 +8,10 @@ package private
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 )
 
@@ -76,4 +78,35 @@ func Tighten(paths ...string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CheckWritable reports whether the process can make files in dir, or
+// create dir: the nearest folder on its path that exists must be a folder
+// it can write in (a probe file is made there and removed). Runs check
+// their output folders with it before they export, not after.
+func CheckWritable(dir string) error {
+	d := filepath.Clean(dir)
+	for {
+		fi, err := os.Stat(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			parent := filepath.Dir(d)
+			if parent == d {
+				return err
+			}
+			d = parent
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a folder", d)
+		}
+		f, err := os.CreateTemp(d, ".fhirlake-probe-*")
+		if err != nil {
+			return fmt.Errorf("cannot write in %s: %w", d, errors.Unwrap(err))
+		}
+		f.Close()
+		return os.Remove(f.Name())
+	}
 }

@@ -50,3 +50,30 @@ func TestRestrictAndTighten(t *testing.T) {
 		restore()
 	}
 }
+
+func TestCheckWritable(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o600)
+	ro := filepath.Join(dir, "ro")
+	os.Mkdir(ro, 0o500)
+	readOnlyFS := os.Geteuid() != 0 // root writes anywhere
+	tests := []struct {
+		path string
+		ok   bool
+	}{
+		{dir, true},
+		{filepath.Join(dir, "new", "deeper"), true}, // created later
+		{filepath.Join(file, "sub"), false},         // under a file
+		{filepath.Join(ro, "lake"), !readOnlyFS},
+	}
+	for _, tt := range tests {
+		err := CheckWritable(tt.path)
+		if (err == nil) != tt.ok {
+			t.Errorf("CheckWritable(%s) = %v, want ok=%v", tt.path, err, tt.ok)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("probe files left behind: %v", entries)
+	}
+}

@@ -1,0 +1,130 @@
+//go:build duckdb_arrow
+
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestCommandLineSurprises: what a new user types wrong, or types in
+// another order, gets exit 2 and a message that says what to type, on
+// stderr; what they ask for goes to stdout.
+func TestCommandLineSurprises(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nowhere", "w.duckdb")
+	notAFolder := filepath.Join(dir, "file")
+	os.WriteFile(notAFolder, nil, 0o600)
+	in := filepath.Join(dir, "in")
+	os.Mkdir(in, 0o700)
+	wh := filepath.Join(dir, "w", "w.duckdb")
+	tests := []struct {
+		name       string
+		env        map[string]string
+		args       []string
+		code       int
+		stdout     string // a substring ("" for empty stdout)
+		stderr     string // a substring
+		jsonStderr bool   // every stderr line is a JSON record
+	}{
+		{name: "version", args: []string{"--version"}, code: exitOK, stdout: "DuckDB v1.5.6"},
+		{name: "mistyped command", args: []string{"rnu"}, code: exitUsage, stderr: `unknown command "rnu"; did you mean "run"?`},
+		{name: "unknown command", args: []string{"frobnicate"}, code: exitUsage, stderr: `unknown command "frobnicate" (see fhirlake --help)`},
+		{name: "mistyped flag", args: []string{"run", "--fhir-ulr", "x"}, code: exitUsage, stderr: "unknown flag --fhir-ulr; did you mean --fhir-url? (see fhirlake run --help)"},
+		{name: "mistyped global flag after the command", args: []string{"status", "--log-levle", "warn"}, code: exitUsage, stderr: "did you mean --log-level?"},
+		{name: "duration without a unit", args: []string{"run", "--max-wait", "5"}, code: exitUsage, stderr: `--max-wait "5": want a duration such as 90s, 5m or 1h30m`},
+		{name: "number that is not one", args: []string{"run", "--concurrency", "four"}, code: exitUsage, stderr: `--concurrency "four": want a whole number`},
+		{name: "missing required flag: usage on stderr", args: []string{"export"}, code: exitUsage, stderr: "USAGE:"},
+		{name: "help asked for goes to stdout", args: []string{"export", "--help"}, code: exitOK, stdout: "USAGE:"},
+		{name: "help command", args: []string{"help", "status"}, code: exitOK, stdout: "fhirlake status"},
+		{name: "global flag after the command", args: []string{"status", "--warehouse", missing, "--log-format", "json"}, code: exitUsage, stderr: `"op":"open warehouse"`, jsonStderr: true},
+		{name: "global flag after the command, inline value", args: []string{"status", "--log-format=json", "--warehouse", missing}, code: exitUsage, stderr: `"exit_code":2`, jsonStderr: true},
+		{name: "environment selects JSON", env: map[string]string{"FHIRLAKE_LOG_FORMAT": "json"}, args: []string{"status", "--warehouse", missing}, code: exitUsage, stderr: `"level":"ERROR"`, jsonStderr: true},
+		{name: "flag beats environment", env: map[string]string{"FHIRLAKE_LOG_FORMAT": "json"}, args: []string{"--log-format", "text", "status", "--warehouse", missing}, code: exitUsage, stderr: "fhirlake: open warehouse: no warehouse at " + missing},
+		{name: "summary folder that cannot be made", args: []string{"load", "--in", in, "--warehouse", wh, "--source", "a", "--summary", filepath.Join(notAFolder, "s.json")}, code: exitUsage, stderr: "--summary " + filepath.Join(notAFolder, "s.json") + ": " + notAFolder + " is not a folder"},
+		{name: "lake that cannot be written", args: []string{"load", "--in", in, "--warehouse", wh, "--source", "a", "--lake", filepath.Join(notAFolder, "lake")}, code: exitUsage, stderr: "lake " + filepath.Join(notAFolder, "lake") + " cannot be written"},
+		{name: "FHIR URL without a scheme", args: []string{"run", "--fhir-url", "payer.example/fhir", "--client-id", "x", "--warehouse", wh}, code: exitUsage, stderr: `--fhir-url "payer.example/fhir" is not an http(s) URL`},
+		{name: "bad log format", args: []string{"--log-format", "xml", "status", "--warehouse", missing}, code: exitUsage, stderr: `--log-format (or FHIRLAKE_LOG_FORMAT) "xml": want text, json or auto`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"FHIRLAKE_LOG_FORMAT": ""}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			code, stdout, stderr := run(t, env, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
+			}
+			if tt.stdout == "" && stdout != "" {
+				t.Errorf("stdout should be empty, is:\n%s", stdout)
+			}
+			if !strings.Contains(stdout, tt.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", tt.stdout, stdout)
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.stderr, stderr)
+			}
+			if strings.Contains(stderr, "export starting") || strings.Contains(stderr, "loading files") {
+				t.Errorf("started before failing:\n%s", stderr)
+			}
+			if tt.jsonStderr {
+				for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+					var rec map[string]any
+					if err := json.Unmarshal([]byte(line), &rec); err != nil {
+						t.Errorf("stderr line is not JSON: %s", line)
+					}
+				}
+			}
+		})
+	}
+	if _, err := os.Stat(wh); !os.IsNotExist(err) {
+		t.Errorf("a command refused up front made its warehouse: %v", err)
+	}
+}
+
+func TestHoistGlobalFlags(t *testing.T) {
+	app := newApp(nil, nil)
+	tests := []struct{ in, want string }{
+		{"status --log-format json --warehouse w", "--log-format json status --warehouse w"},
+		{"status --warehouse w --log-format=json --group-readable", "--log-format=json --group-readable status --warehouse w"},
+		{"--log-level warn run --log-format json", "--log-level warn --log-format json run"},
+		{"keys generate --out k --log-level debug", "--log-level debug keys generate --out k"},
+		{"views test -- --log-level x", "views test -- --log-level x"},
+		{"rnu --log-level warn", "rnu --log-level warn"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		in := append([]string{"fhirlake"}, strings.Fields(tt.in)...)
+		got := strings.Join(hoistGlobalFlags(app, in)[1:], " ")
+		if got != tt.want {
+			t.Errorf("%q: got %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestClosest(t *testing.T) {
+	names := []string{"run", "rebuild", "status", "sandbox", "fhir-url", "log-level", "log-format", "warehouse"}
+	tests := []struct{ typed, want string }{
+		{"rnu", "run"},
+		{"stauts", "status"},
+		{"fhir-ulr", "fhir-url"},
+		{"log-levl", "log-level"},
+		{"warehose", "warehouse"},
+		{"frobnicate", ""},
+		{"rn", "run"},
+		{"x", ""},
+	}
+	for _, tt := range tests {
+		if got := closest(tt.typed, names); got != tt.want {
+			t.Errorf("closest(%q) = %q, want %q", tt.typed, got, tt.want)
+		}
+	}
+	if !slices.Contains(names, closest("sandbx", names)) {
+		t.Error("sandbx: no suggestion")
+	}
+}

@@ -729,3 +729,26 @@ func TestUnknownHostIsAConfigurationError(t *testing.T) {
 		t.Errorf("unknownHost of oauth2's text: %q %v", host, ok)
 	}
 }
+
+// TestRefusedTypesSayWhatToChange: a kick-off refused with 400 names the
+// type the server's answer names, and the flag to change; with no type
+// named, it lists the types asked for.
+func TestRefusedTypesSayWhatToChange(t *testing.T) {
+	for _, tc := range []struct{ diagnostics, want string }{
+		{"Resource type Claim is not supported for export", "the server names Claim, which it may not export: remove it from --types (types in the config)"},
+		{"Bad request", "if the server does not export one of the types asked for (Patient,Claim), remove it from --types"},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/fhir+json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","diagnostics":%q}]}`, tc.diagnostics)
+		}))
+		c := &Client{BaseURL: srv.URL + "/fhir", Sleep: func(context.Context, time.Duration) error { return nil }}
+		_, err := c.Kickoff(t.Context(), Request{Types: []string{"Patient", "Claim"}})
+		srv.Close()
+		var se *StatusError
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &se) || se.Status != http.StatusBadRequest {
+			t.Errorf("%s: %v, want a 400 StatusError saying %q", tc.diagnostics, err, tc.want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -176,7 +177,11 @@ func parametersBody(r Request) ([]byte, error) {
 // running job (Content-Location) adopts that job; a 429 without one waits
 // (Retry-After, else backoff) and tries again.
 func (c *Client) Kickoff(ctx context.Context, r Request) (string, error) {
-	return c.kickoff(ctx, r, false)
+	status, err := c.kickoff(ctx, r, false)
+	if refusedParameters(err) {
+		err = typesHint(err, r.Types)
+	}
+	return status, err
 }
 
 // Refusal is a kick-off parameter the server refused, and what fhirlake
@@ -200,6 +205,34 @@ var droppable = []string{"_elements", "_typeFilter", "_since"}
 // was refused and done instead, and the _typeFilter queries fhirlake must
 // apply itself (the server refused them, or may have ignored them).
 func (c *Client) kickoffAdapting(ctx context.Context, r Request) (string, []Refusal, []string, error) {
+	status, refused, local, err := c.adaptKickoff(ctx, r)
+	if refusedParameters(err) {
+		err = typesHint(err, r.Types)
+	}
+	return status, refused, local, err
+}
+
+// typesHint adds to a refused kick-off what to change when the types
+// asked for may be the cause: the types the server's answer names, else
+// all of them.
+func typesHint(err error, types []string) error {
+	if len(types) == 0 {
+		return err
+	}
+	var named []string
+	for _, t := range types {
+		if regexp.MustCompile(`\b` + regexp.QuoteMeta(t) + `\b`).MatchString(err.Error()) {
+			named = append(named, t)
+		}
+	}
+	if len(named) > 0 {
+		return fmt.Errorf("%w; the server names %s, which it may not export: remove it from --types (types in the config)", err, strings.Join(named, ", "))
+	}
+	return fmt.Errorf("%w; if the server does not export one of the types asked for (%s), remove it from --types (types in the config)", err, strings.Join(types, ","))
+}
+
+// adaptKickoff is kickoffAdapting before the types hint.
+func (c *Client) adaptKickoff(ctx context.Context, r Request) (string, []Refusal, []string, error) {
 	status, err := c.kickoff(ctx, r, false)
 	if !refusedParameters(err) || len(present(r)) == 0 {
 		return status, nil, nil, err

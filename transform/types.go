@@ -1,5 +1,10 @@
 package transform
 
+import (
+	"maps"
+	"slices"
+)
+
 // resourceTypes are the FHIR resource type names of R4 (4.0.1), which
 // payer APIs serve (CARIN Blue Button, Da Vinci PDex), and those R4B and
 // R5 added, so that a server a release ahead is not refused. A line whose
@@ -59,3 +64,10 @@ func init() {
 
 // knownType reports whether t names a FHIR resource type.
 func knownType(t string) bool { return resourceTypes[t] }
+
+// IsResourceType reports whether t names a FHIR resource type (R4 to R5).
+func IsResourceType(t string) bool { return knownType(t) }
+
+// ResourceTypes lists the FHIR resource types IsResourceType knows,
+// sorted.
+func ResourceTypes() []string { return slices.Sorted(maps.Keys(resourceTypes)) }

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fhirlake/fhirlake/internal/suggest"
 	"io/fs"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -56,6 +58,7 @@ type Column struct {
 // paths are parsed once.
 type View struct {
 	name        string
+	file        string // where LoadViews read it
 	title       string
 	description string
 	resource    string
@@ -123,6 +126,10 @@ func (v *View) Columns() []Column { return v.columns }
 // Schema returns the Arrow schema of the view's record batches.
 func (v *View) Schema() *arrow.Schema { return v.schema }
 
+// File is the file LoadViews read the view from ("" for a view compiled
+// from bytes).
+func (v *View) File() string { return v.file }
+
 // KeyColumn is the column holding the id of the resource each row came
 // from: "id" when the view has a column named id, otherwise the first
 // column whose path is exactly getResourceKey(); "" when there is none.
@@ -182,6 +189,9 @@ func compileView(data []byte, requireName bool) (*View, error) {
 	c := &compiler{view: &View{name: vj.Name, title: vj.Title, description: vj.Description, resource: vj.Resource, constants: map[string]fhirpath.Collection{}}}
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%w: view %q: %s", ErrInvalidView, vj.Name, fmt.Sprintf(format, args...))
+	}
+	if err := checkKeys(data); err != nil {
+		return nil, fail("%s", err)
 	}
 	if vj.ResourceType != "" && vj.ResourceType != "ViewDefinition" {
 		return nil, fail("resourceType is %q, want ViewDefinition", vj.ResourceType)
@@ -516,7 +526,71 @@ func LoadViews(fsys fs.FS) ([]*View, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load views: %s: %w", path.Base(name), err)
 		}
+		v.file = name
 		views = append(views, v)
 	}
 	return views, nil
+}
+
+// The keys of a ViewDefinition, of its selects and of their columns that
+// checkKeys knows (the specification's, and FHIR's common elements).
+var (
+	viewKeys = []string{"resourceType", "id", "meta", "implicitRules", "language", "text", "contained",
+		"extension", "modifierExtension", "url", "identifier", "version", "name", "title", "status",
+		"experimental", "date", "publisher", "contact", "description", "useContext", "copyright",
+		"resource", "resourceVersion", "profile", "fhirVersion", "constant", "select", "where"}
+	selectKeys = []string{"id", "extension", "modifierExtension", "column", "select", "forEach",
+		"forEachOrNull", "repeat", "unionAll"}
+	columnKeys = []string{"id", "extension", "modifierExtension", "name", "path", "description",
+		"collection", "type", "tag"}
+)
+
+// checkKeys finds misspelt keys in a ViewDefinition: a key that is one
+// edit from a key of its object that the object lacks ("selct" without
+// "select") would otherwise be ignored, and the view would silently lose
+// what it meant. Keys near no known one are left alone (a user's own).
+func checkKeys(data []byte) error {
+	var root map[string]json.RawMessage
+	if json.Unmarshal(data, &root) != nil {
+		return nil // the typed decode reports it
+	}
+	var walk func(obj map[string]json.RawMessage, known []string, where string) error
+	walkList := func(raw json.RawMessage, known []string, where string) error {
+		var list []map[string]json.RawMessage
+		if json.Unmarshal(raw, &list) != nil {
+			return nil
+		}
+		for i, o := range list {
+			if err := walk(o, known, fmt.Sprintf("%s[%d]", where, i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	walk = func(obj map[string]json.RawMessage, known []string, where string) error {
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
+			if slices.Contains(known, k) || strings.HasPrefix(k, "_") {
+				continue
+			}
+			if s := suggest.Closest(k, known); s != "" {
+				if _, has := obj[s]; !has {
+					return fmt.Errorf("%s: unknown key %q: did you mean %q?", where, k, s)
+				}
+			}
+		}
+		for _, k := range []string{"select", "unionAll"} {
+			if raw, ok := obj[k]; ok {
+				if err := walkList(raw, selectKeys, where+"."+k); err != nil {
+					return err
+				}
+			}
+		}
+		if raw, ok := obj["column"]; ok {
+			if err := walkList(raw, columnKeys, where+".column"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(root, viewKeys, "ViewDefinition")
 }

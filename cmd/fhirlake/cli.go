@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/fhirlake/fhirlake/internal/suggest"
 )
 
 // What the command line does around urfave/cli: global flags anywhere,
@@ -180,7 +182,7 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 		for _, f := range append(slices.Clone(flags), c.App.Flags...) {
 			names = append(names, f.Names()...)
 		}
-		if s := closest(m[1], names); s != "" {
+		if s := suggest.Closest(m[1], names); s != "" {
 			out += fmt.Sprintf("; did you mean --%s?", s)
 		}
 		return usageError{out + helpHint(c)}
@@ -225,49 +227,10 @@ func unknownCommand(c *cli.Context) error {
 	for _, cmd := range c.App.VisibleCommands() {
 		names = append(names, cmd.Names()...)
 	}
-	if s := closest(name, names); s != "" {
+	if s := suggest.Closest(name, names); s != "" {
 		msg += fmt.Sprintf("; did you mean %q?", s)
 	}
 	return usageError{msg + " (see fhirlake --help)"}
-}
-
-// closest is the candidate nearest to typed, when one is near enough to
-// be what was meant: at most one edit away in four letters (an edit is an
-// insertion, deletion, substitution, or swap of neighbours).
-func closest(typed string, candidates []string) string {
-	best, bestD := "", 0
-	for _, c := range candidates {
-		d := editDistance(typed, c)
-		if d <= max(1, len(c)/4) && (best == "" || d < bestD) {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-// editDistance is the optimal string alignment distance of a and b.
-func editDistance(a, b string) int {
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range cur {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(b)]
 }
 
 // helpWriter is the app's stdout: results, and the help a user asked

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -107,24 +106,49 @@ func TestHoistGlobalFlags(t *testing.T) {
 	}
 }
 
-func TestClosest(t *testing.T) {
-	names := []string{"run", "rebuild", "status", "sandbox", "fhir-url", "log-level", "log-format", "warehouse"}
-	tests := []struct{ typed, want string }{
-		{"rnu", "run"},
-		{"stauts", "status"},
-		{"fhir-ulr", "fhir-url"},
-		{"log-levl", "log-level"},
-		{"warehose", "warehouse"},
-		{"frobnicate", ""},
-		{"rn", "run"},
-		{"x", ""},
+// TestUserViewsCheckedUpFront: every mistake a user's view can hold is
+// found before anything is exported or loaded, naming the file.
+func TestUserViewsCheckedUpFront(t *testing.T) {
+	col := `{"name":"id","path":"id"}`
+	tests := []struct{ name, view, want string }{
+		{"misspelt select", `{"resourceType":"ViewDefinition","name":"mine","resource":"Patient","selct":[{"column":[` + col + `]}]}`,
+			`mine.json: invalid view definition: view "mine": ViewDefinition: unknown key "selct": did you mean "select"?`},
+		{"misspelt column key", `{"resourceType":"ViewDefinition","name":"mine","resource":"Patient","select":[{"column":[` + col + `,{"nmae":"g","path":"gender"}]}]}`,
+			`ViewDefinition.select[0].column[1]: unknown key "nmae": did you mean "name"?`},
+		{"not a resource type", `{"resourceType":"ViewDefinition","name":"mine","resource":"Patinet","select":[{"column":[` + col + `]}]}`,
+			`mine.json: view "mine": resource "Patinet" is not a FHIR resource type (did you mean "Patient"?)`},
+		{"no key column", `{"resourceType":"ViewDefinition","name":"mine","resource":"Patient","select":[{"column":[{"name":"family","path":"name.family"}]}]}`,
+			`mine.json: view "mine" has no key column`},
+		{"a built-in's name", `{"resourceType":"ViewDefinition","name":"patient","resource":"Patient","select":[{"column":[` + col + `]}]}`,
+			`mine.json: view "patient": the built-in view patient has that name already`},
 	}
 	for _, tt := range tests {
-		if got := closest(tt.typed, names); got != tt.want {
-			t.Errorf("closest(%q) = %q, want %q", tt.typed, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			views, in := filepath.Join(dir, "views"), filepath.Join(dir, "in")
+			os.Mkdir(views, 0o700)
+			os.Mkdir(in, 0o700)
+			os.WriteFile(filepath.Join(views, "mine.json"), []byte(tt.view), 0o600)
+			code, _, stderr := run(t, nil, "load", "--in", in, "--warehouse", filepath.Join(dir, "w.duckdb"), "--views", views)
+			if code != exitUsage || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, want %d and %q:\n%s", code, exitUsage, tt.want, stderr)
+			}
+		})
 	}
-	if !slices.Contains(names, closest("sandbx", names)) {
-		t.Error("sandbx: no suggestion")
+	// Two views of the user's with one name.
+	dir := t.TempDir()
+	views := filepath.Join(dir, "views")
+	os.Mkdir(views, 0o700)
+	for _, f := range []string{"a.json", "b.json"} {
+		os.WriteFile(filepath.Join(views, f), []byte(`{"resourceType":"ViewDefinition","name":"mine","resource":"Patient","select":[{"column":[`+col+`]}]}`), 0o600)
+	}
+	code, _, stderr := run(t, nil, "load", "--in", dir, "--warehouse", filepath.Join(dir, "w.duckdb"), "--views", views)
+	if code != exitUsage || !strings.Contains(stderr, `b.json: view "mine": a.json has that name already`) {
+		t.Errorf("two views named mine: exit %d:\n%s", code, stderr)
+	}
+	for _, suite := range []string{filepath.Join(dir, "nonexistent"), views} {
+		if code, _, stderr := run(t, nil, "views", "test", "--suite", suite); code != exitUsage {
+			t.Errorf("views test --suite %s: exit %d, want %d:\n%s", suite, code, exitUsage, stderr)
+		}
 	}
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"github.com/fhirlake/fhirlake/internal/suggest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -33,7 +35,7 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "keep-server-job", Usage: "do not DELETE the export job on the server after a successful load", EnvVars: []string{"FHIRLAKE_KEEP_SERVER_JOB"}},
 		&cli.Int64Flag{Name: "max-rejects", Value: -1, Usage: "fail the run (exit 6, nothing committed) when more lines or values than this are rejected; -1: no limit", EnvVars: []string{"FHIRLAKE_MAX_REJECTS"}},
 		&cli.StringFlag{Name: "summary", Usage: "write the JSON run summary to `FILE` (also when the run fails)", EnvVars: []string{"FHIRLAKE_SUMMARY"}},
-	}, append(personFlags(), append(lakeFlags(), leaseFlag())...)...)
+	}, append(personFlags(), append(lakeFlags(), leaseFlag(), lockWaitFlag())...)...)
 }
 
 // personFlags say which identifiers link patients of different sources
@@ -92,7 +94,7 @@ func runCommand() *cli.Command {
 					WorkDir: top.workDir, Views: views, SQL: fsql.FS,
 					Warehouse: top.warehouse, Lake: top.lake,
 					BatchRows: c.Int("batch-rows"), KeepServerJob: c.Bool("keep-server-job"), Full: c.Bool("full"),
-					Log: log, Person: top.person, LakeFormat: top.lakeFormat, LakeOptions: top.lakeOpts, LeaseTTL: c.Duration("lease-ttl"),
+					Log: log, Person: top.person, LakeFormat: top.lakeFormat, LakeOptions: top.lakeOpts, LeaseTTL: c.Duration("lease-ttl"), LockWait: lockWait(c),
 					MaxPatients: c.Int("max-patients-per-export"),
 				}
 				if err := resolveCatalog(&p.LakeOptions); err != nil {
@@ -201,7 +203,37 @@ func loadViews(dir string) ([]*transform.View, error) {
 	if err != nil {
 		return nil, usagef("--views %s: %v", dir, err)
 	}
+	if err := checkUserViews(views, extra); err != nil {
+		return nil, usagef("--views %s: %v", dir, err)
+	}
 	return append(views, extra...), nil
+}
+
+// checkUserViews finds what would make a user's views fail or say
+// nothing only after an export: a resource that is no FHIR resource type,
+// no key column, a name taken by a built-in view or by another of theirs.
+func checkUserViews(builtin, extra []*transform.View) error {
+	taken := map[string]string{}
+	for _, v := range builtin {
+		taken[v.Name()] = "the built-in view " + v.Name()
+	}
+	for _, v := range extra {
+		if !transform.IsResourceType(v.Resource()) {
+			msg := fmt.Sprintf("%s: view %q: resource %q is not a FHIR resource type", v.File(), v.Name(), v.Resource())
+			if s := suggest.Closest(v.Resource(), transform.ResourceTypes()); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			return errors.New(msg)
+		}
+		if v.KeyColumn() == "" {
+			return fmt.Errorf("%s: view %q has no key column: add a column named id, or one whose path is getResourceKey() (the resource each row comes from)", v.File(), v.Name())
+		}
+		if other, ok := taken[v.Name()]; ok {
+			return fmt.Errorf("%s: view %q: %s has that name already; rename the view", v.File(), v.Name(), other)
+		}
+		taken[v.Name()] = v.File()
+	}
+	return nil
 }
 
 // unchangedNote says how many resources the run carried that the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -43,9 +44,15 @@ func viewsCommand() *cli.Command {
 }
 
 func runViewsTest(_ context.Context, c *cli.Context, o viewsTestOptions) error {
+	if st, err := os.Stat(o.suite); err != nil || !st.IsDir() {
+		return usagef("--suite %s is not a folder of SQL-on-FHIR test files", o.suite)
+	}
 	rep, err := transform.RunSuite(o.suite)
 	if err != nil {
 		return usagef("%v", err)
+	}
+	if passed, failed := rep.Counts(); passed+failed == 0 {
+		return usagef("--suite %s holds no SQL-on-FHIR tests (*.json files with tests)", o.suite)
 	}
 	if o.report != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")

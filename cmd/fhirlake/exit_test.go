@@ -11,9 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/fhirlake/fhirlake/internal/lockfile"
+	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/duckdb"
 )
 
@@ -70,38 +73,94 @@ func TestHoldWarehouseHelper(t *testing.T) {
 	if path == "" {
 		t.Skip("helper process of TestStatusDuringARun")
 	}
-	lock, err := lockfile.Acquire(path, "fhirlake run --source payer-a")
-	if err != nil {
-		t.Fatal(err)
+	if os.Getenv("FHIRLAKE_TEST_HOLD_READER") != "" {
+		// An analyst's DuckDB client: the file open read-only, no lock.
+		w, err := load.OpenReadOnly(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+	} else {
+		lock, err := lockfile.Acquire(path, "fhirlake run --source payer-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lock.Release()
+		w, err := duckdb.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
 	}
-	defer lock.Release()
-	w, err := duckdb.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
 	fmt.Println("holding")
 	bufio.NewReader(os.Stdin).ReadString('\n')
+}
+
+// holdWarehouse starts TestHoldWarehouseHelper on path (as a reader with
+// reader set) and returns its pid and the function that lets it go.
+func holdWarehouse(t *testing.T, path string, reader bool) (pid int, release func()) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHoldWarehouseHelper$")
+	cmd.Env = append(os.Environ(), "FHIRLAKE_TEST_HOLD="+path)
+	if reader {
+		cmd.Env = append(cmd.Env, "FHIRLAKE_TEST_HOLD_READER=1")
+	}
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			stdin.Close()
+			cmd.Wait()
+		})
+	}
+	t.Cleanup(release)
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "holding\n" {
+		t.Fatalf("helper: %q", line)
+	}
+	return cmd.Process.Pid, release
+}
+
+// TestRunWaitsForAReader: a load that finds the warehouse open in a
+// reader (a DuckDB client in another process) waits for it, up to
+// --lock-wait; a reader that stays longer is named (its pid) and the run
+// exits 7 without loading.
+func TestRunWaitsForAReader(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	os.Mkdir(in, 0o700)
+	os.WriteFile(filepath.Join(in, "Patient.ndjson"), []byte(`{"resourceType":"Patient","id":"a","meta":{"lastUpdated":"2026-01-01T00:00:00Z"}}`+"\n"), 0o600)
+	wh := filepath.Join(dir, "w.duckdb")
+	if code, _, stderr := run(t, nil, "load", "--in", in, "--warehouse", wh, "--source", "a"); code != exitOK {
+		t.Fatalf("first load: exit %d\n%s", code, stderr)
+	}
+	pid, release := holdWarehouse(t, wh, true)
+	code, stdout, stderr := run(t, nil, "load", "--in", in, "--warehouse", wh, "--source", "a", "--lock-wait", "1s")
+	if code != exitBusy || !strings.Contains(stderr, fmt.Sprintf("PID %d", pid)) || !strings.Contains(stderr, "waited 1s") || strings.Contains(stdout, "committed") {
+		t.Errorf("reader holding past --lock-wait: exit %d, want %d naming PID %d\nstdout: %s\nstderr: %s", code, exitBusy, pid, stdout, stderr)
+	}
+	release()
+	_, release = holdWarehouse(t, wh, true)
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		release()
+	}()
+	code, stdout, stderr = run(t, nil, "load", "--in", in, "--warehouse", wh, "--source", "a", "--lock-wait", "1m")
+	if code != exitOK || !strings.Contains(stdout, "committed") {
+		t.Errorf("reader gone within --lock-wait: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
 }
 
 // TestStatusDuringARun: status on a warehouse a run is writing says that a
 // run is in progress, names it, and exits 7 (try later), not 2.
 func TestStatusDuringARun(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.duckdb")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHoldWarehouseHelper$")
-	cmd.Env = append(os.Environ(), "FHIRLAKE_TEST_HOLD="+path)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer stdin.Close()
-	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "holding\n" {
-		t.Fatalf("helper: %q", line)
-	}
+	pid, _ := holdWarehouse(t, path, false)
 	code, _, stderr := run(t, nil, "status", "--warehouse", path)
-	want := fmt.Sprintf("a run is in progress on %s (pid %d", path, cmd.Process.Pid)
+	want := fmt.Sprintf("a run is in progress on %s (pid %d", path, pid)
 	if code != exitBusy || !strings.Contains(stderr, want) || !strings.Contains(stderr, "fhirlake run --source payer-a") {
 		t.Errorf("exit %d, want %d, and stderr naming the run (%q):\n%s", code, exitBusy, want, stderr)
 	}

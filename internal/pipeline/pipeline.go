@@ -5,6 +5,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -88,6 +89,11 @@ type Pipeline struct {
 	// sources' state (Iceberg) outlives its last renewal: how long a
 	// killed worker keeps the source from others (default 2m).
 	LeaseTTL time.Duration
+	// LockWait is how long opening the warehouse waits for another
+	// process that has the DuckDB file open (an analyst's DuckDB
+	// client, a BI tool) to let it go (0: DefaultLockWait; negative: not
+	// at all). A fhirlake run holding the warehouse is not waited for.
+	LockWait time.Duration
 	// BatchRows bounds the rows per Arrow batch (default 8192).
 	BatchRows int
 	// Workers is the number of files transformed in parallel (default: the
@@ -465,14 +471,48 @@ func exportIssues(s extract.ErrorSummary) []load.ExportIssue {
 // openWarehouse opens the warehouse: with OpenWarehouse when set, else
 // with load's registered driver.
 func (p Pipeline) openWarehouse(ctx context.Context, readOnly bool) (load.Warehouse, error) {
-	if p.OpenWarehouse != nil {
-		return p.OpenWarehouse(ctx, p.Warehouse, readOnly)
+	open := func() (load.Warehouse, error) {
+		if p.OpenWarehouse != nil {
+			return p.OpenWarehouse(ctx, p.Warehouse, readOnly)
+		}
+		if readOnly {
+			return load.OpenReadOnly(ctx, p.Warehouse)
+		}
+		return load.Open(ctx, p.Warehouse)
 	}
-	if readOnly {
-		return load.OpenReadOnly(ctx, p.Warehouse)
+	w, err := open()
+	wait := cmp.Or(p.LockWait, DefaultLockWait)
+	if !errors.Is(err, load.ErrInUse) || wait < 0 {
+		return w, err
 	}
-	return load.Open(ctx, p.Warehouse)
+	// A reader has the file open: readers come and go, so wait a while
+	// before giving up (exit 7).
+	if p.Log != nil {
+		p.Log.Info("the warehouse is open in another process; waiting for it to close", "warehouse", p.Warehouse, "up_to", wait.String())
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		step := min(lockRetryEvery, time.Until(deadline))
+		if step <= 0 {
+			return nil, fmt.Errorf("%w (waited %s for it: --lock-wait)", err, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(step):
+		}
+		if w, err = open(); !errors.Is(err, load.ErrInUse) {
+			return w, err
+		}
+	}
 }
+
+// DefaultLockWait is how long a run waits for a reader to close the
+// warehouse (Pipeline.LockWait).
+const DefaultLockWait = 2 * time.Minute
+
+// lockRetryEvery is how often a waiting run tries the warehouse again.
+var lockRetryEvery = time.Second
 
 // warehouseExists reports whether there is a warehouse to read.
 func (p Pipeline) warehouseExists() bool {

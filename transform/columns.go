@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"strings"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -343,11 +344,26 @@ func toDecimal(v *fhirpath.Value, k colKind) (decimal128.Num, error) {
 	if n, ok := fastDecimal(v.Str(), k.precision, k.scale); ok {
 		return n, nil
 	}
+	if d := fractionDigits(v.Str()); d > int(k.scale) {
+		// Rounding money silently would change what the payer sent.
+		return decimal128.Num{}, fmt.Errorf("%w: %d decimal places, more than decimal(%d,%d) keeps (it would be rounded)", errCell, d, k.precision, k.scale)
+	}
 	n, err := decimal128.FromString(v.Str(), k.precision, k.scale)
 	if err != nil {
 		return decimal128.Num{}, fmt.Errorf("%w: not a decimal(%d,%d)", errCell, k.precision, k.scale)
 	}
 	return n, nil
+}
+
+// fractionDigits is the number of significant digits after the point of
+// plain decimal text (trailing zeros do not count): 2 for "1.50", 0 for
+// "3" or "3.00", and 0 for exponent forms, which FromString handles.
+func fractionDigits(s string) int {
+	i := strings.IndexByte(s, '.')
+	if i < 0 || strings.ContainsAny(s, "eE") {
+		return 0
+	}
+	return len(strings.TrimRight(s[i+1:], "0"))
 }
 
 func toDate32(v *fhirpath.Value) (arrow.Date32, error) {

@@ -242,6 +242,10 @@ type worker struct {
 	// resource type seen.
 	lastType  string
 	lastViews []int
+	// badLastUpdated is the current resource's meta.lastUpdated when it
+	// is no dateTime: rejected once for the resource, not again by every
+	// view column that holds it.
+	badLastUpdated string
 }
 
 func (e *Engine) newWorker(ctx context.Context, name string, sink Sink) *worker {
@@ -697,11 +701,13 @@ func (w *worker) index(v *jsondoc.Value, line []byte) error {
 	c.typ.addString(w.rtype)
 	c.id.addString(w.rid)
 	meta := v.Get("meta")
+	w.badLastUpdated = ""
 	if s, ok := meta.GetString("lastUpdated"); ok {
 		if ts, err := parseTimestamp(s); err == nil {
 			c.lastUpdated.addRaw(ts)
 		} else {
 			c.lastUpdated.addNull()
+			w.badLastUpdated = strings.Clone(s)
 			if err := w.cellReject("meta_last_updated", err); err != nil {
 				return err
 			}
@@ -767,6 +773,9 @@ func (w *worker) appendValue(t *table, ci int, v *fhirpath.Value) error {
 	col := t.cols[ci]
 	if err := addValue(col, v); err != nil {
 		col.addNull()
+		if w.badLastUpdated != "" && v.Str() == w.badLastUpdated {
+			return nil // the resource's meta.lastUpdated: rejected once, by index
+		}
 		return w.cellReject(t.schema.Field(ci).Name, err)
 	}
 	return nil

@@ -82,6 +82,7 @@ func TestTransformGolden(t *testing.T) {
 func TestTransformRejects(t *testing.T) {
 	st, sink := transformFile(t, loadTestViews(t), Options{}, "patients.ndjson")
 	want := []Reject{
+		{File: "patients.ndjson", Line: 1, ResourceType: "Patient", ResourceID: "p1", Column: "balance", Reason: "bad value: 3 decimal places, more than decimal(12,2) keeps (it would be rounded)"},
 		{File: "patients.ndjson", Line: 3, ResourceType: "Patient", ResourceID: "p2", Column: "birth_date", Reason: "bad value: not a date"},
 		{File: "patients.ndjson", Line: 5, Reason: "missing id", ResourceType: "Patient"},
 		{File: "patients.ndjson", Line: 6, Reason: "missing resourceType"},
@@ -91,7 +92,7 @@ func TestTransformRejects(t *testing.T) {
 	if diff := cmp.Diff(want, sink.Rejects); diff != "" {
 		t.Errorf("rejects (-want +got):\n%s", diff)
 	}
-	wantStats := Stats{Lines: 10, Resources: 6, Rejected: 3, CellRejects: 2,
+	wantStats := Stats{Lines: 10, Resources: 6, Rejected: 3, CellRejects: 3,
 		Rows: map[string]int64{"person": 5, "person_name": 6, ResourcesTable: 6}}
 	if diff := cmp.Diff(wantStats, st); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
@@ -486,4 +487,18 @@ func transformBytes(t *testing.T, views []*View, in []byte) (*MemSink, Stats) {
 		t.Fatal(err)
 	}
 	return sink, st
+}
+
+// TestBadLastUpdatedIsOneReject: a meta.lastUpdated that is no dateTime
+// is one reject for the resource (the index's column), not one more for
+// every view column that holds it; the resource's rows still load.
+func TestBadLastUpdatedIsOneReject(t *testing.T) {
+	st, sink := transformFile(t, loadTestViews(t), Options{}, "bad_last_updated.ndjson")
+	want := []Reject{{File: "bad_last_updated.ndjson", Line: 1, ResourceType: "Patient", ResourceID: "q1", Column: "meta_last_updated", Reason: "bad value: not a dateTime"}}
+	if diff := cmp.Diff(want, sink.Rejects); diff != "" {
+		t.Errorf("rejects (-want +got):\n%s", diff)
+	}
+	if st.Rows["person"] != 2 {
+		t.Errorf("person rows %d, want 2", st.Rows["person"])
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 )
 
 // TestCommandLineSurprises: what a new user types wrong, or types in
@@ -149,6 +151,72 @@ func TestUserViewsCheckedUpFront(t *testing.T) {
 	for _, suite := range []string{filepath.Join(dir, "nonexistent"), views} {
 		if code, _, stderr := run(t, nil, "views", "test", "--suite", suite); code != exitUsage {
 			t.Errorf("views test --suite %s: exit %d, want %d:\n%s", suite, code, exitUsage, stderr)
+		}
+	}
+}
+
+// TestQuietOnSuccess: with the default log level a successful load prints
+// its one result line on stdout and nothing on stderr; --log-level info
+// tells its stages.
+func TestQuietOnSuccess(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	os.Mkdir(in, 0o700)
+	os.WriteFile(filepath.Join(in, "Patient.ndjson"), []byte(`{"resourceType":"Patient","id":"a","meta":{"lastUpdated":"2026-01-01T00:00:00Z"}}`+"\n"), 0o600)
+	wh := filepath.Join(dir, "w.duckdb")
+	code, stdout, stderr := run(t, map[string]string{"FHIRLAKE_LOG_LEVEL": ""}, "load", "--in", in, "--warehouse", wh, "--source", "a")
+	if code != exitOK || strings.Count(stdout, "\n") != 1 || !strings.Contains(stdout, "committed") || stderr != "" {
+		t.Errorf("exit %d; want one line on stdout and nothing on stderr:\nstdout: %q\nstderr: %q", code, stdout, stderr)
+	}
+	_, _, stderr = run(t, nil, "--log-level", "info", "load", "--in", in, "--warehouse", wh, "--source", "a")
+	if !strings.Contains(stderr, "run committed") {
+		t.Errorf("--log-level info: stderr lacks the run's stages:\n%s", stderr)
+	}
+}
+
+// TestFlagsHaveEnvironmentVariables: every setting can come from the
+// environment (FHIRLAKE_*), as --help shows and the README says. Flags
+// that act once (cancel this job, print JSON, this input folder) have
+// none on purpose: a variable left in an environment would repeat them.
+func TestFlagsHaveEnvironmentVariables(t *testing.T) {
+	actions := map[string]bool{
+		"export cancel": true, "load in": true, "keys generate out": true, "member-match out": true,
+		"views test suite": true, "views test report": true, "views test verbose": true,
+		"status json": true, "status limit": true, "rebuild from": true, "rebuild dry-run": true,
+		"warehouse sync source": true,
+	}
+	var walk func(prefix string, cs []*cli.Command)
+	walk = func(prefix string, cs []*cli.Command) {
+		for _, c := range cs {
+			for _, f := range c.Flags {
+				name := prefix + c.Name + " " + f.Names()[0]
+				ev, ok := f.(interface{ GetEnvVars() []string })
+				has := ok && len(ev.GetEnvVars()) > 0
+				if has == actions[name] {
+					t.Errorf("%s: environment variable %v, want one: %v", name, ev.GetEnvVars(), !actions[name])
+				}
+				if has && !strings.HasPrefix(ev.GetEnvVars()[0], "FHIRLAKE_") {
+					t.Errorf("%s: its first variable %s is not FHIRLAKE_*", name, ev.GetEnvVars()[0])
+				}
+			}
+			walk(prefix+c.Name+" ", c.Subcommands)
+		}
+	}
+	walk("", newApp(nil, nil).Commands)
+}
+
+// TestHelpListsOnlyWhatApplies: member-match downloads and exports
+// nothing, so its help has no download or export flags.
+func TestHelpListsOnlyWhatApplies(t *testing.T) {
+	_, stdout, _ := run(t, nil, "member-match", "--help")
+	for _, absent := range []string{"--concurrency", "--max-file-size", "--max-decompression-ratio", "--types", "--since", "--kind"} {
+		if strings.Contains(stdout, absent) {
+			t.Errorf("member-match --help lists %s", absent)
+		}
+	}
+	for _, present := range []string{"--roster", "--fhir-url", "--client-id", "--max-wait"} {
+		if !strings.Contains(stdout, present) {
+			t.Errorf("member-match --help lacks %s", present)
 		}
 	}
 }

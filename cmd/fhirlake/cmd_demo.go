@@ -30,9 +30,9 @@ func demoCommand() *cli.Command {
 		Usage:     "start the sandbox payer in-process and run the whole pipeline against it",
 		UsageText: "fhirlake demo [--dir ./fhirlake-demo] [--members 200] [--seed 1]",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "dir", Value: "fhirlake-demo", Usage: "output `DIR`: warehouse.duckdb and lake/"},
-			&cli.IntFlag{Name: "members", Value: 200, Usage: "synthetic members in the sandbox"},
-			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "generator seed"},
+			&cli.StringFlag{Name: "dir", Value: "fhirlake-demo", Usage: "output `DIR`: warehouse.duckdb and lake/", EnvVars: []string{"FHIRLAKE_DEMO_DIR"}},
+			&cli.IntFlag{Name: "members", Value: 200, Usage: "synthetic members in the sandbox", EnvVars: []string{"FHIRLAKE_DEMO_MEMBERS"}},
+			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "generator seed", EnvVars: []string{"FHIRLAKE_DEMO_SEED"}},
 		},
 		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {

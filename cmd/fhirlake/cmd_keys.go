@@ -26,7 +26,7 @@ func keysCommand() *cli.Command {
 			Usage:     "write a new private key and the public JWKS to register with a payer",
 			UsageText: "fhirlake keys generate --alg ES384 --out DIR",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "alg", Value: extract.ES384, Usage: "ES384 (P-384) or RS384 (RSA 3072)"},
+				&cli.StringFlag{Name: "alg", Value: extract.ES384, Usage: "ES384 (P-384) or RS384 (RSA 3072)", EnvVars: []string{"FHIRLAKE_KEY_ALG"}},
 				&cli.StringFlag{Name: "out", Usage: "directory for private-key.pem (mode 0600) and jwks.json", Required: true},
 			},
 			OnUsageError: onUsageError,

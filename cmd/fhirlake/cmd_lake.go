@@ -26,7 +26,7 @@ func lakeCommand() *cli.Command {
 				"Files of failed commits that no snapshot references are deleted too. It holds the\n" +
 				"warehouse's lock, like a run: schedule it in the same pool.",
 			Flags: append([]cli.Flag{
-				&cli.StringFlag{Name: "older-than", Value: "7d", Usage: "expire snapshots older than `AGE` (7d, 36h, 90m)"},
+				&cli.StringFlag{Name: "older-than", Value: "7d", Usage: "expire snapshots older than `AGE` (7d, 36h, 90m)", EnvVars: []string{"FHIRLAKE_LAKE_EXPIRE_OLDER_THAN"}},
 				&cli.StringFlag{Name: "config", Usage: "YAML config `FILE` naming the warehouse and the lake", EnvVars: []string{"FHIRLAKE_CONFIG"}},
 				&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE` the lake mirrors", EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
 				&cli.StringFlag{Name: "lake", Usage: "the lake's `LOCATION`: a folder, file:///path or s3://bucket/prefix", EnvVars: []string{"FHIRLAKE_LAKE"}},

@@ -33,8 +33,7 @@ func rosterFlags() []cli.Flag {
 }
 
 func memberMatchCommand() *cli.Command {
-	flags := append([]cli.Flag{}, baseFlags()...)
-	flags = append(flags, authFlags()...)
+	flags := append(serverFlags(), authFlags()...)
 	flags = append(flags, rosterFlags()...)
 	flags = append(flags, &cli.StringFlag{Name: "out", Value: "-", Usage: "result `CSV` (- for stdout): line, member_id, status, group_id, member_identifier, patient_ref, message"})
 	return &cli.Command{

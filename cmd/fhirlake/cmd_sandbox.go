@@ -26,12 +26,12 @@ func sandboxCommand() *cli.Command {
 		Usage:     "serve the synthetic sandbox payer (Bulk Data, 1upHealth flavour) until SIGINT/SIGTERM",
 		UsageText: "fhirlake sandbox [--addr 127.0.0.1:8089] [--members 200] [--seed 1]",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8089", Usage: "listen address"},
-			&cli.IntFlag{Name: "members", Value: 200, Usage: "synthetic members to generate"},
-			&cli.IntFlag{Name: "history-years", Value: 1, Usage: "years of claims, encounters and labs per member"},
-			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "generator seed (same seed, same data)"},
-			&cli.StringFlag{Name: "alt-host", Usage: "serve status and file URLs on this second `HOST:PORT` (e.g. localhost:8089), as 1upHealth does"},
-			&cli.StringFlag{Name: "faults", Usage: "fault injection as `JSON`, e.g. '{\"kickoffTooMany\":2,\"redirectFiles\":true}'; also POST /_admin/faults at run time"},
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8089", Usage: "listen address", EnvVars: []string{"FHIRLAKE_SANDBOX_ADDR"}},
+			&cli.IntFlag{Name: "members", Value: 200, Usage: "synthetic members to generate", EnvVars: []string{"FHIRLAKE_SANDBOX_MEMBERS"}},
+			&cli.IntFlag{Name: "history-years", Value: 1, Usage: "years of claims, encounters and labs per member", EnvVars: []string{"FHIRLAKE_SANDBOX_HISTORY_YEARS"}},
+			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "generator seed (same seed, same data)", EnvVars: []string{"FHIRLAKE_SANDBOX_SEED"}},
+			&cli.StringFlag{Name: "alt-host", Usage: "serve status and file URLs on this second `HOST:PORT` (e.g. localhost:8089), as 1upHealth does", EnvVars: []string{"FHIRLAKE_SANDBOX_ALT_HOST"}},
+			&cli.StringFlag{Name: "faults", Usage: "fault injection as `JSON`, e.g. '{\"kickoffTooMany\":2,\"redirectFiles\":true}'; also POST /_admin/faults at run time", EnvVars: []string{"FHIRLAKE_SANDBOX_FAULTS"}},
 		},
 		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {

@@ -34,7 +34,7 @@ func warehouseCommand() *cli.Command {
 				&cli.StringFlag{Name: "warehouse", Usage: "the DuckDB `FILE` to refresh", EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
 				&cli.StringFlag{Name: "lake", Usage: "the Iceberg lake's `LOCATION`: a folder, file:///path or s3://bucket/prefix", EnvVars: []string{"FHIRLAKE_LAKE"}},
 				&cli.StringSliceFlag{Name: "source", Usage: "copy only this `NAME` (repeat for several; default: every source of the lake)"},
-				&cli.DurationFlag{Name: "wait", Value: pipeline.DefaultLeaseTTL * 5, Usage: "how long to wait for a source a run holds (a `DURATION` such as 10m), then exit 7"},
+				&cli.DurationFlag{Name: "wait", Value: pipeline.DefaultLeaseTTL * 5, Usage: "how long to wait for a source a run holds (a `DURATION` such as 10m), then exit 7", EnvVars: []string{"FHIRLAKE_SYNC_WAIT"}},
 			}, append(personFlags(), lakeFlags()...)...),
 			OnUsageError: onUsageError,
 			Action:       runWarehouseSync,

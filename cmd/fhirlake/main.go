@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -91,7 +92,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:             stderr,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "group-readable", Usage: "let the owner's group read the files fhirlake writes (warehouse, lake, work and job files: 0640 and 0750 instead of 0600 and 0700); they hold PHI", EnvVars: []string{"FHIRLAKE_GROUP_READABLE"}},
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"FHIRLAKE_LOG_LEVEL"}},
+			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error (warn: quiet on success; info adds each stage of a run)", EnvVars: []string{"FHIRLAKE_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Value: "auto", Usage: "text, json or auto (logs go to stderr; auto is text); with json the final error is a JSON record too", EnvVars: []string{logFormatEnv}},
 		},
 		Commands: []*cli.Command{
@@ -118,9 +119,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				return err
 			}
 			st.format = f
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-				return usagef("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+			if _, err := logLevel(c); err != nil {
+				return err
 			}
 			restore := private.Restrict(c.Bool("group-readable"))
 			c.App.After = func(*cli.Context) error { restore(); return nil }
@@ -179,14 +179,25 @@ func exitCode(ctx context.Context, err error) int {
 	}
 }
 
+// logLevel is --log-level (or FHIRLAKE_LOG_LEVEL; empty is the default,
+// warn).
+func logLevel(c *cli.Context) (slog.Level, error) {
+	var level slog.Level
+	name := cmp.Or(c.String("log-level"), "warn")
+	if err := level.UnmarshalText([]byte(name)); err != nil {
+		return 0, usagef("--log-level %q: want debug, info, warn or error", name)
+	}
+	return level, nil
+}
+
 // logger builds the logger from the global flags: readable text, or JSON
 // with --log-format json (see logFormat for auto). Logs go to stderr so
 // that stdout carries only results; while progress bars run
 // (attachProgress) the lines are printed above them.
 func logger(c *cli.Context) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return nil, usagef("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+	level, err := logLevel(c)
+	if err != nil {
+		return nil, err
 	}
 	format, err := logFormat(c)
 	if err != nil {

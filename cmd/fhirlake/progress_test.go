@@ -61,7 +61,7 @@ func TestLogFormat(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				log.Info("hello", "files", 3)
+				log.Warn("hello", "files", 3)
 				return nil
 			}, tt.args...)
 			if code != tt.code {
@@ -104,7 +104,7 @@ func TestAttachProgressWithoutTerminalAttachesNothing(t *testing.T) {
 			}
 			stop2()
 			stop2()
-			log.Info("after")
+			log.Warn("after")
 			return nil
 		}, args...)
 		if code != exitOK {

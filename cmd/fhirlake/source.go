@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,23 +19,33 @@ import (
 // and run. Secrets are never flag values: --client-secret-file names a file,
 // or FHIRLAKE_CLIENT_SECRET holds the secret.
 func sourceFlags() []cli.Flag {
-	flags := append([]cli.Flag{}, baseFlags()...)
+	flags := append(serverFlags(), kindFlag())
+	flags = append(flags, downloadFlags()...)
 	flags = append(flags, exportFlags()...)
 	return append(flags, authFlags()...)
 }
 
-// baseFlags name the server and how hard to push it.
-func baseFlags() []cli.Flag {
+// serverFlags name the server and how hard to push it.
+func serverFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "fhir-url", Usage: "FHIR base URL of the payer API (required unless --config gives it); {tenant} is replaced by --tenant", EnvVars: []string{"FHIRLAKE_FHIR_URL"}},
 		&cli.StringFlag{Name: "tenant", Usage: "1upHealth tenant, substituted for {tenant} in --fhir-url and --token-url", EnvVars: []string{"FHIRLAKE_TENANT"}},
-		&cli.StringFlag{Name: "kind", Usage: "source kind: provider-access, payer-to-payer (needs --roster) or bulk", EnvVars: []string{"FHIRLAKE_KIND"}},
-		&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "parallel file downloads", EnvVars: []string{"FHIRLAKE_CONCURRENCY"}},
 		&cli.Float64Flag{Name: "rate-limit", Value: extract.DefaultRateLimit, Usage: "most requests per second to each host of the server, polls and downloads together (`N`; 0: no limit)", EnvVars: []string{"FHIRLAKE_RATE_LIMIT"}},
 		&cli.IntFlag{Name: "rate-burst", Usage: "requests that may go at once before --rate-limit applies (default: the rate)", EnvVars: []string{"FHIRLAKE_RATE_BURST"}},
 		&cli.DurationFlag{Name: "max-wait", Value: 24 * time.Hour, Usage: "give up waiting for the export after this long", EnvVars: []string{"FHIRLAKE_MAX_WAIT"}},
 		&cli.DurationFlag{Name: "poll-floor", Value: time.Second, Usage: "shortest wait between status polls, whatever Retry-After says", EnvVars: []string{"FHIRLAKE_POLL_FLOOR"}},
 		&cli.DurationFlag{Name: "poll-ceiling", Value: 5 * time.Minute, Usage: "longest wait between status polls, whatever Retry-After says", EnvVars: []string{"FHIRLAKE_POLL_CEILING"}},
+	}
+}
+
+func kindFlag() cli.Flag {
+	return &cli.StringFlag{Name: "kind", Usage: "source kind: provider-access, payer-to-payer (needs --roster) or bulk", EnvVars: []string{"FHIRLAKE_KIND"}}
+}
+
+// downloadFlags bound the export's file downloads.
+func downloadFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "parallel file downloads", EnvVars: []string{"FHIRLAKE_CONCURRENCY"}},
 		&cli.StringFlag{Name: "max-file-size", Value: "64GiB", Usage: "largest file to download, once decompressed (e.g. 500MB, 64GiB); a larger one fails the export (exit 2)", EnvVars: []string{"FHIRLAKE_MAX_FILE_SIZE"}},
 		&cli.Float64Flag{Name: "max-decompression-ratio", Value: extract.DefaultMaxDecompressionRatio, Usage: "largest ratio of decompressed to downloaded bytes of a gzip-compressed file (FHIR NDJSON: 10-25); more fails the export (exit 2)", EnvVars: []string{"FHIRLAKE_MAX_DECOMPRESSION_RATIO"}},
 	}
@@ -157,6 +168,9 @@ func resolveSettings(c *cli.Context, src *config.Source) settings {
 	}
 	if !c.IsSet("concurrency") && src.Concurrency > 0 {
 		s.concurrency = src.Concurrency
+	}
+	if s.concurrency == 0 && !slices.ContainsFunc(c.Command.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), "concurrency") }) {
+		s.concurrency = 1 // a command that downloads nothing (member-match)
 	}
 	s.rateLimit, s.rateBurst = c.Float64("rate-limit"), c.Int("rate-burst")
 	if !c.IsSet("rate-limit") && src.RateLimit != 0 {

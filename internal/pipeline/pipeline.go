@@ -488,7 +488,7 @@ func (p Pipeline) openWarehouse(ctx context.Context, readOnly bool) (load.Wareho
 	// A reader has the file open: readers come and go, so wait a while
 	// before giving up (exit 7).
 	if p.Log != nil {
-		p.Log.Info("the warehouse is open in another process; waiting for it to close", "warehouse", p.Warehouse, "up_to", wait.String())
+		p.Log.Warn("the warehouse is open in another process; waiting for it to close", "warehouse", p.Warehouse, "up_to", wait.String())
 	}
 	deadline := time.Now().Add(wait)
 	for {

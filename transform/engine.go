@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/fhirlake/fhirlake/internal/fhirtypes"
 	"io"
 	"runtime"
 	"slices"
@@ -608,7 +609,7 @@ func (w *worker) resource(line []byte) error {
 		return w.lineReject("missing resourceType")
 	}
 	w.rid, _ = v.GetString("id")
-	if !knownType(w.rtype) {
+	if !fhirtypes.Is(w.rtype) {
 		w.rtype = "" // not a type name: keep it out of the reject
 		return w.lineReject("resourceType is not a FHIR resource type")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -22,20 +23,24 @@ func configCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:      "check",
 			Usage:     "validate a config file without contacting anything; list every problem with file:line and key",
-			UsageText: "fhirlake config check --config fhirlake.yaml",
+			UsageText: "fhirlake config check --config fhirlake.yaml [--no-resolve]",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "config", Usage: "YAML config `FILE`", Required: true, EnvVars: []string{"FHIRLAKE_CONFIG"}},
+				&cli.BoolFlag{Name: "no-resolve", Usage: "check secret references and the roster by their form only, not that they exist here (CI of a deployment repository)", EnvVars: []string{"FHIRLAKE_NO_RESOLVE"}},
 			},
 			OnUsageError: onUsageError,
 			Action: func(c *cli.Context) error {
-				return runConfigCheck(c.Context, c, c.String("config"))
+				return runConfigCheck(c.Context, c, c.String("config"), config.Options{
+					NoResolve:        c.Bool("no-resolve"),
+					RequireWarehouse: os.Getenv("FHIRLAKE_WAREHOUSE") == "",
+				})
 			},
 		}},
 	}
 }
 
-func runConfigCheck(_ context.Context, c *cli.Context, path string) error {
-	f, err := config.Load(path)
+func runConfigCheck(_ context.Context, c *cli.Context, path string, opts config.Options) error {
+	f, err := config.LoadWith(path, opts)
 	if err != nil {
 		return configError(err)
 	}

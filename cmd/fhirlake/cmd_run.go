@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fhirlake/fhirlake/internal/fhirtypes"
 	"github.com/fhirlake/fhirlake/internal/suggest"
 	"os"
 	"path/filepath"
@@ -218,9 +219,9 @@ func checkUserViews(builtin, extra []*transform.View) error {
 		taken[v.Name()] = "the built-in view " + v.Name()
 	}
 	for _, v := range extra {
-		if !transform.IsResourceType(v.Resource()) {
+		if !fhirtypes.Is(v.Resource()) {
 			msg := fmt.Sprintf("%s: view %q: resource %q is not a FHIR resource type", v.File(), v.Name(), v.Resource())
-			if s := suggest.Closest(v.Resource(), transform.ResourceTypes()); s != "" {
+			if s := suggest.Closest(v.Resource(), fhirtypes.All()); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
 			return errors.New(msg)

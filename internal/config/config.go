@@ -9,9 +9,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/fhirlake/fhirlake/internal/fhirtypes"
+	"github.com/fhirlake/fhirlake/internal/suggest"
 	"math"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -204,18 +207,40 @@ var ErrNoSource = errors.New("no such source")
 // Problems; no network or secret store is contacted, but env: and file:
 // references are checked to exist.
 func Load(path string) (*File, error) {
+	return LoadWith(path, Options{})
+}
+
+// Options change what Load checks.
+type Options struct {
+	// NoResolve checks that secrets and the roster are references of
+	// the right form, not that they exist here: for the CI of a
+	// deployment repository, where they do not.
+	NoResolve bool
+	// RequireWarehouse reports a file that names no warehouse (nothing
+	// else gives one).
+	RequireWarehouse bool
+}
+
+// LoadWith is Load with options.
+func LoadWith(path string, opts Options) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, Problems{{File: path, Msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}}
 	}
-	return Parse(path, data)
+	return ParseWith(path, data, opts)
 }
 
 // Parse is Load on data already read.
 func Parse(path string, data []byte) (*File, error) {
+	return ParseWith(path, data, Options{})
+}
+
+// ParseWith is LoadWith on data already read.
+func ParseWith(path string, data []byte, opts Options) (*File, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Problems{{File: path, Line: yamlLine(err), Msg: "not valid YAML: " + yamlMsg(err)}}
+		line, why := syntaxLine(data, yamlLine(err), yamlMsg(err))
+		return nil, Problems{{File: path, Line: line, Msg: "not valid YAML: " + yamlMsg(err) + why}}
 	}
 	f := &File{Path: path}
 	var probs Problems
@@ -227,13 +252,13 @@ func Parse(path string, data []byte) (*File, error) {
 			return nil, Problems{{File: path, Line: yamlLine(err), Msg: yamlMsg(err)}}
 		}
 		for _, e := range te.Errors {
-			probs = append(probs, Problem{File: path, Line: yamlLine(errors.New(e)), Msg: yamlMsg(errors.New(e))})
+			probs = append(probs, Problem{File: path, Line: yamlLine(errors.New(e)), Msg: unknownKey(yamlMsg(errors.New(e)))})
 		}
 	}
 	f.Path = path
 	lines := map[string]int{}
 	walk(&root, "", lines)
-	probs = append(probs, f.check(lines)...)
+	probs = append(probs, f.check(lines, opts)...)
 	if len(probs) > 0 {
 		return f, probs
 	}
@@ -255,10 +280,19 @@ func (f *File) Source(name string) (*Source, error) {
 }
 
 // check validates the semantics; lines maps key paths to lines.
-func (f *File) check(lines map[string]int) Problems {
+func (f *File) check(lines map[string]int, opts Options) Problems {
 	var ps Problems
 	add := func(key, format string, args ...any) {
 		ps = append(ps, Problem{File: f.Path, Line: lineOf(lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	checkRef := func(ref string) error {
+		if opts.NoResolve {
+			return checkRefForm(ref)
+		}
+		return checkRef(ref)
+	}
+	if opts.RequireWarehouse && f.Warehouse == "" {
+		add("warehouse", "is required: the DuckDB file runs write to (or set FHIRLAKE_WAREHOUSE)")
 	}
 	if len(f.Sources) == 0 {
 		add("sources", "at least one source is needed")
@@ -331,9 +365,18 @@ func (f *File) check(lines map[string]int) Problems {
 		if s.Kind == "payer-to-payer" && s.Roster == "" {
 			add(k+".roster", "a payer-to-payer source needs a roster CSV")
 		}
-		if s.Roster != "" {
+		if s.Roster != "" && !opts.NoResolve {
 			if _, err := os.Stat(s.Roster); err != nil {
 				add(k+".roster", "cannot read %s", s.Roster)
+			}
+		}
+		for j, t := range s.Types {
+			if !fhirtypes.Is(t) {
+				msg := fmt.Sprintf("%q is not a FHIR resource type", t)
+				if near := suggest.Closest(t, fhirtypes.All()); near != "" {
+					msg += fmt.Sprintf(" (did you mean %q?)", near)
+				}
+				add(fmt.Sprintf("%s.types[%d]", k, j), "%s", msg)
 			}
 		}
 		if s.ExportType != "" && s.Group == "" {
@@ -359,12 +402,12 @@ func (f *File) check(lines map[string]int) Problems {
 		if r := s.MaxDecompressionRatio; r != 0 && !(r >= 1) {
 			add(k+".max_decompression_ratio", "%v: must be 1 or more (bytes after decompression per byte downloaded)", r)
 		}
-		ps = append(ps, f.checkAuth(s, k+".auth", lines)...)
+		ps = append(ps, f.checkAuth(s, k+".auth", lines, checkRef)...)
 	}
 	return ps
 }
 
-func (f *File) checkAuth(s *Source, k string, lines map[string]int) Problems {
+func (f *File) checkAuth(s *Source, k string, lines map[string]int, checkRef func(string) error) Problems {
 	var ps Problems
 	add := func(key, format string, args ...any) {
 		ps = append(ps, Problem{File: f.Path, Line: lineOf(lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
@@ -410,6 +453,46 @@ func (f *File) checkAuth(s *Source, k string, lines map[string]int) Problems {
 		}
 	}
 	return ps
+}
+
+// checkRefForm validates the form of a secret reference (env:NAME or
+// file:PATH) without looking it up, and without revealing its value.
+func checkRefForm(ref string) error {
+	kind, name, ok := strings.Cut(ref, ":")
+	if !ok || name == "" || kind != "env" && kind != "file" {
+		return errors.New("must be a reference, env:NAME or file:PATH; secrets are never written in the file")
+	}
+	return nil
+}
+
+// unknownKey rewrites the YAML decoder's "field x not found in type
+// config.T" as the key and the closest key T has.
+func unknownKey(msg string) string {
+	m := unknownFieldRE.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	out := fmt.Sprintf("unknown key %s", m[1])
+	if t, ok := yamlTypes[m[2]]; ok {
+		var keys []string
+		for i := range t.NumField() {
+			if k, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); k != "" && k != "-" {
+				keys = append(keys, k)
+			}
+		}
+		if near := suggest.Closest(m[1], keys); near != "" {
+			out += fmt.Sprintf(" (did you mean %s?)", near)
+		}
+	}
+	return out
+}
+
+var unknownFieldRE = regexp.MustCompile(`^field (\S+) not found in type config\.(\w+)$`)
+
+// yamlTypes are the structs a config file decodes into, by name.
+var yamlTypes = map[string]reflect.Type{
+	"File": reflect.TypeFor[File](), "Person": reflect.TypeFor[Person](), "Source": reflect.TypeFor[Source](),
+	"Auth": reflect.TypeFor[Auth](), "Polling": reflect.TypeFor[Polling](),
 }
 
 // checkRef validates a secret reference without revealing its value.
@@ -513,6 +596,50 @@ func lineOf(lines map[string]int, key string) int {
 		k = k[:i]
 	}
 	return 0
+}
+
+// syntaxLine finds the line a YAML syntax error is on. The decoder names
+// the line where the enclosing block starts (a list, a map), which may be
+// far above the mistake: the first line at or after it that opens a
+// bracket it does not close (when the error is an unclosed one), holds a
+// tab in its indentation, or whose indentation matches no enclosing
+// block, is the one to fix. why says which; with none, the reported line
+// stays.
+func syntaxLine(data []byte, reported int, msg string) (int, string) {
+	lines := strings.Split(string(data), "\n")
+	for _, br := range [][2]string{{"[", "]"}, {"{", "}"}} {
+		if !strings.Contains(msg, "expected ',' or '"+br[1]+"'") {
+			continue
+		}
+		for i, l := range lines {
+			if i+1 >= reported && strings.Count(l, br[0]) > strings.Count(l, br[1]) {
+				return i + 1, " (a " + br[0] + " this line opens is not closed)"
+			}
+		}
+	}
+	stack := []int{0}
+	for i, l := range lines {
+		n := i + 1
+		body := strings.TrimLeft(l, " \t")
+		if body == "" || strings.HasPrefix(body, "#") {
+			continue
+		}
+		lead := l[:len(l)-len(body)]
+		if n >= reported && strings.Contains(lead, "\t") {
+			return n, " (a tab in the indentation of this line)"
+		}
+		ind, popped := len(lead), false
+		for len(stack) > 1 && stack[len(stack)-1] > ind {
+			stack, popped = stack[:len(stack)-1], true
+		}
+		if ind > stack[len(stack)-1] {
+			if popped && n >= reported {
+				return n, " (the indentation of this line matches no enclosing block)"
+			}
+			stack = append(stack, ind)
+		}
+	}
+	return reported, ""
 }
 
 var yamlLineRE = regexp.MustCompile(`line (\d+)`)

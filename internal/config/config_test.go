@@ -93,7 +93,7 @@ sources:
 		got[i] = p.String()
 	}
 	want := []string{
-		"f.yaml:19: field colour not found in type config.Source",
+		"f.yaml:19: unknown key colour",
 		"f.yaml:23: cannot unmarshal !!str `many` into int",
 		`f.yaml:3: sources[0].name: "Bad Name": use lower-case letters, digits, - and _`,
 		`f.yaml:4: sources[0].kind: "provider": want one of provider-access, payer-to-payer, bulk`,
@@ -210,6 +210,84 @@ func TestLakeProblems(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "pa55word") {
 			t.Errorf("%q: the password leaked into %v", tc.lake, err)
+		}
+	}
+}
+
+// TestCheckFindsMisspeltKeysAndTypesInOnePass: a type error does not hide
+// a misspelt key or a type that is no resource type; each misspelt key
+// gets the closest known one; a file without a warehouse is reported
+// when nothing else gives one; --no-resolve checks references by form.
+func TestCheckFindsMisspeltKeysAndTypesInOnePass(t *testing.T) {
+	data := `warehuse: w.duckdb
+max_rejects: lots
+sources:
+  - name: a
+    kind: payer-to-payer
+    fhir_url: https://x.example/fhir
+    tokn_url: https://x.example/token
+    roster: /nonexistent/roster.csv
+    types: [Patient, Patinet, Claim]
+    auth:
+      method: client-secret
+      client_id: abc
+      client_secret: env:TEST_UNSET_SECRET
+      scpoe: system/*.read
+`
+	got := func(opts Options) []string {
+		_, err := ParseWith("f.yaml", []byte(data), opts)
+		var ps Problems
+		if !errorsAs(err, &ps) {
+			t.Fatalf("err = %v, want Problems", err)
+		}
+		out := make([]string, len(ps))
+		for i, p := range ps {
+			out[i] = p.String()
+		}
+		return out
+	}
+	want := []string{
+		"f.yaml:1: unknown key warehuse (did you mean warehouse?)",
+		"f.yaml:2: cannot unmarshal !!str `lots` into int64",
+		"f.yaml:7: unknown key tokn_url (did you mean token_url?)",
+		"f.yaml:14: unknown key scpoe (did you mean scope?)",
+		"f.yaml: warehouse: is required: the DuckDB file runs write to (or set FHIRLAKE_WAREHOUSE)",
+		"f.yaml:8: sources[0].roster: cannot read /nonexistent/roster.csv",
+		`f.yaml:9: sources[0].types[1]: "Patinet" is not a FHIR resource type (did you mean "Patient"?)`,
+		"f.yaml:4: sources[0].token_url: is required with auth method client-secret",
+		"f.yaml:13: sources[0].auth.client_secret: environment variable TEST_UNSET_SECRET is not set",
+	}
+	if diff := cmp.Diff(want, got(Options{RequireWarehouse: true})); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+	// Without the secrets and files of the deployment: only their form.
+	noResolve := got(Options{NoResolve: true})
+	for _, p := range noResolve {
+		if strings.Contains(p, "cannot read") || strings.Contains(p, "is not set") || strings.Contains(p, "warehouse: is required") {
+			t.Errorf("--no-resolve reported %q", p)
+		}
+	}
+	if len(noResolve) != len(want)-3 {
+		t.Errorf("--no-resolve: %d problems, want %d: %q", len(noResolve), len(want)-3, noResolve)
+	}
+}
+
+// TestSyntaxErrorLine: a YAML syntax error names the line to fix, not the
+// line where the enclosing block starts (which the decoder gives).
+func TestSyntaxErrorLine(t *testing.T) {
+	tests := []struct {
+		data string
+		want string
+	}{
+		{"warehouse: w.duckdb\nsources:\n  - name: a\n    kind: bulk\n   fhir_url: x\n", "f.yaml:5: not valid YAML: did not find expected '-' indicator (the indentation of this line matches no enclosing block)"},
+		{"warehouse: w.duckdb\nperson:\n  roster_member_system: x\n\tidentifier_systems: []\n", "f.yaml:4: not valid YAML: found a tab character that violates indentation (a tab in the indentation of this line)"},
+		{"a:\n  b: 1\n c: 2\n", "f.yaml:3: not valid YAML: did not find expected key (the indentation of this line matches no enclosing block)"},
+		{"a: 1\nb: [1, 2\nc: 3\n", "f.yaml:2: not valid YAML: did not find expected ',' or ']' (a [ this line opens is not closed)"},
+	}
+	for _, tt := range tests {
+		_, err := Parse("f.yaml", []byte(tt.data))
+		if err == nil || err.(Problems)[0].String() != tt.want {
+			t.Errorf("%q: %v, want %s", tt.data, err, tt.want)
 		}
 	}
 }

@@ -1,4 +1,6 @@
-package transform
+// Package fhirtypes knows the names of FHIR's resource types, so that a
+// line, a view or a setting that names another can be refused.
+package fhirtypes
 
 import (
 	"maps"
@@ -62,12 +64,8 @@ func init() {
 	}
 }
 
-// knownType reports whether t names a FHIR resource type.
-func knownType(t string) bool { return resourceTypes[t] }
+// Is reports whether t names a FHIR resource type (R4 to R5).
+func Is(t string) bool { return resourceTypes[t] }
 
-// IsResourceType reports whether t names a FHIR resource type (R4 to R5).
-func IsResourceType(t string) bool { return knownType(t) }
-
-// ResourceTypes lists the FHIR resource types IsResourceType knows,
-// sorted.
-func ResourceTypes() []string { return slices.Sorted(maps.Keys(resourceTypes)) }
+// All lists the FHIR resource types Is knows, sorted.
+func All() []string { return slices.Sorted(maps.Keys(resourceTypes)) }

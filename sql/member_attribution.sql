@@ -9,7 +9,9 @@
 --
 -- Caveats:
 --  * Attribution-driven: members without a Group export (say a
---    Patient-level export with no Group) are not here.
+--    Patient-level export with no Group) are not here. The Groups a
+--    Payer-to-Payer $member-match made (fhirlake_member_matches) are
+--    matches, not attribution to a provider: they are left out.
 --  * A member whose Patient was not exported still has a row, with null
 --    demographics.
 --  * person_id is the person crosswalk's: one human's Patients at several
@@ -36,6 +38,10 @@ att AS (
            least(coalesce(a.period_end, coalesce(o.as_of_date, current_date)), coalesce(o.as_of_date, current_date)) AS coverage_date
     FROM attribution AS a
     LEFT JOIN as_of AS o USING (data_source)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM fhirlake_member_matches AS m
+        WHERE m.source = a.data_source AND m.group_id = a.group_id
+    )
 ),
 cov AS (
     SELECT t.data_source, t.group_id, t.patient_id, t.period_start,

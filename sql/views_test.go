@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -639,4 +640,57 @@ func (s loaderSink) WriteBatch(ctx context.Context, table string, rec arrow.Reco
 
 func (s loaderSink) Reject(ctx context.Context, r transform.Reject) error {
 	return s.l.Reject(ctx, load.Reject(r))
+}
+
+// TestMemberMatchGroupsAreNotAttribution: the Group a Payer-to-Payer
+// $member-match answers with holds the matched member, but it attributes
+// no one to a provider: member_attribution and member_roster leave it out
+// and keep the provider's attribution list.
+func TestMemberMatchGroupsAreNotAttribution(t *testing.T) {
+	ctx := t.Context()
+	views := loadViews(t)
+	tables, err := pipeline.Tables(views)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := transform.NewEngine(views, transform.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := lduckdb.Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	l, err := w.Begin(ctx, "p2p", tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Rollback(context.WithoutCancel(ctx))
+	nd := `{"resourceType":"Patient","id":"p1","meta":{"lastUpdated":"2026-01-01T00:00:00Z"}}
+{"resourceType":"Patient","id":"p2","meta":{"lastUpdated":"2026-01-01T00:00:00Z"}}
+{"resourceType":"Group","id":"provider-list","meta":{"lastUpdated":"2026-01-01T00:00:00Z"},"type":"person","actual":true,"member":[{"entity":{"reference":"Patient/p1"}},{"entity":{"reference":"Patient/p2"}}]}
+{"resourceType":"Group","id":"match-1","meta":{"lastUpdated":"2026-01-01T00:00:00Z"},"type":"person","actual":true,"member":[{"entity":{"reference":"Patient/p2"}}]}
+`
+	if _, err := e.Transform(ctx, "p2p", strings.NewReader(nd), loaderSink{l}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MemberMatches(ctx, []load.MemberMatch{{MemberID: "m-2", PatientID: "p2", GroupID: "match-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	tx := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := l.Commit(ctx, load.Run{ID: "r1", Source: "p2p", Scope: "system", Started: tx, TransactionTime: tx}); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range w.ApplySQL(ctx, fsql.FS) {
+		t.Fatalf("apply views: %v", err)
+	}
+	got := queryRows(t, w, `SELECT group_id, patient_id FROM member_attribution ORDER BY ALL`)
+	want := [][]string{{"provider-list", "p1"}, {"provider-list", "p2"}}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("member_attribution: %v, want %v", got, want)
+	}
+	if got := queryRows(t, w, `SELECT count(*) FROM member_roster WHERE group_id = 'match-1'`); got[0][0] != "0" {
+		t.Errorf("member_roster holds the match Group: %v", got)
+	}
 }

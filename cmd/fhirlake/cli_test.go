@@ -3,13 +3,18 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/fhirlake/fhirlake/extract/sandbox"
 )
 
 // TestCommandLineSurprises: what a new user types wrong, or types in
@@ -219,4 +224,40 @@ func TestHelpListsOnlyWhatApplies(t *testing.T) {
 			t.Errorf("member-match --help lacks %s", present)
 		}
 	}
+}
+
+// TestSandboxRosterMatchesOnAnyDay: the sandbox a user starts with
+// `fhirlake sandbox` serves the same data whatever the day (its dates are
+// relative to --as-of, a constant by default), so the example roster
+// matches its three members.
+func TestSandboxRosterMatchesOnAnyDay(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- runMain(ctx, []string{"fhirlake", "sandbox", "--addr", "127.0.0.1:0"}, pw, io.Discard)
+		pw.Close()
+	}()
+	first, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, pr)
+	root := strings.TrimSpace(strings.TrimPrefix(first, "sandbox payer on "))
+	code, stdout, stderr := run(t, nil, "member-match", "--fhir-url", sandbox.OneUpBase(root, sandbox.DefaultTenant),
+		"--token-url", root+sandbox.TokenPath, "--client-id", sandbox.DefaultClientID, "--client-secret-file", secretFile(t),
+		"--scope", "bulk-data|user/*.rs member-match|read", "--roster", "../../examples/roster.sandbox.csv", "--out", filepath.Join(t.TempDir(), "m.csv"))
+	if code != exitOK || !strings.Contains(stdout, "3 members: 3 matched") {
+		t.Errorf("member-match with examples/roster.sandbox.csv: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	cancel()
+	<-done
+}
+
+func secretFile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(p, []byte(sandbox.DefaultClientSecret+"\n"), 0o600)
+	return p
 }

@@ -24,13 +24,14 @@ func sandboxCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "sandbox",
 		Usage:     "serve the synthetic sandbox payer (Bulk Data, 1upHealth flavour) until SIGINT/SIGTERM",
-		UsageText: "fhirlake sandbox [--addr 127.0.0.1:8089] [--members 200] [--seed 1]",
+		UsageText: "fhirlake sandbox [--addr 127.0.0.1:8089] [--members 200] [--seed 1] [--as-of 2026-01-05]",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8089", Usage: "listen address", EnvVars: []string{"FHIRLAKE_SANDBOX_ADDR"}},
 			&cli.IntFlag{Name: "members", Value: 200, Usage: "synthetic members to generate", EnvVars: []string{"FHIRLAKE_SANDBOX_MEMBERS"}},
 			&cli.IntFlag{Name: "history-years", Value: 1, Usage: "years of claims, encounters and labs per member", EnvVars: []string{"FHIRLAKE_SANDBOX_HISTORY_YEARS"}},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "generator seed (same seed, same data)", EnvVars: []string{"FHIRLAKE_SANDBOX_SEED"}},
 			&cli.StringFlag{Name: "alt-host", Usage: "serve status and file URLs on this second `HOST:PORT` (e.g. localhost:8089), as 1upHealth does", EnvVars: []string{"FHIRLAKE_SANDBOX_ALT_HOST"}},
+			&cli.StringFlag{Name: "as-of", Value: sandbox.DefaultStart.Format(time.DateOnly), Usage: "the sandbox's `DATE`: its clock starts there and every generated date is relative to it, so one seed gives the same data on any day (examples/roster.sandbox.csv matches)", EnvVars: []string{"FHIRLAKE_SANDBOX_AS_OF"}},
 			&cli.StringFlag{Name: "faults", Usage: "fault injection as `JSON`, e.g. '{\"kickoffTooMany\":2,\"redirectFiles\":true}'; also POST /_admin/faults at run time", EnvVars: []string{"FHIRLAKE_SANDBOX_FAULTS"}},
 		},
 		OnUsageError: onUsageError,
@@ -38,9 +39,13 @@ func sandboxCommand() *cli.Command {
 			if c.Int("members") < 1 {
 				return usagef("--members must be at least 1")
 			}
+			asOf, err := time.Parse(time.DateOnly, c.String("as-of"))
+			if err != nil {
+				return usagef("--as-of %q: want a date, YYYY-MM-DD", c.String("as-of"))
+			}
 			o := sandboxOptions{
 				addr: c.String("addr"),
-				cfg: sandbox.Config{Members: c.Int("members"), HistoryYears: c.Int("history-years"), Seed: c.Int64("seed"), ClockRuns: true, Start: time.Now().UTC(),
+				cfg: sandbox.Config{Members: c.Int("members"), HistoryYears: c.Int("history-years"), Seed: c.Int64("seed"), ClockRuns: true, Start: asOf,
 					AltHost: c.String("alt-host")},
 			}
 			if f := c.String("faults"); f != "" {

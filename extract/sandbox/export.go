@@ -49,8 +49,60 @@ type job struct {
 type exportFile struct {
 	name, typ string
 	count     int
-	body      []byte
+	body      []byte // small files; the others are in the store's spill file
+	sp        *spill
+	off       int64
+	size      int
 	errors    bool // the error[] file: Faults.ErrorFileCount and ErrorFileStatus apply
+}
+
+// content is the file's bytes.
+func (f exportFile) content() []byte {
+	if f.sp != nil {
+		return f.sp.get(f.off, f.size)
+	}
+	return f.body
+}
+
+// fileBuilder cuts lines into export files of MaxLinesPerFile lines,
+// each written to the store's spill file as it fills: an export of any
+// size holds one file's lines in memory.
+type fileBuilder struct {
+	s           *Server
+	prefix, typ string
+	buf         bytes.Buffer
+	n           int
+	files       []exportFile
+	err         error
+}
+
+func (b *fileBuilder) add(line []byte) {
+	b.buf.Write(line)
+	b.buf.WriteByte('\n')
+	if b.n++; b.n == b.s.cfg.MaxLinesPerFile {
+		b.flush()
+	}
+}
+
+func (b *fileBuilder) flush() {
+	if b.n == 0 || b.err != nil {
+		return
+	}
+	off, err := b.s.store.sp.put(b.buf.Bytes())
+	if err != nil {
+		b.err = err
+		return
+	}
+	b.files = append(b.files, exportFile{name: fmt.Sprintf("%s-%d.ndjson", b.prefix, len(b.files)+1), typ: b.typ, count: b.n,
+		sp: b.s.store.sp, off: off, size: b.buf.Len()})
+	b.buf.Reset()
+	b.n = 0
+}
+
+// done returns the files, the last one flushed.
+func (b *fileBuilder) done() ([]exportFile, error) {
+	b.flush()
+	return b.files, b.err
 }
 
 // file returns the job's file called name.
@@ -302,7 +354,7 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 	j.organizedBy, j.partial = ep.organizeBy, ep.partial
 	blocks := map[string][][]byte{} // organized output: lines by patient ("" for none)
 	for _, t := range types {
-		var lines [][]byte
+		fb := &fileBuilder{s: s, prefix: t, typ: t}
 		for _, rec := range s.store.byType[t] {
 			switch {
 			case !ep.since.IsZero() && rec.updated.Before(ep.since):
@@ -317,7 +369,7 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 			if fs, ok := ep.filters[t]; ok && !slices.ContainsFunc(fs, func(f typeFilter) bool { return f.match(rec) }) {
 				continue
 			}
-			line := rec.raw
+			line := rec.raw()
 			if ep.elements != nil {
 				line = applyElements(line, t, ep.elements)
 			}
@@ -325,12 +377,16 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 				blocks[rec.patient] = append(blocks[rec.patient], line)
 				continue
 			}
-			lines = append(lines, line)
+			fb.add(line)
 		}
 		if j.organizedBy != "" {
 			continue
 		}
-		files := s.split(t, t, lines)
+		files, err := fb.done()
+		if err != nil {
+			writeOutcome(w, http.StatusInternalServerError, "error", "exception", "sandbox: "+err.Error())
+			return
+		}
 		j.files = append(j.files, files...)
 		for _, f := range files {
 			j.total += f.count
@@ -749,7 +805,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, ef exportFile
 		writeOutcome(w, status, "error", cmp.Or(code, "exception"), "export file "+ef.name+" is not available")
 		return
 	}
-	body := ef.body
+	body := ef.content()
 	if truncate {
 		body = firstLines(body, ef.count/2)
 	}

@@ -8,14 +8,6 @@ import (
 	"time"
 )
 
-// generate builds the whole synthetic population for cfg (defaults
-// applied), for New.
-func generate(cfg Config) []obj {
-	var out []obj
-	stream(cfg, func(x obj) error { out = append(out, x); return nil })
-	return out
-}
-
 // stream hands the synthetic population of cfg (defaults applied) to emit,
 // one resource at a time, member by member: the providers first, then
 // each member's resources, then the attribution Groups. It keeps one

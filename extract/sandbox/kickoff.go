@@ -286,7 +286,7 @@ func parseTypeFilter(s string) (string, typeFilter, error) {
 				codes := strings.Split(v, ",")
 				f = append(f, func(r *record) bool {
 					var x struct{ Status string }
-					_ = json.Unmarshal(r.raw, &x)
+					_ = json.Unmarshal(r.raw(), &x)
 					return slices.Contains(codes, x.Status)
 				})
 			default:

@@ -41,7 +41,7 @@ func (s *Server) MemberMatchInfo(i int) (MemberInfo, bool) {
 	if i < 0 || i >= len(pats) {
 		return MemberInfo{}, false
 	}
-	p := decodeMember(pats[i].raw)
+	p := decodeMember(pats[i].raw())
 	info := MemberInfo{PatientID: pats[i].id, BirthDate: p.BirthDate, Gender: p.Gender, MemberID: p.memberID()}
 	if len(p.Name) > 0 {
 		info.Family = p.Name[0].Family
@@ -107,7 +107,7 @@ func (s *Server) coverageOf(patient string) *fhirCoverage {
 	for _, rec := range s.store.byType["Coverage"] {
 		if rec.patient == patient {
 			var c fhirCoverage
-			if json.Unmarshal(rec.raw, &c) == nil {
+			if json.Unmarshal(rec.raw(), &c) == nil {
 				return &c
 			}
 		}
@@ -298,7 +298,7 @@ func (s *Server) matchMember(params []memberParam, now time.Time) (patientID, me
 	s.mu.Lock()
 	var matches []string
 	for _, rec := range s.store.byType["Patient"] {
-		p := decodeMember(rec.raw)
+		p := decodeMember(rec.raw())
 		if p.BirthDate != patient.BirthDate || !slices.ContainsFunc(p.Name, func(n struct {
 			Family string
 			Given  []string

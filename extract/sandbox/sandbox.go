@@ -169,11 +169,14 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.applyDefaults(); err != nil {
 		return nil, err
 	}
-	st := newStore()
-	for _, res := range generate(cfg) {
-		if err := st.put(res); err != nil {
-			return nil, fmt.Errorf("sandbox: generate: %w", err)
-		}
+	st, err := newStore()
+	if err != nil {
+		return nil, err
+	}
+	// Member by member into the store: memory holds the index, not the
+	// population (see spill).
+	if err := stream(cfg, st.put); err != nil {
+		return nil, fmt.Errorf("sandbox: generate: %w", err)
 	}
 	return &Server{
 		cfg:    cfg,
@@ -216,7 +219,7 @@ func (s *Server) Resources(resourceType string) [][]byte {
 	recs := s.store.byType[resourceType]
 	out := make([][]byte, len(recs))
 	for i, r := range recs {
-		out[i] = slices.Clone(r.raw)
+		out[i] = slices.Clone(r.raw())
 	}
 	return out
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -18,12 +20,59 @@ var resourceTypes = []string{
 }
 
 // record is one stored resource. A record is never modified after it is
-// stored: updates store a new record, so export snapshots can share raw.
+// stored: updates store a new record, so export snapshots can share it.
+// Its JSON is in the store's spill file, not in memory.
 type record struct {
 	typ, id string
-	raw     []byte
+	sp      *spill
+	off     int64
+	n       int
 	updated time.Time // meta.lastUpdated
 	patient string    // id of the Patient whose compartment holds it, or ""
+}
+
+// raw is the resource's JSON.
+func (r *record) raw() []byte { return r.sp.get(r.off, r.n) }
+
+// spill keeps the resources' JSON in a temporary file, removed as soon as
+// it is made (it goes when the process does), so that the sandbox's
+// memory holds an index of its data, not the data: 10,000 members are
+// a few gigabytes of JSON. The page cache keeps a hot file fast.
+type spill struct {
+	f   *os.File
+	mu  sync.Mutex // guards end
+	end int64
+}
+
+func newSpill() (*spill, error) {
+	f, err := os.CreateTemp("", "fhirlake-sandbox-*")
+	if err != nil {
+		return nil, fmt.Errorf("sandbox store: %w", err)
+	}
+	os.Remove(f.Name())
+	return &spill{f: f}, nil
+}
+
+// put appends b and returns where it is.
+func (s *spill) put(b []byte) (int64, error) {
+	s.mu.Lock()
+	off := s.end
+	s.end += int64(len(b))
+	s.mu.Unlock()
+	if _, err := s.f.WriteAt(b, off); err != nil {
+		return 0, fmt.Errorf("sandbox store: %w", err)
+	}
+	return off, nil
+}
+
+// get reads back n bytes at off. The file is the process's own: a read
+// that fails is a broken machine, and the sandbox stops.
+func (s *spill) get(off int64, n int) []byte {
+	b := make([]byte, n)
+	if _, err := s.f.ReadAt(b, off); err != nil {
+		panic(fmt.Sprintf("sandbox store: read back a resource: %v", err))
+	}
+	return b
 }
 
 // store holds the current data. Callers synchronise access.
@@ -31,6 +80,7 @@ type store struct {
 	byType     map[string][]*record
 	index      map[string]int // type/id -> position in byType[type]
 	tombstones []tombstone    // deletions, in clock order
+	sp         *spill
 }
 
 // tombstone records a deleted resource.
@@ -40,8 +90,21 @@ type tombstone struct {
 	at      time.Time // sandbox clock at deletion
 }
 
-func newStore() *store {
-	return &store{byType: make(map[string][]*record), index: make(map[string]int)}
+func newStore() (*store, error) {
+	sp, err := newSpill()
+	if err != nil {
+		return nil, err
+	}
+	return &store{byType: make(map[string][]*record), index: make(map[string]int), sp: sp}, nil
+}
+
+// newRecord stores raw in the spill file and returns its record.
+func (st *store) newRecord(typ, id string, raw []byte, updated time.Time) (*record, error) {
+	off, err := st.sp.put(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &record{typ: typ, id: id, sp: st.sp, off: off, n: len(raw), updated: updated}, nil
 }
 
 // put stores a generated resource.
@@ -90,7 +153,10 @@ func (st *store) putJSON(raw []byte, now time.Time) error {
 			return fmt.Errorf("put %s/%s: meta.lastUpdated: %w", r.ResourceType, r.ID, err)
 		}
 	}
-	rec := &record{typ: r.ResourceType, id: r.ID, raw: compact(raw), updated: updated}
+	rec, err := st.newRecord(r.ResourceType, r.ID, compact(raw), updated)
+	if err != nil {
+		return err
+	}
 	switch {
 	case r.ResourceType == "Patient":
 		rec.patient = r.ID
@@ -144,7 +210,8 @@ func (st *store) update(typ, id string, now time.Time, mutate func(map[string]an
 	if rec == nil {
 		return fmt.Errorf("update %s/%s: %w", typ, id, errNotFound)
 	}
-	dec := json.NewDecoder(bytes.NewReader(rec.raw))
+	orig := rec.raw()
+	dec := json.NewDecoder(bytes.NewReader(orig))
 	dec.UseNumber()
 	var m map[string]any
 	if err := dec.Decode(&m); err != nil {
@@ -169,7 +236,7 @@ func (st *store) update(typ, id string, now time.Time, mutate func(map[string]an
 	mt["versionId"] = strconv.Itoa(version + 1)
 	mt["lastUpdated"] = instant(now)
 	m["meta"] = mt
-	raw, err := marshalLike(m, rec.raw)
+	raw, err := marshalLike(m, orig)
 	if err != nil {
 		return fmt.Errorf("update %s/%s: %w", typ, id, err)
 	}
@@ -244,13 +311,16 @@ func (st *store) touch(typ, id string, now time.Time) error {
 	if rec == nil {
 		return fmt.Errorf("touch %s/%s: %w", typ, id, errNotFound)
 	}
-	raw, err := setLastUpdated(rec.raw, now)
+	raw, err := setLastUpdated(rec.raw(), now)
 	if err != nil {
 		return fmt.Errorf("touch %s/%s: %w", typ, id, err)
 	}
-	next := *rec
-	next.raw, next.updated = raw, now
-	st.replace(&next)
+	next, err := st.newRecord(rec.typ, rec.id, raw, now)
+	if err != nil {
+		return fmt.Errorf("touch %s/%s: %w", typ, id, err)
+	}
+	next.patient = rec.patient
+	st.replace(next)
 	return nil
 }
 
@@ -265,7 +335,7 @@ func (st *store) groupMembers(id string) (map[string]bool, bool) {
 			Entity jsonRef `json:"entity"`
 		} `json:"member"`
 	}
-	if err := json.Unmarshal(rec.raw, &g); err != nil {
+	if err := json.Unmarshal(rec.raw(), &g); err != nil {
 		return nil, false
 	}
 	members := make(map[string]bool, len(g.Member))

@@ -35,8 +35,11 @@
 --    export's transaction date, ingest_datetime when it committed (UTC).
 -- Tables are named main.x so that the view binds whatever schema a
 -- reader (dbt) makes its default.
+--  * in_network_flag is the line's C4BB benefit payment status
+--    (item.adjudication innetwork or outofnetwork); null when the line
+--    has none, or both.
 -- Not carried by CARIN Blue Button, so null: rendering_tin, billing_tin,
--- total_cost_amount, in_network_flag.
+-- total_cost_amount.
 CREATE SCHEMA IF NOT EXISTS tuva;
 CREATE OR REPLACE VIEW tuva.medical_claim AS
 WITH claims AS (
@@ -175,6 +178,16 @@ npi AS (
                       AND provider_npi IS NOT NULL) AS rendering_npi
     FROM main.eob_care_team
     GROUP BY data_source, eob_id
+),
+network AS (
+    -- C4BB's benefit payment status of each line (item.adjudication).
+    SELECT data_source, eob_id, item_sequence,
+        bool_or(category_code = 'innetwork') AS in_network,
+        bool_or(category_code = 'outofnetwork') AS out_of_network
+    FROM main.eob_item_adjudication
+    WHERE category_system = 'http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBPayerAdjudicationStatus'
+      AND category_code IN ('innetwork', 'outofnetwork')
+    GROUP BY ALL
 )
 SELECT
     e.id::VARCHAR                                          AS claim_id,
@@ -324,7 +337,9 @@ SELECT
     x.procedure_date_23::DATE AS procedure_date_23,
     x.procedure_date_24::DATE AS procedure_date_24,
     x.procedure_date_25::DATE AS procedure_date_25,
-    NULL::BOOLEAN                                          AS in_network_flag,
+    CASE WHEN nw.in_network AND NOT nw.out_of_network THEN true
+         WHEN nw.out_of_network AND NOT nw.in_network THEN false
+    END                                                    AS in_network_flag,
     e.data_source::VARCHAR                                 AS data_source,
     ('fhirlake run ' || r.run_id)::VARCHAR                 AS file_name,
     timezone('UTC', ru.transaction_time)::DATE             AS file_date,
@@ -336,6 +351,7 @@ LEFT JOIN main.person AS pe ON pe.data_source = e.data_source AND pe.patient_id 
 LEFT JOIN dx AS d ON d.data_source = e.data_source AND d.eob_id = e.id
 LEFT JOIN px AS x ON x.data_source = e.data_source AND x.eob_id = e.id
 LEFT JOIN npi AS n ON n.data_source = e.data_source AND n.eob_id = e.id
+LEFT JOIN network AS nw ON nw.data_source = e.data_source AND nw.eob_id = e.id AND nw.item_sequence = i.sequence
 LEFT JOIN main.claim_coverage AS pl ON pl.data_source = e.data_source AND pl.claim_id = e.id
 LEFT JOIN main.fhirlake_resources AS r ON r.source = e.data_source AND r.resource_type = 'ExplanationOfBenefit' AND r.id = e.id
 LEFT JOIN main.fhirlake_runs AS ru ON ru.run_id = r.run_id;

@@ -259,6 +259,11 @@ func datasets() []dataset {
 						"ProfessionalEOBExample1 | 1 | 75710 | 2020-08-04 | 21 | 68.80 | 34.80 | 34.80 | I70249 | L97929 | - | ProviderOrganization1",
 						"ProfessionalEOBExample1 | 2 | 75710 | 2020-08-04 | 21 | -68.80 | -34.80 | -34.80 | I70249 | L97929 | - | ProviderOrganization1",
 					}},
+				// Every line of ProfessionalEOBExample1 is paid in network
+				// (C4BB benefit payment status innetwork); the inpatient
+				// and outpatient examples send no status.
+				{"SELECT concat_ws(' | ', claim_id, count(*), count(*) FILTER (WHERE in_network_flag)) FROM tuva.medical_claim GROUP BY claim_id ORDER BY 1",
+					[]string{"InpatientEOBExample1 | 13 | 0", "OutpatientEOBExample1 | 2 | 0", "ProfessionalEOBExample1 | 6 | 6"}},
 				// InpatientEOBExample1 (2017-05-23, during CoverageEx2): ICD-10
 				// PCS 4A023N7, B211YZZ, B215YZZ; it bills 0450 but is an
 				// inpatient claim, so not an ED visit.

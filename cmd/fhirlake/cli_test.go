@@ -7,8 +7,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -260,4 +262,35 @@ func secretFile(t *testing.T) string {
 	p := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(p, []byte(sandbox.DefaultClientSecret+"\n"), 0o600)
 	return p
+}
+
+// TestSandboxChangesBetweenRuns: with --changes-per-run the sandbox
+// changes its data before each export after the first, and the next
+// incremental run picks the changes up: new versions and new members
+// loaded, deletions applied.
+func TestSandboxChangesBetweenRuns(t *testing.T) {
+	sb, err := sandbox.New(sandbox.Config{Members: 20, Seed: 1, ChangesPerRun: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sb.Handler())
+	defer srv.Close()
+	wh := filepath.Join(t.TempDir(), "w.duckdb")
+	args := []string{"run", "--fhir-url", sandbox.OneUpBase(srv.URL, sandbox.DefaultTenant), "--token-url", srv.URL + sandbox.TokenPath,
+		"--client-id", sandbox.DefaultClientID, "--client-secret-file", secretFile(t), "--warehouse", wh, "--max-wait", "1m"}
+	if code, _, stderr := run(t, nil, args...); code != exitOK {
+		t.Fatalf("first run: exit %d\n%s", code, stderr)
+	}
+	patients := sb.Count("Patient")
+	code, stdout, stderr := run(t, nil, args...)
+	if code != exitOK {
+		t.Fatalf("second run: exit %d\n%s", code, stderr)
+	}
+	m := regexp.MustCompile(`committed: (\d+) resources, (\d+) deleted`).FindStringSubmatch(stdout)
+	if m == nil || m[1] == "0" || m[2] == "0" {
+		t.Errorf("the incremental run picked up no changes: %s", stdout)
+	}
+	if sb.Count("Patient") <= patients {
+		t.Errorf("no new members: %d patients, were %d", sb.Count("Patient"), patients)
+	}
 }

@@ -346,6 +346,14 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 		return
 	}
 	s.seq++
+	if s.cfg.ChangesPerRun > 0 && s.seq > 1 {
+		// Dated at the kick-off: this export holds them (an export
+		// _since the previous one's transactionTime picks them up).
+		if err := s.applyChanges(s.cfg.ChangesPerRun, s.seq, now); err != nil {
+			writeOutcome(w, http.StatusInternalServerError, "error", "exception", err.Error())
+			return
+		}
+	}
 	j := &job{id: randomID(16), seq: s.seq, flavour: fl, host: r.Host, link: rootOf(r), txTime: now}
 	j.request = rootOf(r) + r.URL.RequestURI()
 	if s.cfg.AltHost != "" {

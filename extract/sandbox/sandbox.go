@@ -71,6 +71,10 @@ type Config struct {
 	OmitContentLocation bool
 	// MaxLinesPerFile splits output files; default 5000.
 	MaxLinesPerFile int
+	// ChangesPerRun, when positive, changes that many resources before
+	// every export after the first: new versions, deletions and new
+	// members, so that incremental runs have something to pick up.
+	ChangesPerRun int
 	// AltHost, when set (e.g. "localhost:PORT" for a server listening on
 	// 127.0.0.1:PORT), is the host of the status and file URLs the server
 	// hands out (http://AltHost/...), whatever host the kick-off used, as
@@ -157,6 +161,7 @@ type Server struct {
 	tokens   map[string]token
 	jobs     map[string]*job
 	seq      int // last job kick-off number
+	added    int // members applyChanges added
 	requests []RequestLog
 	faults   Faults
 	jwks     map[string]jose.JSONWebKeySet // private_key_jwt clients by id

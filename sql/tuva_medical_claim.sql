@@ -27,8 +27,9 @@
 --  * Admission type and source, discharge status (two digits), bill type
 --    and DRG (three digits; ms-drg or apr-drg by its code system, CMS's
 --    DRGs are MS-DRGs) come from the claim's C4BB supportingInfo (or the
---    CMS Blue Button categories); bill_type_code only when the payer sends
---    the whole NUBC type of bill (CMS sends the frequency digit alone).
+--    CMS Blue Button categories); bill_type_code is the whole NUBC type of
+--    bill, or CMS's facility type, classification and frequency digits
+--    put together (the eob view's bill_type_code).
 --    HCPCS modifiers 1 to 5 are the line's; facility_npi the NPI on the
 --    claim's facility reference.
 --  * file_name is the fhirlake run that loaded the claim, file_date its

@@ -69,7 +69,7 @@ func TestTuvaInputLayer(t *testing.T) {
 	dpcSomeRow := map[string][]string{
 		"eligibility": {"original_reason_entitlement_code", "death_date", "middle_name"},
 		"medical_claim": {"claim_line_start_date", "hcpcs_code", "place_of_service_code", "rendering_npi", "diagnosis_code_type", "diagnosis_code_1", "diagnosis_code_2", "charge_amount", "allowed_amount", "paid_amount",
-			"admission_date", "discharge_date", "admit_type_code", "admit_source_code", "discharge_disposition_code", "drg_code_type", "drg_code", "hcpcs_modifier_1", "revenue_center_code"},
+			"admission_date", "discharge_date", "admit_type_code", "admit_source_code", "discharge_disposition_code", "drg_code_type", "drg_code", "hcpcs_modifier_1", "revenue_center_code", "bill_type_code"},
 	}
 	for _, d := range datasets() {
 		t.Run(d.name, func(t *testing.T) {

@@ -358,7 +358,8 @@ func nativeEOB() nativeResource {
 			{"total", `STRUCT("category" ` + nativeConceptT + `, "amount" ` + nativeMoneyT + `)[]`},
 			{"payment", `STRUCT("amount" ` + nativeMoneyT + `, "date" VARCHAR)`},
 			{"supportingInfo", `STRUCT("category" ` + nativeConceptT + `, "code" ` + nativeConceptT + `, "valueQuantity" STRUCT("value" DOUBLE), "timingPeriod" ` + nativePeriodT + `)[]`},
-			{"facility", `STRUCT("identifier" STRUCT("system" VARCHAR, "value" VARCHAR, "type" ` + nativeConceptT + `))`},
+			{"facility", `STRUCT("identifier" STRUCT("system" VARCHAR, "value" VARCHAR, "type" ` + nativeConceptT + `), "extension" STRUCT("url" VARCHAR, "valueCoding" STRUCT("code" VARCHAR))[])`},
+			{"extension", `STRUCT("url" VARCHAR, "valueCoding" STRUCT("code" VARCHAR))[]`},
 			{"careTeam", `STRUCT("sequence" INTEGER, "provider" STRUCT("reference" VARCHAR, "identifier" STRUCT("system" VARCHAR, "value" VARCHAR, "type" ` + nativeConceptT + `)), "role" ` + nativeConceptT + `)[]`},
 			{"diagnosis", `STRUCT("sequence" INTEGER, "diagnosisCodeableConcept" ` + nativeConceptT + `, "diagnosisReference" ` + nativeRefT +
 				`, "type" ` + nativeConceptT + `[], "onAdmission" ` + nativeConceptT + `)[]`},
@@ -392,7 +393,11 @@ func nativeEOB() nativeResource {
 				CASE WHEN provider.identifier."system" = '` + nativeNPI + `' THEN provider.identifier."value" END AS provider_npi,
 				` + nativeFirst("supportingInfo", nativeHas("x.category.coding", "c.code = 'dayssupply'"), "valueQuantity.value") + `::INTEGER AS days_supply,
 				` + nativeFirst("supportingInfo", nativeHas("x.category.coding", "c.code = 'refillnum'"), "valueQuantity.value") + `::INTEGER AS refills,
-				` + nativeInfo([]string{"typeofbill"}, "c.system = 'https://www.nubc.org/CodeSystem/TypeOfBill'", "code") + ` AS bill_type_code,
+				-- the whole NUBC code, else CMS's three digits put together
+				coalesce(` + nativeInfo([]string{"typeofbill"}, "c.system = 'https://www.nubc.org/CodeSystem/TypeOfBill'", "code") + `,
+					` + nativeFirst("facility.extension", "x.url = '"+nativeBlueButton+"clm_fac_type_cd'", "valueCoding.code") + `
+					|| ` + nativeFirst("extension", "x.url = '"+nativeBlueButton+"clm_srvc_clsfctn_type_cd'", "valueCoding.code") + `
+					|| ` + nativeInfo([]string{"typeofbill"}, "c.system = '"+nativeBlueButton+"clm_freq_cd'", "code") + `) AS bill_type_code,
 				` + nativeInfo([]string{"drg", nativeBlueButton + "clm_drg_cd"}, "", "code") + ` AS drg_code,
 				` + nativeInfo([]string{"drg", nativeBlueButton + "clm_drg_cd"}, "", `"system"`) + ` AS drg_system,
 				` + nativeInfo([]string{"admtype", nativeBlueButton + "clm_ip_admsn_type_cd"}, "", "code") + ` AS admit_type_code,

@@ -167,9 +167,7 @@ func TestUserViewsCheckedUpFront(t *testing.T) {
 // tells its stages.
 func TestQuietOnSuccess(t *testing.T) {
 	dir := t.TempDir()
-	in := filepath.Join(dir, "in")
-	os.Mkdir(in, 0o700)
-	os.WriteFile(filepath.Join(in, "Patient.ndjson"), []byte(`{"resourceType":"Patient","id":"a","meta":{"lastUpdated":"2026-01-01T00:00:00Z"}}`+"\n"), 0o600)
+	in := onePatientDir(t, dir)
 	wh := filepath.Join(dir, "w.duckdb")
 	code, stdout, stderr := run(t, map[string]string{"FHIRLAKE_LOG_LEVEL": ""}, "load", "--in", in, "--warehouse", wh, "--source", "a")
 	if code != exitOK || strings.Count(stdout, "\n") != 1 || !strings.Contains(stdout, "committed") || stderr != "" {
@@ -293,4 +291,18 @@ func TestSandboxChangesBetweenRuns(t *testing.T) {
 	if sb.Count("Patient") <= patients {
 		t.Errorf("no new members: %d patients, were %d", sb.Count("Patient"), patients)
 	}
+}
+
+// onePatientDir makes dir/in, a folder of one Patient to load.
+func onePatientDir(t *testing.T, dir string) string {
+	t.Helper()
+	in := filepath.Join(dir, "in")
+	if err := os.Mkdir(in, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	line := `{"resourceType":"Patient","id":"a","meta":{"lastUpdated":"2026-01-01T00:00:00Z"}}` + "\n"
+	if err := os.WriteFile(filepath.Join(in, "Patient.ndjson"), []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return in
 }

@@ -130,9 +130,7 @@ func holdWarehouse(t *testing.T, path string, reader bool) (pid int, release fun
 // exits 7 without loading.
 func TestRunWaitsForAReader(t *testing.T) {
 	dir := t.TempDir()
-	in := filepath.Join(dir, "in")
-	os.Mkdir(in, 0o700)
-	os.WriteFile(filepath.Join(in, "Patient.ndjson"), []byte(`{"resourceType":"Patient","id":"a","meta":{"lastUpdated":"2026-01-01T00:00:00Z"}}`+"\n"), 0o600)
+	in := onePatientDir(t, dir)
 	wh := filepath.Join(dir, "w.duckdb")
 	if code, _, stderr := run(t, nil, "load", "--in", in, "--warehouse", wh, "--source", "a"); code != exitOK {
 		t.Fatalf("first load: exit %d\n%s", code, stderr)

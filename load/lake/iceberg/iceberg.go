@@ -756,6 +756,25 @@ func (lk *Lake) publishIndexDelta(ctx context.Context, snap load.Snapshot, chang
 // rows, switching the table to merge-on-read and recording its CREATE
 // statement, def, when they changed.
 func commitDelta(ctx context.Context, tbl *table.Table, filter iceberg.BooleanExpression, rr load.RecordReader, summary iceberg.Properties, def string) error {
+	txn, err := deltaTxn(tbl, def)
+	if err != nil {
+		return err
+	}
+	if filter != nil {
+		if err := txn.Delete(ctx, filter, summary); err != nil {
+			return fmt.Errorf("delete changed rows: %w", err)
+		}
+	}
+	if err := txn.Append(ctx, readerOf(rr), summary); err != nil {
+		return fmt.Errorf("append changed rows: %w", err)
+	}
+	return commitTxn(ctx, tbl, txn)
+}
+
+// deltaTxn starts a merge-on-read transaction on tbl: it switches the
+// table to merge-on-read and records its CREATE statement, def, when they
+// changed.
+func deltaTxn(tbl *table.Table, def string) (*table.Transaction, error) {
 	props := iceberg.Properties{}
 	if def != "" && tbl.Properties()[propSQL] != def {
 		props[propSQL] = def
@@ -768,17 +787,15 @@ func commitDelta(ctx context.Context, tbl *table.Table, filter iceberg.BooleanEx
 	txn := tbl.NewTransaction()
 	if len(props) > 0 {
 		if err := txn.SetProperties(props); err != nil {
-			return fmt.Errorf("set properties: %w", err)
+			return nil, fmt.Errorf("set properties: %w", err)
 		}
 	}
-	if filter != nil {
-		if err := txn.Delete(ctx, filter, summary); err != nil {
-			return fmt.Errorf("delete changed rows: %w", err)
-		}
-	}
-	if err := txn.Append(ctx, readerOf(rr), summary); err != nil {
-		return fmt.Errorf("append changed rows: %w", err)
-	}
+	return txn, nil
+}
+
+// commitTxn commits a merge-on-read transaction of tbl, recording the
+// table's base files first when it has none recorded yet.
+func commitTxn(ctx context.Context, tbl *table.Table, txn *table.Transaction) error {
 	if _, ok := tbl.Properties()[propBaseFiles]; !ok {
 		if err := recordBaseFiles(txn); err != nil {
 			return err

@@ -650,16 +650,7 @@ func leaseTest(t *testing.T, catalog string) {
 // instead of failing the publish.
 func TestPublishAddsColumns(t *testing.T) {
 	ctx := t.Context()
-	w, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	lk, err := iceberg.Open(ctx, t.TempDir(), load.LakeOptions{Warehouse: w.Path()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lk.Close()
+	w, lk := folderLake(t)
 	exec := func(q string) {
 		rows, err := w.Query(ctx, q)
 		if err != nil {
@@ -682,6 +673,33 @@ func TestPublishAddsColumns(t *testing.T) {
 	icebergtest.CheckMirrors(t, w, lk, "", load.IndexTable, "claim")
 }
 
+// folderLake opens a new warehouse and an Iceberg lake on a folder
+// mirroring it (SQLite catalog), both closed when the test ends.
+func folderLake(t *testing.T) (*duckdb.Warehouse, *iceberg.Lake) {
+	t.Helper()
+	w, err := duckdb.Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	lk, err := iceberg.Open(t.Context(), t.TempDir(), load.LakeOptions{Warehouse: w.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lk.Close() })
+	return w, lk
+}
+
+// claims are n claims c00, c01, ... of two lines each, served on March 1
+// of years 2020 onwards, one year after the other over years years.
+func claims(n, years int) []claim {
+	var all []claim
+	for i := range n {
+		all = append(all, claim{fmt.Sprintf("c%02d", i), fmt.Sprintf("%d-03-01", 2020+i%years), 2})
+	}
+	return all
+}
+
 // TestIncrementalRunsMergeOnRead: a run that changes a few resources
 // writes their rows and position-delete files, and rewrites no data file;
 // once deleted rows reach a fifth of a table, the next run rewrites it
@@ -689,20 +707,8 @@ func TestPublishAddsColumns(t *testing.T) {
 // every run, by DuckDB applying the delete files itself.
 func TestIncrementalRunsMergeOnRead(t *testing.T) {
 	ctx := t.Context()
-	w, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	lk, err := iceberg.Open(ctx, t.TempDir(), load.LakeOptions{Warehouse: w.Path()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lk.Close()
-	var all []claim
-	for i := range 40 {
-		all = append(all, claim{fmt.Sprintf("c%02d", i), fmt.Sprintf("%d-03-01", 2020+i%4), 2})
-	}
+	w, lk := folderLake(t)
+	all := claims(40, 4)
 	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, all...))
 	base, _ := icebergtest.Files(t, lk, "claim")
 
@@ -756,20 +762,8 @@ func TestIncrementalRunsMergeOnRead(t *testing.T) {
 // data file, named by its file_path bounds.
 func TestMergeOnReadDeletesOnlyLiveRows(t *testing.T) {
 	ctx := t.Context()
-	w, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	lk, err := iceberg.Open(ctx, t.TempDir(), load.LakeOptions{Warehouse: w.Path()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lk.Close()
-	var all []claim
-	for i := range 30 {
-		all = append(all, claim{fmt.Sprintf("c%02d", i), fmt.Sprintf("%d-03-01", 2020+i%3), 2})
-	}
+	w, lk := folderLake(t)
+	all := claims(30, 3)
 	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, all...))
 	deletedRows := func() (claims, lines string) {
 		t.Helper()

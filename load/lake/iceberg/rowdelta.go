@@ -72,24 +72,12 @@ const readConcurrency = 4
 // rows, switching the table to merge-on-read and recording its CREATE
 // statement, def, when they changed.
 func commitRowDelta(ctx context.Context, tbl *table.Table, filter iceberg.BooleanExpression, match rowKeys, rr array.RecordReader, summary iceberg.Properties, def string) error {
-	props := iceberg.Properties{}
-	if def != "" && tbl.Properties()[propSQL] != def {
-		props[propSQL] = def
-	}
-	for k, v := range mergeOnRead {
-		if tbl.Properties()[k] != v {
-			props[k] = v
-		}
-	}
-	txn := tbl.NewTransaction()
-	if len(props) > 0 {
-		if err := txn.SetProperties(props); err != nil {
-			return fmt.Errorf("set properties: %w", err)
-		}
+	txn, err := deltaTxn(tbl, def)
+	if err != nil {
+		return err
 	}
 	var deletes []iceberg.DataFile
 	if filter != nil && len(match.keys) > 0 {
-		var err error
 		if deletes, err = writePositionDeletes(ctx, tbl, filter, match); err != nil {
 			return fmt.Errorf("delete changed rows: %w", err)
 		}
@@ -106,15 +94,7 @@ func commitRowDelta(ctx context.Context, tbl *table.Table, filter iceberg.Boolea
 			return fmt.Errorf("commit changed rows: %w", err)
 		}
 	}
-	if _, ok := tbl.Properties()[propBaseFiles]; !ok {
-		if err := recordBaseFiles(txn); err != nil {
-			return err
-		}
-	}
-	if _, err := txn.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return commitTxn(ctx, tbl, txn)
 }
 
 // batchesOf yields rr's batches, each retained for the consumer (which

@@ -22,7 +22,7 @@ import (
 // stderr unless asked for, --version, and the last error in the log's
 // format.
 
-// version is the release and commit the commit fhirlake was built from,
+// version is the release, and commit the commit fhirlake was built from,
 // set at build time (make build sets commit) with
 // -ldflags "-X main.version=v1.2.3 -X main.commit=..."; otherwise they come
 // from the build information when the go command recorded them.

@@ -115,8 +115,8 @@ func lakeFlags() []cli.Flag {
 	}
 }
 
-// leaseFlag is the lifetime of a source's lease in a shared Iceberg lake
-// (run and load).
+// lockWaitFlag is how long a run waits for a reader to close the
+// warehouse (run and load).
 func lockWaitFlag() cli.Flag {
 	return &cli.DurationFlag{Name: "lock-wait", Value: pipeline.DefaultLockWait, Usage: "how long to wait for another program (a DuckDB client) that has the warehouse open to close it, before exit 7 (a `DURATION`; 0s: do not wait)", EnvVars: []string{"FHIRLAKE_LOCK_WAIT"}}
 }
@@ -130,6 +130,8 @@ func lockWait(c *cli.Context) time.Duration {
 	return -1
 }
 
+// leaseFlag is the lifetime of a source's lease in a shared Iceberg lake
+// (run and load).
 func leaseFlag() cli.Flag {
 	return &cli.DurationFlag{Name: "lease-ttl", Value: pipeline.DefaultLeaseTTL, Usage: "with an Iceberg lake, how long a run's lease of its source outlives its last renewal: how long a worker that died keeps other workers from the source (a `DURATION` such as 2m)", EnvVars: []string{"FHIRLAKE_LEASE_TTL"}}
 }

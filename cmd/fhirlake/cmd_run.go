@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/fhirlake/fhirlake/internal/fhirtypes"
-	"github.com/fhirlake/fhirlake/internal/suggest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,7 +13,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fhirlake/fhirlake/extract"
+	"github.com/fhirlake/fhirlake/internal/fhirtypes"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
+	"github.com/fhirlake/fhirlake/internal/suggest"
 	"github.com/fhirlake/fhirlake/schemas"
 	fsql "github.com/fhirlake/fhirlake/sql"
 	"github.com/fhirlake/fhirlake/transform"

@@ -23,6 +23,8 @@ func TestReadmeNamesRealCommandsAndFlags(t *testing.T) {
 	app := newApp(nil, nil)
 	// Shown on purpose as a mistake the CLI answers.
 	typos := map[string]bool{"rnu": true}
+	codeSpan := regexp.MustCompile("`([^`]+)`")
+	flagRE := regexp.MustCompile(`(?:^|\s|\[)--?([a-z][a-z0-9-]*)`)
 	var snippets []string
 	inBlock := false
 	var block []string
@@ -41,7 +43,7 @@ func TestReadmeNamesRealCommandsAndFlags(t *testing.T) {
 			block = append(block, line)
 			continue
 		}
-		for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(line, -1) {
+		for _, m := range codeSpan.FindAllStringSubmatch(line, -1) {
 			snippets = append(snippets, m[1])
 		}
 	}
@@ -78,7 +80,7 @@ func TestReadmeNamesRealCommandsAndFlags(t *testing.T) {
 		known := flagNames(app.Flags)
 		known = append(known, flagNames(cmd.Flags)...)
 		known = append(known, "help", "h")
-		for _, f := range regexp.MustCompile(`(?:^|\s|\[)--?([a-z][a-z0-9-]*)`).FindAllStringSubmatch(m[1]+" "+rest, -1) {
+		for _, f := range flagRE.FindAllStringSubmatch(m[1]+" "+rest, -1) {
 			if !slices.Contains(known, f[1]) {
 				t.Errorf("README shows `fhirlake %s ... --%s`: %s has no such flag (in %q)", cmd.FullName(), f[1], cmd.FullName(), s)
 			}

@@ -350,6 +350,7 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 		// Dated at the kick-off: this export holds them (an export
 		// _since the previous one's transactionTime picks them up).
 		if err := s.applyChanges(s.cfg.ChangesPerRun, s.seq, now); err != nil {
+			s.mu.Unlock()
 			writeOutcome(w, http.StatusInternalServerError, "error", "exception", err.Error())
 			return
 		}
@@ -392,6 +393,7 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 		}
 		files, err := fb.done()
 		if err != nil {
+			s.mu.Unlock()
 			writeOutcome(w, http.StatusInternalServerError, "error", "exception", "sandbox: "+err.Error())
 			return
 		}
@@ -409,13 +411,19 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 	if !ep.since.IsZero() {
 		j.deleted = []exportFile{}
 		for _, t := range types {
-			var lines [][]byte
+			fb := &fileBuilder{s: s, prefix: t + "-deleted", typ: "Bundle"}
 			for _, ts := range s.store.tombstones {
 				if ts.typ == t && !ts.at.Before(ep.since) && inScope(ts.patient) {
-					lines = append(lines, deletionBundle(ts))
+					fb.add(deletionBundle(ts))
 				}
 			}
-			j.deleted = append(j.deleted, s.split(t+"-deleted", "Bundle", lines)...)
+			files, err := fb.done()
+			if err != nil {
+				s.mu.Unlock()
+				writeOutcome(w, http.StatusInternalServerError, "error", "exception", "sandbox: "+err.Error())
+				return
+			}
+			j.deleted = append(j.deleted, files...)
 		}
 	}
 	j.errFile = errorFile()
@@ -432,23 +440,6 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 		w.Header().Set("Content-Location", statusURL)
 	}
 	writeOutcome(w, http.StatusAccepted, "information", "informational", "Asynchronous export running. Track job at "+statusURL)
-}
-
-// split cuts lines into files of at most MaxLinesPerFile, named
-// {prefix}-{k}.ndjson.
-func (s *Server) split(prefix, typ string, lines [][]byte) []exportFile {
-	var out []exportFile
-	for k := 0; len(lines) > 0; k++ {
-		n := min(len(lines), s.cfg.MaxLinesPerFile)
-		var body bytes.Buffer
-		for _, l := range lines[:n] {
-			body.Write(l)
-			body.WriteByte('\n')
-		}
-		out = append(out, exportFile{name: fmt.Sprintf("%s-%d.ndjson", prefix, k+1), typ: typ, count: n, body: body.Bytes()})
-		lines = lines[n:]
-	}
-	return out
 }
 
 // outputEntries lists files as manifest output entries.

@@ -460,6 +460,8 @@ func (f *File) checkAuth(s *Source, k string, lines map[string]int, checkRef fun
 func checkRefForm(ref string) error {
 	kind, name, ok := strings.Cut(ref, ":")
 	if !ok || name == "" || kind != "env" && kind != "file" {
+		// Not a reference at all, most likely the secret itself (some
+		// secrets hold a colon): never repeat any of it.
 		return errors.New("must be a reference, env:NAME or file:PATH; secrets are never written in the file")
 	}
 	return nil
@@ -497,22 +499,19 @@ var yamlTypes = map[string]reflect.Type{
 
 // checkRef validates a secret reference without revealing its value.
 func checkRef(ref string) error {
-	kind, name, ok := strings.Cut(ref, ":")
-	switch {
-	case !ok || name == "":
-		return errors.New("must be a reference, env:NAME or file:PATH; secrets are never written in the file")
-	case kind == "env":
+	if err := checkRefForm(ref); err != nil {
+		return err
+	}
+	kind, name, _ := strings.Cut(ref, ":")
+	switch kind {
+	case "env":
 		if os.Getenv(name) == "" {
 			return fmt.Errorf("environment variable %s is not set", name)
 		}
-	case kind == "file":
+	case "file":
 		if _, err := os.Stat(name); err != nil {
 			return fmt.Errorf("cannot read %s", name)
 		}
-	default:
-		// Not a reference at all, most likely the secret itself (some
-		// secrets hold a colon): never repeat any of it.
-		return errors.New("must be a reference, env:NAME or file:PATH; secrets are never written in the file")
 	}
 	return nil
 }

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
-	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -140,8 +138,7 @@ func writePositionDeletes(ctx context.Context, tbl *table.Table, filter iceberg.
 		ids[i] = f.ID
 	}
 	commit := uuid.New()
-	var mu sync.Mutex
-	var out []iceberg.DataFile
+	out := make([]iceberg.DataFile, len(tasks)) // by task: no lock, a stable order
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(readConcurrency)
 	for n, task := range tasks {
@@ -162,17 +159,14 @@ func writePositionDeletes(ctx context.Context, tbl *table.Table, filter iceberg.
 			if err != nil {
 				return fmt.Errorf("write %s: %w", path, err)
 			}
-			mu.Lock()
-			out = append(out, df)
-			mu.Unlock()
+			out[n] = df
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b iceberg.DataFile) int { return strings.Compare(a.FilePath(), b.FilePath()) })
-	return out, nil
+	return slices.DeleteFunc(out, func(df iceberg.DataFile) bool { return df == nil }), nil
 }
 
 // stringColumn is a string Arrow array, whichever offsets it has.

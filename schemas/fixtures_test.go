@@ -131,6 +131,7 @@ func TestCMSDPCFixture(t *testing.T) {
 		"patient": 1, "patient_identifier": 2, "coverage": 4, "eob": 43, "eob_item": 151,
 		"eob_item_adjudication": 1541, "eob_diagnosis": 119, "eob_procedure": 0, "eob_care_team": 291,
 		"encounter": 0, "encounter_diagnosis": 0, "observation": 0, "observation_component": 0, "attribution": 0,
+		"organization": 0, "practitioner": 0,
 	}
 	if diff := cmp.Diff(wantCounts, counts(rows)); diff != "" {
 		t.Errorf("rows per table (-want +got):\n%s", diff)
@@ -173,6 +174,7 @@ func TestCARINBBFixture(t *testing.T) {
 		"patient": 1, "patient_identifier": 1, "coverage": 2, "eob": 3, "eob_item": 21,
 		"eob_item_adjudication": 54, "eob_diagnosis": 10, "eob_procedure": 3, "eob_care_team": 6,
 		"encounter": 0, "encounter_diagnosis": 0, "observation": 0, "observation_component": 0, "attribution": 0,
+		"organization": 6, "practitioner": 3,
 	}
 	if diff := cmp.Diff(wantCounts, counts(rows)); diff != "" {
 		t.Errorf("rows per table (-want +got):\n%s", diff)
@@ -186,6 +188,10 @@ func TestCARINBBFixture(t *testing.T) {
 		"eob|id|InpatientEOBExample1|total_paid":            `"1393.57"`,
 		"eob_diagnosis|eob_id|InpatientEOBExample1|code":    `"E78.5","I21.4","I25.118","M19.90"`,
 		"eob_procedure|eob_id|InpatientEOBExample1|code":    `"4A023N7","B211YZZ","B215YZZ"`,
+		"eob|id|InpatientEOBExample1|network_status":        `"innetwork"`,
+		"eob|id|InpatientEOBExample1|provider_id":           `"ProviderOrganization3"`,
+		"organization|id|ProviderOrganization1|npi":         `"1112223330"`,
+		"practitioner|id|Practitioner1|npi":                 `"6667778880"`,
 	})
 	if n := len(pick(rows, "eob_item", "eob_id", "InpatientEOBExample1")); n != 13 {
 		t.Errorf("InpatientEOBExample1 has %d lines, want 13", n)

@@ -15,25 +15,20 @@
 --    period start.
 --  * ndc_code is the line's NDC coding (null when the payer coded the drug
 --    otherwise); quantity is item.quantity.
---  * days_supply is null: the schema does not keep EOB.supportingInfo
---    (C4BB dayssupply). refills likewise are not available.
---  * prescribing_provider_npi is the care-team member with role
---    prescribing (lowest sequence). The schema keeps no NPI for
---    EOB.provider, so dispensing_provider_npi is null and
---    dispensing_provider_id holds the pharmacy reference.
+--  * days_supply and refills are the claim's C4BB supportingInfo
+--    dayssupply and refillnum.
+--  * prescribing_provider_npi, dispensing_provider_npi (the claim's
+--    provider: the pharmacy) and dispensing_provider_tin are
+--    claim_providers': what the claim carries, else the Organization or
+--    Practitioner it references. dispensing_provider_id holds the
+--    pharmacy reference.
 --  * Amounts are the line's adjudications; null when not sent.
 CREATE OR REPLACE VIEW pharmacy_claims AS
 WITH claims AS (
     SELECT *
-    FROM eob
+    FROM main.eob
     WHERE claim_type = 'pharmacy'
       AND coalesce(status, 'active') NOT IN ('cancelled', 'entered-in-error')
-),
-prescriber AS (
-    SELECT data_source, eob_id, arg_min(provider_npi, sequence) AS npi
-    FROM eob_care_team
-    WHERE role_code = 'prescribing' AND provider_npi IS NOT NULL
-    GROUP BY data_source, eob_id
 )
 SELECT
     e.id                                             AS claim_id,
@@ -44,9 +39,11 @@ SELECT
     coalesce(i.serviced_start, e.billable_period_start) AS dispensing_date,
     i.ndc                                            AS ndc_code,
     i.quantity,
-    CAST(NULL AS INTEGER)                            AS days_supply,
-    r.npi                                            AS prescribing_provider_npi,
-    CAST(NULL AS VARCHAR)                            AS dispensing_provider_npi,
+    e.days_supply,
+    e.refills,
+    cp.prescribing_npi                               AS prescribing_provider_npi,
+    cp.billing_npi                                   AS dispensing_provider_npi,
+    cp.billing_tin                                   AS dispensing_provider_tin,
     e.provider_id                                    AS dispensing_provider_id,
     i.paid                                           AS paid_amount,
     i.allowed                                        AS allowed_amount,
@@ -56,7 +53,7 @@ SELECT
     i.deductible                                     AS deductible_amount,
     e.data_source
 FROM claims AS e
-JOIN eob_item AS i ON i.data_source = e.data_source AND i.eob_id = e.id
-LEFT JOIN patient AS p ON p.data_source = e.data_source AND p.id = e.patient_id
-LEFT JOIN person AS pe ON pe.data_source = e.data_source AND pe.patient_id = e.patient_id
-LEFT JOIN prescriber AS r ON r.data_source = e.data_source AND r.eob_id = e.id;
+JOIN main.eob_item AS i ON i.data_source = e.data_source AND i.eob_id = e.id
+LEFT JOIN main.patient AS p ON p.data_source = e.data_source AND p.id = e.patient_id
+LEFT JOIN main.person AS pe ON pe.data_source = e.data_source AND pe.patient_id = e.patient_id
+LEFT JOIN main.claim_providers AS cp ON cp.data_source = e.data_source AND cp.claim_id = e.id;

@@ -17,9 +17,13 @@
 --    disagree.
 --  * admission and discharge dates are the claim's admission period (C4BB
 --    supportingInfo admissionperiod), else the billable period of an
---    inpatient claim; rendering_npi the care team's rendering (else performing,
---    attending, primary) provider; billing_npi the NPI on the claim's
---    provider reference; paid_date the claim's payment date.
+--    inpatient claim; paid_date the claim's payment date.
+--  * rendering, billing and facility NPIs and TINs are claim_providers':
+--    rendering the care team's rendering (else performing, attending,
+--    primary) provider, billing the claim's provider, each with the NPI
+--    and TIN the claim carries or, else, those of the Organization or
+--    Practitioner it references (the organization and practitioner
+--    tables).
 --  * diagnosis_code_N and diagnosis_poa_N are the claim's diagnoses by
 --    sequence, without dots, and their onAdmission codes; the code types
 --    are Tuva's (icd-10-cm, icd-9-cm; icd-10-pcs, icd-9-pcs), null for
@@ -30,17 +34,14 @@
 --    CMS Blue Button categories); bill_type_code is the whole NUBC type of
 --    bill, or CMS's facility type, classification and frequency digits
 --    put together (the eob view's bill_type_code).
---    HCPCS modifiers 1 to 5 are the line's; facility_npi the NPI on the
---    claim's facility reference.
+--    HCPCS modifiers 1 to 5 are the line's.
 --  * file_name is the fhirlake run that loaded the claim, file_date its
 --    export's transaction date, ingest_datetime when it committed (UTC).
+--  * in_network_flag is claim_line_network's: the line's C4BB benefit
+--    payment status, else the claim's.
+-- Not carried by CARIN Blue Button, so null: total_cost_amount.
 -- Tables are named main.x so that the view binds whatever schema a
 -- reader (dbt) makes its default.
---  * in_network_flag is the line's C4BB benefit payment status
---    (item.adjudication innetwork or outofnetwork); null when the line
---    has none, or both.
--- Not carried by CARIN Blue Button, so null: rendering_tin, billing_tin,
--- total_cost_amount.
 CREATE SCHEMA IF NOT EXISTS tuva;
 CREATE OR REPLACE VIEW tuva.medical_claim AS
 WITH claims AS (
@@ -166,29 +167,6 @@ px AS (
         max(performed) FILTER (WHERE sequence = 25) AS procedure_date_25
     FROM main.eob_procedure
     GROUP BY data_source, eob_id
-),
-npi AS (
-    SELECT data_source, eob_id,
-        arg_min(provider_npi, (CASE role_code
-                                   WHEN 'rendering' THEN 1
-                                   WHEN 'performing' THEN 2
-                                   WHEN 'attending' THEN 3
-                                   WHEN 'primary' THEN 4
-                               END, sequence))
-            FILTER (WHERE role_code IN ('rendering', 'performing', 'attending', 'primary')
-                      AND provider_npi IS NOT NULL) AS rendering_npi
-    FROM main.eob_care_team
-    GROUP BY data_source, eob_id
-),
-network AS (
-    -- C4BB's benefit payment status of each line (item.adjudication).
-    SELECT data_source, eob_id, item_sequence,
-        bool_or(category_code = 'innetwork') AS in_network,
-        bool_or(category_code = 'outofnetwork') AS out_of_network
-    FROM main.eob_item_adjudication
-    WHERE category_system = 'http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBPayerAdjudicationStatus'
-      AND category_code IN ('innetwork', 'outofnetwork')
-    GROUP BY ALL
 )
 SELECT
     e.id::VARCHAR                                          AS claim_id,
@@ -224,10 +202,10 @@ SELECT
     i.modifier_4::VARCHAR                                  AS hcpcs_modifier_4,
     i.modifier_5::VARCHAR                                  AS hcpcs_modifier_5,
     n.rendering_npi::VARCHAR                               AS rendering_npi,
-    NULL::VARCHAR                                          AS rendering_tin,
-    e.provider_npi::VARCHAR                                AS billing_npi,
-    NULL::VARCHAR                                          AS billing_tin,
-    e.facility_npi::VARCHAR                                AS facility_npi,
+    n.rendering_tin::VARCHAR                               AS rendering_tin,
+    n.billing_npi::VARCHAR                                 AS billing_npi,
+    n.billing_tin::VARCHAR                                 AS billing_tin,
+    n.facility_npi::VARCHAR                                AS facility_npi,
     e.payment_date::DATE                                   AS paid_date,
     i.paid::DECIMAL(38, 2)                                 AS paid_amount,
     i.allowed::DECIMAL(38, 2)                              AS allowed_amount,
@@ -338,9 +316,7 @@ SELECT
     x.procedure_date_23::DATE AS procedure_date_23,
     x.procedure_date_24::DATE AS procedure_date_24,
     x.procedure_date_25::DATE AS procedure_date_25,
-    CASE WHEN nw.in_network AND NOT nw.out_of_network THEN true
-         WHEN nw.out_of_network AND NOT nw.in_network THEN false
-    END                                                    AS in_network_flag,
+    nw.in_network_flag::BOOLEAN                            AS in_network_flag,
     e.data_source::VARCHAR                                 AS data_source,
     ('fhirlake run ' || r.run_id)::VARCHAR                 AS file_name,
     timezone('UTC', ru.transaction_time)::DATE             AS file_date,
@@ -351,8 +327,8 @@ LEFT JOIN main.patient AS p ON p.data_source = e.data_source AND p.id = e.patien
 LEFT JOIN main.person AS pe ON pe.data_source = e.data_source AND pe.patient_id = e.patient_id
 LEFT JOIN dx AS d ON d.data_source = e.data_source AND d.eob_id = e.id
 LEFT JOIN px AS x ON x.data_source = e.data_source AND x.eob_id = e.id
-LEFT JOIN npi AS n ON n.data_source = e.data_source AND n.eob_id = e.id
-LEFT JOIN network AS nw ON nw.data_source = e.data_source AND nw.eob_id = e.id AND nw.item_sequence = i.sequence
+LEFT JOIN main.claim_providers AS n ON n.data_source = e.data_source AND n.claim_id = e.id
+LEFT JOIN main.claim_line_network AS nw ON nw.data_source = e.data_source AND nw.claim_id = e.id AND nw.claim_line_number = i.sequence
 LEFT JOIN main.claim_coverage AS pl ON pl.data_source = e.data_source AND pl.claim_id = e.id
 LEFT JOIN main.fhirlake_resources AS r ON r.source = e.data_source AND r.resource_type = 'ExplanationOfBenefit' AND r.id = e.id
 LEFT JOIN main.fhirlake_runs AS ru ON ru.run_id = r.run_id;

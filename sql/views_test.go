@@ -71,6 +71,8 @@ func wholeViews(instead map[string][]string) map[string][]string {
 	g := map[string][]string{
 		"claims_by_type":     {"SELECT * FROM claims_by_type"},
 		"claim_coverage":     all("claim_coverage", "data_source, claim_id"),
+		"claim_providers":    all("claim_providers", "data_source, claim_id"),
+		"claim_line_network": all("claim_line_network", linesOrder),
 		"member_roster":      all("member_roster", rosterOrder),
 		"member_attribution": all("member_attribution", attributionOrder),
 		"member_months":      all("member_months", monthsOrder),
@@ -107,7 +109,7 @@ func datasets() []dataset {
 			name:  "sandbox",
 			build: func(t *testing.T, path string) { buildSandbox(t, path, 50) },
 			rows: map[string]int64{
-				"claims_by_type": 3, "claim_coverage": 168, "member_roster": 50, "member_attribution": 50, "member_months": 1196,
+				"claims_by_type": 3, "claim_coverage": 168, "claim_providers": 206, "claim_line_network": 558, "member_roster": 50, "member_attribution": 50, "member_months": 1196,
 				"claim_lines": 501, "pharmacy_claims": 57, "ed_visits": 15,
 				"hba1c_latest": 7, "bp_latest": 50, "tuva.eligibility": 50, "tuva.pharmacy_claim": 57, "tuva.medical_claim": 501,
 			},
@@ -116,6 +118,11 @@ func datasets() []dataset {
 					"SELECT year_month, count(*) AS rows, count(DISTINCT patient_id) AS members, sum(coverage_count) AS coverages FROM member_months GROUP BY year_month ORDER BY year_month",
 					"SELECT * FROM member_months WHERE patient_id IN ('pat-0001', 'pat-0004') ORDER BY " + monthsOrder,
 				},
+				"claim_providers": {
+					"SELECT count(*) AS claims, count(billing_npi) AS billing_npi, count(billing_tin) AS billing_tin, count(rendering_npi) AS rendering_npi, count(rendering_tin) AS rendering_tin, count(attending_npi) AS attending_npi, count(referring_npi) AS referring_npi, count(prescribing_npi) AS prescribing_npi, count(facility_npi) AS facility_npi FROM claim_providers",
+					"SELECT * FROM claim_providers WHERE claim_id IN ('eob-0001-01', 'eob-0001-02', 'eob-0012-01') ORDER BY data_source, claim_id",
+				},
+				"claim_line_network": {"SELECT in_network_flag, count(*) AS lines FROM claim_line_network GROUP BY ALL ORDER BY ALL"},
 				"claim_lines": {
 					"SELECT claim_type, claim_subtype, count(*) AS lines, count(DISTINCT claim_id) AS claims, count(rendering_npi) AS rendering_npi, count(diagnosis_code_1) AS dx1, count(procedure_code_1) AS px1, sum(paid_amount) AS paid, sum(allowed_amount) AS allowed, sum(charge_amount) AS charged FROM claim_lines GROUP BY ALL ORDER BY ALL",
 					"SELECT * FROM claim_lines WHERE patient_id IN ('pat-0001', 'pat-0012') ORDER BY " + linesOrder,
@@ -145,6 +152,20 @@ func datasets() []dataset {
 						"eob-0001-02 | 1 | professional | 99214 | 2025-04-06 | 11 | 198.00 | 110.88 | 56.71 | 1723023440 | Z0000 | I10 | J449 | Bison Health Plan",
 						"eob-0001-02 | 2 | professional | 93000 | 2025-04-06 | 11 | 41.60 | 25.79 | 25.79 | 1723023440 | Z0000 | I10 | J449 | Bison Health Plan",
 					}},
+				// The office visit is billed by org-clinic, whose NPI and
+				// TIN (TAX identifier) are on its Organization, and
+				// rendered by prac-01; the inpatient stay eob-0012-01 has
+				// its attending and referring physicians; the fill
+				// eob-0001-01 its prescriber. Bison pays every claim in
+				// network.
+				{"SELECT concat_ws(' | ', claim_id, billing_provider_id, billing_npi, billing_tin, coalesce(rendering_npi, '-'), coalesce(attending_npi, '-'), coalesce(referring_npi, '-'), coalesce(prescribing_npi, '-')) FROM claim_providers WHERE claim_id IN ('eob-0001-01', 'eob-0001-02', 'eob-0012-01') ORDER BY 1",
+					[]string{
+						"eob-0001-01 | org-pharmacy | 1966179859 | 99-6617985 | - | - | - | 1723023440",
+						"eob-0001-02 | org-clinic | 1370086799 | 99-7008679 | 1723023440 | - | - | -",
+						"eob-0012-01 | org-hospital | 1652164744 | 94-5216474 | 1121607547 | 1121607547 | 1323713333 | -",
+					}},
+				{"SELECT concat_ws(' | ', in_network_flag, count(*)) FROM claim_line_network GROUP BY in_network_flag",
+					[]string{"true | 558"}},
 				// The office visit's coverage: cov-0001 alone is in force on
 				// 2025-04-06.
 				{"SELECT concat_ws(' | ', data_source, claim_id, payer, plan, coverages) FROM claim_coverage WHERE claim_id = 'eob-0001-02'",
@@ -197,7 +218,7 @@ func datasets() []dataset {
 				buildFixtures(t, path, "cms-dpc", fixtures.Files(t, fixtures.Dir(t, "cms-dpc"), "*"), time.Date(2021, 8, 17, 0, 0, 0, 0, time.UTC))
 			},
 			rows: map[string]int64{
-				"claims_by_type": 2, "claim_coverage": 43, "member_roster": 0, "member_attribution": 0, "member_months": 924,
+				"claims_by_type": 2, "claim_coverage": 43, "claim_providers": 43, "claim_line_network": 151, "member_roster": 0, "member_attribution": 0, "member_months": 924,
 				"claim_lines": 146, "pharmacy_claims": 0, "ed_visits": 0,
 				"hba1c_latest": 0, "bp_latest": 0, "tuva.eligibility": 2, "tuva.pharmacy_claim": 0, "tuva.medical_claim": 146,
 			},
@@ -220,8 +241,9 @@ func datasets() []dataset {
 				// carrier--10177349616 line 1: HCPCS 88164 on 2000-11-01, POS
 				// 99, line_sbmtd_chrg_amt 60, line_alowd_chrg_amt 60,
 				// line_prvdr_pmt_amt 10, coinsurance and deductible 0; ICD-9
-				// 6273 then 9999999. Care-team NPIs are typed C4BB npi, not
-				// us-npi, so none is captured. Payer CMS (A to D agree),
+				// 6273 then 9999999. The performing member of the care team
+				// has a UPIN, no NPI (only the referring one has an NPI),
+				// so there is no rendering NPI. Payer CMS (A to D agree),
 				// plan ambiguous (Parts A and B both in force).
 				{"SELECT concat_ws(' | ', claim_id, claim_line_number, claim_type, hcpcs_code, claim_line_start_date, place_of_service_code, charge_amount, allowed_amount, paid_amount, coinsurance_amount, deductible_amount, diagnosis_code_type, diagnosis_code_1, diagnosis_code_2, coalesce(rendering_npi, '-'), payer, coalesce(plan, '-')) FROM claim_lines WHERE claim_id = 'carrier--10177349616' AND claim_line_number = 1",
 					[]string{"carrier--10177349616 | 1 | professional | 88164 | 2000-11-01 | 99 | 60.00 | 60.00 | 10.00 | 0.00 | 0.00 | icd-9-cm | 6273 | 9999999 | - | Centers for Medicare and Medicaid Services | -"}},
@@ -239,7 +261,7 @@ func datasets() []dataset {
 				buildFixtures(t, path, "carin-bb", fixtures.Files(t, fixtures.Dir(t, "carin-bb"), "*"), time.Date(2020, 10, 31, 0, 0, 0, 0, time.UTC))
 			},
 			rows: map[string]int64{
-				"claims_by_type": 2, "claim_coverage": 3, "member_roster": 0, "member_attribution": 0, "member_months": 16,
+				"claims_by_type": 2, "claim_coverage": 3, "claim_providers": 3, "claim_line_network": 21, "member_roster": 0, "member_attribution": 0, "member_months": 16,
 				"claim_lines": 21, "pharmacy_claims": 0, "ed_visits": 0,
 				"hba1c_latest": 0, "bp_latest": 0, "tuva.eligibility": 2, "tuva.pharmacy_claim": 0, "tuva.medical_claim": 21,
 			},
@@ -253,17 +275,39 @@ func datasets() []dataset {
 				// ProfessionalEOBExample1 lines 1 and 2: CPT 75710 on
 				// 2020-08-04, POS 21, submitted 68.80 / eligible 34.80 /
 				// benefit 34.80, then its reversal; diagnoses I70.249 and
-				// L97.929. The care team carries references only, no NPI.
+				// L97.929. The care team carries references only; the
+				// rendering NPI is its primary provider's, the
+				// ProviderOrganization1 example's.
 				{"SELECT concat_ws(' | ', claim_id, claim_line_number, hcpcs_code, claim_line_start_date, place_of_service_code, charge_amount, allowed_amount, paid_amount, diagnosis_code_1, diagnosis_code_2, coalesce(rendering_npi, '-'), billing_provider_id) FROM claim_lines WHERE claim_id = 'ProfessionalEOBExample1' AND claim_line_number <= 2 ORDER BY claim_line_number",
 					[]string{
-						"ProfessionalEOBExample1 | 1 | 75710 | 2020-08-04 | 21 | 68.80 | 34.80 | 34.80 | I70249 | L97929 | - | ProviderOrganization1",
-						"ProfessionalEOBExample1 | 2 | 75710 | 2020-08-04 | 21 | -68.80 | -34.80 | -34.80 | I70249 | L97929 | - | ProviderOrganization1",
+						"ProfessionalEOBExample1 | 1 | 75710 | 2020-08-04 | 21 | 68.80 | 34.80 | 34.80 | I70249 | L97929 | 1112223330 | ProviderOrganization1",
+						"ProfessionalEOBExample1 | 2 | 75710 | 2020-08-04 | 21 | -68.80 | -34.80 | -34.80 | I70249 | L97929 | 1112223330 | ProviderOrganization1",
 					}},
 				// Every line of ProfessionalEOBExample1 is paid in network
-				// (C4BB benefit payment status innetwork); the inpatient
-				// and outpatient examples send no status.
-				{"SELECT concat_ws(' | ', claim_id, count(*), count(*) FILTER (WHERE in_network_flag)) FROM tuva.medical_claim GROUP BY claim_id ORDER BY 1",
-					[]string{"InpatientEOBExample1 | 13 | 0", "OutpatientEOBExample1 | 2 | 0", "ProfessionalEOBExample1 | 6 | 6"}},
+				// (its lines' C4BB benefit payment status innetwork); the
+				// inpatient and outpatient examples send the status in
+				// their totals only, innetwork and outofnetwork, which
+				// speaks for every line.
+				{"SELECT concat_ws(' | ', claim_id, count(*), count(*) FILTER (WHERE in_network_flag), count(*) FILTER (WHERE NOT in_network_flag)) FROM tuva.medical_claim GROUP BY claim_id ORDER BY 1",
+					[]string{"InpatientEOBExample1 | 13 | 13 | 0", "OutpatientEOBExample1 | 2 | 0 | 2", "ProfessionalEOBExample1 | 6 | 6 | 0"}},
+				{"SELECT concat_ws(' | ', claim_id, in_network_flag, count(*)) FROM claim_line_network GROUP BY claim_id, in_network_flag ORDER BY 1",
+					[]string{"InpatientEOBExample1 | true | 13", "OutpatientEOBExample1 | false | 2", "ProfessionalEOBExample1 | true | 6"}},
+				// Providers referenced by id only are found in the
+				// Organization and Practitioner examples: the professional
+				// claim's provider and primary care provider are
+				// ProviderOrganization1 (NPI 1112223330), its referring
+				// provider Practitioner1 (6667778880). The inpatient claim's
+				// provider is ProviderOrganization3 and Practitioner2
+				// (8889990000) attends and refers; the outpatient claim's is
+				// ProviderOrganization5, Practitioner1 attending (so
+				// rendering: no rendering or performing member) and
+				// Practitioner3 (7778889990) referring.
+				{"SELECT concat_ws(' | ', claim_id, billing_provider_id, billing_npi, coalesce(rendering_npi, '-'), coalesce(referring_npi, '-')) FROM claim_providers ORDER BY 1",
+					[]string{
+						"InpatientEOBExample1 | ProviderOrganization3 | 3334445550 | 8889990000 | 8889990000",
+						"OutpatientEOBExample1 | ProviderOrganization5 | 5556667770 | 6667778880 | 7778889990",
+						"ProfessionalEOBExample1 | ProviderOrganization1 | 1112223330 | 1112223330 | 6667778880",
+					}},
 				// InpatientEOBExample1 (2017-05-23, during CoverageEx2): ICD-10
 				// PCS 4A023N7, B211YZZ, B215YZZ; it bills 0450 but is an
 				// inpatient claim, so not an ED visit.
@@ -279,7 +323,7 @@ func datasets() []dataset {
 				buildFixtures(t, path, "edge", []string{filepath.Join("..", "testdata", "sql", "edge.ndjson")}, time.Date(2024, 9, 15, 12, 0, 0, 0, time.UTC))
 			},
 			rows: map[string]int64{
-				"claims_by_type": 3, "claim_coverage": 9, "member_roster": 3, "member_attribution": 4, "member_months": 16,
+				"claims_by_type": 3, "claim_coverage": 9, "claim_providers": 9, "claim_line_network": 11, "member_roster": 3, "member_attribution": 4, "member_months": 16,
 				"claim_lines": 8, "pharmacy_claims": 1, "ed_visits": 4,
 				"hba1c_latest": 2, "bp_latest": 2, "tuva.eligibility": 3, "tuva.pharmacy_claim": 1, "tuva.medical_claim": 8,
 			},

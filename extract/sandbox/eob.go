@@ -213,6 +213,12 @@ func (g *gen) eob(r *rand.Rand, m *member, s eobSpec) {
 		"procedure", procs,
 		"insurance", []obj{o("focal", true, "coverage", ref("Coverage/"+m.covID))},
 		"item", items,
+		// Bison pays every claim in network (C4BB 2.x puts the benefit
+		// payment status on the claim).
+		"adjudication", []obj{o(
+			"category", cc(sysC4BBAdjDiscriminator, "benefitpaymentstatus", "Benefit Payment Status"),
+			"reason", cc(sysC4BBPayerAdjStatus, "innetwork", "In Network"),
+		)},
 		"total", total,
 		"payment", o(
 			"type", cc("http://terminology.hl7.org/CodeSystem/ex-paymenttype", "complete", "Complete"),

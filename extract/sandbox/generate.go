@@ -84,15 +84,20 @@ func (g *gen) put(x obj) {
 func (g *gen) providers(r *rand.Rand) {
 	org := func(id, name, typ, typDisplay string) provider {
 		p := provider{typ: "Organization", id: id, npi: npi(r), name: name}
-		ident := o("type", cc(sysV2_0203, "NPI", "National provider identifier"), "system", sysNPI, "value", p.npi)
+		idents := []obj{
+			o("type", cc(sysV2_0203, "NPI", "National provider identifier"), "system", sysNPI, "value", p.npi),
+			// A C4BB provider organization's tax id: made from the NPI so
+			// that it draws nothing from r.
+			o("type", cc(sysV2_0203, "TAX", "Tax ID number"), "system", sysTIN, "value", tin(p.npi)),
+		}
 		if typ == "pay" {
-			ident = o("type", cc(sysC4BBIDType, "payerid", "Payer ID"), "system", "https://bison.example.org/fhir/payerid", "value", "BISON01")
+			idents = []obj{o("type", cc(sysC4BBIDType, "payerid", "Payer ID"), "system", "https://bison.example.org/fhir/payerid", "value", "BISON01")}
 		}
 		pl := places[r.IntN(len(places))]
 		g.put(o(
 			"resourceType", "Organization", "id", id,
 			"meta", meta(g.randomBefore(r, 365), profOrganization),
-			"identifier", []obj{ident},
+			"identifier", idents,
 			"active", true,
 			"type", []obj{cc("http://terminology.hl7.org/CodeSystem/organization-type", typ, typDisplay)},
 			"name", name,
@@ -135,6 +140,12 @@ func (g *gen) providers(r *rand.Rand) {
 
 // npi returns a valid National Provider Identifier (Luhn check digit over
 // the 80840 prefix).
+// tin is a made-up employer identification number (NN-NNNNNNN) for the
+// organization with this NPI.
+func tin(npi string) string {
+	return "9" + npi[len(npi)-1:] + "-" + npi[2:9]
+}
+
 func npi(r *rand.Rand) string {
 	base := fmt.Sprintf("1%08d", r.IntN(100_000_000))
 	sum := 24 // the digits of the 80840 prefix, as the NPI check digit rule says

@@ -21,7 +21,7 @@ import (
 
 // BenchmarkEndToEnd is the user's job on both sides, on the same export:
 // `fhirlake load` into a fresh warehouse and Hive lake, against the
-// DuckDB-native pipeline (NativeStatements) building the same 14 tables
+// DuckDB-native pipeline (NativeStatements) building the same 16 tables
 // in a DuckDB file and their Parquet lake. Each side runs as its own
 // process, so its peak RSS is its own; they alternate, and the medians of
 // FHIRLAKE_BENCH_ROUNDS rounds (default 3) are compared. Then, on

@@ -8,7 +8,7 @@ import (
 
 // The native pipeline is the honest yardstick of fhirlake as a whole: what
 // a data engineer fluent in DuckDB would write instead of our tool to build
-// the same 14 tables, with the same columns, types and content, as the
+// the same 16 tables, with the same columns, types and content, as the
 // built-in views (schemas/*.json). Each resource type is read once, with
 // read_ndjson and an explicit schema (no sampling, no auto-detection), into
 // a temporary table holding only the members the views use; each table is
@@ -72,7 +72,7 @@ const (
 	nativeAdjudSys    = "http://terminology.hl7.org/CodeSystem/adjudication"
 )
 
-// NativeTables lists the 14 tables the native pipeline builds, in creation order.
+// NativeTables lists the 16 tables the native pipeline builds, in creation order.
 var NativeTables = func() []string {
 	var names []string
 	for _, r := range nativeResources() {
@@ -138,7 +138,7 @@ func NativeStatements(dir, lakeDir string) []string {
 	return stmts
 }
 
-// nativeResources describes the six resource types the views read, with
+// nativeResources describes the eight resource types the views read, with
 // their tables. Every column below says which FHIRPath of the view it
 // computes when the SQL alone does not make it plain.
 func nativeResources() []nativeResource {
@@ -149,6 +149,72 @@ func nativeResources() []nativeResource {
 		nativeEncounter(),
 		nativeEOB(),
 		nativeObservation(),
+		nativeOrganization(),
+		nativePractitioner(),
+	}
+}
+
+// nativeNPIOrTIN are the conditions on an Identifier x that it is an NPI
+// or a TIN, as the views test them.
+const (
+	nativeIsNPI = `(x."system" = '` + nativeNPI + `' OR len(list_filter(x."type".coding, lambda c: c.code IN ('NPI', 'npi'))) > 0)`
+	nativeIsTIN = `(x."system" = 'urn:oid:2.16.840.1.113883.4.4' OR len(list_filter(x."type".coding, lambda c: c.code IN ('TAX', 'tax'))) > 0)`
+	// nativeIdentTypedT is an Identifier with its type.
+	nativeIdentTypedT = `STRUCT("type" ` + nativeConceptT + `, "system" VARCHAR, "value" VARCHAR)`
+)
+
+// nativeOrganization builds organization.
+func nativeOrganization() nativeResource {
+	return nativeResource{
+		typ: "Organization",
+		raw: "raw_organization",
+		columns: [][2]string{
+			{"id", "VARCHAR"},
+			{"meta", nativeMetaT},
+			{"active", "BOOLEAN"},
+			{"name", "VARCHAR"},
+			{"type", nativeConceptT + "[]"},
+			{"identifier", nativeIdentTypedT + "[]"},
+			{"address", `STRUCT("state" VARCHAR)[]`},
+		},
+		tables: []nativeTable{
+			{name: "organization", query: `SELECT id,
+				` + nativeTimestamp("meta.lastUpdated") + ` AS meta_last_updated,
+				active,
+				name,
+				` + nativeCode(nativeCodings(`"type"`), "c.system = 'http://terminology.hl7.org/CodeSystem/organization-type'", "code") + ` AS type_code,
+				` + nativeFirst("identifier", nativeIsNPI, `"value"`) + ` AS npi,
+				` + nativeFirst("identifier", nativeIsTIN, `"value"`) + ` AS tin,
+				` + nativeFirstValue("list_transform(address, lambda a: a.state)") + ` AS state
+			FROM raw_organization`},
+		},
+	}
+}
+
+// nativePractitioner builds practitioner.
+func nativePractitioner() nativeResource {
+	return nativeResource{
+		typ: "Practitioner",
+		raw: "raw_practitioner",
+		columns: [][2]string{
+			{"id", "VARCHAR"},
+			{"meta", nativeMetaT},
+			{"active", "BOOLEAN"},
+			{"name", `STRUCT("family" VARCHAR, "given" VARCHAR[])[]`},
+			{"identifier", nativeIdentTypedT + "[]"},
+			{"qualification", `STRUCT("code" ` + nativeConceptT + `)[]`},
+		},
+		tables: []nativeTable{
+			{name: "practitioner", query: `SELECT id,
+				` + nativeTimestamp("meta.lastUpdated") + ` AS meta_last_updated,
+				active,
+				name[1].family AS family,
+				` + nativeFirstValue("name[1].given") + ` AS given,
+				` + nativeFirst("identifier", nativeIsNPI, `"value"`) + ` AS npi,
+				` + nativeFirst("identifier", nativeIsTIN, `"value"`) + ` AS tin,
+				` + nativeCode(nativeCodings("list_transform(qualification, lambda q: q.code)"), "", "code") + ` AS qualification_code
+			FROM raw_practitioner`},
+		},
 	}
 }
 
@@ -353,12 +419,14 @@ func nativeEOB() nativeResource {
 			{"billablePeriod", nativePeriodT},
 			{"created", "VARCHAR"},
 			{"insurer", nativeRefT},
-			{"provider", `STRUCT("reference" VARCHAR, "identifier" ` + nativeIdentT + `)`},
+			{"provider", `STRUCT("reference" VARCHAR, "identifier" ` + nativeIdentTypedT + `)`},
+			{"contained", `STRUCT("resourceType" VARCHAR, "id" VARCHAR, "identifier" ` + nativeIdentTypedT + `[])[]`},
+			{"adjudication", adjT},
 			{"outcome", "VARCHAR"},
 			{"total", `STRUCT("category" ` + nativeConceptT + `, "amount" ` + nativeMoneyT + `)[]`},
 			{"payment", `STRUCT("amount" ` + nativeMoneyT + `, "date" VARCHAR)`},
 			{"supportingInfo", `STRUCT("category" ` + nativeConceptT + `, "code" ` + nativeConceptT + `, "valueQuantity" STRUCT("value" DOUBLE), "timingPeriod" ` + nativePeriodT + `)[]`},
-			{"facility", `STRUCT("identifier" STRUCT("system" VARCHAR, "value" VARCHAR, "type" ` + nativeConceptT + `), "extension" STRUCT("url" VARCHAR, "valueCoding" STRUCT("code" VARCHAR))[])`},
+			{"facility", `STRUCT("reference" VARCHAR, "identifier" STRUCT("system" VARCHAR, "value" VARCHAR, "type" ` + nativeConceptT + `), "extension" STRUCT("url" VARCHAR, "valueCoding" STRUCT("code" VARCHAR))[])`},
 			{"extension", `STRUCT("url" VARCHAR, "valueCoding" STRUCT("code" VARCHAR))[]`},
 			{"careTeam", `STRUCT("sequence" INTEGER, "provider" STRUCT("reference" VARCHAR, "identifier" STRUCT("system" VARCHAR, "value" VARCHAR, "type" ` + nativeConceptT + `)), "role" ` + nativeConceptT + `)[]`},
 			{"diagnosis", `STRUCT("sequence" INTEGER, "diagnosisCodeableConcept" ` + nativeConceptT + `, "diagnosisReference" ` + nativeRefT +
@@ -390,7 +458,7 @@ func nativeEOB() nativeResource {
 					"(c.system = 'http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBAdjudication' AND c.code = 'paidtoprovider')")) + ` AS total_paid,
 				payment.amount."value" AS payment_amount,
 				` + nativeDate("payment.date") + ` AS payment_date,
-				CASE WHEN provider.identifier."system" = '` + nativeNPI + `' THEN provider.identifier."value" END AS provider_npi,
+				` + nativeFirst("billing_ids", nativeIsNPI, `"value"`) + ` AS provider_npi,
 				` + nativeFirst("supportingInfo", nativeHas("x.category.coding", "c.code = 'dayssupply'"), "valueQuantity.value") + `::INTEGER AS days_supply,
 				` + nativeFirst("supportingInfo", nativeHas("x.category.coding", "c.code = 'refillnum'"), "valueQuantity.value") + `::INTEGER AS refills,
 				-- the whole NUBC code, else CMS's three digits put together
@@ -405,8 +473,20 @@ func nativeEOB() nativeResource {
 				` + nativeInfo([]string{"discharge-status"}, "", "code") + ` AS discharge_status_code,
 				CASE WHEN facility.identifier."system" = '` + nativeNPI + `' OR ` + nativeHas("facility.identifier.type.coding", "c.code = 'npi'") + ` THEN facility.identifier."value" END AS facility_npi,
 				` + nativeDate(nativeFirst("supportingInfo", nativeHas("x.category.coding", "c.code = 'admissionperiod'"), "timingPeriod.start")) + ` AS admission_start,
-				` + nativeDate(nativeFirst("supportingInfo", nativeHas("x.category.coding", "c.code = 'admissionperiod'"), `timingPeriod."end"`)) + ` AS admission_end
-			FROM raw_eob`},
+				` + nativeDate(nativeFirst("supportingInfo", nativeHas("x.category.coding", "c.code = 'admissionperiod'"), `timingPeriod."end"`)) + ` AS admission_end,
+				` + nativeRefKey("facility", "") + ` AS facility_id,
+				` + nativeFirst("billing_ids", nativeIsTIN, `"value"`) + ` AS provider_tin,
+				-- (total.category.coding | adjudication.category.coding |
+				-- adjudication.where(benefitpaymentstatus).reason.coding).where(status).code.first()
+				` + nativeCode(`flatten(flatten([list_transform(total, lambda a: a.category.coding),
+					list_transform(adjudication, lambda a: a.category.coding),
+					list_transform(list_filter(adjudication, lambda a: `+nativeHas("a.category.coding", "c.code = 'benefitpaymentstatus'")+`), lambda a: a.reason.coding)]))`,
+				"c.system = 'http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBPayerAdjudicationStatus' AND c.code IN ('innetwork', 'outofnetwork', 'other')", "code") + ` AS network_status
+			FROM (SELECT *,
+				-- provider.identifier | contained.where(('#' & id) = %resource.provider.reference).identifier
+				list_concat([provider.identifier], flatten(list_transform(
+					list_filter(contained, lambda o: '#' || o.id = provider.reference), lambda o: o.identifier))) AS billing_ids
+			FROM raw_eob)`},
 			{name: "eob_care_team", query: `SELECT id AS eob_id, idx,
 				el."sequence" AS "sequence",
 				` + nativeRefKey("el.provider", "") + ` AS provider_id,

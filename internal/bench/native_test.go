@@ -32,7 +32,7 @@ import (
 var nativeExportTypes = []string{"Patient", "Coverage", "Group", "Encounter", "Condition", "ExplanationOfBenefit", "Observation", "Practitioner", "Organization"}
 
 // TestNativeMatchesFhirlake checks that the native pipeline is a fair
-// yardstick: over the same sandbox export it builds the same 14 tables as
+// yardstick: over the same sandbox export it builds the same 16 tables as
 // fhirlake's built-in views, with the same column names and types and the
 // same rows, and writes a readable lake of the same rows.
 func TestNativeMatchesFhirlake(t *testing.T) {
@@ -350,6 +350,19 @@ var nativeEdgeExport = map[string][]string{
 		`{"resourceType":"ExplanationOfBenefit","id":"x3","facility":{"extension":[{"url":"https://bluebutton.cms.gov/resources/variables/clm_fac_type_cd","valueCoding":{"system":"https://bluebutton.cms.gov/resources/variables/clm_fac_type_cd","code":"1"}}]},"extension":[{"url":"https://bluebutton.cms.gov/resources/variables/clm_srvc_clsfctn_type_cd","valueCoding":{"system":"https://bluebutton.cms.gov/resources/variables/clm_srvc_clsfctn_type_cd","code":"4"}}],"supportingInfo":[{"category":{"coding":[{"system":"http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBSupportingInfoType","code":"typeofbill"}]},"code":{"coding":[{"system":"https://bluebutton.cms.gov/resources/variables/clm_freq_cd","code":"1"}]}}]}`,
 		`{"resourceType":"ExplanationOfBenefit","id":"x4","facility":{"extension":[{"url":"https://bluebutton.cms.gov/resources/variables/clm_fac_type_cd","valueCoding":{"system":"https://bluebutton.cms.gov/resources/variables/clm_fac_type_cd","code":"1"}}]},"supportingInfo":[{"category":{"coding":[{"system":"http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBSupportingInfoType","code":"typeofbill"}]},"code":{"coding":[{"system":"https://bluebutton.cms.gov/resources/variables/clm_freq_cd","code":"1"}]}}]}`,
 		`{"resourceType":"ExplanationOfBenefit","id":"x5","facility":{"extension":[{"url":"https://bluebutton.cms.gov/resources/variables/clm_fac_type_cd","valueCoding":{"system":"https://bluebutton.cms.gov/resources/variables/clm_fac_type_cd","code":"1"}}]},"extension":[{"url":"https://bluebutton.cms.gov/resources/variables/clm_srvc_clsfctn_type_cd","valueCoding":{"system":"https://bluebutton.cms.gov/resources/variables/clm_srvc_clsfctn_type_cd","code":"4"}}],"supportingInfo":[{"category":{"coding":[{"system":"http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBSupportingInfoType","code":"typeofbill"}]},"code":{"coding":[{"system":"https://bluebutton.cms.gov/resources/variables/clm_freq_cd","code":"1"}]}},{"category":{"coding":[{"code":"typeofbill"}]},"code":{"coding":[{"system":"https://www.nubc.org/CodeSystem/TypeOfBill","code":"0131"}]}}]}`,
+		// Billing provider identifiers on the reference, in the contained
+		// Organization the reference names (not the other one), and the
+		// claim's network status in its totals or a C4BB STU2 adjudication.
+		`{"resourceType":"ExplanationOfBenefit","id":"x6","contained":[{"resourceType":"Organization","id":"fac","identifier":[{"system":"urn:oid:2.16.840.1.113883.4.4","value":"33-3333333"}]},{"resourceType":"Organization","id":"prov","identifier":[{"type":{"coding":[{"code":"NPI"}]},"value":"2000000002"},{"type":{"coding":[{"code":"TAX"}]},"value":"22-2222222"}]}],"provider":{"reference":"#prov"},"facility":{"reference":"#fac"},"adjudication":[{"category":{"coding":[{"code":"benefitpaymentstatus"}]},"reason":{"coding":[{"system":"http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBPayerAdjudicationStatus","code":"outofnetwork"}]}}]}`,
+		`{"resourceType":"ExplanationOfBenefit","id":"x7","provider":{"reference":"Organization/o1","identifier":{"type":{"coding":[{"code":"tax"}]},"value":"11-1111111"}},"facility":{"reference":"Location/l1"},"total":[{"category":{"coding":[{"system":"http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBPayerAdjudicationStatus","code":"innetwork"}]},"amount":{"value":0}}]}`,
+	},
+	"Organization.ndjson": {
+		`{"resourceType":"Organization","id":"o1","active":true,"name":"A","type":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/organization-type","code":"prov"}]}],"identifier":[{"system":"http://hl7.org/fhir/sid/us-npi","value":"1"},{"type":{"coding":[{"code":"TAX"}]},"value":"t"}],"address":[{"city":"x"},{"state":"KS"}]}`,
+		`{"resourceType":"Organization","id":"o2","identifier":[]}`,
+	},
+	"Practitioner.ndjson": {
+		`{"resourceType":"Practitioner","id":"pr1","name":[{"given":[null,"B"]},{"family":"Second"}],"identifier":[{"type":{"coding":[{"code":"npi"}]},"value":"9"}],"qualification":[{"code":{"coding":[{"code":"q"}]}}]}`,
+		`{"resourceType":"Practitioner","id":"pr2"}`,
 	},
 	"Group.ndjson": {
 		`{"resourceType":"Group","id":"g1","managingEntity":{"reference":"urn:oid:1.2.3"},"characteristic":[{"valueBoolean":true},{"valueReference":{"identifier":{"system":"http://hl7.org/fhir/sid/us-npi","value":"1234567893"}}}],"member":[{"entity":{"reference":"urn:uuid:abc"}},{"entity":{"reference":"https://x.example/fhir/Patient/p2/_history/3"},"period":{"start":"2024","end":"2024-12-31"},"inactive":true,"extension":[{"url":"http://hl7.org/fhir/us/davinci-atr/StructureDefinition/ext-attributedProvider","valueReference":{"reference":"Practitioner/pr1"}}]},{"entity":{"reference":"#contained"}},{"entity":{"reference":"Patient/p1"},"extension":[{"url":"other","valueReference":{"reference":"Practitioner/pr9"}},{"url":"http://hl7.org/fhir/us/davinci-atr/StructureDefinition/ext-attributedProvider","valueReference":{"display":"no reference"}},{"url":"http://hl7.org/fhir/us/davinci-atr/StructureDefinition/ext-attributedProvider","valueReference":{"reference":"https://x.example/fhir/Organization/o1"}}]}]}`,

@@ -90,7 +90,8 @@ var tableRows = map[string]int64{
 	"attribution": 50, "coverage": 50, "encounter": 134, "encounter_diagnosis": 199,
 	"eob": 206, "eob_care_team": 210, "eob_diagnosis": 220, "eob_item": 558,
 	"eob_item_adjudication": 3906, "eob_procedure": 4, "observation": 166,
-	"observation_component": 230, "patient": 50, "patient_identifier": 50,
+	"observation_component": 230, "organization": 4, "patient": 50, "patient_identifier": 50,
+	"practitioner": 7,
 }
 
 // exactValues are hand-checked values derived from seed 1, one query each.
@@ -119,6 +120,16 @@ var exactValues = []struct {
 		[]string{"obs-0010-01 | 7.0 | % | 2025-09-23 10:49:00+00", "obs-0010-04 | 8.3 | % | 2025-11-13 15:26:00+00"}},
 	{"SELECT concat_ws(' | ', claim_type, claims, members, claim_lines, total_paid) FROM claims_by_type",
 		[]string{"professional | 130 | 50 | 424 | 16926.56", "pharmacy | 57 | 21 | 57 | 1665.49", "institutional | 19 | 18 | 77 | 40544.62"}},
+	// The sandbox's provider organizations carry an NPI and a TIN (made
+	// from the NPI: 9, its check digit, a dash, its digits 3 to 9); the
+	// payer has only its payer id.
+	{"SELECT concat_ws(' | ', id, type_code, coalesce(npi, '-'), coalesce(tin, '-')) FROM organization ORDER BY id",
+		[]string{
+			"org-clinic | prov | 1370086799 | 99-7008679",
+			"org-hospital | prov | 1652164744 | 94-5216474",
+			"org-payer | pay | - | -",
+			"org-pharmacy | prov | 1966179859 | 99-6617985",
+		}},
 	{"SELECT concat_ws(' ', typeof(meta_last_updated), typeof(birth_date)) FROM patient LIMIT 1",
 		[]string{"TIMESTAMP WITH TIME ZONE DATE"}},
 	{"SELECT typeof(paid) FROM eob_item LIMIT 1", []string{"DECIMAL(12,2)"}},

@@ -316,6 +316,7 @@ func (c *Client) retrying(ctx context.Context, op string, fn func() (retryAfter 
 			wait = c.clampPoll(ra)
 		}
 		c.log(ctx).Warn("retrying after transient failure", "op", op, "attempt", attempt+1, "wait", wait.String(), "error", err.Error())
+		notifyRetry(ctx, op, err, wait)
 		if err := c.sleep(ctx, wait); err != nil {
 			return err
 		}
@@ -677,6 +678,7 @@ func (c *Client) poll(ctx context.Context, statusURL string, onPartial func(*Man
 	for {
 		resp, err := c.send(ctx, http.MethodGet, statusURL, h, nil, true)
 		var wait time.Duration
+		var retryErr error // why this poll is a retry, if it is
 		switch {
 		case err != nil && !errors.Is(err, ErrTransient):
 			return nil, fmt.Errorf("poll export status: %w", err)
@@ -684,6 +686,7 @@ func (c *Client) poll(ctx context.Context, statusURL string, onPartial func(*Man
 			transient++
 			wait = backoffFor(transient)
 			c.log(ctx).Warn("export status unreachable, will retry", "job", redact(statusURL), "error", err.Error())
+			retryErr = err
 		case resp.StatusCode == http.StatusAccepted:
 			transient = 0
 			wait = retryAfter(resp.Header.Get("Retry-After"), c.now())
@@ -734,6 +737,7 @@ func (c *Client) poll(ctx context.Context, statusURL string, onPartial func(*Man
 			transient++
 			wait = max(retryAfter(resp.Header.Get("Retry-After"), c.now()), backoffFor(transient))
 			c.log(ctx).Warn("export status failed, will retry", "job", redact(statusURL), "error", serr.Error())
+			retryErr = serr
 		}
 		wait = c.clampPoll(wait)
 		if now := c.now(); now.Add(wait).After(deadline) {
@@ -743,6 +747,9 @@ func (c *Client) poll(ctx context.Context, statusURL string, onPartial func(*Man
 				return nil, fmt.Errorf("export not complete after %s (--max-wait): %w", orDefault(c.MaxWait, 24*time.Hour), ErrTransient)
 			}
 			wait = deadline.Sub(now)
+		}
+		if retryErr != nil {
+			notifyRetry(ctx, "export status", retryErr, wait)
 		}
 		if err := c.sleep(ctx, wait); err != nil {
 			return nil, err

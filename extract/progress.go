@@ -2,8 +2,12 @@ package extract
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"time"
 )
 
 // Progress observes an export as it happens, for a progress display. Every
@@ -36,6 +40,37 @@ type Progress interface {
 type NopProgress struct{}
 
 var _ Progress = NopProgress{}
+
+// RetryProgress is a Progress that also hears of each wait before a
+// request is tried again: the server was busy (429), failed (5xx) or could
+// not be reached. A display shows it so that a long wait does not look
+// like a hang; a Progress without it misses nothing else.
+type RetryProgress interface {
+	// Retrying is called before the wait, with what is retried ("kick-off",
+	// "export status", "download NAME"), why in a few words ("server busy
+	// (429)"), and how long the wait is.
+	Retrying(op, reason string, wait time.Duration)
+}
+
+// notifyRetry tells the Progress of ctx, if it listens, that op waits
+// before it is tried again after err.
+func notifyRetry(ctx context.Context, op string, err error, wait time.Duration) {
+	rp, ok := progressFrom(ctx).(RetryProgress)
+	if !ok {
+		return
+	}
+	reason := "server unreachable"
+	var se *StatusError
+	switch {
+	case errors.As(err, &se) && se.Status == http.StatusTooManyRequests:
+		reason = "server busy (429)"
+	case errors.As(err, &se) && se.Status >= 500:
+		reason = fmt.Sprintf("server error (%d)", se.Status)
+	case errors.As(err, &se):
+		reason = fmt.Sprintf("server answered %d", se.Status)
+	}
+	rp.Retrying(op, reason, wait)
+}
 
 // Waiting does nothing.
 func (NopProgress) Waiting(string) {}

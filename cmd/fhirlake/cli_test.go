@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -176,6 +177,27 @@ func TestQuietOnSuccess(t *testing.T) {
 	_, _, stderr = run(t, nil, "--log-level", "info", "load", "--in", in, "--warehouse", wh, "--source", "a")
 	if !strings.Contains(stderr, "run committed") {
 		t.Errorf("--log-level info: stderr lacks the run's stages:\n%s", stderr)
+	}
+}
+
+// TestResultLineFitsATerminal: a run of every type the sandbox has ends
+// with one line of at most 100 columns; the rows of each
+// table are in the --log-level info line of the commit (and the summary).
+func TestResultLineFitsATerminal(t *testing.T) {
+	fhirURL, tokenURL := startSandbox(t)
+	dir := t.TempDir()
+	env := map[string]string{"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret}
+	code, stdout, stderr := run(t, env, "--log-level", "info", "run", "--fhir-url", fhirURL, "--token-url", tokenURL,
+		"--client-id", sandbox.DefaultClientID, "--warehouse", filepath.Join(dir, "w.duckdb"), "--source", "bison-health")
+	if code != exitOK || strings.Count(stdout, "\n") != 1 {
+		t.Fatalf("exit %d; want one result line:\n%s\n%s", code, stdout, stderr)
+	}
+	line := strings.TrimSuffix(stdout, "\n")
+	if n := utf8.RuneCountInString(line); n > 100 || !regexp.MustCompile(` \d+ rows in \d+ tables$`).MatchString(line) {
+		t.Errorf("result line of %d columns (want at most 100, with the rows and tables counted):\n%s", n, line)
+	}
+	if !regexp.MustCompile(`msg="run committed".* rows="[^"]*organization=4 `).MatchString(stderr) {
+		t.Errorf("the commit's log line lacks the rows per table:\n%s", stderr)
 	}
 }
 

@@ -78,7 +78,6 @@ func runLoad(ctx context.Context, c *cli.Context, p pipeline.Pipeline, dir strin
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "load %s committed: %d resources, %d deleted, %d rejects%s, rows %s\n",
-		sum.RunID, sum.Resources, sum.Deleted, sum.Rejects, unchangedNote(sum), formatRows(sum.Rows))
+	fmt.Fprintf(c.App.Writer, "load %s committed: %s\n", sum.RunID, outcome(sum))
 	return nil
 }

@@ -104,10 +104,11 @@ func TestRunFromConfig(t *testing.T) {
 	if diff := cmp.Diff(before, snapshotDir(t, filepath.Join(dir, "lake"))); diff != "" {
 		t.Errorf("the refused run changed the lake (-before +after):\n%s", diff)
 	}
+	sumFile := filepath.Join(dir, "precedence.json")
 	code, stdout, stderr = run(t, env, "--log-level", "warn", "run", "--config", cfg, "--source", "bison", "--warehouse", flagWH,
-		"--lake", filepath.Join(dir, "flag-lake"))
-	if code != exitOK || strings.Count(stdout, "committed") != 1 || !strings.Contains(stdout, "coverage=10") || strings.Contains(stdout, "patient=") {
-		t.Errorf("precedence: exit %d\n%s\n%s", code, stdout, stderr)
+		"--lake", filepath.Join(dir, "flag-lake"), "--summary", sumFile)
+	if rows := summaryRows(t, sumFile); code != exitOK || strings.Count(stdout, "committed") != 1 || len(rows) != 1 || rows[0]["coverage"] != 10 || rows[0]["patient"] != 0 {
+		t.Errorf("precedence: exit %d, rows %v\n%s\n%s", code, rows, stdout, stderr)
 	}
 	if _, err := os.Stat(flagWH); err != nil {
 		t.Errorf("--warehouse did not override the file: %v", err)
@@ -166,8 +167,9 @@ func TestRejectsOverThresholdCommitNothing(t *testing.T) {
 		t.Errorf("status after a rejected load: %s", stdout)
 	}
 	// Within the limit, the good line loads and the bad one is recorded.
-	code, stdout, stderr = run(t, nil, "--log-level", "error", "load", "--in", in, "--warehouse", wh, "--max-rejects", "1")
-	if code != exitOK || !strings.Contains(stdout, "1 rejects, rows patient=1") {
+	within := filepath.Join(dir, "within.json")
+	code, stdout, stderr = run(t, nil, "--log-level", "error", "load", "--in", in, "--warehouse", wh, "--max-rejects", "1", "--summary", within)
+	if rows := summaryRows(t, within); code != exitOK || !strings.HasSuffix(stdout, ", 1 rows in 1 tables, 1 rejects\n") || len(rows) != 1 || rows[0]["patient"] != 1 {
 		t.Errorf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	var rep struct {

@@ -210,14 +210,16 @@ func TestMemberMatchAndRunWithRoster(t *testing.T) {
 		t.Errorf("matches.csv:\n%s", csv)
 	}
 
+	sumFile := filepath.Join(dir, "summary.json")
 	code, stdout, stderr = run(t, env, append([]string{"--log-level", "warn", "run", "--types", "Patient,Coverage",
-		"--warehouse", filepath.Join(dir, "w.duckdb")}, source...)...)
+		"--warehouse", filepath.Join(dir, "w.duckdb"), "--summary", sumFile}, source...)...)
 	if code != exitOK {
 		t.Fatalf("run --roster exit %d:\n%s", code, stderr)
 	}
 	// Two matched members, two groups, two committed runs of one patient each.
-	if n := strings.Count(stdout, "committed: 1 resources") + strings.Count(stdout, "committed: 2 resources"); n != 2 || !strings.Contains(stdout, "patient=1") {
-		t.Errorf("run --roster output:\n%s", stdout)
+	rows := summaryRows(t, sumFile)
+	if n := strings.Count(stdout, "committed: 1 resources") + strings.Count(stdout, "committed: 2 resources"); n != 2 || len(rows) != 2 || rows[0]["patient"] != 1 || rows[1]["patient"] != 1 {
+		t.Errorf("run --roster output:\n%s\nrows per run: %v", stdout, rows)
 	}
 }
 
@@ -277,10 +279,11 @@ func TestRunWithUserViews(t *testing.T) {
 	env := map[string]string{"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret}
 	args := []string{"--log-level", "warn", "run", "--fhir-url", fhirURL, "--token-url", tokenURL, "--client-id", sandbox.DefaultClientID,
 		"--types", "Coverage", "--warehouse", filepath.Join(dir, "w.duckdb"), "--views", views}
-	code, stdout, stderr := run(t, env, args...)
+	sumFile := filepath.Join(dir, "summary.json")
+	code, stdout, stderr := run(t, env, append(args, "--summary", sumFile)...)
 	// The sandbox's 10 members have a plan and a group class each.
-	if code != exitOK || !strings.Contains(stdout, "coverage_class=20") {
-		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	if rows := summaryRows(t, sumFile); code != exitOK || len(rows) != 1 || rows[0]["coverage_class"] != 20 {
+		t.Fatalf("exit %d, rows %v\n%s\n%s", code, rows, stdout, stderr)
 	}
 	os.WriteFile(filepath.Join(views, "broken.json"), []byte(`{"resourceType":"ViewDefinition","name":"broken","resource":"Coverage","select":[{"column":[{"name":"x","path":"foo(("}]}]}`), 0o644)
 	code, _, stderr = run(t, env, args...)
@@ -519,4 +522,22 @@ func TestRunWithBulkMemberMatch(t *testing.T) {
 	if got != strings.Join(want, ",") {
 		t.Errorf("member matches %s, want %s", got, strings.Join(want, ","))
 	}
+}
+
+// summaryRows reads a --summary file: the rows per table of each run.
+func summaryRows(t *testing.T, path string) []map[string]int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("summary %s: %v", b, err)
+	}
+	var rows []map[string]int64
+	for _, run := range r.Runs {
+		rows = append(rows, run.Rows)
+	}
+	return rows
 }

@@ -136,6 +136,7 @@ type bars struct {
 	p *mpb.Progress
 
 	status   atomic.Pointer[string] // the export's last X-Progress
+	retry    atomic.Pointer[retry]  // the last wait before a retry
 	rows     atomic.Int64           // rows staged, all tables
 	tables   atomic.Int64           // tables with rows
 	loadText atomic.Pointer[string] // what the load is doing
@@ -151,7 +152,31 @@ type bars struct {
 	all      []*mpb.Bar // every bar, to end them on stop
 }
 
-var _ pipeline.Progress = (*bars)(nil)
+var (
+	_ pipeline.Progress     = (*bars)(nil)
+	_ extract.RetryProgress = (*bars)(nil)
+)
+
+// retry is a wait before a request is tried again, shown on the bar of
+// the stage until it is over.
+type retry struct {
+	what  string // "server busy (429), retrying kick-off"
+	until time.Time
+}
+
+// note is the retry under way, "server busy (429), retrying kick-off in
+// 20 s", or "" when none is.
+func (b *bars) note() string {
+	r := b.retry.Load()
+	if r == nil {
+		return ""
+	}
+	left := time.Until(r.until)
+	if left <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s in %d s", r.what, int(left.Round(time.Second)/time.Second))
+}
 
 // download is the overall bar of one export's files; the counters are
 // atomics for its decorator, the rest is guarded by bars.mu.
@@ -212,7 +237,33 @@ func (b *bars) Waiting(status string) {
 	if b.stopped || b.wait != nil {
 		return
 	}
-	b.wait = b.spinner(b.phase("export"), func() string { return "server: " + *b.status.Load() })
+	b.wait = b.spinner(b.phase("export"), b.exportText)
+}
+
+// exportText is what the export's spinner says: a retry under way, else
+// the server's status.
+func (b *bars) exportText() string {
+	if n := b.note(); n != "" {
+		return n
+	}
+	return "server: " + *b.status.Load()
+}
+
+// Retrying shows the wait on the bar of the stage: the download's while
+// files download, else the export's spinner, made now if the export has
+// none yet (a kick-off the server turned away).
+func (b *bars) Retrying(op, reason string, wait time.Duration) {
+	b.retry.Store(&retry{what: reason + ", retrying " + printable(op, 40), until: time.Now().Add(wait)})
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped || b.dl != nil || b.wait != nil {
+		return
+	}
+	if b.status.Load() == nil {
+		s := "in progress"
+		b.status.Store(&s)
+	}
+	b.wait = b.spinner(b.phase("export"), b.exportText)
 }
 
 // endWait ends the export's spinner; callers hold mu.
@@ -239,7 +290,9 @@ func (b *bars) FileStarted(name string, total int64) {
 			mpb.PrependDecorators(label(b.phase("download")), decor.Any(func(decor.Statistics) string {
 				return fmt.Sprintf("%d/%d files", d.done.Load(), d.started.Load())
 			}, decor.WCSyncSpaceR)),
-			mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpaceR)))
+			mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpaceR),
+				decor.Elapsed(decor.ET_STYLE_MMSS, decor.WCSyncSpace),
+				decor.Any(func(decor.Statistics) string { return b.note() })))
 		b.dl = d
 	}
 	d := b.dl

@@ -204,3 +204,34 @@ func TestPrintable(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryShownOnTheBars: a kick-off the server turns away shows on the
+// export's spinner with its wait, a retried download on the download bar;
+// a wait that is over shows no more.
+func TestRetryShownOnTheBars(t *testing.T) {
+	var out syncbuf.Buffer
+	b := newBars(&out, mpb.WithAutoRefresh(), mpb.WithRefreshRate(time.Millisecond), mpb.WithWidth(200))
+	b.Retrying("kick-off", "server busy (429)", 20*time.Second)
+	if n := b.note(); n != "server busy (429), retrying kick-off in 20 s" {
+		t.Errorf("note = %q", n)
+	}
+	time.Sleep(20 * time.Millisecond) // a frame or more
+	b.Waiting("")
+	b.FileStarted("Patient.001.ndjson", 10)
+	b.Retrying("download Patient.001.ndjson", "server error (503)", 5*time.Second)
+	time.Sleep(20 * time.Millisecond)
+	b.Retrying("kick-off", "server busy (429)", -time.Second) // over already
+	if n := b.note(); n != "" {
+		t.Errorf("note of a wait that is over = %q", n)
+	}
+	b.FileDone("Patient.001.ndjson", nil)
+	b.Stage(pipeline.StageExported)
+	b.stop()
+	s := out.String()
+	// A busy machine may draw a frame a second late: the count is not checked.
+	for _, want := range []string{"export", "server busy (429), retrying kick-off in ", "server error (503), retrying download Patient.001.ndjson in "} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+}

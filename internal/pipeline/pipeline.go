@@ -440,7 +440,7 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 		log.Warn("patients with conflicting identifiers are not linked to other sources' records; see fhirlake_person_conflicts", "patients", ls.PersonConflicts)
 	}
 	p.observe(StageCommitted)
-	log.Info("run committed", "resources", ls.Resources, "rejects", ls.Rejects, "deleted", ls.Deleted)
+	log.Info("run committed", "resources", ls.Resources, "rejects", ls.Rejects, "deleted", ls.Deleted, "rows", rowsText(sum.Rows))
 	if p.SQL != nil {
 		for _, warn := range w.ApplySQL(ctx, p.SQL) {
 			log.Warn("analytics view not created", "error", warn.Error())
@@ -885,4 +885,14 @@ func safe(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+// rowsText is the rows staged per table for a log line, "coverage=10
+// patient=5", sorted by table.
+func rowsText(rows map[string]int64) string {
+	parts := make([]string, 0, len(rows))
+	for _, t := range slices.Sorted(maps.Keys(rows)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", t, rows[t]))
+	}
+	return strings.Join(parts, " ")
 }

@@ -109,9 +109,9 @@ func datasets() []dataset {
 			name:  "sandbox",
 			build: func(t *testing.T, path string) { buildSandbox(t, path, 50) },
 			rows: map[string]int64{
-				"claims_by_type": 3, "claim_coverage": 168, "claim_providers": 206, "claim_line_network": 558, "member_roster": 50, "member_attribution": 50, "member_months": 1196,
-				"claim_lines": 501, "pharmacy_claims": 57, "ed_visits": 15,
-				"hba1c_latest": 7, "bp_latest": 50, "tuva.eligibility": 50, "tuva.pharmacy_claim": 57, "tuva.medical_claim": 501,
+				"claims_by_type": 3, "claim_coverage": 165, "claim_providers": 165, "claim_line_network": 456, "member_roster": 50, "member_attribution": 50, "member_months": 1196,
+				"claim_lines": 414, "pharmacy_claims": 42, "ed_visits": 12,
+				"hba1c_latest": 6, "bp_latest": 45, "tuva.eligibility": 50, "tuva.pharmacy_claim": 42, "tuva.medical_claim": 414,
 			},
 			golden: wholeViews(map[string][]string{
 				"member_months": {
@@ -165,7 +165,11 @@ func datasets() []dataset {
 						"eob-0012-01 | org-hospital | 1652164744 | 94-5216474 | 1121607547 | 1121607547 | 1323713333 | -",
 					}},
 				{"SELECT concat_ws(' | ', in_network_flag, count(*)) FROM claim_line_network GROUP BY in_network_flag",
-					[]string{"true | 558"}},
+					[]string{"true | 456"}},
+				// The sandbox has no claim outside its member's coverage:
+				// every claim line has its payer.
+				{"SELECT concat_ws(' | ', count(*), count(payer)) FROM (SELECT payer FROM tuva.medical_claim UNION ALL SELECT payer FROM tuva.pharmacy_claim)",
+					[]string{"456 | 456"}},
 				// The office visit's coverage: cov-0001 alone is in force on
 				// 2025-04-06.
 				{"SELECT concat_ws(' | ', data_source, claim_id, payer, plan, coverages) FROM claim_coverage WHERE claim_id = 'eob-0001-02'",
@@ -198,7 +202,7 @@ func datasets() []dataset {
 					[]string{"pat-0001 | 2025-09-16 | encounter+claim | enc-0001-03 | eob-0001-04 | 815.11"}},
 				// Every sandbox ED visit has its encounter and its claim.
 				{"SELECT concat_ws(' | ', source, count(*)) FROM ed_visits GROUP BY source",
-					[]string{"encounter+claim | 15"}},
+					[]string{"encounter+claim | 12"}},
 				// pat-0010: HbA1c 7.0 % on 2025-09-23 (obs-0010-01), then 8.3 %
 				// on 2025-11-13 (obs-0010-04): the latter is the latest.
 				{"SELECT concat_ws(' | ', patient_id, observation_id, value::DECIMAL(4,1), unit, effective_date, below_8, above_9) FROM hba1c_latest WHERE patient_id = 'pat-0010'",

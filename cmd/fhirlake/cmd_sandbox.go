@@ -32,6 +32,7 @@ func sandboxCommand() *cli.Command {
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "generator seed (same seed, same data)", EnvVars: []string{"FHIRLAKE_SANDBOX_SEED"}},
 			&cli.StringFlag{Name: "alt-host", Usage: "serve status and file URLs on this second `HOST:PORT` (e.g. localhost:8089), as 1upHealth does", EnvVars: []string{"FHIRLAKE_SANDBOX_ALT_HOST"}},
 			&cli.StringFlag{Name: "as-of", Value: sandbox.DefaultStart.Format(time.DateOnly), Usage: "the sandbox's `DATE`: its clock starts there and every generated date is relative to it, so one seed gives the same data on any day (examples/roster.sandbox.csv matches)", EnvVars: []string{"FHIRLAKE_SANDBOX_AS_OF"}},
+			&cli.BoolFlag{Name: "implausible-visits", Usage: "also serve the visits (claims, encounters, labs) drawn before a member's birth or coverage start, which are left out by default", EnvVars: []string{"FHIRLAKE_SANDBOX_IMPLAUSIBLE_VISITS"}},
 			&cli.IntFlag{Name: "changes-per-run", Usage: "before every export after the first, change `N` resources (new versions, deletions, new members), so that an incremental run has something to pick up", EnvVars: []string{"FHIRLAKE_SANDBOX_CHANGES_PER_RUN"}},
 			&cli.StringFlag{Name: "faults", Usage: "fault injection as `JSON`, e.g. '{\"kickoffTooMany\":2,\"redirectFiles\":true}'; also POST /_admin/faults at run time", EnvVars: []string{"FHIRLAKE_SANDBOX_FAULTS"}},
 		},
@@ -50,7 +51,7 @@ func sandboxCommand() *cli.Command {
 			o := sandboxOptions{
 				addr: c.String("addr"),
 				cfg: sandbox.Config{Members: c.Int("members"), HistoryYears: c.Int("history-years"), Seed: c.Int64("seed"), ClockRuns: true, Start: asOf,
-					AltHost: c.String("alt-host"), ChangesPerRun: c.Int("changes-per-run")},
+					AltHost: c.String("alt-host"), ChangesPerRun: c.Int("changes-per-run"), ImplausibleVisits: c.Bool("implausible-visits")},
 			}
 			if f := c.String("faults"); f != "" {
 				if err := json.Unmarshal([]byte(f), &o.faults); err != nil {

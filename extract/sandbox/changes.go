@@ -49,7 +49,7 @@ func (s *Server) applyChanges(n, seq int, at time.Time) error {
 		return nil
 	}
 	// New members continue the generator's numbering.
-	g := &gen{start: s.cfg.Start, years: max(s.cfg.HistoryYears, 1), emit: func(obj) error { return nil }}
+	g := &gen{start: s.cfg.Start, years: max(s.cfg.HistoryYears, 1), emit: func(obj) error { return nil }, implausible: s.cfg.ImplausibleVisits}
 	g.providers(rand.New(rand.NewPCG(uint64(s.cfg.Seed), 0xb150_0000)))
 	g.emit = func(x obj) error {
 		raw, err := json.Marshal(x)

@@ -17,7 +17,7 @@ import (
 // member draws from its own PCG stream, so member i is the same whatever
 // Members is. It stops at the first error emit returns.
 func stream(cfg Config, emit func(obj) error) error {
-	g := &gen{start: cfg.Start, years: max(cfg.HistoryYears, 1), emit: emit}
+	g := &gen{start: cfg.Start, years: max(cfg.HistoryYears, 1), emit: emit, implausible: cfg.ImplausibleVisits}
 	cat := rand.New(rand.NewPCG(uint64(cfg.Seed), 0xb150_0000))
 	g.providers(cat)
 	members := make([][]string, len(g.pcps)) // patient ids by attributed PCP
@@ -71,11 +71,17 @@ type gen struct {
 	edDoc, hospitalist, surgeon provider
 	emit                        func(obj) error
 	err                         error // the first error emit returned
+	// implausible keeps the visits a member could not have had: before
+	// their birth or their coverage (Config.ImplausibleVisits).
+	implausible bool
+	// mute drops what put is given: a visit is still drawn, so that the
+	// member's other resources are the same whether it is kept or not.
+	mute bool
 }
 
 // put hands one generated resource to emit; after an error it drops them.
 func (g *gen) put(x obj) {
-	if g.err == nil {
+	if g.err == nil && !g.mute {
 		g.err = g.emit(x)
 	}
 }
@@ -173,6 +179,10 @@ func (g *gen) randomBefore(r *rand.Rand, days int) time.Time {
 type member struct {
 	pid, covID, memberNo string
 	age                  int
+	birth, covStart      time.Time
+	// muted is set while the generator draws a visit it does not emit: one
+	// before the member's birth or coverage (see gen.mute).
+	muted bool
 	pcp                  provider
 	chronic              []code
 	conds                []condition
@@ -182,6 +192,7 @@ type member struct {
 type condition struct {
 	dx      code
 	chronic bool
+	muted   bool // first recorded at a visit that is not emitted: not emitted either
 	onset   time.Time
 	enc     string // first encounter that recorded it
 }
@@ -216,6 +227,7 @@ func (g *gen) member(r *rand.Rand, i, pcp int) (string, string) {
 	if first := time.Date(g.start.Year()-g.years, 1, 1, 0, 0, 0, 0, time.UTC); g.years > 1 && covStart.After(first) {
 		covStart = first // covered for the whole history
 	}
+	m.covStart = covStart
 	g.patient(r, m)
 	g.coverage(r, m, covStart)
 
@@ -273,6 +285,10 @@ func (g *gen) member(r *rand.Rand, i, pcp int) (string, string) {
 	}
 	slices.SortStableFunc(visits, func(a, b visit) int { return a.at.Compare(b.at) })
 	for _, v := range visits {
+		// A payer has no claim of a visit before the member's birth or
+		// coverage: it is drawn, not emitted.
+		g.mute = !g.implausible && (v.at.Before(m.birth) || v.at.Before(m.covStart))
+		m.muted = g.mute
 		switch v.kind {
 		case officeVisit:
 			g.office(r, m, v.at)
@@ -286,9 +302,12 @@ func (g *gen) member(r *rand.Rand, i, pcp int) (string, string) {
 			g.observation(r, m, "", v.at, "4548-4")
 		}
 	}
+	g.mute, m.muted = false, false
 	for k, c := range m.conds {
+		g.mute = c.muted
 		g.condition(r, m, k, c)
 	}
+	g.mute = false
 	attributed := covStart
 	if y := time.Date(g.start.Year()-1, 1, 1, 0, 0, 0, 0, time.UTC); attributed.Before(y) {
 		attributed = y
@@ -304,6 +323,7 @@ func (g *gen) patient(r *rand.Rand, m *member) {
 	}
 	family := pick(r, families)
 	birth := g.start.AddDate(-m.age, 0, -1-r.IntN(364))
+	m.birth = birth
 	race := races[weighted(r, raceWeights)]
 	eth := nonHispanic
 	if r.Float64() < 0.12 {
@@ -404,13 +424,13 @@ func (m *member) conditionFor(dx code, at time.Time, enc string) string {
 	for k := range m.conds {
 		c := &m.conds[k]
 		if c.chronic && c.dx == dx {
-			if c.enc == "" {
+			if c.enc == "" && !m.muted {
 				c.enc = enc
 			}
 			return m.condID(k)
 		}
 	}
-	m.conds = append(m.conds, condition{dx: dx, onset: at, enc: enc})
+	m.conds = append(m.conds, condition{dx: dx, onset: at, enc: enc, muted: m.muted})
 	return m.condID(len(m.conds) - 1)
 }
 

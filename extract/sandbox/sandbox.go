@@ -47,9 +47,14 @@ type Config struct {
 	// HistoryYears is how many years of visits (claims, encounters, labs)
 	// each member has before Start; default 1.
 	HistoryYears int
-	Tenant       string // 1up tenant; default DefaultTenant
-	ClientID     string // default DefaultClientID
-	ClientSecret string // default DefaultClientSecret
+	// ImplausibleVisits keeps the visits (claims, encounters, labs) the
+	// generator draws before a member's birth or coverage start, for
+	// testing how views treat claims no coverage explains; by default a
+	// member has none.
+	ImplausibleVisits bool
+	Tenant            string // 1up tenant; default DefaultTenant
+	ClientID          string // default DefaultClientID
+	ClientSecret      string // default DefaultClientSecret
 
 	// Start is the sandbox clock start; default DefaultStart. Generated
 	// data is last updated during the year before Start.

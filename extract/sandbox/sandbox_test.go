@@ -218,10 +218,16 @@ func TestCounts(t *testing.T) {
 		want map[string]int
 	}{
 		{"20 members", Config{Members: 20, Seed: 1}, map[string]int{
-			"Patient": 20, "Coverage": 20, "ExplanationOfBenefit": 90, "Encounter": 61, "Condition": 52,
-			"Observation": 82, "Practitioner": 7, "Organization": 4, "Group": 4,
+			"Patient": 20, "Coverage": 20, "ExplanationOfBenefit": 75, "Encounter": 53, "Condition": 49,
+			"Observation": 73, "Practitioner": 7, "Organization": 4, "Group": 4,
 		}},
 		{"defaults", Config{}, map[string]int{
+			"Patient": 200, "Coverage": 200, "ExplanationOfBenefit": 693, "Encounter": 446, "Condition": 470,
+			"Observation": 554, "Practitioner": 7, "Organization": 4, "Group": 4,
+		}},
+		// The visits before a member's birth or coverage are drawn either
+		// way; kept, they are 12% of the claims.
+		{"implausible visits", Config{ImplausibleVisits: true}, map[string]int{
 			"Patient": 200, "Coverage": 200, "ExplanationOfBenefit": 790, "Encounter": 509, "Condition": 515,
 			"Observation": 624, "Practitioner": 7, "Organization": 4, "Group": 4,
 		}},

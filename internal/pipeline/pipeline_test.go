@@ -87,10 +87,10 @@ func queryStrings(t *testing.T, w *duckdb.Warehouse, q string) []string {
 // tableRows is the row count of every table for the sandbox with 50
 // members and seed 1: the generator is deterministic, so these are exact.
 var tableRows = map[string]int64{
-	"attribution": 50, "coverage": 50, "encounter": 134, "encounter_diagnosis": 199,
-	"eob": 206, "eob_care_team": 210, "eob_diagnosis": 220, "eob_item": 558,
-	"eob_item_adjudication": 3906, "eob_procedure": 4, "observation": 166,
-	"observation_component": 230, "organization": 4, "patient": 50, "patient_identifier": 50,
+	"attribution": 50, "coverage": 50, "encounter": 111, "encounter_diagnosis": 158,
+	"eob": 165, "eob_care_team": 169, "eob_diagnosis": 175, "eob_item": 456,
+	"eob_item_adjudication": 3192, "eob_procedure": 4, "observation": 137,
+	"observation_component": 190, "organization": 4, "patient": 50, "patient_identifier": 50,
 	"practitioner": 7,
 }
 
@@ -119,7 +119,7 @@ var exactValues = []struct {
 	{"SELECT concat_ws(' | ', id, value_quantity::DECIMAL(5,1), value_unit, effective_start) FROM observation WHERE code = '4548-4' ORDER BY id LIMIT 2",
 		[]string{"obs-0010-01 | 7.0 | % | 2025-09-23 10:49:00+00", "obs-0010-04 | 8.3 | % | 2025-11-13 15:26:00+00"}},
 	{"SELECT concat_ws(' | ', claim_type, claims, members, claim_lines, total_paid) FROM claims_by_type",
-		[]string{"professional | 130 | 50 | 424 | 16926.56", "pharmacy | 57 | 21 | 57 | 1665.49", "institutional | 19 | 18 | 77 | 40544.62"}},
+		[]string{"professional | 107 | 45 | 350 | 13743.66", "pharmacy | 42 | 20 | 42 | 536.90", "institutional | 16 | 15 | 64 | 37542.26"}},
 	// The sandbox's provider organizations carry an NPI and a TIN (made
 	// from the NPI: 9, its check digit, a dash, its digits 3 to 9); the
 	// payer has only its payer id.

@@ -131,6 +131,8 @@ func TestUserViewsCheckedUpFront(t *testing.T) {
 			`mine.json: view "mine" has no key column`},
 		{"a built-in's name", `{"resourceType":"ViewDefinition","name":"patient","resource":"Patient","select":[{"column":[` + col + `]}]}`,
 			`mine.json: view "patient": the built-in view patient has that name already`},
+		{"a path to no element", `{"resourceType":"ViewDefinition","name":"mine","resource":"Patient","select":[{"column":[` + col + `,{"name":"f","path":"name.famly.first()"}]}]}`,
+			`mine.json: view "mine", column "f", path "name.famly.first()": HumanName has no element "famly" (did you mean "family"?)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,6 +157,14 @@ func TestUserViewsCheckedUpFront(t *testing.T) {
 	code, _, stderr := run(t, nil, "load", "--in", dir, "--warehouse", filepath.Join(dir, "w.duckdb"), "--views", views)
 	if code != exitUsage || !strings.Contains(stderr, `b.json: view "mine": a.json has that name already`) {
 		t.Errorf("two views named mine: exit %d:\n%s", code, stderr)
+	}
+	// A path through a choice element the checker cannot follow is a
+	// warning: the load goes on.
+	os.Remove(filepath.Join(views, "b.json"))
+	os.WriteFile(filepath.Join(views, "a.json"), []byte(`{"resourceType":"ViewDefinition","name":"mine","resource":"Observation","select":[{"column":[`+col+`,{"name":"u","path":"value.unti"}]}]}`), 0o600)
+	code, _, stderr = run(t, nil, "load", "--in", onePatientDir(t, dir), "--warehouse", filepath.Join(dir, "w.duckdb"), "--views", views)
+	if code != exitOK || !strings.Contains(stderr, `level=WARN msg="view path not checked"`) || !strings.Contains(stderr, `no element \"unti\"`) {
+		t.Errorf("a path through a choice element: exit %d, want %d and a warning:\n%s", code, exitOK, stderr)
 	}
 	for _, suite := range []string{filepath.Join(dir, "nonexistent"), views} {
 		if code, _, stderr := run(t, nil, "views", "test", "--suite", suite); code != exitUsage {

@@ -69,7 +69,7 @@ func runDemo(ctx context.Context, c *cli.Context, o demoOptions) error {
 	if err := os.MkdirAll(o.dir, 0o755); err != nil {
 		return fmt.Errorf("demo dir: %w", err)
 	}
-	views, err := loadViews("")
+	views, err := loadViews("", nil)
 	if err != nil {
 		return err
 	}

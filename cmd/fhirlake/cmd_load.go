@@ -36,7 +36,7 @@ func loadCommand() *cli.Command {
 			if st, err := os.Stat(c.String("in")); err != nil || !st.IsDir() {
 				return usagef("--in %s is not a directory", c.String("in"))
 			}
-			views, err := loadViews(c.String("views"))
+			views, err := loadViews(c.String("views"), log)
 			if err != nil {
 				return err
 			}

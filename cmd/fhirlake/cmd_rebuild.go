@@ -80,7 +80,7 @@ func runRebuild(ctx context.Context, out io.Writer, o rebuildOptions) error {
 	if o.from == duckdb.FromWarehouse {
 		// The views say how tables are partitioned; tables they do not
 		// cover keep the partitioning recorded in the lake.
-		views, err := loadViews(o.views)
+		views, err := loadViews(o.views, nil)
 		if err != nil {
 			return err
 		}

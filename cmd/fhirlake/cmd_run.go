@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/urfave/cli/v2"
@@ -65,7 +67,7 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			views, err := loadViews(c.String("views"))
+			views, err := loadViews(c.String("views"), log)
 			if err != nil {
 				return err
 			}
@@ -185,8 +187,10 @@ func matchForRun(c *cli.Context, src sourceOptions) ([]pipeline.RosterRun, error
 	return reqs, nil
 }
 
-// loadViews compiles the built-in views plus those in dir, if any.
-func loadViews(dir string) ([]*transform.View, error) {
+// loadViews compiles the built-in views plus those in dir, if any, and
+// checks the latter (checkUserViews); the warnings of their paths go to
+// log, when there is one.
+func loadViews(dir string, log *slog.Logger) ([]*transform.View, error) {
 	views, err := transform.LoadViews(schemas.FS)
 	if err != nil {
 		return nil, fmt.Errorf("built-in views: %w", err)
@@ -201,16 +205,25 @@ func loadViews(dir string) ([]*transform.View, error) {
 	if err != nil {
 		return nil, usagef("--views %s: %v", dir, err)
 	}
-	if err := checkUserViews(views, extra); err != nil {
+	warnings, err := checkUserViews(views, extra)
+	if err != nil {
 		return nil, usagef("--views %s: %v", dir, err)
+	}
+	for _, w := range warnings {
+		if log != nil {
+			log.Warn("view path not checked", "problem", w)
+		}
 	}
 	return append(views, extra...), nil
 }
 
 // checkUserViews finds what would make a user's views fail or say
 // nothing only after an export: a resource that is no FHIR resource type,
-// no key column, a name taken by a built-in view or by another of theirs.
-func checkUserViews(builtin, extra []*transform.View) error {
+// no key column, a name taken by a built-in view or by another of theirs,
+// a path that names an element the resource type does not have. It
+// returns the paths it could not check to the end (through a choice
+// element or an extension's value) as warnings.
+func checkUserViews(builtin, extra []*transform.View) (warnings []string, err error) {
 	taken := map[string]string{}
 	for _, v := range builtin {
 		taken[v.Name()] = "the built-in view " + v.Name()
@@ -221,17 +234,28 @@ func checkUserViews(builtin, extra []*transform.View) error {
 			if s := suggest.Closest(v.Resource(), fhirtypes.All()); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
-			return errors.New(msg)
+			return nil, errors.New(msg)
 		}
 		if v.KeyColumn() == "" {
-			return fmt.Errorf("%s: view %q has no key column: add a column named id, or one whose path is getResourceKey() (the resource each row comes from)", v.File(), v.Name())
+			return nil, fmt.Errorf("%s: view %q has no key column: add a column named id, or one whose path is getResourceKey() (the resource each row comes from)", v.File(), v.Name())
 		}
 		if other, ok := taken[v.Name()]; ok {
-			return fmt.Errorf("%s: view %q: %s has that name already; rename the view", v.File(), v.Name(), other)
+			return nil, fmt.Errorf("%s: view %q: %s has that name already; rename the view", v.File(), v.Name(), other)
 		}
 		taken[v.Name()] = v.File()
+		var errs []string
+		for _, p := range v.CheckPaths() {
+			if p.Error {
+				errs = append(errs, p.Message)
+			} else {
+				warnings = append(warnings, p.Message)
+			}
+		}
+		if len(errs) > 0 {
+			return nil, errors.New(strings.Join(errs, "\n"))
+		}
 	}
-	return nil
+	return warnings, nil
 }
 
 // outcome is what a committed run did, for its result line: "160

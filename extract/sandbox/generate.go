@@ -182,11 +182,11 @@ type member struct {
 	birth, covStart      time.Time
 	// muted is set while the generator draws a visit it does not emit: one
 	// before the member's birth or coverage (see gen.mute).
-	muted bool
-	pcp                  provider
-	chronic              []code
-	conds                []condition
-	nEnc, nEOB, nObs     int
+	muted            bool
+	pcp              provider
+	chronic          []code
+	conds            []condition
+	nEnc, nEOB, nObs int
 }
 
 type condition struct {

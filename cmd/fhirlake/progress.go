@@ -211,10 +211,24 @@ func (b *bars) add(filler mpb.BarFillerBuilder, opts ...mpb.BarOption) *mpb.Bar 
 	return bar
 }
 
+// spinner is the bar of a stage whose size is not known: its text, and the
+// time it has taken, which stops when the stage is done.
 func (b *bars) spinner(name string, text func() string) *mpb.Bar {
 	return b.add(mpb.SpinnerStyle().PositionLeft(), mpb.BarWidth(1),
 		mpb.PrependDecorators(label(name)),
-		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return text() }, decor.WCSyncSpaceR), decor.Elapsed(decor.ET_STYLE_MMSS, decor.WCSyncSpace)))
+		mpb.AppendDecorators(decor.Any(func(s decor.Statistics) string { return doneText(s, text()) }, decor.WCSyncSpaceR),
+			decor.Elapsed(decor.ET_STYLE_MMSS, decor.WCSyncSpace)))
+}
+
+// doneText says that the stage of a completed bar is done.
+func doneText(s decor.Statistics, text string) string {
+	if !s.Completed {
+		return text
+	}
+	if text == "" {
+		return "done"
+	}
+	return "done: " + text
 }
 
 // phase names a bar of the main export or of the back-fill.
@@ -241,13 +255,20 @@ func (b *bars) Waiting(status string) {
 }
 
 // exportText is what the export's spinner says: a retry under way, else
-// the server's status.
+// the server's status; nothing more once the export is ready.
 func (b *bars) exportText() string {
 	if n := b.note(); n != "" {
 		return n
 	}
-	return "server: " + *b.status.Load()
+	s := *b.status.Load()
+	if s == exportReady {
+		return ""
+	}
+	return "server: " + s
 }
+
+// exportReady is the export's status when the server has made its files.
+const exportReady = "ready"
 
 // Retrying shows the wait on the bar of the stage: the download's while
 // files download, else the export's spinner, made now if the export has
@@ -269,7 +290,7 @@ func (b *bars) Retrying(op, reason string, wait time.Duration) {
 // endWait ends the export's spinner; callers hold mu.
 func (b *bars) endWait() {
 	if b.wait != nil {
-		s := "ready"
+		s := exportReady
 		b.status.Store(&s)
 		b.wait.SetTotal(-1, true)
 		b.wait = nil
@@ -292,7 +313,7 @@ func (b *bars) FileStarted(name string, total int64) {
 			}, decor.WCSyncSpaceR)),
 			mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpaceR),
 				decor.Elapsed(decor.ET_STYLE_MMSS, decor.WCSyncSpace),
-				decor.Any(func(decor.Statistics) string { return b.note() })))
+				decor.Any(func(s decor.Statistics) string { return doneText(s, b.note()) })))
 		b.dl = d
 	}
 	d := b.dl
@@ -415,7 +436,7 @@ func (b *bars) Stage(stage string) {
 		b.loadText.Store(&s)
 		b.loadBar = b.spinner("load", func() string { return *b.loadText.Load() })
 	case pipeline.StageCommitted:
-		s := fmt.Sprintf("committed %d rows", b.rows.Load())
+		s := fmt.Sprintf("%d rows committed", b.rows.Load())
 		b.loadText.Store(&s)
 		if b.loadBar != nil {
 			b.loadBar.SetTotal(-1, true)

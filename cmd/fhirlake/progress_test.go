@@ -177,7 +177,8 @@ func TestBarsAndLogLines(t *testing.T) {
 	lw.Write([]byte("after\n"))
 
 	s := out.String()
-	for _, want := range []string{"msg=\"file downloaded\"\n", "committed 60 rows", "server: ready", "after\n"} {
+	// Each stage says it is done, with the time it took.
+	for _, want := range []string{"msg=\"file downloaded\"\n", "done: 60 rows committed", "done: 60 rows staged in 1 tables", "export", "after\n"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}

@@ -190,6 +190,20 @@ func TestQuietOnSuccess(t *testing.T) {
 	}
 }
 
+// TestLoadMakesTheWarehouseFolder: load, like run, makes the folders of a
+// warehouse path that do not exist yet.
+func TestLoadMakesTheWarehouseFolder(t *testing.T) {
+	dir := t.TempDir()
+	wh := filepath.Join(dir, "new", "nested", "w.duckdb")
+	code, stdout, stderr := run(t, nil, "load", "--in", onePatientDir(t, dir), "--warehouse", wh, "--source", "a")
+	if code != exitOK || !strings.Contains(stdout, "committed") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(wh); err != nil {
+		t.Errorf("warehouse not made: %v", err)
+	}
+}
+
 // TestResultLineFitsATerminal: a run of every type the sandbox has ends
 // with one line of at most 100 columns; the rows of each
 // table are in the --log-level info line of the commit (and the summary).

@@ -210,9 +210,10 @@ func loadViews(dir string, log *slog.Logger) ([]*transform.View, error) {
 		return nil, usagef("--views %s: %v", dir, err)
 	}
 	for _, w := range warnings {
-		if log != nil {
-			log.Warn("view path not checked", "problem", w)
+		if log == nil {
+			break
 		}
+		log.Warn("view path not checked", "problem", w)
 	}
 	return append(views, extra...), nil
 }

@@ -495,6 +495,13 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 			return nil, fmt.Errorf("pick newest versions: %w", err)
 		}
 	}
+	// Only the tables of the resource types the run replaces or deletes
+	// have rows to change; the others are left alone (an unchanged reload
+	// touches no table at all).
+	changing, err := l.changingTypes(ctx, run.ID)
+	if err != nil {
+		return nil, err
+	}
 	touched := map[string][]string{}
 	names := make([]string, 0, len(l.tables))
 	for n := range l.tables {
@@ -507,6 +514,9 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		t := l.tables[name]
 		if err := l.ensureTable(ctx, t); err != nil {
 			return nil, err
+		}
+		if !changing[t.Resource] {
+			continue
 		}
 		// The rows of this source's resources the run replaces or deletes.
 		affected := fmt.Sprintf(`%s = $3 AND %s IN (
@@ -610,6 +620,26 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		return nil, err
 	}
 	return touched, nil
+}
+
+// changingTypes returns the resource types of which the run replaces
+// (fhirlake_accepted) or deletes resources.
+func (l *Loader) changingTypes(ctx context.Context, runID string) (map[string]bool, error) {
+	rows, err := l.w.conn.QueryContext(ctx, `SELECT resource_type FROM fhirlake_accepted
+		UNION SELECT resource_type FROM fhirlake_deleted WHERE run_id = $1`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("types the run changes: %w", err)
+	}
+	defer rows.Close()
+	types := map[string]bool{}
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("types the run changes: %w", err)
+		}
+		types[t] = true
+	}
+	return types, rows.Err()
 }
 
 // changedKeys sets l.keys, the ids of the resources the run replaced or

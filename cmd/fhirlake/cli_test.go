@@ -145,6 +145,11 @@ func TestUserViewsCheckedUpFront(t *testing.T) {
 			if code != exitUsage || !strings.Contains(stderr, tt.want) {
 				t.Errorf("exit %d, want %d and %q:\n%s", code, exitUsage, tt.want, stderr)
 			}
+			// views check finds the same, with no warehouse at all.
+			code, _, stderr = run(t, nil, "views", "check", "--views", views)
+			if code != exitUsage || !strings.Contains(stderr, tt.want) {
+				t.Errorf("views check: exit %d, want %d and %q:\n%s", code, exitUsage, tt.want, stderr)
+			}
 		})
 	}
 	// Two views of the user's with one name.
@@ -165,6 +170,13 @@ func TestUserViewsCheckedUpFront(t *testing.T) {
 	code, _, stderr = run(t, nil, "load", "--in", onePatientDir(t, dir), "--warehouse", filepath.Join(dir, "w.duckdb"), "--views", views)
 	if code != exitOK || !strings.Contains(stderr, `level=WARN msg="view path not checked"`) || !strings.Contains(stderr, `no element \"unti\"`) {
 		t.Errorf("a path through a choice element: exit %d, want %d and a warning:\n%s", code, exitOK, stderr)
+	}
+	code, stdout, stderr := run(t, nil, "views", "check", "--views", views)
+	if code != exitOK || !strings.Contains(stdout, "a.json: view mine of Observation, 2 columns: ok") || !strings.Contains(stderr, `no element \"unti\"`) {
+		t.Errorf("views check of a view that passes with a warning: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, _, stderr := run(t, nil, "views", "check", "--views", filepath.Join(dir, "in")); code != exitUsage {
+		t.Errorf("views check of a folder without views: exit %d\n%s", code, stderr)
 	}
 	for _, suite := range []string{filepath.Join(dir, "nonexistent"), views} {
 		if code, _, stderr := run(t, nil, "views", "test", "--suite", suite); code != exitUsage {

@@ -39,8 +39,47 @@ func viewsCommand() *cli.Command {
 			Action: func(c *cli.Context) error {
 				return runViewsTest(c.Context, c, viewsTestOptions{suite: c.String("suite"), report: c.String("report"), verbose: c.Bool("verbose")})
 			},
+		}, {
+			Name:      "check",
+			Usage:     "check a folder of your ViewDefinitions as run and load would, without a server or a warehouse",
+			UsageText: "fhirlake views check --views DIR",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files", Required: true, EnvVars: []string{"FHIRLAKE_VIEWS"}},
+			},
+			OnUsageError: onUsageError,
+			Action:       runViewsCheck,
 		}},
 	}
+}
+
+// runViewsCheck compiles and checks the user's views (loadViews): a view a
+// run would refuse is an error (exit 2); the paths it cannot check to the
+// end are warnings. It prints one line per view that passes.
+func runViewsCheck(c *cli.Context) error {
+	log, err := logger(c)
+	if err != nil {
+		return err
+	}
+	dir := c.String("views")
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return usagef("--views %s is not a folder of ViewDefinition files", dir)
+	}
+	views, err := loadViews(dir, log)
+	if err != nil {
+		return err
+	}
+	builtin, err := loadViews("", nil)
+	if err != nil {
+		return err
+	}
+	extra := views[len(builtin):]
+	if len(extra) == 0 {
+		return usagef("--views %s holds no ViewDefinition (*.json)", dir)
+	}
+	for _, v := range extra {
+		fmt.Fprintf(c.App.Writer, "%s: view %s of %s, %d columns: ok\n", v.File(), v.Name(), v.Resource(), len(v.Columns()))
+	}
+	return nil
 }
 
 func runViewsTest(_ context.Context, c *cli.Context, o viewsTestOptions) error {

@@ -187,9 +187,8 @@ func matchForRun(c *cli.Context, src sourceOptions) ([]pipeline.RosterRun, error
 	return reqs, nil
 }
 
-// loadViews compiles the built-in views plus those in dir, if any, and
-// checks the latter (checkUserViews); the warnings of their paths go to
-// log, when there is one.
+// loadViews compiles the built-in views plus those in dir, if any
+// (userViews).
 func loadViews(dir string, log *slog.Logger) ([]*transform.View, error) {
 	views, err := transform.LoadViews(schemas.FS)
 	if err != nil {
@@ -198,6 +197,17 @@ func loadViews(dir string, log *slog.Logger) ([]*transform.View, error) {
 	if dir == "" {
 		return views, nil
 	}
+	extra, err := userViews(dir, views, log)
+	if err != nil {
+		return nil, err
+	}
+	return append(views, extra...), nil
+}
+
+// userViews compiles the views in dir and checks them against the
+// built-in ones (checkUserViews); the warnings of their paths go to log,
+// when there is one.
+func userViews(dir string, builtin []*transform.View, log *slog.Logger) ([]*transform.View, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, usagef("--views: %v", err)
 	}
@@ -205,7 +215,7 @@ func loadViews(dir string, log *slog.Logger) ([]*transform.View, error) {
 	if err != nil {
 		return nil, usagef("--views %s: %v", dir, err)
 	}
-	warnings, err := checkUserViews(views, extra)
+	warnings, err := checkUserViews(builtin, extra)
 	if err != nil {
 		return nil, usagef("--views %s: %v", dir, err)
 	}
@@ -215,7 +225,7 @@ func loadViews(dir string, log *slog.Logger) ([]*transform.View, error) {
 		}
 		log.Warn("view path not checked", "problem", w)
 	}
-	return append(views, extra...), nil
+	return extra, nil
 }
 
 // checkUserViews finds what would make a user's views fail or say

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fhirlake/fhirlake/internal/atomicfile"
+	"github.com/fhirlake/fhirlake/schemas"
 	"github.com/fhirlake/fhirlake/transform"
 )
 
@@ -52,7 +53,7 @@ func viewsCommand() *cli.Command {
 	}
 }
 
-// runViewsCheck compiles and checks the user's views (loadViews): a view a
+// runViewsCheck compiles and checks the user's views (userViews): a view a
 // run would refuse is an error (exit 2); the paths it cannot check to the
 // end are warnings. It prints one line per view that passes.
 func runViewsCheck(c *cli.Context) error {
@@ -64,15 +65,14 @@ func runViewsCheck(c *cli.Context) error {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return usagef("--views %s is not a folder of ViewDefinition files", dir)
 	}
-	views, err := loadViews(dir, log)
+	builtin, err := transform.LoadViews(schemas.FS)
+	if err != nil {
+		return fmt.Errorf("built-in views: %w", err)
+	}
+	extra, err := userViews(dir, builtin, log)
 	if err != nil {
 		return err
 	}
-	builtin, err := loadViews("", nil)
-	if err != nil {
-		return err
-	}
-	extra := views[len(builtin):]
 	if len(extra) == 0 {
 		return usagef("--views %s holds no ViewDefinition (*.json)", dir)
 	}

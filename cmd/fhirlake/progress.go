@@ -248,6 +248,12 @@ func (b *bars) Waiting(status string) {
 	b.status.Store(&s)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.startWait()
+}
+
+// startWait makes the export's spinner unless there is one; callers hold
+// mu.
+func (b *bars) startWait() {
 	if b.stopped || b.wait != nil {
 		return
 	}
@@ -255,12 +261,16 @@ func (b *bars) Waiting(status string) {
 }
 
 // exportText is what the export's spinner says: a retry under way, else
-// the server's status; nothing more once the export is ready.
+// the server's status (in progress before it sent one); nothing more once
+// the export is ready.
 func (b *bars) exportText() string {
 	if n := b.note(); n != "" {
 		return n
 	}
-	s := *b.status.Load()
+	s := "in progress"
+	if p := b.status.Load(); p != nil {
+		s = *p
+	}
 	if s == exportReady {
 		return ""
 	}
@@ -277,14 +287,9 @@ func (b *bars) Retrying(op, reason string, wait time.Duration) {
 	b.retry.Store(&retry{what: reason + ", retrying " + printable(op, 40), until: time.Now().Add(wait)})
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.stopped || b.dl != nil || b.wait != nil {
-		return
+	if b.dl == nil {
+		b.startWait()
 	}
-	if b.status.Load() == nil {
-		s := "in progress"
-		b.status.Store(&s)
-	}
-	b.wait = b.spinner(b.phase("export"), b.exportText)
 }
 
 // endWait ends the export's spinner; callers hold mu.

@@ -180,13 +180,10 @@ type member struct {
 	pid, covID, memberNo string
 	age                  int
 	birth, covStart      time.Time
-	// muted is set while the generator draws a visit it does not emit: one
-	// before the member's birth or coverage (see gen.mute).
-	muted            bool
-	pcp              provider
-	chronic          []code
-	conds            []condition
-	nEnc, nEOB, nObs int
+	pcp                  provider
+	chronic              []code
+	conds                []condition
+	nEnc, nEOB, nObs     int
 }
 
 type condition struct {
@@ -288,7 +285,6 @@ func (g *gen) member(r *rand.Rand, i, pcp int) (string, string) {
 		// A payer has no claim of a visit before the member's birth or
 		// coverage: it is drawn, not emitted.
 		g.mute = !g.implausible && (v.at.Before(m.birth) || v.at.Before(m.covStart))
-		m.muted = g.mute
 		switch v.kind {
 		case officeVisit:
 			g.office(r, m, v.at)
@@ -302,7 +298,7 @@ func (g *gen) member(r *rand.Rand, i, pcp int) (string, string) {
 			g.observation(r, m, "", v.at, "4548-4")
 		}
 	}
-	g.mute, m.muted = false, false
+	g.mute = false
 	for k, c := range m.conds {
 		g.mute = c.muted
 		g.condition(r, m, k, c)
@@ -419,18 +415,20 @@ func weighted(r *rand.Rand, weights []int) int {
 }
 
 // conditionFor returns the id of m's Condition for dx, adding one for an
-// acute diagnosis (chronic ones are shared by every encounter).
-func (m *member) conditionFor(dx code, at time.Time, enc string) string {
+// acute diagnosis (chronic ones are shared by every encounter). muted says
+// that the encounter is drawn but not emitted (gen.mute): a chronic
+// condition does not point at it, and an acute one is not emitted either.
+func (m *member) conditionFor(dx code, at time.Time, enc string, muted bool) string {
 	for k := range m.conds {
 		c := &m.conds[k]
 		if c.chronic && c.dx == dx {
-			if c.enc == "" && !m.muted {
+			if c.enc == "" && !muted {
 				c.enc = enc
 			}
 			return m.condID(k)
 		}
 	}
-	m.conds = append(m.conds, condition{dx: dx, onset: at, enc: enc, muted: m.muted})
+	m.conds = append(m.conds, condition{dx: dx, onset: at, enc: enc, muted: muted})
 	return m.condID(len(m.conds) - 1)
 }
 
@@ -486,7 +484,7 @@ func (g *gen) encounter(r *rand.Rand, m *member, class, classDisplay string, typ
 	var diags []obj
 	for k, d := range dx {
 		diags = append(diags, o(
-			"condition", refDisplay("Condition/"+m.conditionFor(d, start, id), d.display),
+			"condition", refDisplay("Condition/"+m.conditionFor(d, start, id, g.mute), d.display),
 			"use", cc("http://terminology.hl7.org/CodeSystem/diagnosis-role", "billing", "Billing"),
 			"rank", k+1,
 		))

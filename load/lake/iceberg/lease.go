@@ -69,12 +69,15 @@ func (lk *Lake) Lease(ctx context.Context, source, holder, info string, ttl time
 }
 
 // createLeases creates the lease table. Workers that start at once on a
-// new PostgreSQL database race to create it: the losers find it made.
+// new PostgreSQL database race to create it, and CREATE TABLE IF NOT
+// EXISTS does not guard the catalog rows it makes: a loser gets a
+// duplicate key (23505), table (42P07) or row type (42710), and finds the
+// table made when it tries again.
 func (lk *Lake) createLeases(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		_, err := lk.db.ExecContext(ctx, leaseDDL)
 		var pgErr *pgconn.PgError
-		if err == nil || attempt == 5 || !errors.As(err, &pgErr) || (pgErr.Code != "23505" && pgErr.Code != "42P07") {
+		if err == nil || attempt == 5 || !errors.As(err, &pgErr) || (pgErr.Code != "23505" && pgErr.Code != "42P07" && pgErr.Code != "42710") {
 			if err != nil {
 				return fmt.Errorf("iceberg catalog: create the lease table: %w", err)
 			}

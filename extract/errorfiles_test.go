@@ -79,3 +79,31 @@ func TestErrorFilesAreDiagnostics(t *testing.T) {
 		})
 	}
 }
+
+// TestErrorSummaryMerge: the summaries of several exports add up: counts,
+// types, and per type and severity the issues and their codes.
+func TestErrorSummaryMerge(t *testing.T) {
+	a := extract.ErrorSummary{Errors: 2, Warnings: 1, Types: []string{"Observation"}, ByType: []extract.IssueCount{
+		{ResourceType: "Observation", Severity: "error", Issues: 2, Codes: []string{"exception"}},
+		{ResourceType: "", Severity: "warning", Issues: 1},
+	}}
+	b := extract.ErrorSummary{Errors: 1, MissingFiles: 1, Types: []string{"Coverage", "Observation"}, ByType: []extract.IssueCount{
+		{ResourceType: "Observation", Severity: "error", Issues: 1, Codes: []string{"incomplete", "exception"}},
+		{ResourceType: "Coverage", Severity: "fatal", Issues: 1},
+	}}
+	got := extract.ErrorSummary{}.Merge(a).Merge(b)
+	want := extract.ErrorSummary{Errors: 3, Warnings: 1, MissingFiles: 1, Types: []string{"Coverage", "Observation"}, ByType: []extract.IssueCount{
+		{ResourceType: "", Severity: "warning", Issues: 1},
+		{ResourceType: "Coverage", Severity: "fatal", Issues: 1},
+		{ResourceType: "Observation", Severity: "error", Issues: 3, Codes: []string{"exception", "incomplete"}},
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("merged (-want +got):\n%s", diff)
+	}
+	if a.ByType[0].Issues != 2 || len(a.ByType[0].Codes) != 1 {
+		t.Errorf("Merge changed its receiver: %+v", a.ByType[0])
+	}
+	if z := (extract.ErrorSummary{}).Merge(extract.ErrorSummary{}); z.Types != nil || z.ByType != nil {
+		t.Errorf("empty merge: %+v", z)
+	}
+}

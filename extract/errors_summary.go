@@ -256,3 +256,31 @@ func containsWord(s, word []byte) bool {
 func isIdent(b byte) bool {
 	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_'
 }
+
+// Merge adds the issues of o to s: the summary of the error files of
+// several exports loaded as one run.
+func (s ErrorSummary) Merge(o ErrorSummary) ErrorSummary {
+	out := ErrorSummary{
+		Errors: s.Errors + o.Errors, Warnings: s.Warnings + o.Warnings, MissingFiles: s.MissingFiles + o.MissingFiles,
+		Types: slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(s.Types), o.Types...)))),
+	}
+	for _, c := range append(slices.Clone(s.ByType), o.ByType...) {
+		i := slices.IndexFunc(out.ByType, func(d IssueCount) bool {
+			return d.ResourceType == c.ResourceType && d.Severity == c.Severity
+		})
+		if i < 0 {
+			c.Codes = slices.Clone(c.Codes)
+			out.ByType = append(out.ByType, c)
+			continue
+		}
+		out.ByType[i].Issues += c.Issues
+		out.ByType[i].Codes = slices.Compact(slices.Sorted(slices.Values(append(out.ByType[i].Codes, c.Codes...))))
+	}
+	slices.SortFunc(out.ByType, func(a, b IssueCount) int {
+		return cmp.Or(cmp.Compare(a.ResourceType, b.ResourceType), cmp.Compare(a.Severity, b.Severity))
+	})
+	if len(out.Types) == 0 {
+		out.Types = nil
+	}
+	return out
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -108,6 +109,49 @@ type Run struct {
 	// ExportIssues summarise the export's error[] files (the server's
 	// OperationOutcomes), recorded in fhirlake_export_errors.
 	ExportIssues []ExportIssue
+	// Parts, when set, are the exports of a run that loads several in
+	// one commit (a roster spread over exports): each moves the watermark
+	// of its own scope to its own transaction time, and each job is
+	// recorded. The run's own Scope, Since, TransactionTime and
+	// WatermarkTypes then describe the whole for the run record
+	// (TransactionTime the earliest, which also dates the versions
+	// without meta.lastUpdated), and Job is unused.
+	Parts []Part
+}
+
+// Part is one export of a run (see Run.Parts).
+type Part struct {
+	Scope           string
+	Since           time.Time // zero for a full export
+	TransactionTime time.Time
+	WatermarkTypes  []string
+	Job             string
+}
+
+// Exports are the run's parts: Parts, or the one export the run's own
+// fields describe.
+func (r Run) Exports() []Part {
+	if len(r.Parts) > 0 {
+		return r.Parts
+	}
+	return []Part{{Scope: r.Scope, Since: r.Since, TransactionTime: r.TransactionTime, WatermarkTypes: r.WatermarkTypes, Job: r.Job}}
+}
+
+// Jobs are the jobs of the run's exports, without the empty ones.
+func (r Run) Jobs() []string {
+	var out []string
+	for _, p := range r.Exports() {
+		if p.Job != "" {
+			out = append(out, p.Job)
+		}
+	}
+	return out
+}
+
+// JobsText is how the run record keeps the jobs of a run
+// (fhirlake_runs.job): separated by single spaces (job ids are hex).
+func JobsText(jobs []string) string {
+	return strings.Join(jobs, " ")
 }
 
 // ExportIssue is the number of issues of one severity that name one

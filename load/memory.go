@@ -225,9 +225,9 @@ func (l *memLoader) Delete(_ context.Context, ts []Tombstone) error {
 
 func (l *memLoader) MemberMatches(context.Context, []MemberMatch) error { return nil }
 
-// NewValues returns the staged values of column the committed table does
-// not hold for the source.
-func (l *memLoader) NewValues(_ context.Context, table, column string) ([]string, error) {
+// NewValues returns the staged values of column, and also, that the
+// committed table does not hold for the source.
+func (l *memLoader) NewValues(_ context.Context, table, column string, also []string) ([]string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.m.mu.Lock()
@@ -243,6 +243,11 @@ func (l *memLoader) NewValues(_ context.Context, table, column string) ([]string
 		}
 	}
 	set := map[string]bool{}
+	for _, v := range also {
+		if !have[v] {
+			set[v] = true
+		}
+	}
 	for _, r := range l.staged[table] {
 		forColumn(r, column, func(v string) {
 			if !have[v] {
@@ -406,16 +411,19 @@ func (l *memLoader) Commit(_ context.Context, run Run) (Stats, error) {
 			st.Changes.Tables[name] = nil // the whole source's rows: Memory keeps no partitions
 		}
 	}
-	if !run.TransactionTime.IsZero() {
-		for _, typ := range run.WatermarkTypes {
-			key := run.Source + "|" + run.Scope + "|" + typ
-			if run.TransactionTime.After(m.watermarks[key]) {
-				m.watermarks[key] = run.TransactionTime
+	for _, part := range run.Exports() {
+		if part.TransactionTime.IsZero() {
+			continue
+		}
+		for _, typ := range part.WatermarkTypes {
+			key := run.Source + "|" + part.Scope + "|" + typ
+			if part.TransactionTime.After(m.watermarks[key]) {
+				m.watermarks[key] = part.TransactionTime
 			}
 		}
 	}
-	if run.Job != "" {
-		m.jobs[run.Job] = true
+	for _, j := range run.Jobs() {
+		m.jobs[j] = true
 	}
 	m.runs = append(m.runs, run)
 	return st, nil
@@ -429,8 +437,8 @@ func (l *memLoader) CommitRejected(_ context.Context, run Run) error {
 	l.release()
 	l.m.mu.Lock()
 	defer l.m.mu.Unlock()
-	if run.Job != "" {
-		l.m.jobs[run.Job] = true
+	for _, j := range run.Jobs() {
+		l.m.jobs[j] = true
 	}
 	return nil
 }

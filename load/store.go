@@ -67,9 +67,10 @@ type Loader interface {
 	Delete(ctx context.Context, ts []Tombstone) error
 	// MemberMatches stages the run's Payer-to-Payer matches.
 	MemberMatches(ctx context.Context, ms []MemberMatch) error
-	// NewValues returns the distinct staged values of table.column that
-	// the committed table does not hold for the run's source.
-	NewValues(ctx context.Context, table, column string) ([]string, error)
+	// NewValues returns the distinct staged values of table.column, and
+	// of also, that the committed table does not hold for the run's
+	// source, sorted.
+	NewValues(ctx context.Context, table, column string, also []string) ([]string, error)
 	// Duplicates returns, for each resource staged more than once, the
 	// line of the version that wins.
 	Duplicates(ctx context.Context) ([]Located, error)

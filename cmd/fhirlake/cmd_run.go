@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -29,7 +27,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE` (created if missing; required here or in the config)", EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
 		&cli.StringFlag{Name: "lake", Usage: "the lake mirroring the warehouse tables: a `LOCATION` (a folder or file:///path; s3://bucket/prefix with --lake-format iceberg); empty skips it", EnvVars: []string{"FHIRLAKE_LAKE"}},
 		&cli.StringFlag{Name: "work-dir", Usage: "where export jobs wait for the load (default: fhirlake-work beside the warehouse)", EnvVars: []string{"FHIRLAKE_WORK_DIR"}},
-		&cli.IntFlag{Name: "max-patients-per-export", Value: pipeline.DefaultMaxPatients, Usage: "with --roster, most patients one patient-filtered export asks for; more are spread over several exports, each committed with a watermark of its own (`N`)", EnvVars: []string{"FHIRLAKE_MAX_PATIENTS_PER_EXPORT"}},
+		&cli.IntFlag{Name: "max-patients-per-export", Value: pipeline.DefaultMaxPatients, Usage: "with --roster, most patients one patient-filtered export asks for; more are spread over several exports, loaded in one commit, each with a watermark of its own (`N`)", EnvVars: []string{"FHIRLAKE_MAX_PATIENTS_PER_EXPORT"}},
 		&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files to load as more tables", EnvVars: []string{"FHIRLAKE_VIEWS"}},
 		&cli.IntFlag{Name: "batch-rows", Value: 8192, Usage: "rows per Arrow batch (bounds memory)", EnvVars: []string{"FHIRLAKE_BATCH_ROWS"}},
 		&cli.BoolFlag{Name: "full", Usage: "ignore the stored watermark and export everything (no automatic _since)", EnvVars: []string{"FHIRLAKE_FULL"}},
@@ -113,57 +111,30 @@ func runCommand() *cli.Command {
 	}
 }
 
-// runSource runs one source: once, or with a roster once per matched group.
-// Each run commits on its own.
+// runSource runs one source: its export, or with a roster the exports its
+// matches need (one per matched group, or buckets of patients), loaded in
+// one commit.
 func runSource(c *cli.Context, p pipeline.Pipeline, src sourceOptions, rep *report) error {
-	runs := []pipeline.RosterRun{{Request: src.request}}
 	if src.roster != "" {
-		var err error
-		if runs, err = matchForRun(c, src); err != nil {
-			return err
-		}
-	}
-	for i, r := range runs {
-		p.Request, p.Matches, p.ScopeName = r.Request, r.Matches, r.Scope
-		if i == 1 {
-			// The first run is done (and restored the source, if a
-			// shared lake asked for it): export the others at once.
-			prefetch(c.Context, p, runs[1:])
-		}
-		ctx, stop := attachProgress(c.Context, c, &p)
-		sum, err := p.Run(ctx)
-		stop()
-		rep.add(sum, err)
+		runs, err := matchForRun(c, src)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.App.Writer, "run %s (%s %s) committed: %s\n", sum.RunID, sum.Source, sum.Scope, outcome(sum))
+		if len(runs) == 1 {
+			p.Request, p.Matches, p.ScopeName = runs[0].Request, runs[0].Matches, runs[0].Scope
+		} else {
+			p.Exports = runs
+		}
 	}
+	ctx, stop := attachProgress(c.Context, c, &p)
+	sum, err := p.Run(ctx)
+	stop()
+	rep.add(sum, err)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "run %s (%s %s) committed: %s\n", sum.RunID, sum.Source, sum.Scope, outcome(sum))
 	return nil
-}
-
-// prefetchers bounds the exports of a roster's runs that go at once.
-const prefetchers = 4
-
-// prefetch exports the runs in parallel, leaving each export in the job
-// directory its run resumes. A failure is only logged: the run tries its
-// export again and reports it.
-func prefetch(ctx context.Context, p pipeline.Pipeline, runs []pipeline.RosterRun) {
-	sem := make(chan struct{}, prefetchers)
-	var wg sync.WaitGroup
-	for _, r := range runs {
-		q := p
-		q.Request, q.Matches, q.ScopeName = r.Request, r.Matches, r.Scope
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := q.Prefetch(ctx); err != nil && q.Log != nil {
-				q.Log.Warn("export ahead of its run failed; the run tries again", "scope", r.Scope, "error", err.Error())
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 // matchForRun matches the roster and returns the exports to run.

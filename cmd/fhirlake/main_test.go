@@ -216,10 +216,35 @@ func TestMemberMatchAndRunWithRoster(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("run --roster exit %d:\n%s", code, stderr)
 	}
-	// Two matched members, two groups, two committed runs of one patient each.
+	// Two matched members, two groups of one patient each, exported and
+	// committed together.
 	rows := summaryRows(t, sumFile)
-	if n := strings.Count(stdout, "committed: 1 resources") + strings.Count(stdout, "committed: 2 resources"); n != 2 || len(rows) != 2 || rows[0]["patient"] != 1 || rows[1]["patient"] != 1 {
+	if !strings.Contains(stdout, "roster (2 exports)) committed: 4 resources") || strings.Count(stdout, "committed:") != 1 || len(rows) != 1 || rows[0]["patient"] != 2 {
 		t.Errorf("run --roster output:\n%s\nrows per run: %v", stdout, rows)
+	}
+	// Each member's group of one is that member: the match links the
+	// Patient of its own group's export, not the other's.
+	w, err := duckdb.OpenReadOnly(t.Context(), filepath.Join(dir, "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	rs, err := w.Query(t.Context(), `SELECT string_agg(member_id || '=' || patient_id, ',' ORDER BY member_id) FROM fhirlake_member_matches`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	var got string
+	rs.Next()
+	rs.Scan(&got)
+	var want []string
+	for _, i := range []int{0, 1} {
+		m, _ := sb.MemberMatchInfo(i)
+		want = append(want, m.MemberID+"="+m.PatientID)
+	}
+	slices.Sort(want)
+	if got != strings.Join(want, ",") {
+		t.Errorf("member matches %s, want %s", got, strings.Join(want, ","))
 	}
 }
 
@@ -412,8 +437,9 @@ func TestFilesArePrivate(t *testing.T) {
 
 // TestRosterSpreadOverExports: a roster whose matches name more patients
 // than --max-patients-per-export is exported in several patient-filtered
-// exports, each committed with a watermark scope of its own, and together
-// they load every matched member.
+// exports, exported in parallel and loaded in one commit (one result
+// line, one run record), each export's watermark in a scope of its own;
+// together they load every matched member.
 func TestRosterSpreadOverExports(t *testing.T) {
 	sb, err := sandbox.New(sandbox.Config{Members: 10, Seed: 1})
 	if err != nil {
@@ -431,27 +457,22 @@ func TestRosterSpreadOverExports(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d:\n%s\n%s", code, stdout, stderr)
 	}
-	runs := strings.Count(stdout, "committed:")
-	if runs < 3 || !strings.Contains(stdout, "patient/") {
-		t.Errorf("%d runs for 5 patients at most 2 per export:\n%s", runs, stdout)
-	}
-	// The runs after the first were exported ahead, in parallel, and
-	// resumed by their runs: one export each, none twice.
 	kickoffs := 0
 	for _, r := range sb.Requests() {
 		if strings.HasSuffix(r.Path, "$export") && r.Status == 202 {
 			kickoffs++
 		}
 	}
-	if kickoffs != runs {
-		t.Errorf("%d exports for %d runs", kickoffs, runs)
+	if kickoffs < 3 || strings.Count(stdout, "committed:") != 1 || !strings.Contains(stdout, fmt.Sprintf("roster (%d exports)) committed: 10 resources", kickoffs)) {
+		t.Errorf("%d exports for 5 patients at most 2 per export, want 3 or more in one commit:\n%s", kickoffs, stdout)
 	}
 	w, err := duckdb.OpenReadOnly(t.Context(), wh)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	rs, err := w.Query(t.Context(), `SELECT (SELECT count(*) FROM patient) || ' ' || (SELECT count(DISTINCT scope) FROM fhirlake_watermarks WHERE scope LIKE 'patient/%')`)
+	rs, err := w.Query(t.Context(), `SELECT (SELECT count(*) FROM patient) || ' ' || (SELECT count(DISTINCT scope) FROM fhirlake_watermarks WHERE scope LIKE 'patient/%')
+		|| ' ' || (SELECT count(*) FROM fhirlake_runs)`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,8 +480,8 @@ func TestRosterSpreadOverExports(t *testing.T) {
 	var got string
 	rs.Next()
 	rs.Scan(&got)
-	if got != fmt.Sprintf("5 %d", runs) {
-		t.Errorf("patients and bucket scopes: %s, want 5 %d", got, runs)
+	if got != fmt.Sprintf("5 %d 1", kickoffs) {
+		t.Errorf("patients, bucket scopes and runs: %s, want 5 %d 1", got, kickoffs)
 	}
 }
 
@@ -469,58 +490,70 @@ func TestRosterSpreadOverExports(t *testing.T) {
 // request, exports the matched Group once, and links each matched
 // member's Patient (and only it) to the member.
 func TestRunWithBulkMemberMatch(t *testing.T) {
-	sb, err := sandbox.New(sandbox.Config{Members: 10, Seed: 1, BulkMemberMatch: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sb.Handler())
-	t.Cleanup(srv.Close)
-	dir := t.TempDir()
-	roster := writeRoster(t, sb, dir, 4, 2, true)
-	wh := filepath.Join(dir, "w.duckdb")
-	code, stdout, stderr := run(t, map[string]string{"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret},
-		"--log-level", "warn", "run", "--types", "Patient,Coverage", "--warehouse", wh,
-		"--fhir-url", sandbox.StandardBase(srv.URL), "--token-url", srv.URL+sandbox.TokenPath,
-		"--client-id", sandbox.DefaultClientID, "--scope", "bulk-data|user/*.rs member-match|read", "--roster", roster)
-	if code != exitOK {
-		t.Fatalf("exit %d:\n%s\n%s", code, stdout, stderr)
-	}
-	if strings.Count(stdout, "committed:") != 1 || !strings.Contains(stdout, "group/bmm-") {
-		t.Errorf("want one run of the matched group:\n%s", stdout)
-	}
-	bulk, single := 0, 0
-	for _, r := range sb.Requests() {
-		switch {
-		case strings.HasSuffix(r.Path, "$bulk-member-match"):
-			bulk++
-		case strings.HasSuffix(r.Path, "$member-match"):
-			single++
-		}
-	}
-	if bulk != 1 || single != 0 {
-		t.Errorf("%d bulk and %d single member matches, want 1 and 0", bulk, single)
-	}
-	w, err := duckdb.OpenReadOnly(t.Context(), wh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	rs, err := w.Query(t.Context(), `SELECT string_agg(member_id || '=' || patient_id, ',' ORDER BY member_id) FROM fhirlake_member_matches`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	var got string
-	rs.Next()
-	rs.Scan(&got)
-	var want []string
-	for _, i := range []int{0, 1, 3} {
-		m, _ := sb.MemberMatchInfo(i)
-		want = append(want, m.MemberID+"="+m.PatientID)
-	}
-	slices.Sort(want)
-	if got != strings.Join(want, ",") {
-		t.Errorf("member matches %s, want %s", got, strings.Join(want, ","))
+	for _, c := range []struct {
+		per        string // --max-patients-per-export
+		bulk       int    // $bulk-member-match requests
+		runOutcome string // in the one result line
+	}{
+		{"1000", 1, "group/bmm-"},
+		// Two batches, two Groups: both exported and loaded in one commit.
+		{"2", 2, "roster (2 exports)) committed: 6 resources"},
+	} {
+		t.Run("per="+c.per, func(t *testing.T) {
+			sb, err := sandbox.New(sandbox.Config{Members: 10, Seed: 1, BulkMemberMatch: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(sb.Handler())
+			t.Cleanup(srv.Close)
+			dir := t.TempDir()
+			roster := writeRoster(t, sb, dir, 4, 2, true)
+			wh := filepath.Join(dir, "w.duckdb")
+			code, stdout, stderr := run(t, map[string]string{"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret},
+				"--log-level", "warn", "run", "--types", "Patient,Coverage", "--warehouse", wh, "--max-patients-per-export", c.per,
+				"--fhir-url", sandbox.StandardBase(srv.URL), "--token-url", srv.URL+sandbox.TokenPath,
+				"--client-id", sandbox.DefaultClientID, "--scope", "bulk-data|user/*.rs member-match|read", "--roster", roster)
+			if code != exitOK {
+				t.Fatalf("exit %d:\n%s\n%s", code, stdout, stderr)
+			}
+			if strings.Count(stdout, "committed:") != 1 || !strings.Contains(stdout, c.runOutcome) {
+				t.Errorf("want one run (%s):\n%s", c.runOutcome, stdout)
+			}
+			bulk, single := 0, 0
+			for _, r := range sb.Requests() {
+				switch {
+				case strings.HasSuffix(r.Path, "$bulk-member-match"):
+					bulk++
+				case strings.HasSuffix(r.Path, "$member-match"):
+					single++
+				}
+			}
+			if bulk != c.bulk || single != 0 {
+				t.Errorf("%d bulk and %d single member matches, want %d and 0", bulk, single, c.bulk)
+			}
+			w, err := duckdb.OpenReadOnly(t.Context(), wh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			rs, err := w.Query(t.Context(), `SELECT string_agg(member_id || '=' || patient_id, ',' ORDER BY member_id) FROM fhirlake_member_matches`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rs.Close()
+			var got string
+			rs.Next()
+			rs.Scan(&got)
+			var want []string
+			for _, i := range []int{0, 1, 3} {
+				m, _ := sb.MemberMatchInfo(i)
+				want = append(want, m.MemberID+"="+m.PatientID)
+			}
+			slices.Sort(want)
+			if got != strings.Join(want, ",") {
+				t.Errorf("member matches %s, want %s", got, strings.Join(want, ","))
+			}
+		})
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fhirlake/fhirlake/extract"
@@ -33,33 +34,87 @@ type Backfill struct {
 	Mode string `json:"mode,omitempty"`
 }
 
-// backfill exports the full history of members new to the scope into the
-// loader, when the run is incremental.
-func (p Pipeline) backfill(ctx context.Context, log *slog.Logger, loader load.Loader, engine *transform.Engine, s transform.Sink, dir string) (Backfill, error) {
-	if p.Request.Since.IsZero() || p.Client == nil {
-		return Backfill{}, nil
+// backfillAll exports, for each incremental export of the run, the full
+// history of its members new to the warehouse into the loader, and says
+// so in sum. A run of several exports asks each for the new members its
+// own files hold (part.members).
+func (p Pipeline) backfillAll(ctx context.Context, log *slog.Logger, loader load.Loader, engine *transform.Engine, root string, parts []*part, sum *Summary) error {
+	if p.Client == nil || !slices.ContainsFunc(parts, func(pt *part) bool { return !pt.Request.Since.IsZero() }) {
+		return nil
 	}
+	// The patients an export names (a roster's patient-filtered export)
+	// are its members even when nothing of theirs changed since the
+	// watermark: one the warehouse does not hold has just joined.
+	var asked []string
+	for _, pt := range parts {
+		if pt.Request.Since.IsZero() {
+			continue
+		}
+		for _, ref := range pt.Request.Patients {
+			id := strings.TrimPrefix(ref, "Patient/")
+			asked = append(asked, id)
+			if pt.members != nil {
+				pt.members[id] = true
+			}
+		}
+	}
+	seen := map[string]bool{}
 	var ids []string
 	for _, src := range memberColumns(p.Views) {
-		vals, err := loader.NewValues(ctx, src.table, src.column)
+		var also []string
+		if src.patientKey {
+			also = asked
+		}
+		vals, err := loader.NewValues(ctx, src.table, src.column, also)
 		if err != nil {
-			return Backfill{}, err
+			return err
 		}
 		for _, v := range vals {
-			if !slices.Contains(ids, v) {
+			if !seen[v] {
+				seen[v] = true
 				ids = append(ids, v)
 			}
 		}
 	}
-	if len(ids) == 0 {
-		return Backfill{}, nil
-	}
 	slices.Sort(ids)
+	for _, pt := range parts {
+		if pt.Request.Since.IsZero() {
+			continue
+		}
+		mine := ids
+		if pt.members != nil {
+			mine = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !pt.members[id] })
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		bf, err := p.backfill(ctx, log, loader, engine, root, pt, mine)
+		if err != nil {
+			return err
+		}
+		sum.Backfill.Patients = append(sum.Backfill.Patients, bf.Patients...)
+		if sum.Backfill.Mode != "full" {
+			sum.Backfill.Mode = bf.Mode
+		}
+		log.Info("back-fill done", "scope", pt.Scope, "members", len(bf.Patients), "mode", bf.Mode)
+	}
+	sum.Backfill.Patients = slices.Compact(slices.Sorted(slices.Values(sum.Backfill.Patients)))
+	return nil
+}
+
+// backfill exports the full history of the members ids, new to the scope
+// of the incremental export pt, into the loader: in patient-filtered
+// exports of pt's request without _since, or one full export of it when
+// the server refuses those. Its files go in pt's job directory, named
+// from root.
+func (p Pipeline) backfill(ctx context.Context, log *slog.Logger, loader load.Loader, engine *transform.Engine, root string, pt *part, ids []string) (Backfill, error) {
+	s := pt.sink(loader, p.Views)
+	dir := pt.res.Dir
 	bf := Backfill{Patients: ids, Mode: "patient"}
 	// The back-fill's exports log as part of the run, marked as such.
 	log = log.With("phase", "backfill")
 	ctx = extract.WithLogger(ctx, log)
-	log.Info("back-filling the history of members new to the scope", "members", len(ids))
+	log.Info("back-filling the history of members new to the scope", "scope", pt.Scope, "members", len(ids))
 	// As many patient-filtered exports as the server takes patients
 	// (MaxPatients each), all loaded into this run.
 	per := p.MaxPatients
@@ -68,7 +123,7 @@ func (p Pipeline) backfill(ctx context.Context, log *slog.Logger, loader load.Lo
 	}
 	for k, start := 0, 0; start < len(ids); k, start = k+1, start+per {
 		chunk := ids[start:min(start+per, len(ids))]
-		req := p.Request
+		req := pt.Request
 		req.Since = time.Time{}
 		req.Post = true
 		req.Patients = make([]string, len(chunk))
@@ -88,7 +143,7 @@ func (p Pipeline) backfill(ctx context.Context, log *slog.Logger, loader load.Lo
 			// The server cannot filter by patient: export the whole scope.
 			log.Warn("server refused a patient-filtered export; back-filling with a full export of the scope", "status", se.Status)
 			bf.Mode = "full"
-			req = p.Request
+			req = pt.Request
 			req.Since = time.Time{}
 			bdir = filepath.Join(dir, "backfill-full")
 			res, err = p.Client.Export(ctx, req, bdir)
@@ -99,11 +154,11 @@ func (p Pipeline) backfill(ctx context.Context, log *slog.Logger, loader load.Lo
 		var files []extract.File
 		for _, f := range res.Files {
 			if f.Kind == extract.KindOutput {
-				f.Name = filepath.Join(filepath.Base(bdir), f.Name)
+				f.Name = filepath.Join(pt.prefix, filepath.Base(bdir), f.Name)
 				files = append(files, f)
 			}
 		}
-		if _, err := transformFiles(ctx, engine, dir, files, s, p.Workers); err != nil {
+		if _, err := transformFiles(ctx, engine, root, files, func(extract.File) transform.Sink { return s }, p.Workers); err != nil {
 			return bf, fmt.Errorf("back-fill: %w", err)
 		}
 		if !p.KeepServerJob {

@@ -53,7 +53,7 @@ func (p Pipeline) LoadDir(ctx context.Context, dir string) (sum *Summary, err er
 	}
 	defer release()
 	defer func() { err = leaseLost(ctx, err) }()
-	if _, _, err := p.preflight(ctx, log); err != nil {
+	if _, err := p.preflight(ctx, log, nil); err != nil {
 		return sum, err
 	}
 	res, err := localResult(dir)
@@ -65,9 +65,10 @@ func (p Pipeline) LoadDir(ctx context.Context, dir string) (sum *Summary, err er
 	}
 	// Without a manifest nothing says up to when the data go: the run
 	// records no transaction time and no watermark moves.
-	sum.TransactionTime = res.Manifest.TransactionTime
 	log.Info("loading files from disk", "dir", dir, "files", len(res.Files))
-	if err := p.load(ctx, log, res, sum, started); err != nil {
+	// Files on disk are no incremental export: nothing to back-fill.
+	parts := []*part{{RosterRun: RosterRun{Request: extract.Request{Types: p.Request.Types}, Matches: p.Matches, Scope: sum.Scope}, res: res}}
+	if err := p.load(ctx, log, parts, sum, started); err != nil {
 		return sum, err
 	}
 	return sum, nil

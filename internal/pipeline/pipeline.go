@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/fhirlake/fhirlake/extract"
 	"github.com/fhirlake/fhirlake/internal/lockfile"
@@ -121,6 +122,13 @@ type Pipeline struct {
 	// Matches are the Payer-to-Payer matches this run's export carries
 	// (see RosterRequests); they are recorded with the run.
 	Matches []load.MemberMatch
+	// Exports, when set, are the exports of a roster spread over several
+	// (RosterRequests); Request, Matches and ScopeName are then unused.
+	// They are exported in parallel (exportsAtOnce at a time, within the
+	// client's rate limit) and loaded in one commit, in which each moves
+	// the watermark of its own scope. An export that fails fails the run
+	// and commits nothing; a rerun resumes the others' finished jobs.
+	Exports []RosterRun
 }
 
 // The stages reported to Observe and Progress.Stage.
@@ -183,8 +191,21 @@ type Summary struct {
 	// LakeCommitRetries counts the lake commits that lost a race with
 	// another writer's and were redone (an Iceberg lake several workers
 	// write).
-	LakeCommitRetries int64              `json:"lake_commit_retries,omitempty"`
-	Timings           map[string]float64 `json:"timings_seconds"`
+	LakeCommitRetries int64 `json:"lake_commit_retries,omitempty"`
+	// Exports are the exports of a run that loaded several (a roster
+	// spread over exports), each with its own scope and watermark; the
+	// run's own Since is then the earliest (absent when any was full) and
+	// TransactionTime the earliest.
+	Exports []ExportSummary    `json:"exports,omitempty"`
+	Timings map[string]float64 `json:"timings_seconds"`
+}
+
+// ExportSummary is one export of a run that loaded several.
+type ExportSummary struct {
+	Scope           string     `json:"scope"`
+	Since           *time.Time `json:"since,omitempty"`
+	TransactionTime time.Time  `json:"transaction_time,omitzero"`
+	Watermark       []string   `json:"watermark_advanced"`
 }
 
 func (p Pipeline) withDefaults() Pipeline {
@@ -224,7 +245,12 @@ var ErrTooManyRejects = errors.New("data rejected over threshold")
 
 // jobDir is where the export of req waits for the load.
 func (p Pipeline) jobDir(req extract.Request) string {
-	return filepath.Join(p.WorkDir, "jobs", safe(p.Source), req.Key(p.Client.BaseURL))
+	return filepath.Join(p.jobRoot(), req.Key(p.Client.BaseURL))
+}
+
+// jobRoot is the folder of the source's job directories.
+func (p Pipeline) jobRoot() string {
+	return filepath.Join(p.WorkDir, "jobs", safe(p.Source))
 }
 
 // scope is the run's watermark scope.
@@ -248,7 +274,8 @@ func Scope(r extract.Request) string {
 	}
 }
 
-// Run performs one run and returns its summary.
+// Run performs one run and returns its summary: the export of Request,
+// or those of Exports, loaded in one commit.
 func (p Pipeline) Run(ctx context.Context) (sum *Summary, err error) {
 	p = p.withDefaults()
 	if p.Client == nil || p.Warehouse == "" || len(p.Views) == 0 {
@@ -258,7 +285,8 @@ func (p Pipeline) Run(ctx context.Context) (sum *Summary, err error) {
 	runID := newRunID(started)
 	log := p.Log.With("run", runID, "source", p.Source)
 	ctx = p.runContext(ctx, log)
-	sum = &Summary{RunID: runID, Source: p.Source, Scope: p.scope(), Timings: map[string]float64{}}
+	runs := p.exports()
+	sum = &Summary{RunID: runID, Source: p.Source, Scope: runsScope(runs), Timings: map[string]float64{}}
 
 	// One writer per warehouse, checked before anything is touched.
 	lock, err := lockfile.Acquire(p.Warehouse, "fhirlake run --source "+p.Source)
@@ -273,61 +301,199 @@ func (p Pipeline) Run(ctx context.Context) (sum *Summary, err error) {
 	defer release()
 	defer func() { err = leaseLost(ctx, err) }()
 
-	since, ok, err := p.preflight(ctx, log)
+	marks, err := p.preflight(ctx, log, runs)
 	if err != nil {
 		return sum, err
 	}
-	if p.Request.Since.IsZero() && !p.Full && ok {
-		p.Request.Since = since
-		log.Info("incremental run", "since", since.Format(time.RFC3339Nano))
+	for i := range runs {
+		if runs[i].Request.Since.IsZero() && !p.Full && !marks[i].IsZero() {
+			runs[i].Request.Since = marks[i]
+			log.Info("incremental run", "scope", runs[i].Scope, "since", marks[i].Format(time.RFC3339Nano))
+		}
 	}
-	if !p.Request.Since.IsZero() {
-		s := p.Request.Since
-		sum.Since = &s
-	}
+
+	sum.Since = runsSince(runs)
 
 	// A run killed after its commit but before its clean-up left its job
 	// behind: downloads holding PHI, and a job on the server.
 	p.sweepCommittedJobs(ctx, log)
 
-	dir := p.jobDir(p.Request)
-	log.Info("export starting", "scope", sum.Scope, "types", strings.Join(p.Request.Types, ","))
 	t0 := p.Now()
-	res, err := p.Client.Export(ctx, p.Request, dir)
-	if errors.Is(err, extract.ErrExportExpired) {
-		// The server dropped the files (410) before we had them all: the
-		// job is useless, a new export is the only way forward.
-		log.Warn("export files expired on the server; starting a new export")
-		if err := extract.ResetJob(dir); err != nil {
-			return sum, err
-		}
-		res, err = p.Client.Export(ctx, p.Request, dir)
-	}
+	parts, err := p.exportAll(ctx, log, runs)
 	if err != nil {
-		return sum, fmt.Errorf("export: %w", err)
+		return sum, err
 	}
 	sum.Timings["extract"] = p.Now().Sub(t0).Seconds()
 	p.observe(StageExported)
-	sum.TransactionTime = res.Manifest.TransactionTime
-	sum.ExportErrors = res.Errors
-	sum.RefusedParameters, sum.FilteredOut = res.Refused, res.FilteredOut
 
-	if err := p.load(ctx, log, res, sum, started); err != nil {
+	if err := p.load(ctx, log, parts, sum, started); err != nil {
 		return sum, err
 	}
-	if !p.KeepServerJob {
-		if err := p.Client.Cancel(ctx, res.StatusURL); err != nil {
-			log.Warn("could not delete the export job on the server", "error", err.Error())
+	for _, pt := range parts {
+		if !p.KeepServerJob {
+			if err := p.Client.Cancel(ctx, pt.res.StatusURL); err != nil {
+				log.Warn("could not delete the export job on the server", "scope", pt.Scope, "error", err.Error())
+			}
 		}
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		log.Warn("could not remove downloaded files", "dir", dir, "error", err.Error())
+		if err := os.RemoveAll(pt.res.Dir); err != nil {
+			log.Warn("could not remove downloaded files", "dir", pt.res.Dir, "error", err.Error())
+		}
 	}
 	return sum, nil
 }
 
-// load transforms the downloaded output files and commits them.
-func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Result, sum *Summary, started time.Time) error {
+// exports are the exports of the run: Exports, or the one Request,
+// Matches and ScopeName describe.
+func (p Pipeline) exports() []RosterRun {
+	if len(p.Exports) > 0 {
+		return slices.Clone(p.Exports)
+	}
+	return []RosterRun{{Request: p.Request, Matches: p.Matches, Scope: p.scope()}}
+}
+
+// runsScope is the scope of a run's record: its one export's, or
+// "roster (N exports)" for several (each export's watermark keeps its
+// own scope).
+func runsScope(runs []RosterRun) string {
+	if len(runs) == 1 {
+		return runs[0].Scope
+	}
+	return fmt.Sprintf("roster (%d exports)", len(runs))
+}
+
+// exportsAtOnce bounds the exports of one run that go at once (a roster
+// spread over several); the client's rate limit bounds their requests.
+const exportsAtOnce = 4
+
+// part is one export of a run, downloaded: what load needs of it.
+type part struct {
+	RosterRun // Request.Since as the export ran
+	res       *extract.Result
+	// prefix is res.Dir relative to the folder the run's files are named
+	// from ("" for a run of one export: its own folder).
+	prefix string
+	// members are the values of the member columns (memberColumns) its
+	// files hold, and patients the ids of the Patients they carry, kept
+	// for a run of several exports (nil otherwise): its back-fill asks
+	// each export for its own new members, and a match that names no
+	// patient links the Patients of its own export only.
+	mu       sync.Mutex
+	members  map[string]bool
+	patients map[string]bool
+}
+
+// sink is where the files of the export are staged: the loader, through
+// a memberSink for a run of several exports.
+func (pt *part) sink(loader load.Loader, views []*transform.View) transform.Sink {
+	if pt.members == nil {
+		return sink{loader}
+	}
+	return memberSink{sink{loader}, memberColumns(views), pt}
+}
+
+// matches are the export's Payer-to-Payer matches to record. In a run of
+// several exports, a match that names no patient (a group of one matched
+// member: every Patient its export carries is that member) names each
+// Patient of its own export instead, since the run carries others' too.
+func (pt *part) matches() []load.MemberMatch {
+	if pt.patients == nil {
+		return pt.Matches
+	}
+	var out []load.MemberMatch
+	for _, m := range pt.Matches {
+		if m.PatientID != "" {
+			out = append(out, m)
+			continue
+		}
+		for _, id := range slices.Sorted(maps.Keys(pt.patients)) {
+			m.PatientID = id
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// exportAll runs the exports of runs, up to exportsAtOnce at a time, into
+// their job directories. When one fails the others still finish, so that
+// a rerun resumes them; the first failure (in the order of runs) is
+// returned, the others logged.
+func (p Pipeline) exportAll(ctx context.Context, log *slog.Logger, runs []RosterRun) ([]*part, error) {
+	parts := make([]*part, len(runs))
+	errs := make([]error, len(runs))
+	sem := make(chan struct{}, exportsAtOnce)
+	var wg sync.WaitGroup
+	for i, r := range runs {
+		parts[i] = &part{RosterRun: r}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			parts[i].res, errs[i] = p.export(ctx, log, r)
+		}()
+	}
+	wg.Wait()
+	var first error
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if len(runs) > 1 {
+			err = fmt.Errorf("export of %s (%d of %d): %w", runs[i].Scope, i+1, len(runs), err)
+		}
+		if first == nil {
+			first = err
+		} else {
+			log.Warn("another export of the run failed too", "scope", runs[i].Scope, "error", err.Error())
+		}
+	}
+	if first != nil {
+		return nil, first
+	}
+	if len(parts) > 1 {
+		root := p.jobRoot()
+		for _, pt := range parts {
+			rel, err := filepath.Rel(root, pt.res.Dir)
+			if err != nil {
+				return nil, err
+			}
+			pt.prefix, pt.members, pt.patients = rel, map[string]bool{}, map[string]bool{}
+		}
+	}
+	return parts, nil
+}
+
+// export runs the export of r into its job directory.
+func (p Pipeline) export(ctx context.Context, log *slog.Logger, r RosterRun) (*extract.Result, error) {
+	dir := p.jobDir(r.Request)
+	log.Info("export starting", "scope", r.Scope, "types", strings.Join(r.Request.Types, ","))
+	res, err := p.Client.Export(ctx, r.Request, dir)
+	if errors.Is(err, extract.ErrExportExpired) {
+		// The server dropped the files (410) before we had them all: the
+		// job is useless, a new export is the only way forward.
+		log.Warn("export files expired on the server; starting a new export", "scope", r.Scope)
+		if err := extract.ResetJob(dir); err != nil {
+			return nil, err
+		}
+		res, err = p.Client.Export(ctx, r.Request, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	return res, nil
+}
+
+// root is the folder the names of the run's files are relative to: the
+// one export's folder, or the source's folder of jobs.
+func (p Pipeline) root(parts []*part) string {
+	if len(parts) == 1 {
+		return parts[0].res.Dir
+	}
+	return p.jobRoot()
+}
+
+// load transforms the downloaded output files of the run's exports and
+// commits them, in one transaction.
+func (p Pipeline) load(ctx context.Context, log *slog.Logger, parts []*part, sum *Summary, started time.Time) error {
 	w, err := p.openWarehouse(ctx, false)
 	if err != nil {
 		return err
@@ -346,12 +512,23 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 			return err
 		}
 	}
+	root := p.root(parts)
 	var files []extract.File
-	for _, f := range res.Files {
-		if f.Kind == extract.KindOutput {
-			files = append(files, f)
+	owner := map[string]*part{} // file name -> its export, for a run of several
+	for _, pt := range parts {
+		sum.TransactionTime = earliest(sum.TransactionTime, pt.res.Manifest.TransactionTime)
+		sum.ExportErrors = sum.ExportErrors.Merge(pt.res.Errors)
+		sum.RefusedParameters = append(sum.RefusedParameters, pt.res.Refused...)
+		sum.FilteredOut += pt.res.FilteredOut
+		for _, f := range pt.res.Files {
+			if f.Kind == extract.KindOutput {
+				f.Name = filepath.Join(pt.prefix, f.Name)
+				files = append(files, f)
+				owner[f.Name] = pt
+			}
 		}
 	}
+	sum.RefusedParameters = slices.CompactFunc(sum.RefusedParameters, func(a, b extract.Refusal) bool { return a == b })
 	// One budget of workers: files in parallel times workers per file.
 	_, perFile := workerSplit(p.Workers, len(files))
 	engine, err := transform.NewEngine(p.Views, transform.Options{BatchRows: p.BatchRows, Workers: perFile})
@@ -363,55 +540,53 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 		return err
 	}
 	defer loader.Rollback(context.WithoutCancel(ctx))
-	if err := loader.MemberMatches(ctx, p.Matches); err != nil {
-		return err
-	}
 
 	t0 := p.Now()
 	sum.Files = len(files)
-	st, err := transformFiles(ctx, engine, res.Dir, files, sink{loader}, p.Workers)
+	st, err := transformFiles(ctx, engine, root, files, func(f extract.File) transform.Sink {
+		return owner[f.Name].sink(loader, p.Views)
+	}, p.Workers)
 	if err != nil {
 		return err
 	}
 	sum.Lines = st.Lines
-	for _, f := range res.Files {
-		if f.Kind != extract.KindDeleted {
-			continue
-		}
-		ts, err := extract.ReadDeleted(filepath.Join(res.Dir, f.Name))
-		if err != nil {
-			return err
-		}
-		lts := make([]load.Tombstone, len(ts))
-		for i, t := range ts {
-			lts[i] = load.Tombstone(t)
-		}
-		if err := loader.Delete(ctx, lts); err != nil {
-			return err
+	for _, pt := range parts {
+		for _, f := range pt.res.Files {
+			if f.Kind != extract.KindDeleted {
+				continue
+			}
+			ts, err := extract.ReadDeleted(filepath.Join(pt.res.Dir, f.Name))
+			if err != nil {
+				return err
+			}
+			lts := make([]load.Tombstone, len(ts))
+			for i, t := range ts {
+				lts[i] = load.Tombstone(t)
+			}
+			if err := loader.Delete(ctx, lts); err != nil {
+				return err
+			}
 		}
 	}
-	bf, err := p.backfill(ctx, log, loader, engine, sink{loader}, res.Dir)
-	if err != nil {
+	if err := p.backfillAll(ctx, log, loader, engine, root, parts, sum); err != nil {
 		return err
 	}
-	sum.Backfill = bf
-	if bf.Mode != "" {
-		log.Info("back-fill done", "members", len(bf.Patients), "mode", bf.Mode)
-	}
-	if err := restageDuplicates(ctx, log, loader, engine, res.Dir); err != nil {
+	if err := restageDuplicates(ctx, log, loader, engine, root); err != nil {
 		return err
+	}
+	for _, pt := range parts {
+		if err := loader.MemberMatches(ctx, pt.matches()); err != nil {
+			return err
+		}
 	}
 	sum.Timings["transform"] = p.Now().Sub(t0).Seconds()
 	p.observe(StageTransformed)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	run := p.runRecord(parts, sum, started)
 	if n := loader.Rejects(); p.MaxRejects != nil && n > *p.MaxRejects {
 		sum.Rejects = n
-		run := load.Run{ID: sum.RunID, Source: sum.Source, Scope: sum.Scope, Started: started, TransactionTime: sum.TransactionTime, Job: JobID(res.StatusURL)}
-		if sum.Since != nil {
-			run.Since = *sum.Since
-		}
 		if err := loader.CommitRejected(ctx, run); err != nil {
 			return err
 		}
@@ -421,26 +596,35 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 	}
 
 	t0 = p.Now()
-	run := load.Run{ID: sum.RunID, Source: sum.Source, Scope: sum.Scope, Started: started,
-		TransactionTime: sum.TransactionTime, WatermarkTypes: p.advanceable(res.Errors), Person: p.Person, Job: JobID(res.StatusURL),
-		ExportIssues: exportIssues(res.Errors)}
-	if sum.Since != nil {
-		run.Since = *sum.Since
-	}
 	ls, err := loader.Commit(ctx, run)
 	if err != nil {
 		return err
 	}
 	sum.Resources, sum.Rejects, sum.Deleted, sum.Rows = ls.Resources, ls.Rejects, ls.Deleted, ls.Rows
 	sum.SkippedOlder, sum.Unchanged, sum.PersonConflicts, sum.Status = ls.SkippedOlder, ls.Unchanged, ls.PersonConflicts, StatusCommitted
-	if !run.TransactionTime.IsZero() {
-		sum.Watermark = run.WatermarkTypes // without a transaction time none moves
+	for _, e := range run.Exports() {
+		if !e.TransactionTime.IsZero() {
+			sum.Watermark = append(sum.Watermark, e.WatermarkTypes...) // without a transaction time none moves
+		}
+	}
+	sum.Watermark = slices.Compact(slices.Sorted(slices.Values(sum.Watermark)))
+	if len(parts) > 1 {
+		for _, e := range run.Parts {
+			ps := ExportSummary{Scope: e.Scope, TransactionTime: e.TransactionTime}
+			if !e.Since.IsZero() {
+				ps.Since = &e.Since
+			}
+			if !e.TransactionTime.IsZero() {
+				ps.Watermark = e.WatermarkTypes
+			}
+			sum.Exports = append(sum.Exports, ps)
+		}
 	}
 	if ls.PersonConflicts > 0 {
 		log.Warn("patients with conflicting identifiers are not linked to other sources' records; see fhirlake_person_conflicts", "patients", ls.PersonConflicts)
 	}
 	p.observe(StageCommitted)
-	log.Info("run committed", "resources", ls.Resources, "rejects", ls.Rejects, "deleted", ls.Deleted, "rows", rowsText(sum.Rows))
+	log.Info("run committed", "exports", len(parts), "resources", ls.Resources, "rejects", ls.Rejects, "deleted", ls.Deleted, "rows", rowsText(sum.Rows))
 	if p.SQL != nil {
 		for _, warn := range w.ApplySQL(ctx, p.SQL) {
 			log.Warn("analytics view not created", "error", warn.Error())
@@ -457,6 +641,107 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, res *extract.Resul
 	}
 	sum.Timings["load"] = p.Now().Sub(t0).Seconds()
 	return nil
+}
+
+// runRecord is the run's bookkeeping record: for one export its scope,
+// window and watermark; for several, each export as a load.Part, and the
+// record's own Since (zero when any export was full) and TransactionTime
+// the earliest of theirs.
+func (p Pipeline) runRecord(parts []*part, sum *Summary, started time.Time) load.Run {
+	run := load.Run{ID: sum.RunID, Source: sum.Source, Scope: sum.Scope, Started: started,
+		TransactionTime: sum.TransactionTime, Person: p.Person, ExportIssues: exportIssues(sum.ExportErrors)}
+	if sum.Since != nil {
+		run.Since = *sum.Since
+	}
+	for _, pt := range parts {
+		e := load.Part{Scope: pt.Scope, Since: pt.Request.Since, TransactionTime: pt.res.Manifest.TransactionTime,
+			WatermarkTypes: p.advanceable(pt.Request.Types, pt.res.Errors), Job: JobID(pt.res.StatusURL)}
+		if !e.TransactionTime.IsZero() {
+			run.WatermarkTypes = append(run.WatermarkTypes, e.WatermarkTypes...)
+		}
+		run.Parts = append(run.Parts, e)
+	}
+	if len(parts) == 1 {
+		e := run.Parts[0]
+		run.WatermarkTypes, run.Job, run.Parts = e.WatermarkTypes, e.Job, nil
+	} else {
+		run.WatermarkTypes = slices.Compact(slices.Sorted(slices.Values(run.WatermarkTypes)))
+	}
+	return run
+}
+
+// runsSince is the _since of a run's record: the earliest of its
+// exports', or nil when any of them was full.
+func runsSince(runs []RosterRun) *time.Time {
+	var since time.Time
+	for _, r := range runs {
+		if r.Request.Since.IsZero() {
+			return nil
+		}
+		since = earliest(since, r.Request.Since)
+	}
+	if since.IsZero() {
+		return nil
+	}
+	return &since
+}
+
+// earliest is the earlier of two times, a zero one not counting.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// memberSink records, for a run of several exports, the values of the
+// member columns (memberColumns) that one export's files hold and the
+// Patients they carry, as it passes their batches on (see part).
+type memberSink struct {
+	sink
+	columns []memberColumn
+	part    *part
+}
+
+// patientsOf records the ids of the Patients in a batch of the resource
+// index (load.ResourcesSchema).
+func (s memberSink) patientsOf(rec arrow.RecordBatch) {
+	types, ok1 := rec.Column(0).(*array.String)
+	ids, ok2 := rec.Column(1).(*array.String)
+	if !ok1 || !ok2 {
+		return
+	}
+	s.part.mu.Lock()
+	defer s.part.mu.Unlock()
+	for i := range types.Len() {
+		if types.Value(i) == "Patient" {
+			s.part.patients[strings.Clone(ids.Value(i))] = true // Value shares the batch's memory
+		}
+	}
+}
+
+func (s memberSink) WriteBatch(ctx context.Context, table string, rec arrow.RecordBatch) error {
+	if table == transform.ResourcesTable {
+		s.patientsOf(rec)
+	}
+	for _, c := range s.columns {
+		if c.table != table {
+			continue
+		}
+		idx := rec.Schema().FieldIndices(c.column)
+		if len(idx) == 0 {
+			continue
+		}
+		col := rec.Column(idx[0])
+		s.part.mu.Lock()
+		for i := range col.Len() {
+			if col.IsValid(i) {
+				s.part.members[strings.Clone(col.ValueStr(i))] = true
+			}
+		}
+		s.part.mu.Unlock()
+	}
+	return s.sink.WriteBatch(ctx, table, rec)
 }
 
 // exportIssues converts the export's error summary for the run record.
@@ -565,7 +850,7 @@ func JobID(statusURL string) string {
 // is deleted too, unless KeepServerJob. Failures are logged, not fatal:
 // the next run tries again.
 func (p Pipeline) sweepCommittedJobs(ctx context.Context, log *slog.Logger) {
-	root := filepath.Join(p.WorkDir, "jobs", safe(p.Source))
+	root := p.jobRoot()
 	ents, err := os.ReadDir(root)
 	if err != nil {
 		return
@@ -616,9 +901,9 @@ func (p Pipeline) sweepCommittedJobs(ctx context.Context, log *slog.Logger) {
 
 // watermarkTypes are the resource types a run's watermark covers: the
 // requested types, or else every type a view reads.
-func (p Pipeline) watermarkTypes() []string {
-	if len(p.Request.Types) > 0 {
-		return slices.Sorted(slices.Values(p.Request.Types))
+func (p Pipeline) watermarkTypes(requested []string) []string {
+	if len(requested) > 0 {
+		return slices.Sorted(slices.Values(requested))
 	}
 	set := map[string]bool{}
 	for _, v := range p.Views {
@@ -630,10 +915,12 @@ func (p Pipeline) watermarkTypes() []string {
 // preflight checks, before anything is exported, that the run may write
 // its warehouse and lake (the source name is valid, the warehouse is not
 // of a newer release, the lake mirrors this warehouse and no other), and
-// reads the stored watermark of the source and scope.
-func (p Pipeline) preflight(ctx context.Context, log *slog.Logger) (time.Time, bool, error) {
+// reads the stored watermark of the source and each export's scope: the
+// time for each of runs, zero where there is none.
+func (p Pipeline) preflight(ctx context.Context, log *slog.Logger, runs []RosterRun) ([]time.Time, error) {
+	marks := make([]time.Time, len(runs))
 	if err := load.CheckSource(p.Source); err != nil {
-		return time.Time{}, false, err
+		return nil, err
 	}
 	id := ""
 	var w load.Warehouse
@@ -645,19 +932,19 @@ func (p Pipeline) preflight(ctx context.Context, log *slog.Logger) (time.Time, b
 	if p.warehouseExists() {
 		var err error
 		if w, err = p.openWarehouse(ctx, false); err != nil {
-			return time.Time{}, false, err
+			return nil, err
 		}
 		id = w.ID()
 	}
 	if p.Lake != "" {
 		if dir, local := localPath(p.Lake); local {
 			if err := private.CheckWritable(dir); err != nil {
-				return time.Time{}, false, fmt.Errorf("lake %s %w: %w", p.Lake, ErrNotWritable, err)
+				return nil, fmt.Errorf("lake %s %w: %w", p.Lake, ErrNotWritable, err)
 			}
 		}
 		lake, err := p.openLake(ctx)
 		if err != nil {
-			return time.Time{}, false, err
+			return nil, err
 		}
 		err = lake.Check(ctx, p.Warehouse, id, p.Source)
 		if err == nil {
@@ -665,14 +952,23 @@ func (p Pipeline) preflight(ctx context.Context, log *slog.Logger) (time.Time, b
 		}
 		lake.Close()
 		if err != nil {
-			return time.Time{}, false, err
+			return nil, err
 		}
 	}
 	if w == nil {
-		return time.Time{}, false, nil // a new warehouse has no watermark
+		return marks, nil // a new warehouse has no watermark
 	}
 	// fhirlake_watermarks has the same layout in every release.
-	return w.Watermark(ctx, p.Source, p.scope(), p.watermarkTypes())
+	for i, r := range runs {
+		since, ok, err := w.Watermark(ctx, p.Source, r.Scope, p.watermarkTypes(r.Request.Types))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			marks[i] = since
+		}
+	}
+	return marks, nil
 }
 
 // ErrNotWritable means a folder the run writes to (its lake) cannot be
@@ -690,8 +986,8 @@ func localPath(location string) (dir string, local bool) {
 
 // advanceable drops from the watermark the types the server reported
 // errors for; errors that name no type hold every type back.
-func (p Pipeline) advanceable(errs extract.ErrorSummary) []string {
-	types := p.watermarkTypes()
+func (p Pipeline) advanceable(requested []string, errs extract.ErrorSummary) []string {
+	types := p.watermarkTypes(requested)
 	if errs.Errors == 0 {
 		return types
 	}
@@ -730,13 +1026,21 @@ func primaryKey(v *transform.View) []string {
 // partitionKeyRE is what a partition key (a folder name part) may be.
 var partitionKeyRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
-// memberColumns are the columns tagged transform.TagMember "new", by table.
-func memberColumns(views []*transform.View) []struct{ table, column string } {
-	var out []struct{ table, column string }
+// memberColumn is a column of Patient ids tagged transform.TagMember
+// "new"; patientKey says it is the key of a view of Patient (the member
+// himself, not a reference to him).
+type memberColumn struct {
+	table, column string
+	patientKey    bool
+}
+
+// memberColumns are the columns tagged transform.TagMember "new".
+func memberColumns(views []*transform.View) []memberColumn {
+	var out []memberColumn
 	for _, v := range views {
 		for _, c := range v.Columns() {
 			if c.Tags[transform.TagMember] == "new" {
-				out = append(out, struct{ table, column string }{v.Name(), c.Name})
+				out = append(out, memberColumn{v.Name(), c.Name, v.Resource() == "Patient" && c.Name == v.KeyColumn()})
 			}
 		}
 	}
@@ -813,8 +1117,8 @@ func workerSplit(budget, files int) (fileWorkers, perFile int) {
 // transformFiles runs the engine over files (names relative to root, which
 // is also how rejects and the resource index name them; a file's Type,
 // when set, is the resourceType its manifest declares) with a pool of
-// workers.
-func transformFiles(ctx context.Context, e *transform.Engine, root string, files []extract.File, s transform.Sink, workers int) (transform.Stats, error) {
+// workers, into the sink sinkFor gives each file.
+func transformFiles(ctx context.Context, e *transform.Engine, root string, files []extract.File, sinkFor func(extract.File) transform.Sink, workers int) (transform.Stats, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -829,7 +1133,7 @@ func transformFiles(ctx context.Context, e *transform.Engine, root string, files
 		go func() {
 			defer wg.Done()
 			for f := range next {
-				st, err := transformFile(ctx, e, root, f, s)
+				st, err := transformFile(ctx, e, root, f, sinkFor(f))
 				if err != nil {
 					cancel(err)
 					return

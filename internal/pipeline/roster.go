@@ -78,8 +78,9 @@ const DefaultMaxPatients = 1000
 // patient parameter for matches that named only a patient (HRex). base
 // carries the filters (types, since, ...) to apply to each. More than
 // maxPatients patients (0: DefaultMaxPatients) are spread over buckets by
-// a hash of their reference, one export and one commit each, each with a
-// watermark scope of its own (patient/<i>of<k>): a member stays in its
+// a hash of their reference, one export each (loaded together in one
+// commit: Pipeline.Exports), each with a watermark scope of its own
+// (patient/<i>of<k>): a member stays in its
 // bucket from run to run while the number of buckets stays, so each
 // bucket's watermark covers the same members (a new member is back-filled
 // as any member new to a scope is).
@@ -181,34 +182,4 @@ func buckets(patients []string, max int) []bucket {
 			return out
 		}
 	}
-}
-
-// Prefetch exports what Run would export, into the job directory Run
-// uses, without loading it: Run then resumes the finished job and only
-// loads it. The runs of a roster spread over buckets prefetch in
-// parallel (within the client's rate limit) and commit one by one. It
-// reads the watermark as Run does; a warehouse that does not exist yet
-// has none.
-func (p Pipeline) Prefetch(ctx context.Context) error {
-	p = p.withDefaults()
-	if p.Client == nil || p.Warehouse == "" {
-		return fmt.Errorf("pipeline: Client and Warehouse are required")
-	}
-	req := p.Request
-	if req.Since.IsZero() && !p.Full && p.warehouseExists() {
-		w, err := p.openWarehouse(ctx, true)
-		if err != nil {
-			return err
-		}
-		since, ok, err := w.Watermark(ctx, p.Source, p.scope(), p.watermarkTypes())
-		w.Close()
-		if err != nil {
-			return err
-		}
-		if ok {
-			req.Since = since
-		}
-	}
-	_, err := p.Client.Export(ctx, req, p.jobDir(req))
-	return err
 }

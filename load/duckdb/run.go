@@ -372,35 +372,37 @@ func (l *Loader) Unstage(ctx context.Context, srcs []load.Located) error {
 }
 
 // NewValues returns the distinct non-null values of column among the rows
-// staged for table that the warehouse table does not hold yet for the
-// run's source (all of them when the table does not exist). The pipeline uses it to find members new
-// to a scope: patients newly attributed or seen for the first time.
-func (l *Loader) NewValues(ctx context.Context, table, column string) ([]string, error) {
+// staged for table, and of also, that the warehouse table does not hold
+// yet for the run's source (all of them when the table does not exist),
+// sorted. The pipeline uses it to find members new to a scope: patients
+// newly attributed, seen for the first time, or newly asked for.
+func (l *Loader) NewValues(ctx context.Context, table, column string, also []string) ([]string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, ok := l.tables[table]; !ok {
-		return nil, nil
+	if also == nil {
+		also = []string{}
+	}
+	candidates := "SELECT unnest($1::VARCHAR[]) AS v"
+	if _, ok := l.tables[table]; ok {
+		staged, release, err := l.stagedView(l.tables[table])
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		candidates += fmt.Sprintf(" UNION ALL SELECT CAST(%s AS VARCHAR) FROM (%s)", ident(column), staged)
 	}
 	exists, err := l.columns(ctx, table, false)
 	if err != nil {
 		return nil, err
 	}
-	staged, release, err := l.stagedView(l.tables[table])
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	q := fmt.Sprintf("SELECT DISTINCT CAST(%s AS VARCHAR) FROM (%s) WHERE %s IS NOT NULL", ident(column), staged, ident(column))
+	q := fmt.Sprintf("SELECT DISTINCT v FROM (%s) WHERE v IS NOT NULL", candidates)
+	args := []any{also}
 	if len(exists) > 0 {
-		q += fmt.Sprintf(" AND %s NOT IN (SELECT %s FROM %s WHERE %s = ? AND %s IS NOT NULL)",
-			ident(column), ident(column), ident(table), ident(load.DataSource), ident(column))
-		out, err := l.w.queryStrings(ctx, q+" ORDER BY 1", l.source)
-		if err != nil {
-			return nil, fmt.Errorf("new values of %s.%s: %w", table, column, err)
-		}
-		return out, nil
+		q += fmt.Sprintf(" AND v NOT IN (SELECT CAST(%s AS VARCHAR) FROM %s WHERE %s = $2 AND %s IS NOT NULL)",
+			ident(column), ident(table), ident(load.DataSource), ident(column))
+		args = append(args, l.source)
 	}
-	out, err := l.w.queryStrings(ctx, q+" ORDER BY 1")
+	out, err := l.w.queryStrings(ctx, q+" ORDER BY 1", args...)
 	if err != nil {
 		return nil, fmt.Errorf("new values of %s.%s: %w", table, column, err)
 	}
@@ -590,16 +592,19 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 			return nil, fmt.Errorf("update version index: %w", err)
 		}
 	}
-	if !run.TransactionTime.IsZero() && len(run.WatermarkTypes) > 0 {
+	for _, part := range run.Exports() {
+		if part.TransactionTime.IsZero() || len(part.WatermarkTypes) == 0 {
+			continue
+		}
 		err := l.w.exec(ctx, `INSERT INTO fhirlake_watermarks
 			SELECT $1, $2, unnest($3::VARCHAR[]), $4, $5
 			ON CONFLICT (source, scope, resource_type) DO UPDATE SET
 				transaction_time = greatest(fhirlake_watermarks.transaction_time, excluded.transaction_time),
 				run_id = CASE WHEN excluded.transaction_time > fhirlake_watermarks.transaction_time
 				              THEN excluded.run_id ELSE fhirlake_watermarks.run_id END`,
-			run.Source, run.Scope, run.WatermarkTypes, run.TransactionTime, run.ID)
+			run.Source, part.Scope, part.WatermarkTypes, part.TransactionTime, run.ID)
 		if err != nil {
-			return nil, fmt.Errorf("advance watermark: %w", err)
+			return nil, fmt.Errorf("advance watermark of %s: %w", part.Scope, err)
 		}
 	}
 	rowsMap := "MAP {" + joinRows(l.rows) + "}"
@@ -609,7 +614,7 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		wtypes = []string{}
 	}
 	err = l.w.exec(ctx, `INSERT INTO fhirlake_runs VALUES (?, ?, ?, ?, now(), 'committed', ?, ?, ?, ?, ?, ?, ?, `+rowsMap+`, ?)`,
-		run.ID, run.Source, run.Scope, run.Started, since, tt, l.resources, l.skipped, l.deletedResources, l.nrejects, wtypes, nullable(run.Job))
+		run.ID, run.Source, run.Scope, run.Started, since, tt, l.resources, l.skipped, l.deletedResources, l.nrejects, wtypes, nullable(load.JobsText(run.Jobs())))
 	if err != nil {
 		return nil, fmt.Errorf("record run: %w", err)
 	}
@@ -950,7 +955,7 @@ func (l *Loader) CommitRejected(ctx context.Context, run load.Run) error {
 		return fmt.Errorf("record rejected run: %w", err)
 	}
 	err := l.w.exec(ctx, `INSERT INTO fhirlake_runs VALUES (?, ?, ?, ?, now(), 'rejected', ?, ?, 0, 0, 0, ?, []::VARCHAR[], MAP {}, ?)`,
-		run.ID, run.Source, run.Scope, run.Started, since, tt, l.nrejects, nullable(run.Job))
+		run.ID, run.Source, run.Scope, run.Started, since, tt, l.nrejects, nullable(load.JobsText(run.Jobs())))
 	if err == nil {
 		err = l.recordRejects(ctx, run.ID)
 	}

@@ -97,7 +97,8 @@ func TestSourcesKeepTheirOwnRows(t *testing.T) {
 	}
 }
 
-// TestNewValuesPerSource: a member known at one source is new at another.
+// TestNewValuesPerSource: a member known at one source is new at another;
+// an id asked for is new unless the source's table holds it.
 func TestNewValuesPerSource(t *testing.T) {
 	w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
 	if err != nil {
@@ -105,7 +106,19 @@ func TestNewValuesPerSource(t *testing.T) {
 	}
 	defer w.Close()
 	sourceLoad(t, w, "payer-a", "r1", nil, 1, version{"1", "2026-01-01T00:00:00Z", ""})
-	for source, want := range map[string][]string{"payer-a": {"2"}, "payer-b": {"1", "2"}} {
+	// also: ids asked for that the run need not carry (a roster's
+	// patients); the ones held are not new.
+	for _, c := range []struct {
+		source string
+		also   []string
+		want   []string
+	}{
+		{"payer-a", nil, []string{"2"}},
+		{"payer-b", nil, []string{"1", "2"}},
+		{"payer-a", []string{"1", "3"}, []string{"2", "3"}},
+		{"payer-b", []string{"3"}, []string{"1", "2", "3"}},
+	} {
+		source, want := c.source, c.want
 		l, err := w.Begin(t.Context(), source, tables)
 		if err != nil {
 			t.Fatal(err)
@@ -113,7 +126,7 @@ func TestNewValuesPerSource(t *testing.T) {
 		rec := parents("1", "2")
 		l.WriteBatch(t.Context(), "parent", rec)
 		rec.Release()
-		got, err := l.NewValues(t.Context(), "parent", "id")
+		got, err := l.NewValues(t.Context(), "parent", "id", c.also)
 		l.Rollback(t.Context())
 		if err != nil {
 			t.Fatal(err)

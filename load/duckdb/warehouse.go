@@ -284,7 +284,10 @@ func (w *Warehouse) CommittedJobs(ctx context.Context, jobs []string) (map[strin
 	if len(jobs) == 0 || w.version < 2 { // version 1 recorded no jobs
 		return out, nil
 	}
-	got, err := w.queryStrings(ctx, `SELECT DISTINCT job FROM fhirlake_runs WHERE list_contains(?, job)`, jobs)
+	// A run that loaded several exports keeps their jobs in one value
+	// (load.JobsText).
+	got, err := w.queryStrings(ctx, `SELECT DISTINCT j FROM (SELECT unnest(string_split(job, ' ')) AS j FROM fhirlake_runs WHERE job IS NOT NULL)
+		WHERE list_contains(?, j)`, jobs)
 	if err != nil {
 		return nil, fmt.Errorf("read committed jobs: %w", err)
 	}

@@ -202,9 +202,22 @@ func TestGroupExportsBackfillTheirOwnMembers(t *testing.T) {
 	for _, g := range groups[:2] {
 		p.Exports = append(p.Exports, pipeline.RosterRun{Request: extract.Request{Group: g, Types: types}, Scope: "group/" + g})
 	}
-	if _, err := p.Run(t.Context()); err != nil {
+	rec := newRunRecorder()
+	p.Progress = rec
+	first, err := p.Run(t.Context())
+	if err != nil {
 		t.Fatal(err)
 	}
+	// Both exports have a Patient.001.ndjson: a display sees them apart.
+	if len(rec.started) != first.Files {
+		t.Errorf("%d files reported, want the %d of the two exports", len(rec.started), first.Files)
+	}
+	for name, total := range rec.started {
+		if !strings.HasPrefix(name, "[1/2] ") && !strings.HasPrefix(name, "[2/2] ") || rec.got[name] != total || rec.done[name] != nil {
+			t.Errorf("file %q: %d of %d bytes, done %v", name, rec.got[name], total, rec.done[name])
+		}
+	}
+	p.Progress = nil
 	// A member of the third group, not loaded yet, joins the first.
 	var joiner string
 	if err := sb.Update("Group", groups[2], func(m map[string]any) {

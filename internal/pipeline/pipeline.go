@@ -428,7 +428,7 @@ func (p Pipeline) exportAll(ctx context.Context, log *slog.Logger, runs []Roster
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			parts[i].res, errs[i] = p.export(ctx, log, r)
+			parts[i].res, errs[i] = p.export(p.exportContext(ctx, i, len(runs)), log, r)
 		}()
 	}
 	wg.Wait()

@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/fhirlake/fhirlake/extract"
 )
@@ -58,4 +60,40 @@ func progressFrom(ctx context.Context) Progress {
 		return pr
 	}
 	return NopProgress{}
+}
+
+// exportProgress reports one export of a run of several to the run's
+// Progress, its file names prefixed with the export's place ("[2/4] "):
+// every export has its Patient.001.ndjson, and a display keys its bars by
+// name. Waits before retries go through as they are.
+type exportProgress struct {
+	extract.Progress
+	prefix string
+}
+
+func (e exportProgress) FileStarted(name string, total int64) {
+	e.Progress.FileStarted(e.prefix+name, total)
+}
+
+func (e exportProgress) FileProgress(name string, n int64) {
+	e.Progress.FileProgress(e.prefix+name, n)
+}
+
+func (e exportProgress) FileDone(name string, err error) {
+	e.Progress.FileDone(e.prefix+name, err)
+}
+
+func (e exportProgress) Retrying(op, reason string, wait time.Duration) {
+	if rp, ok := e.Progress.(extract.RetryProgress); ok {
+		rp.Retrying(op, reason, wait)
+	}
+}
+
+// exportContext is the context of export i of n: for several, their files
+// reach the run's Progress apart (exportProgress).
+func (p Pipeline) exportContext(ctx context.Context, i, n int) context.Context {
+	if p.Progress == nil || n < 2 {
+		return ctx
+	}
+	return extract.WithProgress(ctx, exportProgress{Progress: p.Progress, prefix: fmt.Sprintf("[%d/%d] ", i+1, n)})
 }

@@ -91,7 +91,9 @@ type Loader interface {
 
 // Snapshot is the committed state of a warehouse as a lake target reads
 // it: the rows of one source of a table, whole or by partition, as Arrow
-// or as Parquet files, and the definitions a rebuild needs.
+// or as Parquet files, and the definitions a rebuild needs. Its record
+// streams may be open at once, from several goroutines: a lake may
+// publish several tables at a time.
 type Snapshot interface {
 	// TableSources lists, sorted, the sources with rows in table.
 	TableSources(ctx context.Context, table string) ([]string, error)

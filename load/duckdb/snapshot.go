@@ -4,8 +4,14 @@ package duckdb
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strings"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/fhirlake/fhirlake/load"
 )
@@ -78,7 +84,7 @@ func (w *Warehouse) Records(ctx context.Context, t load.Table, source string, va
 	if err != nil {
 		return nil, err
 	}
-	rr, err := w.ar.QueryContext(ctx, q)
+	rr, err := w.arrowQuery(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", t.Name, err)
 	}
@@ -89,7 +95,7 @@ func (w *Warehouse) Records(ctx context.Context, t load.Table, source string, va
 func (w *Warehouse) RecordsOf(ctx context.Context, t load.Table, source string, ids []string) (load.RecordReader, error) {
 	q := fmt.Sprintf("SELECT * FROM %s WHERE %s = $1 AND %s IN (SELECT unnest($2::VARCHAR[]))",
 		ident(t.Name), ident(load.DataSource), ident(t.Key))
-	rr, err := w.ar.QueryContext(ctx, q, source, ids)
+	rr, err := w.arrowQuery(ctx, q, source, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", t.Name, err)
 	}
@@ -122,7 +128,7 @@ func (w *Warehouse) WriteTableParquet(ctx context.Context, table, dst string) (i
 // SourceRecords streams the rows of table whose column is one of sources.
 func (w *Warehouse) SourceRecords(ctx context.Context, table, column string, sources []string) (load.RecordReader, error) {
 	q := fmt.Sprintf("SELECT * FROM %s WHERE %s IN (SELECT unnest($1::VARCHAR[]))", ident(table), ident(column))
-	rr, err := w.ar.QueryContext(ctx, q, sources)
+	rr, err := w.arrowQuery(ctx, q, sources)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", table, err)
 	}
@@ -131,7 +137,7 @@ func (w *Warehouse) SourceRecords(ctx context.Context, table, column string, sou
 
 // RunIndex streams the version index rows the run runID of source wrote.
 func (w *Warehouse) RunIndex(ctx context.Context, source, runID string) (load.RecordReader, error) {
-	rr, err := w.ar.QueryContext(ctx, "SELECT * FROM "+load.IndexTable+" WHERE source = $1 AND run_id = $2", source, runID)
+	rr, err := w.arrowQuery(ctx, "SELECT * FROM "+load.IndexTable+" WHERE source = $1 AND run_id = $2", source, runID)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", load.IndexTable, err)
 	}
@@ -140,7 +146,7 @@ func (w *Warehouse) RunIndex(ctx context.Context, source, runID string) (load.Re
 
 // TableRecords streams a whole table through DuckDB's Arrow interface.
 func (w *Warehouse) TableRecords(ctx context.Context, table string) (load.RecordReader, error) {
-	rr, err := w.ar.QueryContext(ctx, "SELECT * FROM "+ident(table))
+	rr, err := w.arrowQuery(ctx, "SELECT * FROM "+ident(table))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", table, err)
 	}
@@ -195,4 +201,44 @@ func (w *Warehouse) SourceRunIDs(ctx context.Context, source string) ([]string, 
 // RunIDs lists the ids of the committed runs.
 func (w *Warehouse) RunIDs(ctx context.Context) ([]string, error) {
 	return w.queryStrings(ctx, "SELECT run_id FROM fhirlake_runs WHERE status = 'committed' ORDER BY run_id")
+}
+
+// arrowQuery streams the result of q from a connection of its own, which
+// the reader closes when released: the Snapshot's readers are safe for
+// concurrent use, so that a lake may read several tables at once (the
+// connection of the warehouse runs one query at a time). They read the
+// committed state.
+func (w *Warehouse) arrowQuery(ctx context.Context, q string, args ...any) (load.RecordReader, error) {
+	conn, err := w.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var rr array.RecordReader
+	err = conn.Raw(func(dc any) error {
+		ar, err := duckdb.NewArrowFromConn(dc.(driver.Conn))
+		if err != nil {
+			return err
+		}
+		rr, err = ar.QueryContext(ctx, q, args...)
+		return err
+	})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &connReader{RecordReader: rr, conn: conn}, nil
+}
+
+// connReader is a RecordReader that closes its connection when released.
+type connReader struct {
+	array.RecordReader
+	conn *sql.Conn
+	once sync.Once
+}
+
+func (r *connReader) Release() {
+	r.once.Do(func() {
+		r.RecordReader.Release()
+		r.conn.Close()
+	})
 }

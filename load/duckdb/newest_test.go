@@ -51,6 +51,27 @@ func TestNewestVersionWins(t *testing.T) {
 	}
 }
 
+// TestSkippedVersionBesideNewOnes: in a run that carries an older
+// version of one resource beside new resources of the same type, the new
+// ones' rows go in and the older version's stay out (its rows are staged
+// with the others').
+func TestSkippedVersionBesideNewOnes(t *testing.T) {
+	w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	loadRun(t, w, "r1", batch{load.Resources, versions(version{"a", "2025-02-01T00:00:00Z", "2"})}, batch{"child", children("a", 1)})
+	st := loadRun(t, w, "r2", batch{load.Resources, versions(version{"a", "2025-01-01T00:00:00Z", "1"}, version{"b", "2025-01-01T00:00:00Z", "1"})},
+		batch{"child", children("a", 2, "b", 3)})
+	if diff := cmp.Diff([]string{"a:1", "b:3"}, query(t, w, "SELECT parent_id || ':' || seq FROM child ORDER BY 1")); diff != "" {
+		t.Errorf("rows (-want +got):\n%s", diff)
+	}
+	if st.SkippedOlder != 1 {
+		t.Errorf("skipped older = %d, want 1", st.SkippedOlder)
+	}
+}
+
 func TestDuplicateIdenticalCopiesCollapse(t *testing.T) {
 	ctx := t.Context()
 	w, err := Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"))

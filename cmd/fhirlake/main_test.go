@@ -224,7 +224,14 @@ func TestMemberMatchAndRunWithRoster(t *testing.T) {
 	}
 	// Each member's group of one is that member: the match links the
 	// Patient of its own group's export, not the other's.
-	w, err := duckdb.OpenReadOnly(t.Context(), filepath.Join(dir, "w.duckdb"))
+	checkMemberMatches(t, sb, filepath.Join(dir, "w.duckdb"), 0, 1)
+}
+
+// checkMemberMatches checks that the warehouse's member matches link
+// exactly the sandbox's roster members (by index) each to their Patient.
+func checkMemberMatches(t *testing.T, sb *sandbox.Server, wh string, members ...int) {
+	t.Helper()
+	w, err := duckdb.OpenReadOnly(t.Context(), wh)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +245,7 @@ func TestMemberMatchAndRunWithRoster(t *testing.T) {
 	rs.Next()
 	rs.Scan(&got)
 	var want []string
-	for _, i := range []int{0, 1} {
+	for _, i := range members {
 		m, _ := sb.MemberMatchInfo(i)
 		want = append(want, m.MemberID+"="+m.PatientID)
 	}
@@ -531,28 +538,7 @@ func TestRunWithBulkMemberMatch(t *testing.T) {
 			if bulk != c.bulk || single != 0 {
 				t.Errorf("%d bulk and %d single member matches, want %d and 0", bulk, single, c.bulk)
 			}
-			w, err := duckdb.OpenReadOnly(t.Context(), wh)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.Close()
-			rs, err := w.Query(t.Context(), `SELECT string_agg(member_id || '=' || patient_id, ',' ORDER BY member_id) FROM fhirlake_member_matches`)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rs.Close()
-			var got string
-			rs.Next()
-			rs.Scan(&got)
-			var want []string
-			for _, i := range []int{0, 1, 3} {
-				m, _ := sb.MemberMatchInfo(i)
-				want = append(want, m.MemberID+"="+m.PatientID)
-			}
-			slices.Sort(want)
-			if got != strings.Join(want, ",") {
-				t.Errorf("member matches %s, want %s", got, strings.Join(want, ","))
-			}
+			checkMemberMatches(t, sb, wh, 0, 1, 3)
 		})
 	}
 }

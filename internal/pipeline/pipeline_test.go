@@ -337,15 +337,21 @@ func TestIncrementalRunAppliesUpdatesAndDeletes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	for q, want := range map[string]string{
+	expectValues(t, w, map[string]string{
 		"SELECT count(*)::VARCHAR FROM eob WHERE id = 'eob-0001-02'":          "0",
 		"SELECT count(*)::VARCHAR FROM eob_item WHERE eob_id = 'eob-0001-02'": "0",
 		"SELECT gender FROM patient WHERE id = 'pat-0002'":                    "unknown",
 		"SELECT count(*)::VARCHAR FROM patient":                               "20",
 		"SELECT concat_ws(' ', resource_type, id) FROM fhirlake_deleted":      "ExplanationOfBenefit eob-0001-02",
-	} {
-		if got := queryStrings(t, w, q); len(got) != 1 || got[0] != want {
-			t.Errorf("%s = %v, want %s", q, got, want)
+	})
+}
+
+// expectValues checks that each query answers one row, its value.
+func expectValues(t *testing.T, w *duckdb.Warehouse, want map[string]string) {
+	t.Helper()
+	for q, v := range want {
+		if got := queryStrings(t, w, q); len(got) != 1 || got[0] != v {
+			t.Errorf("%s = %v, want %s", q, got, v)
 		}
 	}
 }

@@ -44,12 +44,18 @@ type job struct {
 	polls   int
 	total   int
 	served  bool // a manifest has been answered
+	// sp holds the job's files: a temporary file of its own, already
+	// unlinked, whose space goes back to the disk once the job is deleted
+	// and the last download of its files is done (the os.File is then
+	// unreachable and closed), so that a sandbox serving export after
+	// export does not fill its disk.
+	sp *spill
 }
 
 type exportFile struct {
 	name, typ string
 	count     int
-	body      []byte // small files; the others are in the store's spill file
+	body      []byte // small files; the others are in the job's spill file
 	sp        *spill
 	off       int64
 	size      int
@@ -64,11 +70,12 @@ func (f exportFile) content() []byte {
 	return f.body
 }
 
-// fileBuilder cuts lines into export files of MaxLinesPerFile lines,
-// each written to the store's spill file as it fills: an export of any
-// size holds one file's lines in memory.
+// fileBuilder cuts lines into export files of max lines, each written to
+// the job's spill file as it fills: an export of any size holds one
+// file's lines in memory.
 type fileBuilder struct {
-	s           *Server
+	sp          *spill
+	max         int
 	prefix, typ string
 	buf         bytes.Buffer
 	n           int
@@ -76,25 +83,35 @@ type fileBuilder struct {
 	err         error
 }
 
+func (s *Server) newFileBuilder(j *job, prefix, typ string) *fileBuilder {
+	return &fileBuilder{sp: j.sp, max: s.cfg.MaxLinesPerFile, prefix: prefix, typ: typ}
+}
+
 func (b *fileBuilder) add(line []byte) {
-	b.buf.Write(line)
-	b.buf.WriteByte('\n')
-	if b.n++; b.n == b.s.cfg.MaxLinesPerFile {
+	b.write(line)
+	if b.n == b.max {
 		b.flush()
 	}
+}
+
+// write adds a line to the open file, whatever its length.
+func (b *fileBuilder) write(line []byte) {
+	b.buf.Write(line)
+	b.buf.WriteByte('\n')
+	b.n++
 }
 
 func (b *fileBuilder) flush() {
 	if b.n == 0 || b.err != nil {
 		return
 	}
-	off, err := b.s.store.sp.put(b.buf.Bytes())
+	off, err := b.sp.put(b.buf.Bytes())
 	if err != nil {
 		b.err = err
 		return
 	}
 	b.files = append(b.files, exportFile{name: fmt.Sprintf("%s-%d.ndjson", b.prefix, len(b.files)+1), typ: b.typ, count: b.n,
-		sp: b.s.store.sp, off: off, size: b.buf.Len()})
+		sp: b.sp, off: off, size: b.buf.Len()})
 	b.buf.Reset()
 	b.n = 0
 }
@@ -361,9 +378,17 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 		j.link = "http://" + s.cfg.AltHost
 	}
 	j.organizedBy, j.partial = ep.organizeBy, ep.partial
-	blocks := map[string][][]byte{} // organized output: lines by patient ("" for none)
+	var err error
+	if j.sp, err = newSpill(); err != nil {
+		s.mu.Unlock()
+		writeOutcome(w, http.StatusInternalServerError, "error", "exception", "sandbox: "+err.Error())
+		return
+	}
+	// Organized output: where each line is in the job's spill file, by
+	// patient ("" for none).
+	blocks := map[string][]span{}
 	for _, t := range types {
-		fb := &fileBuilder{s: s, prefix: t, typ: t}
+		fb := s.newFileBuilder(j, t, t)
 		for _, rec := range s.store.byType[t] {
 			switch {
 			case !ep.since.IsZero() && rec.updated.Before(ep.since):
@@ -383,7 +408,13 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 				line = applyElements(line, t, ep.elements)
 			}
 			if j.organizedBy != "" {
-				blocks[rec.patient] = append(blocks[rec.patient], line)
+				off, err := j.sp.put(line)
+				if err != nil {
+					s.mu.Unlock()
+					writeOutcome(w, http.StatusInternalServerError, "error", "exception", "sandbox: "+err.Error())
+					return
+				}
+				blocks[rec.patient] = append(blocks[rec.patient], span{off, len(line)})
 				continue
 			}
 			fb.add(line)
@@ -403,7 +434,13 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 		}
 	}
 	if j.organizedBy != "" {
-		j.files = s.splitBlocks(blocks)
+		files, err := s.splitBlocks(j, blocks)
+		if err != nil {
+			s.mu.Unlock()
+			writeOutcome(w, http.StatusInternalServerError, "error", "exception", "sandbox: "+err.Error())
+			return
+		}
+		j.files = files
 		for _, f := range j.files {
 			j.total += f.count
 		}
@@ -411,7 +448,7 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 	if !ep.since.IsZero() {
 		j.deleted = []exportFile{}
 		for _, t := range types {
-			fb := &fileBuilder{s: s, prefix: t + "-deleted", typ: "Bundle"}
+			fb := s.newFileBuilder(j, t+"-deleted", "Bundle")
 			for _, ts := range s.store.tombstones {
 				if ts.typ == t && !ts.at.Before(ep.since) && inScope(ts.patient) {
 					fb.add(deletionBundle(ts))
@@ -455,41 +492,40 @@ func (s *Server) outputEntries(j *job, files []exportFile) []obj {
 	return output
 }
 
-// splitBlocks makes the files of output organized by Patient: each
-// patient's block is a header Parameters resource naming the patient,
-// then the resources of its compartment; the resources of no patient form
-// a block without header, first. Files hold whole blocks, of about
-// MaxLinesPerFile lines (a larger block gets a file of its own).
-func (s *Server) splitBlocks(blocks map[string][][]byte) []exportFile {
-	var out []exportFile
-	var body bytes.Buffer
-	n := 0
-	flush := func() {
-		if n > 0 {
-			out = append(out, exportFile{name: fmt.Sprintf("organized-%d.ndjson", len(out)+1), count: n, body: slices.Clone(body.Bytes())})
-		}
-		body.Reset()
-		n = 0
-	}
+// span is where a line is in a spill file.
+type span struct {
+	off int64
+	n   int
+}
+
+// splitBlocks makes the files of output organized by Patient from the
+// lines of each patient (in j's spill file): each patient's block is a
+// header Parameters resource naming the patient, then the resources of
+// its compartment; the resources of no patient form a block without
+// header, first. Files hold whole blocks, of about MaxLinesPerFile lines
+// (a larger block gets a file of its own). Memory holds one file.
+func (s *Server) splitBlocks(j *job, blocks map[string][]span) ([]exportFile, error) {
+	fb := s.newFileBuilder(j, "organized", "")
 	for _, patient := range slices.Sorted(maps.Keys(blocks)) {
 		lines := blocks[patient]
+		size := len(lines)
+		if patient != "" {
+			size++
+		}
+		if fb.n > 0 && fb.n+size > fb.max {
+			fb.flush()
+		}
 		if patient != "" {
 			header, _ := o("resourceType", "Parameters", "parameter", []obj{
 				o("name", "header", "valueReference", o("reference", "Patient/"+patient)),
 			}).MarshalJSON()
-			lines = append([][]byte{header}, lines...)
-		}
-		if n > 0 && n+len(lines) > s.cfg.MaxLinesPerFile {
-			flush()
+			fb.write(header)
 		}
 		for _, l := range lines {
-			body.Write(l)
-			body.WriteByte('\n')
+			fb.write(j.sp.get(l.off, l.n))
 		}
-		n += len(lines)
 	}
-	flush()
-	return out
+	return fb.done()
 }
 
 // deletionBundle is the deleted[] line for a tombstone: a transaction

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -882,5 +884,60 @@ func TestConfigErrors(t *testing.T) {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%+v): no error", cfg)
 		}
+	}
+}
+
+// spillFiles counts the sandbox spill files this process holds open
+// (deleted from the folder at once, they live as long as their
+// descriptor); -1 where /proc cannot tell.
+func spillFiles(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, e := range ents {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.Contains(target, "fhirlake-sandbox-") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestDeletedJobGivesItsDiskBack: an export's files live in a spill file
+// of the job's own, which goes (its space back to the disk) once the job
+// is deleted, so that a sandbox serving export after export does not
+// grow on disk.
+func TestDeletedJobGivesItsDiskBack(t *testing.T) {
+	if spillFiles(t) < 0 {
+		t.Skip("no /proc/self/fd to count open files")
+	}
+	_, ts := start(t, Config{Members: 20})
+	token := getToken(t, ts.URL)
+	base := OneUpBase(ts.URL, DefaultTenant)
+	before := spillFiles(t)
+	var statuses []string
+	for range 3 {
+		status, m := export(t, base+"/$export", token)
+		download(t, m, token)
+		statuses = append(statuses, status)
+	}
+	if n := spillFiles(t); n != before+3 {
+		t.Fatalf("%d spill files with three jobs, want %d", n, before+3)
+	}
+	for _, status := range statuses {
+		if r := do(t, http.MethodDelete, status, token, nil); r.status != http.StatusAccepted {
+			t.Fatalf("DELETE: %d", r.status)
+		}
+	}
+	// The descriptor closes when the garbage collector finds the job's
+	// file unreachable.
+	deadline := time.Now().Add(10 * time.Second)
+	for spillFiles(t) != before && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := spillFiles(t); n != before {
+		t.Errorf("%d spill files after the jobs were deleted, want the store's %d", n, before)
 	}
 }

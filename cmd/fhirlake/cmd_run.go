@@ -179,8 +179,8 @@ func loadViews(dir string, log *slog.Logger) ([]*transform.View, error) {
 // built-in ones (checkUserViews); the warnings of their paths go to log,
 // when there is one.
 func userViews(dir string, builtin []*transform.View, log *slog.Logger) ([]*transform.View, error) {
-	if _, err := os.Stat(dir); err != nil {
-		return nil, usagef("--views: %v", err)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, usagef("--views %s is not a folder of ViewDefinition files", dir)
 	}
 	extra, err := transform.LoadViews(os.DirFS(dir))
 	if err != nil {

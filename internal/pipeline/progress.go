@@ -65,7 +65,7 @@ func progressFrom(ctx context.Context) Progress {
 // exportProgress reports one export of a run of several to the run's
 // Progress, its file names prefixed with the export's place ("[2/4] "):
 // every export has its Patient.001.ndjson, and a display keys its bars by
-// name. Waits before retries go through as they are.
+// name. Waits before retries name the export the same way.
 type exportProgress struct {
 	extract.Progress
 	prefix string
@@ -85,7 +85,7 @@ func (e exportProgress) FileDone(name string, err error) {
 
 func (e exportProgress) Retrying(op, reason string, wait time.Duration) {
 	if rp, ok := e.Progress.(extract.RetryProgress); ok {
-		rp.Retrying(op, reason, wait)
+		rp.Retrying(e.prefix+op, reason, wait)
 	}
 }
 

@@ -75,33 +75,3 @@ func TestMemoryIdentity(t *testing.T) {
 		t.Errorf("rows %v", rows)
 	}
 }
-
-// TestRunOfSeveralExports: a run that carries several exports (Run.Parts)
-// moves each one's watermark in its own scope, to its own transaction
-// time, and records every job.
-func TestRunOfSeveralExports(t *testing.T) {
-	m := NewMemory()
-	l, err := m.Begin(t.Context(), "s", claimTables)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t1, t2 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
-	run := Run{ID: "r", Source: "s", Scope: "roster (3 exports)", TransactionTime: t1, Parts: []Part{
-		{Scope: "patient/1of4", TransactionTime: t1, WatermarkTypes: []string{"Claim"}, Job: "j1"},
-		{Scope: "patient/2of4", TransactionTime: t2, WatermarkTypes: []string{"Claim"}, Job: "j2"},
-		{Scope: "patient/3of4", Job: "j3"}, // no transaction time: no watermark
-	}}
-	if _, err := l.Commit(t.Context(), run); err != nil {
-		t.Fatal(err)
-	}
-	for scope, want := range map[string]time.Time{"patient/1of4": t1, "patient/2of4": t2, "patient/3of4": {}, "roster (3 exports)": {}} {
-		got, ok, err := m.Watermark(t.Context(), "s", scope, []string{"Claim"})
-		if err != nil || ok != !want.IsZero() || !got.Equal(want) {
-			t.Errorf("watermark of %s: %v %v %v, want %v", scope, got, ok, err, want)
-		}
-	}
-	jobs, err := m.CommittedJobs(t.Context(), []string{"j1", "j2", "j3", "j4"})
-	if err != nil || len(jobs) != 3 || !jobs["j1"] || !jobs["j2"] || !jobs["j3"] {
-		t.Errorf("committed jobs %v, %v; want j1, j2, j3", jobs, err)
-	}
-}

@@ -227,23 +227,34 @@ func TestMemberMatchAndRunWithRoster(t *testing.T) {
 	checkMemberMatches(t, sb, filepath.Join(dir, "w.duckdb"), 0, 1)
 }
 
-// checkMemberMatches checks that the warehouse's member matches link
-// exactly the sandbox's roster members (by index) each to their Patient.
-func checkMemberMatches(t *testing.T, sb *sandbox.Server, wh string, members ...int) {
+// warehouseValue is the one value query answers on the warehouse wh.
+func warehouseValue(t *testing.T, wh, query string) string {
 	t.Helper()
 	w, err := duckdb.OpenReadOnly(t.Context(), wh)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	rs, err := w.Query(t.Context(), `SELECT string_agg(member_id || '=' || patient_id, ',' ORDER BY member_id) FROM fhirlake_member_matches`)
+	rs, err := w.Query(t.Context(), query)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", query, err)
 	}
 	defer rs.Close()
 	var got string
-	rs.Next()
-	rs.Scan(&got)
+	if !rs.Next() {
+		t.Fatalf("%s: no row", query)
+	}
+	if err := rs.Scan(&got); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return got
+}
+
+// checkMemberMatches checks that the warehouse's member matches link
+// exactly the sandbox's roster members (by index) each to their Patient.
+func checkMemberMatches(t *testing.T, sb *sandbox.Server, wh string, members ...int) {
+	t.Helper()
+	got := warehouseValue(t, wh, `SELECT string_agg(member_id || '=' || patient_id, ',' ORDER BY member_id) FROM fhirlake_member_matches`)
 	var want []string
 	for _, i := range members {
 		m, _ := sb.MemberMatchInfo(i)
@@ -473,20 +484,8 @@ func TestRosterSpreadOverExports(t *testing.T) {
 	if kickoffs < 3 || strings.Count(stdout, "committed:") != 1 || !strings.Contains(stdout, fmt.Sprintf("roster (%d exports)) committed: 10 resources", kickoffs)) {
 		t.Errorf("%d exports for 5 patients at most 2 per export, want 3 or more in one commit:\n%s", kickoffs, stdout)
 	}
-	w, err := duckdb.OpenReadOnly(t.Context(), wh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	rs, err := w.Query(t.Context(), `SELECT (SELECT count(*) FROM patient) || ' ' || (SELECT count(DISTINCT scope) FROM fhirlake_watermarks WHERE scope LIKE 'patient/%')
+	got := warehouseValue(t, wh, `SELECT (SELECT count(*) FROM patient) || ' ' || (SELECT count(DISTINCT scope) FROM fhirlake_watermarks WHERE scope LIKE 'patient/%')
 		|| ' ' || (SELECT count(*) FROM fhirlake_runs)`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	var got string
-	rs.Next()
-	rs.Scan(&got)
 	if got != fmt.Sprintf("5 %d 1", kickoffs) {
 		t.Errorf("patients, bucket scopes and runs: %s, want 5 %d 1", got, kickoffs)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fhirlake/fhirlake/load"
+	"github.com/fhirlake/fhirlake/load/warehousetest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -266,42 +267,16 @@ func TestSweepLake(t *testing.T) {
 	}
 }
 
-// TestRunOfSeveralExports: a run that carries several exports (Run.Parts)
-// moves each one's watermark in its own scope, to its own transaction
-// time, records one run with every job, and a later look for committed
-// jobs finds each of them.
+// TestRunOfSeveralExports: the contract of a run of several exports
+// (warehousetest), and its one run record holds every job.
 func TestRunOfSeveralExports(t *testing.T) {
 	w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	sourceLoad(t, w, "s", "r0", nil, 1, version{"1", "2026-01-01T00:00:00Z", ""})
-	l, err := w.Begin(t.Context(), "s", tables)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t1, t2 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
-	run := load.Run{ID: "r1", Source: "s", Scope: "roster (3 exports)", Started: time.Now(), TransactionTime: t1,
-		WatermarkTypes: []string{"Claim"}, Parts: []load.Part{
-			{Scope: "patient/1of4", TransactionTime: t1, WatermarkTypes: []string{"Claim"}, Job: "j1"},
-			{Scope: "patient/2of4", TransactionTime: t2, WatermarkTypes: []string{"Claim"}, Job: "j2"},
-			{Scope: "patient/3of4", Job: "j3"}, // no transaction time: no watermark
-		}}
-	if _, err := l.Commit(t.Context(), run); err != nil {
-		t.Fatal(err)
-	}
-	for scope, want := range map[string]time.Time{"patient/1of4": t1, "patient/2of4": t2, "patient/3of4": {}, "roster (3 exports)": {}} {
-		got, ok, err := w.Watermark(t.Context(), "s", scope, []string{"Claim"})
-		if err != nil || ok != !want.IsZero() || !got.Equal(want) {
-			t.Errorf("watermark of %s: %v %v %v, want %v", scope, got, ok, err, want)
-		}
-	}
-	if diff := cmp.Diff([]string{"r1 roster (3 exports) j1 j2 j3"}, query(t, w, "SELECT concat_ws(' ', run_id, scope, job) FROM fhirlake_runs WHERE run_id = 'r1'")); diff != "" {
+	warehousetest.RunOfSeveralExports(t, w, tables)
+	if diff := cmp.Diff([]string{"r-parts roster (3 exports) j1 j2 j3"}, query(t, w, "SELECT concat_ws(' ', run_id, scope, job) FROM fhirlake_runs")); diff != "" {
 		t.Errorf("run record (-want +got):\n%s", diff)
-	}
-	jobs, err := w.CommittedJobs(t.Context(), []string{"j1", "j2", "j3", "j4"})
-	if err != nil || len(jobs) != 3 || !jobs["j1"] || !jobs["j2"] || !jobs["j3"] {
-		t.Errorf("committed jobs %v, %v; want j1, j2, j3", jobs, err)
 	}
 }

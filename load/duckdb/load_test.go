@@ -249,3 +249,35 @@ func TestDeletesRemoveResourcesAndChildren(t *testing.T) {
 		t.Errorf("fhirlake_deleted (-want +got):\n%s", diff)
 	}
 }
+
+// TestBulkWritesLeaveQueriesOrdered: the commit's inserts and the lake's
+// COPY run with DuckDB free to reorder rows (unordered), and put the
+// setting back, so that the warehouse's queries keep DuckDB's default.
+func TestBulkWritesLeaveQueriesOrdered(t *testing.T) {
+	w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	setting := func(after string) {
+		t.Helper()
+		if got := query(t, w, "SELECT current_setting('preserve_insertion_order')::VARCHAR"); len(got) != 1 || got[0] != "true" {
+			t.Errorf("preserve_insertion_order after %s: %v, want true", after, got)
+		}
+	}
+	loadRun(t, w, "r1", batch{load.Resources, versions(version{"a", "2025-01-01T00:00:00Z", "1"})}, batch{"parent", parents("a")}, batch{"child", children("a", 1)})
+	setting("a commit")
+	if _, err := w.WriteTableParquet(t.Context(), "parent", filepath.Join(t.TempDir(), "p.parquet")); err != nil {
+		t.Fatal(err)
+	}
+	setting("a COPY")
+	err = w.unordered(t.Context(), func() error {
+		if got := query(t, w, "SELECT current_setting('preserve_insertion_order')::VARCHAR"); len(got) != 1 || got[0] != "false" {
+			t.Errorf("preserve_insertion_order inside unordered: %v, want false", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -555,7 +555,10 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 				ident(name), sqlString(l.source), ident(load.DataSource), staged)
 			args = nil
 		}
-		res, err = l.w.conn.ExecContext(ctx, ins, args...)
+		err = l.w.unordered(ctx, func() (err error) {
+			res, err = l.w.conn.ExecContext(ctx, ins, args...)
+			return err
+		})
 		release()
 		if err != nil {
 			return nil, fmt.Errorf("insert rows of %s: %w", name, err)

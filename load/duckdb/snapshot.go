@@ -155,11 +155,16 @@ func (w *Warehouse) TableRecords(ctx context.Context, table string) (load.Record
 
 // copyTo runs a COPY and returns the rows it wrote.
 func (w *Warehouse) copyTo(ctx context.Context, q string) (int64, error) {
-	res, err := w.conn.ExecContext(ctx, q)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
+	var n int64
+	err := w.unordered(ctx, func() error {
+		res, err := w.conn.ExecContext(ctx, q)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
 }
 
 // TableDefs maps each table of the warehouse to its CREATE statement.

@@ -251,6 +251,25 @@ func (w *Warehouse) Exec(ctx context.Context, query string, args ...any) error {
 	return w.exec(ctx, query, args...)
 }
 
+// unordered runs fn, the bulk writes of a commit or a lake, with DuckDB
+// free to write rows in any order: no reader needs a table's or a lake
+// file's rows in the order they were staged, and keeping it serialises
+// much of an INSERT ... SELECT or a COPY. A full load of a 1 GB export:
+// 8.5 to 9.4 s against 9.4 to 9.7 s (load stage 5.2-5.5 s against
+// 6.2-6.4 s; three alternating runs each), peak RSS 650-750 MB against
+// 530-640 MB; of a 4 GB export 34.5 s against 39.7 s, 839 MB against
+// 771 MB. Queries (a user's, the analytics views) keep the default.
+func (w *Warehouse) unordered(ctx context.Context, fn func() error) error {
+	if err := w.exec(ctx, "SET preserve_insertion_order = false"); err != nil {
+		return fmt.Errorf("bulk write: %w", err)
+	}
+	err := fn()
+	if rerr := w.exec(context.WithoutCancel(ctx), "RESET preserve_insertion_order"); rerr != nil && err == nil {
+		err = fmt.Errorf("bulk write: %w", rerr)
+	}
+	return err
+}
+
 func (w *Warehouse) exec(ctx context.Context, query string, args ...any) error {
 	_, err := w.conn.ExecContext(ctx, query, args...)
 	return err

@@ -120,11 +120,7 @@ func runSource(c *cli.Context, p pipeline.Pipeline, src sourceOptions, rep *repo
 		if err != nil {
 			return err
 		}
-		if len(runs) == 1 {
-			p.Request, p.Matches, p.ScopeName = runs[0].Request, runs[0].Matches, runs[0].Scope
-		} else {
-			p.Exports = runs
-		}
+		p.Exports = runs
 	}
 	ctx, stop := attachProgress(c.Context, c, &p)
 	sum, err := p.Run(ctx)

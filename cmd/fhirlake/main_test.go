@@ -222,6 +222,11 @@ func TestMemberMatchAndRunWithRoster(t *testing.T) {
 	if !strings.Contains(stdout, "roster (2 exports)) committed: 4 resources") || strings.Count(stdout, "committed:") != 1 || len(rows) != 1 || rows[0]["patient"] != 2 {
 		t.Errorf("run --roster output:\n%s\nrows per run: %v", stdout, rows)
 	}
+	// Each group keeps a watermark scope of its own: a group that joins
+	// later starts with a full export.
+	if got := warehouseValue(t, filepath.Join(dir, "w.duckdb"), `SELECT count(DISTINCT scope) || ' ' || bool_and(scope LIKE 'group/%') FROM fhirlake_watermarks`); got != "2 true" {
+		t.Errorf("watermark scopes: %s, want 2 true (one per group)", got)
+	}
 	// Each member's group of one is that member: the match links the
 	// Patient of its own group's export, not the other's.
 	checkMemberMatches(t, sb, filepath.Join(dir, "w.duckdb"), 0, 1)

@@ -122,8 +122,9 @@ type Pipeline struct {
 	// Matches are the Payer-to-Payer matches this run's export carries
 	// (see RosterRequests); they are recorded with the run.
 	Matches []load.MemberMatch
-	// Exports, when set, are the exports of a roster spread over several
-	// (RosterRequests); Request, Matches and ScopeName are then unused.
+	// Exports, when set, are the exports of a roster (RosterRequests);
+	// Request, Matches and ScopeName are then unused, and an export with
+	// no Scope has the scope of its request.
 	// They are exported in parallel (exportsAtOnce at a time, within the
 	// client's rate limit) and loaded in one commit, in which each moves
 	// the watermark of its own scope. An export that fails fails the run
@@ -343,12 +344,20 @@ func (p Pipeline) Run(ctx context.Context) (sum *Summary, err error) {
 }
 
 // exports are the exports of the run: Exports, or the one Request,
-// Matches and ScopeName describe.
+// Matches and ScopeName describe; each with its watermark scope (an
+// export that names none has the scope of its request: group/<id>,
+// patient, system).
 func (p Pipeline) exports() []RosterRun {
-	if len(p.Exports) > 0 {
-		return slices.Clone(p.Exports)
+	if len(p.Exports) == 0 {
+		return []RosterRun{{Request: p.Request, Matches: p.Matches, Scope: p.scope()}}
 	}
-	return []RosterRun{{Request: p.Request, Matches: p.Matches, Scope: p.scope()}}
+	runs := slices.Clone(p.Exports)
+	for i := range runs {
+		if runs[i].Scope == "" {
+			runs[i].Scope = Scope(runs[i].Request)
+		}
+	}
+	return runs
 }
 
 // runsScope is the scope of a run's record: its one export's, or
@@ -518,7 +527,11 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, parts []*part, sum
 	for _, pt := range parts {
 		sum.TransactionTime = earliest(sum.TransactionTime, pt.res.Manifest.TransactionTime)
 		sum.ExportErrors = sum.ExportErrors.Merge(pt.res.Errors)
-		sum.RefusedParameters = append(sum.RefusedParameters, pt.res.Refused...)
+		for _, r := range pt.res.Refused {
+			if !slices.Contains(sum.RefusedParameters, r) {
+				sum.RefusedParameters = append(sum.RefusedParameters, r)
+			}
+		}
 		sum.FilteredOut += pt.res.FilteredOut
 		for _, f := range pt.res.Files {
 			if f.Kind == extract.KindOutput {
@@ -528,7 +541,6 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, parts []*part, sum
 			}
 		}
 	}
-	sum.RefusedParameters = slices.CompactFunc(sum.RefusedParameters, func(a, b extract.Refusal) bool { return a == b })
 	// One budget of workers: files in parallel times workers per file.
 	_, perFile := workerSplit(p.Workers, len(files))
 	engine, err := transform.NewEngine(p.Views, transform.Options{BatchRows: p.BatchRows, Workers: perFile})

@@ -378,10 +378,15 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 		j.link = "http://" + s.cfg.AltHost
 	}
 	j.organizedBy, j.partial = ep.organizeBy, ep.partial
-	var err error
-	if j.sp, err = newSpill(); err != nil {
+	// failed answers 500 for a kick-off the sandbox could not make (its
+	// temporary file), with s.mu held.
+	failed := func(err error) {
 		s.mu.Unlock()
 		writeOutcome(w, http.StatusInternalServerError, "error", "exception", "sandbox: "+err.Error())
+	}
+	var err error
+	if j.sp, err = newSpill(); err != nil {
+		failed(err)
 		return
 	}
 	// Organized output: where each line is in the job's spill file, by
@@ -410,8 +415,7 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 			if j.organizedBy != "" {
 				off, err := j.sp.put(line)
 				if err != nil {
-					s.mu.Unlock()
-					writeOutcome(w, http.StatusInternalServerError, "error", "exception", "sandbox: "+err.Error())
+					failed(err)
 					return
 				}
 				blocks[rec.patient] = append(blocks[rec.patient], span{off, len(line)})
@@ -424,8 +428,7 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 		}
 		files, err := fb.done()
 		if err != nil {
-			s.mu.Unlock()
-			writeOutcome(w, http.StatusInternalServerError, "error", "exception", "sandbox: "+err.Error())
+			failed(err)
 			return
 		}
 		j.files = append(j.files, files...)
@@ -436,8 +439,7 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 	if j.organizedBy != "" {
 		files, err := s.splitBlocks(j, blocks)
 		if err != nil {
-			s.mu.Unlock()
-			writeOutcome(w, http.StatusInternalServerError, "error", "exception", "sandbox: "+err.Error())
+			failed(err)
 			return
 		}
 		j.files = files
@@ -456,8 +458,7 @@ func (s *Server) kickOff(w http.ResponseWriter, r *http.Request, fl flavour, lev
 			}
 			files, err := fb.done()
 			if err != nil {
-				s.mu.Unlock()
-				writeOutcome(w, http.StatusInternalServerError, "error", "exception", "sandbox: "+err.Error())
+				failed(err)
 				return
 			}
 			j.deleted = append(j.deleted, files...)

@@ -614,12 +614,9 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, parts []*part, sum
 	}
 	sum.Resources, sum.Rejects, sum.Deleted, sum.Rows = ls.Resources, ls.Rejects, ls.Deleted, ls.Rows
 	sum.SkippedOlder, sum.Unchanged, sum.PersonConflicts, sum.Status = ls.SkippedOlder, ls.Unchanged, ls.PersonConflicts, StatusCommitted
-	for _, e := range run.Exports() {
-		if !e.TransactionTime.IsZero() {
-			sum.Watermark = append(sum.Watermark, e.WatermarkTypes...) // without a transaction time none moves
-		}
+	if !run.TransactionTime.IsZero() {
+		sum.Watermark = run.WatermarkTypes // without a transaction time none moves
 	}
-	sum.Watermark = slices.Compact(slices.Sorted(slices.Values(sum.Watermark)))
 	if len(parts) > 1 {
 		for _, e := range run.Parts {
 			ps := ExportSummary{Scope: e.Scope, TransactionTime: e.TransactionTime}
@@ -658,7 +655,8 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, parts []*part, sum
 // runRecord is the run's bookkeeping record: for one export its scope,
 // window and watermark; for several, each export as a load.Part, and the
 // record's own Since (zero when any export was full) and TransactionTime
-// the earliest of theirs.
+// the earliest of theirs, its WatermarkTypes those of the exports that
+// have a transaction time.
 func (p Pipeline) runRecord(parts []*part, sum *Summary, started time.Time) load.Run {
 	run := load.Run{ID: sum.RunID, Source: sum.Source, Scope: sum.Scope, Started: started,
 		TransactionTime: sum.TransactionTime, Person: p.Person, ExportIssues: exportIssues(sum.ExportErrors)}

@@ -546,14 +546,12 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		if err != nil {
 			return nil, err
 		}
-		ins := fmt.Sprintf(`INSERT INTO %s BY NAME SELECT %s AS %s, * FROM (%s)
-			WHERE %s IN (SELECT id FROM fhirlake_accepted WHERE resource_type = $1)`,
-			ident(name), sqlString(l.source), ident(load.DataSource), staged, ident(t.Key))
-		args := []any{t.Resource}
-		if everyStaged {
-			ins = fmt.Sprintf(`INSERT INTO %s BY NAME SELECT %s AS %s, * FROM (%s)`,
-				ident(name), sqlString(l.source), ident(load.DataSource), staged)
-			args = nil
+		ins := fmt.Sprintf(`INSERT INTO %s BY NAME SELECT %s AS %s, * FROM (%s)`,
+			ident(name), sqlString(l.source), ident(load.DataSource), staged)
+		var args []any
+		if !everyStaged {
+			ins += fmt.Sprintf(" WHERE %s IN (SELECT id FROM fhirlake_accepted WHERE resource_type = $1)", ident(t.Key))
+			args = []any{t.Resource}
 		}
 		err = l.w.unordered(ctx, func() (err error) {
 			res, err = l.w.conn.ExecContext(ctx, ins, args...)

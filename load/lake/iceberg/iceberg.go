@@ -426,33 +426,24 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 	if p.full {
 		at = 1
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(at)
+	var data []string
+	byName := map[string]load.Table{}
 	for _, t := range tables {
-		if strings.HasPrefix(t.Name, load.BookkeepingPrefix) || t.Name == load.PersonTable {
-			continue
+		if !strings.HasPrefix(t.Name, load.BookkeepingPrefix) && t.Name != load.PersonTable {
+			data = append(data, t.Name)
+			byName[t.Name] = t
 		}
-		g.Go(func() error {
-			if err := lk.retryConflicts(gctx, func() error { return lk.publishTable(gctx, p, t, defs[t.Name]) }); err != nil {
-				return fmt.Errorf("iceberg lake %s: %w", t.Name, err)
-			}
-			return nil
-		})
 	}
-	if err := g.Wait(); err != nil {
+	err = lk.publishEach(ctx, at, data, func(ctx context.Context, name string) error {
+		return lk.publishTable(ctx, p, byName[name], defs[name])
+	})
+	if err != nil {
 		return err
 	}
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(at)
-	for _, name := range slices.Sorted(maps.Keys(defs)) {
-		g.Go(func() error {
-			if err := lk.retryConflicts(gctx, func() error { return lk.publishBookkeeping(gctx, p, name, defs[name]) }); err != nil {
-				return fmt.Errorf("iceberg lake %s: %w", name, err)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err = lk.publishEach(ctx, at, slices.Sorted(maps.Keys(defs)), func(ctx context.Context, name string) error {
+		return lk.publishBookkeeping(ctx, p, name, defs[name])
+	})
+	if err != nil {
 		return err
 	}
 	mirrored := map[string]mirror{}
@@ -479,6 +470,23 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 // publish, the same time within the noise and 20% more memory (over
 // 1 GB), stays one table at a time.
 var publishers = max(2, runtime.GOMAXPROCS(0))
+
+// publishEach runs step for each of the tables names, at most at a time,
+// each redone on the fresh table when its commit loses a race
+// (retryConflicts); the first failure ends the others.
+func (lk *Lake) publishEach(ctx context.Context, at int, names []string, step func(ctx context.Context, name string) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(at)
+	for _, name := range names {
+		g.Go(func() error {
+			if err := lk.retryConflicts(gctx, func() error { return step(gctx, name) }); err != nil {
+				return fmt.Errorf("iceberg lake %s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
 
 // publication is what one Publish writes.
 type publication struct {

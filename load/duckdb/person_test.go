@@ -173,4 +173,26 @@ func TestPersonCrosswalk(t *testing.T) {
 	if got := query(t, w2, "SELECT count(DISTINCT person_id)::VARCHAR FROM person"); got[0] != "1" || st.PersonConflicts != 0 || !st.Changes.Person {
 		t.Errorf("one MBI at two payers: %s persons, %d conflicts, relinked %v", got[0], st.PersonConflicts, st.Changes.Person)
 	}
+	// A patient deleted leaves the crosswalk; the one it was linked to
+	// keeps the person, named after it (the least of the two); a patient
+	// who arrives gets a person of their own.
+	own := query(t, w2, "SELECT person_id FROM person WHERE data_source = 'plan-b'")[0]
+	l, err := w2.Begin(t.Context(), "plan-b", personTables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Delete(t.Context(), []load.Tombstone{{ResourceType: "Patient", ID: "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Commit(t.Context(), load.Run{ID: "r3", Source: "plan-b", Scope: "system", Started: time.Now(), Person: rule}); err != nil {
+		t.Fatal(err)
+	}
+	loadPatients(t, w2, "medicare", "r4", rule, nil, pat{"2", "Chen", nil})
+	got = query(t, w2, "SELECT data_source || '/' || patient_id || ' ' || (person_id = '"+own+"')::VARCHAR FROM person ORDER BY 1")
+	if diff := cmp.Diff([]string{"medicare/1 true", "medicare/2 false"}, got); diff != "" {
+		t.Errorf("persons after a deleted and a new patient (-want +got):\n%s", diff)
+	}
+	if got := query(t, w2, "SELECT count(DISTINCT person_id)::VARCHAR FROM person"); got[0] != "2" {
+		t.Errorf("%s persons for two unlinked patients", got[0])
+	}
 }

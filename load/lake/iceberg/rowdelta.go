@@ -30,12 +30,13 @@ import (
 // every file, so its delete read the whole table (about 80% of an
 // incremental run's time, and most of its memory). The rows a run
 // replaces are known by their key columns alone: this reads only those
-// column chunks of each candidate file, leaves out the positions already
-// deleted, and writes one position-delete file per data file (the spec's
-// file_path and pos, sorted, with the data file as its
-// referenced_data_file and its bounds), committed with the new rows as one
-// row-delta snapshot (table.RowDelta), which also checks at commit that
-// the data files it deletes from are still the table's.
+// column chunks of each candidate file (in place, without copying the
+// values into Arrow arrays, where it can: eachMatch), leaves out the
+// positions already deleted, and writes one position-delete file per
+// data file (the spec's file_path and pos, sorted, with the data file as
+// its referenced_data_file and its bounds), committed with the new rows
+// as one row-delta snapshot (table.RowDelta), which also checks at commit
+// that the data files it deletes from are still the table's.
 
 // rowKeys selects the rows a commit deletes: those whose values in cols,
 // joined by a NUL byte (joinKey), are in keys. Every column is a string.
@@ -189,15 +190,240 @@ func matchingPositions(ctx context.Context, fs iceio.IO, task table.FileScanTask
 		}
 	}
 	var out []int64
-	m := matcher{keys: match.keys}
-	err := scanColumns(ctx, fs, task.File.FilePath(), match.cols, ids, func(row int64, cols []arrow.Array) error {
-		return m.batch(cols, match.cols, func(j int) {
-			if _, gone := dead[row+int64(j)]; !gone {
-				out = append(out, row+int64(j))
-			}
-		})
+	err := eachMatch(ctx, fs, task.File.FilePath(), match, ids, func(pos int64) {
+		if _, gone := dead[pos]; !gone {
+			out = append(out, pos)
+		}
 	})
 	return out, err
+}
+
+// eachMatch calls found, in ascending order, with the position of each
+// row of the Parquet file at path whose values in the columns of field ids
+// ids form a key of match. Only those columns' chunks are read. A row
+// group in which every key column but the last holds few values (a
+// partition's data_source; a version index file's source and resource
+// types) is read in place (matchInPlace); any other goes through Arrow
+// (scanRecords).
+func eachMatch(ctx context.Context, fs iceio.IO, path string, match rowKeys, ids []int, found func(pos int64)) error {
+	f, err := fs.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	pf, err := file.NewParquetReader(f)
+	if err != nil {
+		return err
+	}
+	defer pf.Close()
+	idx, err := columnsOf(pf, match.cols, ids)
+	if err != nil {
+		return err
+	}
+	var fr *pqarrow.FileReader // made for the first row group that needs it
+	m := matcher{keys: match.keys}
+	var start int64
+	for rg := range pf.NumRowGroups() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rgr := pf.RowGroup(rg)
+		done, err := matchInPlace(rgr, idx, match.keys, start, found)
+		if err != nil {
+			return fmt.Errorf("row group %d: %w", rg, err)
+		}
+		if !done {
+			if fr == nil {
+				if fr, err = pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator); err != nil {
+					return err
+				}
+			}
+			err := scanRecords(ctx, fr, idx, []int{rg}, start, func(row int64, cols []arrow.Array) error {
+				return m.batch(cols, match.cols, func(j int) { found(row + int64(j)) })
+			})
+			if err != nil {
+				return fmt.Errorf("row group %d: %w", rg, err)
+			}
+		}
+		start += rgr.NumRows()
+	}
+	return nil
+}
+
+// inPlaceBatch is how many values matchInPlace decodes at a time.
+const inPlaceBatch = 4096
+
+// maxPrefixValues is how many distinct values a key column other than
+// the last may hold in a row group read in place (a source, the resource
+// types of the version index).
+const maxPrefixValues = 255
+
+// matchInPlace looks up the rows of row group rgr (its first row at
+// position start) when each of its key columns but the last (columns idx)
+// holds few distinct values (prefixCodes): a row's key is those values
+// joined with its value of the last column, which is read as slices of
+// the decoded pages, without copies. A child table holds its resource's
+// rows one after another, so a row whose key is the previous row's takes
+// its answer. done is false, and nothing found, when a column is not a
+// flat byte array or holds too many values.
+func matchInPlace(rgr *file.RowGroupReader, idx []int, keys map[string]struct{}, start int64, found func(int64)) (done bool, err error) {
+	last := len(idx) - 1
+	prefixes := make([]prefixColumn, last)
+	for k, c := range idx[:last] {
+		pc, ok, err := prefixCodes(rgr, c)
+		if err != nil || !ok {
+			return false, err
+		}
+		prefixes[k] = pc
+	}
+	col, maxDef, ok, err := byteColumn(rgr, idx[last])
+	if err != nil || !ok {
+		return false, err
+	}
+	vals := make([]parquet.ByteArray, inPlaceBatch)
+	var defs []int16
+	if maxDef > 0 {
+		defs = make([]int16, inPlaceBatch)
+	}
+	cur := make([]uint8, last) // the codes the key starts with; 0 before the first row
+	var key, prev []byte       // prev: the last column's value last looked up
+	var known, hit bool        // known: prev's answer is hit
+	var r int64                // the row's place in the row group
+	for col.HasNext() {
+		levels, n, err := col.ReadBatchInPage(inPlaceBatch, vals, defs, nil)
+		if err != nil {
+			return false, err
+		}
+		if levels == 0 {
+			break
+		}
+		v := 0
+		for i := range int(levels) {
+			if defs != nil && defs[i] < maxDef {
+				continue // a null: no key
+			}
+			val := vals[v]
+			v++
+			null, changed := false, false
+			for k, pc := range prefixes {
+				c := pc.codes[r+int64(i)]
+				if c == 0 {
+					null = true
+					break
+				}
+				if c != cur[k] {
+					cur[k], changed = c, true
+				}
+			}
+			if null {
+				continue
+			}
+			if changed {
+				key = key[:0]
+				for k, pc := range prefixes {
+					key = append(append(key, pc.values[cur[k]-1]...), 0)
+				}
+				known = false
+			}
+			if !known || !bytes.Equal(val, prev) {
+				n := len(key)
+				key = append(key, val...)
+				_, hit = keys[string(key)]
+				key = key[:n]
+				prev = append(prev[:0], val...)
+				known = true
+			}
+			if hit {
+				found(start + r + int64(i))
+			}
+		}
+		if v != n {
+			return false, fmt.Errorf("column %s: %d values for %d levels", col.Descriptor().Name(), n, levels)
+		}
+		r += levels
+	}
+	if r != rgr.NumRows() {
+		return false, fmt.Errorf("column %s: %d rows of %d", col.Descriptor().Name(), r, rgr.NumRows())
+	}
+	return true, nil
+}
+
+// prefixColumn is a key column of a row group read as codes: per row, 0
+// for a null or 1 + the index of its value in values.
+type prefixColumn struct {
+	values [][]byte
+	codes  []uint8
+}
+
+// prefixCodes reads column c of row group rgr as codes; ok is false when
+// it is not a flat byte array or holds more than maxPrefixValues distinct
+// values.
+func prefixCodes(rgr *file.RowGroupReader, c int) (pc prefixColumn, ok bool, err error) {
+	col, maxDef, ok, err := byteColumn(rgr, c)
+	if err != nil || !ok {
+		return pc, false, err
+	}
+	vals := make([]parquet.ByteArray, inPlaceBatch)
+	var defs []int16
+	if maxDef > 0 {
+		defs = make([]int16, inPlaceBatch)
+	}
+	pc.codes = make([]uint8, 0, rgr.NumRows())
+	seen := map[string]uint8{}
+	var last []byte // the value of the last code looked up
+	var code uint8
+	for col.HasNext() {
+		levels, n, err := col.ReadBatchInPage(inPlaceBatch, vals, defs, nil)
+		if err != nil {
+			return pc, false, err
+		}
+		if levels == 0 {
+			break
+		}
+		v := 0
+		for i := range int(levels) {
+			if defs != nil && defs[i] < maxDef {
+				pc.codes = append(pc.codes, 0)
+				continue
+			}
+			val := vals[v]
+			v++
+			if code == 0 || !bytes.Equal(val, last) {
+				var known bool
+				if code, known = seen[string(val)]; !known {
+					if len(pc.values) == maxPrefixValues {
+						return pc, false, nil
+					}
+					pc.values = append(pc.values, bytes.Clone(val))
+					code = uint8(len(pc.values))
+					seen[string(val)] = code
+				}
+				last = pc.values[code-1]
+			}
+			pc.codes = append(pc.codes, code)
+		}
+		if v != n {
+			return pc, false, fmt.Errorf("column %s: %d values for %d levels", col.Descriptor().Name(), n, levels)
+		}
+	}
+	if int64(len(pc.codes)) != rgr.NumRows() {
+		return pc, false, fmt.Errorf("column %s: %d rows of %d", col.Descriptor().Name(), len(pc.codes), rgr.NumRows())
+	}
+	return pc, true, nil
+}
+
+// byteColumn opens column c of row group rgr when it is a flat byte
+// array, with its maximum definition level; ok is false otherwise.
+func byteColumn(rgr *file.RowGroupReader, c int) (col *file.ByteArrayColumnChunkReader, maxDef int16, ok bool, err error) {
+	cr, err := rgr.Column(c)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	col, ok = cr.(*file.ByteArrayColumnChunkReader)
+	if !ok || cr.Descriptor().MaxRepetitionLevel() > 0 {
+		return nil, 0, false, nil
+	}
+	return col, cr.Descriptor().MaxDefinitionLevel(), true, nil
 }
 
 // matcher finds the rows of a batch whose columns' values form a key.
@@ -332,12 +558,19 @@ func scanColumns(ctx context.Context, fs iceio.IO, path string, names []string, 
 	if err != nil {
 		return err
 	}
-	rr, err := fr.GetRecordReader(ctx, idx, nil)
+	return scanRecords(ctx, fr, idx, nil, 0, fn)
+}
+
+// scanRecords reads the columns idx of fr's row groups rgs (all when nil),
+// the first of them at position start, batch by batch, and calls fn with
+// each batch's columns and the position of its first row.
+func scanRecords(ctx context.Context, fr *pqarrow.FileReader, idx, rgs []int, start int64, fn func(row int64, cols []arrow.Array) error) error {
+	rr, err := fr.GetRecordReader(ctx, idx, rgs)
 	if err != nil {
 		return err
 	}
 	defer rr.Release()
-	var row int64
+	row := start
 	for rr.Next() {
 		rec := rr.RecordBatch()
 		if err := fn(row, rec.Columns()); err != nil {

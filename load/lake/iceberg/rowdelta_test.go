@@ -1,0 +1,206 @@
+package iceberg
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	iceio "github.com/apache/iceberg-go/io"
+)
+
+// keyRow is one row of a test file of key columns; nil is null.
+type keyRow []*string
+
+func str(s string) *string { return &s }
+
+// writeKeyFile writes rows as a Parquet file of nullable string columns
+// named cols, with the given row group size and dictionary encoding on or
+// off, in pages of about pageSize bytes.
+func writeKeyFile(t testing.TB, cols []string, rows []keyRow, rowGroup int64, dict bool, pageSize int64) string {
+	t.Helper()
+	fields := make([]arrow.Field, len(cols))
+	for i, c := range cols {
+		fields[i] = arrow.Field{Name: c, Type: arrow.BinaryTypes.String, Nullable: true}
+	}
+	sc := arrow.NewSchema(fields, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
+	defer b.Release()
+	for _, r := range rows {
+		for i, v := range r {
+			fb := b.Field(i).(*array.StringBuilder)
+			if v == nil {
+				fb.AppendNull()
+			} else {
+				fb.Append(*v)
+			}
+		}
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	path := filepath.Join(t.TempDir(), "keys.parquet")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pqarrow.NewFileWriter(sc, f, parquet.NewWriterProperties(
+		parquet.WithDictionaryDefault(dict), parquet.WithMaxRowGroupLength(rowGroup),
+		parquet.WithDataPageSize(pageSize), parquet.WithBatchSize(64)), pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteBuffered(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestEachMatch checks the positions eachMatch finds against those of
+// every row whose key columns' values form a key, whichever way the file
+// is read: in place (few values in the columns before the last, with
+// nulls in any, dictionary or plain pages, runs of one id) or through
+// Arrow (too many values in a column before the last).
+func TestEachMatch(t *testing.T) {
+	two := []string{"data_source", "id"}
+	three := []string{"source", "resource_type", "id"}
+	keys := map[string]struct{}{
+		joinKey("a", "id-0007"): {}, joinKey("a", "id-0500"): {}, joinKey("b", "id-0003"): {}, joinKey("a", "id-0999"): {},
+		joinKey("s299", "id-0299"): {}, joinKey("s1", "id-0301"): {},
+		joinKey("a", "Patient", "id-0007"): {}, joinKey("a", "Claim", "id-0008"): {}, joinKey("b", "Claim", "id-0009"): {},
+	}
+	rows := func(n int, col ...func(i int) *string) []keyRow {
+		out := make([]keyRow, n)
+		for i := range out {
+			for _, c := range col {
+				out[i] = append(out[i], c(i))
+			}
+		}
+		return out
+	}
+	is := func(v string) func(int) *string { return func(int) *string { return str(v) } }
+	idOf := func(i int) *string { return str(fmt.Sprintf("id-%04d", i%1000)) }
+	orNull := func(f func(int) *string, null func(i int) bool) func(int) *string {
+		return func(i int) *string {
+			if null(i) {
+				return nil
+			}
+			return f(i)
+		}
+	}
+	of := func(vals ...string) func(int) *string { return func(i int) *string { return str(vals[i%len(vals)]) } }
+	cases := []struct {
+		name     string
+		cols     []string
+		rows     []keyRow
+		rowGroup int64
+	}{
+		{"one source, many pages and row groups", two, rows(3000, is("a"), idOf), 700},
+		{"null ids", two, rows(2000, is("a"), orNull(idOf, func(i int) bool { return i%3 == 0 })), 512},
+		{"two sources in a row group", two, rows(2000, of("a", "b"), idOf), 1 << 20},
+		{"a source per row group", two, rows(2000, func(i int) *string { return str([]string{"a", "b"}[i/1000]) }, idOf), 1000},
+		{"null sources", two, rows(2000, orNull(is("a"), func(i int) bool { return i >= 1000 && i%7 == 0 }), idOf), 1000},
+		{"runs of one id", two, rows(3000, is("a"), func(i int) *string { return idOf(i / 18) }), 1 << 20},
+		{"one id under two sources", two, rows(3000, of("a", "b"), func(i int) *string { return idOf(i / 2) }), 1 << 20},
+		{"too many sources for codes", two, rows(3000, func(i int) *string { return str(fmt.Sprintf("s%d", i%300)) }, idOf), 1 << 20},
+		{"the version index", three, rows(3000, is("a"), of("Patient", "Claim", "Claim"), idOf), 1000},
+		{"the version index, null types", three, rows(3000, of("a", "b"), orNull(of("Patient", "Claim"), func(i int) bool { return i%5 == 0 }), idOf), 1 << 20},
+		{"one row", two, []keyRow{{str("a"), str("id-0500")}}, 10},
+	}
+	for _, c := range cases {
+		var want []int64
+		for i, r := range c.rows {
+			vals := make([]string, len(r))
+			null := false
+			for j, v := range r {
+				if v == nil {
+					null = true
+					break
+				}
+				vals[j] = *v
+			}
+			if _, ok := keys[joinKey(vals...)]; ok && !null {
+				want = append(want, int64(i))
+			}
+		}
+		if len(want) == 0 {
+			t.Fatalf("%s: the case matches nothing", c.name)
+		}
+		for _, dict := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/dict=%v", c.name, dict), func(t *testing.T) {
+				path := writeKeyFile(t, c.cols, c.rows, c.rowGroup, dict, 1<<10)
+				var got []int64
+				match := rowKeys{cols: c.cols, keys: keys}
+				ids := make([]int, len(c.cols))
+				for i := range ids {
+					ids[i] = 1001 + i // the file has no field ids: found by name
+				}
+				err := eachMatch(context.Background(), iceio.LocalFS{}, path, match, ids, func(pos int64) { got = append(got, pos) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("positions %v, want %v", got, want)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkEachMatch finds 1% of the resources of a child table's file
+// (1.2M rows, 18 per resource, one source), in place and through Arrow,
+// the way every row group went before.
+func BenchmarkEachMatch(b *testing.B) {
+	const resources, perResource = 66_000, 18
+	rows := make([]keyRow, 0, resources*perResource)
+	keys := map[string]struct{}{}
+	src := str("payer-a")
+	for r := range resources {
+		id := str(fmt.Sprintf("%08x-1c2d-4e5f-8a9b-%012x", r*2654435761%(1<<32), r))
+		if r%100 == 50 {
+			keys[joinKey(*src, *id)] = struct{}{}
+		}
+		for range perResource {
+			rows = append(rows, keyRow{src, id})
+		}
+	}
+	path := writeKeyFile(b, []string{"data_source", "id"}, rows, 1<<20, true, 1<<20)
+	match := rowKeys{cols: []string{"data_source", "id"}, keys: keys}
+	ids := []int{1001, 1002} // the file has no field ids: found by name
+	ctx := context.Background()
+	b.Run("in-place", func(b *testing.B) {
+		for b.Loop() {
+			n := 0
+			if err := eachMatch(ctx, iceio.LocalFS{}, path, match, ids, func(int64) { n++ }); err != nil {
+				b.Fatal(err)
+			}
+			if n != len(keys)*perResource {
+				b.Fatalf("%d rows, want %d", n, len(keys)*perResource)
+			}
+		}
+	})
+	b.Run("arrow", func(b *testing.B) {
+		for b.Loop() {
+			n := 0
+			m := matcher{keys: keys}
+			err := scanColumns(ctx, iceio.LocalFS{}, path, match.cols, ids, func(_ int64, cols []arrow.Array) error {
+				return m.batch(cols, match.cols, func(int) { n++ })
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n != len(keys)*perResource {
+				b.Fatalf("%d rows, want %d", n, len(keys)*perResource)
+			}
+		}
+	})
+}

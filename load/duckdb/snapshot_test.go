@@ -3,6 +3,9 @@
 package duckdb
 
 import (
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -53,6 +56,96 @@ func TestSnapshotReadersAtOnce(t *testing.T) {
 		if errs[i] != nil || got[i] != rows {
 			t.Errorf("reader %d: %d rows, error %v; want %d", i, got[i], errs[i], rows)
 		}
+	}
+	if n := w.db.Stats().InUse; n != 1 {
+		t.Errorf("%d connections in use after the readers were released, want the warehouse's own", n)
+	}
+}
+
+// TestSnapshotReadsInSlices: a table of several slices of rowids, with
+// gaps where rows were deleted, is read whole, each row once, as it was
+// when the reader started, while the warehouse changes it; a filter and
+// its arguments apply to every slice; a table whose column named rowid
+// hides DuckDB's is read in one query.
+func TestSnapshotReadsInSlices(t *testing.T) {
+	w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	n := 2*sliceRows + 1000
+	q := fmt.Sprintf(`CREATE TABLE big AS SELECT (CASE WHEN range %% 3 = 0 THEN 'a' ELSE 'b' END) AS data_source, range::VARCHAR AS id, range AS v FROM range(%d);
+		DELETE FROM big WHERE v %% 7 = 0 OR v BETWEEN %d AND %d;
+		CREATE TABLE hidden AS SELECT range AS v, 'r' || range AS rowid, 'a' AS data_source FROM range(10)`, n, sliceRows-10, sliceRows+10)
+	if err := w.Exec(t.Context(), q); err != nil {
+		t.Fatal(err)
+	}
+	// The rows the reader must see, by their sum and count.
+	want := func(where string) (count, sum int64) {
+		t.Helper()
+		if err := w.conn.QueryRowContext(t.Context(), "SELECT count(*), sum(v) FROM big WHERE "+where).Scan(&count, &sum); err != nil {
+			t.Fatal(err)
+		}
+		return count, sum
+	}
+	read := func(rr load.RecordReader, column int) (count, sum int64) {
+		t.Helper()
+		defer rr.Release()
+		for rr.Next() {
+			b := rr.RecordBatch()
+			count += b.NumRows()
+			if v, ok := b.Column(column).(*array.Int64); ok {
+				for _, x := range v.Int64Values() {
+					sum += x
+				}
+			}
+		}
+		if err := rr.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return count, sum
+	}
+	wantAll, wantSum := want("true")
+	rr, err := w.TableRecords(t.Context(), "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Changes committed after the reader started are not its (rows of
+	// its last slice deleted, rows added).
+	q = fmt.Sprintf("DELETE FROM big WHERE v >= %d; INSERT INTO big SELECT 'a', 'x' || range, 1 FROM range(5000)", 2*sliceRows)
+	if err := w.Exec(t.Context(), q); err != nil {
+		t.Fatal(err)
+	}
+	sr := rr.(*sliceReader)
+	if got, sum := read(rr, 2); got != wantAll || sum != wantSum {
+		t.Errorf("whole table: %d rows summing to %d, want %d and %d", got, sum, wantAll, wantSum)
+	}
+	if sr.next != 3*sliceRows {
+		t.Errorf("read up to rowid %d, want three slices (%d)", sr.next, 3*sliceRows)
+	}
+	wantA, wantSumA := want("data_source = 'a'")
+	rr, err = w.Records(t.Context(), load.Table{Name: "big", Key: "id"}, "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, sum := read(rr, 2); got != wantA || sum != wantSumA {
+		t.Errorf("source a: %d rows summing to %d, want %d and %d", got, sum, wantA, wantSumA)
+	}
+	ids := []string{"3", "4", "300000", "x7"}
+	wantIDs, wantSumIDs := want("data_source = 'a' AND id IN ('3', '4', '300000', 'x7')")
+	rr, err = w.RecordsOf(t.Context(), load.Table{Name: "big", Key: "id"}, "a", ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, sum := read(rr, 2); got != wantIDs || sum != wantSumIDs || got != 3 {
+		t.Errorf("source a, ids %v: %d rows summing to %d, want %d and %d (three rows: 4 is of source b)", ids, got, sum, wantIDs, wantSumIDs)
+	}
+	rr, err = w.TableRecords(t.Context(), "hidden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, sum := read(rr, 0); got != 10 || sum != 45 {
+		t.Errorf("table with a column rowid: %d rows summing to %d, want 10 and 45", got, sum)
 	}
 	if n := w.db.Stats().InUse; n != 1 {
 		t.Errorf("%d connections in use after the readers were released, want the warehouse's own", n)

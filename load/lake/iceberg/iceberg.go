@@ -714,7 +714,16 @@ var mergeOnRead = iceberg.Properties{
 	"write.update.mode":       table.WriteModeMergeOnRead,
 	"write.merge.mode":        table.WriteModeMergeOnRead,
 	table.CommitNumRetriesKey: "0",
+	// iceberg-go writes one file per partition at once, each holding its
+	// Parquet row group in memory until it is full. With its default, 1M
+	// rows or 128 MB, a full load of a 10 GB export peaked at 1.92 GB of
+	// RSS; with DuckDB's own row group, 122,880 rows, at 1.37 GB (the
+	// same time, 98.7 and 101.7 s; one run each).
+	table.ParquetRowGroupLimitKey: strconv.Itoa(rowGroupLimit),
 }
+
+// rowGroupLimit is the most rows of a Parquet row group of the lake.
+const rowGroupLimit = 122880
 
 // publishDelta commits the run's changes to t merge-on-read, when the run
 // names its changed resources (changes.Keys) and the table exists: one

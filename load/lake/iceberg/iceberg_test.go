@@ -19,6 +19,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
 	iceberggo "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/go-cmp/cmp"
@@ -920,5 +921,28 @@ func TestConcurrentOpen(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestRowGroupsAreBounded: a table's data files hold row groups of at
+// most 122,880 rows (DuckDB's own row group), which bounds what the
+// writer of each partition holds in memory.
+func TestRowGroupsAreBounded(t *testing.T) {
+	w, lk := folderLake(t)
+	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(70_000, 1)...)) // 140,000 claim lines
+	files, _ := icebergtest.Files(t, lk, "claim_line")
+	var rows []int64
+	for _, f := range files {
+		pf, err := file.OpenParquetFile(icebergtest.LocalPath(t, "", f), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range pf.NumRowGroups() {
+			rows = append(rows, pf.RowGroup(i).NumRows())
+		}
+		pf.Close()
+	}
+	if len(rows) < 2 || slices.Max(rows) > 122_880 {
+		t.Errorf("row groups of %v rows, want two or more of at most 122880", rows)
 	}
 }

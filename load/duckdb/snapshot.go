@@ -217,9 +217,9 @@ func (w *Warehouse) RunIDs(ctx context.Context) ([]string, error) {
 // DuckDB's row groups. duckdb-go runs a query to its end before it hands
 // over the first batch, so one query of a whole table held all its rows:
 // reading eob_item_adjudication of a 10 GB export (16.7 million rows)
-// took 2.5 GB of RSS and 5.5 s before the first batch, and a full publish
-// to an Iceberg lake peaked at 4.5 GB. A query per slice of rowids (which
-// DuckDB's scan skips to) holds one slice.
+// took 2.5 GB of RSS and 5.5 s before the first batch, and a full load of
+// that export with an Iceberg lake peaked at 4.9 GB. A query per slice of
+// rowids (which DuckDB's scan skips to) holds one slice.
 const sliceRows = 2 * 122880
 
 // Whether rowsOf reads a slice of rowids at a time.
@@ -230,12 +230,11 @@ const (
 
 // rowsOf streams the rows of table that match where (SQL on its columns,
 // with args), a slice of rowids at a time or in one query, from a
-// connection of its own
-// that the reader closes when released: the Snapshot's readers are safe
-// for concurrent use, so that a lake may read several tables at once (the
-// connection of the warehouse runs one query at a time). Every slice is
-// read in one transaction, so the reader sees the committed state as it
-// was when it started.
+// connection of its own that the reader closes when released: the
+// Snapshot's readers are safe for concurrent use, so that a lake may read
+// several tables at once (the connection of the warehouse runs one query
+// at a time). Every slice is read in one transaction, so the reader sees
+// the committed state as it was when it started.
 func (w *Warehouse) rowsOf(ctx context.Context, table, where string, slices bool, args ...any) (load.RecordReader, error) {
 	conn, err := w.db.Conn(ctx)
 	if err != nil {

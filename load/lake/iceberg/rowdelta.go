@@ -206,20 +206,11 @@ func matchingPositions(ctx context.Context, fs iceio.IO, task table.FileScanTask
 // types) is read in place (matchInPlace); any other goes through Arrow
 // (scanRecords).
 func eachMatch(ctx context.Context, fs iceio.IO, path string, match rowKeys, ids []int, found func(pos int64)) error {
-	f, err := fs.Open(path)
+	pf, idx, done, err := openColumns(fs, path, match.cols, ids)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	pf, err := file.NewParquetReader(f)
-	if err != nil {
-		return err
-	}
-	defer pf.Close()
-	idx, err := columnsOf(pf, match.cols, ids)
-	if err != nil {
-		return err
-	}
+	defer done()
 	var fr *pqarrow.FileReader // made for the first row group that needs it
 	m := matcher{keys: match.keys}
 	var start int64
@@ -540,20 +531,11 @@ func readDeletes(ctx context.Context, fs iceio.IO, path, target string, dead map
 // columns and the position of its first row. Only those columns' chunks
 // are read.
 func scanColumns(ctx context.Context, fs iceio.IO, path string, names []string, ids []int, fn func(row int64, cols []arrow.Array) error) error {
-	f, err := fs.Open(path)
+	pf, idx, done, err := openColumns(fs, path, names, ids)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	pf, err := file.NewParquetReader(f)
-	if err != nil {
-		return err
-	}
-	defer pf.Close()
-	idx, err := columnsOf(pf, names, ids)
-	if err != nil {
-		return err
-	}
+	defer done()
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
 	if err != nil {
 		return err
@@ -582,6 +564,28 @@ func scanRecords(ctx context.Context, fr *pqarrow.FileReader, idx, rgs []int, st
 		return err
 	}
 	return nil
+}
+
+// openColumns opens the Parquet file at path and finds the columns of
+// field ids ids (named names); done closes the file.
+func openColumns(fs iceio.IO, path string, names []string, ids []int) (pf *file.Reader, idx []int, done func(), err error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if pf, err = file.NewParquetReader(f); err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	done = func() {
+		pf.Close()
+		f.Close()
+	}
+	if idx, err = columnsOf(pf, names, ids); err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return pf, idx, done, nil
 }
 
 // columnsOf returns the indexes in pf's schema of the columns of the

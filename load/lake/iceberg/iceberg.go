@@ -714,15 +714,21 @@ var mergeOnRead = iceberg.Properties{
 	"write.update.mode":       table.WriteModeMergeOnRead,
 	"write.merge.mode":        table.WriteModeMergeOnRead,
 	table.CommitNumRetriesKey: "0",
-	// iceberg-go writes one file per partition at once, each holding its
-	// Parquet row group in memory until it is full. With its default, 1M
-	// rows or 128 MB, a full load of a 10 GB export peaked at 1.92 GB of
-	// RSS; with DuckDB's own row group, 122,880 rows, at 1.37 GB (the
-	// same time, 98.7 and 101.7 s; one run each).
-	table.ParquetRowGroupLimitKey: strconv.Itoa(rowGroupLimit),
 }
 
+// tableProps are the properties every table of the lake has: merge-on-read,
+// zstd, and row groups of at most rowGroupLimit rows.
+var tableProps = union2(mergeOnRead, iceberg.Properties{
+	"write.parquet.compression-codec": "zstd",
+	table.ParquetRowGroupLimitKey:     strconv.Itoa(rowGroupLimit),
+})
+
 // rowGroupLimit is the most rows of a Parquet row group of the lake.
+// iceberg-go writes one file per partition at once, each holding its row
+// group in memory until it is full. With its default, 1M rows or 128 MB,
+// a full load of a 10 GB export peaked at 1.92 GB of RSS; with DuckDB's
+// own row group, 122,880 rows, at 1.37 GB (the same time, 98.7 and
+// 101.7 s; one run each).
 const rowGroupLimit = 122880
 
 // publishDelta commits the run's changes to t merge-on-read, when the run
@@ -825,15 +831,15 @@ func commitDelta(ctx context.Context, tbl *table.Table, filter iceberg.BooleanEx
 	return commitTxn(ctx, tbl, txn)
 }
 
-// deltaTxn starts a merge-on-read transaction on tbl: it switches the
-// table to merge-on-read and records its CREATE statement, def, when they
-// changed.
+// deltaTxn starts a merge-on-read transaction on tbl: it gives the table
+// tableProps (merge-on-read among them) and records its CREATE statement,
+// def, when they changed.
 func deltaTxn(tbl *table.Table, def string) (*table.Transaction, error) {
 	props := iceberg.Properties{}
 	if def != "" && tbl.Properties()[propSQL] != def {
 		props[propSQL] = def
 	}
-	for k, v := range mergeOnRead {
+	for k, v := range tableProps {
 		if tbl.Properties()[k] != v {
 			props[k] = v
 		}
@@ -1001,7 +1007,7 @@ func (lk *Lake) ensureTable(ctx context.Context, name string, sc *arrow.Schema, 
 		catalog.WithPartitionSpec(&spec),
 		// Merge-on-read (publishDelta): Trino, Spark, Athena and DuckDB
 		// apply position deletes; compactIfDue bounds them.
-		catalog.WithProperties(union2(mergeOnRead, iceberg.Properties{"write.parquet.compression-codec": "zstd"})))
+		catalog.WithProperties(tableProps))
 	if errors.Is(err, catalog.ErrTableAlreadyExists) {
 		// Another warehouse's publish created it a moment ago.
 		if tbl, err = lk.cat.LoadTable(ctx, ident); err == nil {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fhirlake/fhirlake/extract"
 	"github.com/fhirlake/fhirlake/internal/lockfile"
@@ -430,18 +431,16 @@ func (pt *part) matches() []load.MemberMatch {
 func (p Pipeline) exportAll(ctx context.Context, log *slog.Logger, runs []RosterRun) ([]*part, error) {
 	parts := make([]*part, len(runs))
 	errs := make([]error, len(runs))
-	sem := make(chan struct{}, exportsAtOnce)
-	var wg sync.WaitGroup
+	var g errgroup.Group // no shared context: a failure stops no other export
+	g.SetLimit(exportsAtOnce)
 	for i, r := range runs {
 		parts[i] = &part{RosterRun: r}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			parts[i].res, errs[i] = p.export(p.exportContext(ctx, i, len(runs)), log, r)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	var first error
 	for i, err := range errs {
 		if err == nil {

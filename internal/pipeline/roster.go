@@ -80,10 +80,10 @@ const DefaultMaxPatients = 1000
 // maxPatients patients (0: DefaultMaxPatients) are spread over buckets by
 // a hash of their reference, one export each (loaded together in one
 // commit: Pipeline.Exports), each with a watermark scope of its own
-// (patient/<i>of<k>): a member stays in its
-// bucket from run to run while the number of buckets stays, so each
-// bucket's watermark covers the same members (a new member is back-filled
-// as any member new to a scope is).
+// (patient/<i>of<k>): a member stays in its bucket from run to run
+// while the number of buckets stays, so each bucket's watermark covers
+// the same members (a new member is back-filled as any member new to a
+// scope is).
 func RosterRequests(matches []Match, base extract.Request, maxPatients int) []RosterRun {
 	var runs []RosterRun
 	groups := map[string]int{} // group id -> index in runs

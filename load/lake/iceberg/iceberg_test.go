@@ -946,3 +946,35 @@ func TestRowGroupsAreBounded(t *testing.T) {
 		t.Errorf("row groups of %v rows, want two or more of at most 122880", rows)
 	}
 }
+
+// TestDeletesFoundInChunks: the rows a run replaces are found by reading
+// a data file a few row groups at a time, at once (chunksOf): each
+// replaced row is deleted, at its own position, and no other.
+func TestDeletesFoundInChunks(t *testing.T) {
+	defer iceberg.SetChunkingForTest(100, 2)()
+	w, lk := folderLake(t)
+	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(1000, 1)...)) // one file of 2000 claim lines
+	files, _ := icebergtest.Files(t, lk, "claim_line")
+	if len(files) != 1 {
+		t.Fatalf("%d files of claim lines, want 1", len(files))
+	}
+	pf, err := file.OpenParquetFile(icebergtest.LocalPath(t, "", files[0]), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := pf.NumRowGroups()
+	pf.Close()
+	if groups < 10 {
+		t.Fatalf("%d row groups, want 10 or more", groups)
+	}
+	var changed []claim
+	for i := 3; i < 1000; i += 97 { // in every other chunk or so
+		changed = append(changed, claim{fmt.Sprintf("c%02d", i), "2020-03-01", 1})
+	}
+	publish(t, lk, w, commit(t, w, "payer-a", "r2", nil, changed...))
+	tbl, _ := lk.Table(t.Context(), "claim_line")
+	if got, want := tbl.CurrentSnapshot().Summary.Properties["total-position-deletes"], strconv.Itoa(2*len(changed)); got != want {
+		t.Errorf("%s claim lines deleted, want %s", got, want)
+	}
+	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line")
+}

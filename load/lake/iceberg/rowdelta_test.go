@@ -12,8 +12,11 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	iceberggo "github.com/apache/iceberg-go"
 	iceio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/table"
 )
 
 // keyRow is one row of a test file of key columns; nil is null.
@@ -144,12 +147,30 @@ func TestEachMatch(t *testing.T) {
 				for i := range ids {
 					ids[i] = 1001 + i // the file has no field ids: found by name
 				}
-				err := eachMatch(context.Background(), iceio.LocalFS{}, path, match, ids, func(pos int64) { got = append(got, pos) })
+				err := eachMatch(context.Background(), iceio.LocalFS{}, path, match, ids, 0, -1, func(pos int64) { got = append(got, pos) })
 				if err != nil {
 					t.Fatal(err)
 				}
 				if !slices.Equal(got, want) {
 					t.Errorf("positions %v, want %v", got, want)
+				}
+				// Read in chunks of row groups (one, then two, then the
+				// rest), and past the last row group, it finds the same.
+				pf, err := file.OpenParquetFile(path, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				groups := pf.NumRowGroups()
+				pf.Close()
+				got = got[:0]
+				for _, r := range [][2]int{{0, 1}, {1, 3}, {3, -1}, {groups, groups + 2}} {
+					err := eachMatch(context.Background(), iceio.LocalFS{}, path, match, ids, r[0], r[1], func(pos int64) { got = append(got, pos) })
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("in chunks of %d row groups: positions %v, want %v", groups, got, want)
 				}
 			})
 		}
@@ -180,7 +201,7 @@ func BenchmarkEachMatch(b *testing.B) {
 	b.Run("in-place", func(b *testing.B) {
 		for b.Loop() {
 			n := 0
-			if err := eachMatch(ctx, iceio.LocalFS{}, path, match, ids, func(int64) { n++ }); err != nil {
+			if err := eachMatch(ctx, iceio.LocalFS{}, path, match, ids, 0, -1, func(int64) { n++ }); err != nil {
 				b.Fatal(err)
 			}
 			if n != len(keys)*perResource {
@@ -203,4 +224,35 @@ func BenchmarkEachMatch(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestChunksOf: a file is read in chunks of rowGroupsPerChunk row groups
+// by its split offsets, each file's chunks consecutive and in order, the
+// last one to the file's end; a file without offsets is one chunk.
+func TestChunksOf(t *testing.T) {
+	spec := iceberggo.NewPartitionSpec()
+	fileOf := func(groups int) table.FileScanTask {
+		offsets := make([]int64, groups)
+		for i := range offsets {
+			offsets[i] = 4 + int64(i)*1000
+		}
+		b, err := iceberggo.NewDataFileBuilder(spec, iceberggo.EntryContentData, fmt.Sprintf("f%d.parquet", groups), iceberggo.ParquetFile,
+			nil, nil, nil, 10, 4+int64(groups)*1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return table.FileScanTask{File: b.SplitOffsets(offsets).Build()}
+	}
+	n := rowGroupsPerChunk
+	got := chunksOf([]table.FileScanTask{fileOf(0), fileOf(1), fileOf(n), fileOf(n + 1), fileOf(2*n + 3)})
+	want := []chunk{
+		{0, 0, -1},
+		{1, 0, -1},
+		{2, 0, -1},
+		{3, 0, n}, {3, n, -1},
+		{4, 0, n}, {4, n, 2 * n}, {4, 2 * n, -1},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("chunks %v, want %v", got, want)
+	}
 }

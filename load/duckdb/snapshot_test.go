@@ -120,8 +120,8 @@ func TestSnapshotReadsInSlices(t *testing.T) {
 	if got, sum := read(rr, 2); got != wantAll || sum != wantSum {
 		t.Errorf("whole table: %d rows summing to %d, want %d and %d", got, sum, wantAll, wantSum)
 	}
-	if sr.next != 3*sliceRows {
-		t.Errorf("read up to rowid %d, want three slices (%d)", sr.next, 3*sliceRows)
+	if sr.opened != 3 {
+		t.Errorf("%d queries, want one per slice (3)", sr.opened)
 	}
 	wantA, wantSumA := want("data_source = 'a'")
 	rr, err = w.Records(t.Context(), load.Table{Name: "big", Key: "id"}, "a", nil)
@@ -137,8 +137,31 @@ func TestSnapshotReadsInSlices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sr = rr.(*sliceReader)
 	if got, sum := read(rr, 2); got != wantIDs || sum != wantSumIDs || got != 3 {
 		t.Errorf("source a, ids %v: %d rows summing to %d, want %d and %d (three rows: 4 is of source b)", ids, got, sum, wantIDs, wantSumIDs)
+	}
+	if sr.opened != 3 {
+		t.Errorf("ids %v: %d queries, want one per slice holding one (3)", ids, sr.opened)
+	}
+	// Only the slices that hold a row of the ids are read; with none, one
+	// query gives the schema.
+	for _, c := range []struct {
+		ids     []string
+		rows    int64
+		queries int
+	}{{[]string{"3", "x7", "x8"}, 3, 2}, {[]string{"x1"}, 1, 1}, {[]string{"nope"}, 0, 1}, {nil, 0, 1}} {
+		rr, err = w.RecordsOf(t.Context(), load.Table{Name: "big", Key: "id"}, "a", c.ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sr = rr.(*sliceReader)
+		if rr.Schema().NumFields() != 3 {
+			t.Errorf("ids %v: schema %v, want the table's three columns", c.ids, rr.Schema())
+		}
+		if got, _ := read(rr, 2); got != c.rows || sr.opened != c.queries {
+			t.Errorf("ids %v: %d rows in %d queries, want %d in %d", c.ids, got, sr.opened, c.rows, c.queries)
+		}
 	}
 	rr, err = w.TableRecords(t.Context(), "hidden")
 	if err != nil {

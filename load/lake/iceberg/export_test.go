@@ -14,3 +14,10 @@ func SetChunkingForTest(rows, groups int) (restore func()) {
 	tableProps[table.ParquetRowGroupLimitKey], rowGroupsPerChunk = strconv.Itoa(rows), groups
 	return func() { tableProps[table.ParquetRowGroupLimitKey], rowGroupsPerChunk = limit, per }
 }
+
+// SetMaxFilterIDsForTest sets maxFilterIDs until restore.
+func SetMaxFilterIDsForTest(n int) (restore func()) {
+	was := maxFilterIDs
+	maxFilterIDs = n
+	return func() { maxFilterIDs = was }
+}

@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -413,17 +414,21 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 	}
 	p := publication{snap: snap, changes: changes, full: full, shared: ns.shared(id.ID), mine: mine,
 		summary: iceberg.Properties{SummaryRunID: runID, SummarySource: source}}
+	if changes != nil {
+		p.ids = &idSets{keys: changes.Keys}
+	}
 	defs, err := snap.TableDefs(ctx)
 	if err != nil {
 		return err
 	}
 	// Tables are independent Iceberg tables, each with its own commits:
 	// the changes of a run (small, in proportion to the run) are published
-	// to several at once; a whole copy of the warehouse one table at a
-	// time, which bounds its memory. Data tables first, then the
-	// bookkeeping that says what they hold.
+	// to several at once; a whole copy of the warehouse, or of the
+	// partitions a run too large to name its resources changed (they may
+	// be every partition), one table at a time, which bounds its memory.
+	// Data tables first, then the bookkeeping that says what they hold.
 	at := publishers
-	if p.full {
+	if p.full || changes.Keys == nil || changedKeys(changes) > manyKeys {
 		at = 1
 	}
 	var data []string
@@ -461,6 +466,22 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 	return nil
 }
 
+// manyKeys is how many changed resources a run names (load.Changes.Keys)
+// beyond which its tables are published one at a time: each table's
+// changed rows are read from the warehouse whole (duckdb-go holds a
+// query's result until it is read), and beyond it two at once took more
+// memory than a whole load.
+const manyKeys = 50_000
+
+// changedKeys counts the resources changes names.
+func changedKeys(changes *load.Changes) int {
+	n := 0
+	for _, ids := range changes.Keys {
+		n += len(ids)
+	}
+	return n
+}
+
 // publishers is how many tables one Publish of a run's changes writes at
 // a time: each reads its rows from the warehouse, encodes Parquet and
 // commits, and those overlap. A 1% incremental load of a 1 GB export
@@ -496,6 +517,50 @@ type publication struct {
 	shared  bool          // other warehouses write other sources
 	mine    []string      // the warehouse's sources
 	summary iceberg.Properties
+	ids     *idSets // of changes.Keys
+}
+
+// idSets are the sets of a run's changed ids (load.Changes.Keys), one per
+// resource type, each made when first asked for and shared by the tables
+// of the type and the version index, which may be published at once.
+type idSets struct {
+	keys map[string][]string
+	mu   sync.Mutex
+	sets map[string]idSet
+}
+
+// of is the set of the ids of resource type typ.
+func (s *idSets) of(typ string) idSet {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if set, ok := s.sets[typ]; ok {
+		return set
+	}
+	set := make(idSet, len(s.keys[typ]))
+	for _, id := range s.keys[typ] {
+		set[id] = struct{}{}
+	}
+	if s.sets == nil {
+		s.sets = map[string]idSet{}
+	}
+	s.sets[typ] = set
+	return set
+}
+
+// maxFilterIDs is how many ids a commit's planning filter lists (id IN
+// ...); with more it selects by source (and type) alone. The list only
+// skips a data file whose ids' bounds hold none of them, which a run of
+// many changes (random ids, spread over every file) leaves to none, and
+// iceberg-go binds and evaluates the whole list against every file.
+var maxFilterIDs = 1000
+
+// idFilter selects the rows whose column col holds one of ids, or every
+// row when they are more than maxFilterIDs.
+func idFilter(col string, ids []string) iceberg.BooleanExpression {
+	if len(ids) > maxFilterIDs {
+		return iceberg.AlwaysTrue{}
+	}
+	return iceberg.IsIn(iceberg.Reference(col), ids...)
 }
 
 // sources are the sources whose rows the publication replaces.
@@ -530,7 +595,7 @@ func (lk *Lake) publishBookkeeping(ctx context.Context, p publication, name, def
 		if !p.changes.Index && lk.exists(ctx, name) {
 			return nil
 		}
-		done, err := lk.publishIndexDelta(ctx, p.snap, p.changes, p.summary, def)
+		done, err := lk.publishIndexDelta(ctx, p.snap, p.changes, p.ids, p.summary, def)
 		if done || err != nil {
 			return err
 		}
@@ -675,7 +740,7 @@ func (lk *Lake) publishTable(ctx context.Context, p publication, t load.Table, d
 	if !ok {
 		return nil
 	}
-	done, err := lk.publishDelta(ctx, snap, t, changes, p.summary, def)
+	done, err := lk.publishDelta(ctx, snap, t, changes, p.ids, p.summary, def)
 	if err != nil {
 		return err
 	}
@@ -738,7 +803,7 @@ const rowGroupLimit = 122880
 // resources' current rows. What it writes is in
 // proportion to the change, not to the partitions the change touches.
 // done is false when the caller must rewrite partitions instead.
-func (lk *Lake) publishDelta(ctx context.Context, snap load.Snapshot, t load.Table, changes *load.Changes, summary iceberg.Properties, def string) (done bool, err error) {
+func (lk *Lake) publishDelta(ctx context.Context, snap load.Snapshot, t load.Table, changes *load.Changes, sets *idSets, summary iceberg.Properties, def string) (done bool, err error) {
 	if changes.Keys == nil || !lk.exists(ctx, t.Name) {
 		return false, nil
 	}
@@ -753,13 +818,9 @@ func (lk *Lake) publishDelta(ctx context.Context, snap load.Snapshot, t load.Tab
 		return false, err
 	}
 	var filter iceberg.BooleanExpression
-	match := rowKeys{cols: []string{load.DataSource, t.Key}, keys: make(map[string]struct{}, len(ids))}
+	match := rowKeys{cols: []string{load.DataSource, t.Key}, ids: map[string]idSet{changes.Source: sets.of(t.Resource)}}
 	if len(ids) > 0 {
-		filter = iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference(load.DataSource), changes.Source),
-			iceberg.IsIn(iceberg.Reference(t.Key), ids...))
-		for _, id := range ids {
-			match.keys[joinKey(changes.Source, id)] = struct{}{}
-		}
+		filter = iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference(load.DataSource), changes.Source), idFilter(t.Key, ids))
 	}
 	return true, commitRowDelta(ctx, tbl, filter, match, readerOf(rr), summary, def)
 }
@@ -768,7 +829,7 @@ func (lk *Lake) publishDelta(ctx context.Context, snap load.Snapshot, t load.Tab
 // mirror merge-on-read, as publishDelta does for a data table: the rows
 // of the resources the run replaced or deleted go, the versions it loaded
 // come in. done is false when the mirror must be replaced whole.
-func (lk *Lake) publishIndexDelta(ctx context.Context, snap load.Snapshot, changes *load.Changes, summary iceberg.Properties, def string) (done bool, err error) {
+func (lk *Lake) publishIndexDelta(ctx context.Context, snap load.Snapshot, changes *load.Changes, sets *idSets, summary iceberg.Properties, def string) (done bool, err error) {
 	if changes.Keys == nil || !lk.exists(ctx, load.IndexTable) {
 		return false, nil
 	}
@@ -786,13 +847,11 @@ func (lk *Lake) publishIndexDelta(ctx context.Context, snap load.Snapshot, chang
 	}
 	types := slices.Sorted(maps.Keys(changes.Keys))
 	var byType []iceberg.BooleanExpression
-	match := rowKeys{cols: []string{"source", "resource_type", "id"}, keys: map[string]struct{}{}}
+	match := rowKeys{cols: []string{"source", "resource_type", "id"}, ids: map[string]idSet{}}
 	for _, typ := range types {
 		byType = append(byType, iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference("resource_type"), typ),
-			iceberg.IsIn(iceberg.Reference("id"), changes.Keys[typ]...)))
-		for _, id := range changes.Keys[typ] {
-			match.keys[joinKey(changes.Source, typ, id)] = struct{}{}
-		}
+			idFilter("id", changes.Keys[typ])))
+		match.ids[joinKey(changes.Source, typ)] = sets.of(typ)
 	}
 	var filter iceberg.BooleanExpression
 	switch len(byType) {

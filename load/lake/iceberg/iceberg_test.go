@@ -951,6 +951,15 @@ func TestRowGroupsAreBounded(t *testing.T) {
 // a data file a few row groups at a time, at once (chunksOf): each
 // replaced row is deleted, at its own position, and no other.
 func TestDeletesFoundInChunks(t *testing.T) {
+	for _, ids := range []int{1000, 3} {
+		t.Run(fmt.Sprintf("ids in the planning filter up to %d", ids), func(t *testing.T) {
+			defer iceberg.SetMaxFilterIDsForTest(ids)()
+			testDeletesFoundInChunks(t)
+		})
+	}
+}
+
+func testDeletesFoundInChunks(t *testing.T) {
 	defer iceberg.SetChunkingForTest(100, 2)()
 	w, lk := folderLake(t)
 	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(1000, 1)...)) // one file of 2000 claim lines
@@ -977,4 +986,24 @@ func TestDeletesFoundInChunks(t *testing.T) {
 		t.Errorf("%s claim lines deleted, want %s", got, want)
 	}
 	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line")
+}
+
+// TestRunTooLargeToName: a run that changed more resources than it names
+// (load.Changes.Keys nil) rewrites the partitions it changed, one table
+// at a time, with no delete file.
+func TestRunTooLargeToName(t *testing.T) {
+	w, lk := folderLake(t)
+	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(40, 2)...))
+	ch := commit(t, w, "payer-a", "r2", []string{"c05"}, claim{"c00", "2020-03-01", 1}, claim{"c01", "2022-03-01", 3}, claim{"new", "", 1})
+	if ch.Keys == nil {
+		t.Fatal("the run names no resources")
+	}
+	ch.Keys = nil
+	publish(t, lk, w, ch)
+	for _, name := range []string{"claim", "claim_line"} {
+		if _, deletes := icebergtest.Files(t, lk, name); len(deletes) > 0 {
+			t.Errorf("%s: delete files %v, want partitions rewritten", name, deletes)
+		}
+	}
+	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line", "fhirlake_resources")
 }

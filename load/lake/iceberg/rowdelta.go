@@ -38,11 +38,26 @@ import (
 // as one row-delta snapshot (table.RowDelta), which also checks at commit
 // that the data files it deletes from are still the table's.
 
-// rowKeys selects the rows a commit deletes: those whose values in cols,
-// joined by a NUL byte (joinKey), are in keys. Every column is a string.
+// rowKeys selects the rows a commit deletes: those whose values in the
+// columns cols before the last, joined by a NUL byte (joinKey), name a set
+// of ids, and whose value in the last column is in that set. Every column
+// is a string. A run's ids of one resource type are one set, shared by
+// every table of the type (idSets), and not copied into keys.
 type rowKeys struct {
 	cols []string
-	keys map[string]struct{}
+	ids  map[string]idSet
+}
+
+// idSet is a set of ids.
+type idSet map[string]struct{}
+
+// size is how many ids match selects.
+func (match rowKeys) size() int {
+	n := 0
+	for _, set := range match.ids {
+		n += len(set)
+	}
+	return n
 }
 
 // joinKey is the key of a row whose cols hold vals.
@@ -76,7 +91,7 @@ func commitRowDelta(ctx context.Context, tbl *table.Table, filter iceberg.Boolea
 		return err
 	}
 	var deletes []iceberg.DataFile
-	if filter != nil && len(match.keys) > 0 {
+	if filter != nil && match.size() > 0 {
 		if deletes, err = writePositionDeletes(ctx, tbl, filter, match); err != nil {
 			return fmt.Errorf("delete changed rows: %w", err)
 		}
@@ -279,7 +294,7 @@ func eachMatch(ctx context.Context, fs iceio.IO, path string, match rowKeys, ids
 		to = pf.NumRowGroups()
 	}
 	var fr *pqarrow.FileReader // made for the first row group that needs it
-	m := matcher{keys: match.keys}
+	m := matcher{ids: match.ids}
 	var start int64 // the position of row group rg's first row
 	for rg := range min(from, to) {
 		start += pf.MetaData().RowGroup(rg).NumRows()
@@ -289,7 +304,7 @@ func eachMatch(ctx context.Context, fs iceio.IO, path string, match rowKeys, ids
 			return err
 		}
 		rgr := pf.RowGroup(rg)
-		done, err := matchInPlace(rgr, idx, match.keys, start, found)
+		done, err := matchInPlace(rgr, idx, match.ids, start, found)
 		if err != nil {
 			return fmt.Errorf("row group %d: %w", rg, err)
 		}
@@ -321,13 +336,13 @@ const maxPrefixValues = 255
 
 // matchInPlace looks up the rows of row group rgr (its first row at
 // position start) when each of its key columns but the last (columns idx)
-// holds few distinct values (prefixCodes): a row's key is those values
-// joined with its value of the last column, which is read as slices of
-// the decoded pages, without copies. A child table holds its resource's
-// rows one after another, so a row whose key is the previous row's takes
-// its answer. done is false, and nothing found, when a column is not a
-// flat byte array or holds too many values.
-func matchInPlace(rgr *file.RowGroupReader, idx []int, keys map[string]struct{}, start int64, found func(int64)) (done bool, err error) {
+// holds few distinct values (prefixCodes): those values, joined, name the
+// set of ids (of ids) in which the row's value of the last column is
+// looked up, read as slices of the decoded pages, without copies. A child
+// table holds its resource's rows one after another, so a row whose value
+// is the previous row's takes its answer. done is false, and nothing
+// found, when a column is not a flat byte array or holds too many values.
+func matchInPlace(rgr *file.RowGroupReader, idx []int, ids map[string]idSet, start int64, found func(int64)) (done bool, err error) {
 	last := len(idx) - 1
 	prefixes := make([]prefixColumn, last)
 	for k, c := range idx[:last] {
@@ -347,7 +362,8 @@ func matchInPlace(rgr *file.RowGroupReader, idx []int, keys map[string]struct{},
 		defs = make([]int16, inPlaceBatch)
 	}
 	cur := make([]uint8, last) // the codes the key starts with; 0 before the first row
-	var key, prev []byte       // prev: the last column's value last looked up
+	set := ids[""]             // the ids of the current prefix
+	var key, prev []byte       // key: the current prefix; prev: the last value looked up
 	var known, hit bool        // known: prev's answer is hit
 	var r int64                // the row's place in the row group
 	for col.HasNext() {
@@ -382,15 +398,16 @@ func matchInPlace(rgr *file.RowGroupReader, idx []int, keys map[string]struct{},
 			if changed {
 				key = key[:0]
 				for k, pc := range prefixes {
-					key = append(append(key, pc.values[cur[k]-1]...), 0)
+					if k > 0 {
+						key = append(key, 0)
+					}
+					key = append(key, pc.values[cur[k]-1]...)
 				}
+				set = ids[string(key)]
 				known = false
 			}
 			if !known || !bytes.Equal(val, prev) {
-				n := len(key)
-				key = append(key, val...)
-				_, hit = keys[string(key)]
-				key = key[:n]
+				_, hit = set[string(val)]
 				prev = append(prev[:0], val...)
 				known = true
 			}
@@ -487,11 +504,12 @@ func byteColumn(rgr *file.RowGroupReader, c int) (col *file.ByteArrayColumnChunk
 	return col, cr.Descriptor().MaxDefinitionLevel(), true, nil
 }
 
-// matcher finds the rows of a batch whose columns' values form a key.
+// matcher finds the rows of a batch whose columns' values form a key of
+// ids (as rowKeys).
 type matcher struct {
-	keys map[string]struct{}
-	key  []byte
-	hit  []bool
+	ids map[string]idSet
+	key []byte
+	hit []bool
 }
 
 // batch calls found with the index of each row of cols (string or
@@ -517,10 +535,10 @@ func (m *matcher) batch(cols []arrow.Array, names []string, found func(int)) err
 	last := len(cols) - 1
 	if d := idx[last]; d != nil {
 		if prefix, ok := constantPrefix(cols[:last], vals[:last], idx[:last]); ok {
+			set := m.ids[string(prefix)]
 			m.hit = m.hit[:0]
 			for k := range vals[last].Len() {
-				m.key = append(append(m.key[:0], prefix...), vals[last].Value(k)...)
-				_, hit := m.keys[string(m.key)]
+				_, hit := set[vals[last].Value(k)]
 				m.hit = append(m.hit, hit && !vals[last].IsNull(k))
 			}
 			for j := range n {
@@ -531,6 +549,12 @@ func (m *matcher) batch(cols []arrow.Array, names []string, found func(int)) err
 			return nil
 		}
 	}
+	value := func(i, j int) string {
+		if idx[i] != nil {
+			j = idx[i].GetValueIndex(j)
+		}
+		return vals[i].Value(j)
+	}
 	for j := range n {
 		m.key = m.key[:0]
 		null := false
@@ -539,25 +563,26 @@ func (m *matcher) batch(cols []arrow.Array, names []string, found func(int)) err
 				null = true
 				break
 			}
-			k := j
-			if idx[i] != nil {
-				k = idx[i].GetValueIndex(j)
+			if i == last {
+				break
 			}
 			if i > 0 {
 				m.key = append(m.key, 0)
 			}
-			m.key = append(m.key, vals[i].Value(k)...)
+			m.key = append(m.key, value(i, j)...)
 		}
-		if _, ok := m.keys[string(m.key)]; ok && !null {
+		if null {
+			continue
+		}
+		if _, ok := m.ids[string(m.key)][value(last, j)]; ok {
 			found(j)
 		}
 	}
 	return nil
 }
 
-// constantPrefix returns the joined values of cols, plus the separator
-// before the next column, when each holds one non-null value in every
-// row; ok is false otherwise.
+// constantPrefix returns the joined values of cols (joinKey) when each
+// holds one non-null value in every row; ok is false otherwise.
 func constantPrefix(cols []arrow.Array, vals []stringColumn, idx []*array.Dictionary) (prefix []byte, ok bool) {
 	for i, c := range cols {
 		if c.NullN() > 0 || c.Len() == 0 {
@@ -577,7 +602,10 @@ func constantPrefix(cols []arrow.Array, vals []stringColumn, idx []*array.Dictio
 				}
 			}
 		}
-		prefix = append(append(prefix, v...), 0)
+		if i > 0 {
+			prefix = append(prefix, 0)
+		}
+		prefix = append(prefix, v...)
 	}
 	return prefix, true
 }
@@ -586,7 +614,7 @@ func constantPrefix(cols []arrow.Array, vals []stringColumn, idx []*array.Dictio
 // position-delete file at path lists.
 func readDeletes(ctx context.Context, fs iceio.IO, path, target string, dead map[int64]struct{}) error {
 	names := []string{"file_path", "pos"}
-	m := matcher{keys: map[string]struct{}{target: {}}}
+	m := matcher{ids: map[string]idSet{"": {target: {}}}}
 	return scanColumns(ctx, fs, path, names, []int{deleteFilePathID, deletePosID}, func(_ int64, cols []arrow.Array) error {
 		pos, ok := cols[1].(*array.Int64)
 		if !ok {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -142,7 +143,7 @@ func TestEachMatch(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/dict=%v", c.name, dict), func(t *testing.T) {
 				path := writeKeyFile(t, c.cols, c.rows, c.rowGroup, dict, 1<<10)
 				var got []int64
-				match := rowKeys{cols: c.cols, keys: keys}
+				match := rowKeys{cols: c.cols, ids: idSetsOf(keys)}
 				ids := make([]int, len(c.cols))
 				for i := range ids {
 					ids[i] = 1001 + i // the file has no field ids: found by name
@@ -195,7 +196,7 @@ func BenchmarkEachMatch(b *testing.B) {
 		}
 	}
 	path := writeKeyFile(b, []string{"data_source", "id"}, rows, 1<<20, true, 1<<20)
-	match := rowKeys{cols: []string{"data_source", "id"}, keys: keys}
+	match := rowKeys{cols: []string{"data_source", "id"}, ids: idSetsOf(keys)}
 	ids := []int{1001, 1002} // the file has no field ids: found by name
 	ctx := context.Background()
 	b.Run("in-place", func(b *testing.B) {
@@ -212,7 +213,7 @@ func BenchmarkEachMatch(b *testing.B) {
 	b.Run("arrow", func(b *testing.B) {
 		for b.Loop() {
 			n := 0
-			m := matcher{keys: keys}
+			m := matcher{ids: match.ids}
 			err := scanColumns(ctx, iceio.LocalFS{}, path, match.cols, ids, func(_ int64, cols []arrow.Array) error {
 				return m.batch(cols, match.cols, func(int) { n++ })
 			})
@@ -255,4 +256,21 @@ func TestChunksOf(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("chunks %v, want %v", got, want)
 	}
+}
+
+// idSetsOf is keys (joinKey of each key's values) as the sets of ids of
+// rowKeys: by the values before the last.
+func idSetsOf(keys map[string]struct{}) map[string]idSet {
+	out := map[string]idSet{}
+	for k := range keys {
+		prefix, id := "", k
+		if i := strings.LastIndexByte(k, 0); i >= 0 {
+			prefix, id = k[:i], k[i+1:]
+		}
+		if out[prefix] == nil {
+			out[prefix] = idSet{}
+		}
+		out[prefix][id] = struct{}{}
+	}
+	return out
 }

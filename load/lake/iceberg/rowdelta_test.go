@@ -274,3 +274,30 @@ func idSetsOf(keys map[string]struct{}) map[string]idSet {
 	}
 	return out
 }
+
+// TestLiveOnly: the positions a data file's delete files list, in any
+// order across files, are left out; the others stay, in order.
+func TestLiveOnly(t *testing.T) {
+	dir := t.TempDir()
+	spec := iceberggo.NewPartitionSpec()
+	b, err := iceberggo.NewDataFileBuilder(spec, iceberggo.EntryContentData, filepath.Join(dir, "data.parquet"), iceberggo.ParquetFile, nil, nil, nil, 20, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := b.Build()
+	task := table.FileScanTask{File: df}
+	for i, pos := range [][]int64{{5, 9, 12}, {1, 7}} {
+		d, err := writeDeleteFile(iceio.LocalFS{}, spec, filepath.Join(dir, fmt.Sprintf("d%d.parquet", i)), df, pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		task.DeleteFiles = append(task.DeleteFiles, d)
+	}
+	got, err := liveOnly(t.Context(), iceio.LocalFS{}, task, []int64{0, 1, 2, 5, 6, 7, 9, 10, 13})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int64{0, 2, 6, 10, 13}; !slices.Equal(got, want) {
+		t.Errorf("live positions %v, want %v", got, want)
+	}
+}

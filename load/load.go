@@ -225,7 +225,7 @@ type Changes struct {
 // partitions the run changed, which costs as much as a whole publish
 // when the changes span every year: a 3% incremental run of a 10 GB
 // export (83,000 resources) took 39.5 s and 1.32 GB that way with a
-// bound of 50,000, against 11.7 s and 718 MB naming its resources.
+// bound of 50,000, against 11.7 s and 703 MB naming its resources.
 const MaxChangedKeys = 300_000
 
 // DefaultSource is the source of runs that name none, and of rows a

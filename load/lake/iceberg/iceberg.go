@@ -467,10 +467,11 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 }
 
 // manyKeys is how many changed resources a run names (load.Changes.Keys)
-// beyond which its tables are published one at a time: each table's
-// changed rows are read from the warehouse whole (duckdb-go holds a
-// query's result until it is read), and beyond it two at once took more
-// memory than a whole load.
+// beyond which its tables are published one at a time, to bound memory:
+// a 10% incremental run of a 10 GB export (274,000 resources) peaked at
+// 1.14 GB two tables at a time, and at 0.98-1.01 GB one at a time, about
+// a second slower (21.9-22.6 s against 20.5-20.8 s; two alternating runs
+// each).
 const manyKeys = 50_000
 
 // changedKeys counts the resources changes names.

@@ -96,7 +96,7 @@ func (w *Warehouse) Records(ctx context.Context, t load.Table, source string, va
 // run loaded were appended, so they are in the last few slices. (Binding
 // the list again for every slice of a large table cost more than the
 // slices saved: a 1% incremental run of a 10 GB export took 17-20 s of
-// CPU against 12; in one query, a 10% run held 1.67 million rows of
+// CPU against 12; in one query, a 10% run held about 1.7 million rows of
 // eob_item_adjudication at once.)
 func (w *Warehouse) RecordsOf(ctx context.Context, t load.Table, source string, ids []string) (load.RecordReader, error) {
 	where := fmt.Sprintf("%s = $1 AND %s IN (SELECT unnest($2::VARCHAR[]))", ident(load.DataSource), ident(t.Key))
@@ -285,7 +285,8 @@ func (r *sliceReader) start(ctx context.Context, table, where string, how readin
 	if err != nil {
 		return err
 	}
-	switch r.sliced = how != inOneQuery && !hidden; {
+	r.sliced = how != inOneQuery && !hidden
+	switch {
 	case r.sliced && how == inSlices:
 		var last sql.NullInt64
 		if err := r.conn.QueryRowContext(ctx, "SELECT max(rowid) FROM "+ident(table)).Scan(&last); err != nil {

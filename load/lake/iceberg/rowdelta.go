@@ -347,8 +347,8 @@ const maxPrefixValues = 255
 // matchInPlace looks up the rows of row group rgr (its first row at
 // position start) when each of its key columns but the last (columns idx)
 // holds few distinct values (prefixCodes): those values, joined, name the
-// set of ids (of ids) in which the row's value of the last column is
-// looked up, read as slices of the decoded pages, without copies. A child
+// set (in ids) in which the row's value of the last column is looked up,
+// read as slices of the decoded pages, without copies. A child
 // table holds its resource's rows one after another, so a row whose value
 // is the previous row's takes its answer. done is false, and nothing
 // found, when a column is not a flat byte array or holds too many values.

@@ -216,6 +216,10 @@ type Changes struct {
 	// ones). It is nil when the run changed more than MaxChangedKeys
 	// resources: a lake then rewrites the changed partitions.
 	Keys map[string][]string
+	// Appended counts, per table of Tables, the rows the run inserted
+	// into it: all the rows of Keys' resources the table holds after the
+	// run (RecordsOf's appended).
+	Appended map[string]int64
 }
 
 // MaxChangedKeys bounds Changes.Keys, which holds memory in proportion

@@ -509,7 +509,7 @@ func (m *Memory) Records(_ context.Context, t Table, source string, vals []strin
 
 // RecordsOf streams the rows of t of source of the resources ids, in key
 // order.
-func (m *Memory) RecordsOf(_ context.Context, t Table, source string, ids []string) (RecordReader, error) {
+func (m *Memory) RecordsOf(_ context.Context, t Table, source string, ids []string, _ int64) (RecordReader, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mt, ok := m.tables[t.Name]

@@ -221,24 +221,28 @@ func TestWriteLakeMirrorsWarehouse(t *testing.T) {
 		skipLake  bool // the lake write of this run "crashed"
 		wantTouch map[string][]string
 		wantKeys  []string // the claims replaced or deleted
+		wantRows  [3]int64 // the rows inserted into claim, claim_line and claim_note
 	}{
 		{
 			name:      "first load",
 			claims:    []claim{{"a", "2021-05-01", 2}, {"b", "2022-01-01", 1}, {"c", "", 1}},
 			wantTouch: map[string][]string{"claim": {"2021", "2022", "unknown"}, "claim_line": {"2021", "2022", "unknown"}, "claim_note": nil},
 			wantKeys:  []string{"a", "b", "c"},
+			wantRows:  [3]int64{3, 4, 4},
 		},
 		{
 			name:      "a moves to 2023, b reloaded with more lines",
 			claims:    []claim{{"a", "2023-02-02", 1}, {"b", "2022-06-01", 3}},
 			wantTouch: map[string][]string{"claim": {"2021", "2022", "2023"}, "claim_line": {"2021", "2022", "2023"}, "claim_note": nil},
 			wantKeys:  []string{"a", "b"},
+			wantRows:  [3]int64{2, 4, 4},
 		},
 		{
 			name:      "b and c deleted empty their partitions",
 			deleted:   []string{"b", "c"},
 			wantTouch: map[string][]string{"claim": {"2022", "unknown"}, "claim_line": {"2022", "unknown"}, "claim_note": nil},
 			wantKeys:  []string{"b", "c"},
+			wantRows:  [3]int64{0, 0, 0},
 		},
 		{
 			name:      "lake write lost",
@@ -246,12 +250,14 @@ func TestWriteLakeMirrorsWarehouse(t *testing.T) {
 			skipLake:  true,
 			wantTouch: map[string][]string{"claim": {"2020"}, "claim_line": {"2020"}, "claim_note": nil},
 			wantKeys:  []string{"d"},
+			wantRows:  [3]int64{1, 1, 1},
 		},
 		{
 			name:      "next run catches up the whole lake",
 			claims:    []claim{{"e", "2024-12-31", 2}},
 			wantTouch: map[string][]string{"claim": {"2024"}, "claim_line": {"2024"}, "claim_note": nil},
 			wantKeys:  []string{"e"},
+			wantRows:  [3]int64{1, 2, 2},
 		},
 	}
 	w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
@@ -265,7 +271,8 @@ func TestWriteLakeMirrorsWarehouse(t *testing.T) {
 			id := "r" + string(rune('1'+i))
 			st := claimRun(t, w, id, s.deleted, s.claims...)
 			if diff := cmp.Diff(&load.Changes{Source: "test", RunID: id, Tables: s.wantTouch, Index: true,
-				Keys: map[string][]string{"Claim": s.wantKeys}}, st.Changes); diff != "" {
+				Keys:     map[string][]string{"Claim": s.wantKeys},
+				Appended: map[string]int64{"claim": s.wantRows[0], "claim_line": s.wantRows[1], "claim_note": s.wantRows[2]}}, st.Changes); diff != "" {
 				t.Errorf("changes (-want +got):\n%s", diff)
 			}
 			if s.skipLake {

@@ -62,6 +62,7 @@ type Loader struct {
 	// indexChanged is set when the commit changes fhirlake_resources.
 	indexChanged bool
 	keys         map[string][]string // see load.Changes.Keys
+	appended     map[string]int64    // see load.Changes.Appended
 	done         bool
 }
 
@@ -465,7 +466,7 @@ func (l *Loader) Commit(ctx context.Context, run load.Run) (load.Stats, error) {
 		rows[k] = v
 	}
 	return load.Stats{Resources: l.resources, Rejects: l.nrejects, Deleted: l.deletedResources, SkippedOlder: l.skipped, Unchanged: l.unchanged, Rows: rows,
-		Changes: &load.Changes{Source: l.source, RunID: run.ID, Tables: touched, Person: l.relinked, Index: l.indexChanged, Keys: l.keys}, PersonConflicts: l.conflicts}, nil
+		Changes: &load.Changes{Source: l.source, RunID: run.ID, Tables: touched, Person: l.relinked, Index: l.indexChanged, Keys: l.keys, Appended: l.appended}, PersonConflicts: l.conflicts}, nil
 }
 
 func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, error) {
@@ -510,6 +511,8 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		return nil, err
 	}
 	touched := map[string][]string{}
+	appended := map[string]int64{}
+	l.appended = appended
 	names := make([]string, 0, len(l.tables))
 	for n := range l.tables {
 		if n != load.Resources {
@@ -570,6 +573,7 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 			return nil, err
 		}
 		touched[name] = union(before, after)
+		appended[name] = inserted
 	}
 	// Persons: relinked when the run changed patients or their
 	// identifiers, or matched members, or the crosswalk is new.

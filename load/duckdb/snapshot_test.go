@@ -133,7 +133,7 @@ func TestSnapshotReadsInSlices(t *testing.T) {
 	}
 	ids := []string{"3", "4", "300000", "x7"}
 	wantIDs, wantSumIDs := want("data_source = 'a' AND id IN ('3', '4', '300000', 'x7')")
-	rr, err = w.RecordsOf(t.Context(), load.Table{Name: "big", Key: "id"}, "a", ids)
+	rr, err = w.RecordsOf(t.Context(), load.Table{Name: "big", Key: "id"}, "a", ids, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestSnapshotReadsInSlices(t *testing.T) {
 		rows    int64
 		queries int
 	}{{[]string{"3", "x7", "x8"}, 3, 2}, {[]string{"x1"}, 1, 1}, {[]string{"nope"}, 0, 1}, {nil, 0, 1}} {
-		rr, err = w.RecordsOf(t.Context(), load.Table{Name: "big", Key: "id"}, "a", c.ids)
+		rr, err = w.RecordsOf(t.Context(), load.Table{Name: "big", Key: "id"}, "a", c.ids, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,6 +161,30 @@ func TestSnapshotReadsInSlices(t *testing.T) {
 		}
 		if got, _ := read(rr, 2); got != c.rows || sr.opened != c.queries {
 			t.Errorf("ids %v: %d rows in %d queries, want %d in %d", c.ids, got, sr.opened, c.rows, c.queries)
+		}
+	}
+	// The rows a run inserted last (x0 to x4999), named with their count,
+	// are read as the table's last rowids, without the list; a count
+	// that does not fit, or ids that are not all of them, are read by
+	// slices that hold any.
+	var xs []string
+	for i := range 5000 {
+		xs = append(xs, fmt.Sprintf("x%d", i))
+	}
+	for _, c := range []struct {
+		ids      []string
+		appended int64
+		rows     int64
+		last     bool
+	}{{xs, 5000, 5000, true}, {xs, 5001, 5000, false}, {xs[:10], 5000, 10, false}, {xs[:10], 0, 10, false}} {
+		rr, err = w.RecordsOf(t.Context(), load.Table{Name: "big", Key: "id"}, "a", c.ids, c.appended)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sr = rr.(*sliceReader)
+		last := sr.args == nil // lastRows drops the list
+		if got, _ := read(rr, 2); got != c.rows || last != c.last || sr.opened != 1 {
+			t.Errorf("%d ids, %d appended: %d rows in %d queries, by the last rowids %v; want %d in 1, %v", len(c.ids), c.appended, got, sr.opened, last, c.rows, c.last)
 		}
 	}
 	rr, err = w.TableRecords(t.Context(), "hidden")

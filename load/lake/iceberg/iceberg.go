@@ -809,7 +809,7 @@ func (lk *Lake) publishDelta(ctx context.Context, snap load.Snapshot, t load.Tab
 		return false, nil
 	}
 	ids := changes.Keys[t.Resource]
-	rr, err := snap.RecordsOf(ctx, t, changes.Source, ids)
+	rr, err := snap.RecordsOf(ctx, t, changes.Source, ids, changes.Appended[t.Name])
 	if err != nil {
 		return false, err
 	}

@@ -227,8 +227,8 @@ func (f failingSnapshot) Records(ctx context.Context, t load.Table, source strin
 	return &failAfterFirst{RecordReader: rr}, nil
 }
 
-func (f failingSnapshot) RecordsOf(ctx context.Context, t load.Table, source string, ids []string) (load.RecordReader, error) {
-	rr, err := f.Warehouse.RecordsOf(ctx, t, source, ids)
+func (f failingSnapshot) RecordsOf(ctx context.Context, t load.Table, source string, ids []string, appended int64) (load.RecordReader, error) {
+	rr, err := f.Warehouse.RecordsOf(ctx, t, source, ids, appended)
 	if err != nil {
 		return nil, err
 	}

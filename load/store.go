@@ -101,10 +101,10 @@ type Snapshot interface {
 	// (every row of the source when vals is nil), in no particular order.
 	Records(ctx context.Context, t Table, source string, vals []string) (RecordReader, error)
 	// RecordsOf streams the rows of t of source whose resource (t.Key) is
-	// one of ids, in no particular order. appended, when positive, is how
-	// many rows the run that changed ids inserted into t, its
-	// Changes.Appended, the last run committed: a Snapshot may look for
-	// the rows among the ones it inserted last.
+	// one of ids, in no particular order. appended, when positive, is
+	// Changes.Appended[t.Name] of the run that changed ids, the last one
+	// committed: a Snapshot may look for the rows among those it inserted
+	// last.
 	RecordsOf(ctx context.Context, t Table, source string, ids []string, appended int64) (RecordReader, error)
 	// WriteParquet writes the same rows as zstd Parquet: into the file
 	// dst for an unpartitioned table, or for a partitioned one into the

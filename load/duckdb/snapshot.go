@@ -303,7 +303,7 @@ func (r *sliceReader) start(ctx context.Context, table, where string, how readin
 		}
 	}
 	switch {
-	case tail:
+	case tail: // lastRows found the slices
 	case r.sliced && how == inSlices:
 		var last sql.NullInt64
 		if err := r.conn.QueryRowContext(ctx, "SELECT max(rowid) FROM "+ident(table)).Scan(&last); err != nil {

@@ -469,8 +469,8 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 // manyKeys is how many changed resources a run names (load.Changes.Keys)
 // beyond which its tables are published one at a time, to bound memory:
 // a 10% incremental run of a 10 GB export (274,000 resources) peaked at
-// 1.14 GB two tables at a time, and at 0.98-1.01 GB one at a time, about
-// a second slower (21.9-22.6 s against 20.5-20.8 s; two alternating runs
+// 1.07 GB two tables at a time, and at 830-854 MB one at a time, under a
+// second slower (20.5-22.0 s against 19.8-21.7 s; two alternating runs
 // each).
 const manyKeys = 50_000
 

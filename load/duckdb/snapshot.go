@@ -305,13 +305,11 @@ func (r *sliceReader) start(ctx context.Context, table, where string, how readin
 	switch {
 	case tail: // lastRows found the slices
 	case r.sliced && how == inSlices:
-		var last sql.NullInt64
-		if err := r.conn.QueryRowContext(ctx, "SELECT max(rowid) FROM "+ident(table)).Scan(&last); err != nil {
+		top, err := lastRowid(ctx, r.conn, table)
+		if err != nil {
 			return err
 		}
-		for at := int64(0); at <= last.Int64 && last.Valid; at += sliceRows {
-			r.todo = append(r.todo, at)
-		}
+		r.todo = slicesFrom(0, top)
 	case r.sliced:
 		rows, err := r.conn.QueryContext(ctx, fmt.Sprintf("SELECT DISTINCT rowid // %d * %[1]d FROM %s WHERE (%s) ORDER BY 1",
 			sliceRows, ident(table), where), r.args...)
@@ -352,12 +350,12 @@ func (r *sliceReader) start(ctx context.Context, table, where string, how readin
 // many rows as the run inserted of the resources asked for, they are all
 // of them); last is false, and the reader unchanged, otherwise.
 func (r *sliceReader) lastRows(ctx context.Context, table, where string) (last bool, err error) {
-	var top sql.NullInt64
-	if err := r.conn.QueryRowContext(ctx, "SELECT max(rowid) FROM "+ident(table)).Scan(&top); err != nil {
+	top, err := lastRowid(ctx, r.conn, table)
+	if err != nil {
 		return false, err
 	}
-	from := top.Int64 - r.appended + 1
-	if !top.Valid || from < 0 {
+	from := top - r.appended + 1
+	if from < 0 {
 		return false, nil
 	}
 	var n int64
@@ -369,10 +367,30 @@ func (r *sliceReader) lastRows(ctx context.Context, table, where string) (last b
 		return false, nil
 	}
 	r.q, r.args = fmt.Sprintf("SELECT * FROM %s WHERE rowid >= %d", ident(table), from), nil
-	for at := from; at <= top.Int64; at += sliceRows {
-		r.todo = append(r.todo, at)
-	}
+	r.todo = slicesFrom(from, top)
 	return true, nil
+}
+
+// lastRowid is the largest rowid of table, -1 when it has no rows.
+func lastRowid(ctx context.Context, conn *sql.Conn, table string) (int64, error) {
+	var top sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT max(rowid) FROM "+ident(table)).Scan(&top); err != nil {
+		return 0, err
+	}
+	if !top.Valid {
+		return -1, nil
+	}
+	return top.Int64, nil
+}
+
+// slicesFrom returns the first rowids of the slices from rowid from to
+// rowid top.
+func slicesFrom(from, top int64) []int64 {
+	var out []int64
+	for at := from; at <= top; at += sliceRows {
+		out = append(out, at)
+	}
+	return out
 }
 
 // open starts the query of the next slice.

@@ -42,7 +42,7 @@ import (
 // columns cols before the last, joined by a NUL byte (joinKey), name a set
 // of ids, and whose value in the last column is in that set. Every column
 // is a string. A run's ids of one resource type are one set, shared by
-// every table of the type (idSets), and not copied into keys.
+// every table of the type (idSets), and not copied into joined keys.
 type rowKeys struct {
 	cols []string
 	ids  map[string]idSet

@@ -336,9 +336,6 @@ func eachMatch(ctx context.Context, fs iceio.IO, path string, match rowKeys, ids
 	return nil
 }
 
-// inPlaceBatch is how many values matchInPlace decodes at a time.
-const inPlaceBatch = 4096
-
 // maxPrefixValues is how many distinct values a key column other than
 // the last may hold in a row group read in place (a source, the resource
 // types of the version index).
@@ -347,53 +344,79 @@ const maxPrefixValues = 255
 // matchInPlace looks up the rows of row group rgr (its first row at
 // position start) when each of its key columns but the last (columns idx)
 // holds few distinct values (prefixCodes): those values, joined, name the
-// set (in ids) in which the row's value of the last column is looked up,
-// read as slices of the decoded pages, without copies. A child
-// table holds its resource's rows one after another, so a row whose value
-// is the previous row's takes its answer. done is false, and nothing
-// found, when a column is not a flat byte array or holds too many values.
+// set (in ids) in which the row's value of the last column is looked up.
+// Columns are read as runs of rows of one value (eachRun). When the
+// columns before the last hold one value throughout, as in a partition of
+// one source, each run is looked up once, and each dictionary entry once
+// (hits, by its index); otherwise row by row, a row whose key is the
+// previous row's taking its answer. done is false, and nothing found, when
+// a column is not a flat byte array read by eachRun, or a column before
+// the last holds too many values.
 func matchInPlace(rgr *file.RowGroupReader, idx []int, ids map[string]idSet, start int64, found func(int64)) (done bool, err error) {
 	last := len(idx) - 1
 	prefixes := make([]prefixColumn, last)
+	constant := true // every column before the last holds one value, no null
 	for k, c := range idx[:last] {
 		pc, ok, err := prefixCodes(rgr, c)
 		if err != nil || !ok {
 			return false, err
 		}
 		prefixes[k] = pc
+		constant = constant && len(pc.values) == 1 && !pc.nulls
 	}
-	col, maxDef, ok, err := byteColumn(rgr, idx[last])
-	if err != nil || !ok {
-		return false, err
-	}
-	vals := make([]parquet.ByteArray, inPlaceBatch)
-	var defs []int16
-	if maxDef > 0 {
-		defs = make([]int16, inPlaceBatch)
+	if constant {
+		vals := make([]string, last)
+		for k, pc := range prefixes {
+			vals[k] = string(pc.values[0])
+		}
+		set := ids[joinKey(vals...)]
+		var hits []int8         // by dictionary index: 1 in set, -1 not, 0 not looked up
+		var prev []byte         // the last plain value looked up
+		var known, prevHit bool // known: prev's answer is prevHit
+		return eachRun(rgr, idx[last], func(r valueRun) bool {
+			if r.val == nil {
+				return true
+			}
+			var hit bool
+			switch {
+			case r.code < 0:
+				if !known || !bytes.Equal(r.val, prev) {
+					_, prevHit = set[string(r.val)]
+					prev, known = append(prev[:0], r.val...), true
+				}
+				hit = prevHit
+			case int(r.code) < len(hits) && hits[r.code] != 0:
+				hit = hits[r.code] > 0
+			default:
+				if int(r.code) >= len(hits) {
+					hits = append(hits, make([]int8, int(r.code)+1-len(hits))...)
+				}
+				_, hit = set[string(r.val)]
+				hits[r.code] = -1
+				if hit {
+					hits[r.code] = 1
+				}
+			}
+			if hit {
+				for i := range r.n {
+					found(start + r.row + i)
+				}
+			}
+			return true
+		})
 	}
 	cur := make([]uint8, last) // the codes the key starts with; 0 before the first row
 	set := ids[""]             // the ids of the current prefix
 	var key, prev []byte       // key: the current prefix; prev: the last value looked up
 	var known, hit bool        // known: prev's answer is hit
-	var r int64                // the row's place in the row group
-	for col.HasNext() {
-		levels, n, err := col.ReadBatchInPage(inPlaceBatch, vals, defs, nil)
-		if err != nil {
-			return false, err
+	return eachRun(rgr, idx[last], func(r valueRun) bool {
+		if r.val == nil {
+			return true
 		}
-		if levels == 0 {
-			break
-		}
-		v := 0
-		for i := range int(levels) {
-			if defs != nil && defs[i] < maxDef {
-				continue // a null: no key
-			}
-			val := vals[v]
-			v++
+		for row := r.row; row < r.row+r.n; row++ {
 			null, changed := false, false
 			for k, pc := range prefixes {
-				c := pc.codes[r+int64(i)]
+				c := pc.codes[row]
 				if c == 0 {
 					null = true
 					break
@@ -416,24 +439,17 @@ func matchInPlace(rgr *file.RowGroupReader, idx []int, ids map[string]idSet, sta
 				set = ids[string(key)]
 				known = false
 			}
-			if !known || !bytes.Equal(val, prev) {
-				_, hit = set[string(val)]
-				prev = append(prev[:0], val...)
+			if !known || !bytes.Equal(r.val, prev) {
+				_, hit = set[string(r.val)]
+				prev = append(prev[:0], r.val...)
 				known = true
 			}
 			if hit {
-				found(start + r + int64(i))
+				found(start + row)
 			}
 		}
-		if v != n {
-			return false, fmt.Errorf("column %s: %d values for %d levels", col.Descriptor().Name(), n, levels)
-		}
-		r += levels
-	}
-	if r != rgr.NumRows() {
-		return false, fmt.Errorf("column %s: %d rows of %d", col.Descriptor().Name(), r, rgr.NumRows())
-	}
-	return true, nil
+		return true
+	})
 }
 
 // prefixColumn is a key column of a row group read as codes: per row, 0
@@ -441,77 +457,46 @@ func matchInPlace(rgr *file.RowGroupReader, idx []int, ids map[string]idSet, sta
 type prefixColumn struct {
 	values [][]byte
 	codes  []uint8
+	nulls  bool // some code is 0
 }
 
 // prefixCodes reads column c of row group rgr as codes; ok is false when
-// it is not a flat byte array or holds more than maxPrefixValues distinct
+// eachRun does not read it or it holds more than maxPrefixValues distinct
 // values.
 func prefixCodes(rgr *file.RowGroupReader, c int) (pc prefixColumn, ok bool, err error) {
-	col, maxDef, ok, err := byteColumn(rgr, c)
-	if err != nil || !ok {
-		return pc, false, err
-	}
-	vals := make([]parquet.ByteArray, inPlaceBatch)
-	var defs []int16
-	if maxDef > 0 {
-		defs = make([]int16, inPlaceBatch)
-	}
 	pc.codes = make([]uint8, 0, rgr.NumRows())
 	seen := map[string]uint8{}
-	var last []byte // the value of the last code looked up
-	var code uint8
-	for col.HasNext() {
-		levels, n, err := col.ReadBatchInPage(inPlaceBatch, vals, defs, nil)
-		if err != nil {
-			return pc, false, err
-		}
-		if levels == 0 {
-			break
-		}
-		v := 0
-		for i := range int(levels) {
-			if defs != nil && defs[i] < maxDef {
-				pc.codes = append(pc.codes, 0)
-				continue
-			}
-			val := vals[v]
-			v++
-			if code == 0 || !bytes.Equal(val, last) {
-				var known bool
-				if code, known = seen[string(val)]; !known {
-					if len(pc.values) == maxPrefixValues {
-						return pc, false, nil
-					}
-					pc.values = append(pc.values, bytes.Clone(val))
-					code = uint8(len(pc.values))
-					seen[string(val)] = code
+	var byIndex []uint8 // codes by dictionary index, 0 when not yet seen
+	ok, err = eachRun(rgr, c, func(r valueRun) bool {
+		var code uint8
+		switch {
+		case r.val == nil:
+			pc.nulls = true
+		case r.code >= 0 && int(r.code) < len(byIndex) && byIndex[r.code] != 0:
+			code = byIndex[r.code]
+		default:
+			var known bool
+			if code, known = seen[string(r.val)]; !known {
+				if len(pc.values) == maxPrefixValues {
+					return false
 				}
-				last = pc.values[code-1]
+				pc.values = append(pc.values, bytes.Clone(r.val))
+				code = uint8(len(pc.values))
+				seen[string(r.val)] = code
 			}
+			if r.code >= 0 {
+				if int(r.code) >= len(byIndex) {
+					byIndex = append(byIndex, make([]uint8, int(r.code)+1-len(byIndex))...)
+				}
+				byIndex[r.code] = code
+			}
+		}
+		for range r.n {
 			pc.codes = append(pc.codes, code)
 		}
-		if v != n {
-			return pc, false, fmt.Errorf("column %s: %d values for %d levels", col.Descriptor().Name(), n, levels)
-		}
-	}
-	if int64(len(pc.codes)) != rgr.NumRows() {
-		return pc, false, fmt.Errorf("column %s: %d rows of %d", col.Descriptor().Name(), len(pc.codes), rgr.NumRows())
-	}
-	return pc, true, nil
-}
-
-// byteColumn opens column c of row group rgr when it is a flat byte
-// array, with its maximum definition level; ok is false otherwise.
-func byteColumn(rgr *file.RowGroupReader, c int) (col *file.ByteArrayColumnChunkReader, maxDef int16, ok bool, err error) {
-	cr, err := rgr.Column(c)
-	if err != nil {
-		return nil, 0, false, err
-	}
-	col, ok = cr.(*file.ByteArrayColumnChunkReader)
-	if !ok || cr.Descriptor().MaxRepetitionLevel() > 0 {
-		return nil, 0, false, nil
-	}
-	return col, cr.Descriptor().MaxDefinitionLevel(), true, nil
+		return true
+	})
+	return pc, ok, err
 }
 
 // matcher finds the rows of a batch whose columns' values form a key of

@@ -735,10 +735,12 @@ func writeDeleteFile(fs iceio.WriteFileIO, spec iceberg.PartitionSpec, path stri
 
 	var buf bytes.Buffer
 	w, err := pqarrow.NewFileWriter(sc, &buf,
-		// One path, repeated: a dictionary of one value. Positions are
-		// distinct: a dictionary of them is only work.
-		parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithDictionaryDefault(true),
-			parquet.WithDictionaryFor(sc.Field(1).Name, false)),
+		// One path, repeated: a dictionary of one value, its indices one
+		// run. Positions ascend: their differences, delta-coded, take a
+		// few bits each. Neither leaves zstd anything to gain.
+		parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Uncompressed), parquet.WithDictionaryDefault(true),
+			parquet.WithDictionaryFor(sc.Field(1).Name, false),
+			parquet.WithEncodingFor(sc.Field(1).Name, parquet.Encodings.DeltaBinaryPacked)),
 		pqarrow.DefaultWriterProps())
 	if err != nil {
 		return nil, err

@@ -2,11 +2,10 @@ package iceberg
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -17,43 +16,8 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	iceio "github.com/apache/iceberg-go/io"
 )
-
-// writeStrings writes vals (nil is null) as a Parquet file of one string
-// column, nullable or not, with the writer properties opts.
-func writeStrings(t testing.TB, vals []*string, nullable bool, opts ...parquet.WriterProperty) string {
-	t.Helper()
-	sc := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.BinaryTypes.String, Nullable: nullable}}, nil)
-	b := array.NewStringBuilder(memory.DefaultAllocator)
-	defer b.Release()
-	for _, v := range vals {
-		if v == nil {
-			b.AppendNull()
-		} else {
-			b.Append(*v)
-		}
-	}
-	arr := b.NewArray()
-	defer arr.Release()
-	rec := array.NewRecordBatch(sc, []arrow.Array{arr}, int64(len(vals)))
-	defer rec.Release()
-	path := filepath.Join(t.TempDir(), "strings.parquet")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := pqarrow.NewFileWriter(sc, f, parquet.NewWriterProperties(opts...), pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.WriteBuffered(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // runsOf reads column 0 of every row group of the file at path with
 // eachRun, expanded to one value per row ("" marks a null, which the
@@ -134,7 +98,7 @@ func TestEachRunReadsWhatArrowReads(t *testing.T) {
 		for i := range pool {
 			pool[i] = fmt.Sprintf("%08x-%s", rng.Uint32(), string(bytes.Repeat([]byte{'x'}, rng.IntN(1+seed*20))))
 		}
-		var rows []*string
+		var rows []keyRow
 		for len(rows) < 5000 {
 			var v *string
 			if seed%2 == 1 && rng.IntN(7) == 0 {
@@ -143,13 +107,13 @@ func TestEachRunReadsWhatArrowReads(t *testing.T) {
 				v = &pool[rng.IntN(len(pool))]
 			}
 			for range 1 + rng.IntN(40) {
-				rows = append(rows, v)
+				rows = append(rows, keyRow{v})
 			}
 		}
 		want := make([]string, len(rows))
-		for i, v := range rows {
-			if v != nil {
-				want[i] = *v
+		for i, r := range rows {
+			if r[0] != nil {
+				want[i] = *r[0]
 			}
 		}
 		for _, s := range settings {
@@ -158,7 +122,7 @@ func TestEachRunReadsWhatArrowReads(t *testing.T) {
 					continue // nulls need a nullable column
 				}
 				t.Run(fmt.Sprintf("%d values, nulls %v/%s/nullable=%v", len(pool), seed%2 == 1, s.name, nullable), func(t *testing.T) {
-					path := writeStrings(t, rows, nullable, s.opts...)
+					path := writeStringFile(t, []string{"id"}, rows, nullable, s.opts...)
 					got, coded, plain, ok := runsOf(t, path)
 					if !ok {
 						t.Fatal("eachRun did not read the file")
@@ -190,16 +154,56 @@ func firstDiff(a, b []string) int {
 // encoding of strings, not strings) is refused before fn sees a run, and
 // eachMatch still finds the rows, through Arrow.
 func TestEachRunLeavesOtherColumns(t *testing.T) {
-	ids := []*string{str("a"), str("b"), str("c"), str("b")}
-	delta := writeStrings(t, ids, true, parquet.WithDictionaryDefault(false), parquet.WithEncoding(parquet.Encodings.DeltaByteArray))
+	cols := []string{"data_source", "id"}
+	rows := []keyRow{{str("s"), str("a")}, {str("s"), str("b")}, {str("s"), str("c")}, {str("s"), str("b")}}
+	delta := writeStringFile(t, cols, rows, true, parquet.WithDictionaryDefault(false), parquet.WithEncoding(parquet.Encodings.DeltaByteArray))
 	pf, err := file.OpenParquetFile(delta, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pf.Close()
-	ok, err := eachRun(pf.RowGroup(0), 0, func(valueRun) bool { t.Fatal("a run of a DELTA_BYTE_ARRAY column"); return false })
-	if ok || err != nil {
-		t.Errorf("DELTA_BYTE_ARRAY: ok %v, err %v; want false and no error", ok, err)
+	for c := range cols {
+		ok, err := eachRun(pf.RowGroup(0), c, func(valueRun) bool { t.Fatal("a run of a DELTA_BYTE_ARRAY column"); return false })
+		if ok || err != nil {
+			t.Errorf("DELTA_BYTE_ARRAY: ok %v, err %v; want false and no error", ok, err)
+		}
+	}
+	var got []int64
+	match := rowKeys{cols: cols, ids: idSetsOf(map[string]struct{}{joinKey("s", "b"): {}})}
+	if err := eachMatch(context.Background(), iceio.LocalFS{}, delta, match, []int{1001, 1002}, 0, -1, func(pos int64) { got = append(got, pos) }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []int64{1, 3}) {
+		t.Errorf("eachMatch through Arrow: positions %v, want [1 3]", got)
+	}
+
+	// A column of numbers.
+	sc := arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	nb := array.NewInt64Builder(memory.DefaultAllocator)
+	defer nb.Release()
+	nb.AppendValues([]int64{1, 2}, nil)
+	arr := nb.NewArray()
+	defer arr.Release()
+	rec := array.NewRecordBatch(sc, []arrow.Array{arr}, 2)
+	defer rec.Release()
+	var buf bytes.Buffer
+	w, err := pqarrow.NewFileWriter(sc, &buf, nil, pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	nf, err := file.NewParquetReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nf.Close()
+	if ok, err := eachRun(nf.RowGroup(0), 0, func(valueRun) bool { t.Fatal("a run of a number column"); return false }); ok || err != nil {
+		t.Errorf("INT64: ok %v, err %v; want false and no error", ok, err)
 	}
 
 	path := writeKeyFile(t, []string{"data_source", "id"}, []keyRow{{str("s"), str("a")}, {str("s"), str("b")}}, 10, true, 1<<10)

@@ -30,9 +30,17 @@ func str(s string) *string { return &s }
 // off, in pages of about pageSize bytes.
 func writeKeyFile(t testing.TB, cols []string, rows []keyRow, rowGroup int64, dict bool, pageSize int64) string {
 	t.Helper()
+	return writeStringFile(t, cols, rows, true, parquet.WithDictionaryDefault(dict), parquet.WithMaxRowGroupLength(rowGroup),
+		parquet.WithDataPageSize(pageSize), parquet.WithBatchSize(64))
+}
+
+// writeStringFile writes rows as a Parquet file of string columns named
+// cols, nullable or not, with the writer properties opts.
+func writeStringFile(t testing.TB, cols []string, rows []keyRow, nullable bool, opts ...parquet.WriterProperty) string {
+	t.Helper()
 	fields := make([]arrow.Field, len(cols))
 	for i, c := range cols {
-		fields[i] = arrow.Field{Name: c, Type: arrow.BinaryTypes.String, Nullable: true}
+		fields[i] = arrow.Field{Name: c, Type: arrow.BinaryTypes.String, Nullable: nullable}
 	}
 	sc := arrow.NewSchema(fields, nil)
 	b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
@@ -54,9 +62,7 @@ func writeKeyFile(t testing.TB, cols []string, rows []keyRow, rowGroup int64, di
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := pqarrow.NewFileWriter(sc, f, parquet.NewWriterProperties(
-		parquet.WithDictionaryDefault(dict), parquet.WithMaxRowGroupLength(rowGroup),
-		parquet.WithDataPageSize(pageSize), parquet.WithBatchSize(64)), pqarrow.DefaultWriterProps())
+	w, err := pqarrow.NewFileWriter(sc, f, parquet.NewWriterProperties(opts...), pqarrow.DefaultWriterProps())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -346,6 +346,10 @@ type MemberMatch struct {
 // ErrInUse means another process holds the warehouse file open.
 var ErrInUse = errors.New("warehouse is in use by another process")
 
+// ErrOutOfMemory means the warehouse's database ran out of the memory it
+// is given for a run: the run fails the same way until the bound is raised.
+var ErrOutOfMemory = errors.New("the warehouse needs more memory for this run")
+
 // ErrNewerWarehouse means the warehouse was written by a newer release.
 var ErrNewerWarehouse = errors.New("warehouse written by a newer fhirlake")
 

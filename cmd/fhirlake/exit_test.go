@@ -163,3 +163,13 @@ func TestStatusDuringARun(t *testing.T) {
 		t.Errorf("exit %d, want %d, and stderr naming the run (%q):\n%s", code, exitBusy, want, stderr)
 	}
 }
+
+// TestExitCodeOutOfMemory: a run that needs more warehouse memory fails
+// the same way until FHIRLAKE_WAREHOUSE_MEMORY is raised, a setting: exit
+// code 2, not a failure to alert on nor one to retry.
+func TestExitCodeOutOfMemory(t *testing.T) {
+	err := fmt.Errorf("commit run r1: %w: raise %s", load.ErrOutOfMemory, duckdb.MemoryEnv)
+	if got := exitCode(t.Context(), err); got != exitUsage {
+		t.Errorf("exit code %d, want %d", got, exitUsage)
+	}
+}

@@ -51,8 +51,9 @@ const exitCodesHelp = `EXIT CODES:
         with its manifest the same way twice) and a local disk that cannot be written
    2    usage or configuration error (a host name that does not resolve, an output folder
         that cannot be written), a lake that mirrors another warehouse, a file over
-        a download limit, or a _typeFilter the server refused and fhirlake cannot apply
-        itself (fix the command or the settings; do not retry)
+        a download limit, a _typeFilter the server refused and fhirlake cannot apply
+        itself, or a run that needs more FHIRLAKE_WAREHOUSE_MEMORY (fix the command or
+        the settings; do not retry)
    3    authentication or authorization failed, or a token URL that answers no token
         (check client id, secret, key, scopes, token URL)
    4    the export failed or expired on the server, or the server says it cannot succeed
@@ -170,7 +171,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitRejected
 	case errors.Is(err, lockfile.ErrBusy), errors.Is(err, load.ErrInUse), errors.Is(err, load.ErrLeased), errors.Is(err, load.ErrLeaseLost):
 		return exitBusy
-	case errors.Is(err, load.ErrLakeMismatch), errors.Is(err, load.ErrNewerWarehouse), errors.Is(err, load.ErrBadSource), errors.Is(err, pipeline.ErrNotWritable):
+	case errors.Is(err, load.ErrLakeMismatch), errors.Is(err, load.ErrNewerWarehouse), errors.Is(err, load.ErrBadSource), errors.Is(err, pipeline.ErrNotWritable),
+		errors.Is(err, load.ErrOutOfMemory):
 		return exitUsage
 	case strings.HasPrefix(err.Error(), "flag provided but not defined"), strings.HasPrefix(err.Error(), "Required flag"):
 		return exitUsage

@@ -295,9 +295,10 @@ func (l *Loader) Reject(_ context.Context, r load.Reject) error {
 // (the same id on several lines, perhaps in several versions), the line of
 // the version that wins: newest meta.lastUpdated, then versionId, then
 // file and line order, as at commit.
-func (l *Loader) Duplicates(ctx context.Context) ([]load.Located, error) {
+func (l *Loader) Duplicates(ctx context.Context) (_ []load.Located, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer func() { err = outOfMemory(err) }()
 	if err := l.syncResources(ctx); err != nil {
 		return nil, err
 	}
@@ -331,9 +332,10 @@ func (l *Loader) Duplicates(ctx context.Context) ([]load.Located, error) {
 // index keeps them, so the version ranking is unchanged); the caller then
 // stages the winning version's rows again, which go into a new generation
 // of stage files. The rows stay in the files; the commit skips them.
-func (l *Loader) Unstage(ctx context.Context, srcs []load.Located) error {
+func (l *Loader) Unstage(ctx context.Context, srcs []load.Located) (err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer func() { err = outOfMemory(err) }()
 	if len(srcs) == 0 {
 		return nil
 	}
@@ -377,9 +379,10 @@ func (l *Loader) Unstage(ctx context.Context, srcs []load.Located) error {
 // yet for the run's source (all of them when the table does not exist),
 // sorted. The pipeline uses it to find members new to a scope: patients
 // newly attributed, seen for the first time, or newly asked for.
-func (l *Loader) NewValues(ctx context.Context, table, column string, also []string) ([]string, error) {
+func (l *Loader) NewValues(ctx context.Context, table, column string, also []string) (_ []string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer func() { err = outOfMemory(err) }()
 	if also == nil {
 		also = []string{}
 	}
@@ -455,11 +458,11 @@ func (l *Loader) Commit(ctx context.Context, run load.Run) (load.Stats, error) {
 	touched, err := l.merge(ctx, run)
 	if err != nil {
 		l.w.exec(context.WithoutCancel(ctx), "ROLLBACK")
-		return load.Stats{}, fmt.Errorf("commit run %s: %w", run.ID, err)
+		return load.Stats{}, fmt.Errorf("commit run %s: %w", run.ID, outOfMemory(err))
 	}
 	if err := l.w.exec(ctx, "COMMIT"); err != nil {
 		l.w.exec(context.WithoutCancel(ctx), "ROLLBACK")
-		return load.Stats{}, fmt.Errorf("commit run %s: %w", run.ID, err)
+		return load.Stats{}, fmt.Errorf("commit run %s: %w", run.ID, outOfMemory(err))
 	}
 	rows := make(map[string]int64, len(l.rows))
 	for k, v := range l.rows {

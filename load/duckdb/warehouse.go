@@ -190,7 +190,8 @@ const MemoryEnv = "FHIRLAKE_WAREHOUSE_MEMORY"
 // 10 GB export took as long with 256MB, 384MB or 512MB (69 s) and peaked
 // at 746, 793 and 938 MB of RSS; the rest of a run (transform batches,
 // Go's heap, the binary, DuckDB's allocations outside its buffer pool)
-// takes about 400 MB.
+// takes about 400 MB. A large incremental run needs more than 256MB (see
+// outOfMemory).
 const DefaultMemory = "384MB"
 
 // connect opens dsn with DuckDB's memory bounded (MemoryEnv).
@@ -215,6 +216,25 @@ func connect(ctx context.Context, dsn string) (*sql.DB, *sql.Conn, error) {
 		return nil, nil, fmt.Errorf("%s=%q: %w", MemoryEnv, limit, err)
 	}
 	return db, conn, nil
+}
+
+// outOfMemory turns DuckDB's out-of-memory error into load.ErrOutOfMemory,
+// naming the setting to raise; any other error is returned as it is.
+// DuckDB spills what a query builds, but holds a transaction's changes in
+// memory until it commits: a 10 GB warehouse's run of 392,000 changed
+// resources committed with the default 384MB and failed with 256MB.
+// DuckDB's message names settings of its own (threads, insertion order)
+// that a user of fhirlake cannot set, so only its first line is kept.
+func outOfMemory(err error) error {
+	if err == nil || !strings.Contains(err.Error(), "Out of Memory Error") {
+		return err
+	}
+	limit := os.Getenv(MemoryEnv)
+	if limit == "" {
+		limit = DefaultMemory
+	}
+	first, _, _ := strings.Cut(err.Error(), "\n")
+	return fmt.Errorf("%w: raise %s (now %s) and the task's memory with it, then rerun: %s", load.ErrOutOfMemory, MemoryEnv, limit, first)
 }
 
 // isLockError recognises DuckDB's "Could not set lock on file" error.

@@ -16,8 +16,8 @@ import (
 // TestCommitOutOfMemory: a run whose changes do not fit in the memory
 // FHIRLAKE_WAREHOUSE_MEMORY gives DuckDB fails with load.ErrOutOfMemory,
 // in one line naming the variable and its value (not DuckDB's advice
-// about settings a user cannot reach), and commits nothing; other errors
-// pass through outOfMemory unchanged.
+// about settings a user cannot reach), and commits nothing; a snapshot's
+// reader says the same; other errors pass through outOfMemory unchanged.
 func TestCommitOutOfMemory(t *testing.T) {
 	t.Setenv(MemoryEnv, "8MB")
 	w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
@@ -53,6 +53,12 @@ func TestCommitOutOfMemory(t *testing.T) {
 	}
 	if got := query(t, w, "SELECT count(*)::VARCHAR FROM fhirlake_runs"); len(got) != 1 || got[0] != "0" {
 		t.Errorf("runs recorded after the failed commit: %v", got)
+	}
+
+	// A snapshot's reader (the lake's reads after the commit) says the same.
+	r := &sliceReader{err: errors.New("Out of Memory Error: failed to pin block of size 256.0 KiB\n\nPossible solutions: ...")}
+	if err := r.Err(); !errors.Is(err, load.ErrOutOfMemory) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("snapshot reader: %q, want ErrOutOfMemory in one line", err)
 	}
 
 	other := errors.New("Catalog Error: Table with name x does not exist")

@@ -258,7 +258,7 @@ func (w *Warehouse) read(ctx context.Context, table, where string, how reading, 
 		q: fmt.Sprintf("SELECT * FROM %s WHERE (%s)", ident(table), where)}
 	if err := r.start(ctx, table, where, how); err != nil {
 		r.Release()
-		return nil, err
+		return nil, outOfMemory(err)
 	}
 	return r, nil
 }
@@ -406,7 +406,7 @@ func (r *sliceReader) open() (err error) {
 }
 
 func (r *sliceReader) Schema() *arrow.Schema { return r.schema }
-func (r *sliceReader) Err() error            { return r.err }
+func (r *sliceReader) Err() error            { return outOfMemory(r.err) }
 
 func (r *sliceReader) RecordBatch() arrow.RecordBatch {
 	if r.cur == nil {

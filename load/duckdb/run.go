@@ -514,8 +514,7 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		return nil, err
 	}
 	touched := map[string][]string{}
-	appended := map[string]int64{}
-	l.appended = appended
+	l.appended = map[string]int64{}
 	names := make([]string, 0, len(l.tables))
 	for n := range l.tables {
 		if n != load.Resources {
@@ -576,7 +575,7 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 			return nil, err
 		}
 		touched[name] = union(before, after)
-		appended[name] = inserted
+		l.appended[name] = inserted
 	}
 	// Persons: relinked when the run changed patients or their
 	// identifiers, or matched members, or the crosswalk is new.

@@ -206,10 +206,7 @@ func connect(ctx context.Context, dsn string) (*sql.DB, *sql.Conn, error) {
 		db.Close()
 		return nil, nil, err
 	}
-	limit := os.Getenv(MemoryEnv)
-	if limit == "" {
-		limit = DefaultMemory
-	}
+	limit := memoryLimit()
 	if _, err := conn.ExecContext(ctx, "SET memory_limit = "+sqlString(limit)); err != nil {
 		conn.Close()
 		db.Close()
@@ -229,12 +226,16 @@ func outOfMemory(err error) error {
 	if err == nil || !strings.Contains(err.Error(), "Out of Memory Error") {
 		return err
 	}
-	limit := os.Getenv(MemoryEnv)
-	if limit == "" {
-		limit = DefaultMemory
-	}
 	first, _, _ := strings.Cut(err.Error(), "\n")
-	return fmt.Errorf("%w: raise %s (now %s) and the task's memory with it, then rerun: %s", load.ErrOutOfMemory, MemoryEnv, limit, first)
+	return fmt.Errorf("%w: raise %s (now %s) and the task's memory with it, then rerun: %s", load.ErrOutOfMemory, MemoryEnv, memoryLimit(), first)
+}
+
+// memoryLimit is DuckDB's memory_limit: MemoryEnv, or DefaultMemory.
+func memoryLimit() string {
+	if limit := os.Getenv(MemoryEnv); limit != "" {
+		return limit
+	}
+	return DefaultMemory
 }
 
 // isLockError recognises DuckDB's "Could not set lock on file" error.

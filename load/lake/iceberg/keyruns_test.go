@@ -15,7 +15,6 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	iceio "github.com/apache/iceberg-go/io"
 )
 
@@ -186,18 +185,7 @@ func TestEachRunLeavesOtherColumns(t *testing.T) {
 	defer arr.Release()
 	rec := array.NewRecordBatch(sc, []arrow.Array{arr}, 2)
 	defer rec.Release()
-	var buf bytes.Buffer
-	w, err := pqarrow.NewFileWriter(sc, &buf, nil, pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	nf, err := file.NewParquetReader(bytes.NewReader(buf.Bytes()))
+	nf, err := file.OpenParquetFile(writeRecordFile(t, rec), false)
 	if err != nil {
 		t.Fatal(err)
 	}

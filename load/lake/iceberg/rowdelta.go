@@ -406,7 +406,7 @@ func matchInPlace(rgr *file.RowGroupReader, idx []int, ids map[string]idSet, sta
 		})
 	}
 	cur := make([]uint8, last) // the codes the key starts with; 0 before the first row
-	set := ids[""]             // the ids of the current prefix
+	var set idSet              // the ids of the current prefix, set at the first row
 	var key, prev []byte       // key: the current prefix; prev: the last value looked up
 	var known, hit bool        // known: prev's answer is hit
 	return eachRun(rgr, idx[last], func(r valueRun) bool {

@@ -57,12 +57,19 @@ func writeStringFile(t testing.TB, cols []string, rows []keyRow, nullable bool, 
 	}
 	rec := b.NewRecordBatch()
 	defer rec.Release()
+	return writeRecordFile(t, rec, opts...)
+}
+
+// writeRecordFile writes rec as a Parquet file with the writer properties
+// opts.
+func writeRecordFile(t testing.TB, rec arrow.RecordBatch, opts ...parquet.WriterProperty) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "keys.parquet")
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := pqarrow.NewFileWriter(sc, f, parquet.NewWriterProperties(opts...), pqarrow.DefaultWriterProps())
+	w, err := pqarrow.NewFileWriter(rec.Schema(), f, parquet.NewWriterProperties(opts...), pqarrow.DefaultWriterProps())
 	if err != nil {
 		t.Fatal(err)
 	}

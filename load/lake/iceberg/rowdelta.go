@@ -414,19 +414,16 @@ func matchInPlace(rgr *file.RowGroupReader, idx []int, ids map[string]idSet, sta
 			return true
 		}
 		for row := r.row; row < r.row+r.n; row++ {
-			null, changed := false, false
+			// A null in any column before the last: no key, and the
+			// current prefix stays as it was.
+			if slices.ContainsFunc(prefixes, func(pc prefixColumn) bool { return pc.codes[row] == 0 }) {
+				continue
+			}
+			changed := false
 			for k, pc := range prefixes {
-				c := pc.codes[row]
-				if c == 0 {
-					null = true
-					break
-				}
-				if c != cur[k] {
+				if c := pc.codes[row]; c != cur[k] {
 					cur[k], changed = c, true
 				}
-			}
-			if null {
-				continue
 			}
 			if changed {
 				key = key[:0]

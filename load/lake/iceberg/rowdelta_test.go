@@ -94,6 +94,7 @@ func TestEachMatch(t *testing.T) {
 		joinKey("a", "id-0007"): {}, joinKey("a", "id-0500"): {}, joinKey("b", "id-0003"): {}, joinKey("a", "id-0999"): {},
 		joinKey("s299", "id-0299"): {}, joinKey("s1", "id-0301"): {},
 		joinKey("a", "Patient", "id-0007"): {}, joinKey("a", "Claim", "id-0008"): {}, joinKey("b", "Claim", "id-0009"): {},
+		joinKey("a", "Patient", "id-0005"): {},
 	}
 	rows := func(n int, col ...func(i int) *string) []keyRow {
 		out := make([]keyRow, n)
@@ -131,6 +132,10 @@ func TestEachMatch(t *testing.T) {
 		{"too many sources for codes", two, rows(3000, func(i int) *string { return str(fmt.Sprintf("s%d", i%300)) }, idOf), 1 << 20},
 		{"the version index", three, rows(3000, is("a"), of("Patient", "Claim", "Claim"), idOf), 1000},
 		{"the version index, null types", three, rows(3000, of("a", "b"), orNull(of("Patient", "Claim"), func(i int) bool { return i%5 == 0 }), idOf), 1 << 20},
+		// b Patient, a null, a Patient: the source changes on the row whose
+		// type is null, and the row after it must still look in a's set.
+		{"the version index, a null type where the source changes", three, rows(3000, func(i int) *string { return str([]string{"b", "a", "a"}[i%3]) },
+			orNull(is("Patient"), func(i int) bool { return i%3 == 1 }), idOf), 1 << 20},
 		{"one row", two, []keyRow{{str("a"), str("id-0500")}}, 10},
 	}
 	for _, c := range cases {

@@ -622,7 +622,11 @@ type duckDB struct {
 }
 
 func openDuckDB(ctx context.Context, path string) (*duckDB, error) {
-	db, conn, err := connect(ctx, path)
+	dsn := path
+	if path != "" {
+		dsn = fileDSN(path)
+	}
+	db, conn, err := connect(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("rebuild: open %s: %w", path, err)
 	}

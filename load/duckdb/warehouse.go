@@ -44,7 +44,7 @@ func Open(ctx context.Context, path string) (*Warehouse, error) {
 	if err := private.Tighten(path, path+".wal"); err != nil {
 		return nil, fmt.Errorf("open warehouse %s: %w", path, err)
 	}
-	db, conn, err := connect(ctx, path)
+	db, conn, err := connect(ctx, fileDSN(path))
 	if err != nil {
 		return nil, openError(path, err)
 	}
@@ -136,7 +136,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Warehouse, error) {
 	db, conn, err := connect(ctx, path+"?access_mode=read_only")
 	if err != nil && strings.Contains(err.Error(), "different configuration") {
 		// This process has the file open already (read-write): share it.
-		db, conn, err = connect(ctx, path)
+		db, conn, err = connect(ctx, fileDSN(path))
 	}
 	if err != nil {
 		return nil, openError(path, err)
@@ -193,6 +193,26 @@ const MemoryEnv = "FHIRLAKE_WAREHOUSE_MEMORY"
 // takes about 400 MB. A large incremental run needs more than 256MB (see
 // outOfMemory).
 const DefaultMemory = "384MB"
+
+// blockSize is the block size of the warehouse files fhirlake creates,
+// a quarter of DuckDB's default. Each checkpoint writes the row groups a
+// run appended to a table into blocks of their own, so with 256 kB
+// blocks a run of a few thousand resources took a block per table it
+// touched, mostly empty: sixteen runs of different 1% changes took a
+// 1 GB export's warehouse from 41.0 MB to 62.5 MB. With 64 kB blocks the
+// full load writes 37.0 MB (1.10 times the DuckDB-native tables, against
+// 1.22) and the same sixteen runs end at 50.5 MB; the full load is as
+// fast. Smaller blocks cost more than they save: 32 kB wrote 50.7 MB,
+// 16 kB 61.1 MB (DuckDB's segments are bounded by the block). A file
+// keeps the block size it was created with, so this applies to new
+// warehouses only. DuckDB 1.1 and later open such files.
+const blockSize = 64 << 10
+
+// fileDSN opens the warehouse file path read-write, creating it with
+// blockSize blocks when it does not exist.
+func fileDSN(path string) string {
+	return fmt.Sprintf("%s?default_block_size=%d", path, blockSize)
+}
 
 // connect opens dsn with DuckDB's memory bounded (MemoryEnv).
 func connect(ctx context.Context, dsn string) (*sql.DB, *sql.Conn, error) {

@@ -130,6 +130,9 @@ func (m *Memory) Watermark(_ context.Context, source, scope string, types []stri
 	return oldest, len(types) > 0, nil
 }
 
+// Compact has nothing to reclaim: replaced rows are gone from memory.
+func (m *Memory) Compact(context.Context) ([]Compacted, error) { return nil, nil }
+
 // CommittedJobs says which jobs a committed run recorded.
 func (m *Memory) CommittedJobs(_ context.Context, jobs []string) (map[string]bool, error) {
 	m.mu.Lock()

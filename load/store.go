@@ -44,6 +44,10 @@ type Warehouse interface {
 	ApplySQL(ctx context.Context, fsys fs.FS) []error
 	// TableRows counts the rows of each named table.
 	TableRows(ctx context.Context, tables []string) (map[string]int64, error)
+	// Compact reclaims the space of the rows runs replaced or deleted,
+	// table by table, where enough of it has piled up, changing no row.
+	// It returns the tables it rewrote; on error, those rewritten before.
+	Compact(ctx context.Context) ([]Compacted, error)
 	// Query runs a read-only SQL query (status, demo, ad-hoc reads).
 	// A warehouse that speaks no SQL returns ErrNoSQL.
 	Query(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -51,6 +55,14 @@ type Warehouse interface {
 	Snapshot
 	// Close releases the warehouse.
 	Close() error
+}
+
+// Compacted is a table Compact rewrote: the rows it holds, and the
+// deleted ones whose space it reclaimed.
+type Compacted struct {
+	Table   string
+	Rows    int64
+	Deleted int64
 }
 
 // Loader stages one run and commits it. It is safe for concurrent use

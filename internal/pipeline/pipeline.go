@@ -195,6 +195,9 @@ type Summary struct {
 	// another writer's and were redone (an Iceberg lake several workers
 	// write).
 	LakeCommitRetries int64 `json:"lake_commit_retries,omitempty"`
+	// Compacted lists the warehouse tables the run rewrote to reclaim the
+	// space of replaced rows (see load.Warehouse.Compact).
+	Compacted []string `json:"compacted,omitempty"`
 	// Exports are the exports of a run that loaded several (a roster
 	// spread over exports), each with its own scope and watermark; the
 	// run's own Since is then the earliest (absent when any was full) and
@@ -649,7 +652,27 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, parts []*part, sum
 		p.observe(StageLake)
 	}
 	sum.Timings["load"] = p.Now().Sub(t0).Seconds()
+	p.compact(ctx, w, sum, log)
 	return nil
+}
+
+// compact reclaims the warehouse space of replaced rows where enough has
+// piled up (see load.Warehouse.Compact). The run is committed and its
+// lake written by then, so a failure is a warning: the tables it did not
+// rewrite are as they were, and the next run tries again.
+func (p Pipeline) compact(ctx context.Context, w load.Warehouse, sum *Summary, log *slog.Logger) {
+	t0 := p.Now()
+	done, err := w.Compact(ctx)
+	for _, c := range done {
+		sum.Compacted = append(sum.Compacted, c.Table)
+		log.Info("warehouse table compacted", "table", c.Table, "rows", c.Rows, "deleted_rows", c.Deleted)
+	}
+	if len(done) > 0 {
+		sum.Timings["compact"] = p.Now().Sub(t0).Seconds()
+	}
+	if err != nil {
+		log.Warn("warehouse not compacted (the run is committed; the next run tries again)", "error", err.Error())
+	}
 }
 
 // runRecord is the run's bookkeeping record: for one export its scope,

@@ -1,0 +1,84 @@
+//go:build duckdb_arrow
+
+package pipeline_test
+
+import (
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/fhirlake/fhirlake/internal/bench"
+	"github.com/fhirlake/fhirlake/internal/pipeline"
+	"github.com/fhirlake/fhirlake/load/duckdb"
+	"github.com/fhirlake/fhirlake/schemas"
+	"github.com/fhirlake/fhirlake/transform"
+)
+
+// TestRunsCompactTheWarehouse: a run that replaces a quarter of the
+// resources leaves a quarter of every table's stored rows deleted, so it
+// rewrites the tables where that is worth it (the largest, at this size)
+// after its commit and says so in its summary; they then store only their
+// current rows, as many as before.
+func TestRunsCompactTheWarehouse(t *testing.T) {
+	root := t.TempDir()
+	export, changes := filepath.Join(root, "export"), filepath.Join(root, "changes")
+	if _, err := bench.GenerateExport(export, 40<<20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bench.GenerateChanges(export, changes, 4); err != nil {
+		t.Fatal(err)
+	}
+	views, err := transform.LoadViews(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pipeline.Pipeline{Source: "payer", Views: views, Warehouse: filepath.Join(root, "w.duckdb")}
+	full, err := p.LoadDir(t.Context(), export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full.Compacted) != 0 {
+		t.Errorf("a full load into a new warehouse compacted %v", full.Compacted)
+	}
+	sum, err := p.LoadDir(t.Context(), changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Resources == 0 || sum.Unchanged != 0 {
+		t.Fatalf("the changes loaded %d resources, %d unchanged", sum.Resources, sum.Unchanged)
+	}
+	if !slices.Contains(sum.Compacted, "eob_item_adjudication") {
+		t.Errorf("compacted %v, want eob_item_adjudication among them", sum.Compacted)
+	}
+	if _, ok := sum.Timings["compact"]; !ok {
+		t.Errorf("no compact timing in %v", sum.Timings)
+	}
+
+	w, err := duckdb.OpenReadOnly(t.Context(), p.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, table := range sum.Compacted {
+		var stored, live int64
+		q := "SELECT (SELECT estimated_size FROM duckdb_tables() WHERE table_name = $1), (SELECT count(*) FROM " + table + ")"
+		rows, err := w.Query(t.Context(), q, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rows.Next() {
+			t.Fatalf("%s: no row", q)
+		}
+		err = rows.Scan(&stored, &live)
+		rows.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored != live {
+			t.Errorf("%s stores %d rows after compaction, %d of them current", table, stored, live)
+		}
+		if want, ok := full.Rows[table]; ok && live != want {
+			t.Errorf("%s holds %d rows, want %d as after the full load", table, live, want)
+		}
+	}
+}

@@ -711,25 +711,8 @@ var (
 // (ascending) of data file df, and returns it as a delete file of df's
 // partition.
 func writeDeleteFile(fs iceio.WriteFileIO, spec iceberg.PartitionSpec, path string, df iceberg.DataFile, pos []int64) (iceberg.DataFile, error) {
-	mem := memory.DefaultAllocator
 	sc := table.PositionalDeleteArrowSchema
-	paths := array.NewStringBuilder(mem)
-	defer paths.Release()
-	positions := array.NewInt64Builder(mem)
-	defer positions.Release()
 	target := df.FilePath()
-	paths.Reserve(len(pos))
-	paths.ReserveData(len(pos) * len(target))
-	for range pos {
-		paths.Append(target)
-	}
-	positions.AppendValues(pos, nil)
-	pa, qa := paths.NewArray(), positions.NewArray()
-	defer pa.Release()
-	defer qa.Release()
-	rec := array.NewRecordBatch(sc, []arrow.Array{pa, qa}, int64(len(pos)))
-	defer rec.Release()
-
 	var buf bytes.Buffer
 	w, err := pqarrow.NewFileWriter(sc, &buf,
 		// One path, repeated: a dictionary of one value, its indices one
@@ -742,7 +725,7 @@ func writeDeleteFile(fs iceio.WriteFileIO, spec iceberg.PartitionSpec, path stri
 	if err != nil {
 		return nil, err
 	}
-	if err := w.Write(rec); err != nil {
+	if err := writeDeleteBatches(w, sc, target, pos); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -764,4 +747,40 @@ func writeDeleteFile(fs iceio.WriteFileIO, spec iceberg.PartitionSpec, path stri
 		LowerBoundValues(map[int][]byte{deleteFilePathID: []byte(target), deletePosID: long(pos[0])}).
 		UpperBoundValues(map[int][]byte{deleteFilePathID: []byte(target), deletePosID: long(pos[len(pos)-1])}).
 		Build(), nil
+}
+
+// deleteBatchRows is how many rows of a delete file are built in memory
+// at once. Each row repeats the data file's path (about 140 bytes): built
+// whole, the delete files of eob_item_adjudication's data files (four
+// written at a time) held 420 MB of Go's heap in a 20% run of a 10 GB
+// export.
+const deleteBatchRows = 1 << 16
+
+// writeDeleteBatches writes the rows (target, pos[i]) into w's one row
+// group, deleteBatchRows at a time.
+func writeDeleteBatches(w *pqarrow.FileWriter, sc *arrow.Schema, target string, pos []int64) error {
+	mem := memory.DefaultAllocator
+	paths := array.NewStringBuilder(mem)
+	defer paths.Release()
+	positions := array.NewInt64Builder(mem)
+	defer positions.Release()
+	for from := 0; from < len(pos); from += deleteBatchRows {
+		batch := pos[from:min(from+deleteBatchRows, len(pos))]
+		paths.Reserve(len(batch))
+		paths.ReserveData(len(batch) * len(target))
+		for range batch {
+			paths.Append(target)
+		}
+		positions.AppendValues(batch, nil)
+		pa, qa := paths.NewArray(), positions.NewArray()
+		rec := array.NewRecordBatch(sc, []arrow.Array{pa, qa}, int64(len(batch)))
+		err := w.WriteBuffered(rec)
+		rec.Release()
+		pa.Release()
+		qa.Release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -320,3 +320,43 @@ func TestLiveOnly(t *testing.T) {
 		t.Errorf("live positions %v, want %v", got, want)
 	}
 }
+
+// TestWriteDeleteFileInBatches: a delete file of more positions than one
+// batch holds every one of them, in order, in one row group.
+func TestWriteDeleteFileInBatches(t *testing.T) {
+	dir := t.TempDir()
+	spec := iceberggo.NewPartitionSpec()
+	n := 3*deleteBatchRows + 5
+	b, err := iceberggo.NewDataFileBuilder(spec, iceberggo.EntryContentData, filepath.Join(dir, "data.parquet"), iceberggo.ParquetFile, nil, nil, nil, int64(2*n), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := b.Build()
+	pos := make([]int64, n)
+	for i := range pos {
+		pos[i] = int64(2*i + i%3)
+	}
+	path := filepath.Join(dir, "deletes.parquet")
+	d, err := writeDeleteFile(iceio.LocalFS{}, spec, path, df, pos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Count() != int64(n) {
+		t.Errorf("delete file records %d rows, want %d", d.Count(), n)
+	}
+	got, err := readDeletes(t.Context(), iceio.LocalFS{}, path, df.FilePath(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, pos) {
+		t.Errorf("read back %d positions, want the %d written", len(got), n)
+	}
+	f, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.NumRowGroups() != 1 {
+		t.Errorf("%d row groups, want 1", f.NumRowGroups())
+	}
+}

@@ -225,13 +225,19 @@ type Changes struct {
 // MaxChangedKeys bounds Changes.Keys, which holds memory in proportion
 // to the run: about 75 bytes a resource, and a lake's merge-on-read
 // delete 8 bytes a deleted row (an EOB of the generated exports has 24
-// rows in its tables, 18 of them in eob_item_adjudication), under 100 MB
-// at the bound. Beyond it a lake rewrites the
-// partitions the run changed, which costs as much as a whole publish
-// when the changes span every year: a 3% incremental run of a 10 GB
-// export (83,000 resources) took 39.5 s and 1.32 GB that way with a
-// bound of 50,000, against 11.7 s and 703 MB naming its resources.
-const MaxChangedKeys = 300_000
+// rows in its tables, 18 of them in eob_item_adjudication), about 100 MB
+// at the bound. Beyond it a lake rewrites the partitions the run changed,
+// which costs as much as a whole publish when the changes span every
+// year: a 3% incremental run of a 10 GB export (83,000 resources) took
+// 39.5 s and 1.32 GB that way with a bound of 50,000, against 11.7 s and
+// 703 MB naming its resources. With delete files written in batches,
+// merge-on-read won up to a fifth of that export: a 14% run (392,000
+// resources) took 46.5 s and 843 MB (the partition rewrite, 63.7 s and
+// 1.12 GB, before warehouse compaction, which took 15 s of the 46.5), a
+// 20% run (549,000) 50.3 s and 873 MB against 69.9 s and 983 MB. At 33%
+// (914,000) the rewrite won: 72.7 s and 1.17 GB (before warehouse
+// compaction) against 88.6 s and 1.35 GB.
+const MaxChangedKeys = 600_000
 
 // DefaultSource is the source of runs that name none, and of rows a
 // version 1 warehouse cannot attribute to a source (see Upgrade).

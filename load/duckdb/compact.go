@@ -44,20 +44,24 @@ func (w *Warehouse) Compact(ctx context.Context) ([]load.Compacted, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compact warehouse: %w", err)
 	}
+	names := make([]string, len(candidates))
+	for i, c := range candidates {
+		names[i] = c.name
+	}
+	live, err := w.TableRows(ctx, names)
+	if err != nil {
+		return nil, fmt.Errorf("compact warehouse: %w", err)
+	}
 	var done []load.Compacted
 	for _, c := range candidates {
-		var live int64
-		if err := w.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+ident(c.name)).Scan(&live); err != nil {
-			return done, fmt.Errorf("compact warehouse: count rows of %s: %w", c.name, err)
-		}
-		deleted := c.stored - live
+		deleted := c.stored - live[c.name]
 		if deleted < compactMinDeleted || deleted*compactShare < c.stored {
 			continue
 		}
 		if err := w.rewrite(ctx, c); err != nil {
 			return done, fmt.Errorf("compact warehouse: rewrite %s: %w", c.name, outOfMemory(err))
 		}
-		done = append(done, load.Compacted{Table: c.name, Rows: live, Deleted: deleted})
+		done = append(done, load.Compacted{Table: c.name, Rows: live[c.name], Deleted: deleted})
 	}
 	return done, nil
 }

@@ -53,7 +53,11 @@ func TestCompact(t *testing.T) {
 	for _, table := range []string{"obs", "enc", "keyed", "defaulted", "obs_codes"} {
 		before[table] = tableDigest(t, w, table)
 	}
-	live := tableCount(t, w, "obs")
+	counts, err := w.TableRows(ctx, []string{"obs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := counts["obs"]
 	ddl := map[string]string{}
 	for _, table := range []string{"obs", "defaulted"} {
 		ddl[table] = tableDDL(t, w, table)
@@ -99,28 +103,10 @@ func TestCompact(t *testing.T) {
 // tableDigest counts table's rows and sums a hash of each, in no order.
 func tableDigest(t *testing.T, w *Warehouse, table string) string {
 	t.Helper()
-	var digest string
-	q := "SELECT count(*) || ' rows, ' || coalesce(sum(hash(t::VARCHAR)), 0) FROM " + ident(table) + " t"
-	if err := w.conn.QueryRowContext(t.Context(), q).Scan(&digest); err != nil {
-		t.Fatalf("digest %s: %v", table, err)
-	}
-	return digest
-}
-
-func tableCount(t *testing.T, w *Warehouse, table string) int64 {
-	t.Helper()
-	var n int64
-	if err := w.conn.QueryRowContext(t.Context(), "SELECT count(*) FROM "+ident(table)).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return query(t, w, "SELECT count(*) || ' rows, ' || coalesce(sum(hash(t::VARCHAR)), 0) FROM "+ident(table)+" t")[0]
 }
 
 func tableDDL(t *testing.T, w *Warehouse, table string) string {
 	t.Helper()
-	var ddl string
-	if err := w.conn.QueryRowContext(t.Context(), "SELECT sql FROM duckdb_tables() WHERE table_name = $1", table).Scan(&ddl); err != nil {
-		t.Fatal(err)
-	}
-	return ddl
+	return query(t, w, "SELECT sql FROM duckdb_tables() WHERE table_name = "+sqlString(table))[0]
 }

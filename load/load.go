@@ -109,6 +109,11 @@ type Run struct {
 	// ExportIssues summarise the export's error[] files (the server's
 	// OperationOutcomes), recorded in fhirlake_export_errors.
 	ExportIssues []ExportIssue
+	// Partitions says whether Commit finds the lake partitions the run
+	// changed (Changes.Tables' values), which costs a scan of each changed
+	// partitioned table before its rows are replaced and one after: the
+	// run's lake tells (LakeNeeds).
+	Partitions PartitionNeed
 	// Parts, when set, are the exports of a run that loads several in
 	// one commit (a roster spread over exports): each moves the watermark
 	// of its own scope to its own transaction time, and each job is
@@ -118,6 +123,41 @@ type Run struct {
 	// without meta.lastUpdated), and Job is unused.
 	Parts []Part
 }
+
+// PartitionNeed is what a lake reads of Changes.Tables: which partitions
+// of each changed table changed, or only which tables changed.
+type PartitionNeed int
+
+const (
+	// PartitionsAlways lists the changed partitions of every changed
+	// table: a lake that rewrites partitions (the Hive-style lake).
+	PartitionsAlways PartitionNeed = iota
+	// PartitionsUnlessKeyed lists them only for a run that lists no Keys
+	// (more than MaxChangedKeys resources); a run that lists them maps
+	// every changed table to nil (the whole source). For a lake that
+	// changes rows by key and rewrites partitions only past the bound, or
+	// whole where it cannot change rows (the Iceberg lake).
+	PartitionsUnlessKeyed
+	// PartitionsNever maps every changed table to nil: no lake reads the
+	// partitions (a run without a lake).
+	PartitionsNever
+)
+
+// Lists says whether a run that changed n resources (replaced or
+// deleted) lists the partitions it changed.
+func (n PartitionNeed) Lists(changed int64) bool {
+	switch n {
+	case PartitionsNever:
+		return false
+	case PartitionsUnlessKeyed:
+		return !KeysListed(changed)
+	}
+	return true
+}
+
+// KeysListed says whether a run that changed n resources lists them in
+// Changes.Keys: at most MaxChangedKeys.
+func KeysListed(n int64) bool { return n > 0 && n <= MaxChangedKeys }
 
 // Part is one export of a run (see Run.Parts).
 type Part struct {
@@ -200,7 +240,9 @@ type Changes struct {
 	Source string
 	// Tables lists, per table whose rows the run changed, the lake
 	// partitions (year values, or NullPartition) that changed: before and
-	// after values both count. An unpartitioned table maps to nil.
+	// after values both count. An unpartitioned table maps to nil, and so
+	// does every table when the run's Partitions did not ask for them
+	// (nil: the whole source's rows).
 	Tables map[string][]string
 	// Person is set when the run relinked the person crosswalk, which
 	// spans sources (PersonTable).

@@ -171,6 +171,7 @@ var (
 	mu     sync.Mutex // guards opener and lakes
 	opener Opener
 	lakes  = map[string]LakeOpener{}
+	needs  = map[string]PartitionNeed{}
 )
 
 // RegisterWarehouse makes open the warehouse Open uses; a driver package
@@ -339,12 +340,22 @@ type LakeOptions struct {
 // LakeOpener opens a lake of one format at location.
 type LakeOpener func(ctx context.Context, location string, opts LakeOptions) (Lake, error)
 
-// RegisterLake makes open the opener of lakes of format; the target
-// packages call it from init.
-func RegisterLake(format string, open LakeOpener) {
+// RegisterLake makes open the opener of lakes of format, whose Publish
+// reads of Changes.Tables what need says; the target packages call it
+// from init.
+func RegisterLake(format string, need PartitionNeed, open LakeOpener) {
 	mu.Lock()
 	defer mu.Unlock()
 	lakes[format] = open
+	needs[format] = need
+}
+
+// LakeNeeds says what a lake of format reads of Changes.Tables:
+// PartitionsAlways for a format not registered.
+func LakeNeeds(format string) PartitionNeed {
+	mu.Lock()
+	defer mu.Unlock()
+	return needs[format]
 }
 
 // OpenLake opens the lake of format at location.

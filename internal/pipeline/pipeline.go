@@ -682,7 +682,8 @@ func (p Pipeline) compact(ctx context.Context, w load.Warehouse, sum *Summary, l
 // have a transaction time.
 func (p Pipeline) runRecord(parts []*part, sum *Summary, started time.Time) load.Run {
 	run := load.Run{ID: sum.RunID, Source: sum.Source, Scope: sum.Scope, Started: started,
-		TransactionTime: sum.TransactionTime, Person: p.Person, ExportIssues: exportIssues(sum.ExportErrors)}
+		TransactionTime: sum.TransactionTime, Person: p.Person, ExportIssues: exportIssues(sum.ExportErrors),
+		Partitions: p.partitionNeed()}
 	if sum.Since != nil {
 		run.Since = *sum.Since
 	}
@@ -841,15 +842,28 @@ func (p Pipeline) warehouseExists() bool {
 	return err == nil
 }
 
+// partitionNeed is what the run's lake reads of the partitions a commit
+// changed (load.Run.Partitions): nothing without a lake.
+func (p Pipeline) partitionNeed() load.PartitionNeed {
+	if p.Lake == "" {
+		return load.PartitionsNever
+	}
+	return load.LakeNeeds(p.lakeFormat())
+}
+
+// lakeFormat is the run's lake format, "parquet" unless set.
+func (p Pipeline) lakeFormat() string {
+	if p.LakeFormat == "" {
+		return "parquet"
+	}
+	return p.LakeFormat
+}
+
 // openLake opens the run's lake target.
 func (p Pipeline) openLake(ctx context.Context) (load.Lake, error) {
-	format := p.LakeFormat
-	if format == "" {
-		format = "parquet"
-	}
 	opts := p.LakeOptions
 	opts.Warehouse = p.Warehouse
-	return load.OpenLake(ctx, format, p.Lake, opts)
+	return load.OpenLake(ctx, p.lakeFormat(), p.Lake, opts)
 }
 
 // publish makes the lake mirror the committed warehouse.

@@ -106,6 +106,12 @@ func claimRun(t *testing.T, w *Warehouse, id string, deleted []string, claims ..
 // claims.
 func sourceRun(t *testing.T, w *Warehouse, source, id string, deleted []string, claims ...claim) load.Stats {
 	t.Helper()
+	return runAsking(t, w, source, id, load.PartitionsAlways, deleted, claims...)
+}
+
+// runAsking is sourceRun for a run whose lake needs what need says.
+func runAsking(t *testing.T, w *Warehouse, source, id string, need load.PartitionNeed, deleted []string, claims ...claim) load.Stats {
+	t.Helper()
 	ctx := t.Context()
 	l, err := w.Begin(ctx, source, lakeTables)
 	if err != nil {
@@ -124,7 +130,7 @@ func sourceRun(t *testing.T, w *Warehouse, source, id string, deleted []string, 
 		}
 		b.rec.Release()
 	}
-	st, err := l.Commit(ctx, load.Run{ID: id, Source: source, Scope: "system", Started: time.Now(), TransactionTime: time.Now()})
+	st, err := l.Commit(ctx, load.Run{ID: id, Source: source, Scope: "system", Started: time.Now(), TransactionTime: time.Now(), Partitions: need})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,6 +288,44 @@ func TestWriteLakeMirrorsWarehouse(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkLakeMirrors(t, w, lake)
+		})
+	}
+}
+
+// TestCommitFindsPartitionsWhenAsked: a run lists the partitions it
+// changed only when its lake reads them; the rows change all the same.
+func TestCommitFindsPartitionsWhenAsked(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		need load.PartitionNeed
+		want map[string][]string
+	}{
+		{"always", load.PartitionsAlways, map[string][]string{"claim": {"2021", "2023"}, "claim_line": {"2021", "2023"}, "claim_note": nil}},
+		{"unless keyed", load.PartitionsUnlessKeyed, map[string][]string{"claim": nil, "claim_line": nil, "claim_note": nil}},
+		{"never", load.PartitionsNever, map[string][]string{"claim": nil, "claim_line": nil, "claim_note": nil}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			runAsking(t, w, "test", "r1", c.need, nil, claim{"a", "2021-05-01", 2}, claim{"b", "2022-01-01", 1})
+			st := runAsking(t, w, "test", "r2", c.need, nil, claim{"a", "2023-02-02", 1})
+			if diff := cmp.Diff(c.want, st.Changes.Tables); diff != "" {
+				t.Errorf("changed tables (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(map[string][]string{"Claim": {"a"}}, st.Changes.Keys); diff != "" {
+				t.Errorf("changed keys (-want +got):\n%s", diff)
+			}
+			var a2023, lines int64
+			if err := w.conn.QueryRowContext(t.Context(), `SELECT (SELECT count(*) FROM claim WHERE id = 'a' AND year(service_start) = 2023),
+				(SELECT count(*) FROM claim_line)`).Scan(&a2023, &lines); err != nil {
+				t.Fatal(err)
+			}
+			if a2023 != 1 || lines != 2 {
+				t.Errorf("after the run: claim a in 2023 %d times, %d claim lines; want 1 and 2 (a's one, b's one)", a2023, lines)
+			}
 		})
 	}
 }

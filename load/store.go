@@ -45,8 +45,8 @@ type Warehouse interface {
 	// TableRows counts the rows of each named table.
 	TableRows(ctx context.Context, tables []string) (map[string]int64, error)
 	// Compact reclaims the space of the rows runs replaced or deleted,
-	// table by table, where enough of it has piled up, changing no row.
-	// It returns the tables it rewrote; on error, those rewritten before.
+	// when enough of it has piled up, changing no row. It returns the
+	// tables whose space it reclaimed; on error, nothing changed.
 	Compact(ctx context.Context) ([]Compacted, error)
 	// Query runs a read-only SQL query (status, demo, ad-hoc reads).
 	// A warehouse that speaks no SQL returns ErrNoSQL.
@@ -57,8 +57,8 @@ type Warehouse interface {
 	Close() error
 }
 
-// Compacted is a table Compact rewrote: the rows it holds, and the
-// deleted ones whose space it reclaimed.
+// Compacted is a table whose space Compact reclaimed: the rows it holds,
+// and the deleted ones whose space it reclaimed.
 type Compacted struct {
 	Table   string
 	Rows    int64

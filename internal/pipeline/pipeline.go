@@ -195,8 +195,8 @@ type Summary struct {
 	// another writer's and were redone (an Iceberg lake several workers
 	// write).
 	LakeCommitRetries int64 `json:"lake_commit_retries,omitempty"`
-	// Compacted lists the warehouse tables the run rewrote to reclaim the
-	// space of replaced rows (see load.Warehouse.Compact).
+	// Compacted lists the warehouse tables whose replaced rows' space the
+	// run reclaimed (see load.Warehouse.Compact).
 	Compacted []string `json:"compacted,omitempty"`
 	// Exports are the exports of a run that loaded several (a roster
 	// spread over exports), each with its own scope and watermark; the
@@ -658,8 +658,8 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, parts []*part, sum
 
 // compact reclaims the warehouse space of replaced rows where enough has
 // piled up (see load.Warehouse.Compact). The run is committed and its
-// lake written by then, so a failure is a warning: the tables it did not
-// rewrite are as they were, and the next run tries again.
+// lake written by then, so a failure is a warning: the warehouse is as
+// it was, and the next run tries again.
 func (p Pipeline) compact(ctx context.Context, w load.Warehouse, sum *Summary, log *slog.Logger) {
 	t0 := p.Now()
 	done, err := w.Compact(ctx)

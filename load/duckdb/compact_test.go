@@ -3,6 +3,8 @@
 package duckdb
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,20 +14,29 @@ import (
 	"github.com/fhirlake/fhirlake/load"
 )
 
-// TestCompact: a table whose deleted rows reach a tenth of those it
-// stores is rewritten with the same rows, columns and NOT NULL
-// constraints, and stores no deleted row after; one below the share, and
-// tables with a key, a check or a default, are left alone, whatever they
-// waste.
+// TestCompact: once a table's deleted rows reach a tenth of those it
+// stores, the warehouse file is rewritten with the same tables, rows,
+// constraints, defaults and views, and stores no deleted row after; the
+// warehouse stays open on the new file, with its identity. Below the
+// share nothing is rewritten.
 func TestCompact(t *testing.T) {
 	ctx := t.Context()
-	w, err := Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"))
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	w, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	defer func() { w.Close() }()
 	const n = 200_000
-	for _, q := range []string{
+	exec := func(qs ...string) {
+		t.Helper()
+		for _, q := range qs {
+			if err := w.Exec(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	exec(
 		// Two data tables as loads make them, a keyed one and one with a
 		// default and a check, each with n rows, and a view over one.
 		`CREATE TABLE obs (data_source VARCHAR NOT NULL, id VARCHAR, code VARCHAR, value DOUBLE)`,
@@ -38,65 +49,162 @@ func TestCompact(t *testing.T) {
 		`INSERT INTO defaulted SELECT i, 'v' || i FROM range(200000) r(i)`,
 		`CREATE VIEW obs_codes AS SELECT code, count(*) AS n FROM obs GROUP BY code`,
 		"CHECKPOINT",
-		// obs loses 12% of its rows, enc 6%, keyed and defaulted 30%.
-		`DELETE FROM obs WHERE hash(id) % 100 < 12`,
+		// enc loses 6% of its rows: not worth a rewrite.
 		`DELETE FROM enc WHERE hash(id) % 100 < 6`,
-		`DELETE FROM keyed WHERE id % 10 < 3`,
-		`DELETE FROM defaulted WHERE id % 10 < 3`,
 		"CHECKPOINT",
-	} {
-		if err := w.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	before := map[string]string{}
-	for _, table := range []string{"obs", "enc", "keyed", "defaulted", "obs_codes"} {
-		before[table] = tableDigest(t, w, table)
-	}
-	counts, err := w.TableRows(ctx, []string{"obs"})
+	)
+	file, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	live := counts["obs"]
-	ddl := map[string]string{}
-	for _, table := range []string{"obs", "defaulted"} {
+	if done, err := w.Compact(ctx); err != nil || len(done) != 0 {
+		t.Fatalf("compaction below the share: %v, %v; want nothing", done, err)
+	}
+	if now, err := os.Stat(path); err != nil || !os.SameFile(file, now) {
+		t.Fatalf("compaction below the share replaced the file (%v)", err)
+	}
+
+	// obs loses 12%, keyed and defaulted 30%.
+	exec(`DELETE FROM obs WHERE hash(id) % 100 < 12`,
+		`DELETE FROM keyed WHERE id % 10 < 3`,
+		`DELETE FROM defaulted WHERE id % 10 < 3`,
+		"CHECKPOINT")
+	tables := []string{"defaulted", "enc", "keyed", "obs"}
+	before, ddl := map[string]string{}, map[string]string{}
+	for _, table := range tables {
+		before[table] = tableDigest(t, w, table)
 		ddl[table] = tableDDL(t, w, table)
 	}
+	before["obs_codes"] = tableDigest(t, w, "obs_codes")
+	view := query(t, w, "SELECT sql FROM duckdb_views() WHERE view_name = 'obs_codes'")[0]
+	live, err := w.TableRows(ctx, tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file, err = os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+	id := w.ID()
 
 	done, err := w.Compact(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []load.Compacted{{Table: "obs", Rows: live, Deleted: n - live}}
+	var want []load.Compacted
+	for _, table := range tables {
+		want = append(want, load.Compacted{Table: table, Rows: live[table], Deleted: n - live[table]})
+	}
 	if diff := cmp.Diff(want, done); diff != "" {
 		t.Fatalf("compacted (-want +got):\n%s", diff)
+	}
+	now, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.SameFile(file, now) || now.Size() >= file.Size() {
+		t.Errorf("the file was not replaced by a smaller one: %d bytes, was %d", now.Size(), file.Size())
+	}
+	if now.Mode().Perm() != 0o600 {
+		t.Errorf("the new file's mode is %v, want 0600", now.Mode().Perm())
+	}
+	if _, err := os.Stat(compactDir(path)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the compaction's folder is left: %v", err)
 	}
 	for table, digest := range before {
 		if got := tableDigest(t, w, table); got != digest {
 			t.Errorf("%s changed: %s, was %s", table, got, digest)
 		}
 	}
-	for table, wantStored := range map[string]int64{"obs": live, "enc": n, "keyed": n, "defaulted": n} {
+	for _, table := range tables {
+		if got := tableDDL(t, w, table); got != ddl[table] {
+			t.Errorf("%s after compaction:\n%s\nbefore:\n%s", table, got, ddl[table])
+		}
 		var stored int64
 		if err := w.conn.QueryRowContext(ctx, "SELECT estimated_size FROM duckdb_tables() WHERE table_name = $1", table).Scan(&stored); err != nil {
 			t.Fatal(err)
 		}
-		if stored != wantStored {
-			t.Errorf("%s stores %d rows, want %d", table, stored, wantStored)
+		if stored != live[table] {
+			t.Errorf("%s stores %d rows, want %d", table, stored, live[table])
 		}
 	}
-	for table, before := range ddl {
-		if got := tableDDL(t, w, table); got != before {
-			t.Errorf("%s after compaction:\n%s\nbefore:\n%s", table, got, before)
+	if got := query(t, w, "SELECT sql FROM duckdb_views() WHERE view_name = 'obs_codes'")[0]; got != view {
+		t.Errorf("the view after compaction:\n%s\nbefore:\n%s", got, view)
+	}
+	// The constraints hold, the default applies, and the warehouse writes.
+	for q, wantErr := range map[string]string{
+		`INSERT INTO obs VALUES (NULL, 'x', 'c', 1)`:       "NOT NULL",
+		`INSERT INTO keyed VALUES (5, 'again')`:            "Duplicate key",
+		`INSERT INTO defaulted VALUES (-1, 'negative')`:    "CHECK",
+		`INSERT INTO defaulted (id) VALUES (1000000)`:      "",
+		`INSERT INTO enc VALUES ('src', 'new', 'planned')`: "",
+	} {
+		err := w.Exec(ctx, q)
+		if wantErr == "" && err != nil || wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)) {
+			t.Errorf("%s after compaction: %v, want %q", q, err, wantErr)
 		}
 	}
-	if err := w.Exec(ctx, `INSERT INTO obs VALUES (NULL, 'x', 'c', 1)`); err == nil || !strings.Contains(err.Error(), "NOT NULL") {
-		t.Errorf("a null data_source after compaction: %v, want a NOT NULL error", err)
+	if got := query(t, w, "SELECT v FROM defaulted WHERE id = 1000000")[0]; got != "x" {
+		t.Errorf("the default after compaction gave %q, want x", got)
 	}
-
+	if w.ID() != id {
+		t.Errorf("the warehouse's id is %s, was %s", w.ID(), id)
+	}
 	// Nothing left to reclaim: a second call rewrites nothing.
 	if done, err := w.Compact(ctx); err != nil || len(done) != 0 {
 		t.Errorf("second compaction: %v, %v; want nothing", done, err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w, err = Open(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	if w.ID() != id {
+		t.Errorf("the warehouse opened again has id %s, was %s", w.ID(), id)
+	}
+}
+
+// TestCompactFailureLeavesTheFile: a compaction that fails after the
+// copy leaves the old file in place, open and whole, and no copy behind.
+func TestCompactFailureLeavesTheFile(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	w, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { w.Close() }()
+	for _, q := range []string{
+		`CREATE TABLE obs (id VARCHAR, v INTEGER)`,
+		`INSERT INTO obs SELECT 'o' || i, i FROM range(100000) r(i)`,
+		"CHECKPOINT",
+		`DELETE FROM obs WHERE v % 4 = 0`,
+	} {
+		if err := w.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	injected := errors.New("injected")
+	beforeSwap = func() error { return injected }
+	defer func() { beforeSwap = nil }()
+	if _, err := w.Compact(ctx); !errors.Is(err, injected) {
+		t.Fatalf("compaction: %v, want the injected error", err)
+	}
+	if now, err := os.Stat(path); err != nil || !os.SameFile(file, now) {
+		t.Errorf("a failed compaction replaced the file (%v)", err)
+	}
+	if _, err := os.Stat(compactDir(path)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed compaction left its folder: %v", err)
+	}
+	if got := query(t, w, "SELECT count(*) FROM obs")[0]; got != "75000" {
+		t.Errorf("after a failed compaction obs holds %s rows, want 75000", got)
+	}
+	if err := w.Exec(ctx, `INSERT INTO obs VALUES ('new', 1)`); err != nil {
+		t.Errorf("the warehouse does not write after a failed compaction: %v", err)
 	}
 }
 

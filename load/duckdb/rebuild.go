@@ -401,7 +401,7 @@ func (p *RebuildPlan) executeToWarehouse(ctx context.Context) error {
 		return fmt.Errorf("rebuild: %s.wal remains after checkpoint", tmp)
 	}
 	if err := syncFile(tmp); err != nil {
-		return err
+		return fmt.Errorf("rebuild: %w", err)
 	}
 	release()
 	// The old file's write-ahead log belongs to the old file: left beside
@@ -691,11 +691,11 @@ func exists(path string) bool {
 func syncFile(path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("rebuild: %w", err)
+		return fmt.Errorf("sync: %w", err)
 	}
 	defer f.Close()
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("rebuild: sync %s: %w", path, err)
+		return fmt.Errorf("sync %s: %w", path, err)
 	}
 	return nil
 }

@@ -205,7 +205,8 @@ const DefaultMemory = "384MB"
 // fast. Smaller blocks cost more than they save: 32 kB wrote 50.7 MB,
 // 16 kB 61.1 MB (DuckDB's segments are bounded by the block). A file
 // keeps the block size it was created with, so this applies to new
-// warehouses only. DuckDB 1.1 and later open such files.
+// warehouses, and to a file Compact rewrites. DuckDB 1.1 and later open
+// such files.
 const blockSize = 64 << 10
 
 // fileDSN opens the warehouse file path read-write, creating it with
@@ -274,7 +275,9 @@ func (w *Warehouse) Close() error {
 	if w.conn != nil {
 		errs = append(errs, w.conn.Close())
 	}
-	errs = append(errs, w.db.Close())
+	if w.db != nil { // nil after a compaction that could not open the file again
+		errs = append(errs, w.db.Close())
+	}
 	return errors.Join(errs...)
 }
 

@@ -109,11 +109,9 @@ type Run struct {
 	// ExportIssues summarise the export's error[] files (the server's
 	// OperationOutcomes), recorded in fhirlake_export_errors.
 	ExportIssues []ExportIssue
-	// Partitions says whether Commit finds the lake partitions the run
-	// changed (Changes.Tables' values), which costs a scan of each changed
-	// partitioned table before its rows are replaced and one after: the
-	// run's lake tells (LakeNeeds).
-	Partitions PartitionNeed
+	// Changes says what Commit lists of the run's changes (Stats.Changes)
+	// for the run's lake (LakeNeeds).
+	Changes ChangeNeed
 	// Parts, when set, are the exports of a run that loads several in
 	// one commit (a roster spread over exports): each moves the watermark
 	// of its own scope to its own transaction time, and each job is
@@ -124,40 +122,50 @@ type Run struct {
 	Parts []Part
 }
 
-// PartitionNeed is what a lake reads of Changes.Tables: which partitions
-// of each changed table changed, or only which tables changed.
-type PartitionNeed int
+// ChangeNeed is what a lake reads of a run's Changes beyond which tables
+// changed: the partitions that changed (Tables' values), or the changed
+// resources (Keys). Finding the partitions costs two scans of each changed
+// partitioned table, listing the resources a query of them all.
+type ChangeNeed int
 
 const (
-	// PartitionsAlways lists the changed partitions of every changed
-	// table: a lake that rewrites partitions (the Hive-style lake).
-	PartitionsAlways PartitionNeed = iota
-	// PartitionsUnlessKeyed lists them only for a run that lists no Keys
-	// (more than MaxChangedKeys resources); a run that lists them maps
-	// every changed table to nil (the whole source). For a lake that
-	// changes rows by key and rewrites partitions only past the bound, or
+	// ChangesAll lists both: the partitions, and the resources when there
+	// are at most MaxChangedKeys of them. For a lake that does not say.
+	ChangesAll ChangeNeed = iota
+	// ChangesByPartition lists the partitions only: a lake that rewrites
+	// partitions (the Hive-style lake).
+	ChangesByPartition
+	// ChangesByKey lists the resources when there are at most
+	// MaxChangedKeys, and the partitions only when it does not: a lake
+	// that changes rows by key, and rewrites partitions past the bound or
 	// whole where it cannot change rows (the Iceberg lake).
-	PartitionsUnlessKeyed
-	// PartitionsNever maps every changed table to nil: no lake reads the
-	// partitions (a run without a lake).
-	PartitionsNever
+	ChangesByKey
+	// ChangesNone lists neither: no lake reads them (a run without one).
+	ChangesNone
 )
 
-// Lists says whether a run that changed n resources (replaced or
-// deleted) lists the partitions it changed.
-func (n PartitionNeed) Lists(changed int64) bool {
-	switch n {
-	case PartitionsNever:
+// Partitions says whether a run that changed n resources (replaced or
+// deleted) lists the partitions it changed; a run that does not maps
+// every changed table to nil, the whole source's rows.
+func (c ChangeNeed) Partitions(n int64) bool {
+	switch c {
+	case ChangesNone:
 		return false
-	case PartitionsUnlessKeyed:
-		return !KeysListed(changed)
+	case ChangesByKey:
+		return !keysListed(n)
 	}
 	return true
 }
 
-// KeysListed says whether a run that changed n resources lists them in
-// Changes.Keys: at most MaxChangedKeys.
-func KeysListed(n int64) bool { return n > 0 && n <= MaxChangedKeys }
+// Keys says whether a run that changed n resources lists them in
+// Changes.Keys.
+func (c ChangeNeed) Keys(n int64) bool {
+	return (c == ChangesAll || c == ChangesByKey) && keysListed(n)
+}
+
+// keysListed says whether n changed resources can be listed: at most
+// MaxChangedKeys.
+func keysListed(n int64) bool { return n > 0 && n <= MaxChangedKeys }
 
 // Part is one export of a run (see Run.Parts).
 type Part struct {
@@ -241,7 +249,7 @@ type Changes struct {
 	// Tables lists, per table whose rows the run changed, the lake
 	// partitions (year values, or NullPartition) that changed: before and
 	// after values both count. An unpartitioned table maps to nil, and so
-	// does every table when the run's Partitions did not ask for them
+	// does every table when the run's ChangeNeed does not list partitions
 	// (nil: the whole source's rows).
 	Tables map[string][]string
 	// Person is set when the run relinked the person crosswalk, which
@@ -256,7 +264,8 @@ type Changes struct {
 	// the run replaced or deleted (their rows in the lake are stale), so
 	// that a lake can change just those rows (RecordsOf gives the new
 	// ones). It is nil when the run changed more than MaxChangedKeys
-	// resources: a lake then rewrites the changed partitions.
+	// resources (a lake then rewrites the changed partitions), or when
+	// the run's ChangeNeed does not list them.
 	Keys map[string][]string
 	// Appended counts, per table of Tables, the rows the run inserted
 	// into it: all the rows of Keys' resources the table holds after the

@@ -369,7 +369,7 @@ func (l *memLoader) Commit(_ context.Context, run Run) (Stats, error) {
 			delete(m.versions, k)
 		}
 	}
-	if n := len(accepted) + len(gone); KeysListed(int64(n)) {
+	if n := len(accepted) + len(gone); keysListed(int64(n)) {
 		st.Changes.Keys = map[string][]string{}
 		for k := range accepted {
 			st.Changes.Keys[k.typ] = append(st.Changes.Keys[k.typ], k.id)

@@ -171,7 +171,7 @@ var (
 	mu     sync.Mutex // guards opener and lakes
 	opener Opener
 	lakes  = map[string]LakeOpener{}
-	needs  = map[string]PartitionNeed{}
+	needs  = map[string]ChangeNeed{}
 )
 
 // RegisterWarehouse makes open the warehouse Open uses; a driver package
@@ -341,18 +341,18 @@ type LakeOptions struct {
 type LakeOpener func(ctx context.Context, location string, opts LakeOptions) (Lake, error)
 
 // RegisterLake makes open the opener of lakes of format, whose Publish
-// reads of Changes.Tables what need says; the target packages call it
+// reads of a run's Changes what need says; the target packages call it
 // from init.
-func RegisterLake(format string, need PartitionNeed, open LakeOpener) {
+func RegisterLake(format string, need ChangeNeed, open LakeOpener) {
 	mu.Lock()
 	defer mu.Unlock()
 	lakes[format] = open
 	needs[format] = need
 }
 
-// LakeNeeds says what a lake of format reads of Changes.Tables:
-// PartitionsAlways for a format not registered.
-func LakeNeeds(format string) PartitionNeed {
+// LakeNeeds says what a lake of format reads of a run's Changes:
+// ChangesAll for a format not registered.
+func LakeNeeds(format string) ChangeNeed {
 	mu.Lock()
 	defer mu.Unlock()
 	return needs[format]

@@ -37,7 +37,7 @@ func TestRunOnMemoryWarehouse(t *testing.T) {
 	mem := load.NewMemory()
 	defer mem.Release()
 	lake := load.NewMemoryLake()
-	load.RegisterLake("memory-test", load.PartitionsAlways, func(context.Context, string, load.LakeOptions) (load.Lake, error) { return lake, nil })
+	load.RegisterLake("memory-test", load.ChangesAll, func(context.Context, string, load.LakeOptions) (load.Lake, error) { return lake, nil })
 	p := pipeline.Pipeline{
 		Source: "memory-payer",
 		Client: &extract.Client{

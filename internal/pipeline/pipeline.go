@@ -683,7 +683,7 @@ func (p Pipeline) compact(ctx context.Context, w load.Warehouse, sum *Summary, l
 func (p Pipeline) runRecord(parts []*part, sum *Summary, started time.Time) load.Run {
 	run := load.Run{ID: sum.RunID, Source: sum.Source, Scope: sum.Scope, Started: started,
 		TransactionTime: sum.TransactionTime, Person: p.Person, ExportIssues: exportIssues(sum.ExportErrors),
-		Partitions: p.partitionNeed()}
+		Changes: p.changeNeed()}
 	if sum.Since != nil {
 		run.Since = *sum.Since
 	}
@@ -842,11 +842,11 @@ func (p Pipeline) warehouseExists() bool {
 	return err == nil
 }
 
-// partitionNeed is what the run's lake reads of the partitions a commit
-// changed (load.Run.Partitions): nothing without a lake.
-func (p Pipeline) partitionNeed() load.PartitionNeed {
+// changeNeed is what the run's lake reads of a commit's changes
+// (load.Run.Changes): nothing without a lake.
+func (p Pipeline) changeNeed() load.ChangeNeed {
 	if p.Lake == "" {
-		return load.PartitionsNever
+		return load.ChangesNone
 	}
 	return load.LakeNeeds(p.lakeFormat())
 }

@@ -106,11 +106,11 @@ func claimRun(t *testing.T, w *Warehouse, id string, deleted []string, claims ..
 // claims.
 func sourceRun(t *testing.T, w *Warehouse, source, id string, deleted []string, claims ...claim) load.Stats {
 	t.Helper()
-	return runAsking(t, w, source, id, load.PartitionsAlways, deleted, claims...)
+	return runAsking(t, w, source, id, load.ChangesAll, deleted, claims...)
 }
 
 // runAsking is sourceRun for a run whose lake needs what need says.
-func runAsking(t *testing.T, w *Warehouse, source, id string, need load.PartitionNeed, deleted []string, claims ...claim) load.Stats {
+func runAsking(t *testing.T, w *Warehouse, source, id string, need load.ChangeNeed, deleted []string, claims ...claim) load.Stats {
 	t.Helper()
 	ctx := t.Context()
 	l, err := w.Begin(ctx, source, lakeTables)
@@ -130,7 +130,7 @@ func runAsking(t *testing.T, w *Warehouse, source, id string, need load.Partitio
 		}
 		b.rec.Release()
 	}
-	st, err := l.Commit(ctx, load.Run{ID: id, Source: source, Scope: "system", Started: time.Now(), TransactionTime: time.Now(), Partitions: need})
+	st, err := l.Commit(ctx, load.Run{ID: id, Source: source, Scope: "system", Started: time.Now(), TransactionTime: time.Now(), Changes: need})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,17 +292,23 @@ func TestWriteLakeMirrorsWarehouse(t *testing.T) {
 	}
 }
 
-// TestCommitFindsPartitionsWhenAsked: a run lists the partitions it
-// changed only when its lake reads them; the rows change all the same.
-func TestCommitFindsPartitionsWhenAsked(t *testing.T) {
+// TestCommitListsWhatTheLakeNeeds: a run lists the partitions it changed
+// and the resources it changed only when its lake reads them; the rows
+// change all the same.
+func TestCommitListsWhatTheLakeNeeds(t *testing.T) {
+	parts := map[string][]string{"claim": {"2021", "2023"}, "claim_line": {"2021", "2023"}, "claim_note": nil}
+	tables := map[string][]string{"claim": nil, "claim_line": nil, "claim_note": nil}
+	keys := map[string][]string{"Claim": {"a"}}
 	for _, c := range []struct {
-		name string
-		need load.PartitionNeed
-		want map[string][]string
+		name      string
+		need      load.ChangeNeed
+		wantParts map[string][]string
+		wantKeys  map[string][]string
 	}{
-		{"always", load.PartitionsAlways, map[string][]string{"claim": {"2021", "2023"}, "claim_line": {"2021", "2023"}, "claim_note": nil}},
-		{"unless keyed", load.PartitionsUnlessKeyed, map[string][]string{"claim": nil, "claim_line": nil, "claim_note": nil}},
-		{"never", load.PartitionsNever, map[string][]string{"claim": nil, "claim_line": nil, "claim_note": nil}},
+		{"all", load.ChangesAll, parts, keys},
+		{"by partition", load.ChangesByPartition, parts, nil},
+		{"by key", load.ChangesByKey, tables, keys},
+		{"none", load.ChangesNone, tables, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
@@ -312,10 +318,10 @@ func TestCommitFindsPartitionsWhenAsked(t *testing.T) {
 			defer w.Close()
 			runAsking(t, w, "test", "r1", c.need, nil, claim{"a", "2021-05-01", 2}, claim{"b", "2022-01-01", 1})
 			st := runAsking(t, w, "test", "r2", c.need, nil, claim{"a", "2023-02-02", 1})
-			if diff := cmp.Diff(c.want, st.Changes.Tables); diff != "" {
+			if diff := cmp.Diff(c.wantParts, st.Changes.Tables); diff != "" {
 				t.Errorf("changed tables (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(map[string][]string{"Claim": {"a"}}, st.Changes.Keys); diff != "" {
+			if diff := cmp.Diff(c.wantKeys, st.Changes.Keys); diff != "" {
 				t.Errorf("changed keys (-want +got):\n%s", diff)
 			}
 			var a2023, lines int64

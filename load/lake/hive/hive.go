@@ -102,7 +102,7 @@ var _ load.Lake = (*Lake)(nil)
 const Format = "parquet"
 
 func init() {
-	load.RegisterLake(Format, load.PartitionsAlways, func(_ context.Context, location string, _ load.LakeOptions) (load.Lake, error) {
+	load.RegisterLake(Format, load.ChangesByPartition, func(_ context.Context, location string, _ load.LakeOptions) (load.Lake, error) {
 		dir, err := localPath(location)
 		if err != nil {
 			return nil, err

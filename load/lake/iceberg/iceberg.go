@@ -78,7 +78,7 @@ const (
 )
 
 func init() {
-	load.RegisterLake(Format, load.PartitionsUnlessKeyed, func(ctx context.Context, location string, opts load.LakeOptions) (load.Lake, error) {
+	load.RegisterLake(Format, load.ChangesByKey, func(ctx context.Context, location string, opts load.LakeOptions) (load.Lake, error) {
 		return Open(ctx, location, opts)
 	})
 }

@@ -141,7 +141,12 @@ func (w *Warehouse) rewriteFile(ctx context.Context, live map[string]int64) (err
 	if err := w.conn.QueryRowContext(ctx, "SELECT current_database()").Scan(&catalog); err != nil {
 		return err
 	}
-	dir := compactDir(w.path)
+	// The new file goes beside the file itself, which a link may name.
+	file, err := filepath.EvalSymlinks(w.path)
+	if err != nil {
+		return err
+	}
+	dir := compactDir(file)
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
@@ -153,7 +158,7 @@ func (w *Warehouse) rewriteFile(ctx context.Context, live map[string]int64) (err
 			err = rerr
 		}
 	}()
-	next := filepath.Join(dir, filepath.Base(w.path))
+	next := filepath.Join(dir, filepath.Base(file))
 	if err := w.exec(ctx, fmt.Sprintf("ATTACH %s AS %s (BLOCK_SIZE %d)", sqlString(next), compactCatalog, blockSize)); err != nil {
 		return fmt.Errorf("create the new file: %w", err)
 	}
@@ -187,7 +192,7 @@ func (w *Warehouse) rewriteFile(ctx context.Context, live map[string]int64) (err
 	if err := private.Tighten(next); err != nil {
 		return err
 	}
-	return w.swap(ctx, next)
+	return w.swap(ctx, next, file)
 }
 
 // checkCopy fails unless every table of the new file holds the rows live
@@ -214,9 +219,10 @@ func (w *Warehouse) checkCopy(ctx context.Context, live map[string]int64) error 
 	return nil
 }
 
-// swap closes the warehouse, renames next over its file and opens it
-// again. Whatever fails, it opens the file that is then in place.
-func (w *Warehouse) swap(ctx context.Context, next string) (err error) {
+// swap closes the warehouse, renames next over its file (file, where a
+// link w.path leads) and opens it again. Whatever fails, it opens the
+// file that is then in place.
+func (w *Warehouse) swap(ctx context.Context, next, file string) (err error) {
 	if err := w.closeDB(); err != nil {
 		return errors.Join(fmt.Errorf("close: %w", err), w.reopen(ctx))
 	}
@@ -225,10 +231,10 @@ func (w *Warehouse) swap(ctx context.Context, next string) (err error) {
 	if _, err := os.Stat(w.path + ".wal"); !errors.Is(err, os.ErrNotExist) {
 		return errors.Join(fmt.Errorf("%s.wal is still there after a clean close", w.path), w.reopen(ctx))
 	}
-	if err := os.Rename(next, w.path); err != nil {
+	if err := os.Rename(next, file); err != nil {
 		return errors.Join(err, w.reopen(ctx))
 	}
-	if err := atomicfile.SyncDir(filepath.Dir(w.path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(file)); err != nil {
 		return errors.Join(err, w.reopen(ctx))
 	}
 	return w.reopen(ctx)

@@ -164,6 +164,45 @@ func TestCompact(t *testing.T) {
 	}
 }
 
+// TestCompactThroughALink: a warehouse opened through a symbolic link is
+// compacted where the link leads, and the link stays.
+func TestCompactThroughALink(t *testing.T) {
+	ctx := t.Context()
+	target := filepath.Join(t.TempDir(), "real.duckdb")
+	link := filepath.Join(t.TempDir(), "w.duckdb")
+	if err := os.Symlink(target, link); err != nil {
+		t.Skipf("no symbolic links here: %v", err)
+	}
+	w, err := Open(ctx, link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { w.Close() }()
+	for _, q := range []string{
+		`CREATE TABLE obs (id VARCHAR, v INTEGER)`,
+		`INSERT INTO obs SELECT 'o' || i, i FROM range(100000) r(i)`,
+		"CHECKPOINT",
+		`DELETE FROM obs WHERE v % 4 = 0`,
+	} {
+		if err := w.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if done, err := w.Compact(ctx); err != nil || len(done) != 1 {
+		t.Fatalf("compaction: %v, %v; want obs", done, err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced (%v)", err)
+	}
+	if got := query(t, w, "SELECT count(*) FROM obs")[0]; got != "75000" {
+		t.Errorf("after compaction obs holds %s rows, want 75000", got)
+	}
+	var stored int64
+	if err := w.conn.QueryRowContext(ctx, "SELECT estimated_size FROM duckdb_tables() WHERE table_name = 'obs'").Scan(&stored); err != nil || stored != 75000 {
+		t.Errorf("obs stores %d rows (%v), want 75000: the compacted file is not the one open", stored, err)
+	}
+}
+
 // TestCompactFailureLeavesTheFile: a compaction that fails after the
 // copy leaves the old file in place, open and whole, and no copy behind.
 func TestCompactFailureLeavesTheFile(t *testing.T) {

@@ -45,9 +45,9 @@ type Warehouse interface {
 	// TableRows counts the rows of each named table.
 	TableRows(ctx context.Context, tables []string) (map[string]int64, error)
 	// Compact reclaims the space of the rows runs replaced or deleted,
-	// when enough of it has piled up, changing no row. It returns the
-	// tables whose space it reclaimed; on error, nothing changed.
-	Compact(ctx context.Context) ([]Compacted, error)
+	// when enough of it has piled up, changing no row, and says what it
+	// did; on error, nothing changed.
+	Compact(ctx context.Context) (Compaction, error)
 	// Query runs a read-only SQL query (status, demo, ad-hoc reads).
 	// A warehouse that speaks no SQL returns ErrNoSQL.
 	Query(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -55,6 +55,16 @@ type Warehouse interface {
 	Snapshot
 	// Close releases the warehouse.
 	Close() error
+}
+
+// Compaction is what Compact did: nothing (the zero value), or a rewrite
+// of the warehouse file, which reclaimed the space of Tables' deleted
+// rows and of the file's free blocks.
+type Compaction struct {
+	Rewritten bool
+	Tables    []Compacted
+	// Before and After are the sizes of the file, in bytes.
+	Before, After int64
 }
 
 // Compacted is a table whose space Compact reclaimed: the rows it holds,

@@ -663,12 +663,13 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, parts []*part, sum
 func (p Pipeline) compact(ctx context.Context, w load.Warehouse, sum *Summary, log *slog.Logger) {
 	t0 := p.Now()
 	done, err := w.Compact(ctx)
-	for _, c := range done {
+	for _, c := range done.Tables {
 		sum.Compacted = append(sum.Compacted, c.Table)
 		log.Info("warehouse table compacted", "table", c.Table, "rows", c.Rows, "deleted_rows", c.Deleted)
 	}
-	if len(done) > 0 {
+	if done.Rewritten {
 		sum.Timings["compact"] = p.Now().Sub(t0).Seconds()
+		log.Info("warehouse compacted", "bytes_before", done.Before, "bytes_after", done.After)
 	}
 	if err != nil {
 		log.Warn("warehouse not compacted (the run is committed; the next run tries again)", "error", err.Error())

@@ -57,8 +57,8 @@ func TestCompact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if done, err := w.Compact(ctx); err != nil || len(done) != 0 {
-		t.Fatalf("compaction below the share: %v, %v; want nothing", done, err)
+	if done, err := w.Compact(ctx); err != nil || done.Rewritten || len(done.Tables) != 0 {
+		t.Fatalf("compaction below the share: %+v, %v; want nothing", done, err)
 	}
 	if now, err := os.Stat(path); err != nil || !os.SameFile(file, now) {
 		t.Fatalf("compaction below the share replaced the file (%v)", err)
@@ -94,12 +94,15 @@ func TestCompact(t *testing.T) {
 	for _, table := range tables {
 		want = append(want, load.Compacted{Table: table, Rows: live[table], Deleted: n - live[table]})
 	}
-	if diff := cmp.Diff(want, done); diff != "" {
+	if diff := cmp.Diff(want, done.Tables); diff != "" {
 		t.Fatalf("compacted (-want +got):\n%s", diff)
 	}
 	now, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !done.Rewritten || done.Before != file.Size() || done.After != now.Size() {
+		t.Errorf("compaction %+v; want rewritten, from %d to %d bytes", done, file.Size(), now.Size())
 	}
 	if os.SameFile(file, now) || now.Size() >= file.Size() {
 		t.Errorf("the file was not replaced by a smaller one: %d bytes, was %d", now.Size(), file.Size())
@@ -150,8 +153,8 @@ func TestCompact(t *testing.T) {
 		t.Errorf("the warehouse's id is %s, was %s", w.ID(), id)
 	}
 	// Nothing left to reclaim: a second call rewrites nothing.
-	if done, err := w.Compact(ctx); err != nil || len(done) != 0 {
-		t.Errorf("second compaction: %v, %v; want nothing", done, err)
+	if done, err := w.Compact(ctx); err != nil || done.Rewritten {
+		t.Errorf("second compaction: %+v, %v; want nothing", done, err)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
@@ -161,6 +164,46 @@ func TestCompact(t *testing.T) {
 	}
 	if w.ID() != id {
 		t.Errorf("the warehouse opened again has id %s, was %s", w.ID(), id)
+	}
+}
+
+// TestCompactFreeBlocks: a file a quarter of whose blocks are free (and
+// at least freeMinBytes) is rewritten though no table stores deleted
+// rows.
+func TestCompactFreeBlocks(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	w, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { w.Close() }()
+	for _, q := range []string{
+		`CREATE TABLE kept (id VARCHAR, v VARCHAR)`,
+		`INSERT INTO kept SELECT 'k' || i, md5(i::VARCHAR) FROM range(100000) r(i)`,
+		// Random strings do not compress: about 30 MB, dropped.
+		`CREATE TABLE scratch AS SELECT md5(i::VARCHAR) || md5((i + 1)::VARCHAR) AS v FROM range(500000) r(i)`,
+		"CHECKPOINT",
+		"DROP TABLE scratch",
+		"CHECKPOINT",
+	} {
+		if err := w.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := tableDigest(t, w, "kept")
+	done, err := w.Compact(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !done.Rewritten || len(done.Tables) != 0 || done.After >= done.Before {
+		t.Fatalf("compaction %+v; want a rewrite to a smaller file, of no table's deleted rows", done)
+	}
+	if got := tableDigest(t, w, "kept"); got != before {
+		t.Errorf("kept changed: %s, was %s", got, before)
+	}
+	if done, err := w.Compact(ctx); err != nil || done.Rewritten {
+		t.Errorf("second compaction: %+v, %v; want nothing", done, err)
 	}
 }
 
@@ -188,8 +231,8 @@ func TestCompactThroughALink(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if done, err := w.Compact(ctx); err != nil || len(done) != 1 {
-		t.Fatalf("compaction: %v, %v; want obs", done, err)
+	if done, err := w.Compact(ctx); err != nil || len(done.Tables) != 1 {
+		t.Fatalf("compaction: %+v, %v; want obs", done, err)
 	}
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("the link was replaced (%v)", err)

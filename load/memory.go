@@ -131,7 +131,7 @@ func (m *Memory) Watermark(_ context.Context, source, scope string, types []stri
 }
 
 // Compact has nothing to reclaim: replaced rows are gone from memory.
-func (m *Memory) Compact(context.Context) (Compaction, error) { return Compaction{}, nil }
+func (m *Memory) Compact(context.Context, bool) (Compaction, error) { return Compaction{}, nil }
 
 // CommittedJobs says which jobs a committed run recorded.
 func (m *Memory) CommittedJobs(_ context.Context, jobs []string) (map[string]bool, error) {

@@ -121,6 +121,12 @@ func lockWaitFlag() cli.Flag {
 	return &cli.DurationFlag{Name: "lock-wait", Value: pipeline.DefaultLockWait, Usage: "how long to wait for another program (a DuckDB client) that has the warehouse open to close it, before exit 7 (a `DURATION`; 0s: do not wait)", EnvVars: []string{"FHIRLAKE_LOCK_WAIT"}}
 }
 
+// noCompactFlag leaves the warehouse's compaction to fhirlake warehouse
+// compact (run and load).
+func noCompactFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "no-compact", Usage: "do not compact the warehouse after the commit when replaced rows have piled up; leave it to fhirlake warehouse compact", EnvVars: []string{"FHIRLAKE_NO_COMPACT"}}
+}
+
 // lockWait is --lock-wait as Pipeline.LockWait (which reads 0 as the
 // default).
 func lockWait(c *cli.Context) time.Duration {

@@ -26,7 +26,7 @@ func loadCommand() *cli.Command {
 			&cli.IntFlag{Name: "batch-rows", Value: 8192, Usage: "rows per Arrow batch (bounds memory)", EnvVars: []string{"FHIRLAKE_BATCH_ROWS"}},
 			&cli.StringFlag{Name: "summary", Usage: "write the JSON summary to `FILE` (also when the load fails)", EnvVars: []string{"FHIRLAKE_SUMMARY"}},
 			&cli.Int64Flag{Name: "max-rejects", Value: -1, Usage: "fail (exit 6, nothing committed) when more lines or values than this are rejected; -1: no limit", EnvVars: []string{"FHIRLAKE_MAX_REJECTS"}},
-		}, append(personFlags(), append(lakeFlags(), leaseFlag(), lockWaitFlag())...)...),
+		}, append(personFlags(), append(lakeFlags(), leaseFlag(), lockWaitFlag(), noCompactFlag())...)...),
 		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {
 			log, err := logger(c)
@@ -50,6 +50,7 @@ func loadCommand() *cli.Command {
 				Log:       log,
 				LeaseTTL:  c.Duration("lease-ttl"),
 				LockWait:  lockWait(c),
+				NoCompact: c.Bool("no-compact"),
 				Person:    load.PersonRule{IdentifierSystems: c.StringSlice("person-identifier-system"), RosterSystem: c.String("roster-member-system")},
 			}
 			top := resolveTop(c, nil)

@@ -34,7 +34,7 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "keep-server-job", Usage: "do not DELETE the export job on the server after a successful load", EnvVars: []string{"FHIRLAKE_KEEP_SERVER_JOB"}},
 		&cli.Int64Flag{Name: "max-rejects", Value: -1, Usage: "fail the run (exit 6, nothing committed) when more lines or values than this are rejected; -1: no limit", EnvVars: []string{"FHIRLAKE_MAX_REJECTS"}},
 		&cli.StringFlag{Name: "summary", Usage: "write the JSON run summary to `FILE` (also when the run fails)", EnvVars: []string{"FHIRLAKE_SUMMARY"}},
-	}, append(personFlags(), append(lakeFlags(), leaseFlag(), lockWaitFlag())...)...)
+	}, append(personFlags(), append(lakeFlags(), leaseFlag(), lockWaitFlag(), noCompactFlag())...)...)
 }
 
 // personFlags say which identifiers link patients of different sources
@@ -93,7 +93,7 @@ func runCommand() *cli.Command {
 					WorkDir: top.workDir, Views: views, SQL: fsql.FS,
 					Warehouse: top.warehouse, Lake: top.lake,
 					BatchRows: c.Int("batch-rows"), KeepServerJob: c.Bool("keep-server-job"), Full: c.Bool("full"),
-					Log: log, Person: top.person, LakeFormat: top.lakeFormat, LakeOptions: top.lakeOpts, LeaseTTL: c.Duration("lease-ttl"), LockWait: lockWait(c),
+					Log: log, Person: top.person, LakeFormat: top.lakeFormat, LakeOptions: top.lakeOpts, LeaseTTL: c.Duration("lease-ttl"), LockWait: lockWait(c), NoCompact: c.Bool("no-compact"),
 					MaxPatients: c.Int("max-patients-per-export"),
 				}
 				if err := resolveCatalog(&p.LakeOptions); err != nil {

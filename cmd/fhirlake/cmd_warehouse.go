@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -17,7 +18,7 @@ import (
 func warehouseCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "warehouse",
-		Usage: "keep a DuckDB file in step with a shared Iceberg lake",
+		Usage: "keep a DuckDB file in step with a shared Iceberg lake, or compact one",
 		Subcommands: []*cli.Command{{
 			Name:  "sync",
 			Usage: "copy into a DuckDB file the sources of an Iceberg lake that changed since the last sync",
@@ -38,9 +39,65 @@ func warehouseCommand() *cli.Command {
 			}, append(personFlags(), lakeFlags()...)...),
 			OnUsageError: onUsageError,
 			Action:       runWarehouseSync,
+		}, {
+			Name:  "compact",
+			Usage: "reclaim the space of replaced rows now: rewrite the warehouse file when compaction is due, or always with --force",
+			UsageText: "fhirlake warehouse compact --warehouse FILE [--force]\n\n" +
+				"A run compacts the warehouse after its commit when replaced or deleted rows take a tenth of\n" +
+				"some table, or free blocks a quarter of the file, unless run with --no-compact; this does it\n" +
+				"in a maintenance task instead. Every table, view and constraint is copied into a new file\n" +
+				"beside FILE, which then replaces it: the folder needs room for the copy. It holds the\n" +
+				"warehouse's lock, like a run: schedule it in the same pool.",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "config", Usage: "YAML config `FILE` naming the warehouse", EnvVars: []string{"FHIRLAKE_CONFIG"}},
+				&cli.StringFlag{Name: "warehouse", Usage: "the DuckDB `FILE` to compact", EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
+				&cli.BoolFlag{Name: "force", Usage: "rewrite the file though compaction is not due"},
+				lockWaitFlag(),
+			},
+			OnUsageError: onUsageError,
+			Action:       runWarehouseCompact,
 		}},
 	}
 }
+
+func runWarehouseCompact(c *cli.Context) error {
+	var f *config.File
+	if path := c.String("config"); path != "" {
+		var err error
+		if f, err = config.Load(path); err != nil {
+			return configError(err)
+		}
+	}
+	top := resolveTop(c, f)
+	if top.warehouse == "" {
+		return usagef("name the warehouse: --warehouse, or --config")
+	}
+	if _, err := os.Stat(top.warehouse); err != nil {
+		return usagef("no warehouse at %s", top.warehouse)
+	}
+	log, err := logger(c)
+	if err != nil {
+		return err
+	}
+	res, err := pipeline.Compact(c.Context, pipeline.CompactOptions{Warehouse: top.warehouse, Force: c.Bool("force"), LockWait: lockWait(c), Log: log})
+	if err != nil {
+		return err
+	}
+	if !res.Rewritten {
+		fmt.Fprintf(c.App.Writer, "%s: nothing to compact (--force rewrites it anyway)\n", top.warehouse)
+		return nil
+	}
+	var deleted int64
+	for _, t := range res.Tables {
+		deleted += t.Deleted
+	}
+	fmt.Fprintf(c.App.Writer, "compacted %s: %s to %s, %d replaced rows of %d tables reclaimed\n",
+		top.warehouse, megabytes(res.Before), megabytes(res.After), deleted, len(res.Tables))
+	return nil
+}
+
+// megabytes writes n bytes in MB, to a tenth.
+func megabytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
 func runWarehouseSync(c *cli.Context) error {
 	var f *config.File

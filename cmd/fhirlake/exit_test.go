@@ -173,3 +173,36 @@ func TestExitCodeOutOfMemory(t *testing.T) {
 		t.Errorf("exit code %d, want %d", got, exitUsage)
 	}
 }
+
+// TestWarehouseCompact: warehouse compact says when there is nothing to
+// compact, rewrites the file with --force (its rows the same), refuses a
+// missing file as a usage error, and a load takes --no-compact.
+func TestWarehouseCompact(t *testing.T) {
+	dir := t.TempDir()
+	in := onePatientDir(t, dir)
+	wh := filepath.Join(dir, "w.duckdb")
+	if code, _, stderr := run(t, nil, "load", "--in", in, "--warehouse", wh, "--source", "a", "--no-compact"); code != exitOK {
+		t.Fatalf("load --no-compact: exit %d\n%s", code, stderr)
+	}
+	code, stdout, stderr := run(t, nil, "warehouse", "compact", "--warehouse", wh)
+	if code != exitOK || stdout != wh+": nothing to compact (--force rewrites it anyway)\n" {
+		t.Errorf("compact: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	before, err := os.Stat(wh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = run(t, nil, "warehouse", "compact", "--warehouse", wh, "--force")
+	if code != exitOK || !strings.HasPrefix(stdout, "compacted "+wh+": ") || !strings.HasSuffix(stdout, " MB, 0 replaced rows of 0 tables reclaimed\n") {
+		t.Errorf("compact --force: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	if after, err := os.Stat(wh); err != nil || os.SameFile(before, after) {
+		t.Errorf("compact --force left the file as it was (%v)", err)
+	}
+	if code, stdout, stderr = run(t, nil, "status", "--warehouse", wh); code != exitOK || !strings.Contains(stdout, "committed") {
+		t.Errorf("status after compaction: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	if code, _, stderr = run(t, nil, "warehouse", "compact", "--warehouse", filepath.Join(dir, "none.duckdb")); code != exitUsage || !strings.Contains(stderr, "no warehouse at") {
+		t.Errorf("compact of a missing file: exit %d, want %d\n%s", code, exitUsage, stderr)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fhirlake/fhirlake/internal/bench"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
+	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/duckdb"
 	"github.com/fhirlake/fhirlake/schemas"
 	"github.com/fhirlake/fhirlake/transform"
@@ -80,5 +81,50 @@ func TestRunsCompactTheWarehouse(t *testing.T) {
 		if want, ok := full.Rows[table]; ok && live != want {
 			t.Errorf("%s holds %d rows, want %d as after the full load", table, live, want)
 		}
+	}
+}
+
+// TestNoCompactLeavesItToCompact: a run with NoCompact leaves a warehouse
+// that is due for compaction as it is; Compact then compacts it, and
+// again only with Force.
+func TestNoCompactLeavesItToCompact(t *testing.T) {
+	root := t.TempDir()
+	export, changes := filepath.Join(root, "export"), filepath.Join(root, "changes")
+	if _, err := bench.GenerateExport(export, 40<<20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bench.GenerateChanges(export, changes, 4); err != nil {
+		t.Fatal(err)
+	}
+	views, err := transform.LoadViews(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pipeline.Pipeline{Source: "payer", Views: views, Warehouse: filepath.Join(root, "w.duckdb"), NoCompact: true}
+	if _, err := p.LoadDir(t.Context(), export); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := p.LoadDir(t.Context(), changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sum.Timings["compact"]; ok || len(sum.Compacted) != 0 {
+		t.Errorf("a run with NoCompact compacted %v (timings %v)", sum.Compacted, sum.Timings)
+	}
+	c, err := pipeline.Compact(t.Context(), pipeline.CompactOptions{Warehouse: p.Warehouse})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Rewritten || !slices.ContainsFunc(c.Tables, func(t load.Compacted) bool { return t.Table == "eob_item_adjudication" }) || c.After >= c.Before {
+		t.Errorf("Compact: %+v; want a smaller file, eob_item_adjudication among its tables", c)
+	}
+	if c, err := pipeline.Compact(t.Context(), pipeline.CompactOptions{Warehouse: p.Warehouse}); err != nil || c.Rewritten {
+		t.Errorf("Compact again: %+v, %v; want nothing", c, err)
+	}
+	if c, err := pipeline.Compact(t.Context(), pipeline.CompactOptions{Warehouse: p.Warehouse, Force: true}); err != nil || !c.Rewritten {
+		t.Errorf("Compact with Force: %+v, %v; want a rewrite", c, err)
+	}
+	if _, err := pipeline.Compact(t.Context(), pipeline.CompactOptions{Warehouse: filepath.Join(root, "missing.duckdb")}); err == nil {
+		t.Error("Compact of a missing warehouse succeeded")
 	}
 }

@@ -92,6 +92,10 @@ type Pipeline struct {
 	// sources' state (Iceberg) outlives its last renewal: how long a
 	// killed worker keeps the source from others (default 2m).
 	LeaseTTL time.Duration
+	// NoCompact leaves the warehouse's compaction (load.Warehouse.Compact)
+	// to a maintenance task: a run otherwise compacts it after its commit
+	// when compaction is due.
+	NoCompact bool
 	// LockWait is how long opening the warehouse waits for another
 	// process that has the DuckDB file open (an analyst's DuckDB
 	// client, a BI tool) to let it go (0: DefaultLockWait; negative: not
@@ -652,7 +656,9 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, parts []*part, sum
 		p.observe(StageLake)
 	}
 	sum.Timings["load"] = p.Now().Sub(t0).Seconds()
-	p.compact(ctx, w, sum, log)
+	if !p.NoCompact {
+		p.compact(ctx, w, sum, log)
+	}
 	return nil
 }
 
@@ -662,7 +668,7 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, parts []*part, sum
 // it was, and the next run tries again.
 func (p Pipeline) compact(ctx context.Context, w load.Warehouse, sum *Summary, log *slog.Logger) {
 	t0 := p.Now()
-	done, err := w.Compact(ctx)
+	done, err := w.Compact(ctx, false)
 	for _, c := range done.Tables {
 		sum.Compacted = append(sum.Compacted, c.Table)
 		log.Info("warehouse table compacted", "table", c.Table, "rows", c.Rows, "deleted_rows", c.Deleted)

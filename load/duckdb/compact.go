@@ -34,7 +34,7 @@ const (
 )
 
 // Compact rewrites the warehouse file when compaction is due (see
-// compactShare): every table, view and constraint is copied into a new
+// compactShare), or always with force: every table, view and constraint is copied into a new
 // file (COPY FROM DATABASE), which replaces the old one by a rename once
 // its row counts are checked; the warehouse is then open on the new file.
 // Rows, views and their results do not change; rowids do, and so may the
@@ -48,7 +48,7 @@ const (
 // grew a 10 GB export's warehouse from 367 to 467 MB, and held a 1 GB
 // one at 57.2 MB (1.65 times the DuckDB-native tables) over 32 runs of
 // different 0.4-1% changes.
-func (w *Warehouse) Compact(ctx context.Context) (load.Compaction, error) {
+func (w *Warehouse) Compact(ctx context.Context, force bool) (load.Compaction, error) {
 	var c load.Compaction
 	tables, err := w.storedRows(ctx)
 	if err != nil {
@@ -63,7 +63,7 @@ func (w *Warehouse) Compact(ctx context.Context) (load.Compaction, error) {
 	if err != nil {
 		return c, fmt.Errorf("compact warehouse: %w", err)
 	}
-	due := false
+	due := force
 	for _, n := range names {
 		deleted := tables[n] - live[n]
 		if deleted <= 0 {

@@ -57,7 +57,7 @@ func TestCompact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if done, err := w.Compact(ctx); err != nil || done.Rewritten || len(done.Tables) != 0 {
+	if done, err := w.Compact(ctx, false); err != nil || done.Rewritten || len(done.Tables) != 0 {
 		t.Fatalf("compaction below the share: %+v, %v; want nothing", done, err)
 	}
 	if now, err := os.Stat(path); err != nil || !os.SameFile(file, now) {
@@ -86,7 +86,7 @@ func TestCompact(t *testing.T) {
 	}
 	id := w.ID()
 
-	done, err := w.Compact(ctx)
+	done, err := w.Compact(ctx, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestCompact(t *testing.T) {
 		t.Errorf("the warehouse's id is %s, was %s", w.ID(), id)
 	}
 	// Nothing left to reclaim: a second call rewrites nothing.
-	if done, err := w.Compact(ctx); err != nil || done.Rewritten {
+	if done, err := w.Compact(ctx, false); err != nil || done.Rewritten {
 		t.Errorf("second compaction: %+v, %v; want nothing", done, err)
 	}
 	if err := w.Close(); err != nil {
@@ -192,7 +192,7 @@ func TestCompactFreeBlocks(t *testing.T) {
 		}
 	}
 	before := tableDigest(t, w, "kept")
-	done, err := w.Compact(ctx)
+	done, err := w.Compact(ctx, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,8 +202,45 @@ func TestCompactFreeBlocks(t *testing.T) {
 	if got := tableDigest(t, w, "kept"); got != before {
 		t.Errorf("kept changed: %s, was %s", got, before)
 	}
-	if done, err := w.Compact(ctx); err != nil || done.Rewritten {
+	if done, err := w.Compact(ctx, false); err != nil || done.Rewritten {
 		t.Errorf("second compaction: %+v, %v; want nothing", done, err)
+	}
+}
+
+// TestCompactForce: with force, a warehouse is rewritten though nothing is
+// due, and the tables' few deleted rows are reclaimed.
+func TestCompactForce(t *testing.T) {
+	ctx := t.Context()
+	w, err := Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { w.Close() }()
+	for _, q := range []string{
+		`CREATE TABLE obs (id VARCHAR, v INTEGER)`,
+		`INSERT INTO obs SELECT 'o' || i, i FROM range(100000) r(i)`,
+		"CHECKPOINT",
+		`DELETE FROM obs WHERE v % 100 = 0`,
+		"CHECKPOINT",
+	} {
+		if err := w.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if done, err := w.Compact(ctx, false); err != nil || done.Rewritten {
+		t.Fatalf("compaction of 1%% deleted rows: %+v, %v; want nothing", done, err)
+	}
+	done, err := w.Compact(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := load.Compaction{Rewritten: true, Tables: []load.Compacted{{Table: "obs", Rows: 99000, Deleted: 1000}}, Before: done.Before, After: done.After}
+	if diff := cmp.Diff(want, done); diff != "" || done.Before == 0 || done.After == 0 {
+		t.Errorf("forced compaction (-want +got):\n%s", diff)
+	}
+	var stored int64
+	if err := w.conn.QueryRowContext(ctx, "SELECT estimated_size FROM duckdb_tables() WHERE table_name = 'obs'").Scan(&stored); err != nil || stored != 99000 {
+		t.Errorf("obs stores %d rows (%v), want 99000", stored, err)
 	}
 }
 
@@ -231,7 +268,7 @@ func TestCompactThroughALink(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if done, err := w.Compact(ctx); err != nil || len(done.Tables) != 1 {
+	if done, err := w.Compact(ctx, false); err != nil || len(done.Tables) != 1 {
 		t.Fatalf("compaction: %+v, %v; want obs", done, err)
 	}
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
@@ -273,7 +310,7 @@ func TestCompactFailureLeavesTheFile(t *testing.T) {
 	injected := errors.New("injected")
 	beforeSwap = func() error { return injected }
 	defer func() { beforeSwap = nil }()
-	if _, err := w.Compact(ctx); !errors.Is(err, injected) {
+	if _, err := w.Compact(ctx, false); !errors.Is(err, injected) {
 		t.Fatalf("compaction: %v, want the injected error", err)
 	}
 	if now, err := os.Stat(path); err != nil || !os.SameFile(file, now) {

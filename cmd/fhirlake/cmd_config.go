@@ -70,6 +70,19 @@ type top struct {
 }
 
 // resolveTop merges the global settings: flag > env > file > default.
+// topOf resolves the settings of a command whose --config file, when
+// given, only names the warehouse and the lake (sync, compact, expire).
+func topOf(c *cli.Context) (top, error) {
+	var f *config.File
+	if path := c.String("config"); path != "" {
+		var err error
+		if f, err = config.Load(path); err != nil {
+			return top{}, configError(err)
+		}
+	}
+	return resolveTop(c, f), nil
+}
+
 func resolveTop(c *cli.Context, f *config.File) top {
 	if f == nil {
 		f = &config.File{}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/fhirlake/fhirlake/internal/config"
 	"github.com/fhirlake/fhirlake/internal/lockfile"
 	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/lake/iceberg"
@@ -42,13 +41,10 @@ func runLakeExpire(c *cli.Context) error {
 	if err != nil {
 		return usagef("--older-than: %v", err)
 	}
-	var f *config.File
-	if path := c.String("config"); path != "" {
-		if f, err = config.Load(path); err != nil {
-			return configError(err)
-		}
+	top, err := topOf(c)
+	if err != nil {
+		return err
 	}
-	top := resolveTop(c, f)
 	if top.lake == "" || top.warehouse == "" {
 		return usagef("name the lake and its warehouse: --lake and --warehouse, or --config")
 	}

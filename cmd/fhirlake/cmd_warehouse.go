@@ -8,7 +8,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/fhirlake/fhirlake/internal/config"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
 	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/lake/iceberg"
@@ -61,14 +60,10 @@ func warehouseCommand() *cli.Command {
 }
 
 func runWarehouseCompact(c *cli.Context) error {
-	var f *config.File
-	if path := c.String("config"); path != "" {
-		var err error
-		if f, err = config.Load(path); err != nil {
-			return configError(err)
-		}
+	top, err := topOf(c)
+	if err != nil {
+		return err
 	}
-	top := resolveTop(c, f)
 	if top.warehouse == "" {
 		return usagef("name the warehouse: --warehouse, or --config")
 	}
@@ -100,14 +95,10 @@ func runWarehouseCompact(c *cli.Context) error {
 func megabytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
 func runWarehouseSync(c *cli.Context) error {
-	var f *config.File
-	if path := c.String("config"); path != "" {
-		var err error
-		if f, err = config.Load(path); err != nil {
-			return configError(err)
-		}
+	top, err := topOf(c)
+	if err != nil {
+		return err
 	}
-	top := resolveTop(c, f)
 	if top.lake == "" || top.warehouse == "" {
 		return usagef("name the lake and the file to refresh: --lake and --warehouse, or --config")
 	}

@@ -15,14 +15,12 @@ import (
 	"github.com/fhirlake/fhirlake/transform"
 )
 
-// TestRunsCompactTheWarehouse: a run that replaces a quarter of the
-// resources leaves a quarter of every table's stored rows deleted, so it
-// rewrites the tables where that is worth it (the largest, at this size)
-// after its commit and says so in its summary; they then store only their
-// current rows, as many as before.
-func TestRunsCompactTheWarehouse(t *testing.T) {
+// compactionCase is a pipeline into a new warehouse, a 40 MB export and a
+// set of changes to a quarter of its resources.
+func compactionCase(t *testing.T) (p pipeline.Pipeline, export, changes string) {
+	t.Helper()
 	root := t.TempDir()
-	export, changes := filepath.Join(root, "export"), filepath.Join(root, "changes")
+	export, changes = filepath.Join(root, "export"), filepath.Join(root, "changes")
 	if _, err := bench.GenerateExport(export, 40<<20); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +31,15 @@ func TestRunsCompactTheWarehouse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := pipeline.Pipeline{Source: "payer", Views: views, Warehouse: filepath.Join(root, "w.duckdb")}
+	return pipeline.Pipeline{Source: "payer", Views: views, Warehouse: filepath.Join(root, "w.duckdb")}, export, changes
+}
+
+// TestRunsCompactTheWarehouse: a run that replaces a quarter of the
+// resources leaves a quarter of every table's stored rows deleted, so it
+// compacts the warehouse after its commit and says so in its summary; the
+// tables it names then store only their current rows, as many as before.
+func TestRunsCompactTheWarehouse(t *testing.T) {
+	p, export, changes := compactionCase(t)
 	full, err := p.LoadDir(t.Context(), export)
 	if err != nil {
 		t.Fatal(err)
@@ -88,19 +94,8 @@ func TestRunsCompactTheWarehouse(t *testing.T) {
 // that is due for compaction as it is; Compact then compacts it, and
 // again only with Force.
 func TestNoCompactLeavesItToCompact(t *testing.T) {
-	root := t.TempDir()
-	export, changes := filepath.Join(root, "export"), filepath.Join(root, "changes")
-	if _, err := bench.GenerateExport(export, 40<<20); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bench.GenerateChanges(export, changes, 4); err != nil {
-		t.Fatal(err)
-	}
-	views, err := transform.LoadViews(schemas.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := pipeline.Pipeline{Source: "payer", Views: views, Warehouse: filepath.Join(root, "w.duckdb"), NoCompact: true}
+	p, export, changes := compactionCase(t)
+	p.NoCompact = true
 	if _, err := p.LoadDir(t.Context(), export); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +119,7 @@ func TestNoCompactLeavesItToCompact(t *testing.T) {
 	if c, err := pipeline.Compact(t.Context(), pipeline.CompactOptions{Warehouse: p.Warehouse, Force: true}); err != nil || !c.Rewritten {
 		t.Errorf("Compact with Force: %+v, %v; want a rewrite", c, err)
 	}
-	if _, err := pipeline.Compact(t.Context(), pipeline.CompactOptions{Warehouse: filepath.Join(root, "missing.duckdb")}); err == nil {
+	if _, err := pipeline.Compact(t.Context(), pipeline.CompactOptions{Warehouse: filepath.Join(t.TempDir(), "missing.duckdb")}); err == nil {
 		t.Error("Compact of a missing warehouse succeeded")
 	}
 }

@@ -173,12 +173,7 @@ func TestCompact(t *testing.T) {
 func TestCompactFreeBlocks(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "w.duckdb")
-	w, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { w.Close() }()
-	for _, q := range []string{
+	w := openWith(t, path,
 		`CREATE TABLE kept (id VARCHAR, v VARCHAR)`,
 		`INSERT INTO kept SELECT 'k' || i, md5(i::VARCHAR) FROM range(100000) r(i)`,
 		// Random strings do not compress: about 30 MB, dropped.
@@ -186,11 +181,7 @@ func TestCompactFreeBlocks(t *testing.T) {
 		"CHECKPOINT",
 		"DROP TABLE scratch",
 		"CHECKPOINT",
-	} {
-		if err := w.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	before := tableDigest(t, w, "kept")
 	done, err := w.Compact(ctx, false)
 	if err != nil {
@@ -211,22 +202,13 @@ func TestCompactFreeBlocks(t *testing.T) {
 // due, and the tables' few deleted rows are reclaimed.
 func TestCompactForce(t *testing.T) {
 	ctx := t.Context()
-	w, err := Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { w.Close() }()
-	for _, q := range []string{
+	w := openWith(t, filepath.Join(t.TempDir(), "w.duckdb"),
 		`CREATE TABLE obs (id VARCHAR, v INTEGER)`,
 		`INSERT INTO obs SELECT 'o' || i, i FROM range(100000) r(i)`,
 		"CHECKPOINT",
 		`DELETE FROM obs WHERE v % 100 = 0`,
 		"CHECKPOINT",
-	} {
-		if err := w.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	if done, err := w.Compact(ctx, false); err != nil || done.Rewritten {
 		t.Fatalf("compaction of 1%% deleted rows: %+v, %v; want nothing", done, err)
 	}
@@ -253,21 +235,12 @@ func TestCompactThroughALink(t *testing.T) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Skipf("no symbolic links here: %v", err)
 	}
-	w, err := Open(ctx, link)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { w.Close() }()
-	for _, q := range []string{
+	w := openWith(t, link,
 		`CREATE TABLE obs (id VARCHAR, v INTEGER)`,
 		`INSERT INTO obs SELECT 'o' || i, i FROM range(100000) r(i)`,
 		"CHECKPOINT",
 		`DELETE FROM obs WHERE v % 4 = 0`,
-	} {
-		if err := w.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	if done, err := w.Compact(ctx, false); err != nil || len(done.Tables) != 1 {
 		t.Fatalf("compaction: %+v, %v; want obs", done, err)
 	}
@@ -283,26 +256,34 @@ func TestCompactThroughALink(t *testing.T) {
 	}
 }
 
+// openWith opens a warehouse at path, to be closed when the test ends,
+// and runs qs on it.
+func openWith(t *testing.T, path string, qs ...string) *Warehouse {
+	t.Helper()
+	w, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	for _, q := range qs {
+		if err := w.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return w
+}
+
 // TestCompactFailureLeavesTheFile: a compaction that fails after the
 // copy leaves the old file in place, open and whole, and no copy behind.
 func TestCompactFailureLeavesTheFile(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "w.duckdb")
-	w, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { w.Close() }()
-	for _, q := range []string{
+	w := openWith(t, path,
 		`CREATE TABLE obs (id VARCHAR, v INTEGER)`,
 		`INSERT INTO obs SELECT 'o' || i, i FROM range(100000) r(i)`,
 		"CHECKPOINT",
 		`DELETE FROM obs WHERE v % 4 = 0`,
-	} {
-		if err := w.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	file, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)

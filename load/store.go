@@ -46,7 +46,7 @@ type Warehouse interface {
 	TableRows(ctx context.Context, tables []string) (map[string]int64, error)
 	// Compact reclaims the space of the rows runs replaced or deleted,
 	// when enough of it has piled up or when force says so, changing no
-	// row, and says what it did; on error, nothing changed.
+	// row, and says what it did; on error, no row changed.
 	Compact(ctx context.Context, force bool) (Compaction, error)
 	// Query runs a read-only SQL query (status, demo, ad-hoc reads).
 	// A warehouse that speaks no SQL returns ErrNoSQL.

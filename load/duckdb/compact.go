@@ -34,13 +34,14 @@ const (
 )
 
 // Compact rewrites the warehouse file when compaction is due (see
-// compactShare), or always with force: every table, view and constraint is copied into a new
-// file (COPY FROM DATABASE), which replaces the old one by a rename once
-// its row counts are checked; the warehouse is then open on the new file.
-// Rows, views and their results do not change; rowids do, and so may the
-// order of a table's rows. What it returns lists, by name, the tables
-// whose deleted rows it reclaimed. On error the warehouse file is as it
-// was.
+// compactShare), or always with force: every table, view and constraint
+// is copied into a new file (COPY FROM DATABASE), which replaces the old
+// one by a rename once its row counts are checked; the warehouse is then
+// open on the new file. Rows, views and their results do not change;
+// rowids do, and so may the order of a table's rows. What it returns
+// lists, by name, the tables whose deleted rows it reclaimed. On error
+// the warehouse's rows are as they were: in the old file, or in the new
+// one when the error came after the rename.
 //
 // Copying every table into a new file leaves no free block behind. It
 // replaced rewriting the tables due one by one inside the file, which
@@ -185,6 +186,11 @@ func (w *Warehouse) rewriteFile(ctx context.Context, live map[string]int64) (bef
 	attached = false
 	if err := w.exec(ctx, "DETACH "+compactCatalog); err != nil {
 		return 0, 0, fmt.Errorf("close the new file: %w", err)
+	}
+	// Closing the new file checkpoints it: a WAL of it left behind would
+	// hold rows the file does not.
+	if exists(next + ".wal") {
+		return 0, 0, fmt.Errorf("the new file's WAL is still there after it was closed")
 	}
 	if err := syncFile(next); err != nil {
 		return 0, 0, err

@@ -113,9 +113,18 @@ func (w *Warehouse) storedRows(ctx context.Context) (map[string]int64, error) {
 	return out, rows.Err()
 }
 
-// beforeSwap, when set (by tests), runs once the copy is checked; an
-// error it returns fails the compaction there.
-var beforeSwap func() error
+// compactHook, when set (by tests), runs at the steps of a compaction:
+// "copied" once the copy is checked, "renamed" once it replaced the file.
+// An error it returns fails the compaction there.
+var compactHook func(step string) error
+
+// hook runs compactHook at step.
+func hook(step string) error {
+	if compactHook == nil {
+		return nil
+	}
+	return compactHook(step)
+}
 
 // compactCatalog is the name the new file is attached under while it is
 // written.
@@ -178,10 +187,8 @@ func (w *Warehouse) rewriteFile(ctx context.Context, live map[string]int64) (bef
 	if err := w.checkCopy(ctx, live); err != nil {
 		return 0, 0, err
 	}
-	if beforeSwap != nil {
-		if err := beforeSwap(); err != nil {
-			return 0, 0, err
-		}
+	if err := hook("copied"); err != nil {
+		return 0, 0, err
 	}
 	attached = false
 	if err := w.exec(ctx, "DETACH "+compactCatalog); err != nil {
@@ -249,6 +256,9 @@ func (w *Warehouse) swap(ctx context.Context, next, file string) (err error) {
 		return errors.Join(fmt.Errorf("%s.wal is still there after a clean close", w.path), w.reopen(ctx))
 	}
 	if err := os.Rename(next, file); err != nil {
+		return errors.Join(err, w.reopen(ctx))
+	}
+	if err := hook("renamed"); err != nil {
 		return errors.Join(err, w.reopen(ctx))
 	}
 	if err := atomicfile.SyncDir(filepath.Dir(file)); err != nil {

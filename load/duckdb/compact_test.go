@@ -5,8 +5,10 @@ package duckdb
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -289,8 +291,13 @@ func TestCompactFailureLeavesTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	injected := errors.New("injected")
-	beforeSwap = func() error { return injected }
-	defer func() { beforeSwap = nil }()
+	compactHook = func(step string) error {
+		if step == "copied" {
+			return injected
+		}
+		return nil
+	}
+	defer func() { compactHook = nil }()
 	if _, err := w.Compact(ctx, false); !errors.Is(err, injected) {
 		t.Fatalf("compaction: %v, want the injected error", err)
 	}
@@ -306,6 +313,78 @@ func TestCompactFailureLeavesTheFile(t *testing.T) {
 	if err := w.Exec(ctx, `INSERT INTO obs VALUES ('new', 1)`); err != nil {
 		t.Errorf("the warehouse does not write after a failed compaction: %v", err)
 	}
+}
+
+// TestCompactKilled: a compaction killed after its copy leaves the old
+// file, and the next compaction clears what the killed one left; one
+// killed after its rename leaves the new file. Either way the warehouse
+// opens with its rows.
+func TestCompactKilled(t *testing.T) {
+	for _, c := range []struct {
+		step   string
+		stored string // rows obs stores after the kill
+	}{
+		{"copied", "100000"},
+		{"renamed", "75000"},
+	} {
+		t.Run(c.step, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "w.duckdb")
+			w := openWith(t, path,
+				`CREATE TABLE obs (id VARCHAR, v INTEGER)`,
+				`INSERT INTO obs SELECT 'o' || i, i FROM range(100000) r(i)`,
+				"CHECKPOINT",
+				`DELETE FROM obs WHERE v % 4 = 0`,
+			)
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^TestCompactKilledHelper$")
+			cmd.Env = append(os.Environ(), "FHIRLAKE_COMPACT_KILL_AT="+c.step, "FHIRLAKE_COMPACT_KILL_FILE="+path)
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("the helper was not killed: %v\n%s", err, out)
+			}
+			w = openWith(t, path)
+			if got := query(t, w, "SELECT count(*) FROM obs")[0]; got != "75000" {
+				t.Errorf("after the kill obs holds %s rows, want 75000", got)
+			}
+			if got := query(t, w, "SELECT estimated_size FROM duckdb_tables() WHERE table_name = 'obs'")[0]; got != c.stored {
+				t.Errorf("after the kill obs stores %s rows, want %s", got, c.stored)
+			}
+			done, err := w.Compact(t.Context(), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if done.Rewritten != (c.step == "copied") {
+				t.Errorf("the next compaction: %+v", done)
+			}
+			if _, err := os.Stat(compactDir(path)); !errors.Is(err, os.ErrNotExist) && done.Rewritten {
+				t.Errorf("the next compaction left the killed one's folder: %v", err)
+			}
+		})
+	}
+}
+
+// TestCompactKilledHelper is TestCompactKilled's child: it compacts the
+// warehouse and kills itself at a step.
+func TestCompactKilledHelper(t *testing.T) {
+	step := os.Getenv("FHIRLAKE_COMPACT_KILL_AT")
+	if step == "" {
+		t.Skip("helper process of TestCompactKilled")
+	}
+	w, err := Open(t.Context(), os.Getenv("FHIRLAKE_COMPACT_KILL_FILE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	compactHook = func(s string) error {
+		if s == step {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+		return nil
+	}
+	w.Compact(t.Context(), false)
+	t.Fatal("the compaction was not killed")
 }
 
 // tableDigest counts table's rows and sums a hash of each, in no order.

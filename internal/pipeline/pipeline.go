@@ -881,6 +881,17 @@ func (p Pipeline) publish(ctx context.Context, w load.Warehouse, tables []load.T
 	}
 	defer lake.Close()
 	defer thriftyGC()()
+	// A publish of every row, or of partitions (a run too large to name
+	// its resources), copies whole tables: DuckDB's cache can be smaller.
+	if l, ok := w.(interface {
+		LimitMemoryForCopy(context.Context) (func(), error)
+	}); ok && (changes == nil || changes.Keys == nil) {
+		restore, err := l.LimitMemoryForCopy(ctx)
+		if err != nil {
+			return err
+		}
+		defer restore()
+	}
 	err = lake.Publish(ctx, w, load.Identity{Path: w.Path(), ID: w.ID()}, tables, changes)
 	if r, ok := lake.(interface{ CommitRetries() int64 }); ok {
 		sum.LakeCommitRetries = r.CommitRetries()

@@ -43,3 +43,36 @@ func TestMemoryBound(t *testing.T) {
 		})
 	}
 }
+
+// TestLimitMemoryForCopy: with the default bound DuckDB's memory limit is
+// copyMemory until restore puts the default back; a bound the user set
+// holds throughout.
+func TestLimitMemoryForCopy(t *testing.T) {
+	limit := func(w *Warehouse) string {
+		t.Helper()
+		return query(t, w, "SELECT current_setting('memory_limit')")[0]
+	}
+	for _, c := range []struct {
+		name, env, during string
+	}{
+		{"default", "", "244.1 MiB"},
+		{"set by the user", "512MB", "488.2 MiB"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv(MemoryEnv, c.env)
+			w := openWith(t, filepath.Join(t.TempDir(), "w.duckdb"))
+			before := limit(w)
+			restore, err := w.LimitMemoryForCopy(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := limit(w); got != c.during {
+				t.Errorf("memory limit while copying: %s, want %s", got, c.during)
+			}
+			restore()
+			if got := limit(w); got != before {
+				t.Errorf("memory limit after: %s, want %s as before", got, before)
+			}
+		})
+	}
+}

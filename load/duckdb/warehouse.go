@@ -513,3 +513,27 @@ func init() {
 		return w, nil
 	})
 }
+
+// copyMemory is DuckDB's memory_limit while whole tables are copied out
+// of the warehouse (LimitMemoryForCopy), with the default bound: reads of
+// rowid slices need little, and a smaller cache leaves room for the lake
+// writer's buffers. A full load of a 10 GB export into an Iceberg lake
+// peaked at 841-899 MB with it (and Go's free heap returned after each
+// table), against 944-1027 MB (four runs each, alternating; the same time
+// within this host's noise).
+const copyMemory = "256MB"
+
+// LimitMemoryForCopy lowers DuckDB's memory_limit to copyMemory when the
+// bound is the default (MemoryEnv unset: a bound a user set holds
+// throughout), and returns the function that puts it back.
+func (w *Warehouse) LimitMemoryForCopy(ctx context.Context) (restore func(), err error) {
+	if os.Getenv(MemoryEnv) != "" {
+		return func() {}, nil
+	}
+	if err := w.exec(ctx, "SET memory_limit = "+sqlString(copyMemory)); err != nil {
+		return nil, fmt.Errorf("memory limit: %w", err)
+	}
+	return func() {
+		w.exec(context.WithoutCancel(ctx), "SET memory_limit = "+sqlString(memoryLimit()))
+	}, nil
+}

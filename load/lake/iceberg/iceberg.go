@@ -35,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -440,7 +441,14 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 		}
 	}
 	err = lk.publishEach(ctx, at, data, func(ctx context.Context, name string) error {
-		return lk.publishTable(ctx, p, byName[name], defs[name])
+		err := lk.publishTable(ctx, p, byName[name], defs[name])
+		if at == 1 {
+			// A whole table's copy leaves Go's heap large and mostly
+			// free; returned now, it does not add to the next table's
+			// (see duckdb.copyMemory).
+			debug.FreeOSMemory()
+		}
+		return err
 	})
 	if err != nil {
 		return err

@@ -237,12 +237,7 @@ func TestCompactThroughALink(t *testing.T) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Skipf("no symbolic links here: %v", err)
 	}
-	w := openWith(t, link,
-		`CREATE TABLE obs (id VARCHAR, v INTEGER)`,
-		`INSERT INTO obs SELECT 'o' || i, i FROM range(100000) r(i)`,
-		"CHECKPOINT",
-		`DELETE FROM obs WHERE v % 4 = 0`,
-	)
+	w := openWith(t, link, quarterDeleted...)
 	if done, err := w.Compact(ctx, false); err != nil || len(done.Tables) != 1 {
 		t.Fatalf("compaction: %+v, %v; want obs", done, err)
 	}
@@ -256,6 +251,15 @@ func TestCompactThroughALink(t *testing.T) {
 	if err := w.conn.QueryRowContext(ctx, "SELECT estimated_size FROM duckdb_tables() WHERE table_name = 'obs'").Scan(&stored); err != nil || stored != 75000 {
 		t.Errorf("obs stores %d rows (%v), want 75000: the compacted file is not the one open", stored, err)
 	}
+}
+
+// quarterDeleted makes obs, 100,000 rows of which a quarter are deleted:
+// compaction is due.
+var quarterDeleted = []string{
+	`CREATE TABLE obs (id VARCHAR, v INTEGER)`,
+	`INSERT INTO obs SELECT 'o' || i, i FROM range(100000) r(i)`,
+	"CHECKPOINT",
+	`DELETE FROM obs WHERE v % 4 = 0`,
 }
 
 // openWith opens a warehouse at path, to be closed when the test ends,
@@ -280,12 +284,7 @@ func openWith(t *testing.T, path string, qs ...string) *Warehouse {
 func TestCompactFailureLeavesTheFile(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "w.duckdb")
-	w := openWith(t, path,
-		`CREATE TABLE obs (id VARCHAR, v INTEGER)`,
-		`INSERT INTO obs SELECT 'o' || i, i FROM range(100000) r(i)`,
-		"CHECKPOINT",
-		`DELETE FROM obs WHERE v % 4 = 0`,
-	)
+	w := openWith(t, path, quarterDeleted...)
 	file, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -329,12 +328,7 @@ func TestCompactKilled(t *testing.T) {
 	} {
 		t.Run(c.step, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "w.duckdb")
-			w := openWith(t, path,
-				`CREATE TABLE obs (id VARCHAR, v INTEGER)`,
-				`INSERT INTO obs SELECT 'o' || i, i FROM range(100000) r(i)`,
-				"CHECKPOINT",
-				`DELETE FROM obs WHERE v % 4 = 0`,
-			)
+			w := openWith(t, path, quarterDeleted...)
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}

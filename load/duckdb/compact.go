@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/fhirlake/fhirlake/internal/atomicfile"
 	"github.com/fhirlake/fhirlake/internal/private"
 	"github.com/fhirlake/fhirlake/load"
 )
@@ -194,14 +193,6 @@ func (w *Warehouse) rewriteFile(ctx context.Context, live map[string]int64) (bef
 	if err := w.exec(ctx, "DETACH "+compactCatalog); err != nil {
 		return 0, 0, fmt.Errorf("close the new file: %w", err)
 	}
-	// Closing the new file checkpoints it: a WAL of it left behind would
-	// hold rows the file does not.
-	if exists(next + ".wal") {
-		return 0, 0, fmt.Errorf("the new file's WAL is still there after it was closed")
-	}
-	if err := syncFile(next); err != nil {
-		return 0, 0, err
-	}
 	if err := private.Tighten(next); err != nil {
 		return 0, 0, err
 	}
@@ -255,13 +246,10 @@ func (w *Warehouse) swap(ctx context.Context, next, file string) (err error) {
 	if _, err := os.Stat(w.path + ".wal"); !errors.Is(err, os.ErrNotExist) {
 		return errors.Join(fmt.Errorf("%s.wal is still there after a clean close", w.path), w.reopen(ctx))
 	}
-	if err := os.Rename(next, file); err != nil {
+	if err := replaceFile(next, file); err != nil {
 		return errors.Join(err, w.reopen(ctx))
 	}
 	if err := hook("renamed"); err != nil {
-		return errors.Join(err, w.reopen(ctx))
-	}
-	if err := atomicfile.SyncDir(filepath.Dir(file)); err != nil {
 		return errors.Join(err, w.reopen(ctx))
 	}
 	return w.reopen(ctx)

@@ -397,22 +397,16 @@ func (p *RebuildPlan) executeToWarehouse(ctx context.Context) error {
 	if err := db.close(); err != nil {
 		return fmt.Errorf("rebuild: close %s: %w", tmp, err)
 	}
-	if exists(tmp + ".wal") {
-		return fmt.Errorf("rebuild: %s.wal remains after checkpoint", tmp)
-	}
-	if err := syncFile(tmp); err != nil {
-		return fmt.Errorf("rebuild: %w", err)
-	}
 	release()
 	// The old file's write-ahead log belongs to the old file: left beside
 	// the new one it would be replayed into it.
 	if err := os.Remove(o.Warehouse + ".wal"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("rebuild: remove old write-ahead log: %w", err)
 	}
-	if err := os.Rename(tmp, o.Warehouse); err != nil {
-		return fmt.Errorf("rebuild: replace %s: %w", o.Warehouse, err)
+	if err := replaceFile(tmp, o.Warehouse); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
 	}
-	return atomicfile.SyncDir(filepath.Dir(o.Warehouse))
+	return nil
 }
 
 // restoreTables creates and fills every table of the plan, then the views.
@@ -685,6 +679,24 @@ func (d *duckDB) lockWarehouse(ctx context.Context, path string) (release func()
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// replaceFile puts next, a DuckDB file closed after its checkpoint, in
+// place of dst, so that a crash leaves one or the other whole: it refuses
+// a next whose WAL is left (the rows in it would be lost), syncs next,
+// renames it over dst and syncs dst's folder. Rebuild and compaction
+// replace the warehouse this way.
+func replaceFile(next, dst string) error {
+	if exists(next + ".wal") {
+		return fmt.Errorf("%s.wal remains after its checkpoint", next)
+	}
+	if err := syncFile(next); err != nil {
+		return err
+	}
+	if err := os.Rename(next, dst); err != nil {
+		return fmt.Errorf("replace %s: %w", dst, err)
+	}
+	return atomicfile.SyncDir(filepath.Dir(dst))
 }
 
 // syncFile fsyncs a file written by DuckDB.

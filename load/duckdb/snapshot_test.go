@@ -198,3 +198,48 @@ func TestSnapshotReadsInSlices(t *testing.T) {
 		t.Errorf("%d connections in use after the readers were released, want the warehouse's own", n)
 	}
 }
+
+// TestWriteParquetRowGroups: the lake's Parquet files hold every row of
+// their selection in row groups of at most DuckDB's own 122,880 rows (see
+// rowGroupRows), a file and a partitioned folder alike.
+func TestWriteParquetRowGroups(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(t.Context(), filepath.Join(dir, "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	const most, rows = 122880, 3*122880 + 1000
+	q := fmt.Sprintf(`CREATE TABLE big AS SELECT 'a' AS data_source, range::VARCHAR AS id,
+		DATE '2020-01-01' + (range %% 2)::INTEGER * 400 AS day FROM range(%d)`, rows)
+	if err := w.Exec(t.Context(), q); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		t    load.Table
+		dst  string
+		glob string
+	}{
+		{"one file", load.Table{Name: "big", Resource: "Basic", Key: "id"}, filepath.Join(dir, "big.parquet"), filepath.Join(dir, "big.parquet")},
+		{"partitions", load.Table{Name: "big", Resource: "Basic", Key: "id", Partition: &load.Partition{Name: "day_year", Column: "day"}},
+			filepath.Join(dir, "parts"), filepath.Join(dir, "parts", "*", "*.parquet")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := w.WriteParquet(t.Context(), tc.t, "a", nil, tc.dst)
+			if err != nil || n != rows {
+				t.Fatalf("WriteParquet: %d rows, %v; want %d", n, err, rows)
+			}
+			var groups, total, largest int64
+			err = w.conn.QueryRowContext(t.Context(), `SELECT count(*), sum(num_rows), max(num_rows) FROM (
+				SELECT DISTINCT file_name, row_group_id, row_group_num_rows AS num_rows FROM parquet_metadata(?))`, tc.glob).Scan(&groups, &total, &largest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if total != rows || largest > most || groups < rows/most {
+				t.Errorf("%d row groups of at most %d rows, %d rows in all; want at least %d groups of at most %d, %d rows",
+					groups, largest, total, rows/most, most, rows)
+			}
+		})
+	}
+}

@@ -167,18 +167,25 @@ func (w *Warehouse) TableRecords(ctx context.Context, table string) (load.Record
 	return rr, nil
 }
 
-// copyTo runs a COPY and returns the rows it wrote.
+// copyTo runs a COPY on a connection of its own, so that a lake may
+// write several tables at once (each with the committed rows), and
+// returns the rows it wrote.
 func (w *Warehouse) copyTo(ctx context.Context, q string) (int64, error) {
+	conn, err := w.db.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
 	var n int64
-	err := w.unordered(ctx, func() error {
-		res, err := w.conn.ExecContext(ctx, q)
+	err = unordered(ctx, conn, func() error {
+		res, err := conn.ExecContext(ctx, q)
 		if err != nil {
 			return err
 		}
 		n, err = res.RowsAffected()
 		return err
 	})
-	return n, err
+	return n, outOfMemory(err)
 }
 
 // TableDefs maps each table of the warehouse to its CREATE statement.

@@ -243,3 +243,64 @@ func TestWriteParquetRowGroups(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteParquetAtOnce: Parquet copies written from several goroutines
+// at once each hold their rows, and return their connections; the
+// warehouse's own connection keeps DuckDB's insertion order (the copies
+// drop it on their connections alone), also while a copy runs.
+func TestWriteParquetAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(t.Context(), filepath.Join(dir, "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	const tables, rows = 4, 200_000
+	for i := range tables {
+		q := fmt.Sprintf(`CREATE TABLE t%d AS SELECT 'a' AS data_source, range::VARCHAR AS id, range %% %d AS v FROM range(%d)`, i, i+2, rows+i)
+		if err := w.Exec(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ordered := func() bool {
+		t.Helper()
+		var v bool
+		if err := w.conn.QueryRowContext(t.Context(), "SELECT current_setting('preserve_insertion_order')").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	written := make([]int64, tables)
+	errs := make([]error, tables)
+	var wg sync.WaitGroup
+	for i := range tables {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tb := load.Table{Name: fmt.Sprintf("t%d", i), Resource: "Basic", Key: "id"}
+			written[i], errs[i] = w.WriteParquet(t.Context(), tb, "a", nil, filepath.Join(dir, tb.Name+".parquet"))
+		}()
+	}
+	orderedDuring := ordered()
+	wg.Wait()
+	for i := range tables {
+		var n, sum int64
+		if errs[i] == nil {
+			errs[i] = w.conn.QueryRowContext(t.Context(), "SELECT count(*), sum(v) FROM read_parquet(?)",
+				filepath.Join(dir, fmt.Sprintf("t%d.parquet", i))).Scan(&n, &sum)
+		}
+		var wantSum int64
+		if err := w.conn.QueryRowContext(t.Context(), fmt.Sprintf("SELECT sum(v) FROM t%d", i)).Scan(&wantSum); err != nil {
+			t.Fatal(err)
+		}
+		if errs[i] != nil || written[i] != rows+int64(i) || n != written[i] || sum != wantSum {
+			t.Errorf("t%d: %d rows written, %d read back, sum %d, error %v; want %d rows, sum %d", i, written[i], n, sum, errs[i], rows+i, wantSum)
+		}
+	}
+	if !orderedDuring || !ordered() {
+		t.Errorf("the warehouse's connection lost its insertion order (during the copies: %v, after: %v)", orderedDuring, ordered())
+	}
+	if n := w.db.Stats().InUse; n != 1 {
+		t.Errorf("%d connections in use after the copies, want the warehouse's own", n)
+	}
+}

@@ -158,6 +158,21 @@ type Snapshot interface {
 	SourceRunIDs(ctx context.Context, source string) ([]string, error)
 }
 
+// PartFilesWriter is a Snapshot that also writes rows as Parquet files
+// laid out for a lake that partitions by source and year, as the Iceberg
+// lake does: the DuckDB warehouse writes them with its own COPY, on every
+// core, where a lake's Go writer would encode every row on one.
+type PartFilesWriter interface {
+	// WriteParquetParts writes the rows of t of sources into new Parquet
+	// files under dir (which must not exist): one file per source and,
+	// for a partitioned table, UTC year of the partition column (one for
+	// the rows without a value). Each file holds every column of t, under
+	// the Parquet field id ids gives it (every column must have one), in
+	// row groups of at most rowGroup rows (0: the writer's own size). It
+	// returns the files' paths, none when there are no rows.
+	WriteParquetParts(ctx context.Context, t Table, sources []string, ids map[string]int, rowGroup int, dir string) ([]string, error)
+}
+
 // RecordReader is an Arrow record stream that must be released.
 type RecordReader interface {
 	Schema() *arrow.Schema

@@ -6,7 +6,11 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -132,6 +136,91 @@ func (w *Warehouse) WriteParquet(ctx context.Context, t load.Table, source strin
 	return w.copyTo(ctx, fmt.Sprintf(`COPY (SELECT *, %s AS %s FROM (%s)) TO %s
 		(FORMAT parquet, PARTITION_BY (%s), FILENAME_PATTERN 'data', COMPRESSION zstd, ROW_GROUP_SIZE %d)`,
 		partitionExpr(p), ident(p.Name), q, sqlString(dst), ident(p.Name), rowGroupRows))
+}
+
+var _ load.PartFilesWriter = (*Warehouse)(nil)
+
+// WriteParquetParts writes the rows of t of sources with one COPY ...
+// PARTITION_BY pass into folders under dir, one file each (see
+// load.PartFilesWriter). The year is taken in UTC, as Iceberg's year
+// transform takes it, whatever the machine's time zone.
+func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources []string, ids map[string]int, rowGroup int, dir string) ([]string, error) {
+	if rowGroup <= 0 {
+		rowGroup = rowGroupRows
+	}
+	cols, err := w.queryStrings(ctx, `SELECT column_name FROM duckdb_columns()
+		WHERE table_name = ? AND schema_name = 'main' AND database_name = current_database() ORDER BY column_index`, t.Name)
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", t.Name, err)
+	}
+	if len(cols) == 0 {
+		return nil, fmt.Errorf("write %s: no such table", t.Name)
+	}
+	fields := make([]string, len(cols))
+	for i, c := range cols {
+		id, ok := ids[c]
+		if !ok {
+			return nil, fmt.Errorf("write %s: no field id for column %s", t.Name, c)
+		}
+		fields[i] = fmt.Sprintf("%s: %d", ident(c), id)
+	}
+	quoted := make([]string, len(sources))
+	for i, s := range sources {
+		quoted[i] = sqlString(s)
+	}
+	if len(quoted) == 0 {
+		return nil, nil
+	}
+	// DuckDB leaves a PARTITION_BY column out of the files: the files are
+	// split by copies of the source and the year, named unlike any column.
+	unused := func(name string) string {
+		for slices.Contains(cols, name) {
+			name += "_"
+		}
+		return name
+	}
+	partSource := unused("fhirlake_part_source")
+	parts := []string{ident(partSource)}
+	sel := fmt.Sprintf("SELECT *, %s AS %s", ident(load.DataSource), ident(partSource))
+	if t.Partition != nil {
+		partYear := unused("fhirlake_part_year")
+		parts = append(parts, ident(partYear))
+		sel += fmt.Sprintf(", year(%s) AS %s", ident(t.Partition.Column), ident(partYear))
+	}
+	q := fmt.Sprintf(`COPY (%s FROM %s WHERE %s IN (%s)) TO %s
+		(FORMAT parquet, PARTITION_BY (%s), COMPRESSION zstd, ROW_GROUP_SIZE %d, FIELD_IDS {%s})`,
+		sel, ident(t.Name), ident(load.DataSource), strings.Join(quoted, ", "), sqlString(dir),
+		strings.Join(parts, ", "), rowGroup, strings.Join(fields, ", "))
+	conn, err := w.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET SESSION TimeZone = 'UTC'"); err != nil {
+		return nil, fmt.Errorf("write %s: %w", t.Name, err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET SESSION TimeZone")
+	err = unordered(ctx, conn, func() error {
+		_, err := conn.ExecContext(ctx, q)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", t.Name, outOfMemory(err))
+	}
+	var files []string
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".parquet") {
+			files = append(files, path)
+		}
+		if errors.Is(err, fs.ErrNotExist) && path == dir {
+			return nil // no rows: DuckDB made no folder
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", t.Name, err)
+	}
+	return files, nil
 }
 
 // WriteTableParquet writes a whole table to the file dst.

@@ -4,6 +4,9 @@ package duckdb
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"path/filepath"
@@ -302,5 +305,72 @@ func TestWriteParquetAtOnce(t *testing.T) {
 	}
 	if n := w.db.Stats().InUse; n != 1 {
 		t.Errorf("%d connections in use after the copies, want the warehouse's own", n)
+	}
+}
+
+// TestWriteParquetParts: the rows of the sources asked for, in one file per
+// source and UTC year of the partition column (a timestamp just before New
+// Year in New York is the next year's in UTC) and one for the rows without
+// a value, every column under its field id; a column without an id is
+// refused; no rows, no files.
+func TestWriteParquetParts(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(t.Context(), filepath.Join(dir, "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	q := `SET GLOBAL TimeZone = 'America/New_York';
+		CREATE TABLE obs (data_source VARCHAR NOT NULL, id VARCHAR, effective TIMESTAMPTZ, v DECIMAL(9,2));
+		INSERT INTO obs VALUES
+			('a', 'o1', TIMESTAMPTZ '2021-12-31 20:30:00-05', 1.5),
+			('a', 'o2', TIMESTAMPTZ '2021-06-01 12:00:00-04', 2.5),
+			('a', 'o3', NULL, 3.5),
+			('b', 'o4', TIMESTAMPTZ '2021-12-31 20:30:00-05', 4.5),
+			('c', 'o5', TIMESTAMPTZ '2020-01-01 00:00:00+00', 5.5)`
+	if err := w.Exec(t.Context(), q); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Exec(t.Context(), "RESET GLOBAL TimeZone")
+	tb := load.Table{Name: "obs", Resource: "Observation", Key: "id", Partition: &load.Partition{Column: "effective", Name: "effective_year"}}
+	ids := map[string]int{"data_source": 1, "id": 2, "effective": 3, "v": 4}
+	out := filepath.Join(dir, "parts")
+	files, err := w.WriteParquetParts(t.Context(), tb, []string{"a", "b"}, ids, 0, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each file: its rows' sources and UTC years, and its field ids.
+	got := map[string]string{}
+	for _, f := range files {
+		if !strings.HasPrefix(f, out+string(filepath.Separator)) {
+			t.Errorf("file %s outside %s", f, out)
+		}
+		var rows, fieldIDs string
+		err := w.conn.QueryRowContext(t.Context(), `SELECT
+			(SELECT string_agg(id || '@' || data_source || ':' || coalesce(year(timezone('UTC', effective))::VARCHAR, 'none'), ' ' ORDER BY id) FROM read_parquet(?1)),
+			(SELECT string_agg(name || '=' || field_id, ' ' ORDER BY field_id) FROM parquet_schema(?1) WHERE field_id IS NOT NULL)`, f).Scan(&rows, &fieldIDs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fieldIDs != "data_source=1 id=2 effective=3 v=4" {
+			t.Errorf("%s: field ids %q", f, fieldIDs)
+		}
+		got[rows] = f
+	}
+	want := []string{"o1@a:2022", "o2@a:2021", "o3@a:none", "o4@b:2022"}
+	if len(got) != len(want) {
+		t.Errorf("files hold %q; want one file each of %q", slices.Collect(maps.Keys(got)), want)
+	}
+	for _, w := range want {
+		if _, ok := got[w]; !ok {
+			t.Errorf("no file holds exactly %q (files hold %q)", w, slices.Collect(maps.Keys(got)))
+		}
+	}
+	if _, err := w.WriteParquetParts(t.Context(), tb, []string{"a"}, map[string]int{"data_source": 1, "id": 2, "effective": 3}, 0, filepath.Join(dir, "partial")); err == nil || !strings.Contains(err.Error(), "no field id for column v") {
+		t.Errorf("a column without a field id: %v, want it named", err)
+	}
+	none, err := w.WriteParquetParts(t.Context(), tb, []string{"z"}, ids, 0, filepath.Join(dir, "none"))
+	if err != nil || len(none) != 0 {
+		t.Errorf("a source without rows: files %v, error %v; want none", none, err)
 	}
 }

@@ -730,6 +730,9 @@ func (lk *Lake) publishTable(ctx context.Context, p publication, t load.Table, d
 		if len(p.mine) == 0 {
 			return nil
 		}
+		if done, err := lk.publishParts(ctx, p, t, def); done || err != nil {
+			return err
+		}
 		rr, err := concatSources(ctx, snap, t, p.mine)
 		if err != nil {
 			return err
@@ -804,6 +807,80 @@ var tableProps = union2(mergeOnRead, iceberg.Properties{
 // own row group, 122,880 rows, at 1.37 GB (the same time, 98.7 and
 // 101.7 s; one run each).
 const rowGroupLimit = 122880
+
+// publishParts commits the first copy of t's rows to a lake on the local
+// file system, when the warehouse writes Parquet (load.PartFilesWriter)
+// and the table holds no data yet: the warehouse writes a file per
+// partition of the table's spec under its data folder, with the table's
+// field ids, and one commit adds them. Encoding every row with iceberg-go's
+// writer took 2.7 times the CPU of DuckDB's COPY (5.5 of a 1 GB export's
+// 13 s full load, on 1.45 of 2 cores). done is false when the table must
+// be published as before: a table that holds data (its rows are
+// replaced, which adding files cannot do), a lake on object storage, or
+// a warehouse that writes no files. Files of a commit that fails are
+// removed.
+func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, def string) (done bool, err error) {
+	pw, ok := p.snap.(load.PartFilesWriter)
+	root, local := strings.CutPrefix(lk.location, "file://")
+	if !ok || !local {
+		return false, nil
+	}
+	rr, err := p.snap.Records(ctx, t, "", nil) // no rows: the schema
+	if err != nil {
+		return false, err
+	}
+	sc := rr.Schema()
+	rr.Release()
+	tbl, err := lk.ensureTable(ctx, t.Name, sc, t.Partition)
+	if err != nil {
+		return false, err
+	}
+	if summaryInt(tbl, "total-data-files") > 0 || summaryInt(tbl, "total-delete-files") > 0 {
+		return false, nil
+	}
+	data := filepath.Join(root, t.Name, "data")
+	if loc, ok := strings.CutPrefix(tbl.Location(), "file://"); ok {
+		data = filepath.Join(loc, "data")
+	}
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return false, err
+	}
+	ids := map[string]int{}
+	for _, f := range tbl.Schema().Fields() {
+		ids[f.Name] = f.ID
+	}
+	rowGroup, _ := strconv.Atoi(tbl.Properties()[table.ParquetRowGroupLimitKey])
+	dir := filepath.Join(data, "fhirlake-"+uuid.NewString())
+	files, err := pw.WriteParquetParts(ctx, t, p.mine, ids, rowGroup, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return false, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			os.RemoveAll(dir)
+		}
+	}()
+	txn, err := deltaTxn(tbl, def)
+	if err != nil {
+		return false, err
+	}
+	if len(files) > 0 {
+		paths := make([]string, len(files))
+		for i, f := range files {
+			paths[i] = "file://" + f
+		}
+		if err := txn.AddFiles(ctx, paths, p.summary, false); err != nil {
+			return false, fmt.Errorf("add files: %w", err)
+		}
+	}
+	if err := commitTxn(ctx, tbl, txn); err != nil {
+		return false, err
+	}
+	committed = true
+	return true, lk.compactIfDue(ctx, t.Name, p.summary)
+}
 
 // publishDelta commits the run's changes to t merge-on-read, when the run
 // names its changed resources (changes.Keys) and the table exists: one

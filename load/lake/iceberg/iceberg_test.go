@@ -289,6 +289,9 @@ func TestFailedPublishIsCaughtUp(t *testing.T) {
 	}
 	// A commit that wrote its file but never made it into a snapshot.
 	stray := filepath.Join(root, "claim", "data", "data_source=payer-a", "00000-0-stray.parquet")
+	if err := os.MkdirAll(filepath.Dir(stray), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(stray, []byte("PAR1"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -960,9 +963,10 @@ func TestDeletesFoundInChunks(t *testing.T) {
 }
 
 func testDeletesFoundInChunks(t *testing.T) {
-	defer iceberg.SetChunkingForTest(100, 2)()
+	// Row groups of 2,048 rows, the fewest the warehouse writes.
+	defer iceberg.SetChunkingForTest(2048, 2)()
 	w, lk := folderLake(t)
-	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(1000, 1)...)) // one file of 2000 claim lines
+	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(11_000, 1)...)) // one file of 22,000 claim lines
 	files, _ := icebergtest.Files(t, lk, "claim_line")
 	if len(files) != 1 {
 		t.Fatalf("%d files of claim lines, want 1", len(files))
@@ -977,7 +981,7 @@ func testDeletesFoundInChunks(t *testing.T) {
 		t.Fatalf("%d row groups, want 10 or more", groups)
 	}
 	var changed []claim
-	for i := 3; i < 1000; i += 97 { // in every other chunk or so
+	for i := 3; i < 11_000; i += 997 { // in every other chunk or so
 		changed = append(changed, claim{fmt.Sprintf("c%02d", i), "2020-03-01", 1})
 	}
 	publish(t, lk, w, commit(t, w, "payer-a", "r2", nil, changed...))
@@ -1006,4 +1010,70 @@ func TestRunTooLargeToName(t *testing.T) {
 		}
 	}
 	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line", "fhirlake_resources")
+}
+
+// misnumbered is a warehouse snapshot whose Parquet files carry field ids
+// the lake's tables do not have, so that adding them fails.
+type misnumbered struct{ *duckdb.Warehouse }
+
+func (m misnumbered) WriteParquetParts(ctx context.Context, t load.Table, sources []string, ids map[string]int, rowGroup int, dir string) ([]string, error) {
+	wrong := map[string]int{}
+	for k, v := range ids {
+		wrong[k] = v + 1000
+	}
+	return m.Warehouse.WriteParquetParts(ctx, t, sources, wrong, rowGroup, dir)
+}
+
+// TestFirstPublishAddsWarehouseFiles: a table's first copy in a lake on
+// disk is the warehouse's own Parquet files, one per source and year,
+// added as they are (the lake reads as the warehouse); a table that holds
+// rows already gets the later copies as before. When adding the files
+// fails, the publish fails and leaves none of them behind.
+func TestFirstPublishAddsWarehouseFiles(t *testing.T) {
+	ctx := t.Context()
+	w, lk := folderLake(t)
+	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(40, 4)...))
+	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line")
+	files, _ := icebergtest.Files(t, lk, "claim")
+	years := map[string]bool{}
+	for _, f := range files {
+		if !strings.Contains(f, "/data/fhirlake-") {
+			t.Errorf("claim's first copy holds %s, not a file of the warehouse", f)
+		}
+		years[filepath.Base(filepath.Dir(f))] = true
+	}
+	if len(files) != 4 || len(years) != 4 {
+		t.Errorf("claim's first copy: %d files in %d folders, want one for each of its 4 years", len(files), len(years))
+	}
+	tbl, err := lk.Table(ctx, "claim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := tbl.Scan().PlanFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partitions := map[string]bool{}
+	for _, task := range tasks {
+		partitions[fmt.Sprint(task.File.Partition())] = true
+	}
+	if len(partitions) != 4 {
+		t.Errorf("claim's files are in partitions %v, want 4 (payer-a, each year)", partitions)
+	}
+
+	// The whole copy again (a lake behind by more than one run) into a
+	// table that holds rows: the rows are replaced, not added.
+	commit(t, w, "payer-a", "r2", nil, claim{"c01", "2024-03-01", 1})
+	publish(t, lk, w, commit(t, w, "payer-a", "r3", nil, claim{"z", "2024-05-01", 1}))
+	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line")
+
+	w2, lk2 := folderLake(t)
+	commit(t, w2, "payer-a", "r1", nil, claims(10, 2)...)
+	err = lk2.Publish(ctx, misnumbered{w2}, load.Identity{Path: w2.Path(), ID: w2.ID()}, tables, nil)
+	if err == nil {
+		t.Fatal("a publish of files the table cannot read succeeded")
+	}
+	if left, _ := filepath.Glob(filepath.Join(strings.TrimPrefix(lk2.Location(), "file://"), "*", "data", "fhirlake-*")); len(left) > 0 {
+		t.Errorf("the failed publish left %v", left)
+	}
 }

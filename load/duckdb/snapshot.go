@@ -145,6 +145,9 @@ var _ load.PartFilesWriter = (*Warehouse)(nil)
 // load.PartFilesWriter). The year is taken in UTC, as Iceberg's year
 // transform takes it, whatever the machine's time zone.
 func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources []string, ids map[string]int, rowGroup int, dir string) ([]string, error) {
+	if len(sources) == 0 {
+		return nil, nil
+	}
 	if rowGroup <= 0 {
 		rowGroup = rowGroupRows
 	}
@@ -167,9 +170,6 @@ func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources
 	quoted := make([]string, len(sources))
 	for i, s := range sources {
 		quoted[i] = sqlString(s)
-	}
-	if len(quoted) == 0 {
-		return nil, nil
 	}
 	// DuckDB leaves a PARTITION_BY column out of the files: the files are
 	// split by copies of the source and the year, named unlike any column.

@@ -207,17 +207,9 @@ func TestSnapshotReadsInSlices(t *testing.T) {
 // rowGroupRows), a file and a partitioned folder alike.
 func TestWriteParquetRowGroups(t *testing.T) {
 	dir := t.TempDir()
-	w, err := Open(t.Context(), filepath.Join(dir, "w.duckdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
 	const most, rows = 122880, 3*122880 + 1000
-	q := fmt.Sprintf(`CREATE TABLE big AS SELECT 'a' AS data_source, range::VARCHAR AS id,
-		DATE '2020-01-01' + (range %% 2)::INTEGER * 400 AS day FROM range(%d)`, rows)
-	if err := w.Exec(t.Context(), q); err != nil {
-		t.Fatal(err)
-	}
+	w := openWith(t, filepath.Join(dir, "w.duckdb"), fmt.Sprintf(`CREATE TABLE big AS SELECT 'a' AS data_source, range::VARCHAR AS id,
+		DATE '2020-01-01' + (range %% 2)::INTEGER * 400 AS day FROM range(%d)`, rows))
 	for _, tc := range []struct {
 		name string
 		t    load.Table
@@ -253,18 +245,12 @@ func TestWriteParquetRowGroups(t *testing.T) {
 // drop it on their connections alone), also while a copy runs.
 func TestWriteParquetAtOnce(t *testing.T) {
 	dir := t.TempDir()
-	w, err := Open(t.Context(), filepath.Join(dir, "w.duckdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
 	const tables, rows = 4, 200_000
+	var qs []string
 	for i := range tables {
-		q := fmt.Sprintf(`CREATE TABLE t%d AS SELECT 'a' AS data_source, range::VARCHAR AS id, range %% %d AS v FROM range(%d)`, i, i+2, rows+i)
-		if err := w.Exec(t.Context(), q); err != nil {
-			t.Fatal(err)
-		}
+		qs = append(qs, fmt.Sprintf(`CREATE TABLE t%d AS SELECT 'a' AS data_source, range::VARCHAR AS id, range %% %d AS v FROM range(%d)`, i, i+2, rows+i))
 	}
+	w := openWith(t, filepath.Join(dir, "w.duckdb"), qs...)
 	ordered := func() bool {
 		t.Helper()
 		var v bool
@@ -315,11 +301,7 @@ func TestWriteParquetAtOnce(t *testing.T) {
 // refused; no rows, no files.
 func TestWriteParquetParts(t *testing.T) {
 	dir := t.TempDir()
-	w, err := Open(t.Context(), filepath.Join(dir, "w.duckdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := openWith(t, filepath.Join(dir, "w.duckdb"))
 	q := `SET GLOBAL TimeZone = 'America/New_York';
 		CREATE TABLE obs (data_source VARCHAR NOT NULL, id VARCHAR, effective TIMESTAMPTZ, v DECIMAL(9,2));
 		INSERT INTO obs VALUES

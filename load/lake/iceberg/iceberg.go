@@ -821,8 +821,7 @@ const rowGroupLimit = 122880
 // removed.
 func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, def string) (done bool, err error) {
 	pw, ok := p.snap.(load.PartFilesWriter)
-	root, local := strings.CutPrefix(lk.location, "file://")
-	if !ok || !local {
+	if !ok || !strings.HasPrefix(lk.location, "file://") {
 		return false, nil
 	}
 	rr, err := p.snap.Records(ctx, t, "", nil) // no rows: the schema
@@ -838,10 +837,11 @@ func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, d
 	if summaryInt(tbl, "total-data-files") > 0 || summaryInt(tbl, "total-delete-files") > 0 {
 		return false, nil
 	}
-	data := filepath.Join(root, t.Name, "data")
-	if loc, ok := strings.CutPrefix(tbl.Location(), "file://"); ok {
-		data = filepath.Join(loc, "data")
+	loc, ok := strings.CutPrefix(tbl.Location(), "file://")
+	if !ok {
+		return false, nil // created elsewhere by another warehouse
 	}
+	data := filepath.Join(loc, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return false, err
 	}

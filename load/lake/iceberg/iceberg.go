@@ -413,7 +413,7 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 	if changes != nil {
 		runID, source = changes.RunID, changes.Source
 	}
-	p := publication{snap: snap, changes: changes, full: full, shared: ns.shared(id.ID), mine: mine,
+	p := publication{snap: snap, changes: changes, full: full, shared: ns.shared(id.ID), mine: mine, scratch: scratchDir(id.Path),
 		summary: iceberg.Properties{SummaryRunID: runID, SummarySource: source}}
 	if changes != nil {
 		p.ids = &idSets{keys: changes.Keys}
@@ -527,6 +527,18 @@ type publication struct {
 	mine    []string      // the warehouse's sources
 	summary iceberg.Properties
 	ids     *idSets // of changes.Keys
+	// scratch is the folder where the warehouse's Parquet files for a
+	// lake on object storage wait for their upload (publishParts).
+	scratch string
+}
+
+// scratchDir is the folder beside the warehouse at path, or the system's
+// temporary folder for a warehouse without a file.
+func scratchDir(path string) string {
+	if path == "" || strings.HasPrefix(filepath.Base(path), ":memory:") {
+		return os.TempDir()
+	}
+	return filepath.Dir(path)
 }
 
 // idSets are the sets of a run's changed ids (load.Changes.Keys), one per
@@ -808,20 +820,20 @@ var tableProps = union2(mergeOnRead, iceberg.Properties{
 // 101.7 s; one run each).
 const rowGroupLimit = 122880
 
-// publishParts commits the first copy of t's rows to a lake on the local
-// file system, when the warehouse writes Parquet (load.PartFilesWriter)
-// and the table holds no data yet: the warehouse writes a file per
-// partition of the table's spec under its data folder, with the table's
-// field ids, and one commit adds them. Encoding every row with iceberg-go's
-// writer took 2.7 times the CPU of DuckDB's COPY (5.5 of a 1 GB export's
-// 13 s full load, on 1.45 of 2 cores). done is false when the table must
-// be published as before: a table that holds data (its rows are
-// replaced, which adding files cannot do), a lake on object storage, or
-// a warehouse that writes no files. Files of a commit that fails are
-// removed.
+// publishParts commits the first copy of t's rows, when the warehouse
+// writes Parquet (load.PartFilesWriter) and the table holds no data yet:
+// the warehouse writes a file per partition of the table's spec, with the
+// table's field ids, into the table's data folder (for a lake on object
+// storage, into a private folder beside the warehouse, from which each
+// file is uploaded there), and one commit adds them. Encoding every row
+// with iceberg-go's writer took 2.7 times the CPU of DuckDB's COPY (5.5 s
+// of a 1 GB export's 13 s full load, on 1.45 of 2 cores). done is false
+// when the table must be published as before: a table that holds data
+// (its rows are replaced, which adding files cannot do), or a warehouse
+// that writes no files. The files of a commit that fails are removed.
 func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, def string) (done bool, err error) {
 	pw, ok := p.snap.(load.PartFilesWriter)
-	if !ok || !strings.HasPrefix(lk.location, "file://") {
+	if !ok {
 		return false, nil
 	}
 	rr, err := p.snap.Records(ctx, t, "", nil) // no rows: the schema
@@ -837,40 +849,69 @@ func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, d
 	if summaryInt(tbl, "total-data-files") > 0 || summaryInt(tbl, "total-delete-files") > 0 {
 		return false, nil
 	}
-	loc, ok := strings.CutPrefix(tbl.Location(), "file://")
-	if !ok {
-		return false, nil // created elsewhere by another warehouse
-	}
-	data := filepath.Join(loc, "data")
-	if err := os.MkdirAll(data, 0o755); err != nil {
-		return false, err
-	}
 	ids := map[string]int{}
 	for _, f := range tbl.Schema().Fields() {
 		ids[f.Name] = f.ID
 	}
 	rowGroup, _ := strconv.Atoi(tbl.Properties()[table.ParquetRowGroupLimitKey])
-	dir := filepath.Join(data, "fhirlake-"+uuid.NewString())
-	files, err := pw.WriteParquetParts(ctx, t, p.mine, ids, rowGroup, dir)
-	if err != nil {
-		os.RemoveAll(dir)
-		return false, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			os.RemoveAll(dir)
+	folder := "fhirlake-" + uuid.NewString()
+	remote := tbl.Location() + "/data/" + folder
+	local, onDisk := strings.CutPrefix(remote, "file://")
+	var paths []string // as the table names them
+	if onDisk {
+		if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
+			return false, err
 		}
-	}()
+		defer func() {
+			if !done {
+				os.RemoveAll(local)
+			}
+		}()
+		files, err := pw.WriteParquetParts(ctx, t, p.mine, ids, rowGroup, local)
+		if err != nil {
+			return false, err
+		}
+		for _, f := range files {
+			paths = append(paths, "file://"+f)
+		}
+	} else {
+		scratch, err := os.MkdirTemp(p.scratch, ".fhirlake-lake-")
+		if err != nil {
+			return false, err
+		}
+		defer os.RemoveAll(scratch)
+		files, err := pw.WriteParquetParts(ctx, t, p.mine, ids, rowGroup, filepath.Join(scratch, folder))
+		if err != nil {
+			return false, err
+		}
+		fs, err := tbl.FS(ctx)
+		if err != nil {
+			return false, err
+		}
+		defer func() {
+			if !done {
+				for _, path := range paths {
+					fs.Remove(path)
+				}
+			}
+		}()
+		for _, f := range files {
+			rel, err := filepath.Rel(filepath.Join(scratch, folder), f)
+			if err != nil {
+				return false, err
+			}
+			path := remote + "/" + filepath.ToSlash(rel)
+			paths = append(paths, path)
+			if err := upload(fs, f, path); err != nil {
+				return false, err
+			}
+		}
+	}
 	txn, err := deltaTxn(tbl, def)
 	if err != nil {
 		return false, err
 	}
-	if len(files) > 0 {
-		paths := make([]string, len(files))
-		for i, f := range files {
-			paths[i] = "file://" + f
-		}
+	if len(paths) > 0 {
 		if err := txn.AddFiles(ctx, paths, p.summary, false); err != nil {
 			return false, fmt.Errorf("add files: %w", err)
 		}
@@ -878,8 +919,32 @@ func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, d
 	if err := commitTxn(ctx, tbl, txn); err != nil {
 		return false, err
 	}
-	committed = true
 	return true, lk.compactIfDue(ctx, t.Name, p.summary)
+}
+
+// upload copies the local file src to path on fs.
+func upload(fs io.IO, src, path string) error {
+	wfs, ok := fs.(io.WriteFileIO)
+	if !ok {
+		return fmt.Errorf("the lake's file system %T cannot write files", fs)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := wfs.Create(path)
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", path, err)
+	}
+	if _, err := in.WriteTo(out); err != nil {
+		out.Close()
+		return fmt.Errorf("upload %s: %w", path, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("upload %s: %w", path, err)
+	}
+	return nil
 }
 
 // publishDelta commits the run's changes to t merge-on-read, when the run

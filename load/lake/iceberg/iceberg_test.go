@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -1024,23 +1025,57 @@ func (m misnumbered) WriteParquetParts(ctx context.Context, t load.Table, source
 	return m.Warehouse.WriteParquetParts(ctx, t, sources, wrong, rowGroup, dir)
 }
 
-// TestFirstPublishAddsWarehouseFiles: a table's first copy in a lake on
-// disk is the warehouse's own Parquet files, one per source and year,
-// added as they are (the lake reads as the warehouse); a table that holds
-// rows already gets the later copies as before. When adding the files
-// fails, the publish fails and leaves none of them behind.
+// TestFirstPublishAddsWarehouseFiles: a table's first copy is the
+// warehouse's own Parquet files, one per source and year, added as they
+// are (the lake reads as the warehouse); a table that holds rows already
+// gets the later copies as before. When adding the files fails, the
+// publish fails and leaves none of them behind.
 func TestFirstPublishAddsWarehouseFiles(t *testing.T) {
+	firstPublishTest(t, func() string { return t.TempDir() }, load.LakeOptions{}, "")
+}
+
+// TestFirstPublishUploadsWarehouseFiles is the same on S3: the files are
+// written beside the warehouse and uploaded.
+func TestFirstPublishUploadsWarehouseFiles(t *testing.T) {
+	s3 := testserver.S3(t)
+	s3.Bucket(t, "lake")
+	t.Setenv("AWS_ACCESS_KEY_ID", s3.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3.SecretKey)
+	t.Setenv("AWS_ENDPOINT_URL_S3", s3.Endpoint)
+	n := 0
+	firstPublishTest(t, func() string { n++; return fmt.Sprintf("s3://lake/first-%d", n) }, load.LakeOptions{S3PathStyle: true}, s3.Dir)
+}
+
+// firstPublishTest runs TestFirstPublishAddsWarehouseFiles on lakes at
+// the locations newLake gives.
+func firstPublishTest(t *testing.T, newLake func() string, opts load.LakeOptions, s3root string) {
 	ctx := t.Context()
-	w, lk := folderLake(t)
+	open := func() (*duckdb.Warehouse, *iceberg.Lake) {
+		dir := t.TempDir()
+		w, err := duckdb.Open(ctx, filepath.Join(dir, "w.duckdb"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Close() })
+		o := opts
+		o.Warehouse = w.Path()
+		lk, err := iceberg.Open(ctx, newLake(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { lk.Close() })
+		return w, lk
+	}
+	w, lk := open()
 	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(40, 4)...))
-	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line")
+	icebergtest.CheckMirrors(t, w, lk, s3root, "claim", "claim_line")
 	files, _ := icebergtest.Files(t, lk, "claim")
 	years := map[string]bool{}
 	for _, f := range files {
 		if !strings.Contains(f, "/data/fhirlake-") {
 			t.Errorf("claim's first copy holds %s, not a file of the warehouse", f)
 		}
-		years[filepath.Base(filepath.Dir(f))] = true
+		years[path.Base(path.Dir(f))] = true
 	}
 	if len(files) != 4 || len(years) != 4 {
 		t.Errorf("claim's first copy: %d files in %d folders, want one for each of its 4 years", len(files), len(years))
@@ -1060,20 +1095,30 @@ func TestFirstPublishAddsWarehouseFiles(t *testing.T) {
 	if len(partitions) != 4 {
 		t.Errorf("claim's files are in partitions %v, want 4 (payer-a, each year)", partitions)
 	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(w.Path()), ".fhirlake-lake-*")); len(left) > 0 {
+		t.Errorf("files waiting for their upload were left: %v", left)
+	}
 
 	// The whole copy again (a lake behind by more than one run) into a
 	// table that holds rows: the rows are replaced, not added.
 	commit(t, w, "payer-a", "r2", nil, claim{"c01", "2024-03-01", 1})
 	publish(t, lk, w, commit(t, w, "payer-a", "r3", nil, claim{"z", "2024-05-01", 1}))
-	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line")
+	icebergtest.CheckMirrors(t, w, lk, s3root, "claim", "claim_line")
 
-	w2, lk2 := folderLake(t)
+	w2, lk2 := open()
 	commit(t, w2, "payer-a", "r1", nil, claims(10, 2)...)
 	err = lk2.Publish(ctx, misnumbered{w2}, load.Identity{Path: w2.Path(), ID: w2.ID()}, tables, nil)
 	if err == nil {
 		t.Fatal("a publish of files the table cannot read succeeded")
 	}
-	if left, _ := filepath.Glob(filepath.Join(strings.TrimPrefix(lk2.Location(), "file://"), "*", "data", "fhirlake-*")); len(left) > 0 {
+	var left []string
+	filepath.WalkDir(icebergtest.LocalPath(t, s3root, lk2.Location()), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(path, "/data/fhirlake-") {
+			left = append(left, path)
+		}
+		return nil
+	})
+	if len(left) > 0 {
 		t.Errorf("the failed publish left %v", left)
 	}
 }

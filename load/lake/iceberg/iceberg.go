@@ -413,11 +413,12 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 	if changes != nil {
 		runID, source = changes.RunID, changes.Source
 	}
-	p := publication{snap: snap, changes: changes, full: full, shared: ns.shared(id.ID), mine: mine, scratch: scratchDir(id.Path),
+	p := publication{snap: snap, changes: changes, full: full, shared: ns.shared(id.ID), mine: mine, scratch: scratchOf(id.Path),
 		summary: iceberg.Properties{SummaryRunID: runID, SummarySource: source}}
 	if changes != nil {
 		p.ids = &idSets{keys: changes.Keys}
 	}
+	p.scratch.sweep()
 	defs, err := snap.TableDefs(ctx)
 	if err != nil {
 		return err
@@ -527,18 +528,36 @@ type publication struct {
 	mine    []string      // the warehouse's sources
 	summary iceberg.Properties
 	ids     *idSets // of changes.Keys
-	// scratch is the folder where the warehouse's Parquet files for a
-	// lake on object storage wait for their upload (publishParts).
-	scratch string
+	// scratch is where the warehouse's Parquet files for a lake on object
+	// storage wait for their upload (publishParts).
+	scratch scratch
 }
 
-// scratchDir is the folder beside the warehouse at path, or the system's
-// temporary folder for a warehouse without a file.
-func scratchDir(path string) string {
+// scratch names the private folders, one per table being published,
+// where the warehouse's Parquet files wait for their upload: in the
+// warehouse's folder, named after its file, which only the warehouse's
+// one writer uses.
+type scratch struct{ dir, prefix string }
+
+// scratchOf is the scratch of the warehouse at path; a warehouse without
+// a file uses the system's temporary folder.
+func scratchOf(path string) scratch {
 	if path == "" || strings.HasPrefix(filepath.Base(path), ":memory:") {
-		return os.TempDir()
+		return scratch{dir: os.TempDir(), prefix: "fhirlake-lake-"}
 	}
-	return filepath.Dir(path)
+	return scratch{dir: filepath.Dir(path), prefix: "." + filepath.Base(path) + ".lake-"}
+}
+
+// sweep removes what a killed publish left in the warehouse's scratch
+// folders (they hold PHI).
+func (s scratch) sweep() {
+	if !strings.HasPrefix(s.prefix, ".") {
+		return // the shared temporary folder: only our own, removed as we go
+	}
+	left, _ := filepath.Glob(filepath.Join(s.dir, s.prefix+"*"))
+	for _, d := range left {
+		os.RemoveAll(d)
+	}
 }
 
 // idSets are the sets of a run's changed ids (load.Changes.Keys), one per
@@ -875,7 +894,7 @@ func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, d
 			paths = append(paths, "file://"+f)
 		}
 	} else {
-		scratch, err := os.MkdirTemp(p.scratch, ".fhirlake-lake-")
+		scratch, err := os.MkdirTemp(p.scratch.dir, p.scratch.prefix)
 		if err != nil {
 			return false, err
 		}

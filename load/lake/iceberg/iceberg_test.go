@@ -438,12 +438,20 @@ func TestPublishToS3WithPostgresCatalog(t *testing.T) {
 // TestPublishWithSQLiteCatalogOnS3 uses the default catalog, SQLite beside
 // the warehouse, with the tables on S3.
 func TestPublishWithSQLiteCatalogOnS3(t *testing.T) {
+	s3 := lakeBucket(t)
+	lakeTest(t, "s3://lake/sqlite-catalog", load.LakeOptions{S3PathStyle: true}, s3.Dir)
+}
+
+// lakeBucket starts an S3 server with the bucket "lake", which the lake
+// reaches through the AWS variables (endpoint included), until the test
+// ends.
+func lakeBucket(t *testing.T) testserver.S3Server {
 	s3 := testserver.S3(t)
 	s3.Bucket(t, "lake")
 	t.Setenv("AWS_ACCESS_KEY_ID", s3.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s3.SecretKey)
 	t.Setenv("AWS_ENDPOINT_URL_S3", s3.Endpoint)
-	lakeTest(t, "s3://lake/sqlite-catalog", load.LakeOptions{S3PathStyle: true}, s3.Dir)
+	return s3
 }
 
 // TestSourceHandover: a source may move between warehouses through the
@@ -1037,11 +1045,7 @@ func TestFirstPublishAddsWarehouseFiles(t *testing.T) {
 // TestFirstPublishUploadsWarehouseFiles is the same on S3: the files are
 // written beside the warehouse and uploaded.
 func TestFirstPublishUploadsWarehouseFiles(t *testing.T) {
-	s3 := testserver.S3(t)
-	s3.Bucket(t, "lake")
-	t.Setenv("AWS_ACCESS_KEY_ID", s3.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3.SecretKey)
-	t.Setenv("AWS_ENDPOINT_URL_S3", s3.Endpoint)
+	s3 := lakeBucket(t)
 	n := 0
 	firstPublishTest(t, func() string { n++; return fmt.Sprintf("s3://lake/first-%d", n) }, load.LakeOptions{S3PathStyle: true}, s3.Dir)
 }
@@ -1067,6 +1071,11 @@ func firstPublishTest(t *testing.T, newLake func() string, opts load.LakeOptions
 		return w, lk
 	}
 	w, lk := open()
+	// What a killed publish left waiting for its upload.
+	stale := filepath.Join(filepath.Dir(w.Path()), "."+filepath.Base(w.Path())+".lake-killed")
+	if err := os.MkdirAll(filepath.Join(stale, "fhirlake-x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(40, 4)...))
 	icebergtest.CheckMirrors(t, w, lk, s3root, "claim", "claim_line")
 	files, _ := icebergtest.Files(t, lk, "claim")
@@ -1095,8 +1104,8 @@ func firstPublishTest(t *testing.T, newLake func() string, opts load.LakeOptions
 	if len(partitions) != 4 {
 		t.Errorf("claim's files are in partitions %v, want 4 (payer-a, each year)", partitions)
 	}
-	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(w.Path()), ".fhirlake-lake-*")); len(left) > 0 {
-		t.Errorf("files waiting for their upload were left: %v", left)
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(w.Path()), "."+filepath.Base(w.Path())+".lake-*")); len(left) > 0 {
+		t.Errorf("folders of files waiting for their upload were left: %v", left)
 	}
 
 	// The whole copy again (a lake behind by more than one run) into a

@@ -420,13 +420,9 @@ func (p *RebuildPlan) restoreTables(ctx context.Context, db *duckDB) error {
 		}
 		src := ""
 		if len(t.files) > 0 {
-			quoted := make([]string, len(t.files))
-			for i, f := range t.files {
-				quoted[i] = sqlString(f)
-			}
 			// Hive partitioning stays off: the key in the path must not
 			// become a column of the table.
-			src = fmt.Sprintf("read_parquet([%s], hive_partitioning = false)", strings.Join(quoted, ", "))
+			src = fmt.Sprintf("read_parquet([%s], hive_partitioning = false)", sqlStrings(t.files))
 		}
 		create := t.sql
 		if create == "" {

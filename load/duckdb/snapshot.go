@@ -74,14 +74,11 @@ func selection(t load.Table, source string, vals []string) (string, error) {
 		if t.Partition == nil {
 			return "", fmt.Errorf("table %s has no partitions", t.Name)
 		}
-		quoted := make([]string, len(vals))
-		for i, v := range vals {
-			quoted[i] = sqlString(v)
+		list := sqlStrings(vals)
+		if len(vals) == 0 {
+			list = "NULL" // no partition: no row
 		}
-		if len(quoted) == 0 {
-			quoted = []string{"NULL"} // no partition: no row
-		}
-		where += fmt.Sprintf(" AND %s IN (%s)", partitionExpr(t.Partition), strings.Join(quoted, ", "))
+		where += fmt.Sprintf(" AND %s IN (%s)", partitionExpr(t.Partition), list)
 	}
 	return where, nil
 }
@@ -130,12 +127,12 @@ func (w *Warehouse) WriteParquet(ctx context.Context, t load.Table, source strin
 	// fifth of the lake's time and held the table in memory.
 	q := "SELECT * FROM " + ident(t.Name) + " WHERE " + where
 	if t.Partition == nil {
-		return w.copyTo(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)", q, sqlString(dst), rowGroupRows))
+		return w.copyTo(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)", q, sqlString(dst), rowGroupRows), false)
 	}
 	p := t.Partition
 	return w.copyTo(ctx, fmt.Sprintf(`COPY (SELECT *, %s AS %s FROM (%s)) TO %s
 		(FORMAT parquet, PARTITION_BY (%s), FILENAME_PATTERN 'data', COMPRESSION zstd, ROW_GROUP_SIZE %d)`,
-		partitionExpr(p), ident(p.Name), q, sqlString(dst), ident(p.Name), rowGroupRows))
+		partitionExpr(p), ident(p.Name), q, sqlString(dst), ident(p.Name), rowGroupRows), false)
 }
 
 var _ load.PartFilesWriter = (*Warehouse)(nil)
@@ -167,10 +164,6 @@ func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources
 		}
 		fields[i] = fmt.Sprintf("%s: %d", ident(c), id)
 	}
-	quoted := make([]string, len(sources))
-	for i, s := range sources {
-		quoted[i] = sqlString(s)
-	}
 	// DuckDB leaves a PARTITION_BY column out of the files: the files are
 	// split by copies of the source and the year, named unlike any column.
 	unused := func(name string) string {
@@ -189,23 +182,10 @@ func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources
 	}
 	q := fmt.Sprintf(`COPY (%s FROM %s WHERE %s IN (%s)) TO %s
 		(FORMAT parquet, PARTITION_BY (%s), COMPRESSION zstd, ROW_GROUP_SIZE %d, FIELD_IDS {%s})`,
-		sel, ident(t.Name), ident(load.DataSource), strings.Join(quoted, ", "), sqlString(dir),
+		sel, ident(t.Name), ident(load.DataSource), sqlStrings(sources), sqlString(dir),
 		strings.Join(parts, ", "), rowGroup, strings.Join(fields, ", "))
-	conn, err := w.db.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "SET SESSION TimeZone = 'UTC'"); err != nil {
+	if _, err := w.copyTo(ctx, q, true); err != nil {
 		return nil, fmt.Errorf("write %s: %w", t.Name, err)
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET SESSION TimeZone")
-	err = unordered(ctx, conn, func() error {
-		_, err := conn.ExecContext(ctx, q)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", t.Name, outOfMemory(err))
 	}
 	var files []string
 	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -226,7 +206,7 @@ func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources
 // WriteTableParquet writes a whole table to the file dst.
 func (w *Warehouse) WriteTableParquet(ctx context.Context, table, dst string) (int64, error) {
 	return w.copyTo(ctx, fmt.Sprintf("COPY (SELECT * FROM %s) TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)",
-		ident(table), sqlString(dst), rowGroupRows))
+		ident(table), sqlString(dst), rowGroupRows), false)
 }
 
 // SourceRecords streams the rows of table whose column is one of sources.
@@ -258,13 +238,20 @@ func (w *Warehouse) TableRecords(ctx context.Context, table string) (load.Record
 
 // copyTo runs a COPY on a connection of its own, so that a lake may
 // write several tables at once (each with the committed rows), and
-// returns the rows it wrote.
-func (w *Warehouse) copyTo(ctx context.Context, q string) (int64, error) {
+// returns the rows it wrote. With utc, the connection takes the dates
+// and years of timestamps in UTC, whatever the machine's time zone.
+func (w *Warehouse) copyTo(ctx context.Context, q string, utc bool) (int64, error) {
 	conn, err := w.db.Conn(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close()
+	if utc {
+		if _, err := conn.ExecContext(ctx, "SET SESSION TimeZone = 'UTC'"); err != nil {
+			return 0, err
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "RESET SESSION TimeZone")
+	}
 	var n int64
 	err = unordered(ctx, conn, func() error {
 		res, err := conn.ExecContext(ctx, q)

@@ -499,6 +499,16 @@ func sqlString(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
+// sqlStrings quotes each of vals as sqlString does, comma-separated: a
+// list written into a COPY or a read_parquet call.
+func sqlStrings(vals []string) string {
+	quoted := make([]string, len(vals))
+	for i, v := range vals {
+		quoted[i] = sqlString(v)
+	}
+	return strings.Join(quoted, ", ")
+}
+
 var (
 	_ load.Warehouse = (*Warehouse)(nil)
 	_ load.Loader    = (*Loader)(nil)

@@ -32,7 +32,7 @@ func Markdown(views []*View) string {
 		fmt.Fprintf(&b, "From `%s`; all rows of a resource are replaced together, by `%s`.", v.Resource(), v.KeyColumn())
 		for _, c := range v.Columns() {
 			if key, ok := c.Tags[TagPartition]; ok {
-				fmt.Fprintf(&b, " In the lake, split by source and by the year of `%s` (`%s=`).", c.Name, key)
+				fmt.Fprintf(&b, " In the lake, split by source and by the year of `%s` in UTC (`%s=`).", c.Name, key)
 			}
 			if c.Tags[TagMember] == "new" {
 				fmt.Fprintf(&b, " A `%s` new to a source is a member whose whole history an incremental run back-fills.", c.Name)

@@ -17,9 +17,21 @@ import (
 	"github.com/fhirlake/fhirlake/load"
 )
 
-// partitionExpr is the SQL expression of a row's partition value.
+// partitionExpr is the SQL expression of a row's partition value: the
+// year of its partition column, or load.NullPartition.
 func partitionExpr(p *load.Partition) string {
-	return fmt.Sprintf("coalesce(CAST(year(%s) AS VARCHAR), '%s')", ident(p.Column), load.NullPartition)
+	return fmt.Sprintf("coalesce(CAST(%s AS VARCHAR), '%s')", utcYear(p.Column), load.NullPartition)
+}
+
+// utcYear is the SQL expression of the year of the DATE or TIMESTAMPTZ
+// column col in UTC, as Iceberg's year transform takes it, whatever the
+// session's time zone. DuckDB's year() of a TIMESTAMPTZ is the year in
+// the session's zone, the machine's unless set (connect sets UTC), so a
+// New Year's Eve evening in New York went to the year before on a
+// machine there and to the next one elsewhere; epoch_us counts from the
+// epoch in UTC, for a date from its midnight.
+func utcYear(col string) string {
+	return fmt.Sprintf("year(make_timestamp(epoch_us(%s)))", ident(col))
 }
 
 // maxStoredRejects caps the rejects kept in memory and written to

@@ -127,20 +127,19 @@ func (w *Warehouse) WriteParquet(ctx context.Context, t load.Table, source strin
 	// fifth of the lake's time and held the table in memory.
 	q := "SELECT * FROM " + ident(t.Name) + " WHERE " + where
 	if t.Partition == nil {
-		return w.copyTo(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)", q, sqlString(dst), rowGroupRows), false)
+		return w.copyTo(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)", q, sqlString(dst), rowGroupRows))
 	}
 	p := t.Partition
 	return w.copyTo(ctx, fmt.Sprintf(`COPY (SELECT *, %s AS %s FROM (%s)) TO %s
 		(FORMAT parquet, PARTITION_BY (%s), FILENAME_PATTERN 'data', COMPRESSION zstd, ROW_GROUP_SIZE %d)`,
-		partitionExpr(p), ident(p.Name), q, sqlString(dst), ident(p.Name), rowGroupRows), false)
+		partitionExpr(p), ident(p.Name), q, sqlString(dst), ident(p.Name), rowGroupRows))
 }
 
 var _ load.PartFilesWriter = (*Warehouse)(nil)
 
 // WriteParquetParts writes the rows of t of sources with one COPY ...
 // PARTITION_BY pass into folders under dir, one file each (see
-// load.PartFilesWriter). The year is taken in UTC, as Iceberg's year
-// transform takes it, whatever the machine's time zone.
+// load.PartFilesWriter), by the year in UTC (utcYear).
 func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources []string, ids map[string]int, rowGroup int, dir string) ([]string, error) {
 	if len(sources) == 0 {
 		return nil, nil
@@ -178,13 +177,13 @@ func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources
 	if t.Partition != nil {
 		partYear := unused("fhirlake_part_year")
 		parts = append(parts, ident(partYear))
-		sel += fmt.Sprintf(", year(%s) AS %s", ident(t.Partition.Column), ident(partYear))
+		sel += fmt.Sprintf(", %s AS %s", utcYear(t.Partition.Column), ident(partYear))
 	}
 	q := fmt.Sprintf(`COPY (%s FROM %s WHERE %s IN (%s)) TO %s
 		(FORMAT parquet, PARTITION_BY (%s), COMPRESSION zstd, ROW_GROUP_SIZE %d, FIELD_IDS {%s})`,
 		sel, ident(t.Name), ident(load.DataSource), sqlStrings(sources), sqlString(dir),
 		strings.Join(parts, ", "), rowGroup, strings.Join(fields, ", "))
-	if _, err := w.copyTo(ctx, q, true); err != nil {
+	if _, err := w.copyTo(ctx, q); err != nil {
 		return nil, fmt.Errorf("write %s: %w", t.Name, err)
 	}
 	var files []string
@@ -206,7 +205,7 @@ func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources
 // WriteTableParquet writes a whole table to the file dst.
 func (w *Warehouse) WriteTableParquet(ctx context.Context, table, dst string) (int64, error) {
 	return w.copyTo(ctx, fmt.Sprintf("COPY (SELECT * FROM %s) TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)",
-		ident(table), sqlString(dst), rowGroupRows), false)
+		ident(table), sqlString(dst), rowGroupRows))
 }
 
 // SourceRecords streams the rows of table whose column is one of sources.
@@ -238,20 +237,13 @@ func (w *Warehouse) TableRecords(ctx context.Context, table string) (load.Record
 
 // copyTo runs a COPY on a connection of its own, so that a lake may
 // write several tables at once (each with the committed rows), and
-// returns the rows it wrote. With utc, the connection takes the dates
-// and years of timestamps in UTC, whatever the machine's time zone.
-func (w *Warehouse) copyTo(ctx context.Context, q string, utc bool) (int64, error) {
+// returns the rows it wrote.
+func (w *Warehouse) copyTo(ctx context.Context, q string) (int64, error) {
 	conn, err := w.db.Conn(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close()
-	if utc {
-		if _, err := conn.ExecContext(ctx, "SET SESSION TimeZone = 'UTC'"); err != nil {
-			return 0, err
-		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), "RESET SESSION TimeZone")
-	}
 	var n int64
 	err = unordered(ctx, conn, func() error {
 		res, err := conn.ExecContext(ctx, q)

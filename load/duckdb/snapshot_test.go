@@ -313,7 +313,7 @@ func TestWriteParquetParts(t *testing.T) {
 	if err := w.Exec(t.Context(), q); err != nil {
 		t.Fatal(err)
 	}
-	defer w.Exec(t.Context(), "RESET GLOBAL TimeZone")
+	defer w.Exec(t.Context(), "SET GLOBAL TimeZone = 'UTC'")
 	tb := load.Table{Name: "obs", Resource: "Observation", Key: "id", Partition: &load.Partition{Column: "effective", Name: "effective_year"}}
 	ids := map[string]int{"data_source": 1, "id": 2, "effective": 3, "v": 4}
 	out := filepath.Join(dir, "parts")
@@ -354,5 +354,35 @@ func TestWriteParquetParts(t *testing.T) {
 	none, err := w.WriteParquetParts(t.Context(), tb, []string{"z"}, ids, 0, filepath.Join(dir, "none"))
 	if err != nil || len(none) != 0 {
 		t.Errorf("a source without rows: files %v, error %v; want none", none, err)
+	}
+}
+
+// TestPartitionYearIsUTC: a row's partition is the year of its date, or
+// of its timestamp in UTC, in whatever time zone the machine is (DuckDB
+// takes the machine's as the session's): the New Year's Eve evening in
+// New York and the New Year's morning in Tokyo are both in the UTC year
+// of their instant.
+func TestPartitionYearIsUTC(t *testing.T) {
+	w := openWith(t, filepath.Join(t.TempDir(), "w.duckdb"), `CREATE TABLE x (d DATE, ts TIMESTAMPTZ)`,
+		`INSERT INTO x VALUES
+			(DATE '2021-01-01', TIMESTAMPTZ '2021-12-31 20:30:00-05'),
+			(DATE '2020-12-31', TIMESTAMPTZ '2021-01-01 08:00:00+09'),
+			(NULL, NULL)`)
+	for _, zone := range []string{"UTC", "America/New_York", "Asia/Tokyo", "Pacific/Kiritimati", "Pacific/Pago_Pago"} {
+		if err := w.Exec(t.Context(), "SET GLOBAL TimeZone = "+sqlString(zone)); err != nil {
+			t.Fatal(err)
+		}
+		var d, ts string
+		q := fmt.Sprintf("SELECT string_agg(%s, ',' ORDER BY rowid), string_agg(%s, ',' ORDER BY rowid) FROM x",
+			partitionExpr(&load.Partition{Column: "d"}), partitionExpr(&load.Partition{Column: "ts"}))
+		if err := w.conn.QueryRowContext(t.Context(), q).Scan(&d, &ts); err != nil {
+			t.Fatal(err)
+		}
+		if want := "2021,2020," + load.NullPartition; d != want {
+			t.Errorf("%s: dates in partitions %s, want %s", zone, d, want)
+		}
+		if want := "2022,2020," + load.NullPartition; ts != want {
+			t.Errorf("%s: timestamps in partitions %s, want %s", zone, ts, want)
+		}
 	}
 }

@@ -233,6 +233,15 @@ func connect(ctx context.Context, dsn string) (*sql.DB, *sql.Conn, error) {
 		db.Close()
 		return nil, nil, fmt.Errorf("%s=%q: %w", MemoryEnv, limit, err)
 	}
+	// DuckDB's sessions take the machine's time zone, in which a timestamp
+	// read through the Arrow interface is labelled (the Iceberg lake
+	// refused every timestamp column labelled other than UTC) and turned
+	// into dates and years: every connection of fhirlake's works in UTC.
+	if _, err := conn.ExecContext(ctx, "SET GLOBAL TimeZone = 'UTC'"); err != nil {
+		conn.Close()
+		db.Close()
+		return nil, nil, fmt.Errorf("time zone: %w", err)
+	}
 	return db, conn, nil
 }
 

@@ -42,6 +42,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fhirlake/fhirlake/internal/atomicfile"
@@ -73,8 +74,16 @@ const MetaDir = "_fhirlake"
 const LakeMetaFile = "lake.json"
 
 // LakeMetaVersion is the lake.json format this release writes: 2 adds the
-// owner warehouse and the folders by source.
-const LakeMetaVersion = 2
+// owner warehouse and the folders by source; 3 splits a table partitioned
+// by a timestamp by its year in UTC (see utcYears).
+const LakeMetaVersion = 3
+
+// utcYears is the first LakeMetaVersion whose partitions are the years of
+// their timestamps in UTC. Earlier releases took the year in the machine's
+// time zone, so a lake written in New York holds a New Year's Eve evening
+// in the year that is over in UTC: such a table is rewritten whole once,
+// or a change to that row would leave its old copy there.
+const utcYears = 3
 
 // LakeMeta is the content of DIR/_fhirlake/lake.json.
 type LakeMeta struct {
@@ -198,6 +207,13 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 				w.changed[name] = true
 			}
 		}
+		if meta.Version < utcYears {
+			for _, t := range tables {
+				if t.Partition != nil && !byDate(t) {
+					w.changed[t.Name] = true
+				}
+			}
+		}
 	}
 	full := changes == nil
 	if !full {
@@ -233,6 +249,16 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 		return fmt.Errorf("lake bookkeeping: %w", err)
 	}
 	return nil
+}
+
+// byDate reports whether t is partitioned by a DATE column, whose year
+// is the same in every time zone (false when its schema does not say).
+func byDate(t load.Table) bool {
+	if t.Partition == nil || t.Schema == nil {
+		return false
+	}
+	i := t.Schema.FieldIndices(t.Partition.Column)
+	return len(i) == 1 && t.Schema.Field(i[0]).Type.ID() == arrow.DATE32
 }
 
 // CheckLake refuses to let the warehouse at warehousePath (with ID

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/duckdb"
 	"github.com/fhirlake/fhirlake/load/lake/hive"
@@ -142,4 +144,101 @@ func TestPublishWritesTablesAtOnce(t *testing.T) {
 	if got := rows("t3"); got != 4010 {
 		t.Errorf("t3: %d rows in the lake after the next Publish, want 4010", got)
 	}
+}
+
+// TestPartitionYearsInUTC: a table partitioned by a timestamp is split by
+// the UTC year, on a machine in New York too; a lake an earlier release
+// wrote there, with a New Year's Eve evening in the year before, is
+// rewritten whole by the next publish, so that a change to that row
+// replaces it instead of adding a second copy in the right year.
+func TestPartitionYearsInUTC(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	w, err := duckdb.Open(ctx, filepath.Join(dir, "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	q := `SET GLOBAL TimeZone = 'America/New_York';
+		CREATE TABLE obs (data_source VARCHAR, id VARCHAR, effective TIMESTAMPTZ, v INTEGER);
+		INSERT INTO obs VALUES ('a', 'o1', TIMESTAMPTZ '2021-12-31 20:30:00-05', 1),
+			('a', 'o2', TIMESTAMPTZ '2021-06-01 12:00:00-04', 2), ('a', 'o3', TIMESTAMPTZ '2022-06-01 12:00:00-04', 3);
+		` + committedRun("r1")
+	if err := w.Exec(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	obs := load.Table{Name: "obs", Resource: "Observation", Key: "id",
+		Schema: arrow.NewSchema([]arrow.Field{
+			{Name: "data_source", Type: arrow.BinaryTypes.String}, {Name: "id", Type: arrow.BinaryTypes.String},
+			{Name: "effective", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}}, {Name: "v", Type: arrow.PrimitiveTypes.Int32},
+		}, nil),
+		Partition: &load.Partition{Column: "effective", Name: "effective_year"}}
+	lake := filepath.Join(dir, "lake")
+	id := load.Identity{Path: w.Path(), ID: w.ID()}
+	folders := func() string {
+		t.Helper()
+		var out string
+		rs, err := w.Query(ctx, `SELECT string_agg(id || '@' || regexp_extract(filename, 'effective_year=([^/]+)', 1) || ':' || v, ' ' ORDER BY id)
+			FROM read_parquet(?, filename = true)`, filepath.Join(lake, "obs", "**", "*.parquet"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rs.Close()
+		for rs.Next() {
+			if err := rs.Scan(&out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	if err := hive.Open(lake).Publish(ctx, w, id, []load.Table{obs}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := folders(), "o1@2022:1 o2@2021:2 o3@2022:3"; got != want {
+		t.Errorf("rows in partitions %q, want %q", got, want)
+	}
+
+	// The lake as a release that took New York's years left it.
+	sdir := filepath.Join(lake, "obs", "data_source=a")
+	for _, c := range []struct{ year, ids string }{{"2021", "'o1', 'o2'"}, {"2022", "'o3'"}} {
+		q := fmt.Sprintf("COPY (SELECT * FROM obs WHERE id IN (%s)) TO '%s' (FORMAT parquet)", c.ids, filepath.Join(sdir, "effective_year="+c.year, hive.LakeFile))
+		if err := w.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	metaPath := filepath.Join(lake, hive.MetaDir, hive.LakeMetaFile)
+	meta, err := os.ReadFile(metaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.Replace(string(meta), fmt.Sprintf(`"version": %d`, hive.LakeMetaVersion), `"version": 2`, 1)
+	if old == string(meta) {
+		t.Fatalf("no version in %s", meta)
+	}
+	if err := os.WriteFile(metaPath, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// o1 changes; the run names the partition it is in, in UTC.
+	if err := w.Exec(ctx, "UPDATE obs SET v = 10 WHERE id = 'o1'; "+committedRun("r2")); err != nil {
+		t.Fatal(err)
+	}
+	ch := &load.Changes{Source: "a", RunID: "r2", Tables: map[string][]string{"obs": {"2022"}}}
+	if err := hive.Open(lake).Publish(ctx, w, id, []load.Table{obs}, ch); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := folders(), "o1@2022:10 o2@2021:2 o3@2022:3"; got != want {
+		t.Errorf("after the change, rows in partitions %q, want %q", got, want)
+	}
+	got, err := hive.ReadLakeMeta(lake)
+	if err != nil || got.Version != hive.LakeMetaVersion {
+		t.Errorf("lake.json version %d (error %v), want %d", got.Version, err, hive.LakeMetaVersion)
+	}
+}
+
+// committedRun is the SQL that records a committed run of source a, so
+// that the lake, which mirrors the runs before it, is not behind.
+func committedRun(id string) string {
+	return fmt.Sprintf(`INSERT INTO fhirlake_runs (run_id, source, scope, started_at, finished_at, status, resources, skipped_older, deleted, rejects, watermark_types, rows_per_table)
+		VALUES ('%s', 'a', 'files', now(), now(), 'committed', 0, 0, 0, 0, [], MAP {})`, id)
 }

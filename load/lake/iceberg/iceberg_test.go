@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/fhirlake/fhirlake/internal/testserver"
+	"github.com/fhirlake/fhirlake/internal/testzone"
 	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/duckdb"
 	"github.com/fhirlake/fhirlake/load/lake/iceberg"
@@ -1130,4 +1131,43 @@ func firstPublishTest(t *testing.T, newLake func() string, opts load.LakeOptions
 	if len(left) > 0 {
 		t.Errorf("the failed publish left %v", left)
 	}
+}
+
+// TestPartitionRewriteInUTC: on a machine in New York, the lake takes
+// the warehouse's timestamps (it refused them labelled in New York's
+// zone), and a run that rewrites the partition of a New Year's Eve
+// evening (the next year's in UTC, where Iceberg's year transform puts
+// it) writes that row again: with the year taken in the machine's zone,
+// the rewrite of 2022 deleted the row and wrote 2022's rows without it.
+func TestPartitionRewriteInUTC(t *testing.T) {
+	if !testzone.In(t, "America/New_York") {
+		return
+	}
+	ctx := t.Context()
+	w, lk := folderLake(t)
+	run := func(id string) string {
+		return fmt.Sprintf(`INSERT INTO fhirlake_runs (run_id, source, scope, started_at, finished_at, status, resources, skipped_older, deleted, rejects, watermark_types, rows_per_table)
+			VALUES ('%s', 'a', 'files', now(), now(), 'committed', 0, 0, 0, 0, [], MAP {})`, id)
+	}
+	q := `CREATE TABLE obs (data_source VARCHAR, id VARCHAR, effective TIMESTAMPTZ, v INTEGER);
+		INSERT INTO obs VALUES ('a', 'o1', TIMESTAMPTZ '2021-12-31 20:30:00-05', 1),
+			('a', 'o2', TIMESTAMPTZ '2021-06-01 12:00:00-04', 2), ('a', 'o3', TIMESTAMPTZ '2022-06-01 12:00:00-04', 3);
+		` + run("r1")
+	if err := w.Exec(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	obs := []load.Table{{Name: "obs", Resource: "Observation", Key: "id", Partition: &load.Partition{Column: "effective", Name: "effective_year"}}}
+	id := load.Identity{Path: w.Path(), ID: w.ID()}
+	if err := lk.Publish(ctx, w, id, obs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Exec(ctx, "UPDATE obs SET v = 10 WHERE id IN ('o1', 'o3'); "+run("r2")); err != nil {
+		t.Fatal(err)
+	}
+	// A run too large to name its resources names its partitions.
+	ch := &load.Changes{Source: "a", RunID: "r2", Tables: map[string][]string{"obs": {"2022"}}}
+	if err := lk.Publish(ctx, w, id, obs, ch); err != nil {
+		t.Fatal(err)
+	}
+	icebergtest.CheckMirrors(t, w, lk, "", "obs")
 }

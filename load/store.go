@@ -166,11 +166,13 @@ type PartFilesWriter interface {
 	// WriteParquetParts writes the rows of t of sources into new Parquet
 	// files under dir (which must not exist): one file per source and,
 	// for a partitioned table, UTC year of the partition column (one for
-	// the rows without a value). Each file holds every column of t, under
-	// the Parquet field id ids gives it (every column must have one), in
-	// row groups of at most rowGroup rows (0: the writer's own size). It
-	// returns the files' paths, none when there are no rows.
-	WriteParquetParts(ctx context.Context, t Table, sources []string, ids map[string]int, rowGroup int, dir string) ([]string, error)
+	// the rows without a value). vals, when not nil, are partition values
+	// as Changes.Tables names them: only the rows in those partitions are
+	// written. Each file holds every column of t, under the Parquet field
+	// id ids gives it (every column must have one), in row groups of at
+	// most rowGroup rows (0: the writer's own size). It returns the files'
+	// paths, none when there are no rows.
+	WriteParquetParts(ctx context.Context, t Table, sources, vals []string, ids map[string]int, rowGroup int, dir string) ([]string, error)
 }
 
 // RecordReader is an Arrow record stream that must be released.

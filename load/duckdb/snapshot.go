@@ -140,9 +140,16 @@ var _ load.PartFilesWriter = (*Warehouse)(nil)
 // WriteParquetParts writes the rows of t of sources with one COPY ...
 // PARTITION_BY pass into folders under dir, one file each (see
 // load.PartFilesWriter), by the year in UTC (utcYear).
-func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources []string, ids map[string]int, rowGroup int, dir string) ([]string, error) {
-	if len(sources) == 0 {
+func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources, vals []string, ids map[string]int, rowGroup int, dir string) ([]string, error) {
+	if len(sources) == 0 || vals != nil && len(vals) == 0 {
 		return nil, nil
+	}
+	where := fmt.Sprintf("%s IN (%s)", ident(load.DataSource), sqlStrings(sources))
+	if vals != nil {
+		if t.Partition == nil {
+			return nil, fmt.Errorf("write %s: table %s has no partitions", t.Name, t.Name)
+		}
+		where += fmt.Sprintf(" AND %s IN (%s)", partitionExpr(t.Partition), sqlStrings(vals))
 	}
 	if rowGroup <= 0 {
 		rowGroup = rowGroupRows
@@ -179,9 +186,9 @@ func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources
 		parts = append(parts, ident(partYear))
 		sel += fmt.Sprintf(", %s AS %s", utcYear(t.Partition.Column), ident(partYear))
 	}
-	q := fmt.Sprintf(`COPY (%s FROM %s WHERE %s IN (%s)) TO %s
+	q := fmt.Sprintf(`COPY (%s FROM %s WHERE %s) TO %s
 		(FORMAT parquet, PARTITION_BY (%s), COMPRESSION zstd, ROW_GROUP_SIZE %d, FIELD_IDS {%s})`,
-		sel, ident(t.Name), ident(load.DataSource), sqlStrings(sources), sqlString(dir),
+		sel, ident(t.Name), where, sqlString(dir),
 		strings.Join(parts, ", "), rowGroup, strings.Join(fields, ", "))
 	if _, err := w.copyTo(ctx, q); err != nil {
 		return nil, fmt.Errorf("write %s: %w", t.Name, err)

@@ -317,7 +317,7 @@ func TestWriteParquetParts(t *testing.T) {
 	tb := load.Table{Name: "obs", Resource: "Observation", Key: "id", Partition: &load.Partition{Column: "effective", Name: "effective_year"}}
 	ids := map[string]int{"data_source": 1, "id": 2, "effective": 3, "v": 4}
 	out := filepath.Join(dir, "parts")
-	files, err := w.WriteParquetParts(t.Context(), tb, []string{"a", "b"}, ids, 0, out)
+	files, err := w.WriteParquetParts(t.Context(), tb, []string{"a", "b"}, nil, ids, 0, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,10 +348,10 @@ func TestWriteParquetParts(t *testing.T) {
 			t.Errorf("no file holds exactly %q (files hold %q)", w, slices.Collect(maps.Keys(got)))
 		}
 	}
-	if _, err := w.WriteParquetParts(t.Context(), tb, []string{"a"}, map[string]int{"data_source": 1, "id": 2, "effective": 3}, 0, filepath.Join(dir, "partial")); err == nil || !strings.Contains(err.Error(), "no field id for column v") {
+	if _, err := w.WriteParquetParts(t.Context(), tb, []string{"a"}, nil, map[string]int{"data_source": 1, "id": 2, "effective": 3}, 0, filepath.Join(dir, "partial")); err == nil || !strings.Contains(err.Error(), "no field id for column v") {
 		t.Errorf("a column without a field id: %v, want it named", err)
 	}
-	none, err := w.WriteParquetParts(t.Context(), tb, []string{"z"}, ids, 0, filepath.Join(dir, "none"))
+	none, err := w.WriteParquetParts(t.Context(), tb, []string{"z"}, nil, ids, 0, filepath.Join(dir, "none"))
 	if err != nil || len(none) != 0 {
 		t.Errorf("a source without rows: files %v, error %v; want none", none, err)
 	}

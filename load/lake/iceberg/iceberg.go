@@ -761,7 +761,8 @@ func (lk *Lake) publishTable(ctx context.Context, p publication, t load.Table, d
 		if len(p.mine) == 0 {
 			return nil
 		}
-		if done, err := lk.publishParts(ctx, p, t, def); done || err != nil {
+		replaced := func(*table.Table) (iceberg.BooleanExpression, error) { return inSources(load.DataSource, p.mine), nil }
+		if done, err := lk.publishParts(ctx, p, t, def, p.mine, nil, replaced); done || err != nil {
 			return err
 		}
 		rr, err := concatSources(ctx, snap, t, p.mine)
@@ -788,6 +789,12 @@ func (lk *Lake) publishTable(ctx context.Context, p publication, t load.Table, d
 		return err
 	}
 	if !done {
+		replaced := func(tbl *table.Table) (iceberg.BooleanExpression, error) {
+			return changeFilter(tbl, t, changes.Source, vals)
+		}
+		if done, err := lk.publishParts(ctx, p, t, def, []string{changes.Source}, vals, replaced); done || err != nil {
+			return err
+		}
 		rr, err := snap.Records(ctx, t, changes.Source, vals)
 		if err != nil {
 			return err
@@ -839,18 +846,22 @@ var tableProps = union2(mergeOnRead, iceberg.Properties{
 // 101.7 s; one run each).
 const rowGroupLimit = 122880
 
-// publishParts commits the first copy of t's rows, when the warehouse
-// writes Parquet (load.PartFilesWriter) and the table holds no data yet:
-// the warehouse writes a file per partition of the table's spec, with the
-// table's field ids, into the table's data folder (for a lake on object
-// storage, into a private folder beside the warehouse, from which each
-// file is uploaded there), and one commit adds them. Encoding every row
-// with iceberg-go's writer took 2.7 times the CPU of DuckDB's COPY (5.5 s
-// of a 1 GB export's 13 s full load, on 1.45 of 2 cores). done is false
-// when the table must be published as before: a table that holds data
-// (its rows are replaced, which adding files cannot do), or a warehouse
-// that writes no files. The files of a commit that fails are removed.
-func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, def string) (done bool, err error) {
+// publishParts commits the rows of t of sources (of their partitions
+// vals, when not nil: one source's, as load.Changes names them) as the
+// warehouse's own Parquet files, when the warehouse writes Parquet
+// (load.PartFilesWriter): a file per partition of the table's spec, with
+// the table's field ids, written into the table's data folder (for a lake
+// on object storage, into a private folder beside the warehouse, from
+// which each file is uploaded there). One commit deletes the rows they
+// replace, when the table holds any (replaced gives the filter, which
+// selects whole partitions: their files go, none is read or rewritten),
+// and adds them. Encoding every row with iceberg-go's writer took 2.7
+// times the CPU of DuckDB's COPY (5.5 s of a 1 GB export's 13 s full
+// load, on 1.45 of 2 cores). done is false when the warehouse writes no
+// files: the caller publishes as before. The files of a commit that fails
+// are removed.
+func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, def string, sources, vals []string,
+	replaced func(*table.Table) (iceberg.BooleanExpression, error)) (done bool, err error) {
 	pw, ok := p.snap.(load.PartFilesWriter)
 	if !ok {
 		return false, nil
@@ -865,8 +876,11 @@ func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, d
 	if err != nil {
 		return false, err
 	}
+	var filter iceberg.BooleanExpression
 	if summaryInt(tbl, "total-data-files") > 0 || summaryInt(tbl, "total-delete-files") > 0 {
-		return false, nil
+		if filter, err = replaced(tbl); err != nil {
+			return false, err
+		}
 	}
 	ids := map[string]int{}
 	for _, f := range tbl.Schema().Fields() {
@@ -886,7 +900,7 @@ func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, d
 				os.RemoveAll(local)
 			}
 		}()
-		files, err := pw.WriteParquetParts(ctx, t, p.mine, ids, rowGroup, local)
+		files, err := pw.WriteParquetParts(ctx, t, sources, vals, ids, rowGroup, local)
 		if err != nil {
 			return false, err
 		}
@@ -899,7 +913,7 @@ func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, d
 			return false, err
 		}
 		defer os.RemoveAll(scratch)
-		files, err := pw.WriteParquetParts(ctx, t, p.mine, ids, rowGroup, filepath.Join(scratch, folder))
+		files, err := pw.WriteParquetParts(ctx, t, sources, vals, ids, rowGroup, filepath.Join(scratch, folder))
 		if err != nil {
 			return false, err
 		}
@@ -930,8 +944,15 @@ func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, d
 	if err != nil {
 		return false, err
 	}
+	if _, none := filter.(iceberg.AlwaysFalse); filter != nil && !none {
+		if err := txn.Delete(ctx, filter, p.summary); err != nil {
+			return false, fmt.Errorf("delete replaced rows: %w", err)
+		}
+	}
 	if len(paths) > 0 {
-		if err := txn.AddFiles(ctx, paths, p.summary, false); err != nil {
+		// The files are new (a folder of their own): no need to check
+		// that the table does not know them already.
+		if err := txn.AddFiles(ctx, paths, p.summary, true); err != nil {
 			return false, fmt.Errorf("add files: %w", err)
 		}
 	}

@@ -1003,11 +1003,14 @@ func testDeletesFoundInChunks(t *testing.T) {
 }
 
 // TestRunTooLargeToName: a run that changed more resources than it names
-// (load.Changes.Keys nil) rewrites the partitions it changed, one table
-// at a time, with no delete file.
+// (load.Changes.Keys nil) replaces the partitions it changed, one table
+// at a time, with the warehouse's own files (one per partition), with no
+// delete file, and leaves the files of the others.
 func TestRunTooLargeToName(t *testing.T) {
 	w, lk := folderLake(t)
-	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(40, 2)...))
+	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(40, 4)...))
+	base, _ := icebergtest.Files(t, lk, "claim")
+	// 2020, 2021 (c01 leaves it, c05 goes), 2022 and no year change; 2023 not.
 	ch := commit(t, w, "payer-a", "r2", []string{"c05"}, claim{"c00", "2020-03-01", 1}, claim{"c01", "2022-03-01", 3}, claim{"new", "", 1})
 	if ch.Keys == nil {
 		t.Fatal("the run names no resources")
@@ -1020,25 +1023,40 @@ func TestRunTooLargeToName(t *testing.T) {
 		}
 	}
 	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line", "fhirlake_resources")
+	files, _ := icebergtest.Files(t, lk, "claim")
+	var kept, added []string
+	for _, f := range files {
+		switch {
+		case slices.Contains(base, f):
+			kept = append(kept, f)
+		case strings.Contains(f, "/data/fhirlake-"):
+			added = append(added, f)
+		default:
+			t.Errorf("claim holds %s, not a file of the warehouse", f)
+		}
+	}
+	if len(kept) != 1 || !strings.Contains(kept[0], "2023") || len(added) != 4 {
+		t.Errorf("claim kept %v and added %v; want 2023's file kept and one file for each of the 4 partitions changed", kept, added)
+	}
 }
 
 // misnumbered is a warehouse snapshot whose Parquet files carry field ids
 // the lake's tables do not have, so that adding them fails.
 type misnumbered struct{ *duckdb.Warehouse }
 
-func (m misnumbered) WriteParquetParts(ctx context.Context, t load.Table, sources []string, ids map[string]int, rowGroup int, dir string) ([]string, error) {
+func (m misnumbered) WriteParquetParts(ctx context.Context, t load.Table, sources, vals []string, ids map[string]int, rowGroup int, dir string) ([]string, error) {
 	wrong := map[string]int{}
 	for k, v := range ids {
 		wrong[k] = v + 1000
 	}
-	return m.Warehouse.WriteParquetParts(ctx, t, sources, wrong, rowGroup, dir)
+	return m.Warehouse.WriteParquetParts(ctx, t, sources, vals, wrong, rowGroup, dir)
 }
 
 // TestFirstPublishAddsWarehouseFiles: a table's first copy is the
 // warehouse's own Parquet files, one per source and year, added as they
-// are (the lake reads as the warehouse); a table that holds rows already
-// gets the later copies as before. When adding the files fails, the
-// publish fails and leaves none of them behind.
+// are (the lake reads as the warehouse); so is a later whole copy into the
+// table, which replaces its rows in the same commit. When adding the
+// files fails, the publish fails and leaves none of them behind.
 func TestFirstPublishAddsWarehouseFiles(t *testing.T) {
 	firstPublishTest(t, func() string { return t.TempDir() }, load.LakeOptions{}, "")
 }
@@ -1110,10 +1128,20 @@ func firstPublishTest(t *testing.T, newLake func() string, opts load.LakeOptions
 	}
 
 	// The whole copy again (a lake behind by more than one run) into a
-	// table that holds rows: the rows are replaced, not added.
+	// table that holds rows: the rows are replaced, not added, by files
+	// of the warehouse, one per partition.
 	commit(t, w, "payer-a", "r2", nil, claim{"c01", "2024-03-01", 1})
 	publish(t, lk, w, commit(t, w, "payer-a", "r3", nil, claim{"z", "2024-05-01", 1}))
 	icebergtest.CheckMirrors(t, w, lk, s3root, "claim", "claim_line")
+	again, _ := icebergtest.Files(t, lk, "claim")
+	for _, f := range again {
+		if slices.Contains(files, f) || !strings.Contains(f, "/data/fhirlake-") {
+			t.Errorf("claim's second whole copy holds %s, not a new file of the warehouse", f)
+		}
+	}
+	if len(again) != 5 {
+		t.Errorf("claim's second whole copy: %d files, want one for each of its 5 years", len(again))
+	}
 
 	w2, lk2 := open()
 	commit(t, w2, "payer-a", "r1", nil, claims(10, 2)...)

@@ -173,6 +173,10 @@ type PartFilesWriter interface {
 	// most rowGroup rows (0: the writer's own size). It returns the files'
 	// paths, none when there are no rows.
 	WriteParquetParts(ctx context.Context, t Table, sources, vals []string, ids map[string]int, rowGroup int, dir string) ([]string, error)
+	// WriteSourceParts writes the rows of table (a bookkeeping table, the
+	// person crosswalk) whose column is one of sources as
+	// WriteParquetParts does, one file per source.
+	WriteSourceParts(ctx context.Context, table, column string, sources []string, ids map[string]int, rowGroup int, dir string) ([]string, error)
 }
 
 // RecordReader is an Arrow record stream that must be released.

@@ -151,22 +151,41 @@ func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources
 		}
 		where += fmt.Sprintf(" AND %s IN (%s)", partitionExpr(t.Partition), sqlStrings(vals))
 	}
+	return w.writeParts(ctx, t.Name, load.DataSource, t.Partition, where, ids, rowGroup, dir)
+}
+
+// WriteSourceParts writes the rows of table whose column is one of
+// sources as WriteParquetParts does, one file per source (see
+// load.PartFilesWriter).
+func (w *Warehouse) WriteSourceParts(ctx context.Context, table, column string, sources []string, ids map[string]int, rowGroup int, dir string) ([]string, error) {
+	if len(sources) == 0 {
+		return nil, nil
+	}
+	where := fmt.Sprintf("%s IN (%s)", ident(column), sqlStrings(sources))
+	return w.writeParts(ctx, table, column, nil, where, ids, rowGroup, dir)
+}
+
+// writeParts writes the rows of table that where selects with one COPY
+// ... PARTITION_BY pass into folders under dir, one file per value of
+// the column source and, with p, UTC year of its column, every column
+// under its field id in ids.
+func (w *Warehouse) writeParts(ctx context.Context, table, source string, p *load.Partition, where string, ids map[string]int, rowGroup int, dir string) ([]string, error) {
 	if rowGroup <= 0 {
 		rowGroup = rowGroupRows
 	}
 	cols, err := w.queryStrings(ctx, `SELECT column_name FROM duckdb_columns()
-		WHERE table_name = ? AND schema_name = 'main' AND database_name = current_database() ORDER BY column_index`, t.Name)
+		WHERE table_name = ? AND schema_name = 'main' AND database_name = current_database() ORDER BY column_index`, table)
 	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", t.Name, err)
+		return nil, fmt.Errorf("write %s: %w", table, err)
 	}
 	if len(cols) == 0 {
-		return nil, fmt.Errorf("write %s: no such table", t.Name)
+		return nil, fmt.Errorf("write %s: no such table", table)
 	}
 	fields := make([]string, len(cols))
 	for i, c := range cols {
 		id, ok := ids[c]
 		if !ok {
-			return nil, fmt.Errorf("write %s: no field id for column %s", t.Name, c)
+			return nil, fmt.Errorf("write %s: no field id for column %s", table, c)
 		}
 		fields[i] = fmt.Sprintf("%s: %d", ident(c), id)
 	}
@@ -180,18 +199,18 @@ func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources
 	}
 	partSource := unused("fhirlake_part_source")
 	parts := []string{ident(partSource)}
-	sel := fmt.Sprintf("SELECT *, %s AS %s", ident(load.DataSource), ident(partSource))
-	if t.Partition != nil {
+	sel := fmt.Sprintf("SELECT *, %s AS %s", ident(source), ident(partSource))
+	if p != nil {
 		partYear := unused("fhirlake_part_year")
 		parts = append(parts, ident(partYear))
-		sel += fmt.Sprintf(", %s AS %s", utcYear(t.Partition.Column), ident(partYear))
+		sel += fmt.Sprintf(", %s AS %s", utcYear(p.Column), ident(partYear))
 	}
 	q := fmt.Sprintf(`COPY (%s FROM %s WHERE %s) TO %s
 		(FORMAT parquet, PARTITION_BY (%s), COMPRESSION zstd, ROW_GROUP_SIZE %d, FIELD_IDS {%s})`,
-		sel, ident(t.Name), where, sqlString(dir),
+		sel, ident(table), where, sqlString(dir),
 		strings.Join(parts, ", "), rowGroup, strings.Join(fields, ", "))
 	if _, err := w.copyTo(ctx, q); err != nil {
-		return nil, fmt.Errorf("write %s: %w", t.Name, err)
+		return nil, fmt.Errorf("write %s: %w", table, err)
 	}
 	var files []string
 	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -204,7 +223,7 @@ func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", t.Name, err)
+		return nil, fmt.Errorf("write %s: %w", table, err)
 	}
 	return files, nil
 }

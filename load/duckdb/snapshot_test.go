@@ -298,7 +298,7 @@ func TestWriteParquetAtOnce(t *testing.T) {
 // source and UTC year of the partition column (a timestamp just before New
 // Year in New York is the next year's in UTC) and one for the rows without
 // a value, every column under its field id; a column without an id is
-// refused; no rows, no files.
+// refused; no rows, no files; split by source alone, one file per source.
 func TestWriteParquetParts(t *testing.T) {
 	dir := t.TempDir()
 	w := openWith(t, filepath.Join(dir, "w.duckdb"))
@@ -354,6 +354,23 @@ func TestWriteParquetParts(t *testing.T) {
 	none, err := w.WriteParquetParts(t.Context(), tb, []string{"z"}, nil, ids, 0, filepath.Join(dir, "none"))
 	if err != nil || len(none) != 0 {
 		t.Errorf("a source without rows: files %v, error %v; want none", none, err)
+	}
+	// By source alone (a bookkeeping table): one file per source asked for.
+	bySource, err := w.WriteSourceParts(t.Context(), "obs", "data_source", []string{"a", "c"}, ids, 0, filepath.Join(dir, "sources"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotSources []string
+	for _, f := range bySource {
+		var rows string
+		if err := w.conn.QueryRowContext(t.Context(), `SELECT string_agg(id || '@' || data_source, ' ' ORDER BY id) FROM read_parquet(?)`, f).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		gotSources = append(gotSources, rows)
+	}
+	slices.Sort(gotSources)
+	if want := []string{"o1@a o2@a o3@a", "o5@c"}; !slices.Equal(gotSources, want) {
+		t.Errorf("files by source hold %q, want %q", gotSources, want)
 	}
 }
 

@@ -1142,6 +1142,17 @@ func firstPublishTest(t *testing.T, newLake func() string, opts load.LakeOptions
 	if len(again) != 5 {
 		t.Errorf("claim's second whole copy: %d files, want one for each of its 5 years", len(again))
 	}
+	// The version index, a bookkeeping table of plain columns, too.
+	icebergtest.CheckMirrors(t, w, lk, s3root, load.IndexTable)
+	index, _ := icebergtest.Files(t, lk, load.IndexTable)
+	for _, f := range index {
+		if !strings.Contains(f, "/data/fhirlake-") {
+			t.Errorf("the version index's whole copy holds %s, not a file of the warehouse", f)
+		}
+	}
+	if len(index) != 1 {
+		t.Errorf("the version index's whole copy: %d files, want one for its one source", len(index))
+	}
 
 	w2, lk2 := open()
 	commit(t, w2, "payer-a", "r1", nil, claims(10, 2)...)

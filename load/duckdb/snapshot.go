@@ -66,10 +66,11 @@ func (w *Warehouse) TableSources(ctx context.Context, table string) ([]string, e
 	return out, nil
 }
 
-// selection is the condition on the rows of t of source in partitions
-// vals.
-func selection(t load.Table, source string, vals []string) (string, error) {
-	where := ident(load.DataSource) + " = " + sqlString(source)
+// selection is the condition on the rows of t of sources in partitions
+// vals (every partition when vals is nil). DuckDB takes an IN of one
+// value as the equality, and skips row groups by it as well.
+func selection(t load.Table, sources, vals []string) (string, error) {
+	where := fmt.Sprintf("%s IN (%s)", ident(load.DataSource), sqlStrings(sources))
 	if vals != nil {
 		if t.Partition == nil {
 			return "", fmt.Errorf("table %s has no partitions", t.Name)
@@ -85,7 +86,7 @@ func selection(t load.Table, source string, vals []string) (string, error) {
 
 // Records streams the rows of t of source in partitions vals through DuckDB's Arrow interface.
 func (w *Warehouse) Records(ctx context.Context, t load.Table, source string, vals []string) (load.RecordReader, error) {
-	where, err := selection(t, source, vals)
+	where, err := selection(t, []string{source}, vals)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +120,7 @@ func (w *Warehouse) RecordsOf(ctx context.Context, t load.Table, source string, 
 // COPY: one file dst, or for a partitioned table one PARTITION_BY pass
 // into the folder dst.
 func (w *Warehouse) WriteParquet(ctx context.Context, t load.Table, source string, vals []string, dst string) (int64, error) {
-	where, err := selection(t, source, vals)
+	where, err := selection(t, []string{source}, vals)
 	if err != nil {
 		return 0, err
 	}
@@ -144,12 +145,9 @@ func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources
 	if len(sources) == 0 || vals != nil && len(vals) == 0 {
 		return nil, nil
 	}
-	where := fmt.Sprintf("%s IN (%s)", ident(load.DataSource), sqlStrings(sources))
-	if vals != nil {
-		if t.Partition == nil {
-			return nil, fmt.Errorf("write %s: table %s has no partitions", t.Name, t.Name)
-		}
-		where += fmt.Sprintf(" AND %s IN (%s)", partitionExpr(t.Partition), sqlStrings(vals))
+	where, err := selection(t, sources, vals)
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", t.Name, err)
 	}
 	return w.writeParts(ctx, t.Name, load.DataSource, t.Partition, where, ids, rowGroup, dir)
 }

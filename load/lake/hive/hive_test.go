@@ -88,16 +88,7 @@ func TestPublishWritesTablesAtOnce(t *testing.T) {
 	rows := func(table string) int64 {
 		t.Helper()
 		var n int64
-		rs, err := w.Query(t.Context(), "SELECT count(*) FROM read_parquet(?)", filepath.Join(lake, table, "**", "*.parquet"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rs.Close()
-		for rs.Next() {
-			if err := rs.Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-		}
+		queryValue(t, w, &n, "SELECT count(*) FROM read_parquet(?)", filepath.Join(lake, table, "**", "*.parquet"))
 		return n
 	}
 
@@ -178,17 +169,8 @@ func TestPartitionYearsInUTC(t *testing.T) {
 	folders := func() string {
 		t.Helper()
 		var out string
-		rs, err := w.Query(ctx, `SELECT string_agg(id || '@' || regexp_extract(filename, 'effective_year=([^/]+)', 1) || ':' || v, ' ' ORDER BY id)
+		queryValue(t, w, &out, `SELECT string_agg(id || '@' || regexp_extract(filename, 'effective_year=([^/]+)', 1) || ':' || v, ' ' ORDER BY id)
 			FROM read_parquet(?, filename = true)`, filepath.Join(lake, "obs", "**", "*.parquet"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rs.Close()
-		for rs.Next() {
-			if err := rs.Scan(&out); err != nil {
-				t.Fatal(err)
-			}
-		}
 		return out
 	}
 	if err := hive.Open(lake).Publish(ctx, w, id, []load.Table{obs}, nil); err != nil {
@@ -241,4 +223,23 @@ func TestPartitionYearsInUTC(t *testing.T) {
 func committedRun(id string) string {
 	return fmt.Sprintf(`INSERT INTO fhirlake_runs (run_id, source, scope, started_at, finished_at, status, resources, skipped_older, deleted, rejects, watermark_types, rows_per_table)
 		VALUES ('%s', 'a', 'files', now(), now(), 'committed', 0, 0, 0, 0, [], MAP {})`, id)
+}
+
+// queryValue scans into dst the value of the query's row on the
+// warehouse (dst is left as it is when there is none).
+func queryValue(t *testing.T, w *duckdb.Warehouse, dst any, query string, args ...any) {
+	t.Helper()
+	rs, err := w.Query(t.Context(), query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		if err := rs.Scan(dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fhirlake/fhirlake/extract/sandbox"
@@ -141,7 +144,12 @@ func (e *exportWriter) close() error {
 // GenerateChanges writes into out an incremental export of the export in
 // dir: every step-th resource of every file (so changes spread over every
 // type, year and file) in a new version, its meta.lastUpdated moved
-// forward by a day. It returns the number of changed resources.
+// forward by a day. Every other one changes a value as well, as a claim
+// adjusted or a measurement corrected does: its first amount (a claim's
+// first adjudication), or its first number value (an observation's
+// quantity) when it has no amount, goes up by one. The others change
+// nothing else, as a server's re-sent or re-indexed resource does. It
+// returns the number of changed resources.
 func GenerateChanges(dir, out string, step int) (int64, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return 0, fmt.Errorf("generate changes: %w", err)
@@ -190,9 +198,14 @@ func changeFile(path, dst string, step int) (int64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("%s line %d: %w", path, i+1, err)
 		}
-		buf.Write(line[:start])
-		buf.WriteString(t.Add(24 * time.Hour).Format(time.RFC3339Nano))
-		buf.Write(line[end:])
+		var out []byte
+		out = append(out, line[:start]...)
+		out = append(out, t.Add(24*time.Hour).Format(time.RFC3339Nano)...)
+		out = append(out, line[end:]...)
+		if n%2 == 1 {
+			out = changeValue(out)
+		}
+		buf.Write(out)
 		buf.WriteByte('\n')
 		n++
 	}
@@ -203,4 +216,34 @@ func changeFile(path, dst string, step int) (int64, error) {
 		return 0, nil
 	}
 	return n, os.WriteFile(dst, buf.Bytes(), 0o644)
+}
+
+var (
+	amountRE = regexp.MustCompile(`"amount":\{"value":(-?[0-9]+(?:\.[0-9]+)?)`)
+	valueRE  = regexp.MustCompile(`"value":(-?[0-9]+(?:\.[0-9]+)?)`)
+)
+
+// changeValue adds one to the first amount of line, or to its first
+// number value when it has no amount, keeping the number's decimals; a
+// line with neither comes back as it is.
+func changeValue(line []byte) []byte {
+	m := amountRE.FindSubmatchIndex(line)
+	if m == nil {
+		m = valueRE.FindSubmatchIndex(line)
+	}
+	if m == nil {
+		return line
+	}
+	num := string(line[m[2]:m[3]])
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return line
+	}
+	decimals := 0
+	if i := strings.IndexByte(num, '.'); i >= 0 {
+		decimals = len(num) - i - 1
+	}
+	out := append([]byte{}, line[:m[2]]...)
+	out = strconv.AppendFloat(out, v+1, 'f', decimals, 64)
+	return append(out, line[m[3]:]...)
 }

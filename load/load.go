@@ -421,6 +421,11 @@ var ErrOldWarehouse = errors.New("warehouse has an earlier layout")
 // command writes.
 var ErrLakeMismatch = errors.New("the lake mirrors another warehouse")
 
+// ErrLakeMoved means a lake's catalog registers its tables at another
+// location than the lake's: the lake was moved or copied with its
+// catalog, whose entries still name the old place.
+var ErrLakeMoved = errors.New("the lake's catalog registers its tables elsewhere")
+
 // BookkeepingPrefix starts the name of every bookkeeping table.
 const BookkeepingPrefix = "fhirlake_"
 

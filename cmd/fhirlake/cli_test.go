@@ -247,7 +247,7 @@ func TestFlagsHaveEnvironmentVariables(t *testing.T) {
 	actions := map[string]bool{
 		"export cancel": true, "load in": true, "keys generate out": true, "member-match out": true,
 		"views test suite": true, "views test report": true, "views test verbose": true,
-		"status json": true, "status limit": true, "rebuild from": true, "rebuild dry-run": true,
+		"status json": true, "status limit": true, "rebuild from": true, "rebuild dry-run": true, "rebuild relocate": true,
 		"warehouse sync source": true, "warehouse compact force": true,
 	}
 	var walk func(prefix string, cs []*cli.Command)

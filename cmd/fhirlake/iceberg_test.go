@@ -149,3 +149,59 @@ func icebergMirrors(t *testing.T, wh, location string, opts load.LakeOptions, s3
 	defer w.Close()
 	icebergtest.CheckMirrors(t, w, lk, s3root, tables...)
 }
+
+// TestMovedIcebergLake: a warehouse folder moved with its Iceberg lake and
+// catalog is refused before anything is exported, with exit code 2 and a
+// message that names both places and the way on (no "rerun"); `rebuild
+// --from warehouse --relocate` shows what it would re-register, then does,
+// and the next run mirrors the warehouse in the moved lake.
+func TestMovedIcebergLake(t *testing.T) {
+	fhirURL, tokenURL := startSandbox(t)
+	root := t.TempDir()
+	env := map[string]string{"FHIRLAKE_CLIENT_SECRET": sandbox.DefaultClientSecret}
+	args := func(dir string) []string {
+		return []string{"--log-level", "warn", "run", "--fhir-url", fhirURL, "--token-url", tokenURL,
+			"--client-id", sandbox.DefaultClientID, "--source", "bison",
+			"--warehouse", filepath.Join(dir, "w.duckdb"), "--lake", filepath.Join(dir, "lake"), "--lake-format", "iceberg"}
+	}
+	before, after := filepath.Join(root, "before"), filepath.Join(root, "after")
+	if code, stdout, stderr := run(t, env, args(before)...); code != exitOK {
+		t.Fatalf("first run: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if err := os.Rename(before, after); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, env, args(after)...)
+	if code != exitUsage || strings.Contains(stderr, "rerun") {
+		t.Fatalf("run after the move: exit %d, want %d without a rerun hint\n%s", code, exitUsage, stderr)
+	}
+	for _, want := range []string{"file://" + filepath.Join(before, "lake"), "file://" + filepath.Join(after, "lake"), "rebuild --from warehouse --relocate"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("run after the move: the message does not name %s\n%s", want, stderr)
+		}
+	}
+	rebuild := []string{"rebuild", "--from", "warehouse", "--warehouse", filepath.Join(after, "w.duckdb"),
+		"--lake", filepath.Join(after, "lake"), "--lake-format", "iceberg", "--relocate"}
+	code, stdout, stderr := run(t, nil, append(rebuild, "--dry-run")...)
+	if code != exitOK || !strings.Contains(stdout, "registered under file://"+filepath.Join(before, "lake")) || !strings.Contains(stdout, "dry run: nothing changed") {
+		t.Fatalf("rebuild --relocate --dry-run: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, _, _ := run(t, env, args(after)...); code != exitUsage {
+		t.Errorf("a run after the dry run: exit %d, want %d (nothing relocated)", code, exitUsage)
+	}
+	if code, stdout, stderr := run(t, nil, rebuild...); code != exitOK || !strings.Contains(stdout, "rebuild done") {
+		t.Fatalf("rebuild --relocate: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := run(t, env, args(after)...); code != exitOK {
+		t.Fatalf("run after the relocation: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	icebergMirrors(t, filepath.Join(after, "w.duckdb"), filepath.Join(after, "lake"), load.LakeOptions{}, "", nil,
+		"patient", "eob", "eob_item_adjudication", "fhirlake_runs", "person")
+	if _, err := os.Stat(before); !os.IsNotExist(err) {
+		t.Errorf("the old folder came back: %v", err)
+	}
+	if code, _, stderr := run(t, nil, "rebuild", "--from", "lake", "--relocate", "--warehouse", filepath.Join(after, "w2.duckdb"),
+		"--lake", filepath.Join(after, "lake"), "--lake-format", "iceberg"); code != exitUsage || !strings.Contains(stderr, "--relocate goes with --from warehouse") {
+		t.Errorf("--relocate with --from lake: exit %d\n%s", code, stderr)
+	}
+}

@@ -50,7 +50,8 @@ const exitCodesHelp = `EXIT CODES:
    1    failure not classified below, among them a server defect (a file that disagrees
         with its manifest the same way twice) and a local disk that cannot be written
    2    usage or configuration error (a host name that does not resolve, an output folder
-        that cannot be written), a lake that mirrors another warehouse, a file over
+        that cannot be written), a lake that mirrors another warehouse or whose catalog
+        registers its tables elsewhere (moved or copied), a file over
         a download limit, a _typeFilter the server refused and fhirlake cannot apply
         itself, or a run that needs more FHIRLAKE_WAREHOUSE_MEMORY (fix the command or
         the settings; do not retry)
@@ -171,7 +172,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitRejected
 	case errors.Is(err, lockfile.ErrBusy), errors.Is(err, load.ErrInUse), errors.Is(err, load.ErrLeased), errors.Is(err, load.ErrLeaseLost):
 		return exitBusy
-	case errors.Is(err, load.ErrLakeMismatch), errors.Is(err, load.ErrNewerWarehouse), errors.Is(err, load.ErrBadSource), errors.Is(err, pipeline.ErrNotWritable),
+	case errors.Is(err, load.ErrLakeMismatch), errors.Is(err, load.ErrLakeMoved), errors.Is(err, load.ErrNewerWarehouse), errors.Is(err, load.ErrBadSource), errors.Is(err, pipeline.ErrNotWritable),
 		errors.Is(err, load.ErrOutOfMemory):
 		return exitUsage
 	case strings.HasPrefix(err.Error(), "flag provided but not defined"), strings.HasPrefix(err.Error(), "Required flag"):

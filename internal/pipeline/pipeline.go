@@ -651,6 +651,10 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, parts []*part, sum
 		// lake itself notices that it lags the warehouse (a crash after an
 		// earlier commit, a new directory) and rewrites it whole.
 		if err := p.publish(ctx, w, tables, ls.Changes, sum); err != nil {
+			if errors.Is(err, load.ErrLakeMoved) || errors.Is(err, load.ErrLakeMismatch) {
+				// A rerun fails the same way: the error says what to change.
+				return fmt.Errorf("write lake (the warehouse is committed): %w", err)
+			}
 			return fmt.Errorf("write lake (the warehouse is committed; rerun to refresh the lake): %w", err)
 		}
 		p.observe(StageLake)

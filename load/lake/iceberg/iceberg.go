@@ -65,6 +65,10 @@ import (
 // Format is the lake format name of this target (--lake-format).
 const Format = "iceberg"
 
+// catalogName is the name under which the SQL catalog keeps its entries
+// (the catalog_name column of its tables).
+const catalogName = "fhirlake"
+
 // DefaultNamespace is the Iceberg namespace of the tables.
 const DefaultNamespace = "fhirlake"
 
@@ -96,6 +100,9 @@ type Lake struct {
 	// reporterID is its key in counters.
 	retries    atomic.Pointer[commitCounter]
 	reporterID string
+	// atHome is set once the catalog was found to keep the namespace's
+	// tables under location (checkHome).
+	atHome atomic.Bool
 }
 
 var _ load.Lake = (*Lake)(nil)
@@ -149,7 +156,7 @@ func Open(ctx context.Context, location string, opts load.LakeOptions) (*Lake, e
 // find them.
 func newCatalog(db *sql.DB, dialect sqlcat.SupportedDialect, props iceberg.Properties) (*sqlcat.Catalog, error) {
 	for attempt := 1; ; attempt++ {
-		cat, err := sqlcat.NewCatalog("fhirlake", db, dialect, props)
+		cat, err := sqlcat.NewCatalog(catalogName, db, dialect, props)
 		var pgErr *pgconn.PgError
 		if err == nil || attempt == 5 || !errors.As(err, &pgErr) || !slices.Contains([]string{"23505", "42P07", "42710"}, pgErr.Code) {
 			return cat, err
@@ -270,12 +277,18 @@ func (lk *Lake) Close() error {
 
 // Table loads the Iceberg table of name (for tests and tools).
 func (lk *Lake) Table(ctx context.Context, name string) (*table.Table, error) {
+	if err := lk.checkHome(ctx); err != nil {
+		return nil, err
+	}
 	return lk.cat.LoadTable(ctx, append(slices.Clone(lk.ns), name))
 }
 
 // nsProps reads the namespace properties; nil when the namespace does
 // not exist yet.
 func (lk *Lake) nsProps(ctx context.Context) (iceberg.Properties, error) {
+	if err := lk.checkHome(ctx); err != nil {
+		return nil, err
+	}
 	exists, err := lk.cat.CheckNamespaceExists(ctx, lk.ns)
 	if err != nil || !exists {
 		return nil, err
@@ -720,6 +733,9 @@ func (lk *Lake) cleanOrphans(ctx context.Context, olderThan time.Duration) error
 
 // tables lists the tables of the namespace.
 func (lk *Lake) tables(ctx context.Context) ([]table.Identifier, error) {
+	if err := lk.checkHome(ctx); err != nil {
+		return nil, err
+	}
 	var out []table.Identifier
 	for ident, err := range lk.cat.ListTables(ctx, lk.ns) {
 		if err != nil {

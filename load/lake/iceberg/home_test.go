@@ -1,0 +1,129 @@
+//go:build duckdb_arrow
+
+package iceberg_test
+
+import (
+	"errors"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fhirlake/fhirlake/load"
+	"github.com/fhirlake/fhirlake/load/duckdb"
+	"github.com/fhirlake/fhirlake/load/lake/iceberg"
+	"github.com/fhirlake/fhirlake/load/lake/iceberg/icebergtest"
+)
+
+// allFiles lists every file under dir with its size and modification
+// time: what must not change.
+func allFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out[path] = info.ModTime().String() + " " + info.Name()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestCopiedLakeIsRefusedUntilRelocated: a lake folder copied with its
+// catalog still has the catalog name the original folder. Every use of
+// the copy is refused with ErrLakeMoved, naming both places, and the
+// original is left as it was (before, a publish to the copy added
+// snapshots to the original). Relocate drops the stale entries, after
+// which a whole publish makes the copy mirror the warehouse, and the
+// original still has not changed.
+func TestCopiedLakeIsRefusedUntilRelocated(t *testing.T) {
+	ctx := t.Context()
+	root := t.TempDir()
+	w, err := duckdb.Open(ctx, filepath.Join(root, "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	opts := load.LakeOptions{Warehouse: w.Path(), Catalog: "sqlite:" + filepath.Join(root, "catalog.db")}
+	orig, copied := filepath.Join(root, "lake"), filepath.Join(root, "copy")
+	lk, err := iceberg.Open(ctx, orig, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(6, 3)...))
+	lk.Close()
+	if err := os.CopyFS(copied, os.DirFS(orig)); err != nil {
+		t.Fatal(err)
+	}
+	before := allFiles(t, orig)
+
+	lk, err = iceberg.Open(ctx, copied, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	ch := commit(t, w, "payer-a", "r2", nil, claim{"c01", "2024-03-01", 3})
+	uses := map[string]func() error{
+		"check":    func() error { return lk.Check(ctx, w.Path(), w.ID(), "payer-a") },
+		"publish":  func() error { return lk.Publish(ctx, w, load.Identity{Path: w.Path(), ID: w.ID()}, tables, ch) },
+		"contents": func() error { _, err := lk.Contents(ctx); return err },
+		"read":     func() error { _, err := lk.ReadTable(ctx, "claim"); return err },
+		"expire":   func() error { _, err := lk.Expire(ctx, 0); return err },
+	}
+	for name, use := range uses {
+		err := use()
+		if !errors.Is(err, load.ErrLakeMoved) {
+			t.Fatalf("%s of the copy: %v, want ErrLakeMoved", name, err)
+		}
+		for _, want := range []string{"file://" + orig, "file://" + copied, "--relocate"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s of the copy: %q does not name %s", name, err, want)
+			}
+		}
+	}
+	if after := allFiles(t, orig); !maps.Equal(before, after) {
+		t.Fatalf("using the copy changed the original lake: %d files before, %d after", len(before), len(after))
+	}
+
+	names, roots, err := lk.Elsewhere(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantNames := []string{"claim", "claim_line"}
+	if !slices.Equal(roots, []string{"file://" + orig}) || len(names) < len(wantNames) {
+		t.Fatalf("elsewhere: %v under %v", names, roots)
+	}
+	moved, err := lk.Relocate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(moved, names) {
+		t.Errorf("relocated %v, want %v", moved, names)
+	}
+	publish(t, lk, w, nil)
+	icebergtest.CheckMirrors(t, w, lk, "", wantNames...)
+	tbl, err := lk.Table(ctx, "claim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc := tbl.MetadataLocation(); !strings.HasPrefix(loc, "file://"+copied+"/") {
+		t.Errorf("claim's metadata after the relocation: %s, want it under the copy", loc)
+	}
+	if after := allFiles(t, orig); !maps.Equal(before, after) {
+		t.Errorf("relocating the copy changed the original lake: %d files before, %d after", len(before), len(after))
+	}
+	if again, err := lk.Relocate(ctx); err != nil || len(again) != 0 {
+		t.Errorf("a second relocation: %v, %v; want nothing to do", again, err)
+	}
+}

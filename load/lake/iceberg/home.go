@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -40,6 +41,7 @@ func (lk *Lake) elsewhere(ctx context.Context) ([]away, error) {
 	}
 	defer rows.Close()
 	var out []away
+	same := map[string]bool{}
 	for rows.Next() {
 		var name string
 		var loc *string
@@ -53,7 +55,12 @@ func (lk *Lake) elsewhere(ctx context.Context) ([]away, error) {
 		if i := strings.LastIndex(root, "/"+name+"/metadata/"); i >= 0 {
 			root = root[:i]
 		}
-		out = append(out, away{name: name, root: root})
+		if _, ok := same[root]; !ok {
+			same[root] = samePlace(root, lk.location)
+		}
+		if !same[root] {
+			out = append(out, away{name: name, root: root})
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("iceberg lake: list table locations: %w", err)
@@ -136,4 +143,20 @@ func (lk *Lake) Relocate(ctx context.Context) ([]string, error) {
 		names = append(names, m.name)
 	}
 	return names, nil
+}
+
+// samePlace reports whether two file:// locations are one folder reached
+// by different paths (a symbolic link on the way): the catalog's paths
+// then still lead to the lake's files.
+func samePlace(a, b string) bool {
+	const scheme = "file://"
+	if !strings.HasPrefix(a, scheme) || !strings.HasPrefix(b, scheme) {
+		return false
+	}
+	ra, err := filepath.EvalSymlinks(strings.TrimPrefix(a, scheme))
+	if err != nil {
+		return false
+	}
+	rb, err := filepath.EvalSymlinks(strings.TrimPrefix(b, scheme))
+	return err == nil && ra == rb
 }

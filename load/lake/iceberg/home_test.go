@@ -127,3 +127,43 @@ func TestCopiedLakeIsRefusedUntilRelocated(t *testing.T) {
 		t.Errorf("a second relocation: %v, %v; want nothing to do", again, err)
 	}
 }
+
+// TestLakeReachedThroughALink: a lake created through a symbolic link and
+// opened by its real path (or the other way round) is the same folder: it
+// is used, not refused as moved.
+func TestLakeReachedThroughALink(t *testing.T) {
+	ctx := t.Context()
+	root := t.TempDir()
+	w, err := duckdb.Open(ctx, filepath.Join(root, "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	dir, link := filepath.Join(root, "real"), filepath.Join(root, "link")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	opts := load.LakeOptions{Warehouse: w.Path()}
+	lk, err := iceberg.Open(ctx, link, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(4, 2)...))
+	lk.Close()
+	lk, err = iceberg.Open(ctx, dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	if err := lk.Check(ctx, w.Path(), w.ID(), "payer-a"); err != nil {
+		t.Fatalf("check through the real path: %v", err)
+	}
+	publish(t, lk, w, commit(t, w, "payer-a", "r2", nil, claim{"c01", "2024-03-01", 3}))
+	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line")
+	if names, _, err := lk.Elsewhere(ctx); err != nil || len(names) != 0 {
+		t.Errorf("elsewhere: %v, %v; want none", names, err)
+	}
+}

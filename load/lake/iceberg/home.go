@@ -88,12 +88,7 @@ func (lk *Lake) checkHome(ctx context.Context) error {
 
 // movedError says where the catalog keeps the tables and how to go on.
 func (lk *Lake) movedError(moved []away) error {
-	var roots []string
-	for _, m := range moved {
-		if !slices.Contains(roots, m.root) {
-			roots = append(roots, m.root)
-		}
-	}
+	roots := rootsOf(moved)
 	which := moved[0].name
 	if len(moved) > 1 {
 		which = fmt.Sprintf("%s and %d more", which, len(moved)-1)
@@ -115,11 +110,19 @@ func (lk *Lake) Elsewhere(ctx context.Context) (tables, roots []string, err erro
 	}
 	for _, m := range moved {
 		tables = append(tables, m.name)
+	}
+	return tables, rootsOf(moved), nil
+}
+
+// rootsOf lists the locations the tables lie under, each once.
+func rootsOf(moved []away) []string {
+	var roots []string
+	for _, m := range moved {
 		if !slices.Contains(roots, m.root) {
 			roots = append(roots, m.root)
 		}
 	}
-	return tables, roots, nil
+	return roots
 }
 
 // Relocate drops from the catalog the entries of the namespace's tables

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/duckdb"
@@ -65,6 +66,15 @@ func TestCopiedLakeIsRefusedUntilRelocated(t *testing.T) {
 	lk.Close()
 	if err := os.CopyFS(copied, os.DirFS(orig)); err != nil {
 		t.Fatal(err)
+	}
+	// The copy's files are as old as a lake's that was copied a day after
+	// it was written.
+	dayAgo := time.Now().Add(-24 * time.Hour)
+	stale := filesUnder(t, copied)
+	for f := range stale {
+		if err := os.Chtimes(f, dayAgo, dayAgo); err != nil {
+			t.Fatal(err)
+		}
 	}
 	before := allFiles(t, orig)
 
@@ -126,6 +136,21 @@ func TestCopiedLakeIsRefusedUntilRelocated(t *testing.T) {
 	if again, err := lk.Relocate(ctx); err != nil || len(again) != 0 {
 		t.Errorf("a second relocation: %v, %v; want nothing to do", again, err)
 	}
+	// The copied data files, which no snapshot of the relocated tables
+	// references, are orphans that expiry removes.
+	if _, err := lk.Expire(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	left := filesUnder(t, copied)
+	for f := range stale {
+		if left[f] {
+			t.Errorf("expiry left the copied file %s", f)
+		}
+	}
+	if len(left) == 0 {
+		t.Error("expiry removed every data file of the relocated lake")
+	}
+	icebergtest.CheckMirrors(t, w, lk, "", wantNames...)
 }
 
 // TestLakeReachedThroughALink: a lake created through a symbolic link and

@@ -112,6 +112,11 @@ type Run struct {
 	// Changes says what Commit lists of the run's changes (Stats.Changes)
 	// for the run's lake (LakeNeeds).
 	Changes ChangeNeed
+	// Decided, when set, is called by Commit with the Keys its Changes
+	// will list, as soon as it knows them and before it changes a table;
+	// not when it lists none. A lake may start on them while the
+	// warehouse commits (Prefetcher).
+	Decided func(keys map[string][]string)
 	// Parts, when set, are the exports of a run that loads several in
 	// one commit (a roster spread over exports): each moves the watermark
 	// of its own scope to its own transaction time, and each job is

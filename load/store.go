@@ -254,6 +254,17 @@ type Lake interface {
 	Close() error
 }
 
+// Prefetcher is a Lake that can prepare the publish of a run's changes
+// while the warehouse commits them (Run.Decided): what it prepares
+// depends only on the lake and on which resources change, never on the
+// rows the commit writes. Prefetch returns at once; Publish uses what it
+// prepared when it still holds (the same keys, the lake as it was), and
+// Close discards what no Publish used.
+type Prefetcher interface {
+	Lake
+	Prefetch(ctx context.Context, source string, keys map[string][]string, tables []Table)
+}
+
 // LakeReader is a lake a warehouse can be restored from (rebuild --from
 // lake) by streaming its tables, as the Iceberg lake is.
 type LakeReader interface {

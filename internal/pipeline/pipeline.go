@@ -614,6 +614,20 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, parts []*part, sum
 			n, *p.MaxRejects, sum.RunID, ErrTooManyRejects)
 	}
 
+	// A lake that prepares its publish while the warehouse commits
+	// (load.Prefetcher) is opened now, and given the changed resources
+	// as soon as the commit knows them. One that does not open is
+	// opened again, and its error reported, after the commit.
+	var lake load.Lake
+	if p.Lake != "" && run.Changes == load.ChangesByKey {
+		if lk, err := p.openLake(ctx); err == nil {
+			defer lk.Close()
+			lake = lk
+			if pf, ok := lk.(load.Prefetcher); ok {
+				run.Decided = func(keys map[string][]string) { pf.Prefetch(ctx, run.Source, keys, tables) }
+			}
+		}
+	}
 	t0 = p.Now()
 	ls, err := loader.Commit(ctx, run)
 	if err != nil {
@@ -650,7 +664,7 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, parts []*part, sum
 		// Only this source's partitions the run touched are rewritten; the
 		// lake itself notices that it lags the warehouse (a crash after an
 		// earlier commit, a new directory) and rewrites it whole.
-		if err := p.publish(ctx, w, tables, ls.Changes, sum); err != nil {
+		if err := p.publish(ctx, lake, w, tables, ls.Changes, sum); err != nil {
 			if errors.Is(err, load.ErrLakeMoved) || errors.Is(err, load.ErrLakeMismatch) {
 				// A rerun fails the same way: the error says what to change.
 				return fmt.Errorf("write lake (the warehouse is committed): %w", err)
@@ -877,13 +891,16 @@ func (p Pipeline) openLake(ctx context.Context) (load.Lake, error) {
 	return load.OpenLake(ctx, p.lakeFormat(), p.Lake, opts)
 }
 
-// publish makes the lake mirror the committed warehouse.
-func (p Pipeline) publish(ctx context.Context, w load.Warehouse, tables []load.Table, changes *load.Changes, sum *Summary) error {
-	lake, err := p.openLake(ctx)
-	if err != nil {
-		return err
+// publish makes the lake mirror the committed warehouse, through lake
+// when it is open already.
+func (p Pipeline) publish(ctx context.Context, lake load.Lake, w load.Warehouse, tables []load.Table, changes *load.Changes, sum *Summary) error {
+	if lake == nil {
+		var err error
+		if lake, err = p.openLake(ctx); err != nil {
+			return err
+		}
+		defer lake.Close()
 	}
-	defer lake.Close()
 	defer thriftyGC()()
 	// A publish of every row, or of partitions (a run too large to name
 	// its resources), copies whole tables: DuckDB's cache can be smaller.
@@ -896,7 +913,7 @@ func (p Pipeline) publish(ctx context.Context, w load.Warehouse, tables []load.T
 		}
 		defer restore()
 	}
-	err = lake.Publish(ctx, w, load.Identity{Path: w.Path(), ID: w.ID()}, tables, changes)
+	err := lake.Publish(ctx, w, load.Identity{Path: w.Path(), ID: w.ID()}, tables, changes)
 	if r, ok := lake.(interface{ CommitRetries() int64 }); ok {
 		sum.LakeCommitRetries = r.CommitRetries()
 	}

@@ -21,3 +21,7 @@ func SetMaxFilterIDsForTest(n int) (restore func()) {
 	maxFilterIDs = n
 	return func() { maxFilterIDs = was }
 }
+
+// PrefetchesUsed counts the tables whose publish used the deletes
+// Prefetch wrote.
+func PrefetchesUsed(lk *Lake) int64 { return lk.prefetchUses.Load() }

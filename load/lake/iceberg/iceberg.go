@@ -103,6 +103,13 @@ type Lake struct {
 	// atHome is set once the catalog was found to keep the namespace's
 	// tables under location (checkHome).
 	atHome atomic.Bool
+	// pre is the prefetch of the run being committed (Prefetch);
+	// prefetchUses counts the tables whose publish used it.
+	pre struct {
+		sync.Mutex
+		p *prefetches
+	}
+	prefetchUses atomic.Int64
 }
 
 var _ load.Lake = (*Lake)(nil)
@@ -271,6 +278,11 @@ func (lk *Lake) Location() string { return lk.location }
 
 // Close releases the catalog connection.
 func (lk *Lake) Close() error {
+	lk.pre.Lock()
+	pre := lk.pre.p
+	lk.pre.p = nil
+	lk.pre.Unlock()
+	pre.discard(lk)
 	counters.Delete(lk.reporterID)
 	return errors.Join(lk.cat.Close(), lk.db.Close())
 }
@@ -1069,12 +1081,28 @@ func (lk *Lake) publishDelta(ctx context.Context, snap load.Snapshot, t load.Tab
 	if err != nil {
 		return false, err
 	}
+	filter, match := deltaKeys(t, changes.Source, ids, sets)
+	return true, commitRowDelta(ctx, tbl, filter, match, lk.prefetchedFor(changes.Keys), readerOf(rr), summary, def)
+}
+
+// deltaKeys are the filter and the keys of the rows of source in t that
+// a run changing ids (of t's resource type; sets) replaces; a nil filter
+// when it replaces none.
+func deltaKeys(t load.Table, source string, ids []string, sets *idSets) (iceberg.BooleanExpression, rowKeys) {
 	var filter iceberg.BooleanExpression
-	match := rowKeys{cols: []string{load.DataSource, t.Key}, ids: map[string]idSet{changes.Source: sets.of(t.Resource)}}
+	match := rowKeys{cols: []string{load.DataSource, t.Key}, ids: map[string]idSet{source: sets.of(t.Resource)}}
 	if len(ids) > 0 {
-		filter = iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference(load.DataSource), changes.Source), idFilter(t.Key, ids))
+		filter = iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference(load.DataSource), source), idFilter(t.Key, ids))
 	}
-	return true, commitRowDelta(ctx, tbl, filter, match, readerOf(rr), summary, def)
+	return filter, match
+}
+
+// prefetchedFor is the lookup of commitRowDelta for the deletes Prefetch
+// wrote for a run changing keys.
+func (lk *Lake) prefetchedFor(keys map[string][]string) func(context.Context, *table.Table) ([]iceberg.DataFile, bool) {
+	return func(ctx context.Context, tbl *table.Table) ([]iceberg.DataFile, bool) {
+		return lk.prefetched(ctx, tbl, keys)
+	}
 }
 
 // publishIndexDelta commits the run's changes to the version index's
@@ -1097,13 +1125,24 @@ func (lk *Lake) publishIndexDelta(ctx context.Context, snap load.Snapshot, chang
 	if tbl, err = addColumns(ctx, tbl, rr.Schema()); err != nil {
 		return false, err
 	}
-	types := slices.Sorted(maps.Keys(changes.Keys))
+	filter, match := indexKeys(changes.Source, changes.Keys, sets)
+	if err := commitRowDelta(ctx, tbl, filter, match, lk.prefetchedFor(changes.Keys), readerOf(rr), summary, def); err != nil {
+		return true, err
+	}
+	return true, lk.compactIfDue(ctx, load.IndexTable, summary)
+}
+
+// indexKeys are the filter and the keys of the version index's rows of
+// source that a run changing keys (by type; sets) replaces; a nil filter
+// when it replaces none.
+func indexKeys(source string, keys map[string][]string, sets *idSets) (iceberg.BooleanExpression, rowKeys) {
+	types := slices.Sorted(maps.Keys(keys))
 	var byType []iceberg.BooleanExpression
 	match := rowKeys{cols: []string{"source", "resource_type", "id"}, ids: map[string]idSet{}}
 	for _, typ := range types {
 		byType = append(byType, iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference("resource_type"), typ),
-			idFilter("id", changes.Keys[typ])))
-		match.ids[joinKey(changes.Source, typ)] = sets.of(typ)
+			idFilter("id", keys[typ])))
+		match.ids[joinKey(source, typ)] = sets.of(typ)
 	}
 	var filter iceberg.BooleanExpression
 	switch len(byType) {
@@ -1114,12 +1153,9 @@ func (lk *Lake) publishIndexDelta(ctx context.Context, snap load.Snapshot, chang
 		filter = iceberg.NewOr(byType[0], byType[1], byType[2:]...)
 	}
 	if filter != nil {
-		filter = iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference("source"), changes.Source), filter)
+		filter = iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference("source"), source), filter)
 	}
-	if err := commitRowDelta(ctx, tbl, filter, match, readerOf(rr), summary, def); err != nil {
-		return true, err
-	}
-	return true, lk.compactIfDue(ctx, load.IndexTable, summary)
+	return filter, match
 }
 
 // commitDelta commits, in one transaction, a merge-on-read delete of the

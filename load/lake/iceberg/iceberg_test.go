@@ -61,6 +61,12 @@ type claim struct {
 // last updated now.
 func commit(t *testing.T, w *duckdb.Warehouse, source, runID string, deleted []string, claims ...claim) *load.Changes {
 	t.Helper()
+	return commitWith(t, w, source, runID, nil, deleted, claims...)
+}
+
+// commitWith is commit with the run's Decided hook (load.Run.Decided).
+func commitWith(t *testing.T, w *duckdb.Warehouse, source, runID string, decided func(map[string][]string), deleted []string, claims ...claim) *load.Changes {
+	t.Helper()
 	ctx := t.Context()
 	l, err := w.Begin(ctx, source, tables)
 	if err != nil {
@@ -106,7 +112,7 @@ func commit(t *testing.T, w *duckdb.Warehouse, source, runID string, deleted []s
 		rec.Release()
 		b.Release()
 	}
-	st, err := l.Commit(ctx, load.Run{ID: runID, Source: source, Scope: "system", Started: time.Now(), TransactionTime: time.Now()})
+	st, err := l.Commit(ctx, load.Run{ID: runID, Source: source, Scope: "system", Started: time.Now(), TransactionTime: time.Now(), Decided: decided})
 	if err != nil {
 		t.Fatal(err)
 	}

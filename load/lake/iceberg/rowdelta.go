@@ -84,16 +84,24 @@ const readConcurrency = 4
 // position deletes of the live rows that match (among the data files
 // filter may select; none when filter is nil) and the append of rr's
 // rows, switching the table to merge-on-read and recording its CREATE
-// statement, def, when they changed.
-func commitRowDelta(ctx context.Context, tbl *table.Table, filter iceberg.BooleanExpression, match rowKeys, rr array.RecordReader, summary iceberg.Properties, def string) error {
+// statement, def, when they changed. The delete files come from
+// prefetched when it has them for tbl (see Lake.prefetched).
+func commitRowDelta(ctx context.Context, tbl *table.Table, filter iceberg.BooleanExpression, match rowKeys,
+	prefetched func(context.Context, *table.Table) ([]iceberg.DataFile, bool), rr array.RecordReader, summary iceberg.Properties, def string) error {
 	txn, err := deltaTxn(tbl, def)
 	if err != nil {
 		return err
 	}
 	var deletes []iceberg.DataFile
 	if filter != nil && match.size() > 0 {
-		if deletes, err = writePositionDeletes(ctx, tbl, filter, match); err != nil {
-			return fmt.Errorf("delete changed rows: %w", err)
+		ok := false
+		if prefetched != nil {
+			deletes, ok = prefetched(ctx, tbl)
+		}
+		if !ok {
+			if deletes, err = writePositionDeletes(ctx, tbl, filter, match, readConcurrency); err != nil {
+				return fmt.Errorf("delete changed rows: %w", err)
+			}
 		}
 	}
 	var added []iceberg.DataFile
@@ -130,8 +138,9 @@ func batchesOf(rr array.RecordReader) func(func(arrow.RecordBatch, error) bool) 
 
 // writePositionDeletes writes, for each of tbl's data files that filter
 // may select and that holds live rows matching match, a position-delete
-// file of those rows, and returns the files.
-func writePositionDeletes(ctx context.Context, tbl *table.Table, filter iceberg.BooleanExpression, match rowKeys) ([]iceberg.DataFile, error) {
+// file of those rows, and returns the files. It reads conc data files at
+// a time.
+func writePositionDeletes(ctx context.Context, tbl *table.Table, filter iceberg.BooleanExpression, match rowKeys, conc int) ([]iceberg.DataFile, error) {
 	scan := tbl.Scan(table.WithRowFilter(filter))
 	tasks, err := scan.PlanFiles(ctx)
 	if err != nil {
@@ -162,7 +171,7 @@ func writePositionDeletes(ctx context.Context, tbl *table.Table, filter iceberg.
 	chunks := chunksOf(tasks)
 	found := make([][]int64, len(chunks)) // by chunk: no lock
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(readConcurrency)
+	g.SetLimit(conc)
 	for i, c := range chunks {
 		path := tasks[c.task].File.FilePath()
 		g.Go(func() error {
@@ -179,7 +188,7 @@ func writePositionDeletes(ctx context.Context, tbl *table.Table, filter iceberg.
 	commit := uuid.New()
 	out := make([]iceberg.DataFile, len(tasks)) // by task: no lock, a stable order
 	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(readConcurrency)
+	g.SetLimit(conc)
 	for i := 0; i < len(chunks); {
 		n := chunks[i].task
 		var pos []int64 // the task's chunks are consecutive, in file order

@@ -18,7 +18,8 @@ import (
 // freeMinBytes.
 //
 // DuckDB 1.5 keeps a deleted row's space until every row of its row group
-// is deleted (it merges row groups only when that saves one), and each
+// is deleted (the warehouse turns off its merging of row groups at
+// checkpoints, which a checkpoint would do when that saves one), and each
 // incremental run deletes the rows it replaces all over a table, so
 // without compaction a warehouse that only ever takes incremental runs
 // stores more deleted rows with every run: 32 runs of different 0.4-1%

@@ -242,6 +242,21 @@ func connect(ctx context.Context, dsn string) (*sql.DB, *sql.Conn, error) {
 		db.Close()
 		return nil, nil, fmt.Errorf("time zone: %w", err)
 	}
+	// The checkpoint of a commit merges neighbouring row groups whose
+	// rows, once the commit's deletes are taken out, fit in fewer: the
+	// parallel insert of a whole load leaves a partly filled row group
+	// in the middle of a table, beside which a 1% run's deletes free
+	// enough room, so the checkpoint rewrote three or four of a big
+	// table's row groups at every run. Compact reclaims deleted rows
+	// instead, when they are worth it. A 1% run of a 10 GB export
+	// committed in 0.59 s without these merges against 1.69 s with them,
+	// and two such runs left a 384 MB file against 420 MB (the rewritten
+	// row groups' old blocks stay free in the file).
+	if _, err := conn.ExecContext(ctx, "SET GLOBAL max_vacuum_tasks = 0"); err != nil {
+		conn.Close()
+		db.Close()
+		return nil, nil, fmt.Errorf("checkpoint settings: %w", err)
+	}
 	return db, conn, nil
 }
 

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/fhirlake/fhirlake/load"
-	"github.com/fhirlake/fhirlake/load/duckdb"
 	"github.com/fhirlake/fhirlake/load/lake/iceberg"
 	"github.com/fhirlake/fhirlake/load/lake/iceberg/icebergtest"
 )
@@ -51,11 +50,7 @@ func allFiles(t *testing.T, dir string) map[string]string {
 func TestCopiedLakeIsRefusedUntilRelocated(t *testing.T) {
 	ctx := t.Context()
 	root := t.TempDir()
-	w, err := duckdb.Open(ctx, filepath.Join(root, "w.duckdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := warehouseAt(t, filepath.Join(root, "w.duckdb"))
 	opts := load.LakeOptions{Warehouse: w.Path(), Catalog: "sqlite:" + filepath.Join(root, "catalog.db")}
 	orig, copied := filepath.Join(root, "lake"), filepath.Join(root, "copy")
 	lk, err := iceberg.Open(ctx, orig, opts)
@@ -159,11 +154,7 @@ func TestCopiedLakeIsRefusedUntilRelocated(t *testing.T) {
 func TestLakeReachedThroughALink(t *testing.T) {
 	ctx := t.Context()
 	root := t.TempDir()
-	w, err := duckdb.Open(ctx, filepath.Join(root, "w.duckdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := warehouseAt(t, filepath.Join(root, "w.duckdb"))
 	dir, link := filepath.Join(root, "real"), filepath.Join(root, "link")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)

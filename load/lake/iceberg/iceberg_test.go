@@ -697,17 +697,24 @@ func TestPublishAddsColumns(t *testing.T) {
 // mirroring it (SQLite catalog), both closed when the test ends.
 func folderLake(t *testing.T) (*duckdb.Warehouse, *iceberg.Lake) {
 	t.Helper()
-	w, err := duckdb.Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
+	w := warehouseAt(t, filepath.Join(t.TempDir(), "w.duckdb"))
 	lk, err := iceberg.Open(t.Context(), t.TempDir(), load.LakeOptions{Warehouse: w.Path()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lk.Close() })
 	return w, lk
+}
+
+// warehouseAt opens the warehouse at path until the test ends.
+func warehouseAt(t *testing.T, path string) *duckdb.Warehouse {
+	t.Helper()
+	w, err := duckdb.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
 }
 
 // claims are n claims c00, c01, ... of two lines each, served on March 1

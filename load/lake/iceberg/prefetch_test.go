@@ -26,11 +26,7 @@ func TestPrefetchedDeletes(t *testing.T) {
 	root := t.TempDir()
 	catalog := "sqlite:" + filepath.Join(root, "catalog.db")
 	open := func(name string) (*duckdb.Warehouse, *iceberg.Lake) {
-		w, err := duckdb.Open(ctx, filepath.Join(root, name+".duckdb"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { w.Close() })
+		w := warehouseAt(t, filepath.Join(root, name+".duckdb"))
 		lk, err := iceberg.Open(ctx, filepath.Join(root, "lake"), load.LakeOptions{Warehouse: w.Path(), Catalog: catalog})
 		if err != nil {
 			t.Fatal(err)

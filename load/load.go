@@ -115,7 +115,8 @@ type Run struct {
 	// Decided, when set, is called by Commit with the Keys its Changes
 	// will list, as soon as it knows them and before it changes a table;
 	// not when it lists none. A lake may start on them while the
-	// warehouse commits (Prefetcher).
+	// warehouse commits (Prefetcher). Commit waits for it, holding the
+	// run: it should hand the keys over and return, not use the loader.
 	Decided func(keys map[string][]string)
 	// Parts, when set, are the exports of a run that loads several in
 	// one commit (a roster spread over exports): each moves the watermark

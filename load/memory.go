@@ -382,6 +382,9 @@ func (l *memLoader) Commit(_ context.Context, run Run) (Stats, error) {
 		for _, ids := range st.Changes.Keys {
 			slices.Sort(ids)
 		}
+		if run.Decided != nil {
+			run.Decided(st.Changes.Keys)
+		}
 	}
 	for name, def := range l.tables {
 		t := m.tables[name]

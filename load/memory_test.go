@@ -17,6 +17,12 @@ var claimTables = []Table{{Name: "claim", Resource: "Claim", Key: "id", Schema: 
 // and tombstones.
 func memRun(t *testing.T, m *Memory, source string, deleted []string, versions map[string]string) Stats {
 	t.Helper()
+	return memRunWith(t, m, source, nil, deleted, versions)
+}
+
+// memRunWith is memRun with the run's Decided hook.
+func memRunWith(t *testing.T, m *Memory, source string, decided func(map[string][]string), deleted []string, versions map[string]string) Stats {
+	t.Helper()
 	l, err := m.Begin(t.Context(), source, claimTables)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +51,7 @@ func memRun(t *testing.T, m *Memory, source string, deleted []string, versions m
 		ts = append(ts, Tombstone{ResourceType: "Claim", ID: id})
 	}
 	l.Delete(t.Context(), ts)
-	st, err := l.Commit(t.Context(), Run{ID: source + time.Now().String(), Source: source})
+	st, err := l.Commit(t.Context(), Run{ID: source + time.Now().String(), Source: source, Decided: decided})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,5 +79,24 @@ func TestMemoryIdentity(t *testing.T) {
 	rows, _ := m.TableRows(t.Context(), []string{"claim"})
 	if rows["claim"] != 1 {
 		t.Errorf("rows %v", rows)
+	}
+}
+
+// TestMemoryDecided: the fake, like the real warehouse, hands its listed
+// changed resources to the run's Decided hook, once, the same lists its
+// Changes then hold. (It holds its lock meanwhile: the hook must not call
+// back into it, which a lake's Prefetch does not.)
+func TestMemoryDecided(t *testing.T) {
+	m := NewMemory()
+	defer m.Release()
+	memRun(t, m, "a", nil, map[string]string{"1": "2026-01-01T00:00:00Z", "2": "2026-01-01T00:00:00Z"})
+	var got []map[string][]string
+	st := memRunWith(t, m, "a", func(keys map[string][]string) { got = append(got, keys) },
+		[]string{"2"}, map[string]string{"1": "2026-01-02T00:00:00Z"})
+	if len(got) != 1 {
+		t.Fatalf("Decided called %d times, want once", len(got))
+	}
+	if ids := got[0]["Claim"]; len(ids) != 2 || ids[0] != "1" || ids[1] != "2" || &ids[0] != &st.Changes.Keys["Claim"][0] {
+		t.Errorf("Decided got %v, Changes.Keys %v: want the same lists of Claim 1 and 2", got[0], st.Changes.Keys)
 	}
 }

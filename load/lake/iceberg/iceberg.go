@@ -282,7 +282,7 @@ func (lk *Lake) Close() error {
 	pre := lk.pre.p
 	lk.pre.p = nil
 	lk.pre.Unlock()
-	pre.discard(lk)
+	pre.discard()
 	counters.Delete(lk.reporterID)
 	return errors.Join(lk.cat.Close(), lk.db.Close())
 }
@@ -455,7 +455,7 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 	// be every partition), one table at a time, which bounds its memory.
 	// Data tables first, then the bookkeeping that says what they hold.
 	at := publishers
-	if p.full || changes.Keys == nil || changedKeys(changes) > manyKeys {
+	if p.full || changes.Keys == nil || changedKeys(changes.Keys) > manyKeys {
 		at = 1
 	}
 	var data []string
@@ -508,10 +508,10 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 // each).
 const manyKeys = 50_000
 
-// changedKeys counts the resources changes names.
-func changedKeys(changes *load.Changes) int {
+// changedKeys counts the resources keys (load.Changes.Keys) names.
+func changedKeys(keys map[string][]string) int {
 	n := 0
-	for _, ids := range changes.Keys {
+	for _, ids := range keys {
 		n += len(ids)
 	}
 	return n

@@ -3,8 +3,6 @@ package iceberg
 import (
 	"context"
 	"errors"
-	"maps"
-	"slices"
 	"strings"
 	"sync"
 
@@ -28,11 +26,15 @@ var _ load.Prefetcher = (*Lake)(nil)
 // prefetch is the position-delete files of one table, written against the
 // table's snapshot snap for the changed ids keys, or the error met.
 type prefetch struct {
-	name    string
-	keys    map[string][]string // the run's changed ids by type, as Prefetch was given them
-	state   int                 // queued, running, done or taken
-	done    chan struct{}       // closed when the state leaves running
-	snap    int64               // the snapshot the files delete from; -1 for none
+	name  string
+	keys  map[string][]string // the run's changed ids by type, as Prefetch was given them
+	state int                 // queued, running, ready or taken
+	done  chan struct{}       // closed when the state leaves running
+	// find loads the table (nil and catalog.ErrNoSuchTable when it does
+	// not exist) and says which of its rows the run replaces.
+	find    func(context.Context) (*table.Table, iceberg.BooleanExpression, rowKeys, error)
+	tbl     *table.Table // as find loaded it: where deletes were written
+	snap    int64        // the snapshot the files delete from; -1 for none
 	deletes []iceberg.DataFile
 	err     error
 }
@@ -47,6 +49,7 @@ const (
 // prefetches are the lake's prefetch of one run.
 type prefetches struct {
 	mu     sync.Mutex
+	order  []*prefetch // in the order they are written
 	tables map[string]*prefetch
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -59,29 +62,26 @@ type prefetches struct {
 // the snapshot they were written against and the run's keys are the same
 // slices; Close deletes those it did not use.
 func (lk *Lake) Prefetch(ctx context.Context, source string, keys map[string][]string, tables []load.Table) {
-	if keys == nil || changedKeys(&load.Changes{Keys: keys}) > manyKeys {
+	if keys == nil || changedKeys(keys) > manyKeys {
 		return // published one table at a time, and mostly by partitions
 	}
-	var jobs []func(context.Context) (*table.Table, iceberg.BooleanExpression, rowKeys, error)
 	pre := &prefetches{tables: map[string]*prefetch{}}
-	add := func(name string, job func(context.Context) (*table.Table, iceberg.BooleanExpression, rowKeys, error)) {
-		pre.tables[name] = &prefetch{name: name, keys: keys, done: make(chan struct{}), snap: -1}
-		jobs = append(jobs, job)
+	add := func(name string, find func(context.Context) (*table.Table, iceberg.BooleanExpression, rowKeys, error)) {
+		f := &prefetch{name: name, keys: keys, done: make(chan struct{}), find: find, snap: -1}
+		pre.order = append(pre.order, f)
+		pre.tables[name] = f
 	}
 	sets := &idSets{keys: keys}
-	var order []string
 	for _, t := range tables {
 		if strings.HasPrefix(t.Name, load.BookkeepingPrefix) || t.Name == load.PersonTable || len(keys[t.Resource]) == 0 {
 			continue
 		}
-		order = append(order, t.Name)
 		add(t.Name, func(ctx context.Context) (*table.Table, iceberg.BooleanExpression, rowKeys, error) {
 			tbl, err := lk.Table(ctx, t.Name)
 			filter, match := deltaKeys(t, source, keys[t.Resource], sets)
 			return tbl, filter, match, err
 		})
 	}
-	order = append(order, load.IndexTable)
 	add(load.IndexTable, func(ctx context.Context) (*table.Table, iceberg.BooleanExpression, rowKeys, error) {
 		tbl, err := lk.Table(ctx, load.IndexTable)
 		filter, match := indexKeys(source, keys, sets)
@@ -93,12 +93,11 @@ func (lk *Lake) Prefetch(ctx context.Context, source string, keys map[string][]s
 	old := lk.pre.p
 	lk.pre.p = pre
 	lk.pre.Unlock()
-	old.discard(lk)
+	old.discard()
 	pre.wg.Add(1)
 	go func() {
 		defer pre.wg.Done()
-		for i, name := range order {
-			f := pre.tables[name]
+		for _, f := range pre.order {
 			pre.mu.Lock()
 			if f.state != queued || ctx.Err() != nil {
 				pre.mu.Unlock()
@@ -106,7 +105,7 @@ func (lk *Lake) Prefetch(ctx context.Context, source string, keys map[string][]s
 			}
 			f.state = running
 			pre.mu.Unlock()
-			tbl, filter, match, err := jobs[i](ctx)
+			tbl, filter, match, err := f.find(ctx)
 			var deletes []iceberg.DataFile
 			snap := int64(-1)
 			switch {
@@ -121,7 +120,7 @@ func (lk *Lake) Prefetch(ctx context.Context, source string, keys map[string][]s
 				deletes, err = writePositionDeletes(ctx, tbl, filter, match, 1)
 			}
 			pre.mu.Lock()
-			f.snap, f.deletes, f.err, f.state = snap, deletes, err, ready
+			f.tbl, f.snap, f.deletes, f.err, f.state = tbl, snap, deletes, err, ready
 			close(f.done)
 			pre.mu.Unlock()
 		}
@@ -169,7 +168,7 @@ func (lk *Lake) prefetched(ctx context.Context, tbl *table.Table, keys map[strin
 		snap = s.SnapshotID
 	}
 	if f.err != nil || f.snap != snap || !sameKeys(f.keys, keys) {
-		removeFiles(ctx, tbl, f.deletes)
+		removeFiles(ctx, f.tbl, f.deletes)
 		return nil, false
 	}
 	lk.prefetchUses.Add(1)
@@ -192,7 +191,7 @@ func sameKeys(a, b map[string][]string) bool {
 }
 
 // discard stops pre's prefetch and deletes the files no publish took.
-func (pre *prefetches) discard(lk *Lake) {
+func (pre *prefetches) discard() {
 	if pre == nil {
 		return
 	}
@@ -200,12 +199,9 @@ func (pre *prefetches) discard(lk *Lake) {
 	pre.wg.Wait()
 	pre.mu.Lock()
 	defer pre.mu.Unlock()
-	for _, name := range slices.Sorted(maps.Keys(pre.tables)) {
-		f := pre.tables[name]
-		if f.state == ready && len(f.deletes) > 0 {
-			if tbl, err := lk.cat.LoadTable(context.Background(), append(slices.Clone(lk.ns), name)); err == nil {
-				removeFiles(context.Background(), tbl, f.deletes)
-			}
+	for _, f := range pre.order {
+		if f.state == ready {
+			removeFiles(context.Background(), f.tbl, f.deletes)
 		}
 		f.state = taken
 	}

@@ -74,14 +74,15 @@ func rebuildCommand() *cli.Command {
 
 func runRebuild(ctx context.Context, out io.Writer, o rebuildOptions) error {
 	opts := duckdb.RebuildOptions{Lake: o.lake, Warehouse: o.warehouse, From: o.from}
+	var lk *iceberg.Lake // an Iceberg lake
 	if o.lakeFormat == iceberg.Format {
 		lo := o.lakeOpts
 		if err := resolveCatalog(&lo); err != nil {
 			return err
 		}
 		lo.Warehouse = o.warehouse
-		lk, err := iceberg.Open(ctx, o.lake, lo)
-		if err != nil {
+		var err error
+		if lk, err = iceberg.Open(ctx, o.lake, lo); err != nil {
 			return err
 		}
 		defer lk.Close()
@@ -116,7 +117,7 @@ func runRebuild(ctx context.Context, out io.Writer, o rebuildOptions) error {
 	}
 	var relocate func() error
 	if o.relocate {
-		if relocate, err = relocation(ctx, out, opts.Target.(*iceberg.Lake)); err != nil {
+		if relocate, err = relocation(ctx, out, lk); err != nil {
 			return err
 		}
 	}

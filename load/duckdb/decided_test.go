@@ -30,11 +30,7 @@ func TestDecidedComesBeforeTheChanges(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := t.Context()
-			w, err := Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.Close()
+			w := openWith(t, filepath.Join(t.TempDir(), "w.duckdb"))
 			loadRun(t, w, "r1", batch{load.Resources, resources("a", "b")}, batch{"parent", parents("a", "b")}, batch{"child", children("a", 1, "b", 1)})
 			l, err := w.Begin(ctx, "test", tables)
 			if err != nil {

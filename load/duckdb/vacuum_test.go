@@ -53,11 +53,7 @@ func TestCheckpointsKeepRowGroups(t *testing.T) {
 		t.Fatalf("plain DuckDB: %d row groups, then %d: it no longer merges them, and this test checks nothing", before, after)
 	}
 
-	w, err := Open(ctx, filepath.Join(dir, "w.duckdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := openWith(t, filepath.Join(dir, "w.duckdb"))
 	if before, after := rowGroups(w.conn); after != before {
 		t.Errorf("warehouse: %d row groups, then %d after the checkpoint", before, after)
 	}

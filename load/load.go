@@ -275,7 +275,8 @@ type Changes struct {
 	Keys map[string][]string
 	// Appended counts, per table of Tables, the rows the run inserted
 	// into it: all the rows of Keys' resources the table holds after the
-	// run (RecordsOf's appended).
+	// run (RecordsOf's appended). Under IndexTable it counts the versions
+	// the run loaded into the version index (RunIndex's appended).
 	Appended map[string]int64
 }
 

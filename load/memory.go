@@ -537,7 +537,7 @@ func (m *Memory) SourceRecords(context.Context, string, string, []string) (Recor
 }
 
 // RunIndex is not supported: Memory keeps no bookkeeping tables.
-func (m *Memory) RunIndex(context.Context, string, string) (RecordReader, error) {
+func (m *Memory) RunIndex(context.Context, string, string, int64) (RecordReader, error) {
 	return nil, fmt.Errorf("memory warehouse: no bookkeeping tables")
 }
 

@@ -143,8 +143,11 @@ type Snapshot interface {
 	// or data_source) is one of sources.
 	SourceRecords(ctx context.Context, table, column string, sources []string) (RecordReader, error)
 	// RunIndex streams the rows of the version index (IndexTable) that the
-	// run runID of source wrote: the versions it loaded.
-	RunIndex(ctx context.Context, source, runID string) (RecordReader, error)
+	// run runID of source wrote: the versions it loaded. appended, when
+	// positive, is Changes.Appended[IndexTable] of that run, the last one
+	// committed: a Snapshot may look for the rows among those it inserted
+	// last.
+	RunIndex(ctx context.Context, source, runID string, appended int64) (RecordReader, error)
 	// TableDefs maps every table, bookkeeping ones included, to its
 	// CREATE statement.
 	TableDefs(ctx context.Context) (map[string]string, error)

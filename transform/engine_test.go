@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -500,5 +501,56 @@ func TestBadLastUpdatedIsOneReject(t *testing.T) {
 	}
 	if st.Rows["person"] != 2 {
 		t.Errorf("person rows %d, want 2", st.Rows["person"])
+	}
+}
+
+// TestEngineReusesBlocks: an engine reads input after input (the many
+// small files of an incremental export) in the block buffers of the ones
+// before, and what it reads is not mixed up with what they held.
+func TestEngineReusesBlocks(t *testing.T) {
+	e, err := NewEngine(loadTestViews(t), Options{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.ReadFile(testdata("patients.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(data []byte) *MemSink {
+		sink := NewMemSink()
+		if _, err := e.Transform(t.Context(), "patients.ndjson", bytes.NewReader(data), sink); err != nil {
+			t.Fatal(err)
+		}
+		return sink
+	}
+	want := run(in)
+	defer want.Release()
+	wantJSON, err := want.JSON("person")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const inputs = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range inputs {
+		// Every other input is a different one, one line long.
+		data := in
+		if i%2 == 1 {
+			data = in[:bytes.IndexByte(in, '\n')+1]
+		}
+		run(data).Release()
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / inputs; per >= chunkBytes {
+		t.Errorf("%d bytes allocated per input, want less than one block (%d): blocks are not reused", per, chunkBytes)
+	}
+	got := run(in)
+	defer got.Release()
+	gotJSON, err := got.JSON("person")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(wantJSON, gotJSON); diff != "" {
+		t.Errorf("person after reused blocks (-first +last):\n%s", diff)
 	}
 }

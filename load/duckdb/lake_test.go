@@ -276,11 +276,15 @@ func TestWriteLakeMirrorsWarehouse(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			id := "r" + string(rune('1'+i))
 			st := claimRun(t, w, id, s.deleted, s.claims...)
+			appended := map[string]int64{"claim": s.wantRows[0], "claim_line": s.wantRows[1], "claim_note": s.wantRows[2]}
+			if len(s.claims) > 0 {
+				appended[load.IndexTable] = int64(len(s.claims))
+			}
 			if diff := cmp.Diff(&load.Changes{Source: "test", RunID: id, Tables: s.wantTouch, Index: true,
-				Keys:     map[string][]string{"Claim": s.wantKeys},
-				Appended: map[string]int64{"claim": s.wantRows[0], "claim_line": s.wantRows[1], "claim_note": s.wantRows[2]}}, st.Changes); diff != "" {
+				Keys: map[string][]string{"Claim": s.wantKeys}, Appended: appended}, st.Changes); diff != "" {
 				t.Errorf("changes (-want +got):\n%s", diff)
 			}
+			checkRunIndex(t, w, id, len(s.claims), st.Changes.Appended[load.IndexTable])
 			if s.skipLake {
 				return
 			}
@@ -289,6 +293,42 @@ func TestWriteLakeMirrorsWarehouse(t *testing.T) {
 			}
 			checkLakeMirrors(t, w, lake)
 		})
+	}
+}
+
+// checkRunIndex checks that RunIndex gives the n versions the run id
+// loaded: with the count the run reported, as the index's last rows
+// (without the run id, which lastRows drops); with a count one too many,
+// by looking for them.
+func checkRunIndex(t *testing.T, w *Warehouse, id string, n int, appended int64) {
+	t.Helper()
+	for _, c := range []struct {
+		appended int64
+		last     bool
+	}{{appended, n > 0}, {appended + 1, false}} {
+		rr, err := w.RunIndex(t.Context(), "test", id, c.appended)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := rr.(*sliceReader).args == nil
+		rows := 0
+		for rr.Next() {
+			b := rr.RecordBatch()
+			runs := b.Column(b.Schema().FieldIndices("run_id")[0]).(*array.String)
+			for i := range runs.Len() {
+				if runs.Value(i) != id {
+					t.Errorf("appended %d: a row of run %s, want only %s", c.appended, runs.Value(i), id)
+				}
+			}
+			rows += int(b.NumRows())
+		}
+		if err := rr.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rr.Release()
+		if rows != n || last != c.last {
+			t.Errorf("appended %d: %d versions, read as the last rows %v; want %d, %v", c.appended, rows, last, n, c.last)
+		}
 	}
 }
 

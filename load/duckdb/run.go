@@ -635,6 +635,9 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 			return nil, fmt.Errorf("update version index: %w", err)
 		}
 	}
+	if n := accepted - l.unchanged; n > 0 {
+		l.appended[load.IndexTable] = n // the index's last rows (RunIndex)
+	}
 	for _, part := range run.Exports() {
 		if part.TransactionTime.IsZero() || len(part.WatermarkTypes) == 0 {
 			continue

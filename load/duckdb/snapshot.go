@@ -241,9 +241,14 @@ func (w *Warehouse) SourceRecords(ctx context.Context, table, column string, sou
 	return rr, nil
 }
 
-// RunIndex streams the version index rows the run runID of source wrote.
-func (w *Warehouse) RunIndex(ctx context.Context, source, runID string) (load.RecordReader, error) {
-	rr, err := w.rowsOf(ctx, load.IndexTable, "source = $1 AND run_id = $2", inSlices, source, runID)
+// RunIndex streams the version index rows the run runID of source wrote,
+// as RecordsOf does: the run appended them, so with appended they are
+// its last rows, read without looking at the others. (Finding them by
+// their run id scanned all 2.9 million rows of a 10 GB export's index:
+// reading a 1% run's versions took 0.24-0.26 s against 0.02-0.12 s,
+// three alternating runs each.)
+func (w *Warehouse) RunIndex(ctx context.Context, source, runID string, appended int64) (load.RecordReader, error) {
+	rr, err := w.read(ctx, load.IndexTable, "source = $1 AND run_id = $2", inMatchingSlices, appended, source, runID)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", load.IndexTable, err)
 	}

@@ -1117,7 +1117,7 @@ func (lk *Lake) publishIndexDelta(ctx context.Context, snap load.Snapshot, chang
 	if err != nil {
 		return false, fmt.Errorf("load table: %w", err)
 	}
-	rr, err := snap.RunIndex(ctx, changes.Source, changes.RunID)
+	rr, err := snap.RunIndex(ctx, changes.Source, changes.RunID, changes.Appended[load.IndexTable])
 	if err != nil {
 		return false, err
 	}

@@ -53,8 +53,14 @@ func (p Pipeline) LoadDir(ctx context.Context, dir string) (sum *Summary, err er
 	}
 	defer release()
 	defer func() { err = leaseLost(ctx, err) }()
-	if _, err := p.preflight(ctx, log, nil); err != nil {
+	// The files are here: the warehouse the checks open is the one the
+	// load writes.
+	_, w, err := p.preflightOpen(ctx, log, nil)
+	if err != nil {
 		return sum, err
+	}
+	if w != nil {
+		defer w.Close()
 	}
 	res, err := localResult(dir)
 	if err != nil {
@@ -68,7 +74,7 @@ func (p Pipeline) LoadDir(ctx context.Context, dir string) (sum *Summary, err er
 	log.Info("loading files from disk", "dir", dir, "files", len(res.Files))
 	// Files on disk are no incremental export: nothing to back-fill.
 	parts := []*part{{RosterRun: RosterRun{Request: extract.Request{Types: p.Request.Types}, Matches: p.Matches, Scope: sum.Scope}, res: res}}
-	if err := p.load(ctx, log, parts, sum, started); err != nil {
+	if err := p.load(ctx, log, parts, sum, started, w); err != nil {
 		return sum, err
 	}
 	return sum, nil

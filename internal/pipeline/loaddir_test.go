@@ -4,6 +4,7 @@ package pipeline_test
 
 import (
 	"compress/gzip"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/fhirlake/fhirlake/internal/lockfile"
 	"github.com/fhirlake/fhirlake/internal/pipeline"
+	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/duckdb"
 	"github.com/fhirlake/fhirlake/schemas"
 	fsql "github.com/fhirlake/fhirlake/sql"
@@ -285,5 +287,38 @@ func TestLoadDirDamagedAndMistypedFiles(t *testing.T) {
 	}
 	if sum.Resources < 4 { // p1-p3 and at least p4 before the cut
 		t.Errorf("%d resources loaded, want the good lines of every file", sum.Resources)
+	}
+}
+
+// TestLoadDirOpensTheWarehouseOnce: a load of files on disk checks and
+// loads the warehouse it opened once, not one copy for the checks and
+// another for the load.
+func TestLoadDirOpensTheWarehouseOnce(t *testing.T) {
+	views, err := transform.LoadViews(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Patient.001.ndjson"), []byte(threePatients), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opens := 0
+	p := pipeline.Pipeline{Source: "files", Views: views, Warehouse: filepath.Join(t.TempDir(), "w.duckdb"), Lake: t.TempDir(),
+		OpenWarehouse: func(ctx context.Context, path string, readOnly bool) (load.Warehouse, error) {
+			opens++
+			if readOnly {
+				return load.OpenReadOnly(ctx, path)
+			}
+			return load.Open(ctx, path)
+		}}
+	for i, want := range []int64{3, 0} { // the second load finds them unchanged
+		opens = 0
+		sum, err := p.LoadDir(t.Context(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opens != 1 || sum.Resources-sum.Unchanged != want {
+			t.Errorf("load %d: the warehouse opened %d times, %d resources of which %d unchanged; want once and %d changed", i+1, opens, sum.Resources, sum.Unchanged, want)
+		}
 	}
 }

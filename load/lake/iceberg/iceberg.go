@@ -278,11 +278,7 @@ func (lk *Lake) Location() string { return lk.location }
 
 // Close releases the catalog connection.
 func (lk *Lake) Close() error {
-	lk.pre.Lock()
-	pre := lk.pre.p
-	lk.pre.p = nil
-	lk.pre.Unlock()
-	pre.discard()
+	lk.swapPrefetch(nil).discard()
 	counters.Delete(lk.reporterID)
 	return errors.Join(lk.cat.Close(), lk.db.Close())
 }

@@ -89,11 +89,7 @@ func (lk *Lake) Prefetch(ctx context.Context, source string, keys map[string][]s
 	})
 	ctx, cancel := context.WithCancel(ctx)
 	pre.cancel = cancel
-	lk.pre.Lock()
-	old := lk.pre.p
-	lk.pre.p = pre
-	lk.pre.Unlock()
-	old.discard()
+	lk.swapPrefetch(pre).discard()
 	pre.wg.Add(1)
 	go func() {
 		defer pre.wg.Done()
@@ -112,9 +108,7 @@ func (lk *Lake) Prefetch(ctx context.Context, source string, keys map[string][]s
 			case errors.Is(err, catalog.ErrNoSuchTable):
 				err = nil // a new table: nothing to delete
 			case err == nil && filter != nil && match.size() > 0:
-				if s := tbl.CurrentSnapshot(); s != nil {
-					snap = s.SnapshotID
-				}
+				snap = snapshotID(tbl)
 				// One file at a time: the warehouse's commit has the rest
 				// of the machine.
 				deletes, err = writePositionDeletes(ctx, tbl, filter, match, 1)
@@ -163,16 +157,30 @@ func (lk *Lake) prefetched(ctx context.Context, tbl *table.Table, keys map[strin
 		return nil, false
 	}
 	f.state = taken
-	snap := int64(-1)
-	if s := tbl.CurrentSnapshot(); s != nil {
-		snap = s.SnapshotID
-	}
-	if f.err != nil || f.snap != snap || !sameKeys(f.keys, keys) {
+	if f.err != nil || f.snap != snapshotID(tbl) || !sameKeys(f.keys, keys) {
 		removeFiles(ctx, f.tbl, f.deletes)
 		return nil, false
 	}
 	lk.prefetchUses.Add(1)
 	return f.deletes, true
+}
+
+// snapshotID is the id of tbl's current snapshot, -1 when it has none.
+func snapshotID(tbl *table.Table) int64 {
+	if s := tbl.CurrentSnapshot(); s != nil {
+		return s.SnapshotID
+	}
+	return -1
+}
+
+// swapPrefetch makes pre (nil for none) the lake's prefetch and returns
+// the one it replaces, for the caller to discard.
+func (lk *Lake) swapPrefetch(pre *prefetches) *prefetches {
+	lk.pre.Lock()
+	defer lk.pre.Unlock()
+	old := lk.pre.p
+	lk.pre.p = pre
+	return old
 }
 
 // sameKeys reports whether a and b are the same lists of ids (the same

@@ -1061,6 +1061,8 @@ func (p Pipeline) preflightOpen(ctx context.Context, log *slog.Logger, runs []Ro
 		return nil, nil, err
 	}
 	id := ""
+	// On an error the warehouse opened here is closed and not returned
+	// (the error returns name it only so that this sees it).
 	defer func() {
 		if err != nil && w != nil {
 			w.Close()

@@ -155,6 +155,14 @@ func TestLakeRunTouchesOnlyItsSource(t *testing.T) {
 		{"payer-b", "r2", []claim{{"a", "2021-07-01", 1}, {"c", "2022-01-01", 1}}},
 	} {
 		st := sourceRun(t, w, r.source, r.id, nil, r.claims...)
+		if r.source == "payer-b" {
+			// Its first rows in tables that hold payer-a's: the run
+			// changed its own partitions only.
+			if diff := cmp.Diff(map[string][]string{"claim": {"2021", "2022"}, "claim_line": {"2021", "2022"}, "claim_note": nil},
+				st.Changes.Tables); diff != "" {
+				t.Errorf("partitions payer-b's first run changed (-want +got):\n%s", diff)
+			}
+		}
 		if err := w.WriteLake(t.Context(), lake, lakeTables, st.Changes); err != nil {
 			t.Fatal(err)
 		}

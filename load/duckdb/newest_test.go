@@ -72,6 +72,59 @@ func TestSkippedVersionBesideNewOnes(t *testing.T) {
 	}
 }
 
+// TestNewestVersionWithinARun: a run that carries two versions of a
+// resource (resolved as the pipeline does) keeps the newer one, wherever
+// it came in the files, and indexes it once; a resource it carries once
+// is indexed as it came.
+func TestNewestVersionWithinARun(t *testing.T) {
+	for _, newerFirst := range []bool{false, true} {
+		w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := t.Context()
+		older, newer := version{"a", "2025-01-01T00:00:00Z", "1"}, version{"a", "2025-02-01T00:00:00Z", "2"}
+		vs := []version{older, newer, {"b", "2025-01-01T00:00:00Z", "7"}}
+		if newerFirst {
+			vs[0], vs[1] = newer, older
+		}
+		l, err := w.Begin(ctx, "test", tables)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range []batch{{load.Resources, versions(vs...)}, {"child", children("a", 1, "a", 2, "b", 7)}} {
+			if err := l.WriteBatch(ctx, b.table, b.rec); err != nil {
+				t.Fatal(err)
+			}
+			b.rec.Release()
+		}
+		dups, err := l.Duplicates(ctx)
+		if err != nil || len(dups) != 1 || dups[0].ID != "a" {
+			t.Fatalf("duplicates %v, %v", dups, err)
+		}
+		if err := l.Unstage(ctx, dups); err != nil {
+			t.Fatal(err)
+		}
+		rec := children("a", 2)
+		if err := l.WriteBatch(ctx, "child", rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+		st, err := l.Commit(ctx, load.Run{ID: "r1", Source: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := query(t, w, "SELECT id || ' ' || version_id FROM fhirlake_resources ORDER BY 1")
+		if diff := cmp.Diff([]string{"a 2", "b 7"}, got); diff != "" {
+			t.Errorf("newer first %v: fhirlake_resources (-want +got):\n%s", newerFirst, diff)
+		}
+		if st.SkippedOlder != 0 || st.Resources != 3 {
+			t.Errorf("newer first %v: %d resources, %d skipped older; want 3 and 0", newerFirst, st.Resources, st.SkippedOlder)
+		}
+		w.Close()
+	}
+}
+
 func TestDuplicateIdenticalCopiesCollapse(t *testing.T) {
 	ctx := t.Context()
 	w, err := Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"))

@@ -654,7 +654,8 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 	}
 	// The version index: accepted versions replace what was there, deleted
 	// resources leave it; both only for this source.
-	// (The source's first versions replace none: 0.1 s of that load.)
+	// The source's first versions replace none, and are not looked for:
+	// 0.1 s of a 1 GB full load.
 	indexed, err := l.holds(ctx, load.IndexTable, "source")
 	if err != nil {
 		return nil, err
@@ -765,7 +766,7 @@ func (l *Loader) changedKeys(ctx context.Context, runID string, list bool) error
 // anyRepeated says whether a resource was staged more than once. Most
 // runs stage each resource once, which this finds with one hash
 // aggregate; Duplicates and checkResolved rank or compare the copies only
-// when there are some. For a 1 GB export's 310,000 resources: 0.03 s,
+// when there are some. For the 287,000 resources of a 1 GB export: 0.03 s,
 // against 0.1-0.2 s for Duplicates and 0.07 s for checkResolved. It holds
 // l.mu.
 func (l *Loader) anyRepeated(ctx context.Context) (bool, error) {
@@ -902,7 +903,7 @@ WHERE cur_id IS NULL OR NOT (
 // acceptQuery is acceptSQL for a run that staged some resource more than
 // once (repeated), whose versions it ranks, or none, whose every staged
 // version is the run's newest. Ranking sorts every staged resource: in a
-// full load of the 1 GB export (274,000 resources) picking the newest
+// full load of the 1 GB export (287,000 resources) picking the newest
 // versions took 0.17-0.22 s with it and 0.07-0.09 s without (three
 // alternating runs each).
 func acceptQuery(repeated bool) string {

@@ -119,22 +119,21 @@ func (s *evalState) setRowIndex(i int) {
 // run produces the rows of one select over a focus item.
 // The focus is one item, or empty for the null row of forEachOrNull.
 func (s *evalState) run(sp *selectPlan, focus fhirpath.Collection, rowIndex int) ([]row, error) {
-	var one [1]fhirpath.Collection
-	foci := one[:0]
-	iterated := false
+	// The foci are the items of many (each one alone), or focus itself:
+	// picked by index, so a select over many items allocates no list of
+	// them.
+	var many fhirpath.Collection
+	n, iterated := 1, false
 	switch {
 	case sp.forEach != nil:
 		c, err := sp.forEach.Eval(&s.ctx, focus)
 		if err != nil {
 			return nil, err
 		}
-		for i := range c {
-			foci = append(foci, c[i:i+1:i+1])
+		many, n, iterated = c, len(c), true
+		if n == 0 && sp.orNull {
+			n = 1 // the null row
 		}
-		if len(c) == 0 && sp.orNull {
-			foci = append(foci, nil)
-		}
-		iterated = true
 	case len(sp.repeat) > 0:
 		var c fhirpath.Collection
 		for _, f := range focus {
@@ -143,18 +142,16 @@ func (s *evalState) run(sp *selectPlan, focus fhirpath.Collection, rowIndex int)
 				return nil, err
 			}
 		}
-		for i := range c {
-			foci = append(foci, c[i:i+1:i+1])
-		}
-		iterated = true
-	default:
-		foci = append(foci, focus)
+		many, n, iterated = c, len(c), true
 	}
 	var out []row
-	for i, f := range foci {
-		idx := rowIndex
+	for i := range n {
+		f, idx := focus, rowIndex
 		if iterated {
-			idx = i
+			f, idx = nil, i
+			if i < len(many) {
+				f = many[i : i+1 : i+1]
+			}
 		}
 		base := s.newRow()
 		s.setRowIndex(idx)
@@ -190,8 +187,12 @@ func (s *evalState) run(sp *selectPlan, focus fhirpath.Collection, rowIndex int)
 			}
 			partial = s.cross(partial, union)
 		}
-		if len(foci) == 1 {
+		if n == 1 {
 			return partial, nil
+		}
+		if out == nil {
+			// Sized for every focus giving as many rows as the first.
+			out = make([]row, 0, n*len(partial))
 		}
 		out = append(out, partial...)
 	}

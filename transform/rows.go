@@ -97,12 +97,20 @@ func (s *evalState) newRow() row {
 
 // oneRow returns the list {r}, valid until the next call of rows.
 func (s *evalState) oneRow(r row) []row {
-	if len(s.lists) == cap(s.lists) {
-		s.lists = make([]row, 0, max(64, 2*cap(s.lists)))
+	return append(s.rowList(1), r)
+}
+
+// rowList returns an empty list of rows with room for n, valid until the
+// next call of rows: carved from lists, like the rows from cells, so that
+// a resource's lists of rows cost no allocation once lists has grown to
+// its size (appending beyond n allocates).
+func (s *evalState) rowList(n int) []row {
+	if cap(s.lists)-len(s.lists) < n {
+		s.lists = make([]row, 0, max(64, 2*cap(s.lists), n))
 	}
-	s.lists = append(s.lists, r)
 	l := len(s.lists)
-	return s.lists[l-1 : l : l]
+	s.lists = s.lists[:l+n]
+	return s.lists[l : l : l+n]
 }
 
 // setRowIndex sets %rowIndex when the view uses it.
@@ -192,7 +200,7 @@ func (s *evalState) run(sp *selectPlan, focus fhirpath.Collection, rowIndex int)
 		}
 		if out == nil {
 			// Sized for every focus giving as many rows as the first.
-			out = make([]row, 0, n*len(partial))
+			out = s.rowList(n * len(partial))
 		}
 		out = append(out, partial...)
 	}
@@ -232,7 +240,7 @@ func (s *evalState) cross(a, b []row) []row {
 		}
 		return a
 	}
-	out := make([]row, 0, len(a)*len(b))
+	out := s.rowList(len(a) * len(b))
 	for _, x := range a {
 		for _, y := range b {
 			r := s.newRow()

@@ -607,20 +607,26 @@ func sortPlanTables(ts []PlanTable) {
 // duckDB is a bare DuckDB connection: an in-memory scratch database or a
 // warehouse file being built, without the bookkeeping tables Open creates.
 type duckDB struct {
-	db   *sql.DB
-	conn *sql.Conn
+	db      *sql.DB
+	conn    *sql.Conn
+	release func() error
 }
 
+// openDuckDB opens the file at path as a warehouse is opened (openFile),
+// or an in-memory database for "".
 func openDuckDB(ctx context.Context, path string) (*duckDB, error) {
-	dsn := path
-	if path != "" {
-		dsn = fileDSN(path)
+	if path == "" {
+		db, conn, err := connect(ctx, "", nil)
+		if err != nil {
+			return nil, fmt.Errorf("rebuild: open a scratch database: %w", err)
+		}
+		return &duckDB{db: db, conn: conn, release: db.Close}, nil
 	}
-	db, conn, err := connect(ctx, dsn)
+	db, conn, release, err := openFile(ctx, path, false)
 	if err != nil {
 		return nil, fmt.Errorf("rebuild: open %s: %w", path, err)
 	}
-	return &duckDB{db: db, conn: conn}, nil
+	return &duckDB{db: db, conn: conn, release: release}, nil
 }
 
 func (d *duckDB) exec(ctx context.Context, q string) error {
@@ -629,7 +635,7 @@ func (d *duckDB) exec(ctx context.Context, q string) error {
 }
 
 func (d *duckDB) close() error {
-	return errors.Join(d.conn.Close(), d.db.Close())
+	return errors.Join(d.conn.Close(), d.release())
 }
 
 // lockWarehouse attaches the warehouse file read-only, which holds a shared

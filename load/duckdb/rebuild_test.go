@@ -48,7 +48,8 @@ func sameWarehouse(t *testing.T, w *Warehouse, path string) {
 	list := func(db string) []string {
 		return query(t, w, "SELECT table_name FROM duckdb_tables() WHERE database_name = '"+db+"' ORDER BY 1")
 	}
-	names := list("w")
+	own := query(t, w, "SELECT current_database()")[0]
+	names := list(own)
 	if diff := cmp.Diff(names, list("rebuilt")); diff != "" {
 		t.Fatalf("tables (-want +got):\n%s", diff)
 	}
@@ -56,12 +57,12 @@ func sameWarehouse(t *testing.T, w *Warehouse, path string) {
 		describe := func(db string) []string {
 			return query(t, w, `SELECT concat_ws('|', column_name, column_type, "null", key, "default", extra) FROM (DESCRIBE `+db+"."+ident(name)+")")
 		}
-		if diff := cmp.Diff(describe("w"), describe("rebuilt")); diff != "" {
+		if diff := cmp.Diff(describe(own), describe("rebuilt")); diff != "" {
 			t.Errorf("DESCRIBE %s (-want +got):\n%s", name, diff)
 		}
 		for _, q := range []string{
-			"SELECT * FROM w." + ident(name) + " EXCEPT ALL SELECT * FROM rebuilt." + ident(name),
-			"SELECT * FROM rebuilt." + ident(name) + " EXCEPT ALL SELECT * FROM w." + ident(name),
+			"SELECT * FROM " + own + "." + ident(name) + " EXCEPT ALL SELECT * FROM rebuilt." + ident(name),
+			"SELECT * FROM rebuilt." + ident(name) + " EXCEPT ALL SELECT * FROM " + own + "." + ident(name),
 		} {
 			if got := query(t, w, "SELECT count(*)::VARCHAR FROM ("+q+")"); got[0] != "0" {
 				t.Errorf("%s: %s rows differ: %s", name, got[0], q)
@@ -71,7 +72,7 @@ func sameWarehouse(t *testing.T, w *Warehouse, path string) {
 	views := func(db string) []string {
 		return query(t, w, "SELECT view_name FROM duckdb_views() WHERE NOT internal AND database_name = '"+db+"' ORDER BY 1")
 	}
-	if diff := cmp.Diff(views("w"), views("rebuilt")); diff != "" {
+	if diff := cmp.Diff(views(own), views("rebuilt")); diff != "" {
 		t.Errorf("views (-want +got):\n%s", diff)
 	}
 }

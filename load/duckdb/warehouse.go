@@ -27,6 +27,7 @@ type Warehouse struct {
 	path    string
 	db      *sql.DB
 	conn    *sql.Conn
+	release func() error // of the instance (openFile); nil: close db
 	ar      *duckdb.Arrow
 	version int    // layout version, see Version
 	id      string // see ID
@@ -44,11 +45,11 @@ func Open(ctx context.Context, path string) (*Warehouse, error) {
 	if err := private.Tighten(path, path+".wal"); err != nil {
 		return nil, fmt.Errorf("open warehouse %s: %w", path, err)
 	}
-	db, conn, err := connect(ctx, fileDSN(path))
+	db, conn, release, err := openFile(ctx, path, false)
 	if err != nil {
 		return nil, openError(path, err)
 	}
-	w, err := attach(path, db, conn)
+	w, err := attach(path, db, conn, release)
 	if err != nil {
 		return nil, err
 	}
@@ -133,15 +134,11 @@ func OpenReadOnly(ctx context.Context, path string) (*Warehouse, error) {
 	if !exists(path) {
 		return nil, fmt.Errorf("open warehouse: no warehouse at %s", path)
 	}
-	db, conn, err := connect(ctx, path+"?access_mode=read_only")
-	if err != nil && strings.Contains(err.Error(), "different configuration") {
-		// This process has the file open already (read-write): share it.
-		db, conn, err = connect(ctx, fileDSN(path))
-	}
+	db, conn, release, err := openFile(ctx, path, true)
 	if err != nil {
 		return nil, openError(path, err)
 	}
-	w, err := attach(path, db, conn)
+	w, err := attach(path, db, conn, release)
 	if err != nil {
 		return nil, err
 	}
@@ -161,13 +158,14 @@ func openError(path string, err error) error {
 	return fmt.Errorf("open warehouse %s: %w", path, err)
 }
 
-// attach wraps an open connection as a Warehouse with its Arrow interface.
-// Its path is absolute: the lake records it, for messages read elsewhere.
-func attach(path string, db *sql.DB, conn *sql.Conn) (*Warehouse, error) {
+// attach wraps an open connection as a Warehouse with its Arrow interface;
+// release is openFile's. Its path is absolute: the lake records it, for
+// messages read elsewhere.
+func attach(path string, db *sql.DB, conn *sql.Conn, release func() error) (*Warehouse, error) {
 	if abs, err := filepath.Abs(path); err == nil && path != "" && !strings.HasPrefix(path, ":memory:") {
 		path = abs
 	}
-	w := &Warehouse{path: path, db: db, conn: conn}
+	w := &Warehouse{path: path, db: db, conn: conn, release: release}
 	err := conn.Raw(func(dc any) error {
 		a, err := duckdb.NewArrowFromConn(dc.(driver.Conn))
 		w.ar = a
@@ -209,38 +207,19 @@ const DefaultMemory = "384MB"
 // such files.
 const blockSize = 64 << 10
 
-// fileDSN opens the warehouse file path read-write, creating it with
-// blockSize blocks when it does not exist.
-func fileDSN(path string) string {
-	return fmt.Sprintf("%s?default_block_size=%d", path, blockSize)
-}
-
-// connect opens dsn with DuckDB's memory bounded (MemoryEnv).
-func connect(ctx context.Context, dsn string) (*sql.DB, *sql.Conn, error) {
-	connector, err := duckdb.NewConnector(dsn, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	db := sql.OpenDB(connector)
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
+// settings sets up a new instance on its first connection: DuckDB's
+// memory bounded (MemoryEnv), and the settings fhirlake relies on.
+func settings(ctx context.Context, conn *sql.Conn) error {
 	limit := memoryLimit()
 	if _, err := conn.ExecContext(ctx, "SET memory_limit = "+sqlString(limit)); err != nil {
-		conn.Close()
-		db.Close()
-		return nil, nil, fmt.Errorf("%s=%q: %w", MemoryEnv, limit, err)
+		return fmt.Errorf("%s=%q: %w", MemoryEnv, limit, err)
 	}
 	// DuckDB's sessions take the machine's time zone, in which a timestamp
 	// read through the Arrow interface is labelled (the Iceberg lake
 	// refused every timestamp column labelled other than UTC) and turned
 	// into dates and years: every connection of fhirlake's works in UTC.
 	if _, err := conn.ExecContext(ctx, "SET GLOBAL TimeZone = 'UTC'"); err != nil {
-		conn.Close()
-		db.Close()
-		return nil, nil, fmt.Errorf("time zone: %w", err)
+		return fmt.Errorf("time zone: %w", err)
 	}
 	// The checkpoint of a commit merges neighbouring row groups whose
 	// rows, once the commit's deletes are taken out, fit in fewer: the
@@ -253,11 +232,9 @@ func connect(ctx context.Context, dsn string) (*sql.DB, *sql.Conn, error) {
 	// and two such runs left a 384 MB file against 420 MB (the rewritten
 	// row groups' old blocks stay free in the file).
 	if _, err := conn.ExecContext(ctx, "SET GLOBAL max_vacuum_tasks = 0"); err != nil {
-		conn.Close()
-		db.Close()
-		return nil, nil, fmt.Errorf("checkpoint settings: %w", err)
+		return fmt.Errorf("checkpoint settings: %w", err)
 	}
-	return db, conn, nil
+	return nil
 }
 
 // outOfMemory turns DuckDB's out-of-memory error into load.ErrOutOfMemory,
@@ -299,7 +276,10 @@ func (w *Warehouse) Close() error {
 	if w.conn != nil {
 		errs = append(errs, w.conn.Close())
 	}
-	if w.db != nil { // nil after a compaction that could not open the file again
+	switch {
+	case w.release != nil:
+		errs = append(errs, w.release())
+	case w.db != nil: // nil after a compaction that could not open the file again
 		errs = append(errs, w.db.Close())
 	}
 	return errors.Join(errs...)

@@ -6,9 +6,9 @@
 // driver, and restores itself from a lake or a lake from itself
 // (PlanRebuild).
 //
-// A run goes through three steps. Begin stages the run's batches into
-// temporary tables as they arrive (memory stays bounded by the batch size:
-// DuckDB spills to disk). Commit then replaces, in one transaction, every
+// A run goes through three steps. Begin stages the run's batches in
+// Arrow files on disk as they arrive (memory stays bounded by the batch
+// size; see stage.go). Commit then replaces, in one transaction, every
 // row of each resource that the run carried and records the run, so a crash
 // at any point before the commit leaves the previous state untouched.
 // Finally a lake target (load.Lake) mirrors the committed tables.

@@ -131,6 +131,13 @@ type Engine struct {
 	// and each took 2n+1 new blocks (5.6 MB allocated and cleared for a
 	// small input with two workers, against 0.35 MB reusing them).
 	blocks sync.Pool
+	// idle keeps the workers of finished Transform calls, whose builders,
+	// parser and evaluation buffers have grown to the size of a batch: a
+	// new worker grew them again for every input, a quarter of the CPU of
+	// the transform of a 1% change set of the 10 GB export (60 small
+	// files). BenchmarkTransformSmallFiles (40 inputs of 480 EOBs): 16 MB
+	// allocated against 375 MB, 0.43-0.70 s against 0.91-1.15 s.
+	idle sync.Pool
 }
 
 // typeSeed is the seed of the content hashes of resources of typ: the
@@ -255,6 +262,10 @@ type worker struct {
 }
 
 func (e *Engine) newWorker(ctx context.Context, name string, sink Sink) *worker {
+	if w, ok := e.idle.Get().(*worker); ok {
+		w.ctx, w.file, w.sink = ctx, name, sink
+		return w
+	}
 	w := &worker{e: e, ctx: ctx, file: name, sink: sink, stats: Stats{Rows: map[string]int64{}}}
 	w.res = newTable(ResourcesTable, ResourcesSchema, nil)
 	w.digest = xxhash.New()
@@ -278,6 +289,22 @@ func (e *Engine) newWorker(ctx context.Context, name string, sink Sink) *worker 
 		w.states[i].ctx.Keys, w.states[i].ctx.Filter = e.keys[i], e.filter
 	}
 	return w
+}
+
+// retire empties w, keeping the capacity of its buffers, for a later
+// newWorker.
+func (e *Engine) retire(w *worker) {
+	for _, t := range append(w.tables, w.res) {
+		for _, c := range t.cols {
+			c.truncate(0)
+		}
+		t.rows, t.total = 0, 0
+	}
+	w.ctx, w.sink = nil, nil
+	w.stats = Stats{Rows: map[string]int64{}}
+	w.line, w.rtype, w.rid, w.wantType, w.badLastUpdated = 0, "", "", "", ""
+	w.lastType, w.lastViews = "", nil
+	e.idle.Put(w)
 }
 
 // chunkBytes is the size of the blocks of whole lines handed to workers.
@@ -418,6 +445,7 @@ func (e *Engine) TransformAs(ctx context.Context, name, wantType string, r io.Re
 			}
 		}
 		stats.add(&w.stats)
+		e.retire(w)
 	}
 	if rerr != nil && (firstErr == nil || !errors.Is(rerr, context.Canceled)) {
 		return stats, rerr

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	cmp2 "cmp"
 	"compress/gzip"
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/google/go-cmp/cmp"
 )
@@ -552,5 +555,67 @@ func TestEngineReusesBlocks(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantJSON, gotJSON); diff != "" {
 		t.Errorf("person after reused blocks (-first +last):\n%s", diff)
+	}
+}
+
+// failingSink refuses every batch.
+type failingSink struct{ MemSink }
+
+func (s *failingSink) WriteBatch(context.Context, string, arrow.RecordBatch) error {
+	return errors.New("sink refuses")
+}
+
+// TestEngineReusesWorkers: a worker kept from a call that failed with rows
+// still in its builders gives, in the next call, the batches and stats of
+// a new engine.
+func TestEngineReusesWorkers(t *testing.T) {
+	views := loadTestViews(t)
+	in, err := os.ReadFile(testdata("patients.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(e *Engine) (Stats, *MemSink) {
+		sink := NewMemSink()
+		t.Cleanup(sink.Release)
+		st, err := e.Transform(t.Context(), "patients.ndjson", bytes.NewReader(in), sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, sink
+	}
+	fresh, err := NewEngine(views, Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStats, want := run(fresh)
+
+	e, err := NewEngine(views, Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Other names, so that rows left over from it would show.
+	other := bytes.ReplaceAll(in, []byte(`"family":"`), []byte(`"family":"Other`))
+	if _, err := e.Transform(t.Context(), "other.ndjson", bytes.NewReader(other), &failingSink{}); err == nil {
+		t.Fatal("a refused batch is no error")
+	}
+	gotStats, got := run(e)
+	if diff := cmp.Diff(wantStats, gotStats); diff != "" {
+		t.Errorf("stats of the reused worker (-new +reused):\n%s", diff)
+	}
+	if len(want.Batches) < 2 {
+		t.Fatalf("the input fills %d tables, want several", len(want.Batches))
+	}
+	for table := range want.Batches {
+		w, err := want.JSON(table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := got.JSON(table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(w, g); diff != "" {
+			t.Errorf("%s from the reused worker (-new +reused):\n%s", table, diff)
+		}
 	}
 }

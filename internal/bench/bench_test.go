@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -165,6 +166,41 @@ func BenchmarkTransformEOB(b *testing.B) { benchTransform(b, EOB) }
 // BenchmarkTransformObservation runs every built-in view over an
 // Observation-only file.
 func BenchmarkTransformObservation(b *testing.B) { benchTransform(b, Observation) }
+
+// BenchmarkTransformSmallFiles runs every built-in view over many small
+// EOB inputs with one engine, the way an incremental export comes (a 1%
+// change set of the 10 GB export is 60 files of about 480 resources).
+func BenchmarkTransformSmallFiles(b *testing.B) {
+	in := input(b, EOB, TargetBytes())
+	data, err := os.ReadFile(in.path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const files, lines = 40, 480
+	var parts [][]byte
+	for range files {
+		end := 0
+		for range lines {
+			i := bytes.IndexByte(data[end:], '\n')
+			if i < 0 {
+				b.Fatalf("%s holds fewer than %d lines", in.path, files*lines)
+			}
+			end += i + 1
+		}
+		parts, data = append(parts, data[:end]), data[end:]
+	}
+	e := builtinEngine(b, transform.Options{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		for i, p := range parts {
+			var sink countSink
+			if _, err := e.Transform(context.Background(), fmt.Sprintf("part%d.ndjson", i), bytes.NewReader(p), &sink); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
 
 // TestMemoryBounded checks that the Go heap a Transform needs does not grow
 // with the input: a 100 MB file may not need much more than a 20 MB one.

@@ -131,9 +131,9 @@ type Engine struct {
 	// and each took 2n+1 new blocks (5.6 MB allocated and cleared for a
 	// small input with two workers, against 0.35 MB reusing them).
 	blocks sync.Pool
-	// idle keeps the workers of finished Transform calls, whose builders,
-	// parser and evaluation buffers have grown to the size of a batch: a
-	// new worker grew them again for every input, a quarter of the CPU of
+	// idle keeps the workers of finished Transform calls of small inputs
+	// (retire), whose builders, parser and evaluation buffers have grown:
+	// a new worker grew them again for every input, a quarter of the CPU of
 	// the transform of a 1% change set of the 10 GB export (60 small
 	// files). BenchmarkTransformSmallFiles (40 inputs of 480 EOBs): 16 MB
 	// allocated against 375 MB, 0.43-0.70 s against 0.91-1.15 s.

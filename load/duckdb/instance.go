@@ -64,7 +64,7 @@ type instance struct {
 // fails. The returned release closes the instance when its last user
 // releases it; the caller closes conn first.
 func openFile(ctx context.Context, path string, readOnly bool) (db *sql.DB, conn *sql.Conn, release func() error, err error) {
-	key, err := filepath.Abs(path)
+	key, err := fileKey(path)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -124,6 +124,19 @@ func openFile(ctx context.Context, path string, readOnly bool) (db *sql.DB, conn
 	return in.db, conn, release, nil
 }
 
+// fileKey is the key of the file at path in instances: its absolute path,
+// through links (a link and its file are one file).
+func fileKey(path string) (string, error) {
+	key, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if file, err := filepath.EvalSymlinks(key); err == nil {
+		key = file
+	}
+	return key, nil
+}
+
 // release drops a user of the instance of the file key, closing it when
 // it was the last. The caller holds instances.
 func (in *instance) release(key string) error {
@@ -138,7 +151,7 @@ func (in *instance) release(key string) error {
 // sharedFile reports whether more than one open of this process holds
 // the warehouse file at path.
 func sharedFile(path string) bool {
-	key, err := filepath.Abs(path)
+	key, err := fileKey(path)
 	if err != nil {
 		return false
 	}

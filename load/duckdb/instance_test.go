@@ -3,6 +3,7 @@
 package duckdb
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,6 +73,19 @@ func TestOneInstancePerFile(t *testing.T) {
 	if got := query(t, b, "SELECT count(*)::VARCHAR FROM t"); got[0] != "1" {
 		t.Errorf("second open sees %s rows, want 1", got[0])
 	}
+	// A link to the file opens the same instance.
+	link := filepath.Join(t.TempDir(), "link.duckdb")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenReadOnly(ctx, link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := query(t, l, "SELECT count(*)::VARCHAR FROM t"); got[0] != "1" {
+		t.Errorf("open through a link sees %s rows, want 1", got[0])
+	}
+	l.Close()
 	if !sharedFile(path) {
 		t.Error("sharedFile: false with three opens")
 	}

@@ -22,7 +22,7 @@ import (
 // on every core; what is left over (up to a row group per table and
 // thread) is compressed by the commit's checkpoint, on one core. With
 // the default, every table of a 1 GB export but the two biggest was left
-// over: its commit took 0.69-1.07 s, against 0.12-0.19 s with 30,720
+// over: its commit took 0.77-1.07 s, against 0.12-0.19 s with 30,720
 // rows, and the file grew from 39 MB to 41 MB. Four alternating full
 // loads took 8.96-9.70 s against 9.29-11.75 s, and peaked at 436-460 MB
 // of RSS against 568-589 MB. Smaller groups cost more room than they

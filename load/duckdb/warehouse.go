@@ -27,7 +27,7 @@ type Warehouse struct {
 	path    string
 	db      *sql.DB
 	conn    *sql.Conn
-	release func() error // of the instance (openFile); nil: close db
+	release func() error // of the instance (openFile)
 	ar      *duckdb.Arrow
 	version int    // layout version, see Version
 	id      string // see ID
@@ -270,17 +270,15 @@ func inUse(path string, err error) error {
 	return fmt.Errorf("%w: %s is open elsewhere (a running fhirlake run, or a DuckDB client); stop it and retry: %w", load.ErrInUse, path, err)
 }
 
-// Close releases the connection and the database.
+// Close releases the connection and the file's instance, which closes
+// with its last user (openFile).
 func (w *Warehouse) Close() error {
 	var errs []error
 	if w.conn != nil {
 		errs = append(errs, w.conn.Close())
 	}
-	switch {
-	case w.release != nil:
+	if w.release != nil { // nil after a compaction that could not open the file again
 		errs = append(errs, w.release())
-	case w.db != nil: // nil after a compaction that could not open the file again
-		errs = append(errs, w.db.Close())
 	}
 	return errors.Join(errs...)
 }

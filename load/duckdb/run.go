@@ -323,10 +323,7 @@ func (l *Loader) Duplicates(ctx context.Context) (_ []load.Located, err error) {
 		ranked AS (
 			SELECT resource_type, id, file, line,
 			       count(*) OVER (PARTITION BY resource_type, id) AS n,
-			       row_number() OVER (PARTITION BY resource_type, id ORDER BY
-			           meta_last_updated DESC NULLS LAST,
-			           try_cast(version_id AS BIGINT) DESC NULLS LAST, version_id DESC NULLS LAST,
-			           file DESC, line DESC) AS rn
+			       row_number() OVER (PARTITION BY resource_type, id ORDER BY `+newestFirst+`) AS rn
 			FROM d)
 		SELECT resource_type, id, file, line FROM ranked WHERE n > 1 AND rn = 1 ORDER BY file, line`)
 	if err != nil {
@@ -900,6 +897,14 @@ WHERE cur_id IS NULL OR NOT (
 	    AND coalesce(try_cast(cur_version AS BIGINT), -1) > coalesce(try_cast(version_id AS BIGINT), -1)))
 `
 
+// newestFirst orders the staged copies of a resource newest first: by
+// meta.lastUpdated, then versionId (as a number, then as text), then the
+// later file and line. Duplicates restages the first and the commit
+// accepts it, so both rank by this one order.
+const newestFirst = `meta_last_updated DESC NULLS LAST,
+	try_cast(version_id AS BIGINT) DESC NULLS LAST, version_id DESC NULLS LAST,
+	file DESC, line DESC`
+
 // acceptQuery is acceptSQL for a run that staged some resource more than
 // once (repeated), whose versions it ranks, or none, whose every staged
 // version is the run's newest. Ranking sorts every staged resource: in a
@@ -911,10 +916,7 @@ func acceptQuery(repeated bool) string {
 		FROM fhirlake_stage__resources`
 	if repeated {
 		ranked = `SELECT resource_type, id, meta_last_updated, version_id, content_hash,
-		       row_number() OVER (PARTITION BY resource_type, id ORDER BY
-		           meta_last_updated DESC NULLS LAST,
-		           try_cast(version_id AS BIGINT) DESC NULLS LAST, version_id DESC NULLS LAST,
-		           file DESC, line DESC) AS rn
+		       row_number() OVER (PARTITION BY resource_type, id ORDER BY ` + newestFirst + `) AS rn
 		FROM fhirlake_stage__resources`
 	}
 	return fmt.Sprintf(acceptSQL, ranked)

@@ -15,10 +15,8 @@ import (
 // keys every row by its source: data tables start with data_source, and
 // the bookkeeping of resources, deletes and rejects carries the source.
 // Version 3 records each resource's content hash in fhirlake_resources, so
-// that a version loaded again unchanged is skipped. Version 4 records its
-// table hashes there too, so that a new version leaves alone the rows of
-// the tables where it gives the same rows.
-const SchemaVersion = 4
+// that a version loaded again unchanged is skipped.
+const SchemaVersion = 3
 
 // DataSource is the column every data table starts with: the name of the
 // source (payer, tenant) whose run loaded the row. It is the Tuva
@@ -67,11 +65,7 @@ const Resources = "_resources"
 
 // ResourcesSchema is the schema of the Resources stream. content_hash
 // (see transform.ResourcesSchema) may be null: such a version is never
-// taken for one the warehouse holds. table_hashes holds one hash per
-// table of the resource's type, in the order of the tables' names, of the
-// rows the version gives that table (see transform.ResourcesSchema); it
-// may be null or missing from a stream, and then every table's rows of
-// the version are written.
+// taken for one the warehouse holds.
 var ResourcesSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "resource_type", Type: arrow.BinaryTypes.String},
 	{Name: "id", Type: arrow.BinaryTypes.String},
@@ -80,7 +74,6 @@ var ResourcesSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "file", Type: arrow.BinaryTypes.String},
 	{Name: "line", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "content_hash", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-	{Name: "table_hashes", Type: arrow.ListOf(arrow.PrimitiveTypes.Int64), Nullable: true},
 }, nil)
 
 // Reject is a line or value that could not be loaded. It never holds
@@ -119,13 +112,12 @@ type Run struct {
 	// Changes says what Commit lists of the run's changes (Stats.Changes)
 	// for the run's lake (LakeNeeds).
 	Changes ChangeNeed
-	// Decided, when set, is called by Commit with the Keys and TableKeys
-	// its Changes will list, as soon as it knows them and before it
-	// changes a table; not when it lists none. A lake may start on them
-	// while the warehouse commits (Prefetcher). Commit waits for it,
-	// holding the run: it should hand the keys over and return, not use
-	// the loader.
-	Decided func(keys, tableKeys map[string][]string)
+	// Decided, when set, is called by Commit with the Keys its Changes
+	// will list, as soon as it knows them and before it changes a table;
+	// not when it lists none. A lake may start on them while the
+	// warehouse commits (Prefetcher). Commit waits for it, holding the
+	// run: it should hand the keys over and return, not use the loader.
+	Decided func(keys map[string][]string)
 	// Parts, when set, are the exports of a run that loads several in
 	// one commit (a roster spread over exports): each moves the watermark
 	// of its own scope to its own transaction time, and each job is
@@ -281,27 +273,11 @@ type Changes struct {
 	// resources (a lake then rewrites the changed partitions), or when
 	// the run's ChangeNeed does not list them.
 	Keys map[string][]string
-	// TableKeys, when Keys is listed, narrows it for some tables: the ids
-	// of Keys' resources whose rows in the table the run replaced or
-	// deleted, those of a resource whose new version gives the table the
-	// same rows being left as they were (see ResourcesSchema's
-	// table_hashes). A table it does not name changed the rows of all of
-	// Keys[its resource type]. TableIDs reads both.
-	TableKeys map[string][]string
 	// Appended counts, per table of Tables, the rows the run inserted
 	// into it: all the rows of Keys' resources the table holds after the
 	// run (RecordsOf's appended). Under IndexTable it counts the versions
 	// the run loaded into the version index (RunIndex's appended).
 	Appended map[string]int64
-}
-
-// TableIDs are the ids of the resources whose rows in t a run changed,
-// of a run listing keys and tableKeys (Changes.Keys and TableKeys).
-func TableIDs(keys, tableKeys map[string][]string, t Table) []string {
-	if ids, ok := tableKeys[t.Name]; ok {
-		return ids
-	}
-	return keys[t.Resource]
 }
 
 // MaxChangedKeys bounds Changes.Keys, which holds memory in proportion

@@ -383,7 +383,7 @@ func (l *memLoader) Commit(_ context.Context, run Run) (Stats, error) {
 			slices.Sort(ids)
 		}
 		if run.Decided != nil {
-			run.Decided(st.Changes.Keys, nil)
+			run.Decided(st.Changes.Keys)
 		}
 	}
 	for name, def := range l.tables {

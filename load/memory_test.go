@@ -21,7 +21,7 @@ func memRun(t *testing.T, m *Memory, source string, deleted []string, versions m
 }
 
 // memRunWith is memRun with the run's Decided hook.
-func memRunWith(t *testing.T, m *Memory, source string, decided func(keys, tableKeys map[string][]string), deleted []string, versions map[string]string) Stats {
+func memRunWith(t *testing.T, m *Memory, source string, decided func(map[string][]string), deleted []string, versions map[string]string) Stats {
 	t.Helper()
 	l, err := m.Begin(t.Context(), source, claimTables)
 	if err != nil {
@@ -38,7 +38,6 @@ func memRunWith(t *testing.T, m *Memory, source string, decided func(keys, table
 		rb.Field(4).(*array.StringBuilder).Append("f")
 		rb.Field(5).(*array.Int64Builder).Append(1)
 		rb.Field(6).AppendNull()
-		rb.Field(7).AppendNull()
 		cb.Field(0).(*array.StringBuilder).Append(id)
 	}
 	for table, b := range map[string]*array.RecordBuilder{Resources: rb, "claim": cb} {
@@ -92,7 +91,7 @@ func TestMemoryDecided(t *testing.T) {
 	defer m.Release()
 	memRun(t, m, "a", nil, map[string]string{"1": "2026-01-01T00:00:00Z", "2": "2026-01-01T00:00:00Z"})
 	var got []map[string][]string
-	st := memRunWith(t, m, "a", func(keys, _ map[string][]string) { got = append(got, keys) },
+	st := memRunWith(t, m, "a", func(keys map[string][]string) { got = append(got, keys) },
 		[]string{"2"}, map[string]string{"1": "2026-01-02T00:00:00Z"})
 	if len(got) != 1 {
 		t.Fatalf("Decided called %d times, want once", len(got))

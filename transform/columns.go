@@ -35,10 +35,6 @@ type colBuilder interface {
 	// build returns the array of the cells added since the last build, in
 	// memory from mem, and starts the next batch.
 	build(mem memory.Allocator) arrow.Array
-	// appendCells appends to buf the cells from index from up to to, in a
-	// form that tells any two different runs of cells apart (nulls and
-	// lengths included), for the table hashes (see tableHash).
-	appendCells(buf []byte, from, to int) []byte
 }
 
 // newColBuilder returns the builder of a column of type dt whose elements
@@ -93,20 +89,6 @@ func (b *bitmap) len() int { return len(b.bytes) }
 func (b *bitmap) reset() { b.bytes = b.bytes[:0] }
 
 func (b *bitmap) truncate(n int) { b.bytes = b.bytes[:n] }
-
-// appendCells appends the bits of cells from up to to, a byte each.
-func (b *bitmap) appendCells(buf []byte, from, to int) []byte {
-	return append(buf, b.bytes[from:to]...)
-}
-
-// appendLengths appends the lengths that offsets give cells from up to
-// to, four bytes each.
-func appendLengths(buf []byte, offsets []int32, from, to int) []byte {
-	for i := from; i < to; i++ {
-		buf = binary.LittleEndian.AppendUint32(buf, uint32(offsets[i+1]-offsets[i]))
-	}
-	return buf
-}
 
 // pack returns the bits as an Arrow bitmap (least significant bit first)
 // and the number of ones. Eight cells at a time: a multiplication gathers
@@ -201,12 +183,6 @@ func (c *stringCol) truncate(n int) {
 	c.valid.truncate(n)
 }
 
-func (c *stringCol) appendCells(buf []byte, from, to int) []byte {
-	buf = c.valid.appendCells(buf, from, to)
-	buf = appendLengths(buf, c.offsets, from, to)
-	return append(buf, c.data[c.offsets[from]:c.offsets[to]]...)
-}
-
 func (c *stringCol) full() bool { return len(c.data) >= maxStringData }
 
 func (c *stringCol) build(mem memory.Allocator) arrow.Array {
@@ -238,10 +214,6 @@ func (c *boolCol) addNull() {
 func (c *boolCol) truncate(n int) {
 	c.valid.truncate(n)
 	c.vals.truncate(n)
-}
-
-func (c *boolCol) appendCells(buf []byte, from, to int) []byte {
-	return c.vals.appendCells(c.valid.appendCells(buf, from, to), from, to)
 }
 
 func (c *boolCol) build(mem memory.Allocator) arrow.Array {
@@ -287,11 +259,6 @@ func (c *fixedCol[T]) truncate(n int) {
 	c.valid.truncate(n)
 }
 
-// appendCells appends the values' bytes: a null's is its zero value.
-func (c *fixedCol[T]) appendCells(buf []byte, from, to int) []byte {
-	return append(c.valid.appendCells(buf, from, to), bytesOf(c.vals[from:to])...)
-}
-
 func (c *fixedCol[T]) build(mem memory.Allocator) arrow.Array {
 	valid, nulls := c.valid.validity(mem)
 	a := makeArray(c.dt, c.valid.len(), []*memory.Buffer{valid, copyBuffer(mem, bytesOf(c.vals))}, nil, nulls)
@@ -331,12 +298,6 @@ func (c *listCol) truncate(n int) {
 	c.n = c.offsets[n]
 	c.elem.truncate(int(c.n))
 	c.valid.truncate(n)
-}
-
-func (c *listCol) appendCells(buf []byte, from, to int) []byte {
-	buf = c.valid.appendCells(buf, from, to)
-	buf = appendLengths(buf, c.offsets, from, to)
-	return c.elem.appendCells(buf, int(c.offsets[from]), int(c.offsets[to]))
 }
 
 func (c *listCol) build(mem memory.Allocator) arrow.Array {
@@ -433,12 +394,9 @@ func parseTimestamp(s string) (arrow.Timestamp, error) {
 	return arrow.Timestamp(t.UnixMicro()), nil
 }
 
-// kindOfArrow is the colKind of a column of ResourcesSchema (of its
-// elements for a list).
+// kindOfArrow is the colKind of a column of ResourcesSchema.
 func kindOfArrow(dt arrow.DataType) colKind {
 	switch dt.ID() {
-	case arrow.LIST:
-		return kindOfArrow(dt.(*arrow.ListType).Elem())
 	case arrow.INT64:
 		return colKind{base: kInt64}
 	case arrow.TIMESTAMP:

@@ -46,22 +46,12 @@ type Sink interface {
 // ResourcesTable is the reserved table name of the resource index: one row
 // per resource read, schema resource_type utf8, id utf8, meta_last_updated
 // timestamp[us, tz=UTC] nullable, version_id utf8 nullable, file utf8,
-// line int64, content_hash int64, table_hashes list<int64>.
-//
-// content_hash identifies what the resource becomes in the tables: an
-// xxHash64 of its line (spaces around it trimmed), seeded with the
-// definitions of the views of its type and hashRevision, so the same line
-// under the same views hashes the same in any run, and an edited view
-// changes it. A loader may skip a version it already holds with the same
-// hash.
-//
-// table_hashes identifies what the resource became in each table of its
-// type: one xxHash64 per view of its type, in the order of the views'
-// names (TableOrder), of the rows it gave that view, seeded with the view's
-// definition and hashRevision (tableHash). A loader may leave alone the
-// rows of a table whose hash is the one it holds: a re-dated claim, whose
-// line changed in meta.lastUpdated only, changes the claim's header row
-// and none of its lines' rows.
+// line int64, content_hash int64. content_hash identifies what the resource
+// becomes in the tables: an xxHash64 of its line (spaces around it
+// trimmed), seeded with the definitions of the views of its type and
+// hashRevision, so the same line under the same views hashes the same in
+// any run, and an edited view changes it. A loader may skip a version it
+// already holds with the same hash.
 const ResourcesTable = "_resources"
 
 // ResourcesSchema is the schema of ResourcesTable.
@@ -73,10 +63,9 @@ var ResourcesSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "file", Type: arrow.BinaryTypes.String},
 	{Name: "line", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "content_hash", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "table_hashes", Type: arrow.ListOf(arrow.PrimitiveTypes.Int64)},
 }, nil)
 
-// hashRevision is mixed into every content and table hash. Bump it when a release
+// hashRevision is mixed into every content hash. Bump it when a release
 // changes what the transform makes of the same line and views, so that a
 // reload of unchanged files rewrites their rows instead of skipping them
 // as identical.
@@ -137,11 +126,6 @@ type Engine struct {
 	keys []*fhirpath.Keys
 	// seeds are the content hashes' seeds by resource type (typeSeed).
 	seeds map[string]uint64
-	// ordered are the indices in views of the views of each resource type
-	// in the order of their names: the order of table_hashes.
-	ordered map[string][]int
-	// viewSeeds are the seeds of the table hashes, by view (tableHash).
-	viewSeeds []uint64
 	// blocks keeps the block buffers (chunkBytes) of the inputs read
 	// before for the next: an incremental export is many small files,
 	// and each took 2n+1 new blocks (5.6 MB allocated and cleared for a
@@ -194,17 +178,6 @@ func NewEngine(views []*View, opts Options) (*Engine, error) {
 			d.Write(binary.LittleEndian.AppendUint64(nil, views[i].fingerprint))
 		}
 		e.seeds[typ] = d.Sum64()
-	}
-	e.ordered = map[string][]int{}
-	for typ, idx := range e.byResource {
-		e.ordered[typ] = slices.SortedFunc(slices.Values(idx), func(a, b int) int { return strings.Compare(views[a].Name(), views[b].Name()) })
-	}
-	e.viewSeeds = make([]uint64, len(views))
-	for i, v := range views {
-		var b [16]byte
-		binary.LittleEndian.PutUint64(b[:], hashRevision)
-		binary.LittleEndian.PutUint64(b[8:], v.fingerprint)
-		e.viewSeeds[i] = xxhash.Sum64(b[:])
 	}
 	e.keys = make([]*fhirpath.Keys, len(views))
 	for i, v := range views {
@@ -269,20 +242,12 @@ type worker struct {
 	tables  []*table // parallel to e.views
 	res     *table
 	resCols resourceCols
-	digest  *xxhash.Digest // of content and table hashes
-	// starts are the rows each table held before the current resource's
-	// (by view), and cells the buffer its cells are read into, for its
-	// table hashes.
-	starts []int
-	cells  []byte
-	// split is set when a table was flushed amid the current resource's
-	// rows (added).
-	split  bool
-	states []*evalState
-	parser jsondoc.Parser
-	line   int64
-	rtype  string
-	rid    string
+	digest  *xxhash.Digest // of content hashes
+	states  []*evalState
+	parser  jsondoc.Parser
+	line    int64
+	rtype   string
+	rid     string
 	// wantType is the resourceType the input's manifest declares, "" when
 	// it declares none.
 	wantType string
@@ -290,8 +255,6 @@ type worker struct {
 	// resource type seen.
 	lastType  string
 	lastViews []int
-	// lastOrdered are e.ordered[lastType].
-	lastOrdered []int
 	// badLastUpdated is the current resource's meta.lastUpdated when it
 	// is no dateTime: rejected once for the resource, not again by every
 	// view column that holds it.
@@ -314,9 +277,7 @@ func (e *Engine) newWorker(ctx context.Context, name string, sink Sink) *worker 
 		file:        w.res.cols[4].(*stringCol),
 		line:        w.res.cols[5].(*fixedCol[int64]),
 		hash:        w.res.cols[6].(*fixedCol[int64]),
-		tableHashes: w.res.cols[7].(*listCol),
 	}
-	w.starts = make([]int, len(e.views))
 	w.tables = make([]*table, len(e.views))
 	w.states = make([]*evalState, len(e.views))
 	for i, v := range e.views {
@@ -352,8 +313,7 @@ func (e *Engine) retire(w *worker) {
 	w.ctx, w.sink = nil, nil
 	w.stats = Stats{Rows: map[string]int64{}}
 	w.line, w.rtype, w.rid, w.wantType, w.badLastUpdated = 0, "", "", "", ""
-	w.split = false
-	w.lastType, w.lastViews, w.lastOrdered = "", nil, nil
+	w.lastType, w.lastViews = "", nil
 	e.idle.Put(w)
 }
 
@@ -724,29 +684,7 @@ func (w *worker) resource(line []byte) error {
 	res := fhirpath.Object(v)
 	if w.rtype != w.lastType { // files hold one type: look it up once
 		w.lastType, w.lastViews = strings.Clone(w.rtype), w.e.byResource[w.rtype]
-		w.lastOrdered = w.e.ordered[w.rtype]
 	}
-	for _, i := range w.lastViews {
-		w.starts[i] = w.tables[i].rows
-	}
-	if err := w.views(res); err != nil {
-		return err
-	}
-	w.tableHashes()
-	// A table is flushed once the resource's rows are all in, so that
-	// they can be hashed together: a batch may pass batchRows by one
-	// resource's rows.
-	for _, i := range w.lastViews {
-		if err := w.flushFull(w.tables[i]); err != nil {
-			return err
-		}
-	}
-	return w.flushFull(w.res)
-}
-
-// views appends the rows of the current resource, res, to the tables of
-// its views.
-func (w *worker) views(res fhirpath.Value) error {
 	for _, i := range w.lastViews {
 		if w.e.views[i].flat != nil {
 			if err := w.flatRow(i, res); err != nil {
@@ -809,45 +747,11 @@ func (w *worker) flatRow(i int, res fhirpath.Value) error {
 	return w.added(t, 1)
 }
 
-// tableHashes appends the table hashes of the current resource, whose
-// rows in the table of view i start at row starts[i], to its index row.
-func (w *worker) tableHashes() {
-	hashes := w.resCols.tableHashes
-	if w.split {
-		w.split = false
-		hashes.addNull() // the rows of a split resource are not all at hand
-		return
-	}
-	elems := hashes.elem.(*fixedCol[int64])
-	for _, i := range w.lastOrdered {
-		elems.addRaw(int64(w.tableHash(i, w.starts[i])))
-	}
-	hashes.end(len(w.lastOrdered))
-}
-
-// tableHash is the hash of the rows of view i's table from row from on:
-// an xxHash64 of their number and of their cells column by column (see
-// colBuilder.appendCells), seeded with the view's seed (viewSeeds).
-func (w *worker) tableHash(i, from int) uint64 {
-	t := w.tables[i]
-	buf := binary.LittleEndian.AppendUint32(w.cells[:0], uint32(t.rows-from))
-	if t.rows > from {
-		for _, c := range t.cols {
-			buf = c.appendCells(buf, from, t.rows)
-		}
-	}
-	w.cells = buf
-	w.digest.ResetWithSeed(w.e.viewSeeds[i])
-	w.digest.Write(buf)
-	return w.digest.Sum64()
-}
-
 // resourceCols are the columns of ResourcesTable.
 type resourceCols struct {
 	typ, id, versionID, file *stringCol
 	lastUpdated              *fixedCol[arrow.Timestamp]
 	line, hash               *fixedCol[int64]
-	tableHashes              *listCol
 }
 
 // index appends the ResourcesTable row of the current resource.
@@ -880,11 +784,7 @@ func (w *worker) index(v *jsondoc.Value, line []byte) error {
 	w.digest.ResetWithSeed(w.e.typeSeed(w.rtype))
 	w.digest.Write(line)
 	c.hash.addRaw(int64(w.digest.Sum64()))
-	// Counted, not flushed: its table hashes come after its rows
-	// (tableHashes).
-	w.res.rows++
-	w.res.total++
-	return nil
+	return w.added(w.res, 1)
 }
 
 func (w *worker) appendRows(t *table, rows []row) error {
@@ -940,31 +840,17 @@ func (w *worker) appendValue(t *table, ci int, v *fhirpath.Value) error {
 	return nil
 }
 
-// added counts n new rows in t, and flushes it at once when a string
-// column is near the offsets' limit; the current resource's rows are
-// then split between batches, and it gets no table hashes (split).
-// Reaching batchRows waits for the resource's last row (flushFull).
+// added counts n new rows in t and flushes it when full.
 func (w *worker) added(t *table, n int) error {
 	t.rows += n
 	t.total += int64(n)
+	if t.rows >= w.e.batchRows {
+		return w.flush(t)
+	}
 	for _, sc := range t.strs {
 		if sc.full() {
-			w.split = true
 			return w.flush(t)
 		}
-	}
-	return nil
-}
-
-// flushFull flushes t when it is full: batchRows rows, or a string column
-// near the offsets' limit.
-func (w *worker) flushFull(t *table) error {
-	full := t.rows >= w.e.batchRows
-	for _, sc := range t.strs {
-		full = full || sc.full()
-	}
-	if full {
-		return w.flush(t)
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	cmp2 "cmp"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -106,9 +105,7 @@ func TestTransformRejects(t *testing.T) {
 
 func TestTransformBatching(t *testing.T) {
 	_, sink := transformFile(t, loadTestViews(t), Options{BatchRows: 2}, "patients.ndjson")
-	// A batch is flushed after the resource that fills it, so it may pass
-	// BatchRows by that resource's rows.
-	for table, want := range map[string][]int64{"person": {2, 2, 1}, ResourcesTable: {2, 2, 2}, "person_name": {2, 3, 1}} {
+	for table, want := range map[string][]int64{"person": {2, 2, 1}, ResourcesTable: {2, 2, 2}, "person_name": {2, 2, 2}} {
 		var got []int64
 		for _, b := range sink.Batches[table] {
 			got = append(got, b.NumRows())
@@ -620,76 +617,5 @@ func TestEngineReusesWorkers(t *testing.T) {
 		if diff := cmp.Diff(w, g); diff != "" {
 			t.Errorf("%s from the reused worker (-new +reused):\n%s", table, diff)
 		}
-	}
-}
-
-// TestTableHashes: a resource's hash in a table changes with the rows it
-// gives that table and nothing else, wherever its rows fall in the
-// batches (person reads meta.lastUpdated, person_name does not).
-func TestTableHashes(t *testing.T) {
-	lines := []string{
-		`{"resourceType":"Patient","id":"a","meta":{"lastUpdated":"2024-01-01T00:00:00Z"},"name":[{"family":"X","given":["A"]}]}`,
-		`{"resourceType":"Patient","id":"a","meta":{"lastUpdated":"2024-02-01T00:00:00Z"},"name":[{"family":"X","given":["A"]}]}`,
-		`{"resourceType":"Patient","id":"a","meta":{"lastUpdated":"2024-01-01T00:00:00Z"},"name":[{"family":"Y","given":["A"]}]}`,
-		`{"resourceType":"Patient","id":"a","meta":{"lastUpdated":"2024-01-01T00:00:00Z"},"name":[{"family":"X","given":[""]}]}`,
-		`{"resourceType":"Patient","id":"a","meta":{"lastUpdated":"2024-01-01T00:00:00Z"},"name":[{"family":"X"}]}`,
-		`{"resourceType":"Patient","id":"a","meta":{"lastUpdated":"2024-01-01T00:00:00Z"}}`,
-		`{"resourceType":"Patient","id":"a","meta":{"lastUpdated":"2024-01-01T00:00:00Z"},"name":[{"family":"X","given":["A"]}]}`,
-		`{"resourceType":"Observation","id":"o"}`,
-	}
-	e, err := NewEngine(loadTestViews(t), Options{BatchRows: 2, Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := NewMemSink()
-	defer sink.Release()
-	if _, err := e.Transform(t.Context(), "h.ndjson", strings.NewReader(strings.Join(lines, "\n")+"\n"), sink); err != nil {
-		t.Fatal(err)
-	}
-	out, err := sink.JSON(ResourcesTable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var hashes [][]int64 // by line: person, person_name
-	for _, row := range strings.Split(strings.TrimSpace(out), "\n") {
-		var r struct {
-			Hashes []int64 `json:"table_hashes"`
-		}
-		if err := json.Unmarshal([]byte(row), &r); err != nil {
-			t.Fatal(err)
-		}
-		hashes = append(hashes, r.Hashes)
-	}
-	if len(hashes) != len(lines) {
-		t.Fatalf("%d index rows, want %d", len(hashes), len(lines))
-	}
-	for i, h := range hashes[:7] {
-		if len(h) != 2 {
-			t.Fatalf("line %d: %d table hashes, want 2 (person, person_name)", i+1, len(h))
-		}
-	}
-	if len(hashes[7]) != 0 {
-		t.Errorf("a type without views: table hashes %v, want none", hashes[7])
-	}
-	base := hashes[0]
-	for _, c := range []struct {
-		line             int
-		person, personNm bool // whether each hash is base's
-		what             string
-	}{
-		{2, false, true, "re-dated"},
-		{3, true, false, "another family name (not official: person's is null either way)"},
-		{4, false, false, "an empty given name instead of one (person lists the given names)"},
-		{5, false, false, "no given name (null) instead of one"},
-		{6, false, false, "no name: no person_name row"},
-		{7, true, true, "the first line again, in another batch"},
-	} {
-		h := hashes[c.line-1]
-		if (h[0] == base[0]) != c.person || (h[1] == base[1]) != c.personNm {
-			t.Errorf("line %d (%s): hashes %v against %v; same person %v, same person_name %v wanted", c.line, c.what, h, base, c.person, c.personNm)
-		}
-	}
-	if hashes[3][1] == hashes[4][1] {
-		t.Errorf("an empty given name and none hash the same in person_name: %d", hashes[3][1])
 	}
 }

@@ -16,9 +16,7 @@ import (
 )
 
 // compactionCase is a pipeline into a new warehouse, a 40 MB export and a
-// set of changes to half of its resources: half of those re-dated only
-// (only their header rows change), half with a changed amount or value,
-// which replaces the rows of a claim's adjudications (a quarter of them).
+// set of changes to a quarter of its resources.
 func compactionCase(t *testing.T) (p pipeline.Pipeline, export, changes string) {
 	t.Helper()
 	root := t.TempDir()
@@ -26,7 +24,7 @@ func compactionCase(t *testing.T) (p pipeline.Pipeline, export, changes string) 
 	if _, err := bench.GenerateExport(export, 40<<20); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bench.GenerateChanges(export, changes, 2); err != nil {
+	if _, err := bench.GenerateChanges(export, changes, 4); err != nil {
 		t.Fatal(err)
 	}
 	views, err := transform.LoadViews(schemas.FS)
@@ -37,7 +35,7 @@ func compactionCase(t *testing.T) (p pipeline.Pipeline, export, changes string) 
 }
 
 // TestRunsCompactTheWarehouse: a run that replaces a quarter of the
-// claims' adjudications leaves a quarter of that table's stored rows deleted, so it
+// resources leaves a quarter of every table's stored rows deleted, so it
 // compacts the warehouse after its commit and says so in its summary; the
 // tables it names then store only their current rows, as many as before.
 func TestRunsCompactTheWarehouse(t *testing.T) {

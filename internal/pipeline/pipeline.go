@@ -627,7 +627,7 @@ func (p Pipeline) load(ctx context.Context, log *slog.Logger, parts []*part, sum
 			defer lk.Close()
 			lake = lk
 			if pf, ok := lk.(load.Prefetcher); ok {
-				run.Decided = func(keys, tableKeys map[string][]string) { pf.Prefetch(ctx, run.Source, keys, tableKeys, tables) }
+				run.Decided = func(keys map[string][]string) { pf.Prefetch(ctx, run.Source, keys, tables) }
 			}
 		}
 	}

@@ -45,7 +45,7 @@ func TestDecidedComesBeforeTheChanges(t *testing.T) {
 			var got []map[string][]string
 			var rowsThen []string
 			run := load.Run{ID: "r2", Source: "test", Scope: "all", Started: time.Now(), Changes: tt.need,
-				Decided: func(keys, _ map[string][]string) {
+				Decided: func(keys map[string][]string) {
 					got = append(got, keys)
 					rowsThen = query(t, w, "SELECT parent_id || ':' || seq FROM child ORDER BY 1")
 				}}

@@ -89,7 +89,6 @@ func versions(vs ...version) arrow.RecordBatch {
 		b.Field(4).(*array.StringBuilder).Append("Claim.001.ndjson")
 		b.Field(5).(*array.Int64Builder).Append(int64(i + 1))
 		b.Field(6).AppendNull()
-		b.Field(7).AppendNull()
 	}
 	return b.NewRecordBatch()
 }

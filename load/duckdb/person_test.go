@@ -59,7 +59,6 @@ func loadPatients(t *testing.T, w *Warehouse, source, runID string, rule load.Pe
 		rb.Field(4).(*array.StringBuilder).Append("Patient.ndjson")
 		rb.Field(5).(*array.Int64Builder).Append(int64(i + 1))
 		rb.Field(6).AppendNull()
-		rb.Field(7).AppendNull()
 		pb.Field(0).(*array.StringBuilder).Append(p.id)
 		pb.Field(1).(*array.StringBuilder).Append(p.family)
 		for j, id := range p.ids {

@@ -14,8 +14,7 @@ import (
 // load.SchemaVersion) to the current one, in one transaction: it commits whole
 // or not at all. A current warehouse is left alone.
 //
-// From version 3 to 4, the version index gets its table_hashes column;
-// from version 2, its content_hash column too.
+// From version 2 to 3, the version index gets its content_hash column.
 //
 // From version 1 (rows keyed by resource type and id alone) to 2 (keyed by
 // source, type and id):
@@ -40,7 +39,7 @@ func (w *Warehouse) Upgrade(ctx context.Context, tables []load.Table) error {
 	if w.version == 0 {
 		return w.init(ctx) // an empty database: nothing to convert
 	}
-	upgrade := map[int]func(context.Context, []load.Table) error{1: w.upgradeFrom1, 2: w.upgradeFrom2, 3: w.upgradeFrom3}[w.version]
+	upgrade := map[int]func(context.Context, []load.Table) error{1: w.upgradeFrom1, 2: w.upgradeFrom2}[w.version]
 	if upgrade == nil {
 		return fmt.Errorf("upgrade %s: no upgrade from layout %d", w.path, w.version)
 	}
@@ -60,20 +59,10 @@ func (w *Warehouse) Upgrade(ctx context.Context, tables []load.Table) error {
 
 // upgradeFrom2 gives the version index its content_hash column, null for
 // the versions already there (so each is taken again once, the next time
-// a run carries it), and then its table_hashes (upgradeFrom3). A version
-// 2 index keeps its primary key; a rebuilt warehouse has none.
-func (w *Warehouse) upgradeFrom2(ctx context.Context, tables []load.Table) error {
-	if err := w.exec(ctx, `ALTER TABLE fhirlake_resources ADD COLUMN content_hash BIGINT`); err != nil {
-		return err
-	}
-	return w.upgradeFrom3(ctx, tables)
-}
-
-// upgradeFrom3 gives the version index its table_hashes column, null for
-// the versions already there: the next version of each rewrites its rows
-// in every table.
-func (w *Warehouse) upgradeFrom3(ctx context.Context, _ []load.Table) error {
-	return w.exec(ctx, `ALTER TABLE fhirlake_resources ADD COLUMN table_hashes BIGINT[];
+// a run carries it). A version 2 index keeps its primary key; a rebuilt
+// warehouse has none.
+func (w *Warehouse) upgradeFrom2(ctx context.Context, _ []load.Table) error {
+	return w.exec(ctx, `ALTER TABLE fhirlake_resources ADD COLUMN content_hash BIGINT;
 		UPDATE fhirlake_warehouse SET value = ? WHERE key = 'schema_version'`, fmt.Sprint(load.SchemaVersion))
 }
 
@@ -111,7 +100,7 @@ func (w *Warehouse) upgradeFrom1(ctx context.Context, tables []load.Table) error
 	// row's run.
 	bySource := fmt.Sprintf("coalesce((SELECT r.source FROM fhirlake_runs AS r WHERE r.run_id = o.run_id), %s)", sqlString(load.DefaultSource))
 	for _, b := range []struct{ name, ddl, cols string }{
-		{"fhirlake_resources", resourcesDDL, bySource + ", o.resource_type, o.id, o.meta_last_updated, o.version_id, o.run_id, NULL, NULL"},
+		{"fhirlake_resources", resourcesDDL, bySource + ", o.resource_type, o.id, o.meta_last_updated, o.version_id, o.run_id, NULL"},
 		{"fhirlake_deleted", deletedDDL, "o.run_id, " + bySource + ", o.resource_type, o.id, o.transaction_time"},
 		{"fhirlake_rejects", rejectsDDL, "o.run_id, " + bySource + ", o.file, o.line, o.resource_type, o.resource_id, o.column_name, o.reason"},
 	} {

@@ -453,7 +453,7 @@ CREATE TABLE IF NOT EXISTS fhirlake_export_errors (
 // resource_type, id) without a primary-key index, which would cost a tenth
 // of the warehouse: the commit deletes the versions it replaces before it
 // inserts them from fhirlake_accepted, one per resource (TestVersionIndexUnique).
-// content_hash came in version 3, table_hashes in version 4.
+// content_hash came in version 3.
 const (
 	resourcesDDL = `
 CREATE TABLE fhirlake_resources (
@@ -463,8 +463,7 @@ CREATE TABLE fhirlake_resources (
 	meta_last_updated TIMESTAMPTZ,
 	version_id        VARCHAR,
 	run_id            VARCHAR NOT NULL,
-	content_hash      BIGINT,
-	table_hashes      BIGINT[]
+	content_hash      BIGINT
 );
 `
 	deletedDDL = `

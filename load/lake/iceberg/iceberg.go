@@ -437,7 +437,7 @@ func (lk *Lake) Publish(ctx context.Context, snap load.Snapshot, id load.Identit
 	p := publication{snap: snap, changes: changes, full: full, shared: ns.shared(id.ID), mine: mine, scratch: scratchOf(id.Path),
 		summary: iceberg.Properties{SummaryRunID: runID, SummarySource: source}}
 	if changes != nil {
-		p.ids = &idSets{}
+		p.ids = &idSets{keys: changes.Keys}
 	}
 	p.scratch.sweep()
 	defs, err := snap.TableDefs(ctx)
@@ -581,44 +581,31 @@ func (s scratch) sweep() {
 	}
 }
 
-// idSets are the sets of a run's changed ids (load.Changes.Keys, and
-// TableKeys), each made when first asked for and shared by the tables
-// that take it (those of a type and the version index), which may be
-// published at once.
+// idSets are the sets of a run's changed ids (load.Changes.Keys), one per
+// resource type, each made when first asked for and shared by the tables
+// of the type and the version index, which may be published at once.
 type idSets struct {
+	keys map[string][]string
 	mu   sync.Mutex
 	sets map[string]idSet
 }
 
-// of is the set of ids, the list the run's keys hold under name (a
-// resource type, or a table's name for its own list).
-func (s *idSets) of(name string, ids []string) idSet {
+// of is the set of the ids of resource type typ.
+func (s *idSets) of(typ string) idSet {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if set, ok := s.sets[name]; ok {
+	if set, ok := s.sets[typ]; ok {
 		return set
 	}
-	set := make(idSet, len(ids))
-	for _, id := range ids {
+	set := make(idSet, len(s.keys[typ]))
+	for _, id := range s.keys[typ] {
 		set[id] = struct{}{}
 	}
 	if s.sets == nil {
 		s.sets = map[string]idSet{}
 	}
-	s.sets[name] = set
+	s.sets[typ] = set
 	return set
-}
-
-// tableIDs are the ids of the resources whose rows in t a run changed
-// (load.TableIDs), under the name of their set (idSets.of) and as the
-// keys that Prefetch and publishDelta compare (sameKeys).
-func tableIDs(keys, tableKeys map[string][]string, t load.Table) (name string, ids []string, sel map[string][]string) {
-	ids = load.TableIDs(keys, tableKeys, t)
-	name = t.Resource
-	if _, own := tableKeys[t.Name]; own {
-		name = "table " + t.Name // not a resource type's name
-	}
-	return name, ids, map[string][]string{name: ids}
 }
 
 // maxFilterIDs is how many ids a commit's planning filter lists (id IN
@@ -691,10 +678,9 @@ func (lk *Lake) publishBookkeeping(ctx context.Context, p publication, name, def
 	if err != nil {
 		return err
 	}
-	// The warehouse writes the files of a table of plain columns and
-	// lists of them (the version index among them: 2.7 million rows at
-	// 10 GB); the field ids of other nested ones (the run log's maps) it
-	// is not given.
+	// The warehouse writes the files of a table of plain columns (the
+	// version index among them: 2.7 million rows at 10 GB); the field ids
+	// of nested ones (the run log's lists and maps) it cannot name.
 	pw, writes := p.snap.(load.PartFilesWriter)
 	if !writes || !flat(tbl.Schema()) {
 		rr, err := p.snap.SourceRecords(ctx, name, column, p.sources())
@@ -939,15 +925,10 @@ func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, d
 	return true, lk.compactIfDue(ctx, t.Name, p.summary)
 }
 
-// flat reports whether every column of sc is of a primitive type or a
-// list of one: the columns whose field ids addWarehouseFiles names.
+// flat reports whether every column of sc is of a primitive type.
 func flat(sc *iceberg.Schema) bool {
 	for _, f := range sc.Fields() {
-		typ := f.Type
-		if lt, ok := typ.(*iceberg.ListType); ok {
-			typ = lt.Element
-		}
-		if _, ok := typ.(iceberg.PrimitiveType); !ok {
+		if _, ok := f.Type.(iceberg.PrimitiveType); !ok {
 			return false
 		}
 	}
@@ -971,9 +952,6 @@ func addWarehouseFiles(ctx context.Context, p publication, tbl *table.Table, def
 	ids := map[string]int{}
 	for _, f := range tbl.Schema().Fields() {
 		ids[f.Name] = f.ID
-		if lt, ok := f.Type.(*iceberg.ListType); ok {
-			ids[f.Name+load.ElementID] = lt.ElementID
-		}
 	}
 	rowGroup, _ := strconv.Atoi(tbl.Properties()[table.ParquetRowGroupLimitKey])
 	folder := "fhirlake-" + uuid.NewString()
@@ -1089,7 +1067,7 @@ func (lk *Lake) publishDelta(ctx context.Context, snap load.Snapshot, t load.Tab
 	if changes.Keys == nil || !lk.exists(ctx, t.Name) {
 		return false, nil
 	}
-	set, ids, sel := tableIDs(changes.Keys, changes.TableKeys, t)
+	ids := changes.Keys[t.Resource]
 	rr, err := snap.RecordsOf(ctx, t, changes.Source, ids, changes.Appended[t.Name])
 	if err != nil {
 		return false, err
@@ -1099,16 +1077,16 @@ func (lk *Lake) publishDelta(ctx context.Context, snap load.Snapshot, t load.Tab
 	if err != nil {
 		return false, err
 	}
-	filter, match := deltaKeys(t, changes.Source, set, ids, sets)
-	return true, commitRowDelta(ctx, tbl, filter, match, lk.prefetchedFor(sel), readerOf(rr), summary, def)
+	filter, match := deltaKeys(t, changes.Source, ids, sets)
+	return true, commitRowDelta(ctx, tbl, filter, match, lk.prefetchedFor(changes.Keys), readerOf(rr), summary, def)
 }
 
 // deltaKeys are the filter and the keys of the rows of source in t that
-// a run changing ids (the set named set of sets; see tableIDs) replaces;
-// a nil filter when it replaces none.
-func deltaKeys(t load.Table, source, set string, ids []string, sets *idSets) (iceberg.BooleanExpression, rowKeys) {
+// a run changing ids (of t's resource type; sets) replaces; a nil filter
+// when it replaces none.
+func deltaKeys(t load.Table, source string, ids []string, sets *idSets) (iceberg.BooleanExpression, rowKeys) {
 	var filter iceberg.BooleanExpression
-	match := rowKeys{cols: []string{load.DataSource, t.Key}, ids: map[string]idSet{source: sets.of(set, ids)}}
+	match := rowKeys{cols: []string{load.DataSource, t.Key}, ids: map[string]idSet{source: sets.of(t.Resource)}}
 	if len(ids) > 0 {
 		filter = iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference(load.DataSource), source), idFilter(t.Key, ids))
 	}
@@ -1160,7 +1138,7 @@ func indexKeys(source string, keys map[string][]string, sets *idSets) (iceberg.B
 	for _, typ := range types {
 		byType = append(byType, iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference("resource_type"), typ),
 			idFilter("id", keys[typ])))
-		match.ids[joinKey(source, typ)] = sets.of(typ, keys[typ])
+		match.ids[joinKey(source, typ)] = sets.of(typ)
 	}
 	var filter iceberg.BooleanExpression
 	switch len(byType) {

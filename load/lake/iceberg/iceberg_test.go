@@ -57,10 +57,6 @@ type claim struct {
 	lines    int
 }
 
-// claimHashes are the table hashes (claim, claim_line) that commitWith
-// gives a claim; a claim it does not name has none.
-var claimHashes map[string][]int64
-
 // commit runs one load of source into w: tombstones, then claims, all
 // last updated now.
 func commit(t *testing.T, w *duckdb.Warehouse, source, runID string, deleted []string, claims ...claim) *load.Changes {
@@ -69,7 +65,7 @@ func commit(t *testing.T, w *duckdb.Warehouse, source, runID string, deleted []s
 }
 
 // commitWith is commit with the run's Decided hook (load.Run.Decided).
-func commitWith(t *testing.T, w *duckdb.Warehouse, source, runID string, decided func(keys, tableKeys map[string][]string), deleted []string, claims ...claim) *load.Changes {
+func commitWith(t *testing.T, w *duckdb.Warehouse, source, runID string, decided func(map[string][]string), deleted []string, claims ...claim) *load.Changes {
 	t.Helper()
 	ctx := t.Context()
 	l, err := w.Begin(ctx, source, tables)
@@ -94,13 +90,6 @@ func commitWith(t *testing.T, w *duckdb.Warehouse, source, runID string, decided
 		rb.Field(4).(*array.StringBuilder).Append("Claim.ndjson")
 		rb.Field(5).(*array.Int64Builder).Append(int64(i + 1))
 		rb.Field(6).AppendNull()
-		if h, ok := claimHashes[c.id]; ok {
-			hb := rb.Field(7).(*array.ListBuilder)
-			hb.Append(true)
-			hb.ValueBuilder().(*array.Int64Builder).AppendValues(h, nil)
-		} else {
-			rb.Field(7).AppendNull()
-		}
 		cb.Field(0).(*array.StringBuilder).Append(c.id)
 		cb.Field(1).AppendNull()
 		if c.date == "" {

@@ -27,7 +27,7 @@ var _ load.Prefetcher = (*Lake)(nil)
 // table's snapshot snap for the changed ids keys, or the error met.
 type prefetch struct {
 	name  string
-	keys  map[string][]string // the changed ids it deletes by (tableIDs; the run's Keys for the index)
+	keys  map[string][]string // the run's changed ids by type, as Prefetch was given them
 	state int                 // queued, running, ready or taken
 	done  chan struct{}       // closed when the state leaves running
 	// find loads the table (nil and catalog.ErrNoSuchTable when it does
@@ -61,32 +61,28 @@ type prefetches struct {
 // to the version index. Publish uses them when the table is still at
 // the snapshot they were written against and the run's keys are the same
 // slices; Close deletes those it did not use.
-func (lk *Lake) Prefetch(ctx context.Context, source string, keys, tableKeys map[string][]string, tables []load.Table) {
+func (lk *Lake) Prefetch(ctx context.Context, source string, keys map[string][]string, tables []load.Table) {
 	if keys == nil || changedKeys(keys) > manyKeys {
 		return // published one table at a time, and mostly by partitions
 	}
 	pre := &prefetches{tables: map[string]*prefetch{}}
-	add := func(name string, keys map[string][]string, find func(context.Context) (*table.Table, iceberg.BooleanExpression, rowKeys, error)) {
+	add := func(name string, find func(context.Context) (*table.Table, iceberg.BooleanExpression, rowKeys, error)) {
 		f := &prefetch{name: name, keys: keys, done: make(chan struct{}), find: find, snap: -1}
 		pre.order = append(pre.order, f)
 		pre.tables[name] = f
 	}
-	sets := &idSets{}
+	sets := &idSets{keys: keys}
 	for _, t := range tables {
-		if strings.HasPrefix(t.Name, load.BookkeepingPrefix) || t.Name == load.PersonTable {
+		if strings.HasPrefix(t.Name, load.BookkeepingPrefix) || t.Name == load.PersonTable || len(keys[t.Resource]) == 0 {
 			continue
 		}
-		set, ids, sel := tableIDs(keys, tableKeys, t)
-		if len(ids) == 0 {
-			continue
-		}
-		add(t.Name, sel, func(ctx context.Context) (*table.Table, iceberg.BooleanExpression, rowKeys, error) {
+		add(t.Name, func(ctx context.Context) (*table.Table, iceberg.BooleanExpression, rowKeys, error) {
 			tbl, err := lk.Table(ctx, t.Name)
-			filter, match := deltaKeys(t, source, set, ids, sets)
+			filter, match := deltaKeys(t, source, keys[t.Resource], sets)
 			return tbl, filter, match, err
 		})
 	}
-	add(load.IndexTable, keys, func(ctx context.Context) (*table.Table, iceberg.BooleanExpression, rowKeys, error) {
+	add(load.IndexTable, func(ctx context.Context) (*table.Table, iceberg.BooleanExpression, rowKeys, error) {
 		tbl, err := lk.Table(ctx, load.IndexTable)
 		filter, match := indexKeys(source, keys, sets)
 		return tbl, filter, match, err

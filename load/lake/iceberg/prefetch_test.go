@@ -4,7 +4,6 @@ package iceberg_test
 
 import (
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/fhirlake/fhirlake/load/duckdb"
 	"github.com/fhirlake/fhirlake/load/lake/iceberg"
 	"github.com/fhirlake/fhirlake/load/lake/iceberg/icebergtest"
-	"github.com/google/go-cmp/cmp"
 )
 
 // TestPrefetchedDeletes: a run whose commit hands its changed resources to
@@ -41,8 +39,8 @@ func TestPrefetchedDeletes(t *testing.T) {
 	all := claims(30, 3)
 	publish(t, lka, wa, commit(t, wa, "payer-a", "a1", nil, all...))
 	publish(t, lkb, wb, commit(t, wb, "payer-b", "b1", nil, all...))
-	prefetch := func(lk *iceberg.Lake, source string) func(keys, tableKeys map[string][]string) {
-		return func(keys, tableKeys map[string][]string) { lk.Prefetch(ctx, source, keys, tableKeys, tables) }
+	prefetch := func(lk *iceberg.Lake, source string) func(map[string][]string) {
+		return func(keys map[string][]string) { lk.Prefetch(ctx, source, keys, tables) }
 	}
 	check := func(when string) {
 		t.Helper()
@@ -98,45 +96,4 @@ func TestPrefetchedDeletes(t *testing.T) {
 			t.Errorf("%s, prefetched for a4, outlived the lake's Close", f)
 		}
 	}
-}
-
-// TestTableKeysNarrowDeltas: a run whose new versions give some table the
-// rows it holds (equal table hashes) changes only the other tables' rows
-// of those resources, in the warehouse and in the lake, and prefetches
-// the deletes of just those.
-func TestTableKeysNarrowDeltas(t *testing.T) {
-	ctx := t.Context()
-	root := t.TempDir()
-	w := warehouseAt(t, filepath.Join(root, "w.duckdb"))
-	lk, err := iceberg.Open(ctx, filepath.Join(root, "lake"), load.LakeOptions{Warehouse: w.Path(), Catalog: "sqlite:" + filepath.Join(root, "catalog.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lk.Close()
-	first := claims(10, 3)
-	claimHashes = map[string][]int64{}
-	t.Cleanup(func() { claimHashes = nil })
-	for i, c := range first {
-		claimHashes[c.id] = []int64{int64(i), int64(100 + i)}
-	}
-	publish(t, lk, w, commit(t, w, "payer-a", "a1", nil, first...))
-
-	// c00's lines change, its claim row does not; c01's claim row
-	// changes, its lines do not (the staged ones differ, and are not
-	// written); c02's both.
-	claimHashes = map[string][]int64{"c00": {0, 999}, "c01": {999, 101}, "c02": {998, 998}}
-	ch := commitWith(t, w, "payer-a", "a2", func(keys, tableKeys map[string][]string) { lk.Prefetch(ctx, "payer-a", keys, tableKeys, tables) }, nil,
-		claim{"c00", first[0].date, 1}, claim{"c01", "2019-05-01", 5}, claim{"c02", "2018-05-01", 1})
-	want := map[string][]string{"claim": {"c01", "c02"}, "claim_line": {"c00", "c02"}}
-	if diff := cmp.Diff(want, ch.TableKeys); diff != "" {
-		t.Errorf("TableKeys (-want +got):\n%s", diff)
-	}
-	if got := query(t, w, "SELECT claim_id || ':' || count(*) FROM claim_line WHERE claim_id IN ('c00', 'c01', 'c02') GROUP BY claim_id ORDER BY 1"); !slices.Equal(got, []string{"c00:1", "c01:2", "c02:1"}) {
-		t.Errorf("lines of the changed claims: %v, want c00:1 c01:2 c02:1", got)
-	}
-	publish(t, lk, w, ch)
-	if n := iceberg.PrefetchesUsed(lk); n != 3 {
-		t.Errorf("a2 used %d prefetched tables, want 3", n)
-	}
-	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line", load.IndexTable)
 }

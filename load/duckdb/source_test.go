@@ -288,3 +288,18 @@ func TestRunOfSeveralExports(t *testing.T) {
 		t.Errorf("run record (-want +got):\n%s", diff)
 	}
 }
+
+// TestDeletedAndCarriedAgain: a version a run carries with its own
+// tombstone is taken, even one identical to or older than the stored one
+// (warehousetest), with its rows in every table.
+func TestDeletedAndCarriedAgain(t *testing.T) {
+	w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	warehousetest.DeletedAndCarriedAgain(t, w, tables)
+	if diff := cmp.Diff([]string{"a r2", "b r2"}, query(t, w, "SELECT id || ' ' || run_id FROM fhirlake_resources ORDER BY id")); diff != "" {
+		t.Errorf("version index (-want +got):\n%s", diff)
+	}
+}

@@ -172,7 +172,8 @@ type PartFilesWriter interface {
 	// the rows without a value). vals, when not nil, are partition values
 	// as Changes.Tables names them: only the rows in those partitions are
 	// written. Each file holds every column of t, under the Parquet field
-	// id ids gives it (every column must have one), in row groups of at
+	// id ids gives it (every column must have one; the elements of a list
+	// column c have theirs under c+ElementID), in row groups of at
 	// most rowGroup rows (0: the writer's own size). It returns the files'
 	// paths, none when there are no rows.
 	WriteParquetParts(ctx context.Context, t Table, sources, vals []string, ids map[string]int, rowGroup int, dir string) ([]string, error)
@@ -181,6 +182,10 @@ type PartFilesWriter interface {
 	// WriteParquetParts does, one file per source.
 	WriteSourceParts(ctx context.Context, table, column string, sources []string, ids map[string]int, rowGroup int, dir string) ([]string, error)
 }
+
+// ElementID ends the key of the field id of a list column's elements in
+// the ids of PartFilesWriter.
+const ElementID = ".element"
 
 // RecordReader is an Arrow record stream that must be released.
 type RecordReader interface {

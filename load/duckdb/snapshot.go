@@ -166,7 +166,7 @@ func (w *Warehouse) WriteSourceParts(ctx context.Context, table, column string, 
 // writeParts writes the rows of table that where selects with one COPY
 // ... PARTITION_BY pass into folders under dir, one file per value of
 // the column source and, with p, UTC year of its column, every column
-// under its field id in ids.
+// under its field id in ids (a list's elements too).
 func (w *Warehouse) writeParts(ctx context.Context, table, source string, p *load.Partition, where string, ids map[string]int, rowGroup int, dir string) ([]string, error) {
 	if rowGroup <= 0 {
 		rowGroup = rowGroupRows
@@ -186,6 +186,9 @@ func (w *Warehouse) writeParts(ctx context.Context, table, source string, p *loa
 			return nil, fmt.Errorf("write %s: no field id for column %s", table, c)
 		}
 		fields[i] = fmt.Sprintf("%s: %d", ident(c), id)
+		if elem, ok := ids[c+load.ElementID]; ok {
+			fields[i] = fmt.Sprintf("%s: {__duckdb_field_id: %d, element: %d}", ident(c), id, elem)
+		}
 	}
 	// DuckDB leaves a PARTITION_BY column out of the files: the files are
 	// split by copies of the source and the year, named unlike any column.

@@ -678,9 +678,10 @@ func (lk *Lake) publishBookkeeping(ctx context.Context, p publication, name, def
 	if err != nil {
 		return err
 	}
-	// The warehouse writes the files of a table of plain columns (the
-	// version index among them: 2.7 million rows at 10 GB); the field ids
-	// of nested ones (the run log's lists and maps) it cannot name.
+	// The warehouse writes the files of a table of plain columns and
+	// lists of them (the version index among them: 2.7 million rows at
+	// 10 GB); the field ids of other nested ones (the run log's maps) it
+	// is not given.
 	pw, writes := p.snap.(load.PartFilesWriter)
 	if !writes || !flat(tbl.Schema()) {
 		rr, err := p.snap.SourceRecords(ctx, name, column, p.sources())
@@ -925,10 +926,15 @@ func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, d
 	return true, lk.compactIfDue(ctx, t.Name, p.summary)
 }
 
-// flat reports whether every column of sc is of a primitive type.
+// flat reports whether every column of sc is of a primitive type or a
+// list of one: the columns whose field ids addWarehouseFiles names.
 func flat(sc *iceberg.Schema) bool {
 	for _, f := range sc.Fields() {
-		if _, ok := f.Type.(iceberg.PrimitiveType); !ok {
+		typ := f.Type
+		if lt, ok := typ.(*iceberg.ListType); ok {
+			typ = lt.Element
+		}
+		if _, ok := typ.(iceberg.PrimitiveType); !ok {
 			return false
 		}
 	}
@@ -952,6 +958,9 @@ func addWarehouseFiles(ctx context.Context, p publication, tbl *table.Table, def
 	ids := map[string]int{}
 	for _, f := range tbl.Schema().Fields() {
 		ids[f.Name] = f.ID
+		if lt, ok := f.Type.(*iceberg.ListType); ok {
+			ids[f.Name+load.ElementID] = lt.ElementID
+		}
 	}
 	rowGroup, _ := strconv.Atoi(tbl.Properties()[table.ParquetRowGroupLimitKey])
 	folder := "fhirlake-" + uuid.NewString()

@@ -22,7 +22,8 @@ import (
 // column) is published from the warehouse's own Parquet files, whose
 // list elements carry the field id the table's schema gives them, so that
 // a reader that goes by field ids (iceberg-go here; Trino, Spark and
-// Athena alike) reads the lists back as they are.
+// Athena alike) reads the lists back as they are. So is a bookkeeping
+// table with a list (the export errors' codes).
 func TestListColumns(t *testing.T) {
 	ctx := t.Context()
 	root := t.TempDir()
@@ -77,10 +78,44 @@ func TestListColumns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A bookkeeping table with a list, too.
+	rows, err := w.Query(ctx, `INSERT INTO fhirlake_export_errors VALUES ('r1', 'payer-a', 'Patient', 'error', 2, ['not-found', 'processing'])`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
 	if err := lk.Publish(ctx, w, load.Identity{Path: w.Path(), ID: w.ID()}, tagged, st.Changes); err != nil {
 		t.Fatal(err)
 	}
-	files, _ := icebergtest.Files(t, lk, "tagged")
+	files, _ := icebergtest.Files(t, lk, "fhirlake_export_errors")
+	for _, f := range files {
+		if !strings.Contains(f, "/data/fhirlake-") {
+			t.Errorf("fhirlake_export_errors holds %s, not a file of the warehouse", f)
+		}
+	}
+	if len(files) != 1 {
+		t.Errorf("fhirlake_export_errors: %d files, want one", len(files))
+	}
+	er, err := lk.ReadTable(ctx, "fhirlake_export_errors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer er.Release()
+	var codes []string
+	for er.Next() {
+		rec := er.RecordBatch()
+		lists := rec.Column(int(rec.Schema().FieldIndices("codes")[0])).(*array.List)
+		for i := range int(rec.NumRows()) {
+			codes = append(codes, lists.ValueStr(i))
+		}
+	}
+	if err := er.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{`["not-found","processing"]`}, codes); diff != "" {
+		t.Errorf("fhirlake_export_errors' codes as the lake reads them (-want +got):\n%s", diff)
+	}
+	files, _ = icebergtest.Files(t, lk, "tagged")
 	for _, f := range files {
 		if !strings.Contains(f, "/data/fhirlake-") {
 			t.Errorf("tagged holds %s, not a file of the warehouse", f)

@@ -667,8 +667,18 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 			SELECT resource_type, id FROM fhirlake_accepted
 			UNION ALL SELECT resource_type, id FROM fhirlake_deleted WHERE run_id = $1)`)
 	}
+	// When the run takes every resource it staged, once each (a first
+	// load), the staged index rows are the accepted versions. Read from
+	// their table, filled before the commit's transaction (Duplicates),
+	// the insert runs on every core; from fhirlake_accepted, made inside
+	// it, on one: 1.5 s against 2.5 s in a full load of the 10 GB export,
+	// 0.18-0.19 s against 0.24-0.30 s at 1 GB (three alternating runs).
+	versions := "fhirlake_accepted"
+	if everyStaged && !repeated {
+		versions = ident(stageName(load.Resources))
+	}
 	index = append(index,
-		`INSERT INTO fhirlake_resources SELECT $2, resource_type, id, meta_last_updated, version_id, $1, content_hash FROM fhirlake_accepted`,
+		`INSERT INTO fhirlake_resources SELECT $2, resource_type, id, meta_last_updated, version_id, $1, content_hash FROM `+versions,
 		`DROP TABLE fhirlake_accepted`)
 	for _, q := range index {
 		if err := l.w.exec(ctx, q, run.ID, l.source); err != nil {

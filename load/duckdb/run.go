@@ -502,20 +502,22 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 	if err != nil {
 		return nil, err
 	}
-	if !indexed && !repeated {
-		// Nor are they compared with stored ones: the staged versions,
-		// one per resource, are the accepted ones, read where they are.
-		// Picking them took 0.7-1.0 s of a full load of the 10 GB export.
+	// Nor are they compared with stored ones: the staged versions, one
+	// per resource, are the accepted ones, read where they are (a view).
+	// Picking them took 0.7-1.0 s of a full load of the 10 GB export.
+	asStaged := !indexed && !repeated
+	if asStaged {
 		if err := l.w.exec(ctx, acceptedStaged); err != nil {
 			return nil, fmt.Errorf("pick newest versions: %w", err)
 		}
 	} else {
 		_, tt := runTimes(run)
 		args := []any{l.source, tt}
-		if len(l.deleted) > 0 {
+		deletes := len(l.deleted) > 0
+		if deletes {
 			args = append(args, run.ID)
 		}
-		if err := l.w.exec(ctx, acceptQuery(repeated, len(l.deleted) > 0), args...); err != nil {
+		if err := l.w.exec(ctx, acceptQuery(repeated, deletes), args...); err != nil {
 			return nil, fmt.Errorf("pick newest versions: %w", err)
 		}
 	}
@@ -687,7 +689,7 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		versions = ident(stageName(load.Resources))
 	}
 	drop := "DROP TABLE fhirlake_accepted"
-	if !indexed && !repeated {
+	if asStaged {
 		drop = "DROP VIEW fhirlake_accepted"
 	}
 	index = append(index,

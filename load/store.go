@@ -181,6 +181,11 @@ type PartFilesWriter interface {
 	// person crosswalk) whose column is one of sources as
 	// WriteParquetParts does, one file per source.
 	WriteSourceParts(ctx context.Context, table, column string, sources []string, ids map[string]int, rowGroup int, dir string) ([]string, error)
+	// WriteRunParts writes the rows RecordsOf gives (of t of source, of
+	// the resources ids, which the last committed run appended, appended
+	// of them) as WriteParquetParts does: a lake's merge-on-read append
+	// of a run's rows.
+	WriteRunParts(ctx context.Context, t Table, source string, ids []string, appended int64, fieldIDs map[string]int, rowGroup int, dir string) ([]string, error)
 }
 
 // ElementID ends the key of the field id of a list column's elements in

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -149,7 +150,73 @@ func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", t.Name, err)
 	}
-	return w.writeParts(ctx, t.Name, load.DataSource, t.Partition, where, ids, rowGroup, dir)
+	return w.writeParts(ctx, w.copyConn, t.Name, load.DataSource, t.Partition, where, ids, rowGroup, dir)
+}
+
+// WriteRunParts writes the rows RecordsOf would stream (of t of source,
+// of the resources ids, the last run's appended rows) as
+// WriteParquetParts does (see load.PartFilesWriter). The run deleted the
+// older rows of those resources, so theirs are the only rows of ids, and
+// the last appended rowids of the table: the COPY looks for them there
+// first, where it reads the key column of those rows alone, and in the
+// whole table when it finds fewer. (DuckDB skips no row group by a bound
+// on rowid, but reads a vector's other columns only when some of its
+// rowids pass.)
+func (w *Warehouse) WriteRunParts(ctx context.Context, t load.Table, source string, ids []string, appended int64, fieldIDs map[string]int, rowGroup int, dir string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	conn, err := w.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", t.Name, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return nil, fmt.Errorf("write %s: %w", t.Name, err)
+	}
+	// The transaction reads; its rollback also drops the list of ids.
+	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	if _, err := conn.ExecContext(ctx, "CREATE TEMP TABLE fhirlake_run_ids AS SELECT unnest($1::VARCHAR[]) AS id", ids); err != nil {
+		return nil, fmt.Errorf("write %s: %w", t.Name, err)
+	}
+	of := fmt.Sprintf("%s = %s AND %s IN (SELECT id FROM fhirlake_run_ids)", ident(load.DataSource), sqlString(source), ident(t.Key))
+	var written int64
+	exec := func(ctx context.Context, q string) error {
+		return outOfMemory(unordered(ctx, conn, func() error {
+			res, err := conn.ExecContext(ctx, q)
+			if err != nil {
+				return err
+			}
+			written, err = res.RowsAffected()
+			return err
+		}))
+	}
+	hidden, err := hidesRowid(ctx, conn, t.Name)
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", t.Name, err)
+	}
+	if !hidden && appended > 0 {
+		top, err := lastRowid(ctx, conn, t.Name)
+		if err != nil {
+			return nil, fmt.Errorf("write %s: %w", t.Name, err)
+		}
+		if from := top - appended + 1; from > 0 {
+			files, err := w.writeParts(ctx, exec, t.Name, load.DataSource, t.Partition, fmt.Sprintf("rowid >= %d AND %s", from, of), fieldIDs, rowGroup, dir)
+			if err != nil || written == appended {
+				return files, err
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				return nil, fmt.Errorf("write %s: %w", t.Name, err)
+			}
+		}
+	}
+	return w.writeParts(ctx, exec, t.Name, load.DataSource, t.Partition, of, fieldIDs, rowGroup, dir)
+}
+
+// copyConn runs the COPY q on a connection of its own (copyTo).
+func (w *Warehouse) copyConn(ctx context.Context, q string) error {
+	_, err := w.copyTo(ctx, q)
+	return err
 }
 
 // WriteSourceParts writes the rows of table whose column is one of
@@ -160,14 +227,14 @@ func (w *Warehouse) WriteSourceParts(ctx context.Context, table, column string, 
 		return nil, nil
 	}
 	where := fmt.Sprintf("%s IN (%s)", ident(column), sqlStrings(sources))
-	return w.writeParts(ctx, table, column, nil, where, ids, rowGroup, dir)
+	return w.writeParts(ctx, w.copyConn, table, column, nil, where, ids, rowGroup, dir)
 }
 
 // writeParts writes the rows of table that where selects with one COPY
-// ... PARTITION_BY pass into folders under dir, one file per value of
-// the column source and, with p, UTC year of its column, every column
-// under its field id in ids (a list's elements too).
-func (w *Warehouse) writeParts(ctx context.Context, table, source string, p *load.Partition, where string, ids map[string]int, rowGroup int, dir string) ([]string, error) {
+// ... PARTITION_BY pass (run by exec) into folders under dir, one file
+// per value of the column source and, with p, UTC year of its column,
+// every column under its field id in ids (a list's elements too).
+func (w *Warehouse) writeParts(ctx context.Context, exec func(context.Context, string) error, table, source string, p *load.Partition, where string, ids map[string]int, rowGroup int, dir string) ([]string, error) {
 	if rowGroup <= 0 {
 		rowGroup = rowGroupRows
 	}
@@ -210,7 +277,7 @@ func (w *Warehouse) writeParts(ctx context.Context, table, source string, p *loa
 		(FORMAT parquet, PARTITION_BY (%s), COMPRESSION zstd, ROW_GROUP_SIZE %d, FIELD_IDS {%s})`,
 		sel, ident(table), where, sqlString(dir),
 		strings.Join(parts, ", "), rowGroup, strings.Join(fields, ", "))
-	if _, err := w.copyTo(ctx, q); err != nil {
+	if err := exec(ctx, q); err != nil {
 		return nil, fmt.Errorf("write %s: %w", table, err)
 	}
 	var files []string
@@ -400,9 +467,7 @@ func (r *sliceReader) start(ctx context.Context, table, where string, how readin
 	if _, err := r.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		return err
 	}
-	var hidden bool
-	err := r.conn.QueryRowContext(ctx, `SELECT count(*) > 0 FROM duckdb_columns()
-		WHERE table_name = $1 AND schema_name = 'main' AND database_name = current_database() AND column_name = 'rowid'`, table).Scan(&hidden)
+	hidden, err := hidesRowid(ctx, r.conn, table)
 	if err != nil {
 		return err
 	}
@@ -482,8 +547,31 @@ func (r *sliceReader) lastRows(ctx context.Context, table, where string) (last b
 	return true, nil
 }
 
-// lastRowid is the largest rowid of table, -1 when it has no rows.
+// hidesRowid reports whether table has a column named rowid, which hides
+// DuckDB's.
+func hidesRowid(ctx context.Context, conn *sql.Conn, table string) (bool, error) {
+	var hidden bool
+	err := conn.QueryRowContext(ctx, `SELECT count(*) > 0 FROM duckdb_columns()
+		WHERE table_name = $1 AND schema_name = 'main' AND database_name = current_database() AND column_name = 'rowid'`, table).Scan(&hidden)
+	return hidden, err
+}
+
+// lastRowid is the largest rowid a row of table may have, -1 when it has
+// none: one less than the table's rows in the catalog, which counts
+// deleted rows too (a rowid is a row's place in the table). A max(rowid)
+// read the versions of every row: after a run's deletes, spread over a
+// large table, that was most of the CPU its Iceberg lake's publish spent
+// in DuckDB. A table the catalog does not list is asked for its rows.
 func lastRowid(ctx context.Context, conn *sql.Conn, table string) (int64, error) {
+	var size int64
+	err := conn.QueryRowContext(ctx, `SELECT estimated_size FROM duckdb_tables()
+		WHERE table_name = $1 AND schema_name = 'main' AND database_name = current_database()`, table).Scan(&size)
+	if err == nil {
+		return size - 1, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, err
+	}
 	var top sql.NullInt64
 	if err := conn.QueryRowContext(ctx, "SELECT max(rowid) FROM "+ident(table)).Scan(&top); err != nil {
 		return 0, err

@@ -374,6 +374,110 @@ func TestWriteParquetParts(t *testing.T) {
 	}
 }
 
+// TestWriteRunParts: the rows a run appended, of the resources it names,
+// are written as WriteParquetParts writes (a file per source and year,
+// with field ids), whether they are the table's last rowids (found by
+// their count) or not (a count that does not fit, rows of other sources
+// appended after them, a column named rowid hiding DuckDB's: found by
+// the list of ids); rows of the same ids in another source stay out, and
+// nothing stays behind on the connection.
+func TestWriteRunParts(t *testing.T) {
+	dir := t.TempDir()
+	w := openWith(t, filepath.Join(dir, "w.duckdb"))
+	q := `CREATE TABLE obs (data_source VARCHAR NOT NULL, id VARCHAR, effective DATE, v INTEGER);
+		INSERT INTO obs SELECT 'a', 'o' || range, DATE '2020-01-01' + INTERVAL (range) DAY, range FROM range(1000);
+		INSERT INTO obs SELECT 'b', 'o' || range, DATE '2020-01-01', range FROM range(10);
+		DELETE FROM obs WHERE data_source = 'a' AND id IN ('o1', 'o2', 'o500', 'o999');
+		INSERT INTO obs VALUES ('a', 'o1', DATE '2019-06-01', -1), ('a', 'o2', NULL, -2), ('a', 'o500', DATE '2022-02-02', -3),
+			('a', 'o500', DATE '2022-02-03', -4), ('a', 'o999', DATE '2019-12-31', -5);
+		CREATE TABLE hidden AS SELECT 'a' AS data_source, 'h' || range AS id, range AS rowid FROM range(10)`
+	if err := w.Exec(t.Context(), q); err != nil {
+		t.Fatal(err)
+	}
+	tb := load.Table{Name: "obs", Resource: "Observation", Key: "id", Partition: &load.Partition{Column: "effective", Name: "effective_year"}}
+	fieldIDs := map[string]int{"data_source": 1, "id": 2, "effective": 3, "v": 4}
+	ids := []string{"o1", "o2", "o500", "o999"}
+	// Each file's rows, sorted, one string per file; the field ids checked.
+	written := func(files []string, ids map[string]int) []string {
+		t.Helper()
+		var out []string
+		for _, f := range files {
+			var rows, got string
+			err := w.conn.QueryRowContext(t.Context(), `SELECT
+				(SELECT string_agg(concat_ws(':', data_source, id, v), ' ' ORDER BY id, v) FROM read_parquet(?1)),
+				(SELECT string_agg(name || '=' || field_id, ' ' ORDER BY field_id) FROM parquet_schema(?1) WHERE field_id IS NOT NULL)`, f).Scan(&rows, &got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for name, id := range ids {
+				want = append(want, fmt.Sprintf("%d %s", id, name))
+			}
+			slices.Sort(want)
+			var gotIDs []string
+			for _, field := range strings.Fields(got) {
+				name, id, _ := strings.Cut(field, "=")
+				gotIDs = append(gotIDs, id+" "+name)
+			}
+			slices.Sort(gotIDs)
+			if !slices.Equal(gotIDs, want) {
+				t.Errorf("%s: field ids %q, want %q", f, gotIDs, want)
+			}
+			out = append(out, rows)
+		}
+		slices.Sort(out)
+		return out
+	}
+	run := []string{"a:o1:-1", "a:o2:-2", "a:o500:-4 a:o500:-3", "a:o999:-5"} // 2019, none, 2022, 2019
+	want := []string{"a:o1:-1 a:o999:-5", "a:o2:-2", "a:o500:-4 a:o500:-3"}
+	for i, c := range []struct {
+		name     string
+		appended int64
+	}{{"the last rows", 5}, {"a count that does not fit", 6}, {"no count", 0}} {
+		files, err := w.WriteRunParts(t.Context(), tb, "a", ids, c.appended, fieldIDs, 0, filepath.Join(dir, fmt.Sprintf("run%d", i)))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := written(files, fieldIDs); !slices.Equal(got, want) {
+			t.Errorf("%s: files hold %q, want %q (the run's rows %q by year)", c.name, got, want, run)
+		}
+	}
+	// Rows of another source appended after the run's.
+	if err := w.Exec(t.Context(), `INSERT INTO obs VALUES ('b', 'o1', DATE '2019-06-01', 100)`); err != nil {
+		t.Fatal(err)
+	}
+	files, err := w.WriteRunParts(t.Context(), tb, "a", ids, 5, fieldIDs, 0, filepath.Join(dir, "after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := written(files, fieldIDs); !slices.Equal(got, want) {
+		t.Errorf("with rows appended after the run's: files hold %q, want %q", got, want)
+	}
+	hidden := load.Table{Name: "hidden", Resource: "Basic", Key: "id"}
+	files, err = w.WriteRunParts(t.Context(), hidden, "a", []string{"h8", "h9"}, 2, map[string]int{"data_source": 1, "id": 2, "rowid": 3}, 0, filepath.Join(dir, "hidden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows string
+	if len(files) == 1 {
+		w.conn.QueryRowContext(t.Context(), `SELECT string_agg(id || '=' || rowid, ' ' ORDER BY id) FROM read_parquet(?)`, files[0]).Scan(&rows)
+	}
+	if rows != "h8=8 h9=9" {
+		t.Errorf("a table with a column rowid: files %v hold %q, want one holding h8=8 h9=9", files, rows)
+	}
+	none, err := w.WriteRunParts(t.Context(), tb, "a", nil, 0, fieldIDs, 0, filepath.Join(dir, "none"))
+	if err != nil || len(none) != 0 {
+		t.Errorf("no ids: files %v, error %v; want none", none, err)
+	}
+	var temps int
+	if err := w.conn.QueryRowContext(t.Context(), `SELECT count(*) FROM duckdb_tables() WHERE temporary`).Scan(&temps); err != nil {
+		t.Fatal(err)
+	}
+	if temps != 0 || w.db.Stats().InUse != 1 {
+		t.Errorf("%d temporary tables and %d connections in use after the writes, want none but the warehouse's own", temps, w.db.Stats().InUse)
+	}
+}
+
 // TestPartitionYearIsUTC: a row's partition is the year of its date, or
 // of its timestamp in UTC, in whatever time zone the machine is (DuckDB
 // takes the machine's as the session's): the New Year's Eve evening in

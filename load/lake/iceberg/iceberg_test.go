@@ -243,6 +243,15 @@ func (f failingSnapshot) RecordsOf(ctx context.Context, t load.Table, source str
 	return &failAfterFirst{RecordReader: rr}, nil
 }
 
+// WriteRunParts writes the run's files, then fails as a lost connection
+// would before they are all written.
+func (f failingSnapshot) WriteRunParts(ctx context.Context, t load.Table, source string, ids []string, appended int64, fieldIDs map[string]int, rowGroup int, dir string) ([]string, error) {
+	if _, err := f.Warehouse.WriteRunParts(ctx, t, source, ids, appended, fieldIDs, rowGroup, dir); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("connection lost")
+}
+
 type failAfterFirst struct {
 	load.RecordReader
 	n int
@@ -295,6 +304,8 @@ func TestFailedPublishIsCaughtUp(t *testing.T) {
 	if err := lk.Publish(ctx, failingSnapshot{w}, load.Identity{Path: w.Path(), ID: w.ID()}, tables, ch); err == nil {
 		t.Fatal("a publish whose reads fail succeeded")
 	}
+	// The files the failed publish wrote for its commit are gone with it.
+	onlyReferenced(t, lk, root)
 	// A commit that wrote its file but never made it into a snapshot.
 	stray := filepath.Join(root, "claim", "data", "data_source=payer-a", "00000-0-stray.parquet")
 	if err := os.MkdirAll(filepath.Dir(stray), 0o700); err != nil {
@@ -317,7 +328,14 @@ func TestFailedPublishIsCaughtUp(t *testing.T) {
 	if _, err := os.Stat(stray); !os.IsNotExist(err) {
 		t.Errorf("the orphan file is still there: %v", err)
 	}
-	// Every file left is referenced by some snapshot of its table.
+	onlyReferenced(t, lk, root)
+}
+
+// onlyReferenced checks that every Parquet file of the claim tables under
+// the lake's folder root is referenced by some snapshot of its table.
+func onlyReferenced(t *testing.T, lk *iceberg.Lake, root string) {
+	t.Helper()
+	ctx := t.Context()
 	for _, name := range []string{"claim", "claim_line"} {
 		referenced := map[string]bool{}
 		tbl, _ := lk.Table(ctx, name)
@@ -756,6 +774,10 @@ func TestIncrementalRunsMergeOnRead(t *testing.T) {
 	if got := tbl.CurrentSnapshot().Summary.Properties["added-records"]; got != "4" {
 		t.Errorf("r2 added %s claim rows, want the 4 changed ones", got)
 	}
+	// The warehouse wrote the new rows' files (one per year of claims).
+	if got := writers(t, added(base, files)); !slices.Equal(got, []string{duckdbWriter, duckdbWriter, duckdbWriter}) {
+		t.Errorf("r2's claim files were written by %q, want three by the warehouse (%s)", got, duckdbWriter)
+	}
 	idx, _ := lk.Table(ctx, load.IndexTable)
 	if got := idx.CurrentSnapshot().Summary.Properties["added-records"]; got != "4" {
 		t.Errorf("r2 added %s rows to the version index, want the 4 new versions", got)
@@ -779,6 +801,76 @@ func TestIncrementalRunsMergeOnRead(t *testing.T) {
 	if sum["total-delete-files"] != "0" || sum["total-position-deletes"] != "0" || sum["total-records"] != "39" {
 		t.Errorf("after the compaction: %s delete files, %s deleted positions, %s rows (want 0, 0, 39)",
 			sum["total-delete-files"], sum["total-position-deletes"], sum["total-records"])
+	}
+}
+
+// duckdbWriter begins the created_by of the Parquet files DuckDB writes.
+const duckdbWriter = "DuckDB"
+
+// added are the files of files not in base.
+func added(base, files []string) []string {
+	var out []string
+	for _, f := range files {
+		if !slices.Contains(base, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// writers are the first words of the created_by of the local Parquet
+// files (as the lake names them), sorted.
+func writers(t *testing.T, files []string) []string {
+	t.Helper()
+	var out []string
+	for _, f := range files {
+		r, err := file.OpenParquetFile(icebergtest.LocalPath(t, "", f), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		by, _, _ := strings.Cut(r.MetaData().GetCreatedBy(), " ")
+		out = append(out, by)
+		r.Close()
+	}
+	slices.Sort(out)
+	return out
+}
+
+// plainSnapshot is a warehouse snapshot that writes no Parquet of its own
+// (as the in-memory warehouse): the lake writes the rows itself.
+type plainSnapshot struct{ load.Snapshot }
+
+// TestIncrementalAppendWriters: a run's new rows go into files the
+// warehouse writes when it writes Parquet, partitioned and not, and into
+// files the lake writes from the rows otherwise; either way the lake
+// reads as the warehouse.
+func TestIncrementalAppendWriters(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		snap   func(*duckdb.Warehouse) load.Snapshot
+		writer string
+	}{
+		{"warehouse files", func(w *duckdb.Warehouse) load.Snapshot { return w }, duckdbWriter},
+		{"lake files", func(w *duckdb.Warehouse) load.Snapshot { return plainSnapshot{w} }, "parquet-go"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w, lk := folderLake(t)
+			publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(20, 3)...))
+			baseClaims, _ := icebergtest.Files(t, lk, "claim")
+			baseLines, _ := icebergtest.Files(t, lk, "claim_line")
+			ch := commit(t, w, "payer-a", "r2", []string{"c05"}, claim{"c00", "2020-03-01", 1}, claim{"c01", "2023-03-01", 3}, claim{"c99", "", 2})
+			if err := lk.Publish(t.Context(), c.snap(w), load.Identity{Path: w.Path(), ID: w.ID()}, tables, ch); err != nil {
+				t.Fatal(err)
+			}
+			icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line", "fhirlake_resources")
+			claimFiles, _ := icebergtest.Files(t, lk, "claim")
+			lineFiles, _ := icebergtest.Files(t, lk, "claim_line")
+			// Claims of 2020, 2023 and no year: three files; lines: one.
+			want := []string{c.writer, c.writer, c.writer, c.writer}
+			if got := writers(t, append(added(baseClaims, claimFiles), added(baseLines, lineFiles)...)); !slices.Equal(got, want) {
+				t.Errorf("the run's files were written by %q, want %q", got, want)
+			}
+		})
 	}
 }
 

@@ -82,15 +82,18 @@ const readConcurrency = 4
 
 // commitRowDelta commits to tbl, in one transaction and one snapshot, the
 // position deletes of the live rows that match (among the data files
-// filter may select; none when filter is nil) and the append of rr's
-// rows, switching the table to merge-on-read and recording its CREATE
+// filter may select; none when filter is nil) and the data files add
+// gives, switching the table to merge-on-read and recording its CREATE
 // statement, def, when they changed. The delete files come from
-// prefetched when it has them for tbl (see Lake.prefetched).
+// prefetched when it has them for tbl (see Lake.prefetched). sent is
+// whether the commit went to the catalog: after a failure that was not a
+// conflict, the catalog may have taken it.
 func commitRowDelta(ctx context.Context, tbl *table.Table, filter iceberg.BooleanExpression, match rowKeys,
-	prefetched func(context.Context, *table.Table) ([]iceberg.DataFile, bool), rr array.RecordReader, summary iceberg.Properties, def string) error {
+	prefetched func(context.Context, *table.Table) ([]iceberg.DataFile, bool), add func(context.Context) ([]iceberg.DataFile, error),
+	summary iceberg.Properties, def string) (sent bool, err error) {
 	txn, err := deltaTxn(tbl, def)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var deletes []iceberg.DataFile
 	if filter != nil && match.size() > 0 {
@@ -100,23 +103,35 @@ func commitRowDelta(ctx context.Context, tbl *table.Table, filter iceberg.Boolea
 		}
 		if !ok {
 			if deletes, err = writePositionDeletes(ctx, tbl, filter, match, readConcurrency); err != nil {
-				return fmt.Errorf("delete changed rows: %w", err)
+				return false, fmt.Errorf("delete changed rows: %w", err)
 			}
 		}
 	}
-	var added []iceberg.DataFile
-	for df, err := range table.WriteRecords(ctx, tbl, rr.Schema(), batchesOf(rr)) {
-		if err != nil {
-			return fmt.Errorf("append changed rows: %w", err)
-		}
-		added = append(added, df)
+	added, err := add(ctx)
+	if err != nil {
+		return false, fmt.Errorf("append changed rows: %w", err)
 	}
 	if len(added)+len(deletes) > 0 {
 		if err := txn.NewRowDelta(summary).AddRows(added...).AddDeletes(deletes...).Commit(ctx); err != nil {
-			return fmt.Errorf("commit changed rows: %w", err)
+			return false, fmt.Errorf("commit changed rows: %w", err)
 		}
 	}
-	return commitTxn(ctx, tbl, txn)
+	return true, commitTxn(ctx, tbl, txn)
+}
+
+// written is the add of commitRowDelta that writes rr's rows with
+// iceberg-go's writer.
+func written(tbl *table.Table, rr array.RecordReader) func(context.Context) ([]iceberg.DataFile, error) {
+	return func(ctx context.Context) ([]iceberg.DataFile, error) {
+		var added []iceberg.DataFile
+		for df, err := range table.WriteRecords(ctx, tbl, rr.Schema(), batchesOf(rr)) {
+			if err != nil {
+				return nil, err
+			}
+			added = append(added, df)
+		}
+		return added, nil
+	}
 }
 
 // batchesOf yields rr's batches, each retained for the consumer (which

@@ -4,9 +4,15 @@ package duckdb
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/fhirlake/fhirlake/load"
 )
 
 // TestMemoryBound: DuckDB's memory is bounded by default, the bound can be
@@ -72,6 +78,60 @@ func TestLimitMemoryForCopy(t *testing.T) {
 			restore()
 			if got := limit(w); got != before {
 				t.Errorf("memory limit after: %s, want %s as before", got, before)
+			}
+		})
+	}
+}
+
+// TestRoomForDeletes: a run whose few changes are spread over a large
+// table deletes from every vector of it, which DuckDB holds in memory
+// until the commit; with the default bound the commit raises DuckDB's
+// limit for them, and puts it back after, while a bound the user set is
+// kept (and the run fails naming it, changing nothing).
+func TestRoomForDeletes(t *testing.T) {
+	defer func(m string, b, h int64) { defaultMemory, defaultMemoryBytes, deleteHeadroom = m, b, h }(defaultMemory, defaultMemoryBytes, deleteHeadroom)
+	defaultMemory, defaultMemoryBytes, deleteHeadroom = "40MB", 40_000_000, 24<<20
+	const rows = 6_000_000 // 8 bytes each: 48 MB of deletes
+	var ids []string
+	for i := 0; i < rows; i += 1500 { // about one per vector
+		ids = append(ids, fmt.Sprintf("c%d", i))
+	}
+	for _, c := range []struct {
+		name, env string
+		ok        bool
+	}{{"default bound", "", true}, {"bound set by the user", "40MB", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv(MemoryEnv, c.env)
+			w := openWith(t, filepath.Join(t.TempDir(), "w.duckdb"))
+			loadRun(t, w, "r1", batch{load.Resources, resources("c0")}, batch{"parent", parents("c0")})
+			fill := fmt.Sprintf(`INSERT INTO parent (data_source, id) SELECT 'test', 'c' || range FROM range(1, %d)`, rows)
+			if err := w.Exec(t.Context(), fill); err != nil {
+				t.Fatal(err)
+			}
+			l, err := w.Begin(t.Context(), "test", tables)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Rollback(t.Context())
+			for _, b := range []batch{{load.Resources, resources(ids...)}, {"parent", parents(ids...)}} {
+				if err := l.WriteBatch(t.Context(), b.table, b.rec); err != nil {
+					t.Fatal(err)
+				}
+				b.rec.Release()
+			}
+			_, err = l.Commit(t.Context(), load.Run{ID: "r2", Source: "test", Scope: "all", Started: time.Now()})
+			if c.ok && err != nil {
+				t.Fatalf("commit: %v", err)
+			}
+			if !c.ok && (!errors.Is(err, load.ErrOutOfMemory) || !strings.Contains(err.Error(), MemoryEnv+" (now 40MB)")) {
+				t.Fatalf("commit: %v, want %v naming %s", err, load.ErrOutOfMemory, MemoryEnv)
+			}
+			want := []string{fmt.Sprint(rows)}
+			if got := query(t, w, "SELECT count(*) FROM parent"); !slices.Equal(got, want) {
+				t.Errorf("%s rows after the run, want %s", got, want)
+			}
+			if got := query(t, w, "SELECT current_setting('memory_limit')"); !slices.Equal(got, []string{"38.1 MiB"}) {
+				t.Errorf("memory_limit %s after the commit, want the bound back (38.1 MiB)", got)
 			}
 		})
 	}

@@ -192,6 +192,14 @@ const MemoryEnv = "FHIRLAKE_WAREHOUSE_MEMORY"
 // outOfMemory).
 const DefaultMemory = "384MB"
 
+// defaultMemory is the bound when MemoryEnv is unset, DefaultMemory, and
+// defaultMemoryBytes the same in bytes (DuckDB's MB are 10^6). Tests
+// make them smaller.
+var (
+	defaultMemory            = DefaultMemory
+	defaultMemoryBytes int64 = 384_000_000
+)
+
 // blockSize is the block size of the warehouse files fhirlake creates,
 // a quarter of DuckDB's default. Each checkpoint writes the row groups a
 // run appended to a table into blocks of their own, so with 256 kB
@@ -257,7 +265,7 @@ func memoryLimit() string {
 	if limit := os.Getenv(MemoryEnv); limit != "" {
 		return limit
 	}
-	return DefaultMemory
+	return defaultMemory
 }
 
 // isLockError recognises DuckDB's "Could not set lock on file" error.

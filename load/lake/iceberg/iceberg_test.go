@@ -874,6 +874,37 @@ func TestIncrementalAppendWriters(t *testing.T) {
 	}
 }
 
+// TestWarehouseRowsRewrittenWhenChanged: the lake's copy of the
+// warehouse's id and layout is written by the first publish and again
+// only when they change, not at every run.
+func TestWarehouseRowsRewrittenWhenChanged(t *testing.T) {
+	w, lk := folderLake(t)
+	snapshots := func() int {
+		t.Helper()
+		tbl, err := lk.Table(t.Context(), "fhirlake_warehouse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(tbl.Metadata().Snapshots())
+	}
+	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(4, 1)...))
+	first := snapshots()
+	publish(t, lk, w, commit(t, w, "payer-a", "r2", nil, claim{"c00", "2021-03-01", 2}))
+	publish(t, lk, w, commit(t, w, "payer-a", "r3", nil, claim{"c00", "2021-03-01", 2})) // unchanged
+	if got := snapshots(); got != first {
+		t.Errorf("%d snapshots of fhirlake_warehouse after two more runs, want %d: rewritten though unchanged", got, first)
+	}
+	icebergtest.CheckMirrors(t, w, lk, "", "fhirlake_warehouse")
+	if err := w.Exec(t.Context(), `INSERT INTO fhirlake_warehouse VALUES ('note', 'moved')`); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, lk, w, commit(t, w, "payer-a", "r4", nil, claim{"c01", "2021-04-01", 1}))
+	if got := snapshots(); got == first {
+		t.Error("fhirlake_warehouse not rewritten after its rows changed")
+	}
+	icebergtest.CheckMirrors(t, w, lk, "", "fhirlake_warehouse")
+}
+
 // TestMergeOnReadDeletesOnlyLiveRows: the position deletes of a
 // merge-on-read commit name each row once, in the data file that holds
 // it: a resource changed again loses only its current row (its first row

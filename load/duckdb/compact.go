@@ -2,6 +2,7 @@ package duckdb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -51,7 +52,7 @@ const (
 // different 0.4-1% changes.
 func (w *Warehouse) Compact(ctx context.Context, force bool) (load.Compaction, error) {
 	var c load.Compaction
-	tables, err := w.storedRows(ctx)
+	tables, err := storedRows(ctx, w.conn)
 	if err != nil {
 		return c, fmt.Errorf("compact warehouse: %w", err)
 	}
@@ -93,9 +94,10 @@ func (w *Warehouse) Compact(ctx context.Context, force bool) (load.Compaction, e
 }
 
 // storedRows counts the rows each table of the warehouse stores, deleted
-// ones included.
-func (w *Warehouse) storedRows(ctx context.Context) (map[string]int64, error) {
-	rows, err := w.conn.QueryContext(ctx, `SELECT table_name, estimated_size FROM duckdb_tables()
+// ones included (DuckDB's catalog count, read on conn): one more than the
+// last rowid a row of the table may have.
+func storedRows(ctx context.Context, conn *sql.Conn) (map[string]int64, error) {
+	rows, err := conn.QueryContext(ctx, `SELECT table_name, estimated_size FROM duckdb_tables()
 		WHERE database_name = current_database() AND schema_name = 'main' AND NOT temporary`)
 	if err != nil {
 		return nil, err

@@ -1203,23 +1203,18 @@ func (l *Loader) roomForDeletes(ctx context.Context, changing map[string]bool, i
 	if os.Getenv(MemoryEnv) != "" {
 		return nil
 	}
-	var names []string
+	stored, err := storedRows(ctx, l.w.conn)
+	if err != nil {
+		return fmt.Errorf("size the commit's memory: %w", err)
+	}
+	var rows int64
 	for name, t := range l.tables {
 		if name != load.Resources && changing[t.Resource] {
-			names = append(names, name)
+			rows += stored[name]
 		}
 	}
 	if indexed {
-		names = append(names, load.IndexTable)
-	}
-	if len(names) == 0 {
-		return nil
-	}
-	var rows int64
-	err := l.w.conn.QueryRowContext(ctx, `SELECT coalesce(sum(estimated_size), 0)::BIGINT FROM duckdb_tables()
-		WHERE schema_name = 'main' AND database_name = current_database() AND table_name IN (SELECT unnest($1::VARCHAR[]))`, names).Scan(&rows)
-	if err != nil {
-		return fmt.Errorf("size the commit's memory: %w", err)
+		rows += stored[load.IndexTable]
 	}
 	need := rows*deleteBytesPerRow + deleteHeadroom
 	if need <= defaultMemoryBytes {

@@ -563,14 +563,12 @@ func hidesRowid(ctx context.Context, conn *sql.Conn, table string) (bool, error)
 // large table, that was most of the CPU its Iceberg lake's publish spent
 // in DuckDB. A table the catalog does not list is asked for its rows.
 func lastRowid(ctx context.Context, conn *sql.Conn, table string) (int64, error) {
-	var size int64
-	err := conn.QueryRowContext(ctx, `SELECT estimated_size FROM duckdb_tables()
-		WHERE table_name = $1 AND schema_name = 'main' AND database_name = current_database()`, table).Scan(&size)
-	if err == nil {
-		return size - 1, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
+	stored, err := storedRows(ctx, conn)
+	if err != nil {
 		return 0, err
+	}
+	if n, ok := stored[table]; ok {
+		return n - 1, nil
 	}
 	var top sql.NullInt64
 	if err := conn.QueryRowContext(ctx, "SELECT max(rowid) FROM "+ident(table)).Scan(&top); err != nil {

@@ -242,7 +242,8 @@ type Stats struct {
 	Changes *Changes
 	// PersonConflicts is the number of patients whose strong identifiers
 	// conflict (see fhirlake_person_conflicts), after the run; 0 when the
-	// run did not relink persons.
+	// run changed no patient, identifier or member match (it did not link
+	// persons).
 	PersonConflicts int64
 }
 
@@ -258,8 +259,10 @@ type Changes struct {
 	// does every table when the run's ChangeNeed does not list partitions
 	// (nil: the whole source's rows).
 	Tables map[string][]string
-	// Person is set when the run relinked the person crosswalk, which
-	// spans sources (PersonTable).
+	// Person is set when the run changed the person crosswalk, which
+	// spans sources (PersonTable): a patient gained, lost or changed its
+	// person. A run that changed patients but no one's person leaves it
+	// unset, and a lake leaves its crosswalk as it is.
 	Person bool
 	// Index is set when the run changed the version index
 	// (IndexTable): it loaded or deleted a resource.

@@ -40,8 +40,15 @@ type pat struct {
 	ids        []string
 }
 
-// loadPatients commits one run of source with the patients and matches.
+// loadPatients commits one run of source with the patients and matches,
+// each patient last updated on the first day of 2026.
 func loadPatients(t *testing.T, w *Warehouse, source, runID string, rule load.PersonRule, matches []load.MemberMatch, ps ...pat) load.Stats {
+	t.Helper()
+	return loadPatientsAt(t, w, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), source, runID, rule, matches, ps...)
+}
+
+// loadPatientsAt is loadPatients with the patients last updated at.
+func loadPatientsAt(t *testing.T, w *Warehouse, at time.Time, source, runID string, rule load.PersonRule, matches []load.MemberMatch, ps ...pat) load.Stats {
 	t.Helper()
 	ctx := t.Context()
 	l, err := w.Begin(ctx, source, personTables)
@@ -54,7 +61,7 @@ func loadPatients(t *testing.T, w *Warehouse, source, runID string, rule load.Pe
 	for i, p := range ps {
 		rb.Field(0).(*array.StringBuilder).Append("Patient")
 		rb.Field(1).(*array.StringBuilder).Append(p.id)
-		rb.Field(2).(*array.TimestampBuilder).Append(arrow.Timestamp(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()))
+		rb.Field(2).(*array.TimestampBuilder).Append(arrow.Timestamp(at.UnixMicro()))
 		rb.Field(3).AppendNull()
 		rb.Field(4).(*array.StringBuilder).Append("Patient.ndjson")
 		rb.Field(5).(*array.Int64Builder).Append(int64(i + 1))
@@ -184,15 +191,44 @@ func TestPersonCrosswalk(t *testing.T) {
 	if err := l.Delete(t.Context(), []load.Tombstone{{ResourceType: "Patient", ID: "1"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Commit(t.Context(), load.Run{ID: "r3", Source: "plan-b", Scope: "system", Started: time.Now(), Person: rule}); err != nil {
+	st, err = l.Commit(t.Context(), load.Run{ID: "r3", Source: "plan-b", Scope: "system", Started: time.Now(), Person: rule})
+	if err != nil {
 		t.Fatal(err)
 	}
-	loadPatients(t, w2, "medicare", "r4", rule, nil, pat{"2", "Chen", nil})
+	if !st.Changes.Person {
+		t.Error("a deleted patient left the crosswalk, but the run says it did not change")
+	}
+	if st = loadPatients(t, w2, "medicare", "r4", rule, nil, pat{"2", "Chen", nil}); !st.Changes.Person {
+		t.Error("a new patient got a person, but the run says the crosswalk did not change")
+	}
 	got = query(t, w2, "SELECT data_source || '/' || patient_id || ' ' || (person_id = '"+own+"')::VARCHAR FROM person ORDER BY 1")
 	if diff := cmp.Diff([]string{"medicare/1 true", "medicare/2 false"}, got); diff != "" {
 		t.Errorf("persons after a deleted and a new patient (-want +got):\n%s", diff)
 	}
 	if got := query(t, w2, "SELECT count(DISTINCT person_id)::VARCHAR FROM person"); got[0] != "2" {
 		t.Errorf("%s persons for two unlinked patients", got[0])
+	}
+	// A newer version of a patient with the same identifiers relinks
+	// nobody: the run says so, and a lake keeps its crosswalk.
+	before := query(t, w2, "SELECT data_source || '/' || patient_id || ' ' || person_id FROM person ORDER BY 1")
+	st = loadPatientsAt(t, w2, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), "medicare", "r5", rule, nil,
+		pat{"1", "Rivera-Chen", []string{mbi + "1EG4-TE5-MK73"}})
+	if st.Changes.Person || st.Rows["patient"] != 1 {
+		t.Errorf("a renamed patient: crosswalk changed %v (want false), %d patient rows loaded (want 1)", st.Changes.Person, st.Rows["patient"])
+	}
+	if diff := cmp.Diff(before, query(t, w2, "SELECT data_source || '/' || patient_id || ' ' || person_id FROM person ORDER BY 1")); diff != "" {
+		t.Errorf("crosswalk after a renamed patient (-before +after):\n%s", diff)
+	}
+	// A new identifier no one else holds changes no person; a patient of
+	// another payer who holds it too joins the two.
+	st = loadPatientsAt(t, w2, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), "medicare", "r6", rule, nil,
+		pat{"2", "Chen", []string{mbi + "2EG4TE5MK73"}})
+	st2 = loadPatientsAt(t, w2, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), "plan-b", "r7", rule, nil,
+		pat{"9", "Chen", []string{mbi + "2EG4TE5MK73"}})
+	if st.Changes.Person || !st2.Changes.Person {
+		t.Errorf("crosswalk changed: %v for a patient's new identifier, %v for a new patient it links, want false and true", st.Changes.Person, st2.Changes.Person)
+	}
+	if got := query(t, w2, "SELECT count(DISTINCT person_id)::VARCHAR FROM person WHERE data_source || '/' || patient_id IN ('medicare/2', 'plan-b/9')"); got[0] != "1" {
+		t.Errorf("medicare/2 and plan-b/9 share an MBI but are %s persons", got[0])
 	}
 }

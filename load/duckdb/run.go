@@ -67,7 +67,8 @@ type Loader struct {
 	// set by merge.
 	deletedResources int64
 	matches          []load.MemberMatch
-	// relinked and conflicts are what merge did about persons.
+	// relinked and conflicts are what merge did about persons: relinked
+	// is set when a patient's person changed.
 	relinked  bool
 	conflicts int64
 	skipped   int64
@@ -672,10 +673,9 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		return nil, err
 	}
 	if patients || idents || len(l.matches) > 0 || missing {
-		if l.conflicts, err = l.linkPersons(ctx, run.Person); err != nil {
+		if l.conflicts, l.relinked, err = l.linkPersons(ctx, run.Person); err != nil {
 			return nil, err
 		}
-		l.relinked = true
 	}
 	// The version index: accepted versions replace what was there, deleted
 	// resources leave it; both only for this source.

@@ -439,6 +439,11 @@ var ErrLakeMoved = errors.New("the lake's catalog registers its tables elsewhere
 // BookkeepingPrefix starts the name of every bookkeeping table.
 const BookkeepingPrefix = "fhirlake_"
 
+// RunsTable is the bookkeeping table of the run log: a row per run, never
+// changed once written, so that a lake may append a run's row to what it
+// holds rather than rewrite the source's.
+const RunsTable = "fhirlake_runs"
+
 // IndexTable is the bookkeeping table of the version index: the version
 // of every resource the warehouse holds, by source. It is the largest
 // bookkeeping table, and the one a lake may leave alone when a run did

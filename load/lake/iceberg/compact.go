@@ -23,15 +23,19 @@ const (
 	// compactDeadShare: a table whose deleted positions reach this share
 	// of its rows is due.
 	compactDeadShare = 0.2
-	// compactFileGrowth: so is one whose data and delete files reach this
-	// multiple of propBaseFiles (plus compactFileSlack).
-	compactFileGrowth = 20
-	compactFileSlack  = 16
 	// compactSmallFile: data files below this size are merged; larger
 	// ones are rewritten only when they have deletes.
 	compactSmallFile = 8 << 20
 	// compactTarget is the size of the files a compaction writes.
 	compactTarget = 256 << 20
+)
+
+// compactFileGrowth: a table is due too when its data and delete files
+// reach this multiple of propBaseFiles (plus compactFileSlack). Variables
+// for tests.
+var (
+	compactFileGrowth int64 = 20
+	compactFileSlack  int64 = 16
 )
 
 // compactionDue reports whether tbl's delete files or small files have

@@ -25,3 +25,11 @@ func SetMaxFilterIDsForTest(n int) (restore func()) {
 // PrefetchesUsed counts the tables whose publish used the deletes
 // Prefetch wrote.
 func PrefetchesUsed(lk *Lake) int64 { return lk.prefetchUses.Load() }
+
+// SetCompactionForTest makes a table due for compaction when its files
+// reach growth times its base files plus slack, until restore.
+func SetCompactionForTest(growth, slack int64) (restore func()) {
+	g, sl := compactFileGrowth, compactFileSlack
+	compactFileGrowth, compactFileSlack = growth, slack
+	return func() { compactFileGrowth, compactFileSlack = g, sl }
+}

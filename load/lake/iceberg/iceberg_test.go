@@ -905,6 +905,84 @@ func TestWarehouseRowsRewrittenWhenChanged(t *testing.T) {
 	icebergtest.CheckMirrors(t, w, lk, "", "fhirlake_warehouse")
 }
 
+// TestRunLogAppended: a run appends its row of the run log, with the
+// source's runs the lake lacks (a rejected run's), in one snapshot that
+// deletes nothing; a lake holding a run the warehouse does not gets the
+// source's rows rewritten. The lake mirrors the warehouse throughout.
+func TestRunLogAppended(t *testing.T) {
+	ctx := t.Context()
+	w, lk := folderLake(t)
+	seen := 0
+	// since lists the operations of the run log's snapshots since the
+	// last call, and its data files.
+	since := func() (ops []string, files string) {
+		t.Helper()
+		tbl, err := lk.Table(ctx, load.RunsTable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snaps := tbl.Metadata().Snapshots()
+		for _, s := range snaps[seen:] {
+			ops = append(ops, string(s.Summary.Operation))
+		}
+		seen = len(snaps)
+		return ops, tbl.CurrentSnapshot().Summary.Properties["total-data-files"]
+	}
+	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(4, 1)...))
+	publish(t, lk, w, commit(t, w, "payer-b", "r2", nil, claims(2, 1)...))
+	since()
+	publish(t, lk, w, commit(t, w, "payer-a", "r3", nil, claim{"c00", "2021-03-01", 2}))
+	if ops, files := since(); !slices.Equal(ops, []string{"append"}) || files != "2" {
+		t.Errorf("r3's snapshots of the run log: %v, %s data files; want [append], 2", ops, files)
+	}
+	icebergtest.CheckMirrors(t, w, lk, "", load.RunsTable)
+	// A rejected run of payer-a, recorded but not published, goes with
+	// the next one.
+	if err := w.Exec(ctx, `INSERT INTO fhirlake_runs (run_id, source, scope, started_at, finished_at, status, resources, skipped_older, deleted, rejects, watermark_types, rows_per_table)
+		VALUES ('r4', 'payer-a', 'files', now(), now(), 'rejected', 0, 0, 0, 9, [], MAP {})`); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, lk, w, commit(t, w, "payer-a", "r5", nil, claim{"c01", "2021-03-01", 2}))
+	if ops, files := since(); !slices.Equal(ops, []string{"append"}) || files != "3" {
+		t.Errorf("r5's snapshots of the run log: %v, %s data files; want [append], 3 (r4 and r5 in one)", ops, files)
+	}
+	icebergtest.CheckMirrors(t, w, lk, "", load.RunsTable)
+	// The lake holds a run of payer-a the warehouse lost: the source's
+	// rows are rewritten.
+	if err := w.Exec(ctx, `DELETE FROM fhirlake_runs WHERE run_id = 'r4'`); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, lk, w, commit(t, w, "payer-a", "r6", nil, claim{"c02", "2021-03-01", 2}))
+	if ops, _ := since(); !slices.Contains(ops, "delete") && !slices.Contains(ops, "overwrite") {
+		t.Errorf("r6's snapshots of the run log: %v, want payer-a's rows rewritten", ops)
+	}
+	icebergtest.CheckMirrors(t, w, lk, "", load.RunsTable)
+}
+
+// TestRunLogCompacted: the run log's appended files are compacted like
+// a data table's, its map column and every row kept.
+func TestRunLogCompacted(t *testing.T) {
+	defer iceberg.SetCompactionForTest(1, 2)()
+	ctx := t.Context()
+	w, lk := folderLake(t)
+	publish(t, lk, w, commit(t, w, "payer-a", "r1", nil, claims(4, 1)...))
+	most, replaced := int64(0), false
+	for i := range 6 {
+		publish(t, lk, w, commit(t, w, "payer-a", fmt.Sprintf("r%d", i+2), nil, claim{fmt.Sprintf("c%02d", i%4), "2021-03-01", 2 + i}))
+		tbl, err := lk.Table(ctx, load.RunsTable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.ParseInt(tbl.CurrentSnapshot().Summary.Properties["total-data-files"], 10, 64)
+		most = max(most, n)
+		replaced = replaced || tbl.CurrentSnapshot().Summary.Operation == "replace"
+	}
+	if !replaced || most > 3 {
+		t.Errorf("run log compacted: %v, at most %d data files; want compacted, at most 3", replaced, most)
+	}
+	icebergtest.CheckMirrors(t, w, lk, "", load.RunsTable)
+}
+
 // TestMergeOnReadDeletesOnlyLiveRows: the position deletes of a
 // merge-on-read commit name each row once, in the data file that holds
 // it: a resource changed again loses only its current row (its first row

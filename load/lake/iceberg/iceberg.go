@@ -764,6 +764,10 @@ func (lk *Lake) appendRuns(ctx context.Context, p publication, def string) (done
 		return false, err
 	}
 	defer rr.Release()
+	// A column the warehouse's run log gained is added first.
+	if tbl, err = lk.ensureTable(ctx, load.RunsTable, rr.Schema(), nil); err != nil {
+		return false, err
+	}
 	if err := commitDelta(ctx, tbl, nil, rr, p.summary, def); err != nil {
 		return false, err
 	}

@@ -957,6 +957,17 @@ func TestRunLogAppended(t *testing.T) {
 		t.Errorf("r6's snapshots of the run log: %v, want payer-a's rows rewritten", ops)
 	}
 	icebergtest.CheckMirrors(t, w, lk, "", load.RunsTable)
+	// A column the warehouse's run log gained (a newer layout) is added
+	// to the lake's before the append.
+	ch := commit(t, w, "payer-a", "r7", nil, claim{"c03", "2021-03-01", 2})
+	if err := w.Exec(ctx, `ALTER TABLE fhirlake_runs ADD COLUMN note VARCHAR`); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, lk, w, ch)
+	if ops, _ := since(); !slices.Equal(ops, []string{"append"}) {
+		t.Errorf("r7's snapshots of the run log: %v, want [append]", ops)
+	}
+	icebergtest.CheckMirrors(t, w, lk, "", load.RunsTable)
 }
 
 // TestRunLogCompacted: the run log's appended files are compacted like

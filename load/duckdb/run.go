@@ -580,9 +580,15 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 		}
 	}
 	sort.Strings(names)
+	// Every table's columns in one query: two per table took 5-6 ms each
+	// of a 1% run's commit, 80 ms for the 14 tables of the views.
+	described, err := l.allColumns(ctx)
+	if err != nil {
+		return nil, err
+	}
 	for _, name := range names {
 		t := l.tables[name]
-		if err := l.ensureTable(ctx, t); err != nil {
+		if err := l.ensureTable(ctx, t, described); err != nil {
 			return nil, err
 		}
 		if !changing[t.Resource] {
@@ -1054,16 +1060,11 @@ func nullable(s string) any {
 }
 
 // ensureTable creates the table from its stage when missing, and refuses to
-// load into a table whose columns no longer match the view.
-func (l *Loader) ensureTable(ctx context.Context, t load.Table) error {
-	want, err := l.columns(ctx, stageName(t.Name), true)
-	if err != nil {
-		return err
-	}
-	have, err := l.columns(ctx, t.Name, false)
-	if err != nil {
-		return err
-	}
+// load into a table whose columns no longer match the view. described is
+// allColumns' reading of the tables, from before the first call.
+func (l *Loader) ensureTable(ctx context.Context, t load.Table, described map[tableName][]string) error {
+	want := described[tableName{stageName(t.Name), true}]
+	have := described[tableName{t.Name, false}]
 	if len(have) == 0 {
 		// Column types come from the stage (DuckDB's reading of the Arrow
 		// schema). No primary key: an index costs a quarter of the commit
@@ -1099,6 +1100,38 @@ func (l *Loader) ensureTable(ctx context.Context, t load.Table) error {
 		return fmt.Errorf("table %s: columns in the warehouse %v differ from the view %v (a view may only gain columns at its end); load into a new warehouse or drop the table", t.Name, have, want)
 	}
 	return nil
+}
+
+// tableName names a table of the warehouse's main schema, or of its
+// temporary one.
+type tableName struct {
+	name      string
+	temporary bool
+}
+
+// allColumns is what columns gives, for every table of the main schema
+// and of the temporary one.
+func (l *Loader) allColumns(ctx context.Context) (map[tableName][]string, error) {
+	rows, err := l.w.conn.QueryContext(ctx, `SELECT table_name, database_name = 'temp', column_name || ' ' || data_type FROM duckdb_columns()
+		WHERE schema_name = 'main' AND (database_name = 'temp' OR database_name = current_database())
+		ORDER BY table_name, column_index`)
+	if err != nil {
+		return nil, fmt.Errorf("describe tables: %w", err)
+	}
+	defer rows.Close()
+	out := map[tableName][]string{}
+	for rows.Next() {
+		var tn tableName
+		var col string
+		if err := rows.Scan(&tn.name, &tn.temporary, &col); err != nil {
+			return nil, fmt.Errorf("describe tables: %w", err)
+		}
+		out[tn] = append(out[tn], col)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("describe tables: %w", err)
+	}
+	return out, nil
 }
 
 func (l *Loader) columns(ctx context.Context, table string, temporary bool) ([]string, error) {

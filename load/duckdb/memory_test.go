@@ -22,7 +22,7 @@ func TestMemoryBound(t *testing.T) {
 	for _, tc := range []struct {
 		env, want, err string
 	}{
-		{env: "", want: "366.2 MiB"}, // DefaultMemory, 384 MB
+		{env: "", want: "366.2 MiB"}, // defaultMemoryMB, 384 MB
 		{env: "2GB", want: "1.8 GiB"},
 		{env: "lots", err: MemoryEnv},
 	} {
@@ -89,8 +89,8 @@ func TestLimitMemoryForCopy(t *testing.T) {
 // limit for them, and puts it back after, while a bound the user set is
 // kept (and the run fails naming it, changing nothing).
 func TestRoomForDeletes(t *testing.T) {
-	defer func(m string, b, h int64) { defaultMemory, defaultMemoryBytes, deleteHeadroom = m, b, h }(defaultMemory, defaultMemoryBytes, deleteHeadroom)
-	defaultMemory, defaultMemoryBytes, deleteHeadroom = "40MB", 40_000_000, 24<<20
+	defer func(m, h int64) { defaultMemoryMB, deleteHeadroom = m, h }(defaultMemoryMB, deleteHeadroom)
+	defaultMemoryMB, deleteHeadroom = 40, 24<<20
 	const rows = 6_000_000 // 8 bytes each: 48 MB of deletes
 	var ids []string
 	for i := 0; i < rows; i += 1500 { // about one per vector

@@ -1250,7 +1250,7 @@ func (l *Loader) roomForDeletes(ctx context.Context, changing map[string]bool, i
 		rows += stored[load.IndexTable]
 	}
 	need := rows*deleteBytesPerRow + deleteHeadroom
-	if need <= defaultMemoryBytes {
+	if need <= defaultMemoryMB*1_000_000 {
 		return nil
 	}
 	if err := l.w.exec(ctx, fmt.Sprintf("SET memory_limit = '%dMiB'", (need+(1<<20)-1)>>20)); err != nil {

@@ -184,21 +184,13 @@ func attach(path string, db *sql.DB, conn *sql.Conn, release func() error) (*War
 // peak memory does not grow with its input.
 const MemoryEnv = "FHIRLAKE_WAREHOUSE_MEMORY"
 
-// DefaultMemory is the bound when MemoryEnv is unset. A full load of a
-// 10 GB export took as long with 256MB, 384MB or 512MB (69 s) and peaked
-// at 746, 793 and 938 MB of RSS; the rest of a run (transform batches,
-// Go's heap, the binary, DuckDB's allocations outside its buffer pool)
-// takes about 400 MB. A large incremental run needs more than 256MB (see
-// outOfMemory).
-const DefaultMemory = "384MB"
-
-// defaultMemory is the bound when MemoryEnv is unset, DefaultMemory, and
-// defaultMemoryBytes the same in bytes (DuckDB's MB are 10^6). Tests
-// make them smaller.
-var (
-	defaultMemory            = DefaultMemory
-	defaultMemoryBytes int64 = 384_000_000
-)
+// defaultMemoryMB is the bound when MemoryEnv is unset, in DuckDB's MB
+// (10^6 bytes; a variable for tests). A full load of a 10 GB export took
+// as long with 256MB, 384MB or 512MB (69 s) and peaked at 746, 793 and
+// 938 MB of RSS; the rest of a run (transform batches, Go's heap, the
+// binary, DuckDB's allocations outside its buffer pool) takes about 400
+// MB. A large incremental run needs more than 256MB (see outOfMemory).
+var defaultMemoryMB int64 = 384
 
 // blockSize is the block size of the warehouse files fhirlake creates,
 // a quarter of DuckDB's default. Each checkpoint writes the row groups a
@@ -260,12 +252,12 @@ func outOfMemory(err error) error {
 	return fmt.Errorf("%w: raise %s (now %s) and the task's memory with it, then rerun: %s", load.ErrOutOfMemory, MemoryEnv, memoryLimit(), first)
 }
 
-// memoryLimit is DuckDB's memory_limit: MemoryEnv, or DefaultMemory.
+// memoryLimit is DuckDB's memory_limit: MemoryEnv, or defaultMemoryMB.
 func memoryLimit() string {
 	if limit := os.Getenv(MemoryEnv); limit != "" {
 		return limit
 	}
-	return defaultMemory
+	return strconv.FormatInt(defaultMemoryMB, 10) + "MB"
 }
 
 // isLockError recognises DuckDB's "Could not set lock on file" error.

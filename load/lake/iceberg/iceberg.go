@@ -712,10 +712,10 @@ func (lk *Lake) publishBookkeeping(ctx context.Context, p publication, name, def
 // source the warehouse does not (one restored from elsewhere), or no run
 // log yet: the caller rewrites the source's rows.
 func (lk *Lake) appendRuns(ctx context.Context, p publication, def string) (done bool, err error) {
-	if !lk.exists(ctx, load.RunsTable) {
+	tbl, err := lk.Table(ctx, load.RunsTable)
+	if errors.Is(err, catalog.ErrNoSuchTable) {
 		return false, nil
 	}
-	tbl, err := lk.Table(ctx, load.RunsTable)
 	if err != nil || tbl.CurrentSnapshot() == nil {
 		return false, err
 	}
@@ -742,8 +742,8 @@ func (lk *Lake) appendRuns(ctx context.Context, p publication, def string) (done
 	if err != nil {
 		return false, err
 	}
-	have := lakeRuns(inLake)
-	want := lakeRuns(inWarehouse)
+	have := runIDSet(inLake)
+	want := runIDSet(inWarehouse)
 	for id := range have {
 		if !want[id] {
 			return false, nil
@@ -774,8 +774,9 @@ func (lk *Lake) appendRuns(ctx context.Context, p publication, def string) (done
 	return true, lk.compactIfDue(ctx, load.RunsTable, p.summary)
 }
 
-// lakeRuns is the set of run ids of rowStrings of the run_id column.
-func lakeRuns(rows []string) map[string]bool {
+// runIDSet is the set of the run ids rowStrings gives of a run_id
+// column (each value ends with its separator).
+func runIDSet(rows []string) map[string]bool {
 	out := make(map[string]bool, len(rows))
 	for _, r := range rows {
 		out[strings.TrimSuffix(r, "\x00")] = true

@@ -687,9 +687,11 @@ func (l *Loader) merge(ctx context.Context, run load.Run) (map[string][]string, 
 	// resources leave it; both only for this source.
 	var index []string
 	if indexed {
-		index = append(index, `DELETE FROM fhirlake_resources WHERE source = $2 AND (resource_type, id) IN (
-			SELECT resource_type, id FROM fhirlake_accepted
-			UNION ALL SELECT resource_type, id FROM fhirlake_deleted WHERE run_id = $1)`)
+		index = append(index, storedVersions)
+		if l.deletedResources > 0 {
+			index = append(index, `DELETE FROM fhirlake_resources WHERE source = $2 AND (resource_type, id) IN (
+				SELECT resource_type, id FROM fhirlake_deleted WHERE run_id = $1)`)
+		}
 	}
 	// When the run takes every resource it staged, once each (a first
 	// load), the staged index rows are the accepted versions. Read from
@@ -919,20 +921,22 @@ func union(a, b []string) []string {
 // those are marked unchanged, and the commit leaves their rows as they
 // are. A resource the run deletes ($3) has no stored version to lose to:
 // its tombstone takes the stored one and all its rows, and the version
-// the run carries with it goes in, whatever its date.
+// the run carries with it goes in, whatever its date. cur_rowid is the
+// stored version's row in the version index, which the commit deletes
+// by it (see storedVersions).
 const acceptSQL = `
 CREATE OR REPLACE TEMP TABLE fhirlake_accepted AS
 WITH ranked AS (%s),
 dated AS (
 	SELECT r.*, coalesce(r.meta_last_updated, $2::TIMESTAMPTZ) AS new_at,
 	       cur.id AS cur_id, cur.content_hash AS cur_hash, cur.version_id AS cur_version,
-	       coalesce(cur.meta_last_updated, cr.transaction_time) AS cur_at
+	       coalesce(cur.meta_last_updated, cr.transaction_time) AS cur_at, cur.cur_rowid
 	FROM ranked AS r
 	LEFT JOIN %s AS cur ON cur.source = $1 AND cur.resource_type = r.resource_type AND cur.id = r.id
 	LEFT JOIN fhirlake_runs AS cr ON cur.meta_last_updated IS NULL AND cr.run_id = cur.run_id
 	WHERE r.rn = 1)
 SELECT resource_type, id, meta_last_updated, version_id, content_hash,
-       coalesce(cur_hash = content_hash, false) AS unchanged
+       coalesce(cur_hash = content_hash, false) AS unchanged, cur_rowid
 FROM dated
 WHERE cur_id IS NULL OR NOT (
 	coalesce(cur_at, '-infinity'::TIMESTAMPTZ) > coalesce(new_at, '-infinity'::TIMESTAMPTZ)
@@ -947,6 +951,16 @@ WHERE cur_id IS NULL OR NOT (
 const newestFirst = `meta_last_updated DESC NULLS LAST,
 	try_cast(version_id AS BIGINT) DESC NULLS LAST, version_id DESC NULLS LAST,
 	file DESC, line DESC`
+
+// storedVersions deletes from the version index the stored versions the
+// accepted ones replace, by the rows fhirlake_accepted found them in
+// (cur_rowid), which stay theirs until the transaction ends. Found again
+// by source, type and id, it read the index's keys whole: a 1% run of the
+// 10 GB export (2.9 million resources) deleted its 28,762 in 0.08-0.10 s
+// against 0.03 s by row, and its commit took 2.57-2.86 s against
+// 2.33-2.47 s (four alternating runs).
+const storedVersions = `DELETE FROM fhirlake_resources WHERE rowid IN (
+	SELECT cur_rowid FROM fhirlake_accepted WHERE cur_rowid IS NOT NULL)`
 
 // acceptedStaged is fhirlake_accepted (see acceptSQL) for a run of a
 // source the version index holds nothing of, that staged each resource
@@ -970,9 +984,9 @@ func acceptQuery(repeated, deletes bool) string {
 		       row_number() OVER (PARTITION BY resource_type, id ORDER BY ` + newestFirst + `) AS rn
 		FROM fhirlake_stage__resources`
 	}
-	stored := "fhirlake_resources"
+	stored := "(SELECT *, rowid AS cur_rowid FROM fhirlake_resources)"
 	if deletes {
-		stored = `(SELECT * FROM fhirlake_resources WHERE source = $1 AND (resource_type, id) NOT IN (
+		stored = `(SELECT *, rowid AS cur_rowid FROM fhirlake_resources WHERE source = $1 AND (resource_type, id) NOT IN (
 			SELECT resource_type, id FROM fhirlake_deleted WHERE run_id = $3))`
 	}
 	return fmt.Sprintf(acceptSQL, ranked, stored)

@@ -207,9 +207,10 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 	return usageError{msg}
 }
 
-// helpHint points at the help of the command c runs.
+// helpHint points at the help of the command c runs; before any command
+// (a flag given ahead of it), c's command is the app itself.
 func helpHint(c *cli.Context) string {
-	if c.Command != nil && c.Command.Name != "" {
+	if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
 		return fmt.Sprintf(" (see fhirlake %s --help)", c.Command.FullName())
 	}
 	return " (see fhirlake --help)"

@@ -44,6 +44,7 @@ func TestCommandLineSurprises(t *testing.T) {
 		{name: "mistyped command", args: []string{"rnu"}, code: exitUsage, stderr: `unknown command "rnu"; did you mean "run"?`},
 		{name: "unknown command", args: []string{"frobnicate"}, code: exitUsage, stderr: `unknown command "frobnicate" (see fhirlake --help)`},
 		{name: "mistyped flag", args: []string{"run", "--fhir-ulr", "x"}, code: exitUsage, stderr: "unknown flag --fhir-ulr; did you mean --fhir-url? (see fhirlake run --help)"},
+		{name: "command's flag before the command", args: []string{"--summary", "s.json", "load"}, code: exitUsage, stderr: "unknown flag --summary (see fhirlake --help)"},
 		{name: "mistyped global flag after the command", args: []string{"status", "--log-levle", "warn"}, code: exitUsage, stderr: "did you mean --log-level?"},
 		{name: "duration without a unit", args: []string{"run", "--max-wait", "5"}, code: exitUsage, stderr: `--max-wait "5": want a duration such as 90s, 5m or 1h30m`},
 		{name: "number that is not one", args: []string{"run", "--concurrency", "four"}, code: exitUsage, stderr: `--concurrency "four": want a whole number`},

@@ -93,12 +93,12 @@ func BenchmarkEndToEnd(b *testing.B) {
 				os.RemoveAll(ice)
 				b.Logf("Iceberg lake: full %v; incremental %+v; unchanged reload %+v", iceFull, iceInc, iceSame)
 				b.Logf("%d MB (%d members, %d resources, %d files): fhirlake %v, native %v", mb, st.Members, st.Resources, st.Files, runsOf(fl), runsOf(nat))
-				row := fmt.Sprintf("| %s | %.1f s | %.1f s | **%.2f×** | %d MB | %d MB | %.1f MB (%.2f×) | %.1f MB | %.1f MB | %.2f s (%.1f%% of full), %.1f%% of the lake rewritten, warehouse %+.0f%% | %.2f s, %s written | %.2f s (%.1f%% of its full load's %.1f s), %.1f%% of the lake written; unchanged reload %.2f s, %s written |",
+				row := fmt.Sprintf("| %s | %.1f s | %.1f s | **%.2f×** | %d MB | %d MB | %.1f MB (%.2f×) | %.1f MB | %.1f MB | %.2f s (%.1f%% of full), %d MB peak, %.1f%% of the lake rewritten, warehouse %+.0f%% | %.2f s, %s written | %.2f s (%.1f%% of its full load's %.1f s), %d MB peak, %.1f%% of the lake written; unchanged reload %.2f s, %s written |",
 					mbLabel(mb), f.secs, n.secs, n.secs/f.secs, f.rssMB, n.rssMB,
 					float64(f.warehouse)/1e6, float64(f.warehouse)/float64(n.warehouse), float64(f.lake)/1e6, float64(n.lake)/1e6,
-					inc.secs, 100*inc.secs/f.secs, 100*float64(inc.lakeWritten)/float64(inc.lakeSize), 100*float64(inc.warehouseAfter-f.warehouse)/float64(f.warehouse),
+					inc.secs, 100*inc.secs/f.secs, inc.rssMB, 100*float64(inc.lakeWritten)/float64(inc.lakeSize), 100*float64(inc.warehouseAfter-f.warehouse)/float64(f.warehouse),
 					same.secs, humanBytes(same.lakeWritten+max(same.warehouseAfter-inc.warehouseAfter, 0)),
-					iceInc.secs, 100*iceInc.secs/iceFull.secs, iceFull.secs, 100*float64(iceInc.lakeWritten)/float64(iceInc.lakeSize),
+					iceInc.secs, 100*iceInc.secs/iceFull.secs, iceFull.secs, iceInc.rssMB, 100*float64(iceInc.lakeWritten)/float64(iceInc.lakeSize),
 					iceSame.secs, humanBytes(iceSame.lakeWritten+max(iceSame.warehouseAfter-iceInc.warehouseAfter, 0)))
 				table = append(table, row)
 				b.Logf("%d changed resources; incremental %+v; unchanged reload %+v", changed, inc, same)

@@ -155,6 +155,26 @@ func TestDuplicateIdenticalCopiesCollapse(t *testing.T) {
 	if n := query(t, w, "SELECT count(*) FROM fhirlake_runs"); n[0] != "0" {
 		t.Errorf("the refused run was recorded")
 	}
+	// A copy staged after Duplicates found none is refused too: the
+	// commit does not take the earlier answer for it.
+	l, err = w.Begin(ctx, "test", tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range []batch{{load.Resources, resources("a")}, {"parent", parents("a")}, {load.Resources, resources("b", "a")}, {"parent", parents("b", "a")}} {
+		if i == 2 {
+			if dups, err := l.Duplicates(ctx); err != nil || len(dups) != 0 {
+				t.Fatalf("duplicates of one copy: %v, %v", dups, err)
+			}
+		}
+		if err := l.WriteBatch(ctx, b.table, b.rec); err != nil {
+			t.Fatal(err)
+		}
+		b.rec.Release()
+	}
+	if _, err := l.Commit(ctx, load.Run{ID: "r1", Source: "test"}); !errors.Is(err, ErrUnresolvedDuplicates) {
+		t.Fatalf("commit of a copy staged after Duplicates: %v", err)
+	}
 	// Resolved as the pipeline does (unstage every copy, stage the
 	// winner's rows again), its rows are there once.
 	l = stage()

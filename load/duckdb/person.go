@@ -116,15 +116,15 @@ func (w *Warehouse) linkPersons(ctx context.Context, rule load.PersonRule) (conf
 		args   bool // takes the systems ($1) and the roster system ($2)
 		writes bool // changes rows of person
 	}{
-		{`CREATE OR REPLACE TEMP TABLE fhirlake_person_ids AS ` + ids, true, false},
+		{q: `CREATE OR REPLACE TEMP TABLE fhirlake_person_ids AS ` + ids, args: true},
 		// An identifier on two patients of one source links nobody.
-		{`CREATE OR REPLACE TEMP TABLE fhirlake_person_shared AS
-		  SELECT DISTINCT system, value FROM fhirlake_person_ids GROUP BY source, system, value HAVING count(DISTINCT patient_id) > 1`, false, false},
-		{`CREATE OR REPLACE TEMP TABLE fhirlake_person_edges AS
-		  SELECT node, system, value FROM fhirlake_person_ids ANTI JOIN fhirlake_person_shared USING (system, value)`, false, false},
+		{q: `CREATE OR REPLACE TEMP TABLE fhirlake_person_shared AS
+		  SELECT DISTINCT system, value FROM fhirlake_person_ids GROUP BY source, system, value HAVING count(DISTINCT patient_id) > 1`},
+		{q: `CREATE OR REPLACE TEMP TABLE fhirlake_person_edges AS
+		  SELECT node, system, value FROM fhirlake_person_ids ANTI JOIN fhirlake_person_shared USING (system, value)`},
 		// Each patient takes the least node it reaches through shared
 		// identifiers: one label per connected component.
-		{`CREATE OR REPLACE TEMP TABLE fhirlake_person_label AS
+		{q: `CREATE OR REPLACE TEMP TABLE fhirlake_person_label AS
 		  WITH RECURSIVE walk(node, label) AS (
 			SELECT DISTINCT node, node FROM fhirlake_person_edges
 			UNION
@@ -132,38 +132,38 @@ func (w *Warehouse) linkPersons(ctx context.Context, rule load.PersonRule) (conf
 			JOIN fhirlake_person_edges AS a ON a.node = w.node
 			JOIN fhirlake_person_edges AS b ON b.system = a.system AND b.value = a.value
 		  )
-		  SELECT node, min(label) AS label FROM walk GROUP BY node`, false, false},
+		  SELECT node, min(label) AS label FROM walk GROUP BY node`},
 		// A component with two patients of one source is not merged.
-		{`CREATE OR REPLACE TEMP TABLE fhirlake_person_split AS
+		{q: `CREATE OR REPLACE TEMP TABLE fhirlake_person_split AS
 		  SELECT label FROM fhirlake_person_label
-		  GROUP BY label HAVING count(*) > count(DISTINCT split_part(node, '/', 1))`, false, false},
-		{`DELETE FROM fhirlake_person_conflicts`, false, false},
-		{`INSERT INTO fhirlake_person_conflicts
+		  GROUP BY label HAVING count(*) > count(DISTINCT split_part(node, '/', 1))`},
+		{q: `DELETE FROM fhirlake_person_conflicts`},
+		{q: `INSERT INTO fhirlake_person_conflicts
 		  SELECT DISTINCT i.source, i.patient_id, i.system, 'identifier held by several patients of this source'
 		  FROM fhirlake_person_ids AS i SEMI JOIN fhirlake_person_shared AS s USING (system, value)
 		  UNION
 		  SELECT DISTINCT i.source, i.patient_id, i.system, 'would link two patients of one source into one person'
 		  FROM fhirlake_person_ids AS i
 		  JOIN fhirlake_person_label AS p USING (node)
-		  SEMI JOIN fhirlake_person_split USING (label)`, false, false},
-		{`CREATE OR REPLACE TEMP TABLE fhirlake_person_new AS
+		  SEMI JOIN fhirlake_person_split USING (label)`},
+		{q: `CREATE OR REPLACE TEMP TABLE fhirlake_person_new AS
 		  SELECT n.source AS data_source, n.patient_id,
 		         'p-' || left(sha256(CASE WHEN p.label IS NULL OR s.label IS NOT NULL THEN n.source || '/' || n.patient_id ELSE p.label END), 16) AS person_id
 		  FROM (` + nodes + `) AS n
 		  LEFT JOIN fhirlake_person_label AS p ON p.node = n.source || '/' || n.patient_id
 		  LEFT JOIN fhirlake_person_split AS s ON s.label = p.label
-		  WHERE n.patient_id IS NOT NULL`, false, false},
+		  WHERE n.patient_id IS NOT NULL`},
 		// Only the rows that change are written: deleting every row of
 		// person through its primary-key index took 0.63 s of a 1%
 		// incremental run of a 10 GB export (44,480 patients), and the
 		// whole crosswalk about 0.8 s; now 0.15-0.22 s. Most runs change
 		// no one's person.
-		{`DELETE FROM person AS o WHERE NOT EXISTS (SELECT 1 FROM fhirlake_person_new AS n
-		  WHERE n.data_source = o.data_source AND n.patient_id = o.patient_id AND n.person_id = o.person_id)`, false, true},
-		{`INSERT INTO person BY NAME SELECT * FROM fhirlake_person_new AS n
-		  WHERE NOT EXISTS (SELECT 1 FROM person AS o WHERE o.data_source = n.data_source AND o.patient_id = n.patient_id)`, false, true},
-		{`DROP TABLE fhirlake_person_ids; DROP TABLE fhirlake_person_shared; DROP TABLE fhirlake_person_edges;
-		  DROP TABLE fhirlake_person_label; DROP TABLE fhirlake_person_split; DROP TABLE fhirlake_person_new`, false, false},
+		{q: `DELETE FROM person AS o WHERE NOT EXISTS (SELECT 1 FROM fhirlake_person_new AS n
+		  WHERE n.data_source = o.data_source AND n.patient_id = o.patient_id AND n.person_id = o.person_id)`, writes: true},
+		{q: `INSERT INTO person BY NAME SELECT * FROM fhirlake_person_new AS n
+		  WHERE NOT EXISTS (SELECT 1 FROM person AS o WHERE o.data_source = n.data_source AND o.patient_id = n.patient_id)`, writes: true},
+		{q: `DROP TABLE fhirlake_person_ids; DROP TABLE fhirlake_person_shared; DROP TABLE fhirlake_person_edges;
+		  DROP TABLE fhirlake_person_label; DROP TABLE fhirlake_person_split; DROP TABLE fhirlake_person_new`},
 	}
 	for _, st := range steps {
 		var args []any

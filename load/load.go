@@ -42,6 +42,12 @@ type Table struct {
 	// parent table; Key plus index columns for a child table). Empty means
 	// no constraint.
 	PrimaryKey []string
+	// Coded lists the columns whose values come from a small set (FHIR
+	// code and uri columns: codes bound to value sets, code systems). The
+	// warehouse stores them dictionary-encoded without weighing the other
+	// encodings, which makes a load's checkpoint cheaper and the file no
+	// bigger (issue 15).
+	Coded []string
 }
 
 // Partition names the column whose year partitions a table in the lake.

@@ -61,7 +61,10 @@ const (
 		"`fhirlake/partition` (value: the Hive key, such as `service_year`) on a date or dateTime column\n" +
 		"splits the table in the lake by that column's year; `fhirlake/member` with the value `new` on a\n" +
 		"column of Patient ids marks members whose whole history an incremental run back-fills when they\n" +
-		"first appear. Your own views in `--views` may carry them too.\n\n"
+		"first appear. Your own views in `--views` may carry them too. A column's FHIR `type` counts as\n" +
+		"well: a single-valued `code` or `uri` column holds a few distinct values (codes bound to value\n" +
+		"sets, code systems), and the warehouse stores it dictionary-encoded; type a column of\n" +
+		"identifiers or free text `id` or `string`.\n\n"
 	dataSourceRow = "| `data_source` | VARCHAR | | The source whose run loaded the row; first in the primary key. |\n"
 	personSection = `
 ## person

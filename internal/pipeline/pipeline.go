@@ -1166,6 +1166,18 @@ func primaryKey(v *transform.View) []string {
 	return key
 }
 
+// codedColumns are the view's single-valued columns of FHIR type code or
+// uri, whose values come from a small set whatever the export's size.
+func codedColumns(v *transform.View) []string {
+	var out []string
+	for _, c := range v.Columns() {
+		if !c.Collection && (c.Type == "code" || c.Type == "uri") && c.Name != v.KeyColumn() {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
 // partitionKeyRE is what a partition key (a folder name part) may be.
 var partitionKeyRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
@@ -1203,7 +1215,7 @@ func Tables(views []*transform.View) ([]load.Table, error) {
 		if v.Schema().FieldIndices(load.DataSource) != nil {
 			return nil, fmt.Errorf("view %s: column %s is reserved (every table gets it: the source of each row); rename the column", v.Name(), load.DataSource)
 		}
-		t := load.Table{Name: v.Name(), Resource: v.Resource(), Key: v.KeyColumn(), Schema: v.Schema(), PrimaryKey: primaryKey(v)}
+		t := load.Table{Name: v.Name(), Resource: v.Resource(), Key: v.KeyColumn(), Schema: v.Schema(), PrimaryKey: primaryKey(v), Coded: codedColumns(v)}
 		for i, c := range v.Columns() {
 			key, ok := c.Tags[transform.TagPartition]
 			if !ok {

@@ -58,3 +58,26 @@ func TestTablesReadTheViewsTags(t *testing.T) {
 		}
 	}
 }
+
+// TestTablesNameCodedColumns: a view's single-valued code and uri columns
+// are its coded ones (stored dictionary-encoded); a collection, a string
+// or the key is not, even when typed code.
+func TestTablesNameCodedColumns(t *testing.T) {
+	v, err := transform.CompileView([]byte(`{"name":"claim_codes","resource":"Claim","select":[{"column":[
+		{"name":"id","path":"getResourceKey()","type":"code"},
+		{"name":"status","path":"status","type":"code"},
+		{"name":"use","path":"use"},
+		{"name":"type_system","path":"type.coding.system.first()","type":"uri"},
+		{"name":"type_codes","path":"type.coding.code","type":"code","collection":true},
+		{"name":"created","path":"created","type":"dateTime"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pipeline.Tables([]*transform.View{v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(tables[0].Coded, ","), "status,type_system"; got != want {
+		t.Errorf("coded columns %q, want %q", got, want)
+	}
+}

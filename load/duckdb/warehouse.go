@@ -453,12 +453,14 @@ CREATE TABLE IF NOT EXISTS fhirlake_export_errors (
 // resource_type, id) without a primary-key index, which would cost a tenth
 // of the warehouse: the commit deletes the versions it replaces before it
 // inserts them from fhirlake_accepted, one per resource (TestVersionIndexUnique).
-// content_hash came in version 3.
+// content_hash came in version 3. Its source and resource_type hold a few
+// values each, dictionary-encoded like the tables' coded columns (see
+// columnCompression).
 const (
 	resourcesDDL = `
 CREATE TABLE fhirlake_resources (
-	source            VARCHAR NOT NULL,
-	resource_type     VARCHAR NOT NULL,
+	source            VARCHAR NOT NULL USING COMPRESSION dictionary,
+	resource_type     VARCHAR NOT NULL USING COMPRESSION dictionary,
 	id                VARCHAR NOT NULL,
 	meta_last_updated TIMESTAMPTZ,
 	version_id        VARCHAR,

@@ -186,6 +186,9 @@ type PartFilesWriter interface {
 	// of them) as WriteParquetParts does: a lake's merge-on-read append
 	// of a run's rows.
 	WriteRunParts(ctx context.Context, t Table, source string, ids []string, appended int64, fieldIDs map[string]int, rowGroup int, dir string) ([]string, error)
+	// TableSchema is the Arrow schema of table's rows as the Snapshot's
+	// readers give them, and of the columns of the files it writes.
+	TableSchema(ctx context.Context, table string) (*arrow.Schema, error)
 }
 
 // ElementID ends the key of the field id of a list column's elements in

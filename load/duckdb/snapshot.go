@@ -238,13 +238,9 @@ func (w *Warehouse) writeParts(ctx context.Context, exec func(context.Context, s
 	if rowGroup <= 0 {
 		rowGroup = rowGroupRows
 	}
-	cols, err := w.queryStrings(ctx, `SELECT column_name FROM duckdb_columns()
-		WHERE table_name = ? AND schema_name = 'main' AND database_name = current_database() ORDER BY column_index`, table)
+	cols, err := tableColumns(ctx, w.conn, table)
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", table, err)
-	}
-	if len(cols) == 0 {
-		return nil, fmt.Errorf("write %s: no such table", table)
 	}
 	fields := make([]string, len(cols))
 	for i, c := range cols {
@@ -550,10 +546,64 @@ func (r *sliceReader) lastRows(ctx context.Context, table, where string) (last b
 // hidesRowid reports whether table has a column named rowid, which hides
 // DuckDB's.
 func hidesRowid(ctx context.Context, conn *sql.Conn, table string) (bool, error) {
-	var hidden bool
-	err := conn.QueryRowContext(ctx, `SELECT count(*) > 0 FROM duckdb_columns()
-		WHERE table_name = $1 AND schema_name = 'main' AND database_name = current_database() AND column_name = 'rowid'`, table).Scan(&hidden)
-	return hidden, err
+	cols, err := tableColumns(ctx, conn, table)
+	return slices.Contains(cols, "rowid"), err
+}
+
+// tableColumns lists the columns of the main schema's table, in order; an
+// error when there is no such table. It asks the table itself
+// (pragma_table_info): duckdb_columns() lists every column of every table
+// and view, which took 5-7 ms against 1-2 ms on a warehouse with the
+// built-in views, and a lake's publish asks two or three times a table.
+func tableColumns(ctx context.Context, conn *sql.Conn, table string) ([]string, error) {
+	// Named with its catalog: a temporary table of the same name would
+	// be found first under main alone.
+	rows, err := conn.QueryContext(ctx, `SELECT name FROM pragma_table_info('"' || replace(current_database(), '"', '""') || '".main.' || $1) ORDER BY cid`, ident(table))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var cols []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		cols = append(cols, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(cols) == 0 {
+		return nil, fmt.Errorf("no such table %s", table)
+	}
+	return cols, nil
+}
+
+// TableSchema is the Arrow schema of table's rows as Records and the
+// other readers give them, from a query of no rows: a lake asks it of
+// every table it publishes, and a reader of no rows costs a transaction
+// and three queries of the catalog and the table.
+func (w *Warehouse) TableSchema(ctx context.Context, table string) (*arrow.Schema, error) {
+	conn, err := w.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("schema of %s: %w", table, err)
+	}
+	defer conn.Close()
+	var ar *duckdb.Arrow
+	err = conn.Raw(func(dc any) (err error) {
+		ar, err = duckdb.NewArrowFromConn(dc.(driver.Conn))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("schema of %s: %w", table, err)
+	}
+	rr, err := ar.QueryContext(ctx, fmt.Sprintf("SELECT * FROM %s LIMIT 0", ident(table)))
+	if err != nil {
+		return nil, fmt.Errorf("schema of %s: %w", table, err)
+	}
+	defer rr.Release()
+	return rr.Schema(), nil
 }
 
 // lastRowid is the largest rowid a row of table may have, -1 when it has

@@ -562,3 +562,46 @@ func TestLastRowid(t *testing.T) {
 		t.Errorf("whole table read: %d rows, error %v; want %d", got, err, n)
 	}
 }
+
+// TestTableSchemaAndColumns: a table's columns are its own, in order, not
+// those of a temporary table of the same name, even in a warehouse whose
+// file name needs quoting; the schema TableSchema gives is the one its
+// readers give; a missing table is an error.
+func TestTableSchemaAndColumns(t *testing.T) {
+	w, err := Open(t.Context(), filepath.Join(t.TempDir(), `my "ware".house.duckdb`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	q := `CREATE TABLE "odd name" (data_source VARCHAR, id VARCHAR, amount DECIMAL(12, 2), updated TIMESTAMPTZ, codes VARCHAR[], rowid VARCHAR);
+		INSERT INTO "odd name" VALUES ('a', '1', 1.25, '2025-01-02 03:04:05+00', ['x'], 'r1');
+		CREATE TEMP TABLE "odd name" (other INTEGER)`
+	if err := w.Exec(t.Context(), q); err != nil {
+		t.Fatal(err)
+	}
+	cols, err := tableColumns(t.Context(), w.conn, "odd name")
+	if want := []string{"data_source", "id", "amount", "updated", "codes", "rowid"}; err != nil || !slices.Equal(cols, want) {
+		t.Errorf("columns %v, %v; want %v", cols, err, want)
+	}
+	if hidden, err := hidesRowid(t.Context(), w.conn, "odd name"); err != nil || !hidden {
+		t.Errorf("hidesRowid: %v, %v; want true", hidden, err)
+	}
+	sc, err := w.TableSchema(t.Context(), "odd name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, err := w.Records(t.Context(), load.Table{Name: "odd name", Key: "id"}, "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Release()
+	if !sc.Equal(rr.Schema()) || sc.NumFields() != 6 {
+		t.Errorf("TableSchema %v, want the readers' %v", sc, rr.Schema())
+	}
+	if _, err := tableColumns(t.Context(), w.conn, "missing"); err == nil {
+		t.Error("columns of a missing table: no error")
+	}
+	if _, err := w.TableSchema(t.Context(), "missing"); err == nil {
+		t.Error("schema of a missing table: no error")
+	}
+}

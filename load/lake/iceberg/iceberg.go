@@ -674,12 +674,21 @@ func (lk *Lake) publishBookkeeping(ctx context.Context, p publication, name, def
 		// A relink may change the persons of every source of the warehouse.
 		p.full = true
 	}
-	rr, err := p.snap.SourceRecords(ctx, name, column, nil) // no rows: the schema
+	pw, writes := p.snap.(load.PartFilesWriter)
+	var sc *arrow.Schema
+	var err error
+	if writes {
+		sc, err = pw.TableSchema(ctx, name)
+	} else {
+		var rr load.RecordReader
+		if rr, err = p.snap.SourceRecords(ctx, name, column, nil); err == nil { // no rows: the schema
+			sc = rr.Schema()
+			rr.Release()
+		}
+	}
 	if err != nil {
 		return err
 	}
-	sc := rr.Schema()
-	rr.Release()
 	tbl, err := lk.ensureTable(ctx, name, sc, nil)
 	if err != nil {
 		return err
@@ -688,7 +697,6 @@ func (lk *Lake) publishBookkeeping(ctx context.Context, p publication, name, def
 	// lists of them (the version index among them: 2.7 million rows at
 	// 10 GB); the field ids of other nested ones (the run log's maps) it
 	// is not given.
-	pw, writes := p.snap.(load.PartFilesWriter)
 	if !writes || !flat(tbl.Schema()) {
 		rr, err := p.snap.SourceRecords(ctx, name, column, p.sources())
 		if err != nil {
@@ -994,12 +1002,10 @@ func (lk *Lake) publishParts(ctx context.Context, p publication, t load.Table, d
 	if !ok {
 		return false, nil
 	}
-	rr, err := p.snap.Records(ctx, t, "", nil) // no rows: the schema
+	sc, err := pw.TableSchema(ctx, t.Name)
 	if err != nil {
 		return false, err
 	}
-	sc := rr.Schema()
-	rr.Release()
 	tbl, err := lk.ensureTable(ctx, t.Name, sc, t.Partition)
 	if err != nil {
 		return false, err
@@ -1196,19 +1202,20 @@ func (lk *Lake) publishDelta(ctx context.Context, p publication, t load.Table, d
 	appended := changes.Appended[t.Name]
 	pw, direct := p.snap.(load.PartFilesWriter)
 	var rr load.RecordReader
+	var sc *arrow.Schema
 	if direct {
-		rr, err = p.snap.Records(ctx, t, "", nil) // no rows: the schema
-	} else {
-		rr, err = p.snap.RecordsOf(ctx, t, changes.Source, ids, appended)
+		sc, err = pw.TableSchema(ctx, t.Name)
+	} else if rr, err = p.snap.RecordsOf(ctx, t, changes.Source, ids, appended); err == nil {
+		sc = rr.Schema()
 	}
 	if err != nil {
 		return false, err
 	}
-	tbl, err := lk.ensureTable(ctx, t.Name, rr.Schema(), t.Partition)
-	if direct || err != nil {
-		rr.Release()
-	}
+	tbl, err := lk.ensureTable(ctx, t.Name, sc, t.Partition)
 	if err != nil {
+		if rr != nil {
+			rr.Release()
+		}
 		return false, err
 	}
 	filter, match := deltaKeys(t, changes.Source, ids, p.ids)

@@ -33,3 +33,19 @@ func SetCompactionForTest(growth, slack int64) (restore func()) {
 	compactFileGrowth, compactFileSlack = growth, slack
 	return func() { compactFileGrowth, compactFileSlack = g, sl }
 }
+
+// SetMetadataVersionsForTest makes every commit from now on keep n earlier
+// metadata files of a table, or, with n 0, every one (as tables made
+// before metadataVersions did), until restore.
+func SetMetadataVersionsForTest(n int) (restore func()) {
+	del, max := tableProps[table.MetadataDeleteAfterCommitEnabledKey], tableProps[table.MetadataPreviousVersionsMaxKey]
+	if n == 0 {
+		delete(tableProps, table.MetadataDeleteAfterCommitEnabledKey)
+		delete(tableProps, table.MetadataPreviousVersionsMaxKey)
+	} else {
+		tableProps[table.MetadataPreviousVersionsMaxKey] = strconv.Itoa(n)
+	}
+	return func() {
+		tableProps[table.MetadataDeleteAfterCommitEnabledKey], tableProps[table.MetadataPreviousVersionsMaxKey] = del, max
+	}
+}

@@ -968,11 +968,25 @@ var mergeOnRead = iceberg.Properties{
 }
 
 // tableProps are the properties every table of the lake has: merge-on-read,
-// zstd, and row groups of at most rowGroupLimit rows.
+// zstd, row groups of at most rowGroupLimit rows, and no more than
+// metadataVersions metadata files. (A table without one of them gets it
+// at its next commit: see deltaTxn.)
 var tableProps = union2(mergeOnRead, iceberg.Properties{
-	"write.parquet.compression-codec": "zstd",
-	table.ParquetRowGroupLimitKey:     strconv.Itoa(rowGroupLimit),
+	"write.parquet.compression-codec":         "zstd",
+	table.ParquetRowGroupLimitKey:             strconv.Itoa(rowGroupLimit),
+	table.MetadataDeleteAfterCommitEnabledKey: "true",
+	table.MetadataPreviousVersionsMaxKey:      strconv.Itoa(metadataVersions),
 })
+
+// metadataVersions is how many earlier metadata files of a table its
+// metadata log names and the folder keeps; a commit deletes the one that
+// falls out. Every commit writes a new metadata file, and without the
+// deletion the run log's folder alone grew by a file a run (26 kB at the
+// 26th run, growing with the snapshots until lake expire), which neither
+// expiry nor compaction removes. Snapshots, which time travel reads, are
+// not metadata files: they stay until lake expire. 100 is Iceberg's
+// default length of the log.
+const metadataVersions = 100
 
 // rowGroupLimit is the most rows of a Parquet row group of the lake.
 // iceberg-go writes one file per partition at once, each holding its row

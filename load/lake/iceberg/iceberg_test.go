@@ -804,6 +804,40 @@ func TestIncrementalRunsMergeOnRead(t *testing.T) {
 	}
 }
 
+// TestOldMetadataFilesDeleted: a table keeps the metadata files its log
+// names and deletes older ones at each commit, a table made without the
+// setting too, from its next commit on; the lake still reads the same.
+func TestOldMetadataFilesDeleted(t *testing.T) {
+	w, lk := folderLake(t)
+	metadataFiles := func(table string) int {
+		t.Helper()
+		files, err := filepath.Glob(filepath.Join(strings.TrimPrefix(lk.Location(), "file://"), table, "metadata", "*.metadata.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(files)
+	}
+	restore := iceberg.SetMetadataVersionsForTest(0)
+	for i := range 4 {
+		publish(t, lk, w, commit(t, w, "payer-a", fmt.Sprintf("r%d", i), nil, claim{fmt.Sprintf("c%02d", i), "2021-03-01", 2}))
+	}
+	restore()
+	before := metadataFiles(load.RunsTable)
+	if before < 5 {
+		t.Fatalf("%d metadata files of the run log after four runs that keep them all, want at least 5", before)
+	}
+	defer iceberg.SetMetadataVersionsForTest(2)()
+	for i := 4; i < 7; i++ {
+		publish(t, lk, w, commit(t, w, "payer-a", fmt.Sprintf("r%d", i), nil, claim{fmt.Sprintf("c%02d", i), "2021-03-01", 2}))
+	}
+	for _, table := range []string{load.RunsTable, "claim", "claim_line", load.IndexTable} {
+		if n := metadataFiles(table); n > 3 {
+			t.Errorf("%s: %d metadata files, want the current one and 2 before it", table, n)
+		}
+	}
+	icebergtest.CheckMirrors(t, w, lk, "", "claim", "claim_line", load.RunsTable, load.IndexTable)
+}
+
 // duckdbWriter begins the created_by of the Parquet files DuckDB writes.
 const duckdbWriter = "DuckDB"
 

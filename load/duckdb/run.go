@@ -1247,7 +1247,7 @@ func (l *Loader) drop(ctx context.Context) {
 	for _, st := range l.stages {
 		st.seal()
 	}
-	os.RemoveAll(l.dir)
+	l.w.discardStage(l.dir)
 }
 
 // deleteBytesPerRow is what DuckDB holds until a transaction commits for

@@ -4,8 +4,13 @@ package duckdb
 
 import (
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/fhirlake/fhirlake/load"
 	"github.com/google/go-cmp/cmp"
@@ -63,5 +68,71 @@ func TestStagedViewsAnswerRight(t *testing.T) {
 		if diff := cmp.Diff(tt.want, got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", q, diff)
 		}
+	}
+}
+
+// TestStageFoldersRemoved: a run's stage folder holds its rows until the
+// commit and is gone when the warehouse closes, while the next run stages
+// at once; the folders a killed run left (its own, one it was still
+// removing) go when the next run begins.
+func TestStageFoldersRemoved(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "w.duckdb")
+	stageFiles := func() []string {
+		t.Helper()
+		var out []string
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && strings.Contains(p, ".stage") {
+				out = append(out, p)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// As a killed run leaves them.
+	for _, f := range []string{"w.duckdb.stage/parent.0.arrows", "w.duckdb.stage" + discardedSuffix + "123/stage/child.3.arrows"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("rows"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := w.Begin(ctx, "test", tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stageFiles(); !slices.Equal(got, []string{filepath.Join(dir, "w.duckdb.stage")}) {
+		t.Errorf("after Begin: %v, want the run's empty stage folder alone", got)
+	}
+	for _, b := range []batch{{load.Resources, resources("a")}, {"parent", parents("a")}} {
+		if err := l.WriteBatch(ctx, b.table, b.rec); err != nil {
+			t.Fatal(err)
+		}
+		b.rec.Release()
+	}
+	if len(stageFiles()) < 2 {
+		t.Errorf("staged rows: %v, want files in the stage folder", stageFiles())
+	}
+	if _, err := l.Commit(ctx, load.Run{ID: "r1", Source: "test", Scope: "all", Started: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	loadRun(t, w, "r2", batch{load.Resources, resources("b")}, batch{"parent", parents("b")})
+	if got := query(t, w, "SELECT id FROM parent ORDER BY id"); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("rows %v, want a and b", got)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := stageFiles(); len(got) != 0 {
+		t.Errorf("after Close: %v, want no stage folder", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -31,6 +32,9 @@ type Warehouse struct {
 	ar      *duckdb.Arrow
 	version int    // layout version, see Version
 	id      string // see ID
+	// discarding counts the stage folders of finished runs still being
+	// removed (discardStage); Close waits for them.
+	discarding sync.WaitGroup
 }
 
 // Open opens (creating if needed) the DuckDB database at path. A new
@@ -273,6 +277,7 @@ func inUse(path string, err error) error {
 // Close releases the connection and the file's instance, which closes
 // with its last user (openFile).
 func (w *Warehouse) Close() error {
+	w.discarding.Wait()
 	var errs []error
 	if w.conn != nil {
 		errs = append(errs, w.conn.Close())

@@ -980,12 +980,12 @@ var tableProps = union2(mergeOnRead, iceberg.Properties{
 
 // metadataVersions is how many earlier metadata files of a table its
 // metadata log names and the folder keeps; a commit deletes the one that
-// falls out. Every commit writes a new metadata file, and without the
-// deletion the run log's folder alone grew by a file a run (26 kB at the
-// 26th run, growing with the snapshots until lake expire), which neither
-// expiry nor compaction removes. Snapshots, which time travel reads, are
-// not metadata files: they stay until lake expire. 100 is Iceberg's
-// default length of the log.
+// falls out. Every commit writes a new metadata file: without the
+// deletion they stayed until lake expire swept those the log no longer
+// names, so a lake never expired grew by a file a run in the run log's
+// folder alone (776 kB after 26 runs). Snapshots, which time travel
+// reads, are not metadata files: they stay until lake expire. 100 is
+// Iceberg's default length of the log.
 const metadataVersions = 100
 
 // rowGroupLimit is the most rows of a Parquet row group of the lake.

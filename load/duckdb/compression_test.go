@@ -66,20 +66,30 @@ func TestCodedColumnsAreDictionaryEncoded(t *testing.T) {
 	if err := w.exec(t.Context(), "CHECKPOINT"); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		column string
-		want   []string
-	}{
-		{"status", []string{"Dictionary"}},
-		{"later", []string{"Dictionary"}},
-		{"display", []string{"FSST"}},
-		{load.DataSource, []string{"Dictionary"}},
-	} {
-		got := query(t, w, "SELECT DISTINCT compression FROM pragma_storage_info('claim_codes') WHERE column_name = '"+c.column+"' AND segment_type = 'VARCHAR' ORDER BY 1")
-		if !slices.Equal(got, c.want) {
-			t.Errorf("column %s stored %v, want %v", c.column, got, c.want)
+	check := func(after string) {
+		t.Helper()
+		for _, c := range []struct {
+			column string
+			want   []string
+		}{
+			{"status", []string{"Dictionary"}},
+			{"later", []string{"Dictionary"}},
+			{"display", []string{"FSST"}},
+			{load.DataSource, []string{"Dictionary"}},
+		} {
+			got := query(t, w, "SELECT DISTINCT compression FROM pragma_storage_info('claim_codes') WHERE column_name = '"+c.column+"' AND segment_type = 'VARCHAR' ORDER BY 1")
+			if !slices.Equal(got, c.want) {
+				t.Errorf("after %s: column %s stored %v, want %v", after, c.column, got, c.want)
+			}
 		}
 	}
+	check("the loads")
+	// Compaction copies the tables into a new file: the columns keep
+	// their encoding.
+	if c, err := w.Compact(t.Context(), true); err != nil || !c.Rewritten {
+		t.Fatalf("compaction: %+v, %v; want the file rewritten", c, err)
+	}
+	check("a compaction")
 }
 
 func fieldsOf(field func(string) arrow.Field, names []string) []arrow.Field {

@@ -558,20 +558,8 @@ func hidesRowid(ctx context.Context, conn *sql.Conn, table string) (bool, error)
 func tableColumns(ctx context.Context, conn *sql.Conn, table string) ([]string, error) {
 	// Named with its catalog: a temporary table of the same name would
 	// be found first under main alone.
-	rows, err := conn.QueryContext(ctx, `SELECT name FROM pragma_table_info('"' || replace(current_database(), '"', '""') || '".main.' || $1) ORDER BY cid`, ident(table))
+	cols, err := connStrings(ctx, conn, `SELECT name FROM pragma_table_info('"' || replace(current_database(), '"', '""') || '".main.' || $1) ORDER BY cid`, ident(table))
 	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var cols []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, err
-		}
-		cols = append(cols, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	if len(cols) == 0 {

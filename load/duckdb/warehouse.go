@@ -376,7 +376,12 @@ func (w *Warehouse) CommittedJobs(ctx context.Context, jobs []string) (map[strin
 
 // queryStrings runs a query whose rows are one string each.
 func (w *Warehouse) queryStrings(ctx context.Context, q string, args ...any) ([]string, error) {
-	rows, err := w.conn.QueryContext(ctx, q, args...)
+	return connStrings(ctx, w.conn, q, args...)
+}
+
+// connStrings is queryStrings on the connection conn.
+func connStrings(ctx context.Context, conn *sql.Conn, q string, args ...any) ([]string, error) {
+	rows, err := conn.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -8,13 +8,11 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/duckdb/duckdb-go/v2"
 	"github.com/fhirlake/fhirlake/load"
 	"github.com/fhirlake/fhirlake/load/lake/hive"
 
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -748,12 +746,7 @@ func restoreStream(ctx context.Context, db *duckDB, t PlanTable) error {
 		return err
 	}
 	defer rr.Release()
-	var ar *duckdb.Arrow
-	err = db.conn.Raw(func(dc any) error {
-		a, err := duckdb.NewArrowFromConn(dc.(driver.Conn))
-		ar = a
-		return err
-	})
+	ar, err := connArrow(db.conn)
 	if err != nil {
 		return fmt.Errorf("arrow interface: %w", err)
 	}

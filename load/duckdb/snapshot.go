@@ -5,7 +5,6 @@ package duckdb
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -503,11 +502,7 @@ func (r *sliceReader) start(ctx context.Context, table, where string, how readin
 	if r.sliced && len(r.todo) == 0 {
 		r.todo = []int64{0} // no rows: the first slice gives the schema
 	}
-	err = r.conn.Raw(func(dc any) (err error) {
-		r.ar, err = duckdb.NewArrowFromConn(dc.(driver.Conn))
-		return err
-	})
-	if err != nil {
+	if r.ar, err = connArrow(r.conn); err != nil {
 		return err
 	}
 	if err := r.open(); err != nil {
@@ -578,11 +573,7 @@ func (w *Warehouse) TableSchema(ctx context.Context, table string) (*arrow.Schem
 		return nil, fmt.Errorf("schema of %s: %w", table, err)
 	}
 	defer conn.Close()
-	var ar *duckdb.Arrow
-	err = conn.Raw(func(dc any) (err error) {
-		ar, err = duckdb.NewArrowFromConn(dc.(driver.Conn))
-		return err
-	})
+	ar, err := connArrow(conn)
 	if err != nil {
 		return nil, fmt.Errorf("schema of %s: %w", table, err)
 	}

@@ -170,15 +170,12 @@ func attach(path string, db *sql.DB, conn *sql.Conn, release func() error) (*War
 		path = abs
 	}
 	w := &Warehouse{path: path, db: db, conn: conn, release: release}
-	err := conn.Raw(func(dc any) error {
-		a, err := duckdb.NewArrowFromConn(dc.(driver.Conn))
-		w.ar = a
-		return err
-	})
+	ar, err := connArrow(conn)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open arrow interface: %w", err)
 	}
+	w.ar = ar
 	return w, nil
 }
 
@@ -377,6 +374,15 @@ func (w *Warehouse) CommittedJobs(ctx context.Context, jobs []string) (map[strin
 // queryStrings runs a query whose rows are one string each.
 func (w *Warehouse) queryStrings(ctx context.Context, q string, args ...any) ([]string, error) {
 	return connStrings(ctx, w.conn, q, args...)
+}
+
+// connArrow is the Arrow interface of the connection conn.
+func connArrow(conn *sql.Conn) (ar *duckdb.Arrow, err error) {
+	err = conn.Raw(func(dc any) (err error) {
+		ar, err = duckdb.NewArrowFromConn(dc.(driver.Conn))
+		return err
+	})
+	return ar, err
 }
 
 // connStrings is queryStrings on the connection conn.

@@ -149,7 +149,11 @@ func (w *Warehouse) WriteParquetParts(ctx context.Context, t load.Table, sources
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", t.Name, err)
 	}
-	return w.writeParts(ctx, w.copyConn, t.Name, load.DataSource, t.Partition, where, ids, rowGroup, dir)
+	cols, err := tableColumns(ctx, w.conn, t.Name)
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", t.Name, err)
+	}
+	return w.writeParts(ctx, w.copyConn, t.Name, cols, load.DataSource, t.Partition, where, ids, rowGroup, dir)
 }
 
 // WriteRunParts writes the rows RecordsOf would stream (of t of source,
@@ -190,17 +194,17 @@ func (w *Warehouse) WriteRunParts(ctx context.Context, t load.Table, source stri
 			return err
 		}))
 	}
-	hidden, err := hidesRowid(ctx, conn, t.Name)
+	cols, err := tableColumns(ctx, conn, t.Name)
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", t.Name, err)
 	}
-	if !hidden && appended > 0 {
+	if hidden := slices.Contains(cols, "rowid"); !hidden && appended > 0 {
 		top, err := lastRowid(ctx, conn, t.Name)
 		if err != nil {
 			return nil, fmt.Errorf("write %s: %w", t.Name, err)
 		}
 		if from := top - appended + 1; from > 0 {
-			files, err := w.writeParts(ctx, exec, t.Name, load.DataSource, t.Partition, fmt.Sprintf("rowid >= %d AND %s", from, of), fieldIDs, rowGroup, dir)
+			files, err := w.writeParts(ctx, exec, t.Name, cols, load.DataSource, t.Partition, fmt.Sprintf("rowid >= %d AND %s", from, of), fieldIDs, rowGroup, dir)
 			if err != nil || written == appended {
 				return files, err
 			}
@@ -209,7 +213,7 @@ func (w *Warehouse) WriteRunParts(ctx context.Context, t load.Table, source stri
 			}
 		}
 	}
-	return w.writeParts(ctx, exec, t.Name, load.DataSource, t.Partition, of, fieldIDs, rowGroup, dir)
+	return w.writeParts(ctx, exec, t.Name, cols, load.DataSource, t.Partition, of, fieldIDs, rowGroup, dir)
 }
 
 // copyConn runs the COPY q on a connection of its own (copyTo).
@@ -225,21 +229,22 @@ func (w *Warehouse) WriteSourceParts(ctx context.Context, table, column string, 
 	if len(sources) == 0 {
 		return nil, nil
 	}
-	where := fmt.Sprintf("%s IN (%s)", ident(column), sqlStrings(sources))
-	return w.writeParts(ctx, w.copyConn, table, column, nil, where, ids, rowGroup, dir)
-}
-
-// writeParts writes the rows of table that where selects with one COPY
-// ... PARTITION_BY pass (run by exec) into folders under dir, one file
-// per value of the column source and, with p, UTC year of its column,
-// every column under its field id in ids (a list's elements too).
-func (w *Warehouse) writeParts(ctx context.Context, exec func(context.Context, string) error, table, source string, p *load.Partition, where string, ids map[string]int, rowGroup int, dir string) ([]string, error) {
-	if rowGroup <= 0 {
-		rowGroup = rowGroupRows
-	}
 	cols, err := tableColumns(ctx, w.conn, table)
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", table, err)
+	}
+	where := fmt.Sprintf("%s IN (%s)", ident(column), sqlStrings(sources))
+	return w.writeParts(ctx, w.copyConn, table, cols, column, nil, where, ids, rowGroup, dir)
+}
+
+// writeParts writes the rows of table (whose columns are cols) that
+// where selects with one COPY ... PARTITION_BY pass (run by exec) into
+// folders under dir, one file per value of the column source and, with
+// p, UTC year of its column, every column under its field id in ids (a
+// list's elements too).
+func (w *Warehouse) writeParts(ctx context.Context, exec func(context.Context, string) error, table string, cols []string, source string, p *load.Partition, where string, ids map[string]int, rowGroup int, dir string) ([]string, error) {
+	if rowGroup <= 0 {
+		rowGroup = rowGroupRows
 	}
 	fields := make([]string, len(cols))
 	for i, c := range cols {
@@ -276,7 +281,7 @@ func (w *Warehouse) writeParts(ctx context.Context, exec func(context.Context, s
 		return nil, fmt.Errorf("write %s: %w", table, err)
 	}
 	var files []string
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".parquet") {
 			files = append(files, path)
 		}

@@ -337,8 +337,9 @@ type Lease interface {
 type SourceRestorer interface {
 	// RestoreSource replaces, in one transaction, every row of source in
 	// every table (data, bookkeeping and the person crosswalk) with the
-	// lake's, creating the tables the warehouse lacks.
-	RestoreSource(ctx context.Context, source string, from SourceLake) (RestoreStats, error)
+	// lake's, creating the tables the warehouse lacks (tables, the
+	// views' tables, say how those store their columns).
+	RestoreSource(ctx context.Context, source string, from SourceLake, tables []Table) (RestoreStats, error)
 }
 
 // RestoreStats says what RestoreSource copied.

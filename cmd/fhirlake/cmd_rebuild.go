@@ -44,7 +44,7 @@ func rebuildCommand() *cli.Command {
 			&cli.StringFlag{Name: "lake", Usage: "the lake: a Parquet lake `LOCATION` (a folder), or an Iceberg lake's (a folder, file:///path or s3://bucket/prefix) with --lake-format iceberg", Required: true, EnvVars: []string{"FHIRLAKE_LAKE"}},
 			&cli.StringFlag{Name: "warehouse", Usage: "DuckDB database `FILE`", Required: true, EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
 			&cli.StringFlag{Name: "from", Value: string(duckdb.FromLake), Usage: "the side to restore from: lake or warehouse"},
-			&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files (their partitioning, with --from warehouse)", EnvVars: []string{"FHIRLAKE_VIEWS"}},
+			&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files (their tables' partitioning and coded columns)", EnvVars: []string{"FHIRLAKE_VIEWS"}},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (tables, partitions, rows, what is replaced) and change nothing"},
 			&cli.BoolFlag{Name: "relocate", Usage: "with --from warehouse and an Iceberg lake: re-register at LOCATION the tables the catalog places elsewhere (a moved or copied lake)"},
 		}, lakeFlags()...),
@@ -88,16 +88,15 @@ func runRebuild(ctx context.Context, out io.Writer, o rebuildOptions) error {
 		defer lk.Close()
 		opts.Reader, opts.Target = lk, lk
 	}
-	if o.from == duckdb.FromWarehouse {
-		// The views say how tables are partitioned; tables they do not
-		// cover keep the partitioning recorded in the lake.
-		views, err := loadViews(o.views, nil)
-		if err != nil {
-			return err
-		}
-		if opts.Tables, err = pipeline.Tables(views); err != nil {
-			return err
-		}
+	// The views say how tables are partitioned in the lake (tables they
+	// do not cover keep the partitioning recorded there) and which
+	// columns the warehouse stores dictionary-encoded.
+	views, err := loadViews(o.views, nil)
+	if err != nil {
+		return err
+	}
+	if opts.Tables, err = pipeline.Tables(views); err != nil {
+		return err
 	}
 	// No run may write while the warehouse or the lake is replaced. (A
 	// DuckDB client holding the file is caught by load.ErrInUse.)

@@ -34,6 +34,7 @@ func warehouseCommand() *cli.Command {
 				&cli.StringFlag{Name: "warehouse", Usage: "the DuckDB `FILE` to refresh", EnvVars: []string{"FHIRLAKE_WAREHOUSE"}},
 				&cli.StringFlag{Name: "lake", Usage: "the Iceberg lake's `LOCATION`: a folder, file:///path or s3://bucket/prefix", EnvVars: []string{"FHIRLAKE_LAKE"}},
 				&cli.StringSliceFlag{Name: "source", Usage: "copy only this `NAME` (repeat for several; default: every source of the lake)"},
+				&cli.StringFlag{Name: "views", Usage: "`DIR` of extra ViewDefinition JSON files (the coded columns of their tables)", EnvVars: []string{"FHIRLAKE_VIEWS"}},
 				&cli.DurationFlag{Name: "wait", Value: pipeline.DefaultLeaseTTL * 5, Usage: "how long to wait for a source a run holds (a `DURATION` such as 10m), then exit 7", EnvVars: []string{"FHIRLAKE_SYNC_WAIT"}},
 			}, append(personFlags(), lakeFlags()...)...),
 			OnUsageError: onUsageError,
@@ -119,6 +120,14 @@ func runWarehouseSync(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	views, err := loadViews(c.String("views"), log)
+	if err != nil {
+		return err
+	}
+	tables, err := pipeline.Tables(views)
+	if err != nil {
+		return err
+	}
 	res, err := pipeline.Sync(c.Context, pipeline.SyncOptions{
 		Warehouse: top.warehouse,
 		Lake: func(ctx context.Context) (load.Lake, error) {
@@ -126,6 +135,7 @@ func runWarehouseSync(c *cli.Context) error {
 		},
 		Sources: c.StringSlice("source"),
 		SQL:     fsql.FS,
+		Tables:  tables,
 		Wait:    c.Duration("wait"),
 		Person:  top.person,
 		Log:     log,

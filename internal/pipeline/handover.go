@@ -105,7 +105,11 @@ func (p Pipeline) restoreStale(ctx context.Context, log *slog.Logger, lake load.
 	}
 	log.Info("restoring the source from the lake: another warehouse ran it last", "lake", lake.Location())
 	t0 := p.Now()
-	st, err := r.RestoreSource(ctx, p.Source, sl)
+	tables, err := Tables(p.Views)
+	if err != nil {
+		return w, err
+	}
+	st, err := r.RestoreSource(ctx, p.Source, sl, tables)
 	if err != nil {
 		return w, err
 	}

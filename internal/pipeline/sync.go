@@ -26,6 +26,10 @@ type SyncOptions struct {
 	Sources []string
 	// SQL holds the analytics views (*.sql) to create; nil for none.
 	SQL fs.FS
+	// Tables are the views' tables: the tables a copy creates store their
+	// coded columns dictionary-encoded, as a load's do. Nil leaves the
+	// encoding to DuckDB.
+	Tables []load.Table
 	// Wait bounds how long to wait for a source that a run holds.
 	Wait time.Duration
 	// Person is the rule of the person crosswalk, relinked across every
@@ -117,7 +121,7 @@ func Sync(ctx context.Context, o SyncOptions) (SyncResult, error) {
 		if err != nil {
 			return res, err
 		}
-		st, err := r.RestoreSource(ctx, s, sl)
+		st, err := r.RestoreSource(ctx, s, sl, o.Tables)
 		lease.Release(context.WithoutCancel(ctx))
 		if err != nil {
 			return res, err

@@ -3,7 +3,9 @@
 package duckdb
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -28,10 +30,14 @@ func TestCodedColumnsAreDictionaryEncoded(t *testing.T) {
 		return arrow.Field{Name: name, Type: arrow.BinaryTypes.String, Nullable: true}
 	}
 	const n = 20000
+	codedTables := func(names ...string) []load.Table {
+		schema := arrow.NewSchema(append([]arrow.Field{field("id")}, fieldsOf(field, names)...), nil)
+		return []load.Table{{Name: "claim_codes", Resource: "Claim", Key: "id", Schema: schema, Coded: []string{"status", "later"}}}
+	}
 	run := func(id string, names ...string) {
 		t.Helper()
-		schema := arrow.NewSchema(append([]arrow.Field{field("id")}, fieldsOf(field, names)...), nil)
-		tables := []load.Table{{Name: "claim_codes", Resource: "Claim", Key: "id", Schema: schema, Coded: []string{"status", "later"}}}
+		tables := codedTables(names...)
+		schema := tables[0].Schema
 		l, err := w.Begin(t.Context(), "test", tables)
 		if err != nil {
 			t.Fatal(err)
@@ -66,7 +72,7 @@ func TestCodedColumnsAreDictionaryEncoded(t *testing.T) {
 	if err := w.exec(t.Context(), "CHECKPOINT"); err != nil {
 		t.Fatal(err)
 	}
-	check := func(after string) {
+	check := func(w *Warehouse, after string) {
 		t.Helper()
 		for _, c := range []struct {
 			column string
@@ -83,13 +89,177 @@ func TestCodedColumnsAreDictionaryEncoded(t *testing.T) {
 			}
 		}
 	}
-	check("the loads")
+	check(w, "the loads")
 	// Compaction copies the tables into a new file: the columns keep
 	// their encoding.
 	if c, err := w.Compact(t.Context(), true); err != nil || !c.Rewritten {
 		t.Fatalf("compaction: %+v, %v; want the file rewritten", c, err)
 	}
-	check("a compaction")
+	check(w, "a compaction")
+
+	// The lakes record DuckDB's text of the table, which leaves the
+	// encoding out: a warehouse made again from the lake, and a source
+	// restored into a new warehouse, get it from the views' tables.
+	tables := codedTables("status", "display", "later")
+	lake := filepath.Join(t.TempDir(), "lake")
+	if err := w.WriteLake(t.Context(), lake, tables, nil); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "rebuilt.duckdb")
+	plan, err := PlanRebuild(t.Context(), RebuildOptions{Lake: lake, Warehouse: target, Tables: tables})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.Execute(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt, err := Open(t.Context(), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rebuilt.Close()
+	check(rebuilt, "a rebuild from the lake")
+
+	// From a lake read table by table (an Iceberg lake's way).
+	defs, err := w.TableDefs(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk := warehouseLake{w: w, defs: defs}
+	target = filepath.Join(t.TempDir(), "streamed.duckdb")
+	if plan, err = PlanRebuild(t.Context(), RebuildOptions{Lake: "a test lake", Warehouse: target, Reader: lk, Tables: tables}); err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.Execute(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	streamed, err := Open(t.Context(), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer streamed.Close()
+	check(streamed, "a rebuild from a lake read table by table")
+
+	fresh, err := Open(t.Context(), filepath.Join(t.TempDir(), "fresh.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if _, err := fresh.RestoreSource(t.Context(), "test", lk, tables); err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.exec(t.Context(), "CHECKPOINT"); err != nil {
+		t.Fatal(err)
+	}
+	check(fresh, "a restore of the source")
+}
+
+// warehouseLake serves RestoreSource and a rebuild the tables of a
+// warehouse, as a lake would; the rest of load.SourceLake is not called.
+type warehouseLake struct {
+	load.SourceLake
+	w    *Warehouse
+	defs map[string]string // TableDefs
+}
+
+func (l warehouseLake) Contents(context.Context) ([]load.LakeTableInfo, error) {
+	var out []load.LakeTableInfo
+	for _, name := range slices.Sorted(maps.Keys(l.defs)) {
+		out = append(out, load.LakeTableInfo{Name: name, SQL: l.defs[name]})
+	}
+	return out, nil
+}
+
+func (l warehouseLake) ReadTable(ctx context.Context, table string) (load.RecordReader, error) {
+	return l.w.ar.QueryContext(ctx, "SELECT * FROM "+ident(table))
+}
+
+func (l warehouseLake) ReadSource(ctx context.Context, table, source string) (load.RecordReader, error) {
+	return l.w.ar.QueryContext(ctx, "SELECT * FROM "+ident(table)+" WHERE "+ident(load.SourceColumn(table))+" = ?", source)
+}
+
+func (l warehouseLake) Location() string { return "a test lake" }
+
+// TestCreateTableCodedColumns: a table made from DuckDB's text of it
+// (which leaves compression clauses out) stores its coded columns and
+// data_source dictionary-encoded, keeps its columns' types, order and
+// NOT NULL, and a table with other constraints or defaults is left as
+// the statement made it.
+func TestCreateTableCodedColumns(t *testing.T) {
+	urns := "'urn:example:codesystem:value-' || lpad(i::VARCHAR, 6, '0')"
+	for _, c := range []struct {
+		name   string
+		create string
+		table  load.Table
+		fill   string // the SELECT list over range(20000) t(i)
+		want   map[string]string
+		// described is the table's DESCRIBE after creation.
+		described []string
+	}{
+		{
+			name:   "view table",
+			create: `CREATE TABLE claim_codes(id VARCHAR, data_source VARCHAR NOT NULL, status VARCHAR, display VARCHAR, amount DECIMAL(18,2), codes STRUCT("system" VARCHAR, code VARCHAR)[]);`,
+			table:  load.Table{Name: "claim_codes", Coded: []string{"status"}},
+			fill:   "'c-' || i, " + urns + ", " + urns + ", " + urns + ", i, [{'system': 'x', 'code': 'y'}]",
+			want:   map[string]string{"status": "Dictionary", "data_source": "Dictionary", "display": "FSST"},
+			described: []string{"id|VARCHAR|YES", "data_source|VARCHAR|NO", "status|VARCHAR|YES", "display|VARCHAR|YES",
+				"amount|DECIMAL(18,2)|YES", `codes|STRUCT("system" VARCHAR, code VARCHAR)[]|YES`},
+		},
+		{
+			name:      "version index",
+			create:    `CREATE TABLE fhirlake_resources("source" VARCHAR NOT NULL, resource_type VARCHAR NOT NULL, id VARCHAR NOT NULL, meta_last_updated TIMESTAMP WITH TIME ZONE, version_id VARCHAR, run_id VARCHAR NOT NULL, content_hash BIGINT);`,
+			table:     codedTable(load.IndexTable, nil),
+			fill:      urns + ", " + urns + ", 'c-' || i, NULL, NULL, " + urns + ", i",
+			want:      map[string]string{"source": "Dictionary", "resource_type": "Dictionary", "run_id": "FSST"},
+			described: []string{"source|VARCHAR|NO", "resource_type|VARCHAR|NO", "id|VARCHAR|NO", "meta_last_updated|TIMESTAMP WITH TIME ZONE|YES", "version_id|VARCHAR|YES", "run_id|VARCHAR|NO", "content_hash|BIGINT|YES"},
+		},
+		{
+			name:      "primary key",
+			create:    `CREATE TABLE keyed(data_source VARCHAR, id VARCHAR PRIMARY KEY);`,
+			table:     load.Table{Name: "keyed"},
+			fill:      urns + ", 'c-' || i",
+			want:      map[string]string{"data_source": "FSST"},
+			described: []string{"data_source|VARCHAR|YES", "id|VARCHAR|NO"},
+		},
+		{
+			name:      "default",
+			create:    `CREATE TABLE defaulted(data_source VARCHAR DEFAULT 'x', id VARCHAR);`,
+			table:     load.Table{Name: "defaulted"},
+			fill:      urns + ", 'c-' || i",
+			want:      map[string]string{"data_source": "FSST"},
+			described: []string{"data_source|VARCHAR|YES", "id|VARCHAR|YES"},
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w, err := Open(t.Context(), filepath.Join(t.TempDir(), "w.duckdb"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			if err := w.exec(t.Context(), "DROP TABLE IF EXISTS "+ident(c.table.Name)); err != nil {
+				t.Fatal(err)
+			}
+			if err := createTable(t.Context(), w.conn, c.create, c.table); err != nil {
+				t.Fatal(err)
+			}
+			got := query(t, w, `SELECT concat_ws('|', column_name, column_type, "null") FROM (DESCRIBE `+ident(c.table.Name)+")")
+			if !slices.Equal(got, c.described) {
+				t.Errorf("described %q, want %q", got, c.described)
+			}
+			if err := w.exec(t.Context(), "INSERT INTO "+ident(c.table.Name)+" SELECT "+c.fill+" FROM range(20000) t(i)"); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.exec(t.Context(), "CHECKPOINT"); err != nil {
+				t.Fatal(err)
+			}
+			for column, want := range c.want {
+				got := query(t, w, "SELECT DISTINCT compression FROM pragma_storage_info("+sqlString(c.table.Name)+") WHERE column_name = '"+column+"' AND segment_type = 'VARCHAR'")
+				if !slices.Equal(got, []string{want}) {
+					t.Errorf("column %s stored %v, want %s", column, got, want)
+				}
+			}
+		})
+	}
 }
 
 func fieldsOf(field func(string) arrow.Field, names []string) []arrow.Field {

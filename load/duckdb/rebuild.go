@@ -44,9 +44,12 @@ type RebuildOptions struct {
 	Warehouse string
 	// From is the side to restore from; empty means FromLake.
 	From From
-	// Tables gives the partitioning (and sort key) of tables when writing
-	// the lake; tables not listed keep the partitioning recorded in the
-	// existing lake, else are written unpartitioned.
+	// Tables are the views' tables. Writing the lake, they give the
+	// partitioning (and sort key); tables not listed keep the
+	// partitioning recorded in the existing lake, else are written
+	// unpartitioned. Restoring the warehouse, they give the columns
+	// stored dictionary-encoded (load.Table.Coded), which the lake's
+	// CREATE statements do not record.
 	Tables []load.Table
 	// Reader, when set, is the lake to restore the warehouse from (an
 	// Iceberg lake), read table by table; nil reads the Hive lake in the
@@ -411,7 +414,7 @@ func (p *RebuildPlan) executeToWarehouse(ctx context.Context) error {
 func (p *RebuildPlan) restoreTables(ctx context.Context, db *duckDB) error {
 	for _, t := range p.Tables {
 		if t.read != nil {
-			if err := restoreStream(ctx, db, t); err != nil {
+			if err := restoreStream(ctx, db, t, p.Options.Tables); err != nil {
 				return fmt.Errorf("rebuild: %s: %w", t.Name, err)
 			}
 			continue
@@ -429,7 +432,7 @@ func (p *RebuildPlan) restoreTables(ctx context.Context, db *duckDB) error {
 			}
 			create = fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM %s LIMIT 0", ident(t.Name), src)
 		}
-		if err := db.exec(ctx, create); err != nil {
+		if err := createTable(ctx, db.conn, create, codedTable(t.Name, p.Options.Tables)); err != nil {
 			return fmt.Errorf("rebuild: create %s: %w", t.Name, err)
 		}
 		if src == "" {
@@ -739,8 +742,9 @@ func randomSuffix() string {
 }
 
 // restoreStream creates table t from its CREATE statement (or, without
-// one, from the stream's columns) and fills it from t's record stream.
-func restoreStream(ctx context.Context, db *duckDB, t PlanTable) error {
+// one, from the stream's columns), with the coded columns of the view's
+// table among tables, and fills it from t's record stream.
+func restoreStream(ctx context.Context, db *duckDB, t PlanTable, tables []load.Table) error {
 	rr, err := t.read(ctx)
 	if err != nil {
 		return err
@@ -760,7 +764,7 @@ func restoreStream(ctx context.Context, db *duckDB, t PlanTable) error {
 	if create == "" {
 		create = fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM %s LIMIT 0", ident(t.Name), ident(view))
 	}
-	if err := db.exec(ctx, create); err != nil {
+	if err := createTable(ctx, db.conn, create, codedTable(t.Name, tables)); err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
 	if err := db.exec(ctx, fmt.Sprintf("INSERT INTO %s BY NAME SELECT * FROM %s", ident(t.Name), ident(view))); err != nil {

@@ -17,8 +17,10 @@ var _ load.SourceRestorer = (*Warehouse)(nil)
 // index, deletes, rejects), so that the next run of the source continues
 // from the state the lake holds. Tables the warehouse lacks are created
 // from the lake's CREATE statements; the source's rows in tables the lake
-// lacks are deleted. A failure leaves the warehouse as it was.
-func (w *Warehouse) RestoreSource(ctx context.Context, source string, from load.SourceLake) (load.RestoreStats, error) {
+// lacks are deleted. A failure leaves the warehouse as it was. tables are
+// the views' tables: those it creates store their coded columns
+// dictionary-encoded, as the loader's do.
+func (w *Warehouse) RestoreSource(ctx context.Context, source string, from load.SourceLake, tables []load.Table) (load.RestoreStats, error) {
 	var st load.RestoreStats
 	if err := load.CheckSource(source); err != nil {
 		return st, err
@@ -34,7 +36,7 @@ func (w *Warehouse) RestoreSource(ctx context.Context, source string, from load.
 	if err := w.exec(ctx, "BEGIN TRANSACTION"); err != nil {
 		return st, fmt.Errorf("restore source %s: %w", source, err)
 	}
-	err = w.restoreSource(ctx, source, from, contents, have, &st)
+	err = w.restoreSource(ctx, source, from, contents, have, tables, &st)
 	if err == nil {
 		err = w.exec(ctx, "COMMIT")
 	}
@@ -45,7 +47,7 @@ func (w *Warehouse) RestoreSource(ctx context.Context, source string, from load.
 	return st, nil
 }
 
-func (w *Warehouse) restoreSource(ctx context.Context, source string, from load.SourceLake, contents []load.LakeTableInfo, have map[string]string, st *load.RestoreStats) error {
+func (w *Warehouse) restoreSource(ctx context.Context, source string, from load.SourceLake, contents []load.LakeTableInfo, have map[string]string, tables []load.Table, st *load.RestoreStats) error {
 	inLake := map[string]bool{}
 	for _, c := range contents {
 		column := load.SourceColumn(c.Name)
@@ -53,7 +55,7 @@ func (w *Warehouse) restoreSource(ctx context.Context, source string, from load.
 			continue
 		}
 		inLake[c.Name] = true
-		n, err := w.restoreTable(ctx, c, column, source, from, have)
+		n, err := w.restoreTable(ctx, c, column, source, from, have, codedTable(c.Name, tables))
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.Name, err)
 		}
@@ -70,8 +72,10 @@ func (w *Warehouse) restoreSource(ctx context.Context, source string, from load.
 	return nil
 }
 
-// restoreTable replaces the rows of source in one table with the lake's.
-func (w *Warehouse) restoreTable(ctx context.Context, c load.LakeTableInfo, column, source string, from load.SourceLake, have map[string]string) (int64, error) {
+// restoreTable replaces the rows of source in one table with the lake's,
+// creating the table (with coded's coded columns) when the warehouse
+// lacks it.
+func (w *Warehouse) restoreTable(ctx context.Context, c load.LakeTableInfo, column, source string, from load.SourceLake, have map[string]string, coded load.Table) (int64, error) {
 	rr, err := from.ReadSource(ctx, c.Name, source)
 	if err != nil {
 		return 0, err
@@ -93,7 +97,7 @@ func (w *Warehouse) restoreTable(ctx context.Context, c load.LakeTableInfo, colu
 		if create == "" {
 			create = fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM %s LIMIT 0", ident(c.Name), ident(view))
 		}
-		if err := w.exec(ctx, create); err != nil {
+		if err := createTable(ctx, w.conn, create, coded); err != nil {
 			return 0, fmt.Errorf("create: %w", err)
 		}
 	}

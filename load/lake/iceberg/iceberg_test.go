@@ -531,7 +531,7 @@ func TestSourceHandover(t *testing.T) {
 	if err := lk.Publish(ctx, other, load.Identity{Path: other.Path(), ID: other.ID()}, tables, ch); !errors.Is(err, load.ErrLakeMismatch) || !strings.Contains(err.Error(), w.Path()) {
 		t.Fatalf("Publish of a stale source: %v", err)
 	}
-	st, err := other.RestoreSource(ctx, "payer-a", lk)
+	st, err := other.RestoreSource(ctx, "payer-a", lk, tables)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -589,7 +589,7 @@ func TestSourceHandover(t *testing.T) {
 	bySource(w, "payer-b")
 	bySource(other, "payer-a")
 	fresh := open("fresh.duckdb")
-	if _, err := fresh.RestoreSource(ctx, "payer-b", lk); err != nil {
+	if _, err := fresh.RestoreSource(ctx, "payer-b", lk, tables); err != nil {
 		t.Fatal(err)
 	}
 	bySource(fresh, "payer-b")

@@ -105,40 +105,31 @@ func TestCodedColumnsAreDictionaryEncoded(t *testing.T) {
 	if err := w.WriteLake(t.Context(), lake, tables, nil); err != nil {
 		t.Fatal(err)
 	}
-	target := filepath.Join(t.TempDir(), "rebuilt.duckdb")
-	plan, err := PlanRebuild(t.Context(), RebuildOptions{Lake: lake, Warehouse: target, Tables: tables})
-	if err != nil {
-		t.Fatal(err)
+	rebuild := func(o RebuildOptions, from string) {
+		t.Helper()
+		o.Warehouse, o.Tables = filepath.Join(t.TempDir(), "rebuilt.duckdb"), tables
+		plan, err := PlanRebuild(t.Context(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := plan.Execute(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		rebuilt, err := Open(t.Context(), o.Warehouse)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rebuilt.Close()
+		check(rebuilt, "a rebuild from "+from)
 	}
-	if err := plan.Execute(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	rebuilt, err := Open(t.Context(), target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rebuilt.Close()
-	check(rebuilt, "a rebuild from the lake")
-
+	rebuild(RebuildOptions{Lake: lake}, "the lake")
 	// From a lake read table by table (an Iceberg lake's way).
 	defs, err := w.TableDefs(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	lk := warehouseLake{w: w, defs: defs}
-	target = filepath.Join(t.TempDir(), "streamed.duckdb")
-	if plan, err = PlanRebuild(t.Context(), RebuildOptions{Lake: "a test lake", Warehouse: target, Reader: lk, Tables: tables}); err != nil {
-		t.Fatal(err)
-	}
-	if err := plan.Execute(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	streamed, err := Open(t.Context(), target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer streamed.Close()
-	check(streamed, "a rebuild from a lake read table by table")
+	rebuild(RebuildOptions{Lake: "a test lake", Reader: lk}, "a lake read table by table")
 
 	fresh, err := Open(t.Context(), filepath.Join(t.TempDir(), "fresh.duckdb"))
 	if err != nil {

@@ -44,32 +44,16 @@ func createTable(ctx context.Context, conn *sql.Conn, create string, t load.Tabl
 	if _, err := conn.ExecContext(ctx, create); err != nil {
 		return err
 	}
-	type column struct {
-		name, typ         string
-		notNull, defaults bool
-	}
-	var cols []column
-	coded := false
-	rows, err := conn.QueryContext(ctx, `SELECT column_name, data_type, NOT is_nullable, column_default IS NOT NULL
-		FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = ?
-		ORDER BY column_index`, t.Name)
+	cols, err := describeTable(ctx, conn, t.Name)
 	if err != nil {
 		return fmt.Errorf("describe %s: %w", t.Name, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var c column
-		if err := rows.Scan(&c.name, &c.typ, &c.notNull, &c.defaults); err != nil {
-			return fmt.Errorf("describe %s: %w", t.Name, err)
-		}
+	coded := false
+	for _, c := range cols {
 		if c.defaults {
 			return nil
 		}
 		coded = coded || columnCompression(t, c.name, c.typ) != ""
-		cols = append(cols, c)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("describe %s: %w", t.Name, err)
 	}
 	if !coded {
 		return nil
